@@ -1,0 +1,1 @@
+//! quicmeet-store (skeleton)

@@ -1,0 +1,1 @@
+fn main() { eprintln!("quicmeet-loadtest: not built yet"); std::process::exit(2) }
