@@ -1,0 +1,322 @@
+//! VP8 building blocks: realtime libvpx encoder setup, a decoder wrapper, pictures and PSNR.
+
+use ffmpeg_next::codec::{self, decoder, encoder, threading};
+use ffmpeg_next::format::Pixel;
+use ffmpeg_next::software::scaling;
+use ffmpeg_next::util::error::EAGAIN;
+use ffmpeg_next::{frame, picture, Dictionary, Packet, Rational};
+
+use crate::{checked, init, Error, Result};
+
+/// libvpx `cpu-used` for every encoder we open. Higher is faster; STACK.md measured that 16
+/// breaks rate control (2× over target) while 12 holds it.
+pub const CPU_USED: u32 = 12;
+
+/// Time base of every encoder we open: microseconds, the unit of capture timestamps.
+pub(crate) const TIME_BASE: Rational = Rational(1, 1_000_000);
+
+/// If `data` starts with a VP8 keyframe header (RFC 6386 §9.1), its coded width and height.
+///
+/// The payload is the truth about keyframes: the transcoder cross-checks the publisher's flag
+/// with this.
+pub fn keyframe_size(data: &[u8]) -> Option<(u32, u32)> {
+    if data.len() < 10 || data[0] & 1 != 0 || data[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let w = u32::from(u16::from_le_bytes([data[6], data[7]]) & 0x3fff);
+    let h = u32::from(u16::from_le_bytes([data[8], data[9]]) & 0x3fff);
+    (w > 0 && h > 0).then_some((w, h))
+}
+
+/// Settings of one realtime VP8 encoder.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct EncoderSettings {
+    pub width: u32,
+    pub height: u32,
+    pub bitrate_bps: u32,
+    /// Nominal frame rate (a rate-control hint; timestamps drive the real one).
+    pub fps: u32,
+    /// Maximum frames between libvpx's own keyframes.
+    pub gop: u32,
+    /// libvpx `static-thresh`: higher skips more unchanged blocks (good for screens).
+    pub static_thresh: u32,
+}
+
+/// The realtime libvpx options, as FFmpeg names them. Kept apart so a test can prove FFmpeg
+/// consumes every one of them.
+pub(crate) fn realtime_options(s: &EncoderSettings) -> Dictionary<'static> {
+    let mut d = Dictionary::new();
+    d.set("deadline", "realtime");
+    d.set("cpu-used", &CPU_USED.to_string());
+    d.set("lag-in-frames", "0");
+    d.set("error-resilient", "1");
+    d.set("static-thresh", &s.static_thresh.to_string());
+    d.set("auto-alt-ref", "0");
+    d.set("noise-sensitivity", "0");
+    // Cap keyframes at 3x an average frame so a forced keyframe does not burst.
+    d.set("max-intra-rate", "300");
+    // CBR (minrate == maxrate == bitrate) with a 1 s buffer, as realtime senders do.
+    d.set("minrate", &s.bitrate_bps.to_string());
+    d.set("maxrate", &s.bitrate_bps.to_string());
+    d.set("bufsize", &s.bitrate_bps.to_string());
+    d.set("qmin", "4");
+    d.set("qmax", "56");
+    d
+}
+
+/// Open a realtime single-threaded libvpx VP8 encoder, failing loudly on unused options.
+pub(crate) fn open_encoder(s: &EncoderSettings) -> Result<encoder::video::Encoder> {
+    open_encoder_with(s, realtime_options(s))
+}
+
+pub(crate) fn open_encoder_with(
+    s: &EncoderSettings,
+    options: Dictionary<'static>,
+) -> Result<encoder::video::Encoder> {
+    init();
+    let codec = encoder::find_by_name("libvpx").ok_or(Error::CodecMissing("libvpx"))?;
+    let mut ctx = codec::Context::new_with_codec(codec);
+    ctx.set_threading(threading::Config::count(1));
+    let mut enc = ctx.encoder().video()?;
+    enc.set_width(s.width);
+    enc.set_height(s.height);
+    enc.set_format(Pixel::YUV420P);
+    enc.set_time_base(TIME_BASE);
+    enc.set_frame_rate(Some(Rational(s.fps.max(1) as i32, 1)));
+    enc.set_bit_rate(s.bitrate_bps as usize);
+    enc.set_gop(s.gop.max(1));
+    enc.set_max_b_frames(0);
+    checked::open_video(enc, codec, options, "libvpx")
+}
+
+/// Send one frame and collect the packets it produced (one with `lag-in-frames=0`).
+pub(crate) fn encode(
+    enc: &mut encoder::video::Encoder,
+    frame: &frame::Video,
+    out: &mut Vec<Packet>,
+) -> Result<()> {
+    enc.send_frame(frame)?;
+    loop {
+        let mut pkt = Packet::empty();
+        match enc.receive_packet(&mut pkt) {
+            Ok(()) => out.push(pkt),
+            Err(ffmpeg_next::Error::Other { errno: EAGAIN }) | Err(ffmpeg_next::Error::Eof) => {
+                return Ok(())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A decoded (or generated) YUV picture. Owns its pixels.
+#[derive(Clone)]
+pub struct Picture(pub(crate) frame::Video);
+
+impl std::fmt::Debug for Picture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Picture")
+            .field("width", &self.width())
+            .field("height", &self.height())
+            .field("format", &self.0.format())
+            .finish()
+    }
+}
+
+impl Picture {
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.0.width()
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.0.height()
+    }
+
+    /// The luma plane, packed (no stride padding), `width * height` bytes.
+    pub fn luma(&self) -> Vec<u8> {
+        let (w, h) = (self.width() as usize, self.height() as usize);
+        let stride = self.0.stride(0);
+        let data = self.0.data(0);
+        let mut out = Vec::with_capacity(w * h);
+        for row in 0..h {
+            out.extend_from_slice(&data[row * stride..row * stride + w]);
+        }
+        out
+    }
+
+    /// This picture scaled to `width`×`height` YUV420P with swscale (bilinear, the transcoder's
+    /// filter), e.g. as the reference for a PSNR check.
+    pub fn scaled(&self, width: u32, height: u32) -> Result<Picture> {
+        let mut sc = scaling::Context::get(
+            self.0.format(),
+            self.width(),
+            self.height(),
+            Pixel::YUV420P,
+            width,
+            height,
+            scaling::Flags::BILINEAR,
+        )?;
+        let mut out = frame::Video::empty();
+        sc.run(&self.0, &mut out)?;
+        Ok(Picture(out))
+    }
+
+    /// The underlying FFmpeg frame.
+    pub fn as_frame(&self) -> &frame::Video {
+        &self.0
+    }
+}
+
+/// Peak signal-to-noise ratio of the luma planes in dB, or `None` if the sizes differ.
+/// Identical planes give `f64::INFINITY`.
+pub fn psnr_y(a: &Picture, b: &Picture) -> Option<f64> {
+    if a.width() != b.width() || a.height() != b.height() {
+        return None;
+    }
+    let (la, lb) = (a.luma(), b.luma());
+    if la.is_empty() {
+        return None;
+    }
+    let sse: u64 = la
+        .iter()
+        .zip(&lb)
+        .map(|(&x, &y)| {
+            let d = i64::from(x) - i64::from(y);
+            (d * d) as u64
+        })
+        .sum();
+    if sse == 0 {
+        return Some(f64::INFINITY);
+    }
+    let mse = sse as f64 / la.len() as f64;
+    Some(10.0 * (255.0 * 255.0 / mse).log10())
+}
+
+/// A single-threaded VP8 decoder (no frame delay: one frame out per frame in).
+pub struct Vp8Decoder {
+    dec: decoder::Video,
+    frame: frame::Video,
+}
+
+impl std::fmt::Debug for Vp8Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vp8Decoder").finish_non_exhaustive()
+    }
+}
+
+impl Vp8Decoder {
+    /// Open FFmpeg's native VP8 decoder.
+    pub fn new() -> Result<Self> {
+        init();
+        let codec = decoder::find(codec::Id::VP8).ok_or(Error::CodecMissing("vp8"))?;
+        let mut ctx = codec::Context::new_with_codec(codec);
+        ctx.set_threading(threading::Config::count(1));
+        let dec = ctx.decoder().video()?;
+        Ok(Vp8Decoder {
+            dec,
+            frame: frame::Video::empty(),
+        })
+    }
+
+    /// Decode one VP8 frame. `Ok(None)` if the decoder produced no picture for it.
+    pub fn decode(&mut self, data: &[u8]) -> Result<Option<Picture>> {
+        Ok(self
+            .decode_in_place(data)?
+            .then(|| Picture(self.frame.clone())))
+    }
+
+    /// Width and height of the last decoded picture (0×0 before the first).
+    pub fn size(&self) -> (u32, u32) {
+        (self.frame.width(), self.frame.height())
+    }
+
+    /// Decode into the internal frame; `true` if a picture came out.
+    pub(crate) fn decode_in_place(&mut self, data: &[u8]) -> Result<bool> {
+        if data.is_empty() {
+            return Err(Error::Decode(ffmpeg_next::Error::InvalidData));
+        }
+        let pkt = Packet::copy(data);
+        self.dec.send_packet(&pkt).map_err(Error::Decode)?;
+        let mut got = false;
+        loop {
+            match self.dec.receive_frame(&mut self.frame) {
+                Ok(()) => got = true,
+                Err(ffmpeg_next::Error::Other { errno: EAGAIN }) | Err(ffmpeg_next::Error::Eof) => {
+                    break
+                }
+                Err(e) => return Err(Error::Decode(e)),
+            }
+        }
+        Ok(got)
+    }
+
+    /// The last decoded frame, for the transcoder to scale/encode without copying.
+    pub(crate) fn frame_mut(&mut self) -> &mut frame::Video {
+        &mut self.frame
+    }
+
+    /// Forget reference frames after an error; the next useful input is a keyframe.
+    pub(crate) fn reset(&mut self) {
+        self.dec.flush();
+    }
+}
+
+/// Mark (or unmark) a frame as a forced keyframe. Always set explicitly: a reused frame keeps
+/// its picture type, and decoded source keyframes arrive marked `I`.
+pub(crate) fn set_force_key(frame: &mut frame::Video, key: bool) {
+    frame.set_kind(if key {
+        picture::Type::I
+    } else {
+        picture::Type::None
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> EncoderSettings {
+        EncoderSettings {
+            width: 64,
+            height: 48,
+            bitrate_bps: 100_000,
+            fps: 30,
+            gop: 60,
+            static_thresh: 1,
+        }
+    }
+
+    #[test]
+    fn every_realtime_option_is_consumed_by_libvpx() {
+        open_encoder(&settings()).expect("all options used");
+    }
+
+    #[test]
+    fn misspelt_option_fails_loudly() {
+        let mut opts = realtime_options(&settings());
+        opts.set("cpu_usedd", "4");
+        match open_encoder_with(&settings(), opts) {
+            Err(Error::UnusedOptions { options, .. }) => assert_eq!(options, vec!["cpu_usedd"]),
+            other => panic!("expected UnusedOptions, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn keyframe_header_parsing() {
+        assert_eq!(keyframe_size(&[]), None);
+        let key = [0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02];
+        assert_eq!(keyframe_size(&key), Some((1280, 720)));
+        let mut delta = key;
+        delta[0] |= 1;
+        assert_eq!(keyframe_size(&delta), None);
+    }
+
+    #[test]
+    fn decoder_rejects_garbage_without_panicking() {
+        let mut d = Vp8Decoder::new().unwrap();
+        let _ = d.decode(&[0xff; 7]);
+        let _ = d.decode(&[0x00; 64]);
+        assert!(d.decode(&[]).is_err());
+    }
+}
