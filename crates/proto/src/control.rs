@@ -531,6 +531,10 @@ fn decode_as<T: DeserializeOwned>(json: &[u8], known: &[&str]) -> Result<T, Cont
             max: MAX_CONTROL_LEN,
         });
     }
+    // Fields the envelope skips are not UTF-8 checked by serde_json, so check the whole body.
+    if std::str::from_utf8(json).is_err() {
+        return Err(ControlError::BadJson("not UTF-8".into()));
+    }
     // Only an object is a message; serde would otherwise accept a JSON array for a struct.
     if json.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ControlError::BadJson("expected a JSON object".into()));
