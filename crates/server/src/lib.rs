@@ -1,1 +1,256 @@
-//! quicmeet-server (skeleton)
+//! The `quicmeet` server: configuration, the REST API, the web app's static files, mail,
+//! certificates, metrics, and (in `media`) the WebTransport and WebSocket endpoints.
+//!
+//! `Server::run(config, shutdown)` is the whole server; `main` only reads the configuration.
+//! The server owns I/O; protocol decisions live in the `proto` and `sfu` crates.
+
+pub mod api;
+pub mod certs;
+pub mod config;
+pub mod error;
+pub mod ics;
+pub mod mail;
+pub mod metrics;
+pub mod ratelimit;
+mod tls;
+mod web;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use parking_lot::RwLock;
+use quicmeet_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use web::app;
+
+use crate::{mail::Mailer, metrics::Metrics, ratelimit::RateLimiter};
+
+/// State shared by every request handler.
+pub struct AppState {
+    pub config: Config,
+    pub store: Store,
+    pub mailer: Mailer,
+    pub metrics: Arc<Metrics>,
+    pub cert: certs::SharedCert,
+    pub public_url: String,
+    /// The WebTransport URL handed to browsers.
+    pub wt_url: String,
+    /// The WebSocket URL handed to browsers.
+    pub ws_url: String,
+    pub limits: Limits,
+    /// A precomputed hash verified when an e-mail is unknown, so both failures take as long.
+    pub dummy_hash: String,
+}
+
+/// The rate limits of the API.
+pub struct Limits {
+    pub signup_ip: RateLimiter,
+    pub login_ip: RateLimiter,
+    pub login_account: RateLimiter,
+    pub resend_ip: RateLimiter,
+    pub resend_account: RateLimiter,
+    pub join_ip: RateLimiter,
+    pub join_account: RateLimiter,
+}
+
+impl Limits {
+    fn new(c: &Config) -> Self {
+        Self {
+            signup_ip: RateLimiter::per_minute(c.auth_rate_per_min),
+            login_ip: RateLimiter::per_minute(c.auth_rate_per_min.saturating_mul(3)),
+            login_account: RateLimiter::per_minute(c.auth_rate_per_min),
+            resend_ip: RateLimiter::per_minute(c.auth_rate_per_min),
+            resend_account: RateLimiter::per_minute(c.auth_rate_per_min.div_ceil(3)),
+            join_ip: RateLimiter::per_minute(c.join_rate_per_min),
+            join_account: RateLimiter::per_minute(c.join_rate_per_min),
+        }
+    }
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// Addresses the server actually bound (ports may have been 0 in the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub http: SocketAddr,
+    pub quic: SocketAddr,
+}
+
+/// The running server.
+pub struct Server;
+
+impl Server {
+    /// Runs until `shutdown` completes, then drains connections and returns.
+    pub async fn run(
+        config: Config,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            c2.cancel();
+        });
+        Self::run_with(config, cancel, |_| {}).await
+    }
+
+    /// Like [`Server::run`], reporting the bound addresses once listening.
+    pub async fn run_with(
+        config: Config,
+        cancel: CancellationToken,
+        on_ready: impl FnOnce(Bound),
+    ) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let store = Store::open(&config.data_dir.join("db"))
+            .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+        let mailer = Mailer::from_config(config.smtp_url.as_deref(), &config.data_dir)?;
+
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+        let http = listener.local_addr()?;
+        let scheme = if config.tls_enabled() { "https" } else { "http" };
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://localhost:{}", http.port()))
+            .trim_end_matches('/')
+            .to_owned();
+        let public_host = public_host(&public_url);
+        let media_host = config.media_host.clone().unwrap_or_else(|| public_host.clone());
+
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        if !names.contains(&media_host) {
+            names.push(media_host.clone());
+        }
+        let tls_pair = config
+            .tls_cert
+            .as_deref()
+            .zip(config.tls_key.as_deref());
+        let cert = certs::load_or_create(&config.data_dir, tls_pair, &names, chrono::Utc::now())?;
+        let cert: certs::SharedCert = Arc::new(RwLock::new(cert));
+
+        // The QUIC port is reserved here so the join answer can name it; the media plane
+        // takes the socket over.
+        let quic_socket = std::net::UdpSocket::bind(config.quic_addr)
+            .with_context(|| format!("binding UDP on {}", config.quic_addr))?;
+        let quic = quic_socket.local_addr()?;
+
+        let ws_scheme = if public_url.starts_with("https") { "wss" } else { "ws" };
+        let ws_url = format!("{ws_scheme}://{}/ws", public_url.split("://").nth(1).unwrap_or("localhost"));
+        let wt_url = format!("https://{}:{}/wt", bracket(&media_host), quic.port());
+
+        let dummy_hash = tokio::task::spawn_blocking(|| quicmeet_store::hash_password("not a password"))
+            .await??;
+        let state = Arc::new(AppState {
+            limits: Limits::new(&config),
+            config,
+            store,
+            mailer,
+            metrics: Arc::new(Metrics::default()),
+            cert,
+            public_url,
+            wt_url,
+            ws_url,
+            dummy_hash,
+        });
+        tracing::info!(
+            http = %http, quic = %quic, public_url = %state.public_url,
+            mail = %state.mailer.describe(), "QuicMeet is listening"
+        );
+        drop(quic_socket);
+        spawn_housekeeping(state.clone(), cancel.clone());
+        on_ready(Bound { http, quic });
+
+        let router = web::app(state.clone());
+        let serve = async {
+            if let (Some(c), Some(k)) = (&state.config.tls_cert, &state.config.tls_key) {
+                let tls = certs::https_config(c, k)?;
+                tls::serve_https(listener, tls, router, cancel.clone()).await
+            } else {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(cancel.clone().cancelled_owned())
+                .await
+                .context("HTTP server")
+            }
+        };
+        serve.await?;
+        state.store.flush().await?;
+        tracing::info!("QuicMeet stopped");
+        Ok(())
+    }
+}
+
+pub(crate) fn public_host(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("localhost").to_owned();
+    }
+    authority.split(':').next().unwrap_or("localhost").to_owned()
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') { format!("[{host}]") } else { host.to_owned() }
+}
+
+fn spawn_housekeeping(state: SharedState, cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = chrono::Utc::now();
+            let store = state.store.clone();
+            match tokio::task::spawn_blocking(move || store.purge_expired(now)).await {
+                Ok(Ok(n)) if n > 0 => tracing::debug!(n, "purged expired tokens and sessions"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "purging expired tokens failed"),
+                _ => {}
+            }
+            let renew = certs::needs_renewal(&state.cert.read(), now);
+            if renew {
+                let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+                match certs::make_dev_cert(&state.config.data_dir.join("certs"), &names, now) {
+                    Ok(c) => *state.cert.write() = c,
+                    Err(e) => tracing::error!(error = %e, "renewing the development certificate failed"),
+                }
+            }
+        }
+    });
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+/// Installs the log subscriber.
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}

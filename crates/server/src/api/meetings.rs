@@ -1,0 +1,516 @@
+//! Meetings: scheduling, invitations, look-up by code, and join tokens.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{Path, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use chrono::{Duration, Utc};
+use quicmeet_store::{is_meeting_code, new_token, JoinGrant, JoinRole, Meeting, MeetingKind, StoreError, User};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{
+    auth::{ClientIp, CurrentUser, MaybeUser},
+    validate,
+};
+use crate::{
+    error::{ApiError, ApiJson, ApiResult},
+    ics::meeting_ics,
+    mail::Mail,
+    SharedState,
+};
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateMeeting {
+    pub title: String,
+    /// RFC 3339 date-time with offset.
+    pub start: String,
+    pub duration_minutes: i64,
+    /// `public`, `private` or `team`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub invitees: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct UpdateMeeting {
+    pub title: Option<String>,
+    pub start: Option<String>,
+    pub duration_minutes: Option<i64>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub invitees: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeetingView {
+    pub code: String,
+    pub title: String,
+    pub start: String,
+    pub duration_minutes: u32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub host_name: String,
+    pub link: String,
+    pub cancelled: bool,
+    /// `host` or `invitee` for the signed-in user; absent for others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Only shown to the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitees: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeetingResponse {
+    pub meeting: MeetingView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeetingList {
+    pub meetings: Vec<MeetingView>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct JoinRequest {
+    /// Guests only: the name others see.
+    pub name: Option<String>,
+    /// Guests only.
+    pub email: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CertHash {
+    pub algorithm: String,
+    pub value_hex: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebTransportEndpoint {
+    pub url: String,
+    /// Present with a self-signed development certificate; pass as `serverCertificateHashes`.
+    pub cert_hashes: Vec<CertHash>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebSocketEndpoint {
+    pub url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MediaEndpoints {
+    pub webtransport: WebTransportEndpoint,
+    pub websocket: WebSocketEndpoint,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JoinParticipant {
+    pub name: String,
+    pub email: String,
+    /// `host`, `member` or `guest`.
+    pub role: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JoinResponse {
+    /// `ready`: connect and you are in. `waiting`: connect and wait for the host to admit you.
+    pub status: String,
+    /// Single-use media token, sent in the first control message.
+    pub token: String,
+    pub expires_in_secs: u64,
+    pub participant: JoinParticipant,
+    pub meeting: MeetingView,
+    pub media: MediaEndpoints,
+}
+
+fn kind_str(k: MeetingKind) -> &'static str {
+    match k {
+        MeetingKind::Public => "public",
+        MeetingKind::Private => "private",
+        MeetingKind::Team => "team",
+    }
+}
+
+fn parse_kind(s: &str) -> ApiResult<MeetingKind> {
+    match s {
+        "public" => Ok(MeetingKind::Public),
+        "private" => Ok(MeetingKind::Private),
+        "team" => Ok(MeetingKind::Team),
+        _ => Err(ApiError::bad_request("invalid_type", "Meeting type must be public, private or team.")),
+    }
+}
+
+fn link(state: &SharedState, code: &str) -> String {
+    format!("{}/{}", state.public_url, code)
+}
+
+fn view(state: &SharedState, m: &Meeting, viewer: Option<&User>) -> MeetingView {
+    let is_host = viewer.is_some_and(|u| u.id == m.host_id);
+    let role = viewer.and_then(|u| {
+        if is_host {
+            Some("host".to_owned())
+        } else if m.invitees.iter().any(|e| e.eq_ignore_ascii_case(&u.email)) {
+            Some("invitee".to_owned())
+        } else {
+            None
+        }
+    });
+    MeetingView {
+        code: m.code.clone(),
+        title: m.title.clone(),
+        start: m.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        duration_minutes: m.duration_minutes,
+        kind: kind_str(m.kind).to_owned(),
+        host_name: m.host_name.clone(),
+        link: link(state, &m.code),
+        cancelled: m.cancelled,
+        role,
+        invitees: is_host.then(|| m.invitees.clone()),
+    }
+}
+
+fn host_domain(state: &SharedState) -> String {
+    crate::public_host(&state.public_url)
+}
+
+fn mail_invitees(state: &SharedState, m: &Meeting, to: &[String], method: &'static str) {
+    if to.is_empty() {
+        return;
+    }
+    let l = link(state, &m.code);
+    let ics = meeting_ics(m, &l, &host_domain(state), method, Utc::now());
+    for email in to {
+        let (subject, text) = if method == "CANCEL" {
+            (
+                format!("Cancelled: {}", m.title),
+                format!("{} cancelled \"{}\" ({} UTC).\n", m.host_name, m.title, m.start.format("%Y-%m-%d %H:%M")),
+            )
+        } else {
+            (
+                format!("Invitation: {} @ {} UTC", m.title, m.start.format("%Y-%m-%d %H:%M")),
+                format!(
+                    "{} invites you to \"{}\".\n\nWhen: {} UTC, {} minutes\nJoin: {}\nMeeting code: {}\n",
+                    m.host_name, m.title, m.start.format("%A %Y-%m-%d %H:%M"), m.duration_minutes, l, m.code
+                ),
+            )
+        };
+        state.mailer.send_later(
+            state.config.mail_from.clone(),
+            Mail {
+                to: email.clone(),
+                to_name: email.clone(),
+                subject,
+                text,
+                calendar: Some(("invite.ics".into(), ics.clone(), method)),
+                kind: if method == "CANCEL" { "cancel" } else { "invite" },
+            },
+            state.metrics.clone(),
+        );
+    }
+}
+
+fn require_verified(user: &User) -> ApiResult<()> {
+    if user.verified {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("email_not_verified", "Verify your e-mail address first."))
+    }
+}
+
+/// Schedule a meeting; invitees get an e-mail with an .ics attachment.
+#[utoipa::path(post, path = "/api/meetings", request_body = CreateMeeting,
+    responses((status = 201, body = MeetingResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody)))]
+pub async fn create(
+    State(state): State<SharedState>,
+    CurrentUser(user, _): CurrentUser,
+    ApiJson(req): ApiJson<CreateMeeting>,
+) -> ApiResult<impl IntoResponse> {
+    require_verified(&user)?;
+    let title = validate::title(&req.title)?;
+    let start = validate::start(&req.start)?;
+    let duration_minutes = validate::duration(req.duration_minutes)?;
+    let kind = parse_kind(&req.kind)?;
+    let invitees = validate::invitees(&req.invitees)?;
+    let mut meeting = Meeting {
+        code: String::new(),
+        title,
+        start,
+        duration_minutes,
+        kind,
+        host_id: user.id.clone(),
+        host_name: user.name.clone(),
+        host_email: user.email.clone(),
+        team: user.team.clone(),
+        invitees,
+        cancelled: false,
+        created_at: Utc::now(),
+        revision: 0,
+    };
+    let mut tries = 0;
+    loop {
+        meeting.code = quicmeet_store::new_meeting_code();
+        match state.store.create_meeting(&meeting) {
+            Ok(()) => break,
+            Err(StoreError::CodeTaken) if tries < 5 => tries += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    state.store.flush().await?;
+    mail_invitees(&state, &meeting, &meeting.invitees, "REQUEST");
+    Ok((StatusCode::CREATED, Json(MeetingResponse { meeting: view(&state, &meeting, Some(&user)) })))
+}
+
+/// My meetings, hosted and invited; upcoming first, then past ones, most recent first.
+#[utoipa::path(get, path = "/api/meetings", responses((status = 200, body = MeetingList), (status = 401, body = crate::api::ErrorBody)))]
+pub async fn list(State(state): State<SharedState>, CurrentUser(user, _): CurrentUser) -> ApiResult<Json<MeetingList>> {
+    let mut ms = state.store.meetings_for(&user.id, &user.email)?;
+    let now = Utc::now();
+    ms.sort_by_key(|m| {
+        let end = m.start + Duration::minutes(m.duration_minutes as i64);
+        let past = end < now || m.cancelled;
+        // Upcoming/ongoing by start ascending, then past by start descending.
+        (past, if past { -m.start.timestamp() } else { m.start.timestamp() })
+    });
+    Ok(Json(MeetingList { meetings: ms.iter().map(|m| view(&state, m, Some(&user))).collect() }))
+}
+
+fn load(state: &SharedState, code: &str) -> ApiResult<Meeting> {
+    if !is_meeting_code(code) {
+        return Err(ApiError::meeting_not_found());
+    }
+    state.store.meeting(code)?.ok_or_else(ApiError::meeting_not_found)
+}
+
+/// Public facts of a meeting (everything, for its host).
+#[utoipa::path(get, path = "/api/meetings/{code}", params(("code" = String, Path)),
+    responses((status = 200, body = MeetingResponse), (status = 404, body = crate::api::ErrorBody), (status = 429, body = crate::api::ErrorBody)))]
+pub async fn get_one(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    MaybeUser(user): MaybeUser,
+    Path(code): Path<String>,
+) -> ApiResult<Json<MeetingResponse>> {
+    // Look-ups share the join limit so codes cannot be enumerated.
+    state.limits.join_ip.check(&ip, Instant::now()).map_err(|w| {
+        state.metrics.rate_limited.inc("join");
+        ApiError::rate_limited(w)
+    })?;
+    let m = load(&state, &code)?;
+    Ok(Json(MeetingResponse { meeting: view(&state, &m, user.as_ref().map(|u| &u.0)) }))
+}
+
+fn load_hosted(state: &SharedState, code: &str, user: &User) -> ApiResult<Meeting> {
+    let m = load(state, code)?;
+    if m.host_id != user.id {
+        return Err(ApiError::forbidden("not_host", "Only the meeting's host can change it."));
+    }
+    Ok(m)
+}
+
+/// Edit a meeting I host; invitees get an updated invitation.
+#[utoipa::path(patch, path = "/api/meetings/{code}", params(("code" = String, Path)), request_body = UpdateMeeting,
+    responses((status = 200, body = MeetingResponse), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody)))]
+pub async fn update(
+    State(state): State<SharedState>,
+    CurrentUser(user, _): CurrentUser,
+    Path(code): Path<String>,
+    ApiJson(req): ApiJson<UpdateMeeting>,
+) -> ApiResult<Json<MeetingResponse>> {
+    let old = load_hosted(&state, &code, &user)?;
+    if old.cancelled {
+        return Err(ApiError::new(StatusCode::CONFLICT, "meeting_cancelled", "This meeting was cancelled."));
+    }
+    let mut m = old.clone();
+    if let Some(t) = &req.title {
+        m.title = validate::title(t)?;
+    }
+    if let Some(s) = &req.start {
+        m.start = validate::start(s)?;
+    }
+    if let Some(d) = req.duration_minutes {
+        m.duration_minutes = validate::duration(d)?;
+    }
+    if let Some(k) = &req.kind {
+        m.kind = parse_kind(k)?;
+    }
+    if let Some(inv) = &req.invitees {
+        m.invitees = validate::invitees(inv)?;
+    }
+    m.revision += 1;
+    state.store.update_meeting(&old, &m)?;
+    state.store.flush().await?;
+    let removed: Vec<String> = old.invitees.iter().filter(|e| !m.invitees.contains(e)).cloned().collect();
+    mail_invitees(&state, &m, &m.invitees, "REQUEST");
+    mail_invitees(&state, &m, &removed, "CANCEL");
+    Ok(Json(MeetingResponse { meeting: view(&state, &m, Some(&user)) }))
+}
+
+/// Cancel a meeting I host; invitees are told.
+#[utoipa::path(delete, path = "/api/meetings/{code}", params(("code" = String, Path)),
+    responses((status = 204), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody)))]
+pub async fn cancel(
+    State(state): State<SharedState>,
+    CurrentUser(user, _): CurrentUser,
+    Path(code): Path<String>,
+) -> ApiResult<StatusCode> {
+    let old = load_hosted(&state, &code, &user)?;
+    if !old.cancelled {
+        let mut m = old.clone();
+        m.cancelled = true;
+        m.revision += 1;
+        state.store.update_meeting(&old, &m)?;
+        state.store.flush().await?;
+        mail_invitees(&state, &m, &m.invitees, "CANCEL");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The meeting as an iCalendar file.
+#[utoipa::path(get, path = "/api/meetings/{code}/ics", params(("code" = String, Path)),
+    responses((status = 200, content_type = "text/calendar"), (status = 404, body = crate::api::ErrorBody)))]
+pub async fn ics(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    Path(code): Path<String>,
+) -> ApiResult<Response> {
+    state.limits.join_ip.check(&ip, Instant::now()).map_err(ApiError::rate_limited)?;
+    let m = load(&state, &code)?;
+    let body = meeting_ics(&m, &link(&state, &m.code), &host_domain(&state), "PUBLISH", Utc::now());
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/calendar; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.ics\"", m.code)),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Ask to join: answers with a single-use media token, or "waiting" for the host, or a refusal.
+#[utoipa::path(post, path = "/api/meetings/{code}/join", params(("code" = String, Path)), request_body = JoinRequest,
+    responses((status = 200, body = JoinResponse), (status = 202, body = JoinResponse),
+              (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody),
+              (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody),
+              (status = 410, body = crate::api::ErrorBody), (status = 429, body = crate::api::ErrorBody)))]
+pub async fn join(
+    State(state): State<SharedState>,
+    ClientIp(ip): ClientIp,
+    MaybeUser(user): MaybeUser,
+    Path(code): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let now_i = Instant::now();
+    let rl = |r: Result<(), u64>| {
+        r.map_err(|w| {
+            state.metrics.rate_limited.inc("join");
+            ApiError::rate_limited(w)
+        })
+    };
+    rl(state.limits.join_ip.check(&ip, now_i))?;
+    if let Some((u, _)) = &user {
+        rl(state.limits.join_account.check(&u.id, now_i))?;
+    }
+    let req: JoinRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        JoinRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("bad_json", format!("The body is not valid JSON for a join request: {e}"))
+        })?
+    };
+    let m = load(&state, &code).inspect_err(|_| state.metrics.joins.inc("not_found"))?;
+    if m.cancelled {
+        state.metrics.joins.inc("refused");
+        return Err(ApiError::new(StatusCode::GONE, "meeting_cancelled", "This meeting was cancelled by its host."));
+    }
+    let user = user.map(|u| u.0);
+    let refuse = |e: ApiError| {
+        state.metrics.joins.inc("refused");
+        e
+    };
+    // Decide who this is and whether they wait in the lobby.
+    let (name, email, user_id, role, lobby) = match &user {
+        Some(u) if u.id == m.host_id => (u.name.clone(), u.email.clone(), Some(u.id.clone()), JoinRole::Host, false),
+        Some(u) => {
+            let invited = m.invitees.iter().any(|e| e.eq_ignore_ascii_case(&u.email));
+            match m.kind {
+                MeetingKind::Public => (u.name.clone(), u.email.clone(), Some(u.id.clone()), JoinRole::Member, false),
+                MeetingKind::Private => {
+                    (u.name.clone(), u.email.clone(), Some(u.id.clone()), JoinRole::Member, !(invited && u.verified))
+                }
+                MeetingKind::Team => {
+                    if !u.verified {
+                        return Err(refuse(ApiError::forbidden("email_not_verified", "Verify your e-mail address first.")));
+                    }
+                    if u.team != m.team && !invited {
+                        return Err(refuse(ApiError::forbidden(
+                            "not_in_team",
+                            "This meeting is only for members of the host's team.",
+                        )));
+                    }
+                    (u.name.clone(), u.email.clone(), Some(u.id.clone()), JoinRole::Member, false)
+                }
+            }
+        }
+        None => {
+            if m.kind == MeetingKind::Team {
+                return Err(refuse(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "sign_in_required",
+                    "This is a team meeting: sign in with your team account to join.",
+                )));
+            }
+            let name = validate::name(req.name.as_deref().unwrap_or_default())?;
+            let email = validate::email(req.email.as_deref().unwrap_or_default())?;
+            // A guest cannot prove they own an invited address, so private meetings make
+            // every guest knock.
+            (name, email, None, JoinRole::Guest, m.kind == MeetingKind::Private)
+        }
+    };
+    let token = new_token();
+    let ttl = state.config.join_token_ttl_secs;
+    let grant = JoinGrant {
+        meeting_code: m.code.clone(),
+        name: name.clone(),
+        email: email.clone(),
+        user_id,
+        role,
+        lobby,
+        expires_at: Utc::now() + Duration::seconds(ttl as i64),
+    };
+    state.store.put_join_grant(&token, &grant)?;
+    state.metrics.joins.inc(if lobby { "waiting" } else { "ready" });
+    let cert_hashes = state
+        .cert
+        .read()
+        .dev_hash_hex
+        .clone()
+        .map(|h| vec![CertHash { algorithm: "sha-256".into(), value_hex: h }])
+        .unwrap_or_default();
+    let res = JoinResponse {
+        status: if lobby { "waiting" } else { "ready" }.into(),
+        token,
+        expires_in_secs: ttl,
+        participant: JoinParticipant {
+            name,
+            email,
+            role: match role {
+                JoinRole::Host => "host",
+                JoinRole::Member => "member",
+                JoinRole::Guest => "guest",
+            }
+            .into(),
+        },
+        meeting: view(&state, &m, user.as_ref()),
+        media: MediaEndpoints {
+            webtransport: WebTransportEndpoint { url: state.wt_url.clone(), cert_hashes },
+            websocket: WebSocketEndpoint { url: state.ws_url.clone() },
+        },
+    };
+    let status = if lobby { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, Json(res)).into_response())
+}

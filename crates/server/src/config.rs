@@ -1,0 +1,196 @@
+//! One configuration struct, filled from flags, `QUICMEET_*` environment variables and an
+//! optional TOML file, in that order of precedence.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{CommandFactory, Parser};
+
+/// QuicMeet: a self-hosted, QUIC-first video meeting server.
+///
+/// Every option can also be given as an environment variable (shown in brackets) or as a
+/// key of the TOML file named by --config (the option's name with `_` for `-`, e.g.
+/// `http_addr = "0.0.0.0:8080"`). Flags beat the environment, which beats the file.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "quicmeet", version, about, long_about)]
+pub struct Config {
+    /// Optional TOML configuration file.
+    #[arg(long, env = "QUICMEET_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Directory for the database, the mail outbox and generated development certificates.
+    #[arg(long, env = "QUICMEET_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// TCP address for the web app, the REST API and the WebSocket fallback.
+    #[arg(long, env = "QUICMEET_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// UDP address for WebTransport (HTTP/3 over QUIC).
+    #[arg(long, env = "QUICMEET_QUIC_ADDR", default_value = "127.0.0.1:4433")]
+    pub quic_addr: SocketAddr,
+
+    /// The URL people use to reach this server; meeting links and e-mails use it.
+    /// Default: http://localhost:<http port> (or https:// with --tls-cert).
+    #[arg(long, env = "QUICMEET_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Host name browsers use for the WebTransport endpoint. Default: the public URL's host.
+    #[arg(long, env = "QUICMEET_MEDIA_HOST")]
+    pub media_host: Option<String>,
+
+    /// Directory holding the built Angular client (served at /).
+    #[arg(
+        long,
+        env = "QUICMEET_STATIC_DIR",
+        default_value = "client-angular/dist/quicmeet/browser"
+    )]
+    pub static_dir: PathBuf,
+
+    /// SMTP server for outgoing mail, e.g. smtp://127.0.0.1:2525 or
+    /// smtps://user:pass@mail.example.org. Without it, mails are written to DATA_DIR/outbox.
+    #[arg(long, env = "QUICMEET_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// Sender address of outgoing mail.
+    #[arg(long, env = "QUICMEET_MAIL_FROM", default_value = "QuicMeet <noreply@localhost>")]
+    pub mail_from: String,
+
+    /// PEM certificate chain for production: serves HTTPS on the HTTP address and the same
+    /// certificate for QUIC. Without it, a 13-day self-signed development certificate is
+    /// made in DATA_DIR/certs for WebTransport and the web app is served over plain HTTP.
+    #[arg(long, env = "QUICMEET_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key matching --tls-cert.
+    #[arg(long, env = "QUICMEET_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Put every user in this one team instead of the team named by their e-mail domain.
+    #[arg(long, env = "QUICMEET_TEAM")]
+    pub team: Option<String>,
+
+    /// Lifetime of a join token in seconds (single use).
+    #[arg(long, env = "QUICMEET_JOIN_TOKEN_TTL_SECS", default_value_t = 120)]
+    pub join_token_ttl_secs: u64,
+
+    /// Lifetime of a login session in hours.
+    #[arg(long, env = "QUICMEET_SESSION_TTL_HOURS", default_value_t = 720)]
+    pub session_ttl_hours: u64,
+
+    /// Sign-up, login and resend attempts allowed per minute per client IP and per account.
+    #[arg(long, env = "QUICMEET_AUTH_RATE_PER_MIN", default_value_t = 10)]
+    pub auth_rate_per_min: u32,
+
+    /// Join requests allowed per minute per client IP and per account.
+    #[arg(long, env = "QUICMEET_JOIN_RATE_PER_MIN", default_value_t = 60)]
+    pub join_rate_per_min: u32,
+
+    /// Largest number of participants in one meeting.
+    #[arg(long, env = "QUICMEET_MAX_PARTICIPANTS", default_value_t = 100)]
+    pub max_participants: usize,
+
+    /// Take the client address from X-Forwarded-For (only behind a trusted reverse proxy).
+    #[arg(long, env = "QUICMEET_TRUST_PROXY", default_value_t = false)]
+    pub trust_proxy: bool,
+
+    /// Log filter (tracing's EnvFilter syntax); RUST_LOG overrides it.
+    #[arg(long, env = "QUICMEET_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// Parses the process's arguments and environment, after folding in the TOML file.
+    pub fn load() -> anyhow::Result<Self> {
+        let args: Vec<String> = std::env::args().collect();
+        let file = config_file_arg(&args).or_else(|| std::env::var("QUICMEET_CONFIG").ok());
+        if let Some(path) = file {
+            apply_toml(&PathBuf::from(path))?;
+        }
+        Ok(Config::parse_from(args))
+    }
+
+    /// A configuration with every default, for tests: data in `data_dir`, both ports on
+    /// loopback chosen by the kernel.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        let mut c = Config::parse_from(["quicmeet"]);
+        c.data_dir = data_dir;
+        c.http_addr = "127.0.0.1:0".parse().expect("static address");
+        c.quic_addr = "127.0.0.1:0".parse().expect("static address");
+        c
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+}
+
+fn config_file_arg(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--config" {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix("--config=") {
+            return Some(v.to_owned());
+        }
+    }
+    None
+}
+
+/// Turns each TOML key into its `QUICMEET_*` variable unless the environment already sets it,
+/// so precedence stays flags > environment > file. Unknown keys are refused.
+fn apply_toml(path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let cmd = Config::command();
+    for (key, value) in table {
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_id().as_str() == key && key != "config");
+        let Some(arg) = arg else {
+            bail!("{}: unknown key `{key}`", path.display());
+        };
+        let env = arg
+            .get_env()
+            .and_then(|e| e.to_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("QUICMEET_{}", key.to_ascii_uppercase()));
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => bail!("{}: `{key}` must be a string, integer or boolean, not {other}", path.display()),
+        };
+        if std::env::var_os(&env).is_none() {
+            std::env::set_var(env, text);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_documents_every_option() {
+        let help = Config::command().render_long_help().to_string();
+        for a in Config::command().get_arguments() {
+            if let Some(l) = a.get_long() {
+                assert!(help.contains(&format!("--{l}")), "--{l} missing from --help");
+                assert!(a.get_help().is_some() || a.get_long_help().is_some(), "--{l} has no help");
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = Config::parse_from(["quicmeet"]);
+        assert_eq!(c.http_addr.port(), 8080);
+        assert!(c.smtp_url.is_none());
+        assert!(!c.tls_enabled());
+    }
+}

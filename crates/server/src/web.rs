@@ -1,0 +1,96 @@
+//! The HTTP router: API, health, metrics, OpenAPI and the single-page app.
+
+use axum::{
+    extract::{DefaultBodyLimit, Request, State},
+    http::{header, HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use tower_http::{
+    services::{ServeDir, ServeFile},
+    set_header::SetResponseHeaderLayer,
+};
+use utoipa::OpenApi;
+
+use crate::{api, metrics::MetricsSource, SharedState};
+
+/// Largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The whole HTTP application for `state`.
+pub fn app(state: SharedState) -> Router {
+    let static_dir = state.config.static_dir.clone();
+    let index = static_dir.join("index.html");
+    let spa: Router = if index.exists() {
+        Router::new().fallback_service(
+            ServeDir::new(&static_dir).fallback(ServeFile::new(index)),
+        )
+    } else {
+        Router::new().fallback(get(client_missing))
+    };
+    Router::new()
+        .nest("/api", api::router())
+        .route("/api/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state.clone())
+        .merge(spa)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state, count_responses))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+}
+
+async fn count_responses(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let class = match res.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    state.metrics.http_requests.inc(class);
+    res
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+struct StoreGauges<'a>(&'a SharedState);
+
+impl MetricsSource for StoreGauges<'_> {
+    fn render(&self, out: &mut String) {
+        crate::metrics::gauge(out, "quicmeet_users", "Registered accounts.", self.0.store.user_count());
+        crate::metrics::gauge(out, "quicmeet_meetings", "Scheduled meetings.", self.0.store.meeting_count());
+    }
+}
+
+async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
+    let body = state.metrics.render(&[&StoreGauges(&state)]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(api::ApiDoc::openapi())
+}
+
+async fn client_missing() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        Html(
+            "<!doctype html><title>QuicMeet</title><h1>QuicMeet server is running</h1>\
+             <p>The web client has not been built. Run <code>scripts/setup-client.sh</code> \
+             (the README's first command does) and reload.</p>",
+        ),
+    )
+}
