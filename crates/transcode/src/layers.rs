@@ -51,6 +51,8 @@ pub struct LayerSpec {
 
 /// Reference area for [`LayerSpec::bitrate_bps`].
 const REFERENCE_AREA: u64 = 1280 * 720;
+/// Largest source accepted (4K UHD); bigger keyframes are refused before decoding.
+pub const MAX_SOURCE_PIXELS: u64 = 3840 * 2160;
 /// Smallest layer side we bother to make.
 const MIN_SIDE: u32 = 16;
 
@@ -140,7 +142,7 @@ impl Config {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         for (i, l) in self.layers.iter().enumerate() {
             if l.layer == 0 {
                 return Err(Error::InvalidConfig("layer 0 is the source".into()));
@@ -396,7 +398,19 @@ impl LayerTranscoder {
             return Ok(Vec::new());
         }
         // The payload is the truth; a flag without a keyframe header is an error.
-        let is_key = vp8::keyframe_size(input).is_some();
+        let key_size = vp8::keyframe_size(input);
+        let is_key = key_size.is_some();
+        if let Some((kw, kh)) = key_size {
+            // A hostile header must not make the decoder allocate gigabytes.
+            if u64::from(kw) * u64::from(kh) > MAX_SOURCE_PIXELS {
+                Metrics::add(&self.metrics.decode_errors, 1);
+                self.waiting_keyframe = true;
+                return Err(Error::SourceTooLarge {
+                    width: kw,
+                    height: kh,
+                });
+            }
+        }
         if keyframe && !is_key {
             Metrics::add(&self.metrics.decode_errors, 1);
             self.waiting_keyframe = true;

@@ -71,6 +71,14 @@ pub enum Error {
     /// A frame flagged as keyframe does not carry a VP8 keyframe header.
     #[error("frame flagged as keyframe is not a VP8 keyframe")]
     NotKeyframe,
+    /// A source keyframe announces a picture larger than [`layers::MAX_SOURCE_PIXELS`].
+    #[error("source {width}x{height} is larger than we transcode")]
+    SourceTooLarge {
+        /// Announced width.
+        width: u32,
+        /// Announced height.
+        height: u32,
+    },
     /// The layer is not configured for this track.
     #[error("layer {0} is not configured for this track")]
     UnknownLayer(u8),

@@ -197,6 +197,7 @@ pub fn psnr_y(a: &Picture, b: &Picture) -> Option<f64> {
 pub struct Vp8Decoder {
     dec: decoder::Video,
     frame: frame::Video,
+    scratch: frame::Video,
 }
 
 impl std::fmt::Debug for Vp8Decoder {
@@ -216,6 +217,7 @@ impl Vp8Decoder {
         Ok(Vp8Decoder {
             dec,
             frame: frame::Video::empty(),
+            scratch: frame::Video::empty(),
         })
     }
 
@@ -238,10 +240,15 @@ impl Vp8Decoder {
         }
         let pkt = Packet::copy(data);
         self.dec.send_packet(&pkt).map_err(Error::Decode)?;
+        // A failed receive_frame unreferences the frame it was given, so drain into a scratch
+        // frame and keep the last picture.
         let mut got = false;
         loop {
-            match self.dec.receive_frame(&mut self.frame) {
-                Ok(()) => got = true,
+            match self.dec.receive_frame(&mut self.scratch) {
+                Ok(()) => {
+                    std::mem::swap(&mut self.frame, &mut self.scratch);
+                    got = true;
+                }
                 Err(ffmpeg_next::Error::Other { errno: EAGAIN }) | Err(ffmpeg_next::Error::Eof) => {
                     break
                 }

@@ -1,0 +1,452 @@
+//! Integration tests on real VP8 made by `testsrc`.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use quicmeet_transcode::layers::Config;
+use quicmeet_transcode::testsrc::{self, ClipConfig, EncodedFrame};
+use quicmeet_transcode::{
+    psnr_y, Error, LayerFrame, LayerTranscoder, Pool, PoolConfig, PoolEvent, Submit, TrackKind,
+    Vp8Decoder,
+};
+
+/// Quality floor of a 320x180 layer against the swscale-downscaled source.
+const PSNR_FLOOR_DB: f64 = 25.0;
+
+fn quiet() {
+    ffmpeg_quiet();
+}
+
+fn ffmpeg_quiet() {
+    quicmeet_transcode::init();
+    quicmeet_transcode::ffmpeg::util::log::set_level(
+        quicmeet_transcode::ffmpeg::util::log::Level::Fatal,
+    );
+}
+
+/// 1.5 s of 720p30, keyframe every 15 frames; generated once per test binary.
+fn hd_config() -> ClipConfig {
+    ClipConfig {
+        keyframe_interval: 15,
+        ..ClipConfig::hd(45)
+    }
+}
+
+fn hd_clip() -> &'static [EncodedFrame] {
+    static CLIP: OnceLock<Vec<EncodedFrame>> = OnceLock::new();
+    CLIP.get_or_init(|| {
+        quiet();
+        testsrc::vp8_clip(&hd_config()).expect("720p clip")
+    })
+}
+
+fn small_clip(width: u32, height: u32, frames: u32) -> Vec<EncodedFrame> {
+    testsrc::vp8_clip(&ClipConfig {
+        width,
+        height,
+        fps: 30,
+        frames,
+        keyframe_interval: 15,
+        bitrate_bps: 600_000,
+    })
+    .unwrap()
+}
+
+fn of_layer(frames: &[LayerFrame], layer: u8) -> Vec<&LayerFrame> {
+    frames.iter().filter(|f| f.layer == layer).collect()
+}
+
+fn assert_consecutive_seq(frames: &[&LayerFrame]) {
+    for w in frames.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "seq gap");
+    }
+}
+
+#[test]
+fn layer2_from_720p_is_320x180_and_close_to_the_scaled_source() {
+    let clip = hd_clip();
+    let cfg = hd_config();
+    let now = Instant::now();
+    let mut t = LayerTranscoder::new(Config::new(TrackKind::Camera)).unwrap();
+    t.set_active(2, true, now).unwrap();
+    let mut out = Vec::new();
+    for f in clip {
+        out.extend(t.push(&f.data, f.pts_us, f.keyframe, now).unwrap());
+    }
+    assert_eq!(out.len(), clip.len(), "one layer-2 frame per source frame");
+    assert!(out[0].keyframe);
+    assert_consecutive_seq(&of_layer(&out, 2));
+
+    let mut dec = Vp8Decoder::new().unwrap();
+    let mut sum = 0.0;
+    let mut worst = f64::INFINITY;
+    for (i, f) in out.iter().enumerate() {
+        assert_eq!((f.width, f.height), (320, 180));
+        assert_eq!(f.pts_us, clip[i].pts_us, "capture time copied");
+        let pic = dec.decode(&f.data).unwrap().expect("a picture");
+        assert_eq!((pic.width(), pic.height()), (320, 180));
+        let reference = testsrc::pattern(cfg.width, cfg.height, i as u32)
+            .scaled(320, 180)
+            .unwrap();
+        let p = psnr_y(&pic, &reference).unwrap();
+        sum += p;
+        worst = worst.min(p);
+    }
+    let mean = sum / out.len() as f64;
+    let kbps = out.iter().map(|f| f.data.len()).sum::<usize>() as f64 * 8.0 / 1.5 / 1000.0;
+    eprintln!("layer 2: mean PSNR {mean:.1} dB, worst {worst:.1} dB, {kbps:.0} kbit/s");
+    assert!(mean > PSNR_FLOOR_DB, "mean PSNR {mean:.1} dB");
+    assert!(worst > PSNR_FLOOR_DB - 3.0, "worst PSNR {worst:.1} dB");
+}
+
+#[test]
+fn each_activation_starts_with_a_keyframe_and_encoders_linger_then_go() {
+    let clip = hd_clip();
+    let t0 = Instant::now();
+    let mut t = LayerTranscoder::new(Config::new(TrackKind::Camera)).unwrap();
+    let m = t.metrics().clone();
+    let mut out = Vec::new();
+    // (frame index, layer, active)
+    let schedule = [
+        (2, 2, true),
+        (8, 1, true),
+        (18, 2, false),
+        (24, 2, true),
+        (30, 1, false),
+    ];
+    let mut first_after_activation = Vec::new();
+    for (i, f) in clip.iter().enumerate() {
+        let now = t0 + Duration::from_millis(33 * i as u64);
+        for &(at, layer, active) in &schedule {
+            if at == i {
+                t.set_active(layer, active, now).unwrap();
+                if active {
+                    first_after_activation.push((layer, out.len()));
+                }
+            }
+        }
+        let got = t.push(&f.data, f.pts_us, f.keyframe, now).unwrap();
+        for g in &got {
+            assert_eq!(g.pts_us, f.pts_us);
+        }
+        out.extend(got);
+    }
+    for (layer, from) in first_after_activation {
+        let first = out[from..]
+            .iter()
+            .find(|f| f.layer == layer)
+            .expect("output");
+        assert!(
+            first.keyframe,
+            "layer {layer} activation must start with a keyframe"
+        );
+    }
+    let l1 = of_layer(&out, 1);
+    let l2 = of_layer(&out, 2);
+    assert_consecutive_seq(&l1);
+    assert_consecutive_seq(&l2);
+    assert!(l1.iter().all(|f| (f.width, f.height) == (640, 360)));
+    assert!(l2.iter().all(|f| (f.width, f.height) == (320, 180)));
+    // Activated at frame 2, between source keyframes: decoding starts at frame 15.
+    assert_eq!(l1[0].pts_us, clip[15].pts_us);
+    assert_eq!(l1.len(), 30 - 15);
+    // Layer 2: frames 15..18, then again from 24 (encoder reused within the linger).
+    assert_eq!(l2.len(), 3 + clip.len() - 24);
+    assert_eq!(l2[3].pts_us, clip[24].pts_us);
+    assert!(l2[3].keyframe && !l2[4].keyframe);
+    assert_eq!(
+        m.snapshot().encoders_created,
+        2,
+        "lingering encoder was reused"
+    );
+    // Both encoders exist (layer 1 lingering), layer 1's goes after the linger.
+    let end = t0 + Duration::from_millis(33 * clip.len() as u64);
+    t.tick(end);
+    assert_eq!(m.snapshot().active_encoders, 2);
+    t.set_active(2, false, end).unwrap();
+    // Layer 1 went idle at frame 30 (~1 s), layer 2 at `end` (~1.5 s); linger is 5 s.
+    t.tick(end + Duration::from_millis(4_600));
+    assert_eq!(m.snapshot().active_encoders, 1, "layer 2 still lingering");
+    t.tick(end + Duration::from_secs(5));
+    assert_eq!(m.snapshot().active_encoders, 0);
+    assert_eq!(t.open_encoders(), 0);
+}
+
+#[test]
+fn nothing_is_decoded_or_encoded_while_no_layer_is_active() {
+    let clip = hd_clip();
+    let now = Instant::now();
+    let mut t = LayerTranscoder::new(Config::new(TrackKind::Camera)).unwrap();
+    for f in &clip[..10] {
+        assert!(t
+            .push(&f.data, f.pts_us, f.keyframe, now)
+            .unwrap()
+            .is_empty());
+    }
+    let s = t.metrics().snapshot();
+    assert_eq!(s.frames_in, 10);
+    assert_eq!(s.frames_decoded, 0);
+    assert_eq!(s.active_encoders, 0);
+    assert_eq!(s.encoders_created, 0);
+    assert!(!t.wants_source_keyframe());
+    // Activating mid-GOP: the transcoder asks for a source keyframe and skips deltas.
+    t.set_active(1, true, now).unwrap();
+    assert!(t.wants_source_keyframe());
+    let f = &clip[10];
+    assert!(t
+        .push(&f.data, f.pts_us, f.keyframe, now)
+        .unwrap()
+        .is_empty());
+    assert_eq!(t.metrics().snapshot().frames_decoded, 0);
+    let k = &clip[15];
+    let out = t.push(&k.data, k.pts_us, k.keyframe, now).unwrap();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].keyframe);
+    assert!(!t.wants_source_keyframe());
+    assert_eq!(t.metrics().snapshot().active_encoders, 1);
+}
+
+fn lcg_bytes(n: usize, mut seed: u32) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn corrupt_input_never_panics_and_output_resumes_after_the_next_keyframe() {
+    let clip = hd_clip();
+    let now = Instant::now();
+    let mut t = LayerTranscoder::new(Config::new(TrackKind::Camera)).unwrap();
+    t.set_active(2, true, now).unwrap();
+    let mut out = Vec::new();
+    for f in &clip[..5] {
+        out.extend(t.push(&f.data, f.pts_us, f.keyframe, now).unwrap());
+    }
+    assert_eq!(out.len(), 5);
+
+    let mut hostile_key = vec![0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02];
+    hostile_key.extend(lcg_bytes(2000, 7));
+    let mut huge_key = hostile_key.clone();
+    huge_key[6..10].copy_from_slice(&[0xff, 0x3f, 0xff, 0x3f]);
+    let truncated_key = clip[15].data[..clip[15].data.len() / 3].to_vec();
+    let bad: Vec<(Vec<u8>, bool)> = vec![
+        (lcg_bytes(700, 1), false),
+        (Vec::new(), false),
+        (vec![0x01], false),
+        (clip[5].data[..clip[5].data.len() / 2].to_vec(), false),
+        (lcg_bytes(300, 2), true),
+        (hostile_key, true),
+        (huge_key, true),
+        (truncated_key, true),
+    ];
+    let mut errors = 0;
+    for (data, key) in &bad {
+        match t.push(data, 1, *key, now) {
+            Ok(frames) => out.extend(frames),
+            Err(Error::SourceTooLarge { .. }) | Err(Error::NotKeyframe) | Err(Error::Decode(_)) => {
+                errors += 1
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert!(errors >= 3, "garbage must be reported, got {errors} errors");
+    // Deltas until the next keyframe are skipped, then output resumes.
+    let before = out.len();
+    for f in &clip[6..15] {
+        let _ = t.push(&f.data, f.pts_us, f.keyframe, now);
+    }
+    assert!(t.metrics().snapshot().frames_skipped > 0);
+    let resumed: Vec<LayerFrame> = clip[15..]
+        .iter()
+        .flat_map(|f| t.push(&f.data, f.pts_us, f.keyframe, now).unwrap())
+        .collect();
+    assert_eq!(
+        resumed.len(),
+        clip.len() - 15,
+        "every frame after the keyframe"
+    );
+    assert_eq!(resumed[0].pts_us, clip[15].pts_us);
+    assert!(out.len() >= before);
+
+    // A subscriber decoding the layer end to end sees clean pictures after recovery.
+    let mut dec = Vp8Decoder::new().unwrap();
+    let mut last = None;
+    for f in out.iter().chain(&resumed) {
+        if let Ok(Some(p)) = dec.decode(&f.data) {
+            last = Some(p);
+        }
+    }
+    let last = last.expect("decoded");
+    let reference = testsrc::pattern(1280, 720, clip.len() as u32 - 1)
+        .scaled(320, 180)
+        .unwrap();
+    let p = psnr_y(&last, &reference).unwrap();
+    assert!(p > PSNR_FLOOR_DB, "PSNR after recovery {p:.1} dB");
+}
+
+#[test]
+fn source_resolution_change_rebuilds_layers_with_a_keyframe() {
+    let hd = hd_clip();
+    let vga = small_clip(640, 480, 10);
+    let now = Instant::now();
+    let mut t = LayerTranscoder::new(Config::new(TrackKind::Camera)).unwrap();
+    t.set_active(2, true, now).unwrap();
+    let mut out = Vec::new();
+    for f in &hd[..8] {
+        out.extend(t.push(&f.data, f.pts_us, f.keyframe, now).unwrap());
+    }
+    let offset = hd[8].pts_us;
+    for f in &vga {
+        out.extend(t.push(&f.data, offset + f.pts_us, f.keyframe, now).unwrap());
+    }
+    assert_eq!(out.len(), 18);
+    assert_eq!((out[7].width, out[7].height), (320, 180));
+    assert_eq!((out[8].width, out[8].height), (160, 120));
+    assert!(out[8].keyframe, "new size starts with a keyframe");
+    assert_consecutive_seq(&of_layer(&out, 2));
+    assert_eq!(t.source_size(), Some((640, 480)));
+    assert_eq!(t.layer_size(1), Some((320, 240)));
+    let mut dec = Vp8Decoder::new().unwrap();
+    for f in &out {
+        let pic = dec.decode(&f.data).unwrap().unwrap();
+        assert_eq!((pic.width(), pic.height()), (f.width, f.height));
+    }
+}
+
+#[test]
+fn screen_layer_keeps_resolution_and_reduces_frame_rate() {
+    let clip = small_clip(640, 360, 30);
+    let now = Instant::now();
+    let mut t = LayerTranscoder::new(Config::new(TrackKind::Screen)).unwrap();
+    t.set_active(1, true, now).unwrap();
+    let out: Vec<LayerFrame> = clip
+        .iter()
+        .flat_map(|f| t.push(&f.data, f.pts_us, f.keyframe, now).unwrap())
+        .collect();
+    assert_eq!(out.len(), 10, "every third frame");
+    assert!(out[0].keyframe);
+    assert!(out.iter().all(|f| (f.width, f.height) == (640, 360)));
+    assert!(
+        out.iter().skip(1).all(|f| !f.keyframe),
+        "source keyframes do not leak"
+    );
+    for (k, f) in out.iter().enumerate() {
+        assert_eq!(f.pts_us, clip[3 * k].pts_us);
+    }
+    let mut dec = Vp8Decoder::new().unwrap();
+    for f in &out {
+        let pic = dec.decode(&f.data).unwrap().unwrap();
+        assert_eq!((pic.width(), pic.height()), (640, 360));
+    }
+}
+
+#[test]
+fn requested_keyframe_comes_on_the_next_frame_only() {
+    let clip = small_clip(320, 240, 12);
+    let now = Instant::now();
+    let mut t = LayerTranscoder::new(Config::new(TrackKind::Camera)).unwrap();
+    t.set_active(1, true, now).unwrap();
+    let mut keys = Vec::new();
+    for (i, f) in clip.iter().enumerate() {
+        if i == 6 {
+            t.request_keyframe(1).unwrap();
+        }
+        for o in t.push(&f.data, f.pts_us, f.keyframe, now).unwrap() {
+            keys.push(o.keyframe);
+        }
+    }
+    let expected: Vec<bool> = (0..12).map(|i| i == 0 || i == 6).collect();
+    assert_eq!(keys, expected);
+    assert!(matches!(t.request_keyframe(5), Err(Error::UnknownLayer(5))));
+}
+
+#[test]
+fn pool_drops_to_the_next_keyframe_when_a_track_is_overloaded() {
+    let clip = hd_clip();
+    let (pool, rx) = Pool::with_channel(PoolConfig {
+        workers: 1,
+        queue_per_track: 2,
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let track = pool.add_track(42, Config::new(TrackKind::Camera)).unwrap();
+    assert!(matches!(
+        pool.add_track(42, Config::new(TrackKind::Camera)),
+        Err(Error::DuplicateTrack(42))
+    ));
+    track.set_active(2, true);
+    let mut results = Vec::new();
+    for f in clip {
+        results.push((
+            track.push(f.data.clone().into(), f.pts_us, f.keyframe),
+            f.keyframe,
+        ));
+    }
+    assert!(
+        results.iter().any(|(r, _)| *r == Submit::Dropped),
+        "tiny queue must drop"
+    );
+    let mut dropping = false;
+    for (r, key) in &results {
+        if *key {
+            assert_eq!(*r, Submit::Queued, "keyframes are always taken");
+            dropping = false;
+        } else if dropping {
+            assert_eq!(*r, Submit::Dropped, "no delta after a gap");
+        }
+        if *r == Submit::Dropped {
+            dropping = true;
+        }
+    }
+
+    // Collect until quiet, then check the layer is a valid, gap-free VP8 stream.
+    let mut frames = Vec::new();
+    let mut key_requests = 0;
+    while let Ok(ev) = rx.recv_timeout(Duration::from_secs(3)) {
+        match ev {
+            PoolEvent::Frame { track_id, frame } => {
+                assert_eq!(track_id, 42);
+                frames.push(frame);
+            }
+            PoolEvent::SourceKeyframeNeeded { track_id } => {
+                assert_eq!(track_id, 42);
+                key_requests += 1;
+            }
+        }
+        if pool.metrics().snapshot().queued_frames == 0 && frames.len() >= 3 {
+            // Drain what is left without waiting long.
+            while let Ok(PoolEvent::Frame { frame, .. }) =
+                rx.recv_timeout(Duration::from_millis(300))
+            {
+                frames.push(frame);
+            }
+            break;
+        }
+    }
+    let s = pool.metrics().snapshot();
+    eprintln!("pool: {s:?}, {} frames out", frames.len());
+    assert!(s.frames_dropped > 0);
+    assert!(key_requests > 0, "drops ask the publisher for a keyframe");
+    assert!(!frames.is_empty());
+    assert!(frames[0].keyframe);
+    let refs: Vec<&LayerFrame> = frames.iter().collect();
+    assert_consecutive_seq(&refs);
+    let mut dec = Vp8Decoder::new().unwrap();
+    for f in &frames {
+        assert!(dec.decode(&f.data).unwrap().is_some());
+    }
+    assert_eq!(s.active_encoders, 1);
+    drop(track);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.metrics().snapshot().active_encoders != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        pool.metrics().snapshot().active_encoders,
+        0,
+        "removed track frees encoders"
+    );
+}
