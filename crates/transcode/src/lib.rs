@@ -41,7 +41,7 @@ pub use ffmpeg_next as ffmpeg;
 pub use layers::{LayerFrame, LayerSpec, LayerTranscoder, TrackKind};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use pool::{Pool, PoolConfig, PoolEvent, Submit, Track};
-pub use vp8::{psnr_y, Picture, Vp8Decoder};
+pub use vp8::{psnr_y, Picture, Vp8Decoder, Vp8Encoder};
 
 use std::sync::Once;
 

@@ -8,7 +8,7 @@ use ffmpeg_next::format::{sample, Pixel, Sample};
 use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{frame, ChannelLayout, Dictionary, Packet, Rational};
 
-use crate::vp8::{self, EncoderSettings, Picture};
+use crate::vp8::{Picture, Vp8Encoder};
 use crate::{checked, init, Error, Result};
 
 /// One encoded frame of test media.
@@ -122,29 +122,17 @@ pub fn vp8_clip(config: &ClipConfig) -> Result<Vec<EncodedFrame>> {
         return Err(Error::InvalidConfig(format!("bad clip config {config:?}")));
     }
     let interval = config.keyframe_interval.max(1);
-    let mut enc = vp8::open_encoder(&EncoderSettings {
-        width: config.width,
-        height: config.height,
-        bitrate_bps: config.bitrate_bps,
-        fps: config.fps,
-        gop: interval,
-        static_thresh: 1,
-    })?;
+    let mut enc = Vp8Encoder::new(
+        config.width,
+        config.height,
+        config.bitrate_bps,
+        config.fps,
+        interval,
+    )?;
     let mut out = Vec::with_capacity(config.frames as usize);
-    let mut packets = Vec::new();
     for i in 0..config.frames {
-        let mut pic = pattern(config.width, config.height, i).0;
-        let pts = config.pts_us(i);
-        pic.set_pts(Some(pts as i64));
-        vp8::set_force_key(&mut pic, i % interval == 0);
-        vp8::encode(&mut enc, &pic, &mut packets)?;
-        for pkt in packets.drain(..) {
-            out.push(EncodedFrame {
-                data: pkt.data().unwrap_or_default().to_vec(),
-                keyframe: pkt.is_key(),
-                pts_us: pkt.pts().map_or(pts, |p| p.max(0) as u64),
-            });
-        }
+        let mut pic = pattern(config.width, config.height, i);
+        out.extend(enc.encode(&mut pic, config.pts_us(i), i % interval == 0)?);
     }
     Ok(out)
 }
@@ -205,6 +193,7 @@ pub fn opus_tone(frames: usize, freq_hz: f32) -> Result<Vec<EncodedFrame>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vp8;
 
     #[test]
     fn clip_has_keyframes_at_the_interval_and_increasing_pts() {

@@ -108,6 +108,82 @@ pub(crate) fn encode(
     }
 }
 
+/// A realtime VP8 encoder (the settings the layers use), for test material and benches.
+pub struct Vp8Encoder {
+    enc: encoder::video::Encoder,
+    width: u32,
+    height: u32,
+    last_pts: i64,
+    packets: Vec<Packet>,
+}
+
+impl std::fmt::Debug for Vp8Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vp8Encoder")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vp8Encoder {
+    /// Open a `width`×`height` encoder at `bitrate_bps`, nominal `fps`, with libvpx's own
+    /// keyframes at most every `gop` frames.
+    pub fn new(width: u32, height: u32, bitrate_bps: u32, fps: u32, gop: u32) -> Result<Self> {
+        let enc = open_encoder(&EncoderSettings {
+            width,
+            height,
+            bitrate_bps,
+            fps,
+            gop,
+            static_thresh: 1,
+        })?;
+        Ok(Vp8Encoder {
+            enc,
+            width,
+            height,
+            last_pts: i64::MIN,
+            packets: Vec::new(),
+        })
+    }
+
+    /// Encode one YUV420P picture of the encoder's size; `keyframe` forces a keyframe.
+    pub fn encode(
+        &mut self,
+        picture: &mut Picture,
+        pts_us: u64,
+        keyframe: bool,
+    ) -> Result<Vec<crate::testsrc::EncodedFrame>> {
+        let f = &mut picture.0;
+        if (f.width(), f.height(), f.format()) != (self.width, self.height, Pixel::YUV420P) {
+            return Err(Error::InvalidConfig(format!(
+                "picture {}x{} {:?} does not fit a {}x{} encoder",
+                f.width(),
+                f.height(),
+                f.format(),
+                self.width,
+                self.height
+            )));
+        }
+        let pts = (pts_us.min(i64::MAX as u64) as i64).max(self.last_pts.saturating_add(1));
+        self.last_pts = pts;
+        f.set_pts(Some(pts));
+        set_force_key(f, keyframe);
+        let res = encode(&mut self.enc, f, &mut self.packets);
+        set_force_key(f, false);
+        res?;
+        Ok(self
+            .packets
+            .drain(..)
+            .map(|pkt| crate::testsrc::EncodedFrame {
+                data: pkt.data().unwrap_or_default().to_vec(),
+                keyframe: pkt.is_key(),
+                pts_us,
+            })
+            .collect())
+    }
+}
+
 /// A decoded (or generated) YUV picture. Owns its pixels.
 #[derive(Clone)]
 pub struct Picture(pub(crate) frame::Video);
@@ -231,6 +307,12 @@ impl Vp8Decoder {
     /// Width and height of the last decoded picture (0×0 before the first).
     pub fn size(&self) -> (u32, u32) {
         (self.frame.width(), self.frame.height())
+    }
+
+    /// Decode without copying the picture out; `true` if a picture came out. Cheaper than
+    /// [`Self::decode`] when only the size or the decode cost matters (load tests, benches).
+    pub fn decode_only(&mut self, data: &[u8]) -> Result<bool> {
+        self.decode_in_place(data)
     }
 
     /// Decode into the internal frame; `true` if a picture came out.
