@@ -84,14 +84,19 @@ pub fn needs_renewal(active: &ActiveCert, now: DateTime<Utc>) -> bool {
 }
 
 /// Makes a new self-signed development certificate in `dir`.
-pub fn make_dev_cert(dir: &Path, names: &[String], now: DateTime<Utc>) -> anyhow::Result<ActiveCert> {
+pub fn make_dev_cert(
+    dir: &Path,
+    names: &[String],
+    now: DateTime<Utc>,
+) -> anyhow::Result<ActiveCert> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .context("generating an ECDSA P-256 key")?;
     let mut params =
         rcgen::CertificateParams::new(names.to_vec()).context("certificate subject names")?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "QuicMeet development certificate");
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "QuicMeet development certificate",
+    );
     // Backdate by an hour for clock skew; the whole validity stays under Chromium's 14 days.
     let not_before = now - Duration::hours(1);
     let not_after = now + Duration::days(DEV_VALIDITY_DAYS);
@@ -104,10 +109,19 @@ pub fn make_dev_cert(dir: &Path, names: &[String], now: DateTime<Utc>) -> anyhow
     let key_pem = dir.join("dev-key.pem");
     write_private(&key_pem, key.serialize_pem().as_bytes())?;
     std::fs::write(&cert_pem, cert.pem())?;
-    let meta = DevCertMeta { not_after, sha256_hex: sha256_hex.clone(), names: names.to_vec() };
+    let meta = DevCertMeta {
+        not_after,
+        sha256_hex: sha256_hex.clone(),
+        names: names.to_vec(),
+    };
     std::fs::write(dir.join("dev-cert.json"), serde_json::to_vec_pretty(&meta)?)?;
     tracing::info!(sha256 = %sha256_hex, until = %not_after, "made a development certificate");
-    Ok(ActiveCert { cert_pem, key_pem, dev_hash_hex: Some(sha256_hex), not_after: Some(not_after) })
+    Ok(ActiveCert {
+        cert_pem,
+        key_pem,
+        dev_hash_hex: Some(sha256_hex),
+        not_after: Some(not_after),
+    })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -118,7 +132,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(bytes)?;
     Ok(())
 }
@@ -176,7 +192,10 @@ mod tests {
         let hash = a.dev_hash_hex.clone().unwrap();
         assert_eq!(hash.len(), 64);
         let total = a.not_after.unwrap() - (now - Duration::hours(1));
-        assert!(total < Duration::days(14), "Chromium refuses certificates valid 14 days or more");
+        assert!(
+            total < Duration::days(14),
+            "Chromium refuses certificates valid 14 days or more"
+        );
         let b = load_or_create(dir.path(), None, &names, now + Duration::days(5)).unwrap();
         assert_eq!(b.dev_hash_hex.as_deref(), Some(hash.as_str()));
         assert!(needs_renewal(&b, now + Duration::days(11)));

@@ -53,7 +53,11 @@ pub struct Config {
     pub smtp_url: Option<String>,
 
     /// Sender address of outgoing mail.
-    #[arg(long, env = "QUICMEET_MAIL_FROM", default_value = "QuicMeet <noreply@localhost>")]
+    #[arg(
+        long,
+        env = "QUICMEET_MAIL_FROM",
+        default_value = "QuicMeet <noreply@localhost>"
+    )]
     pub mail_from: String,
 
     /// PEM certificate chain for production: serves HTTPS on the HTTP address and the same
@@ -162,7 +166,10 @@ fn apply_toml(path: &std::path::Path) -> anyhow::Result<()> {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
-            other => bail!("{}: `{key}` must be a string, integer or boolean, not {other}", path.display()),
+            other => bail!(
+                "{}: `{key}` must be a string, integer or boolean, not {other}",
+                path.display()
+            ),
         };
         if std::env::var_os(&env).is_none() {
             std::env::set_var(env, text);
@@ -180,8 +187,14 @@ mod tests {
         let help = Config::command().render_long_help().to_string();
         for a in Config::command().get_arguments() {
             if let Some(l) = a.get_long() {
-                assert!(help.contains(&format!("--{l}")), "--{l} missing from --help");
-                assert!(a.get_help().is_some() || a.get_long_help().is_some(), "--{l} has no help");
+                assert!(
+                    help.contains(&format!("--{l}")),
+                    "--{l} missing from --help"
+                );
+                assert!(
+                    a.get_help().is_some() || a.get_long_help().is_some(),
+                    "--{l} has no help"
+                );
             }
         }
     }

@@ -19,13 +19,22 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after_secs: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
     pub fn unauthenticated() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Please sign in first.")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Please sign in first.",
+        )
     }
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, message)
@@ -99,8 +108,17 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
                 "bad_content_type",
                 "Send the body as JSON with Content-Type: application/json.",
             ),
-            R::JsonSyntaxError(e) => Self::bad_request("bad_json", format!("The body is not valid JSON: {}", e.body_text())),
-            R::JsonDataError(e) => Self::bad_request("invalid_field", format!("A field is missing or has the wrong type: {}", e.body_text())),
+            R::JsonSyntaxError(e) => Self::bad_request(
+                "bad_json",
+                format!("The body is not valid JSON: {}", e.body_text()),
+            ),
+            R::JsonDataError(e) => Self::bad_request(
+                "invalid_field",
+                format!(
+                    "A field is missing or has the wrong type: {}",
+                    e.body_text()
+                ),
+            ),
             R::BytesRejection(_) => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",

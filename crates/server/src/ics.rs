@@ -38,7 +38,13 @@ fn fold(line: &str, out: &mut String) {
 }
 
 /// The meeting as a calendar with one event. `method` is REQUEST, PUBLISH or CANCEL.
-pub fn meeting_ics(m: &Meeting, link: &str, host_domain: &str, method: &str, now: DateTime<Utc>) -> String {
+pub fn meeting_ics(
+    m: &Meeting,
+    link: &str,
+    host_domain: &str,
+    method: &str,
+    now: DateTime<Utc>,
+) -> String {
     let end = m.start + Duration::minutes(m.duration_minutes as i64);
     let mut lines = vec![
         "BEGIN:VCALENDAR".to_owned(),
@@ -54,18 +60,31 @@ pub fn meeting_ics(m: &Meeting, link: &str, host_domain: &str, method: &str, now
         format!("SUMMARY:{}", escape(&m.title)),
         format!(
             "DESCRIPTION:{}",
-            escape(&format!("Join with QuicMeet: {link}\nMeeting code: {}", m.code))
+            escape(&format!(
+                "Join with QuicMeet: {link}\nMeeting code: {}",
+                m.code
+            ))
         ),
         format!("LOCATION:{}", escape(link)),
         format!("URL:{link}"),
-        format!("ORGANIZER;CN={}:mailto:{}", escape(&m.host_name), m.host_email),
+        format!(
+            "ORGANIZER;CN={}:mailto:{}",
+            escape(&m.host_name),
+            m.host_email
+        ),
     ];
     for inv in &m.invitees {
-        lines.push(format!("ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:{inv}"));
+        lines.push(format!(
+            "ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:{inv}"
+        ));
     }
     lines.push(format!(
         "STATUS:{}",
-        if m.cancelled || method == "CANCEL" { "CANCELLED" } else { "CONFIRMED" }
+        if m.cancelled || method == "CANCEL" {
+            "CANCELLED"
+        } else {
+            "CONFIRMED"
+        }
     ));
     lines.push("END:VEVENT".to_owned());
     lines.push("END:VCALENDAR".to_owned());
@@ -83,7 +102,9 @@ mod tests {
 
     #[test]
     fn calendar_has_the_event_times_and_escapes_text() {
-        let start = DateTime::parse_from_rfc3339("2026-12-01T09:30:00Z").unwrap().to_utc();
+        let start = DateTime::parse_from_rfc3339("2026-12-01T09:30:00Z")
+            .unwrap()
+            .to_utc();
         let m = Meeting {
             code: "abc-defg-hij".into(),
             title: "Plan; review, and \"ship\"".into(),
@@ -99,7 +120,13 @@ mod tests {
             created_at: start,
             revision: 2,
         };
-        let ics = meeting_ics(&m, "http://localhost:8080/abc-defg-hij", "localhost", "REQUEST", start);
+        let ics = meeting_ics(
+            &m,
+            "http://localhost:8080/abc-defg-hij",
+            "localhost",
+            "REQUEST",
+            start,
+        );
         assert!(ics.contains("DTSTART:20261201T093000Z\r\n"));
         assert!(ics.contains("DTEND:20261201T101500Z\r\n"));
         assert!(ics.contains("SUMMARY:Plan\\; review\\, and \"ship\"\r\n"));

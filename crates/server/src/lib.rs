@@ -113,7 +113,11 @@ impl Server {
             .await
             .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
         let http = listener.local_addr()?;
-        let scheme = if config.tls_enabled() { "https" } else { "http" };
+        let scheme = if config.tls_enabled() {
+            "https"
+        } else {
+            "http"
+        };
         let public_url = config
             .public_url
             .clone()
@@ -121,16 +125,20 @@ impl Server {
             .trim_end_matches('/')
             .to_owned();
         let public_host = public_host(&public_url);
-        let media_host = config.media_host.clone().unwrap_or_else(|| public_host.clone());
+        let media_host = config
+            .media_host
+            .clone()
+            .unwrap_or_else(|| public_host.clone());
 
-        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        let mut names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
         if !names.contains(&media_host) {
             names.push(media_host.clone());
         }
-        let tls_pair = config
-            .tls_cert
-            .as_deref()
-            .zip(config.tls_key.as_deref());
+        let tls_pair = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
         let cert = certs::load_or_create(&config.data_dir, tls_pair, &names, chrono::Utc::now())?;
         let cert: certs::SharedCert = Arc::new(RwLock::new(cert));
 
@@ -140,12 +148,20 @@ impl Server {
             .with_context(|| format!("binding UDP on {}", config.quic_addr))?;
         let quic = quic_socket.local_addr()?;
 
-        let ws_scheme = if public_url.starts_with("https") { "wss" } else { "ws" };
-        let ws_url = format!("{ws_scheme}://{}/ws", public_url.split("://").nth(1).unwrap_or("localhost"));
+        let ws_scheme = if public_url.starts_with("https") {
+            "wss"
+        } else {
+            "ws"
+        };
+        let ws_url = format!(
+            "{ws_scheme}://{}/ws",
+            public_url.split("://").nth(1).unwrap_or("localhost")
+        );
         let wt_url = format!("https://{}:{}/wt", bracket(&media_host), quic.port());
 
-        let dummy_hash = tokio::task::spawn_blocking(|| quicmeet_store::hash_password("not a password"))
-            .await??;
+        let dummy_hash =
+            tokio::task::spawn_blocking(|| quicmeet_store::hash_password("not a password"))
+                .await??;
         let state = Arc::new(AppState {
             limits: Limits::new(&config),
             config,
@@ -194,11 +210,19 @@ pub(crate) fn public_host(url: &str) -> String {
     if let Some(v6) = authority.strip_prefix('[') {
         return v6.split(']').next().unwrap_or("localhost").to_owned();
     }
-    authority.split(':').next().unwrap_or("localhost").to_owned()
+    authority
+        .split(':')
+        .next()
+        .unwrap_or("localhost")
+        .to_owned()
 }
 
 fn bracket(host: &str) -> String {
-    if host.contains(':') { format!("[{host}]") } else { host.to_owned() }
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
 }
 
 fn spawn_housekeeping(state: SharedState, cancel: CancellationToken) {
@@ -218,10 +242,16 @@ fn spawn_housekeeping(state: SharedState, cancel: CancellationToken) {
             }
             let renew = certs::needs_renewal(&state.cert.read(), now);
             if renew {
-                let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+                let names = vec![
+                    "localhost".to_owned(),
+                    "127.0.0.1".to_owned(),
+                    "::1".to_owned(),
+                ];
                 match certs::make_dev_cert(&state.config.data_dir.join("certs"), &names, now) {
                     Ok(c) => *state.cert.write() = c,
-                    Err(e) => tracing::error!(error = %e, "renewing the development certificate failed"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "renewing the development certificate failed")
+                    }
                 }
             }
         }
@@ -252,5 +282,8 @@ pub async fn shutdown_signal() {
 pub fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }

@@ -88,7 +88,13 @@ impl Mailer {
                 let safe: String = mail
                     .to
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || c == '@' || c == '.' { c } else { '_' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '@' || c == '.' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
                     .collect();
                 let path = dir.join(format!("{stamp}-{}-{safe}.eml", mail.kind));
                 let bytes = msg.formatted();
@@ -108,14 +114,21 @@ fn build(from: &str, mail: &Mail) -> anyhow::Result<Message> {
         Some(mail.to_name.clone()),
         mail.to.parse().context("bad recipient address")?,
     );
-    let b = Message::builder().from(from).to(to).subject(mail.subject.clone());
+    let b = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(mail.subject.clone());
     // Plain 7/8-bit text keeps links readable in the raw mail (no quoted-printable breaks).
     let enc = if mail.text.is_ascii() {
         ContentTransferEncoding::SevenBit
     } else {
         ContentTransferEncoding::EightBit
     };
-    let body = || Body::new_with_encoding(mail.text.clone(), enc).map_err(|_| anyhow::anyhow!("mail body lines too long"));
+    // Lines over 78 characters (long links) need quoted-printable; readers decode it.
+    let body = || -> anyhow::Result<Body> {
+        Ok(Body::new_with_encoding(mail.text.clone(), enc)
+            .unwrap_or_else(|_| Body::new(mail.text.clone())))
+    };
     let msg = match &mail.calendar {
         None => b.header(ContentType::TEXT_PLAIN).body(body()?)?,
         Some((file, ics, method)) => {
@@ -123,7 +136,11 @@ fn build(from: &str, mail: &Mail) -> anyhow::Result<Message> {
                 .context("calendar content type")?;
             b.multipart(
                 MultiPart::mixed()
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body()?))
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(body()?),
+                    )
                     .singlepart(Attachment::new(file.clone()).body(ics.clone(), ct)),
             )?
         }

@@ -19,7 +19,13 @@ impl<const N: usize> CounterVec<N> {
         label: &'static str,
         values: [&'static str; N],
     ) -> Self {
-        Self { name, help, label, values, counts: [const { AtomicU64::new(0) }; N] }
+        Self {
+            name,
+            help,
+            label,
+            values,
+            counts: [const { AtomicU64::new(0) }; N],
+        }
     }
     pub fn inc(&self, value: &str) {
         if let Some(i) = self.values.iter().position(|v| *v == value) {
@@ -34,9 +40,20 @@ impl<const N: usize> CounterVec<N> {
             .unwrap_or(0)
     }
     fn render(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter", self.name, self.help, self.name);
+        let _ = writeln!(
+            out,
+            "# HELP {} {}\n# TYPE {} counter",
+            self.name, self.help, self.name
+        );
         for (v, c) in self.values.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{}{{{}=\"{}\"}} {}", self.name, self.label, v, c.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "{}{{{}=\"{}\"}} {}",
+                self.name,
+                self.label,
+                v,
+                c.load(Relaxed)
+            );
         }
     }
 }
@@ -117,5 +134,8 @@ impl Metrics {
 
 /// Writes one gauge in exposition format.
 pub fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
 }

@@ -34,9 +34,10 @@ impl RateLimiter {
             let rate = self.per_minute / 60.0;
             map.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < full);
         }
-        let b = map
-            .entry(key.to_owned())
-            .or_insert(Bucket { tokens: self.burst, at: now });
+        let b = map.entry(key.to_owned()).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
         let rate = self.per_minute / 60.0;
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(self.burst);
         b.at = now;

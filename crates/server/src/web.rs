@@ -24,9 +24,7 @@ pub fn app(state: SharedState) -> Router {
     let static_dir = state.config.static_dir.clone();
     let index = static_dir.join("index.html");
     let spa: Router = if index.exists() {
-        Router::new().fallback_service(
-            ServeDir::new(&static_dir).fallback(ServeFile::new(index)),
-        )
+        Router::new().fallback_service(ServeDir::new(&static_dir).fallback(ServeFile::new(index)))
     } else {
         Router::new().fallback(get(client_missing))
     };
@@ -70,8 +68,18 @@ struct StoreGauges<'a>(&'a SharedState);
 
 impl MetricsSource for StoreGauges<'_> {
     fn render(&self, out: &mut String) {
-        crate::metrics::gauge(out, "quicmeet_users", "Registered accounts.", self.0.store.user_count());
-        crate::metrics::gauge(out, "quicmeet_meetings", "Scheduled meetings.", self.0.store.meeting_count());
+        crate::metrics::gauge(
+            out,
+            "quicmeet_users",
+            "Registered accounts.",
+            self.0.store.user_count(),
+        );
+        crate::metrics::gauge(
+            out,
+            "quicmeet_meetings",
+            "Scheduled meetings.",
+            self.0.store.meeting_count(),
+        );
     }
 }
 

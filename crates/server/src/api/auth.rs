@@ -86,7 +86,10 @@ pub struct ClientIp(pub String);
 
 impl FromRequestParts<SharedState> for ClientIp {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
         if state.config.trust_proxy {
             if let Some(ip) = parts
                 .headers
@@ -107,7 +110,10 @@ impl FromRequestParts<SharedState> for ClientIp {
 }
 
 fn bearer_or_cookie(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         if let Some(t) = v.strip_prefix("Bearer ") {
             return Some(t.trim().to_owned());
         }
@@ -130,12 +136,19 @@ pub struct MaybeUser(pub Option<(User, String)>);
 
 impl FromRequestParts<SharedState> for MaybeUser {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let Some(token) = bearer_or_cookie(&parts.headers) else { return Ok(MaybeUser(None)) };
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = bearer_or_cookie(&parts.headers) else {
+            return Ok(MaybeUser(None));
+        };
         let Some(session) = state.store.session(&token, Utc::now())? else {
             return Ok(MaybeUser(None));
         };
-        Ok(MaybeUser(state.store.user(&session.user_id)?.map(|u| (u, token))))
+        Ok(MaybeUser(
+            state.store.user(&session.user_id)?.map(|u| (u, token)),
+        ))
     }
 }
 
@@ -144,7 +157,10 @@ pub struct CurrentUser(pub User, pub String);
 
 impl FromRequestParts<SharedState> for CurrentUser {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
         match MaybeUser::from_request_parts(parts, state).await?.0 {
             Some((u, t)) => Ok(CurrentUser(u, t)),
             None => Err(ApiError::unauthenticated()),
@@ -152,7 +168,12 @@ impl FromRequestParts<SharedState> for CurrentUser {
     }
 }
 
-fn limit(state: &SharedState, which: &'static str, rl: &crate::ratelimit::RateLimiter, key: &str) -> ApiResult<()> {
+fn limit(
+    state: &SharedState,
+    which: &'static str,
+    rl: &crate::ratelimit::RateLimiter,
+    key: &str,
+) -> ApiResult<()> {
     rl.check(key, Instant::now()).map_err(|wait| {
         state.metrics.rate_limited.inc(which);
         ApiError::rate_limited(wait)
@@ -160,7 +181,9 @@ fn limit(state: &SharedState, which: &'static str, rl: &crate::ratelimit::RateLi
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)
 }
 
 fn team_of(state: &SharedState, email: &str) -> String {
@@ -228,7 +251,12 @@ pub async fn signup(
         return Err(e.into());
     }
     let token = new_token();
-    state.store.put_verify_token(&token, &user.id, Utc::now(), Duration::hours(VERIFY_TTL_HOURS))?;
+    state.store.put_verify_token(
+        &token,
+        &user.id,
+        Utc::now(),
+        Duration::hours(VERIFY_TTL_HOURS),
+    )?;
     state.store.flush().await?;
     state.metrics.signups.inc("created");
     send_verification(&state, &user, &token);
@@ -236,7 +264,10 @@ pub async fn signup(
         StatusCode::CREATED,
         Json(UserResponse {
             user: (&user).into(),
-            message: Some(format!("We sent a verification link to {}. Open it to finish signing up.", user.email)),
+            message: Some(format!(
+                "We sent a verification link to {}. Open it to finish signing up.",
+                user.email
+            )),
         }),
     ))
 }
@@ -250,7 +281,10 @@ pub async fn verify(
     ApiJson(req): ApiJson<VerifyRequest>,
 ) -> ApiResult<Json<UserResponse>> {
     if req.token.is_empty() || req.token.len() > 200 {
-        return Err(ApiError::bad_request("token_invalid", "This link is not valid or has already been used."));
+        return Err(ApiError::bad_request(
+            "token_invalid",
+            "This link is not valid or has already been used.",
+        ));
     }
     let user = state.store.consume_verify_token(&req.token, Utc::now())?;
     state.store.flush().await?;
@@ -274,7 +308,12 @@ pub async fn resend(
     if let Some(user) = state.store.user_by_email(&email)? {
         if !user.verified {
             let token = new_token();
-            state.store.put_verify_token(&token, &user.id, Utc::now(), Duration::hours(VERIFY_TTL_HOURS))?;
+            state.store.put_verify_token(
+                &token,
+                &user.id,
+                Utc::now(),
+                Duration::hours(VERIFY_TTL_HOURS),
+            )?;
             state.store.flush().await?;
             send_verification(&state, &user, &token);
         }
@@ -314,7 +353,10 @@ pub async fn login(
     let user = state.store.user_by_email(&email)?;
     // Verify against a dummy hash when the account does not exist, so "no such e-mail" and
     // "wrong password" take the same time and get the same answer.
-    let phc = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| state.dummy_hash.clone());
+    let phc = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| state.dummy_hash.clone());
     let password = req.password;
     let check = blocking(move || quicmeet_store::verify_password(&password, &phc)).await?;
     let user = match (user, check) {
@@ -338,12 +380,27 @@ pub async fn login(
     let token = new_token();
     let now = Utc::now();
     let ttl = Duration::hours(state.config.session_ttl_hours as i64);
-    state.store.put_session(&token, &Session { user_id: user.id.clone(), created_at: now, expires_at: now + ttl })?;
+    state.store.put_session(
+        &token,
+        &Session {
+            user_id: user.id.clone(),
+            created_at: now,
+            expires_at: now + ttl,
+        },
+    )?;
     state.store.flush().await?;
     state.metrics.logins.inc("ok");
-    let mut res = Json(UserResponse { user: (&user).into(), message: None }).into_response();
-    res.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &token, ttl.num_seconds()));
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut res = Json(UserResponse {
+        user: (&user).into(),
+        message: None,
+    })
+    .into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&state, &token, ttl.num_seconds()),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
 }
 
@@ -355,12 +412,16 @@ pub async fn logout(State(state): State<SharedState>, headers: HeaderMap) -> Api
         state.store.flush().await?;
     }
     let mut res = StatusCode::NO_CONTENT.into_response();
-    res.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+    res.headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&state, "", 0));
     Ok(res)
 }
 
 /// Who am I.
 #[utoipa::path(get, path = "/api/me", responses((status = 200, body = UserResponse), (status = 401, body = crate::api::ErrorBody)))]
 pub async fn me(CurrentUser(user, _): CurrentUser) -> Json<UserResponse> {
-    Json(UserResponse { user: (&user).into(), message: None })
+    Json(UserResponse {
+        user: (&user).into(),
+        message: None,
+    })
 }

@@ -9,7 +9,9 @@ use axum::{
     Json,
 };
 use chrono::{Duration, Utc};
-use quicmeet_store::{is_meeting_code, new_token, JoinGrant, JoinRole, Meeting, MeetingKind, StoreError, User};
+use quicmeet_store::{
+    is_meeting_code, new_token, JoinGrant, JoinRole, Meeting, MeetingKind, StoreError, User,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -141,7 +143,10 @@ fn parse_kind(s: &str) -> ApiResult<MeetingKind> {
         "public" => Ok(MeetingKind::Public),
         "private" => Ok(MeetingKind::Private),
         "team" => Ok(MeetingKind::Team),
-        _ => Err(ApiError::bad_request("invalid_type", "Meeting type must be public, private or team.")),
+        _ => Err(ApiError::bad_request(
+            "invalid_type",
+            "Meeting type must be public, private or team.",
+        )),
     }
 }
 
@@ -188,7 +193,12 @@ fn mail_invitees(state: &SharedState, m: &Meeting, to: &[String], method: &'stat
         let (subject, text) = if method == "CANCEL" {
             (
                 format!("Cancelled: {}", m.title),
-                format!("{} cancelled \"{}\" ({} UTC).\n", m.host_name, m.title, m.start.format("%Y-%m-%d %H:%M")),
+                format!(
+                    "{} cancelled \"{}\" ({} UTC).\n",
+                    m.host_name,
+                    m.title,
+                    m.start.format("%Y-%m-%d %H:%M")
+                ),
             )
         } else {
             (
@@ -207,7 +217,11 @@ fn mail_invitees(state: &SharedState, m: &Meeting, to: &[String], method: &'stat
                 subject,
                 text,
                 calendar: Some(("invite.ics".into(), ics.clone(), method)),
-                kind: if method == "CANCEL" { "cancel" } else { "invite" },
+                kind: if method == "CANCEL" {
+                    "cancel"
+                } else {
+                    "invite"
+                },
             },
             state.metrics.clone(),
         );
@@ -218,7 +232,10 @@ fn require_verified(user: &User) -> ApiResult<()> {
     if user.verified {
         Ok(())
     } else {
-        Err(ApiError::forbidden("email_not_verified", "Verify your e-mail address first."))
+        Err(ApiError::forbidden(
+            "email_not_verified",
+            "Verify your e-mail address first.",
+        ))
     }
 }
 
@@ -262,28 +279,48 @@ pub async fn create(
     }
     state.store.flush().await?;
     mail_invitees(&state, &meeting, &meeting.invitees, "REQUEST");
-    Ok((StatusCode::CREATED, Json(MeetingResponse { meeting: view(&state, &meeting, Some(&user)) })))
+    Ok((
+        StatusCode::CREATED,
+        Json(MeetingResponse {
+            meeting: view(&state, &meeting, Some(&user)),
+        }),
+    ))
 }
 
 /// My meetings, hosted and invited; upcoming first, then past ones, most recent first.
 #[utoipa::path(get, path = "/api/meetings", responses((status = 200, body = MeetingList), (status = 401, body = crate::api::ErrorBody)))]
-pub async fn list(State(state): State<SharedState>, CurrentUser(user, _): CurrentUser) -> ApiResult<Json<MeetingList>> {
+pub async fn list(
+    State(state): State<SharedState>,
+    CurrentUser(user, _): CurrentUser,
+) -> ApiResult<Json<MeetingList>> {
     let mut ms = state.store.meetings_for(&user.id, &user.email)?;
     let now = Utc::now();
     ms.sort_by_key(|m| {
         let end = m.start + Duration::minutes(m.duration_minutes as i64);
         let past = end < now || m.cancelled;
         // Upcoming/ongoing by start ascending, then past by start descending.
-        (past, if past { -m.start.timestamp() } else { m.start.timestamp() })
+        (
+            past,
+            if past {
+                -m.start.timestamp()
+            } else {
+                m.start.timestamp()
+            },
+        )
     });
-    Ok(Json(MeetingList { meetings: ms.iter().map(|m| view(&state, m, Some(&user))).collect() }))
+    Ok(Json(MeetingList {
+        meetings: ms.iter().map(|m| view(&state, m, Some(&user))).collect(),
+    }))
 }
 
 fn load(state: &SharedState, code: &str) -> ApiResult<Meeting> {
     if !is_meeting_code(code) {
         return Err(ApiError::meeting_not_found());
     }
-    state.store.meeting(code)?.ok_or_else(ApiError::meeting_not_found)
+    state
+        .store
+        .meeting(code)?
+        .ok_or_else(ApiError::meeting_not_found)
 }
 
 /// Public facts of a meeting (everything, for its host).
@@ -296,18 +333,27 @@ pub async fn get_one(
     Path(code): Path<String>,
 ) -> ApiResult<Json<MeetingResponse>> {
     // Look-ups share the join limit so codes cannot be enumerated.
-    state.limits.join_ip.check(&ip, Instant::now()).map_err(|w| {
-        state.metrics.rate_limited.inc("join");
-        ApiError::rate_limited(w)
-    })?;
+    state
+        .limits
+        .join_ip
+        .check(&ip, Instant::now())
+        .map_err(|w| {
+            state.metrics.rate_limited.inc("join");
+            ApiError::rate_limited(w)
+        })?;
     let m = load(&state, &code)?;
-    Ok(Json(MeetingResponse { meeting: view(&state, &m, user.as_ref().map(|u| &u.0)) }))
+    Ok(Json(MeetingResponse {
+        meeting: view(&state, &m, user.as_ref().map(|u| &u.0)),
+    }))
 }
 
 fn load_hosted(state: &SharedState, code: &str, user: &User) -> ApiResult<Meeting> {
     let m = load(state, code)?;
     if m.host_id != user.id {
-        return Err(ApiError::forbidden("not_host", "Only the meeting's host can change it."));
+        return Err(ApiError::forbidden(
+            "not_host",
+            "Only the meeting's host can change it.",
+        ));
     }
     Ok(m)
 }
@@ -323,7 +369,11 @@ pub async fn update(
 ) -> ApiResult<Json<MeetingResponse>> {
     let old = load_hosted(&state, &code, &user)?;
     if old.cancelled {
-        return Err(ApiError::new(StatusCode::CONFLICT, "meeting_cancelled", "This meeting was cancelled."));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "meeting_cancelled",
+            "This meeting was cancelled.",
+        ));
     }
     let mut m = old.clone();
     if let Some(t) = &req.title {
@@ -344,10 +394,17 @@ pub async fn update(
     m.revision += 1;
     state.store.update_meeting(&old, &m)?;
     state.store.flush().await?;
-    let removed: Vec<String> = old.invitees.iter().filter(|e| !m.invitees.contains(e)).cloned().collect();
+    let removed: Vec<String> = old
+        .invitees
+        .iter()
+        .filter(|e| !m.invitees.contains(e))
+        .cloned()
+        .collect();
     mail_invitees(&state, &m, &m.invitees, "REQUEST");
     mail_invitees(&state, &m, &removed, "CANCEL");
-    Ok(Json(MeetingResponse { meeting: view(&state, &m, Some(&user)) }))
+    Ok(Json(MeetingResponse {
+        meeting: view(&state, &m, Some(&user)),
+    }))
 }
 
 /// Cancel a meeting I host; invitees are told.
@@ -378,13 +435,29 @@ pub async fn ics(
     ClientIp(ip): ClientIp,
     Path(code): Path<String>,
 ) -> ApiResult<Response> {
-    state.limits.join_ip.check(&ip, Instant::now()).map_err(ApiError::rate_limited)?;
+    state
+        .limits
+        .join_ip
+        .check(&ip, Instant::now())
+        .map_err(ApiError::rate_limited)?;
     let m = load(&state, &code)?;
-    let body = meeting_ics(&m, &link(&state, &m.code), &host_domain(&state), "PUBLISH", Utc::now());
+    let body = meeting_ics(
+        &m,
+        &link(&state, &m.code),
+        &host_domain(&state),
+        "PUBLISH",
+        Utc::now(),
+    );
     Ok((
         [
-            (header::CONTENT_TYPE, "text/calendar; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.ics\"", m.code)),
+            (
+                header::CONTENT_TYPE,
+                "text/calendar; charset=utf-8".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.ics\"", m.code),
+            ),
         ],
         body,
     )
@@ -419,13 +492,20 @@ pub async fn join(
         JoinRequest::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("bad_json", format!("The body is not valid JSON for a join request: {e}"))
+            ApiError::bad_request(
+                "bad_json",
+                format!("The body is not valid JSON for a join request: {e}"),
+            )
         })?
     };
     let m = load(&state, &code).inspect_err(|_| state.metrics.joins.inc("not_found"))?;
     if m.cancelled {
         state.metrics.joins.inc("refused");
-        return Err(ApiError::new(StatusCode::GONE, "meeting_cancelled", "This meeting was cancelled by its host."));
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "meeting_cancelled",
+            "This meeting was cancelled by its host.",
+        ));
     }
     let user = user.map(|u| u.0);
     let refuse = |e: ApiError| {
@@ -434,17 +514,36 @@ pub async fn join(
     };
     // Decide who this is and whether they wait in the lobby.
     let (name, email, user_id, role, lobby) = match &user {
-        Some(u) if u.id == m.host_id => (u.name.clone(), u.email.clone(), Some(u.id.clone()), JoinRole::Host, false),
+        Some(u) if u.id == m.host_id => (
+            u.name.clone(),
+            u.email.clone(),
+            Some(u.id.clone()),
+            JoinRole::Host,
+            false,
+        ),
         Some(u) => {
             let invited = m.invitees.iter().any(|e| e.eq_ignore_ascii_case(&u.email));
             match m.kind {
-                MeetingKind::Public => (u.name.clone(), u.email.clone(), Some(u.id.clone()), JoinRole::Member, false),
-                MeetingKind::Private => {
-                    (u.name.clone(), u.email.clone(), Some(u.id.clone()), JoinRole::Member, !(invited && u.verified))
-                }
+                MeetingKind::Public => (
+                    u.name.clone(),
+                    u.email.clone(),
+                    Some(u.id.clone()),
+                    JoinRole::Member,
+                    false,
+                ),
+                MeetingKind::Private => (
+                    u.name.clone(),
+                    u.email.clone(),
+                    Some(u.id.clone()),
+                    JoinRole::Member,
+                    !(invited && u.verified),
+                ),
                 MeetingKind::Team => {
                     if !u.verified {
-                        return Err(refuse(ApiError::forbidden("email_not_verified", "Verify your e-mail address first.")));
+                        return Err(refuse(ApiError::forbidden(
+                            "email_not_verified",
+                            "Verify your e-mail address first.",
+                        )));
                     }
                     if u.team != m.team && !invited {
                         return Err(refuse(ApiError::forbidden(
@@ -452,7 +551,13 @@ pub async fn join(
                             "This meeting is only for members of the host's team.",
                         )));
                     }
-                    (u.name.clone(), u.email.clone(), Some(u.id.clone()), JoinRole::Member, false)
+                    (
+                        u.name.clone(),
+                        u.email.clone(),
+                        Some(u.id.clone()),
+                        JoinRole::Member,
+                        false,
+                    )
                 }
             }
         }
@@ -468,7 +573,13 @@ pub async fn join(
             let email = validate::email(req.email.as_deref().unwrap_or_default())?;
             // A guest cannot prove they own an invited address, so private meetings make
             // every guest knock.
-            (name, email, None, JoinRole::Guest, m.kind == MeetingKind::Private)
+            (
+                name,
+                email,
+                None,
+                JoinRole::Guest,
+                m.kind == MeetingKind::Private,
+            )
         }
     };
     let token = new_token();
@@ -483,13 +594,21 @@ pub async fn join(
         expires_at: Utc::now() + Duration::seconds(ttl as i64),
     };
     state.store.put_join_grant(&token, &grant)?;
-    state.metrics.joins.inc(if lobby { "waiting" } else { "ready" });
+    state
+        .metrics
+        .joins
+        .inc(if lobby { "waiting" } else { "ready" });
     let cert_hashes = state
         .cert
         .read()
         .dev_hash_hex
         .clone()
-        .map(|h| vec![CertHash { algorithm: "sha-256".into(), value_hex: h }])
+        .map(|h| {
+            vec![CertHash {
+                algorithm: "sha-256".into(),
+                value_hex: h,
+            }]
+        })
         .unwrap_or_default();
     let res = JoinResponse {
         status: if lobby { "waiting" } else { "ready" }.into(),
@@ -507,10 +626,19 @@ pub async fn join(
         },
         meeting: view(&state, &m, user.as_ref()),
         media: MediaEndpoints {
-            webtransport: WebTransportEndpoint { url: state.wt_url.clone(), cert_hashes },
-            websocket: WebSocketEndpoint { url: state.ws_url.clone() },
+            webtransport: WebTransportEndpoint {
+                url: state.wt_url.clone(),
+                cert_hashes,
+            },
+            websocket: WebSocketEndpoint {
+                url: state.ws_url.clone(),
+            },
         },
     };
-    let status = if lobby { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let status = if lobby {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(res)).into_response())
 }

@@ -25,31 +25,64 @@ pub fn router() -> Router<SharedState> {
         .route("/meetings", post(meetings::create).get(meetings::list))
         .route(
             "/meetings/{code}",
-            get(meetings::get_one).patch(meetings::update).delete(meetings::cancel),
+            get(meetings::get_one)
+                .patch(meetings::update)
+                .delete(meetings::cancel),
         )
         .route("/meetings/{code}/ics", get(meetings::ics))
         .route("/meetings/{code}/join", post(meetings::join))
         .fallback(|| async {
-            ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "No such API route.")
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                "No such API route.",
+            )
         })
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "QuicMeet API", description = "Accounts, meetings and join tokens of a QuicMeet server."),
+    info(
+        title = "QuicMeet API",
+        description = "Accounts, meetings and join tokens of a QuicMeet server."
+    ),
     paths(
-        auth::signup, auth::verify, auth::resend, auth::login, auth::logout, auth::me,
-        meetings::create, meetings::list, meetings::get_one, meetings::update, meetings::cancel,
-        meetings::ics, meetings::join
+        auth::signup,
+        auth::verify,
+        auth::resend,
+        auth::login,
+        auth::logout,
+        auth::me,
+        meetings::create,
+        meetings::list,
+        meetings::get_one,
+        meetings::update,
+        meetings::cancel,
+        meetings::ics,
+        meetings::join
     ),
     components(schemas(
-        auth::SignupRequest, auth::VerifyRequest, auth::ResendRequest, auth::LoginRequest,
-        auth::UserView, auth::UserResponse, auth::MessageResponse,
-        meetings::CreateMeeting, meetings::UpdateMeeting, meetings::MeetingView,
-        meetings::MeetingResponse, meetings::MeetingList, meetings::JoinRequest,
-        meetings::JoinResponse, meetings::MediaEndpoints, meetings::WebTransportEndpoint,
-        meetings::CertHash, meetings::WebSocketEndpoint, meetings::JoinParticipant,
-        ErrorBody, ErrorDetail
+        auth::SignupRequest,
+        auth::VerifyRequest,
+        auth::ResendRequest,
+        auth::LoginRequest,
+        auth::UserView,
+        auth::UserResponse,
+        auth::MessageResponse,
+        meetings::CreateMeeting,
+        meetings::UpdateMeeting,
+        meetings::MeetingView,
+        meetings::MeetingResponse,
+        meetings::MeetingList,
+        meetings::JoinRequest,
+        meetings::JoinResponse,
+        meetings::MediaEndpoints,
+        meetings::WebTransportEndpoint,
+        meetings::CertHash,
+        meetings::WebSocketEndpoint,
+        meetings::JoinParticipant,
+        ErrorBody,
+        ErrorDetail
     ))
 )]
 pub struct ApiDoc;

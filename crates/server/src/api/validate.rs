@@ -5,7 +5,9 @@ use crate::error::{ApiError, ApiResult};
 pub fn email(e: &str) -> ApiResult<String> {
     let e = e.trim();
     let ok = e.len() <= 254
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>')
+        && !e
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>')
         && match e.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
@@ -21,7 +23,10 @@ pub fn email(e: &str) -> ApiResult<String> {
     if ok {
         Ok(e.to_ascii_lowercase())
     } else {
-        Err(ApiError::bad_request("invalid_email", "Enter a valid e-mail address, like name@example.org."))
+        Err(ApiError::bad_request(
+            "invalid_email",
+            "Enter a valid e-mail address, like name@example.org.",
+        ))
     }
 }
 
@@ -31,7 +36,10 @@ pub fn name(n: &str) -> ApiResult<String> {
         return Err(ApiError::bad_request("invalid_name", "Enter your name."));
     }
     if n.chars().count() > 100 || n.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("invalid_name", "Names are at most 100 characters, without control characters."));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "Names are at most 100 characters, without control characters.",
+        ));
     }
     Ok(n.to_owned())
 }
@@ -39,10 +47,16 @@ pub fn name(n: &str) -> ApiResult<String> {
 pub fn password(p: &str) -> ApiResult<()> {
     let n = p.chars().count();
     if n < 8 {
-        return Err(ApiError::bad_request("weak_password", "Passwords need at least 8 characters."));
+        return Err(ApiError::bad_request(
+            "weak_password",
+            "Passwords need at least 8 characters.",
+        ));
     }
     if p.len() > 256 {
-        return Err(ApiError::bad_request("invalid_password", "Passwords are at most 256 bytes."));
+        return Err(ApiError::bad_request(
+            "invalid_password",
+            "Passwords are at most 256 bytes.",
+        ));
     }
     Ok(())
 }
@@ -50,13 +64,22 @@ pub fn password(p: &str) -> ApiResult<()> {
 pub fn title(t: &str) -> ApiResult<String> {
     let t = t.trim();
     if t.is_empty() {
-        return Err(ApiError::bad_request("invalid_title", "Give the meeting a title."));
+        return Err(ApiError::bad_request(
+            "invalid_title",
+            "Give the meeting a title.",
+        ));
     }
     if t.chars().count() > 200 {
-        return Err(ApiError::bad_request("invalid_title", "Titles are at most 200 characters."));
+        return Err(ApiError::bad_request(
+            "invalid_title",
+            "Titles are at most 200 characters.",
+        ));
     }
     if t.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("invalid_title", "Titles cannot contain control characters."));
+        return Err(ApiError::bad_request(
+            "invalid_title",
+            "Titles cannot contain control characters.",
+        ));
     }
     Ok(t.to_owned())
 }
@@ -84,12 +107,18 @@ pub fn start(s: &str) -> ApiResult<chrono::DateTime<chrono::Utc>> {
 
 pub fn invitees(list: &[String]) -> ApiResult<Vec<String>> {
     if list.len() > 200 {
-        return Err(ApiError::bad_request("too_many_invitees", "At most 200 invitees per meeting."));
+        return Err(ApiError::bad_request(
+            "too_many_invitees",
+            "At most 200 invitees per meeting.",
+        ));
     }
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for e in list {
         let e = email(e).map_err(|_| {
-            ApiError::bad_request("invalid_invitee", format!("\"{e}\" is not a valid e-mail address."))
+            ApiError::bad_request(
+                "invalid_invitee",
+                format!("\"{e}\" is not a valid e-mail address."),
+            )
         })?;
         if !out.contains(&e) {
             out.push(e);
@@ -105,7 +134,16 @@ mod tests {
     #[test]
     fn accepts_and_refuses_the_expected_inputs() {
         assert_eq!(email(" Ada@Example.org ").unwrap(), "ada@example.org");
-        for bad in ["", "a", "a@b", "@b.org", "a@@b.org", "a b@c.org", "a@b..org", "a@.b.org"] {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.org",
+            "a@@b.org",
+            "a b@c.org",
+            "a@b..org",
+            "a@.b.org",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
         assert!(title(&"x".repeat(200)).is_ok());
