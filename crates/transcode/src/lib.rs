@@ -26,6 +26,32 @@
 //!   the transcoder resumes on the next source keyframe. The pool additionally contains panics
 //!   per track.
 //!
+//! ## Using it from the server
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use quicmeet_transcode::{layers::Config, Pool, PoolConfig, PoolEvent, TrackKind};
+//!
+//! # fn main() -> quicmeet_transcode::Result<()> {
+//! let (pool, events) = Pool::with_channel(PoolConfig::default())?;
+//! let track = pool.add_track(17, Config::new(TrackKind::Camera))?; // track_id from the wire
+//! track.set_active(2, true); // first subscriber of layer 2 arrived
+//! # let (payload, capture_ts_us, keyframe) = (Bytes::new(), 0, true);
+//! track.push(payload, capture_ts_us, keyframe); // every publisher frame; never blocks
+//! for event in events.try_iter() {
+//!     match event {
+//!         PoolEvent::Frame { track_id, frame } => { /* frame.layer, frame.seq, frame.data… */ }
+//!         PoolEvent::SourceKeyframeNeeded { track_id } => { /* keyframe_request to publisher */ }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! [`LayerTranscoder`] holds FFmpeg scaler contexts and is not `Send`: build it on the thread
+//! that drives it (the pool does exactly that). [`Pool`] and [`Track`] are `Send + Sync`.
+//! FFmpeg logs corrupt input on stderr; the binary may lower that with
+//! `quicmeet_transcode::ffmpeg::util::log::set_level`.
+//!
 //! It depends on no other QuicMeet crate: it takes and returns plain values (bytes, µs
 //! timestamps, keyframe flags), and the server maps them to the wire format of `docs/CONTRACT.md`.
 

@@ -450,3 +450,11 @@ fn pool_drops_to_the_next_keyframe_when_a_track_is_overloaded() {
         "removed track frees encoders"
     );
 }
+
+#[test]
+fn pool_handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Pool>();
+    check::<quicmeet_transcode::Track>();
+    check::<quicmeet_transcode::Metrics>();
+}
