@@ -31,7 +31,7 @@ macro_rules! metrics {
 }
 
 metrics! {
-    /// Source frames handed to a transcoder or submitted to the pool.
+    /// Source frames handed to a transcoder (pool submissions that were not dropped).
     frames_in,
     /// Source frames the pool dropped because a track's queue was full (until the next keyframe).
     frames_dropped,

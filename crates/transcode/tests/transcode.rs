@@ -154,6 +154,8 @@ fn each_activation_starts_with_a_keyframe_and_encoders_linger_then_go() {
     assert_eq!(l2.len(), 3 + clip.len() - 24);
     assert_eq!(l2[3].pts_us, clip[24].pts_us);
     assert!(l2[3].keyframe && !l2[4].keyframe);
+    // The source keyframe at frame 30 must not leak into the layer (decoded I-frames).
+    assert_eq!(l2[3..].iter().filter(|f| f.keyframe).count(), 1);
     assert_eq!(
         m.snapshot().encoders_created,
         2,
@@ -457,4 +459,78 @@ fn pool_handles_are_send_and_sync() {
     check::<Pool>();
     check::<quicmeet_transcode::Track>();
     check::<quicmeet_transcode::Metrics>();
+}
+
+#[test]
+fn bit_flipped_stream_never_panics_and_recovers() {
+    let clip = small_clip(320, 180, 60);
+    let now = Instant::now();
+    let mut t = LayerTranscoder::new(Config::new(TrackKind::Camera)).unwrap();
+    t.set_active(1, true, now).unwrap();
+    t.set_active(2, true, now).unwrap();
+    let mut noise = lcg_bytes(4096, 99).into_iter().cycle();
+    let mut errors = 0;
+    let mut out = Vec::new();
+    for (i, f) in clip.iter().enumerate() {
+        let mut data = f.data.clone();
+        // Damage frames 3..40 (keyframes included), leave the last GOP clean.
+        if (3..40).contains(&i) {
+            for _ in 0..1 + i % 4 {
+                let pos = usize::from(noise.next().unwrap()) * 7 % data.len();
+                data[pos] ^= noise.next().unwrap() | 1;
+            }
+            if i % 5 == 0 {
+                data.truncate(data.len() / 2);
+            }
+        }
+        match t.push(&data, f.pts_us, f.keyframe, now) {
+            Ok(frames) => out.extend(frames),
+            Err(_) => errors += 1,
+        }
+    }
+    let s = t.metrics().snapshot();
+    eprintln!("bit flips: {errors} errors, {s:?}");
+    assert!(errors > 0 && s.decode_errors > 0);
+    // Last source keyframe is frame 45 and the last GOP is clean: both layers resume there.
+    let resumed = out.iter().filter(|f| f.pts_us >= clip[45].pts_us).count();
+    assert_eq!(resumed, 2 * (clip.len() - 45));
+    assert_consecutive_seq(&of_layer(&out, 1));
+    assert_consecutive_seq(&of_layer(&out, 2));
+}
+
+#[test]
+fn pool_drops_idle_encoders_after_the_linger() {
+    let clip = small_clip(320, 240, 5);
+    let (pool, rx) = Pool::with_channel(PoolConfig {
+        workers: 2,
+        queue_per_track: 8,
+        tick_interval: Duration::from_millis(20),
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let config = Config {
+        linger: Duration::from_millis(100),
+        ..Config::new(TrackKind::Camera)
+    };
+    let track = pool.add_track(7, config).unwrap();
+    track.set_active(1, true);
+    for f in &clip {
+        assert_eq!(
+            track.push(f.data.clone().into(), f.pts_us, f.keyframe),
+            Submit::Queued
+        );
+    }
+    let mut frames = 0;
+    while frames < clip.len() {
+        if let PoolEvent::Frame { .. } = rx.recv_timeout(Duration::from_secs(5)).unwrap() {
+            frames += 1;
+        }
+    }
+    assert_eq!(pool.metrics().snapshot().active_encoders, 1);
+    track.set_active(1, false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.metrics().snapshot().active_encoders != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(pool.metrics().snapshot().active_encoders, 0);
 }
