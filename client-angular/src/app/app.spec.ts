@@ -1,24 +1,14 @@
-import { TestBed } from '@angular/core/testing';
-import { App } from './app';
+import { UrlSegment } from '@angular/router';
+import { meetingCodeMatcher } from './app.routes';
 
-describe('App', () => {
-  beforeEach(async () => {
-    await TestBed.configureTestingModule({
-      imports: [App],
-    })
-      .compileComponents();
+describe('routes', () => {
+  const seg = (...p: string[]) => p.map((x) => new UrlSegment(x, {}));
+  it('treats /abc-defg-hij as a meeting link', () => {
+    const m = meetingCodeMatcher(seg('abc-defg-hij'));
+    expect(m?.posParams?.['code'].path).toBe('abc-defg-hij');
   });
-
-  it('should create the app', () => {
-    const fixture = TestBed.createComponent(App);
-    const app = fixture.componentInstance;
-    expect(app).toBeTruthy();
-  });
-
-  it('should render title', async () => {
-    const fixture = TestBed.createComponent(App);
-    await fixture.whenStable();
-    const compiled = fixture.nativeElement as HTMLElement;
-    expect(compiled.querySelector('h1')?.textContent).toContain('Hello, quicmeet');
+  it('leaves other paths alone', () => {
+    expect(meetingCodeMatcher(seg('dashboard'))).toBeNull();
+    expect(meetingCodeMatcher(seg('abc-defg-hij', 'x'))).toBeNull();
   });
 });

@@ -1,0 +1,116 @@
+import { MediaFrame } from '../protocol/frame';
+
+/**
+ * One remote video track: VP8 frames → VideoDecoder → a canvas. Waits for a keyframe before
+ * decoding, asks for one after a gap or a decode error, and paints the newest decoded frame.
+ * Frames on a stream arrive in order, so the "jitter buffer" is a one-frame hold that lets a late
+ * canvas attach and always shows the latest picture.
+ */
+export class RemoteVideo {
+  private decoder: VideoDecoder | null = null;
+  private waitingForKey = true;
+  private lastSeq = -1;
+  private canvas: HTMLCanvasElement | null = null;
+  private ctx: CanvasRenderingContext2D | null = null;
+  private held: VideoFrame | null = null;
+  private lastKeyRequest = 0;
+  framesDecoded = 0;
+  framesPainted = 0;
+  firstPaintAt: number | null = null;
+  width = 0;
+  height = 0;
+  /** Capture→paint delay of the last frame (same-machine clocks only), ms. */
+  latencyMs: number | null = null;
+
+  constructor(
+    readonly trackId: number,
+    private readonly requestKeyframe: (trackId: number) => void,
+    private readonly onPaint: (v: RemoteVideo) => void = () => undefined,
+  ) {}
+
+  attach(canvas: HTMLCanvasElement | null): void {
+    this.canvas = canvas;
+    this.ctx = canvas ? canvas.getContext('2d') : null;
+    if (this.held && canvas) this.paint(this.held);
+  }
+
+  push(f: MediaFrame): void {
+    if (f.keyframe) {
+      this.waitingForKey = false;
+    } else if (this.waitingForKey) {
+      this.askForKey();
+      return;
+    } else if (this.lastSeq >= 0 && f.seq !== ((this.lastSeq + 1) >>> 0)) {
+      // A gap inside a group of pictures: the reference chain is broken.
+      this.waitingForKey = true;
+      this.askForKey();
+      return;
+    }
+    this.lastSeq = f.seq;
+    const dec = this.ensureDecoder();
+    if (dec.decodeQueueSize > 10 && !f.keyframe) {
+      // Far behind: skip to the next keyframe rather than show stale video.
+      this.waitingForKey = true;
+      this.askForKey();
+      return;
+    }
+    try {
+      dec.decode(new EncodedVideoChunk({ type: f.keyframe ? 'key' : 'delta', timestamp: f.captureTsUs, data: f.payload }));
+    } catch {
+      this.reset();
+    }
+  }
+
+  close(): void {
+    if (this.decoder && this.decoder.state !== 'closed') this.decoder.close();
+    this.decoder = null;
+    this.held?.close();
+    this.held = null;
+  }
+
+  private ensureDecoder(): VideoDecoder {
+    if (this.decoder && this.decoder.state !== 'closed') return this.decoder;
+    this.decoder = new VideoDecoder({
+      output: (frame) => this.onDecoded(frame),
+      error: () => this.reset(),
+    });
+    this.decoder.configure({ codec: 'vp8', optimizeForLatency: true });
+    return this.decoder;
+  }
+
+  private reset(): void {
+    if (this.decoder && this.decoder.state !== 'closed') this.decoder.close();
+    this.decoder = null;
+    this.waitingForKey = true;
+    this.askForKey();
+  }
+
+  private askForKey(): void {
+    const now = performance.now();
+    if (now - this.lastKeyRequest < 500) return;
+    this.lastKeyRequest = now;
+    this.requestKeyframe(this.trackId);
+  }
+
+  private onDecoded(frame: VideoFrame): void {
+    this.framesDecoded++;
+    this.held?.close();
+    this.held = frame;
+    if (this.canvas) this.paint(frame);
+  }
+
+  private paint(frame: VideoFrame): void {
+    if (!this.canvas || !this.ctx) return;
+    const w = frame.displayWidth;
+    const h = frame.displayHeight;
+    if (this.canvas.width !== w) this.canvas.width = w;
+    if (this.canvas.height !== h) this.canvas.height = h;
+    this.ctx.drawImage(frame, 0, 0, w, h);
+    this.width = w;
+    this.height = h;
+    this.framesPainted++;
+    if (this.firstPaintAt === null) this.firstPaintAt = performance.now();
+    this.latencyMs = Math.max(0, performance.timeOrigin + performance.now() - (frame.timestamp ?? 0) / 1000);
+    this.onPaint(this);
+  }
+}

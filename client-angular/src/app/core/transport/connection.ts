@@ -1,0 +1,52 @@
+/**
+ * One live media connection to the server, over WebTransport or WebSocket. Everything above this
+ * file is unaware of which one it is: it sends control messages and media frames and receives the
+ * same. This folder is the only code that touches WebTransport and WebSocket.
+ */
+import { ClientMessage, ServerMessage, TransportKind } from '../protocol/control';
+import { MediaFrame } from '../protocol/frame';
+
+export interface ConnectionEvents {
+  control(msg: ServerMessage): void;
+  frame(frame: MediaFrame): void;
+  /** The connection ended; `expected` is true when we closed it ourselves. */
+  closed(reason: string, expected: boolean): void;
+}
+
+export interface Connection {
+  readonly kind: TransportKind;
+  sendControl(msg: ClientMessage): void;
+  sendFrame(frame: MediaFrame): void;
+  close(reason?: string): void;
+}
+
+export class TransportError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TransportError';
+  }
+}
+
+export function hexToBytes(hex: string): Uint8Array<ArrayBuffer> {
+  const clean = hex.replace(/[\s:]/g, '');
+  const out = new Uint8Array(clean.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+/** Adds the join token as a query parameter, keeping whatever the URL already has. */
+export function withToken(url: string, token: string): string {
+  const u = new URL(url, globalThis.location?.href ?? 'http://localhost/');
+  u.searchParams.set('token', token);
+  return u.toString();
+}
+
+/** The WebSocket URL to use: the server's, or /ws on the page's own origin. */
+export function websocketUrl(serverUrl: string | undefined, loc: { protocol: string; host: string }): string {
+  if (serverUrl) {
+    if (/^wss?:\/\//.test(serverUrl)) return serverUrl;
+    if (/^https?:\/\//.test(serverUrl)) return serverUrl.replace(/^http/, 'ws');
+  }
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${loc.host}${serverUrl && serverUrl.startsWith('/') ? serverUrl : '/ws'}`;
+}

@@ -1,0 +1,181 @@
+import { computed, Injectable, signal } from '@angular/core';
+import { JoinAnswer } from '../api/api.models';
+import { ClientMessage, ServerMessage, TransportKind } from '../protocol/control';
+import { MediaFrame } from '../protocol/frame';
+import { Connection, ConnectionEvents, websocketUrl, withToken } from './connection';
+import { WebSocketConnection } from './websocket-connection';
+import { WebTransportConnection } from './webtransport-connection';
+
+export type TransportState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+export type TransportPreference = 'auto' | 'wt' | 'ws';
+
+export interface ConnectOptions {
+  prefer: TransportPreference;
+  /** Fetches a fresh join answer (a new token) for reconnecting after a drop. */
+  rejoin: () => Promise<JoinAnswer>;
+}
+
+export interface TransportListener {
+  control(msg: ServerMessage): void;
+  frame(frame: MediaFrame): void;
+  /** A fresh connection is up (first time or after a reconnect): send hello-dependent state. */
+  connected(kind: TransportKind): void;
+  /** Gave up: the connection is gone for good. */
+  failed(message: string): void;
+}
+
+const PING_EVERY_MS = 2000;
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 8000, 8000];
+
+/** Reads ?transport=ws|wt from the page URL. */
+export function transportPreferenceFromUrl(search: string): TransportPreference {
+  const v = new URLSearchParams(search).get('transport');
+  return v === 'ws' || v === 'wt' ? v : 'auto';
+}
+
+/**
+ * Owns the live connection: picks WebTransport or WebSocket, says hello, pings for RTT and
+ * reconnects with backoff after an unexpected drop, using a fresh join token.
+ */
+@Injectable({ providedIn: 'root' })
+export class TransportService {
+  private conn: Connection | null = null;
+  private listener: TransportListener | null = null;
+  private options: ConnectOptions | null = null;
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private generation = 0;
+
+  private readonly _kind = signal<TransportKind | null>(null);
+  private readonly _state = signal<TransportState>('idle');
+  private readonly _rttMs = signal<number | null>(null);
+  private readonly _lastError = signal<string | null>(null);
+
+  readonly kind = this._kind.asReadonly();
+  readonly state = this._state.asReadonly();
+  readonly rttMs = this._rttMs.asReadonly();
+  readonly lastError = this._lastError.asReadonly();
+  readonly label = computed(() => (this._kind() === 'webtransport' ? 'WebTransport' : this._kind() === 'websocket' ? 'WebSocket' : '—'));
+  readonly quality = computed<'good' | 'fair' | 'poor' | 'unknown'>(() => {
+    const rtt = this._rttMs();
+    if (rtt === null) return 'unknown';
+    return rtt < 150 ? 'good' : rtt < 400 ? 'fair' : 'poor';
+  });
+
+  async connect(answer: JoinAnswer, listener: TransportListener, options: ConnectOptions): Promise<void> {
+    this.disconnect();
+    this.listener = listener;
+    this.options = options;
+    const gen = ++this.generation;
+    this._state.set('connecting');
+    await this.open(answer, gen);
+  }
+
+  send(msg: ClientMessage): void {
+    this.conn?.sendControl(msg);
+  }
+
+  sendFrame(frame: MediaFrame): void {
+    this.conn?.sendFrame(frame);
+  }
+
+  /** Leaves on purpose: no reconnect. */
+  disconnect(reason = 'leaving'): void {
+    this.generation++;
+    clearInterval(this.pingTimer);
+    const c = this.conn;
+    this.conn = null;
+    if (c) {
+      c.sendControl({ type: 'leave' });
+      // Let the leave message go out before the close.
+      setTimeout(() => c.close(reason), 50);
+    }
+    this._state.set(this.listener ? 'closed' : 'idle');
+  }
+
+  /** Drops the current connection and reconnects with a fresh token (server restart, etc.). */
+  reconnect(reason: string): void {
+    const c = this.conn;
+    if (!c) return;
+    const gen = ++this.generation;
+    this.conn = null;
+    c.close(reason);
+    void this.onDrop(reason, gen);
+  }
+
+  private async open(answer: JoinAnswer, gen: number): Promise<void> {
+    const prefer = this.options?.prefer ?? 'auto';
+    const events: ConnectionEvents = {
+      control: (m) => {
+        if (gen !== this.generation) return;
+        if (m.type === 'pong') {
+          this._rttMs.set(Math.max(0, Math.round(performance.now() - m.t)));
+          return;
+        }
+        this.listener?.control(m);
+      },
+      frame: (f) => {
+        if (gen === this.generation) this.listener?.frame(f);
+      },
+      closed: (reason, expected) => {
+        if (gen !== this.generation || expected) return;
+        this.onDrop(reason, gen);
+      },
+    };
+    let conn: Connection | null = null;
+    const wt = answer.media?.webtransport;
+    const errors: string[] = [];
+    if (prefer !== 'ws' && wt?.url && WebTransportConnection.supported()) {
+      try {
+        conn = await WebTransportConnection.open(withToken(wt.url, answer.token), wt.cert_hashes, events);
+      } catch (e) {
+        errors.push((e as Error).message);
+        if (prefer === 'wt') throw e;
+      }
+    } else if (prefer === 'wt') {
+      throw new Error('WebTransport is not available here');
+    }
+    if (!conn) {
+      const url = websocketUrl(answer.media?.websocket?.url, location);
+      try {
+        conn = await WebSocketConnection.open(withToken(url, answer.token), events);
+      } catch (e) {
+        errors.push((e as Error).message);
+        throw new Error(`Could not connect to the meeting: ${errors.join('; ')}`, { cause: e });
+      }
+    }
+    if (gen !== this.generation) {
+      conn.close('superseded');
+      return;
+    }
+    this.conn = conn;
+    this._kind.set(conn.kind);
+    this._state.set('connected');
+    this._lastError.set(null);
+    conn.sendControl({ type: 'hello', token: answer.token, client: `quicmeet-web/${conn.kind}` });
+    clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => this.conn?.sendControl({ type: 'ping', t: performance.now() }), PING_EVERY_MS);
+    conn.sendControl({ type: 'ping', t: performance.now() });
+    this.listener?.connected(conn.kind);
+  }
+
+  private async onDrop(reason: string, gen: number): Promise<void> {
+    clearInterval(this.pingTimer);
+    this.conn = null;
+    this._lastError.set(reason);
+    this._state.set('reconnecting');
+    for (const delay of BACKOFF_MS) {
+      await new Promise((r) => setTimeout(r, delay));
+      if (gen !== this.generation || !this.options) return;
+      try {
+        const answer = await this.options.rejoin();
+        await this.open(answer, gen);
+        return;
+      } catch (e) {
+        this._lastError.set((e as Error).message);
+      }
+    }
+    if (gen !== this.generation) return;
+    this._state.set('closed');
+    this.listener?.failed(`Lost the connection to the meeting (${reason}).`);
+  }
+}

@@ -1,0 +1,501 @@
+import { computed, inject, Injectable, OnDestroy, signal } from '@angular/core';
+import { GuestInfo, JoinAnswer } from '../../core/api/api.models';
+import { ApiService } from '../../core/api/api.service';
+import { MediaService } from '../../core/media/media.service';
+import { SPEAKING_DBOV } from '../../core/media/levels';
+import { ChatMessage, Participant, ServerMessage, Track, TransportKind } from '../../core/protocol/control';
+import { MediaFrame, MediaKind, participantOfTrack, Slot, trackIdOf } from '../../core/protocol/frame';
+import { TransportPreference, TransportService } from '../../core/transport/transport.service';
+
+export type RoomPhase = 'idle' | 'joining' | 'lobby' | 'in-room' | 'left' | 'denied' | 'ended' | 'error';
+
+export interface Knock {
+  participant_id: number;
+  name: string;
+  email?: string;
+}
+
+export interface Reaction {
+  key: number;
+  participant_id: number;
+  name: string;
+  emoji: string;
+}
+
+export interface ChatLine extends ChatMessage {
+  self: boolean;
+}
+
+interface SubState {
+  w: number;
+  h: number;
+}
+
+/**
+ * The meeting as the UI sees it: who is here, their tracks, chat, knocks, levels. Feeds control
+ * messages from the transport into signals and turns UI actions into control messages. Media
+ * bytes go straight between TransportService and MediaService.
+ */
+@Injectable({ providedIn: 'root' })
+export class RoomService implements OnDestroy {
+  private readonly api = inject(ApiService);
+  private readonly transport = inject(TransportService);
+  private readonly media = inject(MediaService);
+
+  readonly phase = signal<RoomPhase>('idle');
+  readonly error = signal<string | null>(null);
+  readonly notice = signal<string | null>(null);
+  readonly lobbyMessage = signal<string | null>(null);
+  readonly selfId = signal<number | null>(null);
+  readonly role = signal<string>('member');
+  readonly code = signal<string>('');
+  readonly meetingInfo = signal<Record<string, unknown> | null>(null);
+  private readonly _participants = signal<ReadonlyMap<number, Participant>>(new Map());
+  private readonly _tracks = signal<ReadonlyMap<number, Track>>(new Map());
+  readonly chat = signal<ChatLine[]>([]);
+  readonly knocks = signal<Knock[]>([]);
+  readonly reactions = signal<Reaction[]>([]);
+  readonly activeSpeaker = signal<number | null>(null);
+  /** participant id → -dBov level from audio frame headers (127 = silent). */
+  readonly levels = signal<Record<number, number>>({});
+  /** participant id → loudness of the audio we decoded from them, 0..1 RMS. */
+  readonly rxLoudness = signal<Record<number, number>>({});
+  readonly handRaised = signal(false);
+  readonly firstFrameMs = signal<number | null>(null);
+  readonly unreadChat = signal(0);
+
+  readonly participants = computed(() => [...this._participants().values()]);
+  readonly others = computed(() => this.participants().filter((p) => p.id !== this.selfId()));
+  readonly self = computed(() => {
+    const id = this.selfId();
+    return id === null ? null : (this._participants().get(id) ?? null);
+  });
+  readonly tracks = computed(() => [...this._tracks().values()]);
+  readonly isHost = computed(() => this.role() === 'host');
+  /** The screen share shown as the main stage: a remote one first, else our own. */
+  readonly stage = computed(() => {
+    const screens = this.tracks().filter((t) => t.kind === 'screen');
+    const remote = screens.find((t) => t.participant_id !== this.selfId());
+    return remote ?? screens[0] ?? null;
+  });
+
+  private guest: GuestInfo = {};
+  private prefer: TransportPreference = 'auto';
+  private joinClickedAt = 0;
+  private readonly rawLevels = new Map<number, { level: number; at: number }>();
+  private levelTimer: ReturnType<typeof setInterval> | undefined;
+  private reactionKey = 0;
+  private readonly subscribed = new Map<number, SubState>();
+  private readonly wanted = new Map<number, SubState>();
+  private publishedCamera = false;
+  chatOpen = false;
+
+  constructor() {
+    this.media.onKeyframeNeeded((trackId) => this.transport.send({ type: 'keyframe_request', track_id: trackId }));
+    this.media.onPaint(() => {
+      if (this.firstFrameMs() === null && this.joinClickedAt > 0) {
+        this.firstFrameMs.set(Math.round(performance.now() - this.joinClickedAt));
+      }
+    });
+    this.installTestHook();
+  }
+
+  ngOnDestroy(): void {
+    clearInterval(this.levelTimer);
+  }
+
+  async join(code: string, guest: GuestInfo, prefer: TransportPreference): Promise<void> {
+    this.code.set(code);
+    this.guest = guest;
+    this.prefer = prefer;
+    this.error.set(null);
+    this.notice.set(null);
+    this.firstFrameMs.set(null);
+    this.joinClickedAt = performance.now();
+    this.phase.set('joining');
+    const audio = this.media.startAudioOutput();
+    let answer: JoinAnswer;
+    try {
+      answer = await this.api.join(code, guest);
+    } catch (e) {
+      this.phase.set('error');
+      this.error.set((e as Error).message);
+      return;
+    }
+    if (answer.status === 'waiting') {
+      this.phase.set('lobby');
+      this.lobbyMessage.set(answer.message ?? 'Asking to be let in…');
+    }
+    await audio;
+    try {
+      await this.transport.connect(
+        answer,
+        {
+          control: (m) => this.onControl(m),
+          frame: (f) => this.onFrame(f),
+          connected: (kind) => this.onConnected(kind),
+          failed: (msg) => {
+            this.phase.set('error');
+            this.error.set(msg);
+          },
+        },
+        { prefer, rejoin: () => this.api.join(this.code(), this.guest) },
+      );
+    } catch (e) {
+      this.phase.set('error');
+      this.error.set((e as Error).message);
+    }
+    clearInterval(this.levelTimer);
+    this.levelTimer = setInterval(() => this.publishLevels(), 200);
+  }
+
+  leave(): void {
+    this.transport.disconnect('left');
+    this.teardown();
+    this.phase.set('left');
+  }
+
+  // ---- UI actions -------------------------------------------------------------------------
+
+  toggleMic(): void {
+    this.media.setMic(!this.media.micOn());
+    this.sendMute();
+  }
+
+  async toggleCamera(): Promise<void> {
+    await this.media.setCamera(!this.media.camOn());
+    const id = this.selfId();
+    if (id !== null && this.media.camOn() && !this.publishedCamera) this.publishCamera(id);
+    this.sendMute();
+  }
+
+  async toggleScreen(): Promise<void> {
+    const id = this.selfId();
+    if (id === null) return;
+    const trackId = trackIdOf(id, Slot.ScreenVideo);
+    if (this.media.sharing()) {
+      this.media.stopScreenShare();
+      this.unpublishScreen(trackId);
+      return;
+    }
+    const size = await this.media.startScreenShare(trackId, () => this.unpublishScreen(trackId));
+    if (!size) return;
+    this.transport.send({ type: 'publish', track_id: trackId, kind: 'screen', codec: 'vp8', width: size.width, height: size.height });
+    this.upsertTrack({ track_id: trackId, participant_id: id, kind: 'screen', codec: 'vp8', width: size.width, height: size.height });
+  }
+
+  toggleHand(): void {
+    const raised = !this.handRaised();
+    this.handRaised.set(raised);
+    this.transport.send({ type: 'hand', raised });
+    const id = this.selfId();
+    if (id !== null) this.patchParticipant(id, { hand_raised: raised });
+  }
+
+  react(emoji: string): void {
+    this.transport.send({ type: 'reaction', emoji });
+    const id = this.selfId();
+    if (id !== null) this.showReaction(id, emoji);
+  }
+
+  sendChat(text: string): void {
+    const t = text.trim();
+    if (!t) return;
+    this.transport.send({ type: 'chat', text: t });
+    const id = this.selfId() ?? 0;
+    this.chat.update((c) => [...c, { id: `local-${Date.now()}`, participant_id: id, name: this.self()?.name ?? 'You', text: t, ts_ms: Date.now(), self: true }]);
+  }
+
+  admit(k: Knock): void {
+    this.transport.send({ type: 'admit', participant_id: k.participant_id });
+    this.knocks.update((l) => l.filter((x) => x.participant_id !== k.participant_id));
+  }
+
+  deny(k: Knock): void {
+    this.transport.send({ type: 'deny', participant_id: k.participant_id });
+    this.knocks.update((l) => l.filter((x) => x.participant_id !== k.participant_id));
+  }
+
+  askToMute(p: Participant): void {
+    this.transport.send({ type: 'mute_participant', participant_id: p.id });
+  }
+
+  remove(p: Participant): void {
+    this.transport.send({ type: 'remove', participant_id: p.id });
+  }
+
+  endForAll(): void {
+    this.transport.send({ type: 'end_meeting' });
+  }
+
+  setChatOpen(open: boolean): void {
+    this.chatOpen = open;
+    if (open) this.unreadChat.set(0);
+  }
+
+  dismissNotice(): void {
+    this.notice.set(null);
+  }
+
+  /** A tile now shows `trackId` at w×h CSS pixels: re-subscribe when that changed a lot. */
+  setTileSize(trackId: number, w: number, h: number): void {
+    const dpr = Math.min(2, globalThis.devicePixelRatio || 1);
+    const want = { w: Math.max(160, Math.round(w * dpr)), h: Math.max(90, Math.round(h * dpr)) };
+    this.wanted.set(trackId, want);
+    const cur = this.subscribed.get(trackId);
+    if (!cur) return;
+    const change = Math.max(Math.abs(want.w - cur.w) / cur.w, Math.abs(want.h - cur.h) / cur.h);
+    if (change > 0.25) this.subscribe(trackId);
+  }
+
+  // ---- protocol ---------------------------------------------------------------------------
+
+  private onConnected(kind: TransportKind): void {
+    this.subscribed.clear();
+    console.info(`quicmeet: connected over ${kind}`);
+  }
+
+  private onControl(m: ServerMessage): void {
+    switch (m.type) {
+      case 'welcome':
+        this.onWelcome(m);
+        break;
+      case 'lobby':
+        this.phase.set('lobby');
+        this.lobbyMessage.set(m.message);
+        break;
+      case 'denied':
+        this.transport.disconnect('denied');
+        this.teardown();
+        this.phase.set('denied');
+        this.error.set(m.reason || 'The host did not let you in.');
+        break;
+      case 'participant_joined':
+        this.upsertParticipant(m.participant);
+        break;
+      case 'participant_left':
+        this.removeParticipant(m.participant_id);
+        break;
+      case 'track_published':
+        this.upsertTrack(m.track);
+        if (m.track.participant_id !== this.selfId()) this.subscribe(m.track.track_id);
+        break;
+      case 'track_unpublished':
+        this.removeTrack(m.track_id);
+        break;
+      case 'mute_state':
+        this.patchParticipant(m.participant_id, { audio_muted: m.audio, video_muted: m.video });
+        break;
+      case 'please_mute':
+        if (this.media.micOn()) {
+          this.media.setMic(false);
+          this.sendMute();
+        }
+        this.notice.set(`${this._participants().get(m.by)?.name ?? 'The host'} asked you to mute, so your microphone is off.`);
+        break;
+      case 'chat':
+        if (m.participant_id === this.selfId()) break;
+        this.chat.update((c) => [...c, { id: m.id, participant_id: m.participant_id, name: m.name, text: m.text, ts_ms: m.ts_ms, self: false }]);
+        if (!this.chatOpen) this.unreadChat.update((n) => n + 1);
+        break;
+      case 'reaction':
+        if (m.participant_id !== this.selfId()) this.showReaction(m.participant_id, m.emoji);
+        break;
+      case 'hand':
+        this.patchParticipant(m.participant_id, { hand_raised: m.raised });
+        if (m.participant_id === this.selfId()) this.handRaised.set(m.raised);
+        break;
+      case 'active_speaker':
+        this.activeSpeaker.set(m.participant_id);
+        break;
+      case 'knock':
+        this.knocks.update((l) => [...l.filter((k) => k.participant_id !== m.participant_id), { participant_id: m.participant_id, name: m.name, email: m.email }]);
+        break;
+      case 'keyframe_request':
+        this.media.requestLocalKeyframe(m.track_id);
+        break;
+      case 'layer_changed':
+        this.upsertTrack({ ...(this._tracks().get(m.track_id) as Track), width: m.width, height: m.height });
+        break;
+      case 'error':
+        this.notice.set(m.message);
+        break;
+      case 'goodbye':
+        if (m.reason === 'shutdown') {
+          // The server is restarting: reconnect (with a fresh token) instead of leaving.
+          this.notice.set(m.message || 'The server is restarting; reconnecting…');
+          this.transport.reconnect(m.reason);
+          break;
+        }
+        this.transport.disconnect('goodbye');
+        this.teardown();
+        this.phase.set(m.reason === 'ended' ? 'ended' : 'left');
+        this.error.set(m.message || null);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onWelcome(m: Extract<ServerMessage, { type: 'welcome' }>): void {
+    this.selfId.set(m.participant_id);
+    this.role.set(m.role);
+    this.meetingInfo.set(m.meeting ?? null);
+    this._participants.set(new Map((m.participants ?? []).map((p) => [p.id, p])));
+    this._tracks.set(new Map((m.tracks ?? []).map((t) => [t.track_id, t])));
+    this.chat.set((m.chat ?? []).map((c) => ({ ...c, self: c.participant_id === m.participant_id })));
+    this.phase.set('in-room');
+    this.lobbyMessage.set(null);
+    const id = m.participant_id;
+    if (!this._participants().has(id)) {
+      this.upsertParticipant({ id, name: 'You', role: m.role, audio_muted: !this.media.micOn(), video_muted: !this.media.camOn(), hand_raised: false });
+    }
+    const micId = trackIdOf(id, Slot.Microphone);
+    const camId = trackIdOf(id, Slot.Camera);
+    const have = this.media.startPublishing(micId, camId, (f) => this.transport.sendFrame(f));
+    if (have.mic) {
+      this.transport.send({ type: 'publish', track_id: micId, kind: 'audio', codec: 'opus' });
+      this.upsertTrack({ track_id: micId, participant_id: id, kind: 'audio', codec: 'opus' });
+    }
+    this.publishedCamera = false;
+    if (have.camera) this.publishCamera(id);
+    this.sendMute();
+    if (this.handRaised()) this.transport.send({ type: 'hand', raised: true });
+    for (const t of this.tracks()) if (t.participant_id !== id) this.subscribe(t.track_id);
+  }
+
+  private publishCamera(id: number): void {
+    const camId = trackIdOf(id, Slot.Camera);
+    const size = this.media.cameraSize();
+    this.transport.send({ type: 'publish', track_id: camId, kind: 'video', codec: 'vp8', width: size.width, height: size.height });
+    this.upsertTrack({ track_id: camId, participant_id: id, kind: 'video', codec: 'vp8', width: size.width, height: size.height });
+    this.publishedCamera = true;
+  }
+
+  private unpublishScreen(trackId: number): void {
+    this.transport.send({ type: 'unpublish', track_id: trackId });
+    this.removeTrack(trackId);
+  }
+
+  private sendMute(): void {
+    const audio = !this.media.micOn();
+    const video = !this.media.camOn();
+    this.transport.send({ type: 'mute', audio, video });
+    const id = this.selfId();
+    if (id !== null) this.patchParticipant(id, { audio_muted: audio, video_muted: video });
+  }
+
+  private subscribe(trackId: number): void {
+    const t = this._tracks().get(trackId);
+    if (!t) return;
+    if (t.kind === 'audio' || t.kind === 'screen_audio') {
+      this.transport.send({ type: 'subscribe', track_id: trackId });
+      this.subscribed.set(trackId, { w: 1, h: 1 });
+      return;
+    }
+    const def = t.kind === 'screen' ? { w: 1280, h: 720 } : { w: 640, h: 480 };
+    const want = this.wanted.get(trackId) ?? def;
+    this.transport.send({ type: 'subscribe', track_id: trackId, max_width: want.w, max_height: want.h });
+    this.subscribed.set(trackId, want);
+  }
+
+  private onFrame(f: MediaFrame): void {
+    if (f.kind === MediaKind.Audio && f.audioLevel !== undefined) {
+      this.rawLevels.set(participantOfTrack(f.trackId), { level: f.audioLevel, at: performance.now() });
+    }
+    this.media.pushRemote(f);
+  }
+
+  private publishLevels(): void {
+    const now = performance.now();
+    const out: Record<number, number> = {};
+    for (const [pid, v] of this.rawLevels) out[pid] = now - v.at < 500 ? v.level : 127;
+    this.levels.set(out);
+    const rx: Record<number, number> = {};
+    for (const t of this.tracks()) {
+      if (t.kind === 'audio' && t.participant_id !== this.selfId()) rx[t.participant_id] = this.media.remoteLoudness(t.track_id);
+    }
+    this.rxLoudness.set(rx);
+  }
+
+  isSpeaking(pid: number): boolean {
+    const l = this.levels()[pid];
+    const p = this._participants().get(pid);
+    return l !== undefined && l < SPEAKING_DBOV && !p?.audio_muted;
+  }
+
+  private upsertParticipant(p: Participant): void {
+    this._participants.update((m) => new Map(m).set(p.id, { ...m.get(p.id), ...p }));
+  }
+
+  private patchParticipant(id: number, patch: Partial<Participant>): void {
+    const cur = this._participants().get(id);
+    if (!cur) return;
+    this._participants.update((m) => new Map(m).set(id, { ...cur, ...patch }));
+  }
+
+  private removeParticipant(id: number): void {
+    this._participants.update((m) => {
+      const n = new Map(m);
+      n.delete(id);
+      return n;
+    });
+    for (const t of this.tracks()) if (t.participant_id === id) this.removeTrack(t.track_id);
+    this.knocks.update((l) => l.filter((k) => k.participant_id !== id));
+    this.rawLevels.delete(id);
+  }
+
+  private upsertTrack(t: Track): void {
+    if (!t || t.track_id === undefined) return;
+    this._tracks.update((m) => new Map(m).set(t.track_id, t));
+  }
+
+  private removeTrack(trackId: number): void {
+    this._tracks.update((m) => {
+      const n = new Map(m);
+      n.delete(trackId);
+      return n;
+    });
+    this.subscribed.delete(trackId);
+    this.media.removeRemote(trackId);
+  }
+
+  private showReaction(pid: number, emoji: string): void {
+    const key = ++this.reactionKey;
+    const name = this._participants().get(pid)?.name ?? '';
+    this.reactions.update((r) => [...r, { key, participant_id: pid, name, emoji }]);
+    setTimeout(() => this.reactions.update((r) => r.filter((x) => x.key !== key)), 4000);
+  }
+
+  private teardown(): void {
+    clearInterval(this.levelTimer);
+    this.media.stopLocal();
+    this.media.closeRemotes();
+    this.subscribed.clear();
+    this._tracks.set(new Map());
+    this._participants.set(new Map());
+    this.knocks.set([]);
+    this.rawLevels.clear();
+    this.levels.set({});
+  }
+
+  /** window.__quicmeet: read-only figures for the end-to-end tests and for debugging. */
+  private installTestHook(): void {
+    (globalThis as unknown as { __quicmeet: unknown }).__quicmeet = {
+      state: () => ({
+        phase: this.phase(),
+        transport: this.transport.kind(),
+        rttMs: this.transport.rttMs(),
+        selfId: this.selfId(),
+        participants: this.participants(),
+        tracks: this.tracks(),
+        firstFrameMs: this.firstFrameMs(),
+        media: this.media.stats(),
+        audio: this.tracks()
+          .filter((t) => t.kind === 'audio' && t.participant_id !== this.selfId())
+          .map((t) => ({ trackId: t.track_id, loudness: this.media.remoteLoudness(t.track_id), frames: this.media.remoteAudioFrames(t.track_id) })),
+        levels: this.levels(),
+      }),
+    };
+  }
+}
