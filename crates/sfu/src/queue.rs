@@ -218,10 +218,10 @@ impl SubscriberQueue {
             return Pushed::Queued;
         }
         // Backlog over the bound: this track's queued frames are stale either way.
-        let had_queued = self.drop_track_video(h.track_id);
+        self.drop_track_video(h.track_id);
         if !h.keyframe {
             self.count_video_drop(frame.len());
-            self.start_waiting(h.track_id, h.layer, had_queued);
+            self.start_waiting(h.track_id, h.layer);
             return Pushed::Dropped;
         }
         // A keyframe restarts the track; make room by cutting the other tracks that are
@@ -232,7 +232,7 @@ impl SubscriberQueue {
             };
             let (t, l) = (oldest.header().track_id, oldest.header().layer);
             self.drop_track_video(t);
-            self.start_waiting(t, l, true);
+            self.start_waiting(t, l);
         }
         if self.video_fits(frame.len()) {
             self.video_bytes += frame.len();
@@ -241,7 +241,7 @@ impl SubscriberQueue {
         } else {
             // A single keyframe larger than the whole video bound.
             self.count_video_drop(frame.len());
-            self.start_waiting(h.track_id, h.layer, had_queued);
+            self.start_waiting(h.track_id, h.layer);
             Pushed::Dropped
         }
     }
@@ -275,7 +275,7 @@ impl SubscriberQueue {
         n > 0
     }
 
-    fn start_waiting(&mut self, track_id: u32, layer: u8, _had_queued: bool) {
+    fn start_waiting(&mut self, track_id: u32, layer: u8) {
         if self.waiting.contains(&track_id) {
             return;
         }
@@ -317,7 +317,6 @@ impl SubscriberQueue {
 
     /// The subscriber stopped receiving a track: drop its frames and its waiting state.
     pub fn forget_track(&mut self, track_id: u32) {
-        let before = self.video.len();
         let mut bytes = 0;
         self.video.retain(|f| {
             let keep = f.header().track_id != track_id;
@@ -327,7 +326,6 @@ impl SubscriberQueue {
             keep
         });
         self.video_bytes -= bytes;
-        let _ = before;
         let mut abytes = 0;
         self.audio.retain(|f| {
             let keep = f.header().track_id != track_id;
