@@ -324,7 +324,9 @@ impl LayerTranscoder {
     /// Mark `layer` as wanted (some subscriber) or not (none left) at time `now`.
     ///
     /// Activation forces a keyframe as the layer's next output. Deactivation keeps the encoder
-    /// for [`Config::linger`]; [`Self::tick`] drops it afterwards.
+    /// for [`Config::linger`]; [`Self::tick`] drops it afterwards. Activating an active layer
+    /// changes nothing: when another subscriber joins a running layer, call
+    /// [`Self::request_keyframe`] for it.
     pub fn set_active(&mut self, layer: u8, active: bool, now: Instant) -> Result<()> {
         let was_decoding = self.any_active();
         let state = self.layer_mut(layer)?;

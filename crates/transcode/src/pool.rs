@@ -311,7 +311,6 @@ impl Track {
         let Some(q) = st.queues.get_mut(&self.id) else {
             return Submit::Dropped;
         };
-        let mut started_dropping = false;
         if is_key {
             q.dropping = false;
             if q.media >= self.capacity {
@@ -324,7 +323,7 @@ impl Track {
                 Metrics::sub(&self.metrics.queued_frames, flushed);
             }
         } else if q.dropping || q.media >= self.capacity {
-            started_dropping = !q.dropping;
+            let started_dropping = !q.dropping;
             q.dropping = true;
             drop(st);
             Metrics::add(&self.metrics.frames_dropped, 1);
@@ -346,7 +345,6 @@ impl Track {
         }
         drop(st);
         self.shared.cv.notify_one();
-        debug_assert!(!started_dropping);
         Submit::Queued
     }
 
