@@ -36,7 +36,7 @@ passed=$((passed + up)); failed=$((failed + uf))
 
 if [ -n "${QUICMEET_BIN:-}" ]; then
   echo "== e2e tests against $QUICMEET_BIN"
-  node --test --test-concurrency=1 --test-reporter=spec e2e/ 2>&1 | tee "$LOG/e2e"
+  node --test --test-concurrency=1 --test-reporter=spec 'e2e/*.test.mjs' 2>&1 | tee "$LOG/e2e"
   e2e_rc=${PIPESTATUS[0]}
   clean=$(sed 's/\x1b\[[0-9;]*m//g' "$LOG/e2e")
   ep=$(echo "$clean" | grep -E '^ℹ pass [0-9]+' | tail -1 | grep -oE '[0-9]+' || true)
