@@ -5,10 +5,11 @@ import { ApiService } from '../../core/api/api.service';
 import { AuthService } from '../../core/auth/auth.service';
 import { parseMeetingCode } from '../../shared/initials';
 import { TopBar } from '../../shared/top-bar';
+import { Icon } from '../../shared/icon';
 
 @Component({
   selector: 'app-landing',
-  imports: [FormsModule, TopBar],
+  imports: [FormsModule, TopBar, Icon],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <app-top-bar />
@@ -17,7 +18,7 @@ import { TopBar } from '../../shared/top-bar';
         <h1>Video calls and meetings for everyone</h1>
         <p class="muted">Connect, collaborate and celebrate from anywhere with QuicMeet — media over QUIC, right in your browser.</p>
         <div class="row actions">
-          <button type="button" class="btn btn-primary" (click)="newMeeting()" [disabled]="busy()">＋ New meeting</button>
+          <button type="button" class="btn btn-primary" (click)="newMeeting()" [disabled]="busy()"><app-icon name="add" /> New meeting</button>
           <form class="row join" (ngSubmit)="join()">
             <label class="sr-only" for="code">Join with a code or link</label>
             <input id="code" name="code" [(ngModel)]="code" placeholder="Join with a code or link" autocomplete="off" />

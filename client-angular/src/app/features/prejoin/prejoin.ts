@@ -5,11 +5,12 @@ import { AuthService } from '../../core/auth/auth.service';
 import { MediaService } from '../../core/media/media.service';
 import { SrcObjectDirective } from '../../core/media/src-object.directive';
 import { initials } from '../../shared/initials';
+import { Icon } from '../../shared/icon';
 
 /** Camera preview, mic meter, device pickers and the Join button. */
 @Component({
   selector: 'app-prejoin',
-  imports: [FormsModule, SrcObjectDirective],
+  imports: [FormsModule, SrcObjectDirective, Icon],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <main class="page prejoin">
@@ -23,9 +24,9 @@ import { initials } from '../../shared/initials';
           }
           <div class="preview-controls">
             <button type="button" class="ctl" [class.off]="!media.micOn()" (click)="media.setMic(!media.micOn())"
-              [attr.aria-pressed]="!media.micOn()" [attr.aria-label]="media.micOn() ? 'Turn off microphone' : 'Turn on microphone'">{{ media.micOn() ? '🎤' : '🔇' }}</button>
+              [attr.aria-pressed]="!media.micOn()" [attr.aria-label]="media.micOn() ? 'Turn off microphone' : 'Turn on microphone'"><app-icon [name]="media.micOn() ? 'mic' : 'micOff'" /></button>
             <button type="button" class="ctl" [class.off]="!media.camOn()" (click)="media.setCamera(!media.camOn())"
-              [attr.aria-pressed]="!media.camOn()" [attr.aria-label]="media.camOn() ? 'Turn off camera' : 'Turn on camera'">{{ media.camOn() ? '📷' : '🚫' }}</button>
+              [attr.aria-pressed]="!media.camOn()" [attr.aria-label]="media.camOn() ? 'Turn off camera' : 'Turn on camera'"><app-icon [name]="media.camOn() ? 'cam' : 'camOff'" /></button>
           </div>
         </div>
         <div class="meter" role="meter" aria-label="Microphone level" aria-valuemin="0" aria-valuemax="100" [attr.aria-valuenow]="meterPct()">

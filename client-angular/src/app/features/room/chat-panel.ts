@@ -2,16 +2,18 @@ import { ChangeDetectionStrategy, Component, ElementRef, effect, inject, output,
 import { DatePipe } from '@angular/common';
 import { FormsModule } from '@angular/forms';
 import { RoomService } from './room.service';
+import { Icon } from '../../shared/icon';
 
 @Component({
   selector: 'app-chat-panel',
-  imports: [FormsModule, DatePipe],
+  imports: [FormsModule, DatePipe, Icon],
+  styles: ':host { display: flex; }',
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <aside class="side-panel" aria-labelledby="chat-title">
       <header>
         <h2 id="chat-title">In-call messages</h2>
-        <button type="button" class="btn btn-text" (click)="closed.emit()" aria-label="Close chat">✕</button>
+        <button type="button" class="btn btn-text" (click)="closed.emit()" aria-label="Close chat"><app-icon name="close" /></button>
       </header>
       <div class="body" #scroller aria-live="polite" data-testid="chat-log">
         @if (room.chat().length === 0) {
@@ -27,7 +29,7 @@ import { RoomService } from './room.service';
       <form class="chat-form" (ngSubmit)="send()">
         <label class="sr-only" for="chat-input">Send a message to everyone</label>
         <input id="chat-input" name="text" [(ngModel)]="text" placeholder="Send a message" autocomplete="off" maxlength="2000" />
-        <button type="submit" class="btn btn-text" [disabled]="!text.trim()" aria-label="Send message">➤</button>
+        <button type="submit" class="btn btn-text" [disabled]="!text.trim()" aria-label="Send message"><app-icon name="send" /></button>
       </form>
     </aside>
   `,

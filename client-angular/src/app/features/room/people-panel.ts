@@ -1,15 +1,18 @@
 import { ChangeDetectionStrategy, Component, inject, output } from '@angular/core';
 import { RoomService } from './room.service';
 import { avatarColor, initials } from '../../shared/initials';
+import { Icon } from '../../shared/icon';
 
 @Component({
   selector: 'app-people-panel',
+  imports: [Icon],
   changeDetection: ChangeDetectionStrategy.OnPush,
+  styles: ':host { display: flex; }',
   template: `
     <aside class="side-panel" aria-labelledby="people-title">
       <header>
         <h2 id="people-title">People ({{ room.participants().length }})</h2>
-        <button type="button" class="btn btn-text" (click)="closed.emit()" aria-label="Close people">✕</button>
+        <button type="button" class="btn btn-text" (click)="closed.emit()" aria-label="Close people"><app-icon name="close" /></button>
       </header>
       <div class="body">
         @if (room.isHost() && room.knocks().length > 0) {
@@ -33,8 +36,8 @@ import { avatarColor, initials } from '../../shared/initials';
               <span class="pname">{{ p.name }}{{ p.id === room.selfId() ? ' (You)' : '' }}
                 @if (p.role === 'host') {<span class="muted"> · Meeting host</span>}
               </span>
-              @if (p.hand_raised) {<span aria-label="Hand raised">✋</span>}
-              <span [attr.aria-label]="p.audio_muted ? 'Microphone off' : 'Microphone on'">{{ p.audio_muted ? '🔇' : '🎤' }}</span>
+              @if (p.hand_raised) {<span aria-label="Hand raised"><app-icon name="hand" [size]="18" /></span>}
+              <span [attr.aria-label]="p.audio_muted ? 'Microphone off' : 'Microphone on'"><app-icon [name]="p.audio_muted ? 'micOff' : 'mic'" [size]="18" /></span>
               @if (room.isHost() && p.id !== room.selfId()) {
                 <button type="button" class="btn" (click)="room.askToMute(p)" [disabled]="p.audio_muted">Ask to mute</button>
                 <button type="button" class="btn btn-danger" (click)="room.remove(p)">Remove</button>

@@ -5,6 +5,7 @@ import { Participant } from '../../core/protocol/control';
 import { Slot, trackIdOf } from '../../core/protocol/frame';
 import { TransportService } from '../../core/transport/transport.service';
 import { avatarColor, initials } from '../../shared/initials';
+import { Icon } from '../../shared/icon';
 import { ChatPanel } from './chat-panel';
 import { PeoplePanel } from './people-panel';
 import { RoomService } from './room.service';
@@ -16,7 +17,7 @@ const EMOJIS = ['👍', '❤️', '😂', '😮', '👏', '🎉'];
 
 @Component({
   selector: 'app-room',
-  imports: [ChatPanel, PeoplePanel, SrcObjectDirective, TrackCanvasDirective],
+  imports: [ChatPanel, PeoplePanel, SrcObjectDirective, TrackCanvasDirective, Icon],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <div class="room" [attr.data-transport]="transport.kind()">
@@ -66,10 +67,10 @@ const EMOJIS = ['👍', '❤️', '😂', '😮', '👏', '🎉'];
                   <div class="avatar" [style.background]="color(p.id)" aria-hidden="true">{{ init(p.name) }}</div>
                 }
                 @if (p.hand_raised) {
-                  <span class="hand" aria-label="Hand raised">✋</span>
+                  <span class="hand" aria-label="Hand raised"><app-icon name="hand" [size]="22" /></span>
                 }
                 @if (p.audio_muted) {
-                  <span class="badge" data-testid="mute-badge" aria-label="Microphone off">🔇</span>
+                  <span class="badge" data-testid="mute-badge" aria-label="Microphone off"><app-icon name="micOff" [size]="16" /></span>
                 }
                 <span class="tile-name">{{ self ? 'You' : p.name }}</span>
               </div>
@@ -87,7 +88,7 @@ const EMOJIS = ['👍', '❤️', '😂', '😮', '👏', '🎉'];
             <aside class="side-panel" aria-labelledby="info-title">
               <header>
                 <h2 id="info-title">Meeting details</h2>
-                <button type="button" class="btn btn-text" (click)="setPanel(null)" aria-label="Close details">✕</button>
+                <button type="button" class="btn btn-text" (click)="setPanel(null)" aria-label="Close details"><app-icon name="close" /></button>
               </header>
               <div class="body">
                 <p>Joining info</p>
@@ -117,15 +118,15 @@ const EMOJIS = ['👍', '❤️', '😂', '😮', '👏', '🎉'];
         </div>
         <div class="center">
           <button type="button" class="ctl" [class.off]="!media.micOn()" (click)="room.toggleMic()" data-testid="mic"
-            [attr.aria-pressed]="!media.micOn()" [attr.aria-label]="media.micOn() ? 'Turn off microphone' : 'Turn on microphone'">{{ media.micOn() ? '🎤' : '🔇' }}</button>
+            [attr.aria-pressed]="!media.micOn()" [attr.aria-label]="media.micOn() ? 'Turn off microphone' : 'Turn on microphone'"><app-icon [name]="media.micOn() ? 'mic' : 'micOff'" /></button>
           <button type="button" class="ctl" [class.off]="!media.camOn()" (click)="room.toggleCamera()" data-testid="camera"
-            [attr.aria-pressed]="!media.camOn()" [attr.aria-label]="media.camOn() ? 'Turn off camera' : 'Turn on camera'">{{ media.camOn() ? '📷' : '🚫' }}</button>
+            [attr.aria-pressed]="!media.camOn()" [attr.aria-label]="media.camOn() ? 'Turn off camera' : 'Turn on camera'"><app-icon [name]="media.camOn() ? 'cam' : 'camOff'" /></button>
           <button type="button" class="ctl" [class.on]="media.sharing()" (click)="room.toggleScreen()" data-testid="share"
-            [attr.aria-pressed]="media.sharing()" [attr.aria-label]="media.sharing() ? 'Stop presenting' : 'Present your screen'">🖥️</button>
+            [attr.aria-pressed]="media.sharing()" [attr.aria-label]="media.sharing() ? 'Stop presenting' : 'Present your screen'"><app-icon name="screen" /></button>
           <button type="button" class="ctl" [class.on]="room.handRaised()" (click)="room.toggleHand()" data-testid="hand"
-            [attr.aria-pressed]="room.handRaised()" [attr.aria-label]="room.handRaised() ? 'Lower hand' : 'Raise hand'">✋</button>
+            [attr.aria-pressed]="room.handRaised()" [attr.aria-label]="room.handRaised() ? 'Lower hand' : 'Raise hand'"><app-icon name="hand" /></button>
           <span style="position:relative">
-            <button type="button" class="ctl" (click)="emojiOpen.set(!emojiOpen())" aria-label="Send a reaction" [attr.aria-expanded]="emojiOpen()">😊</button>
+            <button type="button" class="ctl" (click)="emojiOpen.set(!emojiOpen())" aria-label="Send a reaction" [attr.aria-expanded]="emojiOpen()"><app-icon name="mood" /></button>
             @if (emojiOpen()) {
               <span class="emoji-pop" role="menu" style="position:absolute;bottom:56px;left:-80px;background:#3c4043;border-radius:24px;padding:.3rem;display:flex;gap:.2rem">
                 @for (e of emojis; track e) {
@@ -134,15 +135,15 @@ const EMOJIS = ['👍', '❤️', '😂', '😮', '👏', '🎉'];
               </span>
             }
           </span>
-          <button type="button" class="ctl leave" (click)="room.leave()" data-testid="leave" aria-label="Leave call">📞</button>
+          <button type="button" class="ctl leave" (click)="room.leave()" data-testid="leave" aria-label="Leave call"><app-icon name="callEnd" /></button>
         </div>
         <div class="center">
-          <button type="button" class="ctl" [class.on]="panel() === 'info'" (click)="toggle('info')" aria-label="Meeting details">ℹ️</button>
+          <button type="button" class="ctl" [class.on]="panel() === 'info'" (click)="toggle('info')" aria-label="Meeting details"><app-icon name="info" /></button>
           <button type="button" class="ctl" [class.on]="panel() === 'people'" (click)="toggle('people')" data-testid="people" aria-label="Show everyone">
-            👥 @if (room.knocks().length && room.isHost()) {<span class="count">{{ room.knocks().length }}</span>}
+            <app-icon name="people" /> @if (room.knocks().length && room.isHost()) {<span class="count">{{ room.knocks().length }}</span>}
           </button>
           <button type="button" class="ctl" [class.on]="panel() === 'chat'" (click)="toggle('chat')" data-testid="chat" aria-label="Chat with everyone">
-            💬 @if (room.unreadChat()) {<span class="count">{{ room.unreadChat() }}</span>}
+            <app-icon name="chat" /> @if (room.unreadChat()) {<span class="count">{{ room.unreadChat() }}</span>}
           </button>
         </div>
       </footer>
