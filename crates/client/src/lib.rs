@@ -1,0 +1,443 @@
+//! QuicMeet's native client: join a meeting over WebTransport or WebSocket, send control
+//! messages and media frames, receive what the server forwards.
+//!
+//! Used by the server's integration tests and by the load tester `quicmeet-loadtest`, so it
+//! speaks exactly the wire protocol of `docs/CONTRACT.md` through the codecs of
+//! [`quicmeet_proto`] and adds nothing of its own:
+//!
+//! - [`join()`] asks the REST API for a join token and the media endpoints ([`JoinInfo`]);
+//! - [`connect`] opens the media connection and sends `hello{token}` first, answering a
+//!   [`ClientSender`] and a [`ClientReceiver`] that can live in different tasks;
+//! - on **WebTransport** the control stream is the first bidirectional stream (u32 length +
+//!   JSON), audio goes in datagrams (or a one-frame unidirectional stream when it is larger
+//!   than the connection's datagram limit) and video goes on one unidirectional stream per
+//!   group of pictures per track, a keyframe opening a new stream with a higher priority;
+//! - on **WebSocket** every message is binary with a type byte (0x01 control, 0x02 media);
+//! - [`TrackPublisher`] numbers and stamps frames into a reused buffer.
+//!
+//! Receiving is backed by background tasks that start the moment the session is up (the
+//! datagram reader first, so no early audio is lost) and feed one **bounded** channel. A caller
+//! that stops calling [`ClientReceiver::recv`] therefore really stops reading: streams stop
+//! being drained (QUIC flow control pushes back), datagrams pile up and are dropped by QUIC,
+//! and the WebSocket's TCP window closes. The tests rely on that to play a stalled subscriber.
+//!
+//! What this crate must never do: invent protocol (everything on the wire comes from
+//! `quicmeet-proto`), encode JSON per media frame, buffer without bound, or panic on anything
+//! the server sends. The raw hooks on [`ClientSender`] (`raw_*`, `send_control_json`) send
+//! arbitrary bytes on purpose; they exist for tests of the server's input checks.
+
+mod error;
+mod frames;
+mod join;
+mod ws;
+mod wt;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quicmeet_proto::{ClientMessage, EncodedFrame, ServerMessage};
+use tokio::sync::mpsc;
+
+pub use error::{ClientError, Result};
+pub use frames::{build_frame, now_us, TrackPublisher};
+pub use join::{join, parse_sha256_hex, JoinAs, JoinInfo, JoinParticipant, JoinStatus};
+pub use quicmeet_proto as proto;
+pub use tokio_tungstenite::tungstenite::Message as WsRawMessage;
+
+/// Which media transport to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// WebTransport over QUIC (HTTP/3) on the server's UDP port.
+    WebTransport,
+    /// WebSocket on the server's HTTP port.
+    WebSocket,
+}
+
+impl Transport {
+    /// `"webtransport"` or `"websocket"`, as in the `participant.transport` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::WebTransport => "webtransport",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
+/// How a media frame arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// A WebTransport datagram.
+    Datagram,
+    /// A WebTransport unidirectional stream.
+    Stream,
+    /// A WebSocket binary message.
+    WebSocket,
+}
+
+/// A received media frame.
+#[derive(Debug, Clone)]
+pub struct MediaEvent {
+    /// The frame as it was on the wire (header and payload, zero-copy).
+    pub frame: EncodedFrame,
+    /// How it came.
+    pub via: Via,
+    /// When the reader task got it off the network (before any queueing in this client).
+    pub received_at: Instant,
+    /// The same moment on the wall clock, µs since the Unix epoch (compare with
+    /// `capture_ts_us` stamped by [`now_us`] on the same machine for one-way latency).
+    pub received_unix_us: u64,
+}
+
+impl MediaEvent {
+    /// One-way latency in µs, if the publisher stamped `capture_ts_us` with [`now_us`].
+    pub fn latency_us(&self) -> i64 {
+        self.received_unix_us as i64 - self.frame.header().capture_ts_us as i64
+    }
+}
+
+/// Why the connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseInfo {
+    /// WebTransport application error code or WebSocket close code, when the peer gave one.
+    pub code: Option<u64>,
+    /// Reason text from the peer, or a description of the local error.
+    pub reason: String,
+}
+
+/// Something the client received.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A control message from the server.
+    Control(ServerMessage),
+    /// A media frame.
+    Media(MediaEvent),
+    /// The server sent bytes this client could not decode (the connection may go on).
+    ProtocolError {
+        /// Stable code from the proto crate's error, or `text_message`.
+        code: &'static str,
+        /// Human text.
+        detail: String,
+    },
+    /// The connection is over; the last event.
+    Closed(CloseInfo),
+}
+
+/// Options of [`connect_with`].
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Events buffered between the reader tasks and [`ClientReceiver::recv`]. When full, the
+    /// readers stop reading from the network.
+    pub event_buffer: usize,
+    /// Upper bound on establishing the connection (handshake plus `hello`).
+    pub connect_timeout: Duration,
+    /// Sent as `hello.client`.
+    pub client_name: Option<String>,
+    /// WebTransport keep-alive interval (`None`: none).
+    pub keep_alive: Option<Duration>,
+    /// WebTransport idle timeout.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            event_buffer: 256,
+            connect_timeout: Duration::from_secs(10),
+            client_name: Some(concat!("quicmeet-client/", env!("CARGO_PKG_VERSION")).into()),
+            keep_alive: Some(Duration::from_secs(2)),
+            idle_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters kept by the reader tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    datagrams: AtomicU64,
+    stream_frames: AtomicU64,
+    streams_accepted: AtomicU64,
+    streams_reset: AtomicU64,
+    ws_frames: AtomicU64,
+    control: AtomicU64,
+    bad_media: AtomicU64,
+    media_bytes: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of what the receiver has seen so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Media frames that came in datagrams.
+    pub datagrams: u64,
+    /// Media frames that came on unidirectional streams.
+    pub stream_frames: u64,
+    /// Unidirectional streams the server opened.
+    pub streams_accepted: u64,
+    /// Of those, streams the server reset (a dropped group of pictures).
+    pub streams_reset: u64,
+    /// Media frames that came over WebSocket.
+    pub ws_frames: u64,
+    /// Control messages.
+    pub control: u64,
+    /// Media that could not be decoded (dropped).
+    pub bad_media: u64,
+    /// Encoded media bytes received.
+    pub media_bytes: u64,
+}
+
+/// Where events are delivered.
+pub(crate) type EventTx = mpsc::Sender<Event>;
+
+/// Open a media connection with default options. See [`connect_with`].
+pub async fn connect(
+    transport: Transport,
+    join: &JoinInfo,
+) -> Result<(ClientSender, ClientReceiver)> {
+    connect_with(transport, join, &ConnectOptions::default()).await
+}
+
+/// Open a media connection: handshake, control stream, `hello{token}`, and the reader tasks.
+///
+/// Returns as soon as `hello` is sent; the server's answer (`welcome`, `lobby`, `error`, …)
+/// arrives as the first [`Event::Control`]. A WebTransport session the server refuses fails
+/// here with [`ClientError::WebTransportConnect`].
+pub async fn connect_with(
+    transport: Transport,
+    join: &JoinInfo,
+    opts: &ConnectOptions,
+) -> Result<(ClientSender, ClientReceiver)> {
+    let (tx, rx) = mpsc::channel(opts.event_buffer.max(1));
+    let counters = Arc::new(Counters::default());
+    let hello = ClientMessage::Hello {
+        token: join.token.clone(),
+        client: opts.client_name.clone(),
+    };
+    let fut = async {
+        let inner = match transport {
+            Transport::WebTransport => {
+                SenderInner::Wt(wt::connect(join, opts, &hello, tx, counters.clone()).await?)
+            }
+            Transport::WebSocket => {
+                SenderInner::Ws(ws::connect(join, &hello, tx, counters.clone()).await?)
+            }
+        };
+        Ok::<_, ClientError>(inner)
+    };
+    let inner = tokio::time::timeout(opts.connect_timeout, fut)
+        .await
+        .map_err(|_| ClientError::Timeout(format!("{} connection", transport.as_str())))??;
+    Ok((
+        ClientSender { inner, transport },
+        ClientReceiver { rx, counters },
+    ))
+}
+
+enum SenderInner {
+    Wt(wt::WtSender),
+    Ws(ws::WsSender),
+}
+
+/// The sending half of a connection.
+pub struct ClientSender {
+    inner: SenderInner,
+    transport: Transport,
+}
+
+impl std::fmt::Debug for ClientSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSender")
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientSender {
+    /// The transport in use.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Send a control message.
+    pub async fn send_control(&mut self, msg: &ClientMessage) -> Result<()> {
+        match &mut self.inner {
+            SenderInner::Wt(s) => s.send_control(msg).await,
+            SenderInner::Ws(s) => s.send_control(msg).await,
+        }
+    }
+
+    /// Send a media frame. On WebTransport, audio goes in a datagram when it fits
+    /// ([`ClientSender::max_datagram_size`]) and on a one-frame stream otherwise; video and
+    /// screen frames go on the track's current group stream, a keyframe opening a new one.
+    /// A group stream the server stopped is dropped silently (the server does not want that
+    /// group any more); the track's next frame opens a new stream.
+    pub async fn send_frame(&mut self, frame: &EncodedFrame) -> Result<()> {
+        match &mut self.inner {
+            SenderInner::Wt(s) => s.send_frame(frame).await,
+            SenderInner::Ws(s) => s.send_frame(frame).await,
+        }
+    }
+
+    /// End the current group stream of every track (WebTransport; no-op on WebSocket).
+    pub fn finish_groups(&mut self) {
+        if let SenderInner::Wt(s) = &mut self.inner {
+            s.finish_groups();
+        }
+    }
+
+    /// Largest datagram payload the connection takes now (WebTransport only).
+    pub fn max_datagram_size(&self) -> Option<usize> {
+        match &self.inner {
+            SenderInner::Wt(s) => s.max_datagram_size(),
+            SenderInner::Ws(_) => None,
+        }
+    }
+
+    /// Send `leave{}` and close the connection.
+    pub async fn close(self) -> Result<()> {
+        match self.inner {
+            SenderInner::Wt(s) => s.close().await,
+            SenderInner::Ws(s) => s.close().await,
+        }
+    }
+
+    /// Close the connection without saying goodbye (a crash, as the server sees it).
+    pub fn abort(self) {
+        match self.inner {
+            SenderInner::Wt(s) => s.abort(),
+            SenderInner::Ws(s) => s.abort(),
+        }
+    }
+
+    /// Send arbitrary bytes as a control message body: length-prefixed on the WebTransport
+    /// control stream, behind the 0x01 type byte on WebSocket. For tests of input checks.
+    pub async fn send_control_json(&mut self, json: &[u8]) -> Result<()> {
+        match &mut self.inner {
+            SenderInner::Wt(s) => {
+                let mut b = Vec::with_capacity(4 + json.len());
+                b.extend_from_slice(&(json.len() as u32).to_be_bytes());
+                b.extend_from_slice(json);
+                s.raw_control_stream(&b).await
+            }
+            SenderInner::Ws(s) => {
+                let mut b = Vec::with_capacity(1 + json.len());
+                b.push(quicmeet_proto::ws::TYPE_CONTROL);
+                b.extend_from_slice(json);
+                s.raw(WsRawMessage::Binary(b.into())).await
+            }
+        }
+    }
+
+    /// Write raw bytes on the WebTransport control stream (no framing added).
+    pub async fn raw_control_stream(&mut self, bytes: &[u8]) -> Result<()> {
+        match &mut self.inner {
+            SenderInner::Wt(s) => s.raw_control_stream(bytes).await,
+            SenderInner::Ws(_) => Err(ClientError::WrongTransport("raw_control_stream")),
+        }
+    }
+
+    /// Send raw bytes as one WebTransport datagram.
+    pub fn raw_datagram(&self, bytes: &[u8]) -> Result<()> {
+        match &self.inner {
+            SenderInner::Wt(s) => s.raw_datagram(bytes),
+            SenderInner::Ws(_) => Err(ClientError::WrongTransport("raw_datagram")),
+        }
+    }
+
+    /// Open a WebTransport unidirectional stream, write raw bytes, and finish it.
+    pub async fn raw_uni_stream(&self, bytes: &[u8]) -> Result<()> {
+        match &self.inner {
+            SenderInner::Wt(s) => s.raw_uni_stream(bytes).await,
+            SenderInner::Ws(_) => Err(ClientError::WrongTransport("raw_uni_stream")),
+        }
+    }
+
+    /// Send any WebSocket message (text, binary without a type byte, ping, …).
+    pub async fn raw_ws(&mut self, msg: WsRawMessage) -> Result<()> {
+        match &mut self.inner {
+            SenderInner::Ws(s) => s.raw(msg).await,
+            SenderInner::Wt(_) => Err(ClientError::WrongTransport("raw_ws")),
+        }
+    }
+}
+
+/// The receiving half of a connection.
+#[derive(Debug)]
+pub struct ClientReceiver {
+    rx: mpsc::Receiver<Event>,
+    counters: Arc<Counters>,
+}
+
+impl ClientReceiver {
+    /// The next event; `None` after [`Event::Closed`] once every reader task has ended.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Event>> {
+        tokio::time::timeout(timeout, self.rx.recv())
+            .await
+            .map_err(|_| ClientError::Timeout("an event".into()))
+    }
+
+    /// An event if one is buffered now.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Receive until `pick` returns `Some` for a control message, within `timeout`.
+    /// Everything else received meanwhile (media, other control messages) is discarded.
+    pub async fn wait_control<T>(
+        &mut self,
+        timeout: Duration,
+        mut pick: impl FnMut(&ServerMessage) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .map_err(|_| ClientError::Timeout("a control message".into()))?;
+            match ev {
+                Some(Event::Control(m)) => {
+                    if let Some(t) = pick(&m) {
+                        return Ok(t);
+                    }
+                }
+                Some(_) => {}
+                None => return Err(ClientError::Closed),
+            }
+        }
+    }
+
+    /// Counters of what arrived so far.
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            datagrams: g(&c.datagrams),
+            stream_frames: g(&c.stream_frames),
+            streams_accepted: g(&c.streams_accepted),
+            streams_reset: g(&c.streams_reset),
+            ws_frames: g(&c.ws_frames),
+            control: g(&c.control),
+            bad_media: g(&c.bad_media),
+            media_bytes: g(&c.media_bytes),
+        }
+    }
+}
+
+/// Build a media event stamped now.
+pub(crate) fn media_event(frame: EncodedFrame, via: Via) -> Event {
+    Event::Media(MediaEvent {
+        frame,
+        via,
+        received_at: Instant::now(),
+        received_unix_us: now_us(),
+    })
+}

@@ -1,0 +1,298 @@
+//! WebTransport: control on the first bidirectional stream, audio in datagrams, video on one
+//! unidirectional stream per group of pictures.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quicmeet_proto::wt::encode_control;
+use quicmeet_proto::{ClientMessage, ControlStreamDecoder, Decoded, EncodedFrame, StreamDecoder};
+use wtransport::endpoint::endpoint_side::Client;
+use wtransport::error::{ConnectionError, SendDatagramError, StreamReadError, StreamWriteError};
+use wtransport::tls::Sha256Digest;
+use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream, VarInt};
+
+use crate::error::{ClientError, Result};
+use crate::{media_event, CloseInfo, ConnectOptions, Counters, Event, EventTx, JoinInfo, Via};
+
+/// Size of the read buffer of each stream reader.
+const READ_CHUNK: usize = 16 * 1024;
+/// Priority of the control stream: above every media stream.
+const CONTROL_PRIORITY: i32 = i32::MAX;
+/// How long to wait for the connection to close after the control stream ended.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+pub(crate) struct WtSender {
+    _endpoint: Endpoint<Client>,
+    conn: Connection,
+    control: SendStream,
+    /// The open group stream per video track.
+    groups: HashMap<u32, SendStream>,
+    /// Incremented per group so newer groups get a higher send priority.
+    group_priority: i32,
+}
+
+pub(crate) async fn connect(
+    join: &JoinInfo,
+    opts: &ConnectOptions,
+    hello: &ClientMessage,
+    tx: EventTx,
+    counters: Arc<Counters>,
+) -> Result<WtSender> {
+    let builder = ClientConfig::builder().with_bind_default();
+    let builder = if join.cert_hashes.is_empty() {
+        builder.with_native_certs()
+    } else {
+        builder
+            .with_server_certificate_hashes(join.cert_hashes.iter().map(|h| Sha256Digest::new(*h)))
+    };
+    let config = builder
+        .keep_alive_interval(opts.keep_alive)
+        .max_idle_timeout(Some(opts.idle_timeout))
+        .map_err(|e| ClientError::BadUrl {
+            url: join.webtransport_url.clone(),
+            reason: format!("idle timeout: {e}"),
+        })?
+        .build();
+    let endpoint = Endpoint::client(config)?;
+    let conn = endpoint.connect(join.webtransport_url_with_token()).await?;
+
+    // Datagrams first: audio may follow the welcome immediately.
+    tokio::spawn(read_datagrams(conn.clone(), tx.clone(), counters.clone()));
+    tokio::spawn(accept_streams(conn.clone(), tx.clone(), counters.clone()));
+
+    let (mut control, control_rx) = conn.open_bi().await?.await?;
+    control.set_priority(CONTROL_PRIORITY);
+    control.write_all(&encode_control(hello)?).await?;
+    tokio::spawn(read_control(conn.clone(), control_rx, tx, counters));
+
+    Ok(WtSender {
+        _endpoint: endpoint,
+        conn,
+        control,
+        groups: HashMap::new(),
+        group_priority: 0,
+    })
+}
+
+impl WtSender {
+    pub(crate) async fn send_control(&mut self, msg: &ClientMessage) -> Result<()> {
+        let bytes = encode_control(msg)?;
+        self.control.write_all(&bytes).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn send_frame(&mut self, frame: &EncodedFrame) -> Result<()> {
+        let h = frame.header();
+        if !h.kind.is_video() {
+            let fits = self
+                .conn
+                .max_datagram_size()
+                .is_some_and(|max| frame.len() <= max);
+            if fits {
+                match self.conn.send_datagram(frame.as_bytes()) {
+                    Ok(()) => return Ok(()),
+                    Err(SendDatagramError::TooLarge) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            return self.raw_uni_stream(frame.as_bytes()).await;
+        }
+        let track = h.track_id;
+        if h.keyframe || !self.groups.contains_key(&track) {
+            if let Some(mut old) = self.groups.remove(&track) {
+                let _ = old.quic_stream_mut().finish();
+            }
+            let stream = self.conn.open_uni().await?.await?;
+            self.group_priority = self.group_priority.wrapping_add(1) & 0x3fff_ffff;
+            stream.set_priority(self.group_priority);
+            self.groups.insert(track, stream);
+        }
+        let Some(stream) = self.groups.get_mut(&track) else {
+            return Ok(());
+        };
+        match stream.write_all(frame.as_bytes()).await {
+            Ok(()) => Ok(()),
+            // The server stopped the group: it does not want the rest of it.
+            Err(StreamWriteError::Stopped(_)) => {
+                self.groups.remove(&track);
+                Ok(())
+            }
+            Err(e) => {
+                self.groups.remove(&track);
+                Err(e.into())
+            }
+        }
+    }
+
+    pub(crate) fn finish_groups(&mut self) {
+        for (_, mut s) in self.groups.drain() {
+            let _ = s.quic_stream_mut().finish();
+        }
+    }
+
+    pub(crate) fn max_datagram_size(&self) -> Option<usize> {
+        self.conn.max_datagram_size()
+    }
+
+    pub(crate) async fn close(mut self) -> Result<()> {
+        let res = self.send_control(&ClientMessage::Leave {}).await;
+        self.finish_groups();
+        let _ = self.control.quic_stream_mut().finish();
+        // Give the leave a moment to be delivered before the close frame.
+        let _ = tokio::time::timeout(Duration::from_millis(200), self.conn.closed()).await;
+        self.conn.close(VarInt::from_u32(0), b"leave");
+        res
+    }
+
+    pub(crate) fn abort(self) {
+        self.conn.close(VarInt::from_u32(1), b"abort");
+    }
+
+    pub(crate) async fn raw_control_stream(&mut self, bytes: &[u8]) -> Result<()> {
+        self.control.write_all(bytes).await?;
+        Ok(())
+    }
+
+    pub(crate) fn raw_datagram(&self, bytes: &[u8]) -> Result<()> {
+        self.conn.send_datagram(bytes)?;
+        Ok(())
+    }
+
+    pub(crate) async fn raw_uni_stream(&self, bytes: &[u8]) -> Result<()> {
+        let mut s = self.conn.open_uni().await?.await?;
+        match s.write_all(bytes).await {
+            Ok(()) | Err(StreamWriteError::Stopped(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let _ = s.quic_stream_mut().finish();
+        Ok(())
+    }
+}
+
+fn close_info(e: &ConnectionError) -> CloseInfo {
+    match e {
+        ConnectionError::ApplicationClosed(c) => CloseInfo {
+            code: Some(c.code().into_inner()),
+            reason: String::from_utf8_lossy(c.reason()).into_owned(),
+        },
+        other => CloseInfo {
+            code: None,
+            reason: other.to_string(),
+        },
+    }
+}
+
+async fn read_datagrams(conn: Connection, tx: EventTx, counters: Arc<Counters>) {
+    while let Ok(d) = conn.receive_datagram().await {
+        let payload = d.payload();
+        match EncodedFrame::decode(payload) {
+            Ok(frame) => {
+                Counters::add(&counters.datagrams, 1);
+                Counters::add(&counters.media_bytes, frame.len() as u64);
+                if tx.send(media_event(frame, Via::Datagram)).await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => Counters::add(&counters.bad_media, 1),
+        }
+    }
+}
+
+async fn accept_streams(conn: Connection, tx: EventTx, counters: Arc<Counters>) {
+    while let Ok(stream) = conn.accept_uni().await {
+        Counters::add(&counters.streams_accepted, 1);
+        tokio::spawn(read_group(stream, tx.clone(), counters.clone()));
+    }
+}
+
+/// Read one unidirectional stream of frames back to back. A reset ends the group quietly.
+async fn read_group(mut stream: RecvStream, tx: EventTx, counters: Arc<Counters>) {
+    let mut dec = StreamDecoder::new();
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(Some(n)) => dec.push(&buf[..n]),
+            Ok(None) => break,
+            Err(StreamReadError::Reset(_)) => {
+                Counters::add(&counters.streams_reset, 1);
+                return;
+            }
+            Err(_) => return,
+        }
+        loop {
+            match dec.decode() {
+                Ok(Decoded::Complete(frame)) => {
+                    Counters::add(&counters.stream_frames, 1);
+                    Counters::add(&counters.media_bytes, frame.len() as u64);
+                    if tx.send(media_event(frame, Via::Stream)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Decoded::NeedMore(_)) => break,
+                Err(e) => {
+                    Counters::add(&counters.bad_media, 1);
+                    let _ = tx
+                        .send(Event::ProtocolError {
+                            code: e.code(),
+                            detail: format!("media stream: {e}"),
+                        })
+                        .await;
+                    stream.stop(VarInt::from_u32(0));
+                    return;
+                }
+            }
+        }
+    }
+    if !dec.is_clean_end() {
+        Counters::add(&counters.bad_media, 1);
+    }
+}
+
+async fn read_control(
+    conn: Connection,
+    mut stream: RecvStream,
+    tx: EventTx,
+    counters: Arc<Counters>,
+) {
+    let mut dec = ControlStreamDecoder::new();
+    let mut buf = vec![0u8; READ_CHUNK];
+    'read: loop {
+        match stream.read(&mut buf).await {
+            Ok(Some(n)) => dec.push(&buf[..n]),
+            Ok(None) | Err(_) => break,
+        }
+        loop {
+            let ev = match dec.decode_server() {
+                Ok(Decoded::Complete(m)) => {
+                    Counters::add(&counters.control, 1);
+                    Event::Control(m)
+                }
+                Ok(Decoded::NeedMore(_)) => break,
+                Err(e) => {
+                    let poisoned = matches!(e, quicmeet_proto::ControlError::TooLarge { .. });
+                    let ev = Event::ProtocolError {
+                        code: e.code(),
+                        detail: format!("control stream: {e}"),
+                    };
+                    if poisoned {
+                        let _ = tx.send(ev).await;
+                        break 'read;
+                    }
+                    ev
+                }
+            };
+            if tx.send(ev).await.is_err() {
+                return;
+            }
+        }
+    }
+    let info = match tokio::time::timeout(CLOSE_GRACE, conn.closed()).await {
+        Ok(e) => close_info(&e),
+        Err(_) => CloseInfo {
+            code: None,
+            reason: "control stream ended".into(),
+        },
+    };
+    let _ = tx.send(Event::Closed(info)).await;
+}
