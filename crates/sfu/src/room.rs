@@ -275,6 +275,9 @@ pub struct RoomStats {
     pub dropped: MediaDrops,
     /// Frames not sent to a subscriber because it waits for a keyframe.
     pub skipped_waiting_keyframe: u64,
+    /// Video frames not forwarded because an earlier frame of their group was refused (a
+    /// decoder cannot use the rest of a group with a hole in it).
+    pub skipped_broken_group: u64,
     /// Keyframe requests sent.
     pub keyframe_requests: u64,
     /// Keyframe requests folded into an earlier one by the rate limit.
@@ -377,6 +380,8 @@ struct Track {
     subs: Vec<Sub>,
     gops: [Gop; LAYERS],
     keyframes: [KeyframeState; LAYERS],
+    /// A frame of the current group was refused: skip the rest until the next keyframe.
+    broken: [bool; LAYERS],
 }
 
 impl Track {
@@ -1039,6 +1044,7 @@ impl Room {
                 subs: Vec::new(),
                 gops: Default::default(),
                 keyframes: Default::default(),
+                broken: [false; LAYERS],
             },
         );
         self.broadcast(None, ServerMessage::TrackPublished { track: info });
@@ -1253,8 +1259,10 @@ impl Room {
         }
         let len = frame.len();
         // Both buckets are checked before either is charged, so a refused frame costs nothing.
+        let pid = m.pid;
         if !(m.publish_frames.has(now, 1.0) && m.publish_bytes.has(now, len as f64)) {
             self.stats.dropped.rate_limited += 1;
+            self.break_group(now, pid, &frame);
             self.count_flood(now, from);
             return;
         }
@@ -1262,6 +1270,7 @@ impl Room {
         m.publish_bytes.try_take(now, len as f64);
         if len > self.config.max_frame_len {
             self.stats.dropped.oversized += 1;
+            self.break_group(now, pid, &frame);
             return;
         }
         let h = *frame.header();
@@ -1291,9 +1300,34 @@ impl Room {
         self.forward(frame);
     }
 
+    /// A real frame of a publisher's video group was refused: the rest of the group is
+    /// undecodable, so stop forwarding and caching it and ask for a new keyframe.
+    fn break_group(&mut self, now: Instant, pid: u32, frame: &EncodedFrame) {
+        let h = frame.header();
+        if !h.kind.is_video() || h.layer > MAX_LAYER || track::participant_of(h.track_id) != pid {
+            return;
+        }
+        let Some(t) = self.tracks.get_mut(&h.track_id) else {
+            return;
+        };
+        if t.info.kind != h.kind {
+            return;
+        }
+        let l = h.layer as usize;
+        t.broken[l] = true;
+        let gop = &mut t.gops[l];
+        gop.complete = false;
+        gop.frames.clear();
+        gop.bytes = 0;
+        let wanted = t.subs.iter().any(|s| s.current == Some(h.layer));
+        if wanted {
+            self.request_keyframe(now, h.track_id, h.layer);
+        }
+    }
+
     fn layer_media(&mut self, _now: Instant, frame: EncodedFrame) {
         let h = *frame.header();
-        if h.layer == 0 || h.layer > MAX_LAYER {
+        if !h.kind.is_video() || h.layer == 0 || h.layer > MAX_LAYER {
             self.stats.dropped.bad_layer += 1;
             return;
         }
@@ -1317,6 +1351,12 @@ impl Room {
         let video = h.kind.is_video();
         let layer = h.layer as usize;
         if video {
+            if h.keyframe {
+                track.broken[layer] = false;
+            } else if track.broken[layer] {
+                self.stats.skipped_broken_group += 1;
+                return;
+            }
             let gop = &mut track.gops[layer];
             if h.keyframe {
                 gop.frames.clear();

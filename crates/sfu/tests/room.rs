@@ -829,3 +829,39 @@ fn slow_subscriber_queue_drops_video_to_next_keyframe_while_audio_survives() {
     assert_eq!(first_video, 50, "all 50 audio frames first");
     assert_eq!(video_seqs, vec![(30, true), (31, false)]);
 }
+
+#[test]
+fn a_refused_publisher_frame_breaks_its_group_until_the_next_keyframe() {
+    let mut s = Sim::new(RoomConfig {
+        publish_frames_per_sec: 10.0,
+        publish_frames_burst: 3.0,
+        ..RoomConfig::default()
+    });
+    s.join(1, "Ann", Role::Host, false);
+    s.join(2, "Bob", Role::Member, false);
+    s.publish(1, 17, MediaKind::Video);
+    s.subscribe(2, 17);
+    let mut got = vec![];
+    let mut requests = vec![];
+    for seq in 0..4 {
+        let outs = s.media(1, video(17, seq, seq == 0)); // the 4th exceeds the burst
+        got.extend(media_to(&outs, 2).iter().map(|f| f.header().seq));
+        requests.extend(keyframe_requests(&outs));
+    }
+    assert_eq!(s.room.stats().dropped.rate_limited, 1);
+    // The subscribe itself asked for a keyframe a moment ago, so this one is deferred...
+    assert!(requests.is_empty());
+    assert_eq!(s.room.stats().keyframe_requests_coalesced, 1);
+    s.advance(500);
+    // ...and sent when the interval is over.
+    assert_eq!(keyframe_requests(&s.input(Input::Tick)), vec![(1, 17, 0)]);
+    let outs = s.media(1, video(17, 4, false));
+    assert!(
+        media_to(&outs, 2).is_empty(),
+        "the rest of a group with a hole is useless"
+    );
+    assert_eq!(s.room.stats().skipped_broken_group, 1);
+    let outs = s.media(1, video(17, 5, true));
+    got.extend(media_to(&outs, 2).iter().map(|f| f.header().seq));
+    assert_eq!(got, vec![0, 1, 2, 5]);
+}
