@@ -3,7 +3,7 @@ import { GuestInfo, JoinAnswer } from '../../core/api/api.models';
 import { ApiService } from '../../core/api/api.service';
 import { MediaService } from '../../core/media/media.service';
 import { SPEAKING_DBOV } from '../../core/media/levels';
-import { ChatMessage, Participant, ServerMessage, Track, TransportKind } from '../../core/protocol/control';
+import { ChatMessage, MAX_CHAT_CHARS, Participant, ServerMessage, Track, TransportKind } from '../../core/protocol/control';
 import { MediaFrame, MediaKind, participantOfTrack, Slot, trackIdOf } from '../../core/protocol/frame';
 import { TransportPreference, TransportService } from '../../core/transport/transport.service';
 
@@ -201,9 +201,8 @@ export class RoomService implements OnDestroy {
   sendChat(text: string): void {
     const t = text.trim();
     if (!t) return;
-    this.transport.send({ type: 'chat', text: t });
-    const id = this.selfId() ?? 0;
-    this.chat.update((c) => [...c, { id: `local-${Date.now()}`, participant_id: id, name: this.self()?.name ?? 'You', text: t, ts_ms: Date.now(), self: true }]);
+    // The server assigns id and time and echoes the message to everyone, the author included.
+    this.transport.send({ type: 'chat', text: t.slice(0, MAX_CHAT_CHARS) });
   }
 
   admit(k: Knock): void {
@@ -293,11 +292,12 @@ export class RoomService implements OnDestroy {
         }
         this.notice.set(`${this._participants().get(m.by)?.name ?? 'The host'} asked you to mute, so your microphone is off.`);
         break;
-      case 'chat':
-        if (m.participant_id === this.selfId()) break;
-        this.chat.update((c) => [...c, { id: m.id, participant_id: m.participant_id, name: m.name, text: m.text, ts_ms: m.ts_ms, self: false }]);
-        if (!this.chatOpen) this.unreadChat.update((n) => n + 1);
+      case 'chat': {
+        const self = m.participant_id === this.selfId();
+        this.chat.update((c) => [...c, { id: m.id, participant_id: m.participant_id, name: m.name, text: m.text, ts_ms: m.ts_ms, self }]);
+        if (!this.chatOpen && !self) this.unreadChat.update((n) => n + 1);
         break;
+      }
       case 'reaction':
         if (m.participant_id !== this.selfId()) this.showReaction(m.participant_id, m.emoji);
         break;

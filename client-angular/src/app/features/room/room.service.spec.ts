@@ -1,0 +1,186 @@
+import { signal } from '@angular/core';
+import { TestBed } from '@angular/core/testing';
+import { JoinAnswer } from '../../core/api/api.models';
+import { ApiService } from '../../core/api/api.service';
+import { MediaService } from '../../core/media/media.service';
+import { ClientMessage, ServerMessage } from '../../core/protocol/control';
+import { MediaKind } from '../../core/protocol/frame';
+import { TransportListener, TransportService } from '../../core/transport/transport.service';
+import { RoomService } from './room.service';
+
+const answer: JoinAnswer = {
+  status: 'ready',
+  token: 'jt',
+  expires_in_secs: 60,
+  participant: { name: 'Bob', role: 'member' },
+  media: { websocket: { url: 'ws://x/ws' } },
+};
+
+function setup(join: JoinAnswer = answer) {
+  const sent: ClientMessage[] = [];
+  let listener!: TransportListener;
+  const transport = {
+    kind: signal('websocket'),
+    rttMs: signal(5),
+    state: signal('connected'),
+    send: (m: ClientMessage) => sent.push(m),
+    sendFrame: vi.fn(),
+    connect: vi.fn(async (_a: JoinAnswer, l: TransportListener) => {
+      listener = l;
+    }),
+    disconnect: vi.fn(),
+    reconnect: vi.fn(),
+  };
+  const micOn = signal(true);
+  const camOn = signal(true);
+  const media = {
+    micOn,
+    camOn,
+    sharing: signal(false),
+    startAudioOutput: vi.fn(async () => undefined),
+    startPublishing: vi.fn(() => ({ mic: true, camera: true })),
+    cameraSize: () => ({ width: 640, height: 480 }),
+    setMic: vi.fn((on: boolean) => micOn.set(on)),
+    setCamera: vi.fn(async (on: boolean) => camOn.set(on)),
+    pushRemote: vi.fn(),
+    removeRemote: vi.fn(),
+    onKeyframeNeeded: vi.fn(),
+    onPaint: vi.fn(),
+    requestLocalKeyframe: vi.fn(),
+    stopLocal: vi.fn(),
+    closeRemotes: vi.fn(),
+    remoteLoudness: () => 0,
+    remoteAudioFrames: () => 0,
+    stats: () => ({}),
+  };
+  const api = { join: vi.fn(async () => join) };
+  TestBed.configureTestingModule({
+    providers: [
+      { provide: TransportService, useValue: transport },
+      { provide: MediaService, useValue: media },
+      { provide: ApiService, useValue: api },
+    ],
+  });
+  const room = TestBed.inject(RoomService);
+  return { room, sent, media, transport, api, control: (m: ServerMessage) => listener.control(m), listener: () => listener };
+}
+
+const welcome: ServerMessage = {
+  type: 'welcome',
+  participant_id: 2,
+  role: 'member',
+  meeting: { code: 'abc-defg-hij', title: 'Standup' },
+  participants: [
+    { id: 1, name: 'Ann', role: 'host', audio_muted: false, video_muted: false, hand_raised: false, transport: 'webtransport' },
+    { id: 2, name: 'Bob', role: 'member', audio_muted: false, video_muted: false, hand_raised: false, transport: 'websocket' },
+  ],
+  tracks: [
+    { track_id: 16, participant_id: 1, kind: 'audio', codec: 'opus' },
+    { track_id: 17, participant_id: 1, kind: 'video', codec: 'vp8', width: 1280, height: 720 },
+  ],
+  chat: [{ id: 1, participant_id: 1, name: 'Ann', text: 'hi', ts_ms: 1 }],
+};
+
+describe('RoomService', () => {
+  it('joins, then on welcome publishes mic and camera and subscribes to everyone else', async () => {
+    const { room, sent, control, api } = setup();
+    await room.join('abc-defg-hij', { name: 'Bob', email: 'b@x.io' }, 'auto');
+    expect(api.join).toHaveBeenCalledWith('abc-defg-hij', { name: 'Bob', email: 'b@x.io' });
+    control(welcome);
+    expect(room.phase()).toBe('in-room');
+    expect(room.selfId()).toBe(2);
+    expect(room.others().map((p) => p.name)).toEqual(['Ann']);
+    expect(room.chat().length).toBe(1);
+    expect(sent).toContainEqual({ type: 'publish', track_id: 32, kind: 'audio', codec: 'opus' });
+    expect(sent).toContainEqual({ type: 'publish', track_id: 33, kind: 'video', codec: 'vp8', width: 640, height: 480 });
+    expect(sent).toContainEqual({ type: 'mute', audio: false, video: false });
+    expect(sent).toContainEqual({ type: 'subscribe', track_id: 16 });
+    expect(sent).toContainEqual({ type: 'subscribe', track_id: 17, max_width: 640, max_height: 480 });
+  });
+
+  it('shows the lobby for a waiting answer, then the room once admitted', async () => {
+    const { room, control } = setup({ ...answer, status: 'waiting' });
+    await room.join('abc-defg-hij', {}, 'auto');
+    expect(room.phase()).toBe('lobby');
+    control({ type: 'lobby', message: 'Waiting for the host to let you in' });
+    expect(room.lobbyMessage()).toContain('Waiting');
+    control(welcome);
+    expect(room.phase()).toBe('in-room');
+  });
+
+  it('follows room events: joins, tracks, mute, hands, chat echo, knocks, leaving', async () => {
+    const { room, sent, control, media } = setup();
+    await room.join('abc-defg-hij', {}, 'auto');
+    control(welcome);
+    control({ type: 'participant_joined', participant: { id: 3, name: 'Cy', role: 'guest', audio_muted: true, video_muted: true, hand_raised: false } });
+    expect(room.participants().length).toBe(3);
+    control({ type: 'track_published', track: { track_id: 50, participant_id: 3, kind: 'screen', codec: 'vp8', width: 1920, height: 1080 } });
+    expect(room.stage()?.track_id).toBe(50);
+    expect(sent).toContainEqual({ type: 'subscribe', track_id: 50, max_width: 1280, max_height: 720 });
+    control({ type: 'mute_state', participant_id: 1, audio: true, video: false });
+    expect(room.participants().find((p) => p.id === 1)?.audio_muted).toBe(true);
+    control({ type: 'hand', participant_id: 3, raised: true });
+    expect(room.participants().find((p) => p.id === 3)?.hand_raised).toBe(true);
+
+    room.sendChat('  hello  ');
+    expect(sent).toContainEqual({ type: 'chat', text: 'hello' });
+    control({ type: 'chat', id: 2, participant_id: 2, name: 'Bob', text: 'hello', ts_ms: 2 });
+    expect(room.chat().at(-1)).toMatchObject({ text: 'hello', self: true });
+    expect(room.unreadChat()).toBe(0);
+    control({ type: 'chat', id: 3, participant_id: 1, name: 'Ann', text: 'yo', ts_ms: 3 });
+    expect(room.unreadChat()).toBe(1);
+
+    control({ type: 'knock', participant_id: 4, name: 'Dee', email: 'dee@example.org' });
+    expect(room.knocks().map((k) => k.name)).toEqual(['Dee']);
+
+    control({ type: 'track_unpublished', track_id: 50 });
+    expect(room.stage()).toBeNull();
+    expect(media.removeRemote).toHaveBeenCalledWith(50);
+    control({ type: 'participant_left', participant_id: 3, reason: 'left' });
+    expect(room.participants().length).toBe(2);
+  });
+
+  it('mutes itself when the host asks, and answers keyframe requests', async () => {
+    const { room, sent, control, media } = setup();
+    await room.join('abc-defg-hij', {}, 'auto');
+    control(welcome);
+    control({ type: 'please_mute', by: 1 });
+    expect(media.setMic).toHaveBeenCalledWith(false);
+    expect(sent.at(-1)).toEqual({ type: 'mute', audio: true, video: false });
+    expect(room.notice()).toContain('Ann');
+    control({ type: 'keyframe_request', track_id: 33, layer: 0 });
+    expect(media.requestLocalKeyframe).toHaveBeenCalledWith(33);
+  });
+
+  it('records audio levels from frame headers and hands frames to media', async () => {
+    const { room, control, media, listener } = setup();
+    await room.join('abc-defg-hij', {}, 'auto');
+    control(welcome);
+    const f = { kind: MediaKind.Audio, layer: 0, keyframe: false, trackId: 16, seq: 1, captureTsUs: 1, audioLevel: 20, payload: new Uint8Array(3) };
+    listener().frame(f);
+    expect(media.pushRemote).toHaveBeenCalledWith(f);
+    await new Promise((r) => setTimeout(r, 250));
+    expect(room.levels()[1]).toBe(20);
+    expect(room.isSpeaking(1)).toBe(true);
+  });
+
+  it('ends on goodbye{ended} and reconnects on goodbye{shutdown}', async () => {
+    const { room, control, transport } = setup();
+    await room.join('abc-defg-hij', {}, 'auto');
+    control(welcome);
+    control({ type: 'goodbye', reason: 'shutdown', message: 'Server restarting' });
+    expect(transport.reconnect).toHaveBeenCalled();
+    expect(room.phase()).toBe('in-room');
+    control({ type: 'goodbye', reason: 'ended', message: 'The host ended the meeting' });
+    expect(room.phase()).toBe('ended');
+    expect(room.error()).toBe('The host ended the meeting');
+  });
+
+  it('shows the API error when joining fails', async () => {
+    const { room, api } = setup();
+    api.join.mockRejectedValueOnce(new Error('This meeting is private.'));
+    await room.join('abc-defg-hij', {}, 'auto');
+    expect(room.phase()).toBe('error');
+    expect(room.error()).toBe('This meeting is private.');
+  });
+});
