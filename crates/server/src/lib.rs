@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod ics;
 pub mod mail;
+pub mod media;
 pub mod metrics;
 pub mod ratelimit;
 mod tls;
@@ -41,6 +42,8 @@ pub struct AppState {
     /// The WebSocket URL handed to browsers.
     pub ws_url: String,
     pub limits: Limits,
+    /// Rooms and media connections.
+    pub media: Arc<media::MediaHub>,
     /// A precomputed hash verified when an e-mail is unknown, so both failures take as long.
     pub dummy_hash: String,
 }
@@ -159,11 +162,19 @@ impl Server {
         );
         let wt_url = format!("https://{}:{}/wt", bracket(&media_host), quic.port());
 
+        let media = media::MediaHub::new(
+            store.clone(),
+            media::MediaConfig {
+                max_participants: config.max_participants,
+            },
+            cancel.child_token(),
+        );
         let dummy_hash =
             tokio::task::spawn_blocking(|| quicmeet_store::hash_password("not a password"))
                 .await??;
         let state = Arc::new(AppState {
             limits: Limits::new(&config),
+            media: media.clone(),
             config,
             store,
             mailer,
@@ -178,7 +189,17 @@ impl Server {
             http = %http, quic = %quic, public_url = %state.public_url,
             mail = %state.mailer.describe(), "QuicMeet is listening"
         );
-        drop(quic_socket);
+        {
+            let cert = state.cert.clone();
+            tokio::spawn(async move {
+                if let Err(e) = media::wt::serve(media, quic_socket, cert).await {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "the WebTransport endpoint stopped"
+                    );
+                }
+            });
+        }
         spawn_housekeeping(state.clone(), cancel.clone());
         on_ready(Bound { http, quic });
 

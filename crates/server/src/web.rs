@@ -33,6 +33,7 @@ pub fn app(state: SharedState) -> Router {
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/ws", get(crate::media::ws::handler))
         .with_state(state.clone())
         .merge(spa)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -84,7 +85,12 @@ impl MetricsSource for StoreGauges<'_> {
 }
 
 async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
-    let body = state.metrics.render(&[&StoreGauges(&state)]);
+    let media = crate::media::MediaMetricsView {
+        m: &state.media.metrics,
+        rooms: state.media.room_count(),
+        conns: state.media.connection_gauges(),
+    };
+    let body = state.metrics.render(&[&StoreGauges(&state), &media]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

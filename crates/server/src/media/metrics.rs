@@ -1,0 +1,213 @@
+//! Media plane counters, exported on `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::metrics::{gauge, MetricsSource};
+
+#[derive(Default)]
+pub struct MediaMetrics {
+    pub frames_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub frames_forwarded: AtomicU64,
+    pub dropped_room_busy: AtomicU64,
+    pub dropped_by_room: AtomicU64,
+    pub dropped_by_queue: AtomicU64,
+    pub dropped_stream_backlog: AtomicU64,
+    pub group_resets: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    pub refused_connections: AtomicU64,
+    pub rooms_opened: AtomicU64,
+    pub sessions_wt: AtomicU64,
+    pub sessions_ws: AtomicU64,
+    pub datagrams_too_large: AtomicU64,
+    /// Time the room spends on one incoming frame: routing plus queueing for every subscriber.
+    pub forward_latency: Histogram,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+pub struct ConnGauges {
+    pub webtransport: u64,
+    pub websocket: u64,
+    pub queued_frames: u64,
+    pub queued_bytes: u64,
+    pub max_queue_bytes: u64,
+}
+
+/// A fixed-bucket histogram in microseconds.
+pub struct Histogram {
+    buckets: [AtomicU64; 12],
+    sum: AtomicU64,
+    count: AtomicU64,
+}
+
+const BOUNDS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+];
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: [const { AtomicU64::new(0) }; 12],
+            sum: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe_us(&self, us: u64) {
+        if let Some(i) = BOUNDS_US.iter().position(|&b| us <= b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.sum.fetch_add(us, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cum = 0;
+        for (b, c) in BOUNDS_US.iter().zip(&self.buckets) {
+            cum += c.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cum}", *b as f64 / 1e6);
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+pub struct MediaMetricsView<'a> {
+    pub m: &'a MediaMetrics,
+    pub rooms: usize,
+    pub conns: ConnGauges,
+}
+
+impl MetricsSource for MediaMetricsView<'_> {
+    fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let m = self.m;
+        let counters: [(&str, &str, &AtomicU64); 15] = [
+            (
+                "quicmeet_media_frames_in_total",
+                "Media frames received from publishers.",
+                &m.frames_in,
+            ),
+            (
+                "quicmeet_media_bytes_in_total",
+                "Media bytes received from publishers.",
+                &m.bytes_in,
+            ),
+            (
+                "quicmeet_media_frames_out_total",
+                "Media frames handed to transports.",
+                &m.frames_out,
+            ),
+            (
+                "quicmeet_media_bytes_out_total",
+                "Media bytes handed to transports.",
+                &m.bytes_out,
+            ),
+            (
+                "quicmeet_media_dropped_room_busy_total",
+                "Frames dropped because a room's input queue was full.",
+                &m.dropped_room_busy,
+            ),
+            (
+                "quicmeet_media_dropped_by_room_total",
+                "Frames refused by the room (ownership, rate, size).",
+                &m.dropped_by_room,
+            ),
+            (
+                "quicmeet_media_dropped_by_queue_total",
+                "Frames dropped by subscriber queues (backpressure).",
+                &m.dropped_by_queue,
+            ),
+            (
+                "quicmeet_media_dropped_stream_backlog_total",
+                "Video frames dropped because a WebTransport stream could not keep up.",
+                &m.dropped_stream_backlog,
+            ),
+            (
+                "quicmeet_media_group_resets_total",
+                "Video group streams reset for lagging subscribers.",
+                &m.group_resets,
+            ),
+            (
+                "quicmeet_media_keyframe_requests_total",
+                "Keyframe requests sent to publishers.",
+                &m.keyframe_requests,
+            ),
+            (
+                "quicmeet_media_protocol_errors_total",
+                "Malformed input from clients.",
+                &m.protocol_errors,
+            ),
+            (
+                "quicmeet_media_refused_connections_total",
+                "Media connections refused (token, meeting).",
+                &m.refused_connections,
+            ),
+            (
+                "quicmeet_media_rooms_opened_total",
+                "Rooms started.",
+                &m.rooms_opened,
+            ),
+            (
+                "quicmeet_media_sessions_webtransport_total",
+                "WebTransport sessions accepted.",
+                &m.sessions_wt,
+            ),
+            (
+                "quicmeet_media_sessions_websocket_total",
+                "WebSocket sessions accepted.",
+                &m.sessions_ws,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
+        gauge(
+            out,
+            "quicmeet_rooms",
+            "Rooms with participants.",
+            self.rooms,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP quicmeet_participants Connected participants by transport.\n# TYPE quicmeet_participants gauge\n\
+             quicmeet_participants{{transport=\"webtransport\"}} {}\nquicmeet_participants{{transport=\"websocket\"}} {}",
+            self.conns.webtransport, self.conns.websocket
+        );
+        gauge(
+            out,
+            "quicmeet_queue_frames",
+            "Media frames waiting in subscriber queues.",
+            self.conns.queued_frames,
+        );
+        gauge(
+            out,
+            "quicmeet_queue_bytes",
+            "Bytes waiting in subscriber queues.",
+            self.conns.queued_bytes,
+        );
+        gauge(
+            out,
+            "quicmeet_queue_bytes_max",
+            "Largest subscriber queue in bytes.",
+            self.conns.max_queue_bytes,
+        );
+        m.forward_latency.render(
+            out,
+            "quicmeet_room_fanout_seconds",
+            "Time a room spends routing one incoming frame to all its subscribers.",
+        );
+    }
+}

@@ -1,0 +1,324 @@
+//! The media plane: authenticated connections over WebTransport or WebSocket, one actor task
+//! per meeting room driving `quicmeet_sfu::Room`, and per-connection writers draining each
+//! subscriber's bounded queue.
+//!
+//! Nothing above [`conn`] knows which transport a participant uses: both transports turn bytes
+//! into `ClientMessage`s and `EncodedFrame`s for the room, and drain a [`conn::ConnOut`].
+
+pub mod conn;
+mod metrics;
+mod room;
+pub mod ws;
+pub mod wt;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
+
+use chrono::Utc;
+use parking_lot::Mutex;
+use quicmeet_proto::{MeetingInfo, Role};
+use quicmeet_sfu::{ConnId, Join, RoomConfig};
+use quicmeet_store::{JoinGrant, JoinRole, Store, StoreError};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use conn::{ConnOut, Transport};
+pub use metrics::{MediaMetrics, MediaMetricsView};
+
+use room::{RoomCmd, ROOM_QUEUE};
+
+/// Why a connection was refused before it joined a room.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+struct RoomEntry {
+    tx: mpsc::Sender<RoomCmd>,
+    generation: u64,
+}
+
+/// Settings of the media plane taken from the server configuration.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub max_participants: usize,
+}
+
+/// All rooms and connections of this server.
+pub struct MediaHub {
+    store: Store,
+    config: MediaConfig,
+    rooms: Mutex<HashMap<String, RoomEntry>>,
+    conns: Mutex<HashMap<ConnId, Arc<ConnOut>>>,
+    next_conn: AtomicU64,
+    next_generation: AtomicU64,
+    pub metrics: Arc<MediaMetrics>,
+    pub cancel: CancellationToken,
+}
+
+/// A connection that joined a room: where to send its input.
+pub struct Attached {
+    pub out: Arc<ConnOut>,
+    room: mpsc::Sender<RoomCmd>,
+    hub: Arc<MediaHub>,
+}
+
+impl MediaHub {
+    pub fn new(store: Store, config: MediaConfig, cancel: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            config,
+            rooms: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            next_generation: AtomicU64::new(1),
+            metrics: Arc::new(MediaMetrics::default()),
+            cancel,
+        })
+    }
+
+    /// Checks a join token (single use: it is consumed here) and the meeting behind it.
+    pub fn authenticate(&self, token: &str) -> Result<JoinGrant, Refusal> {
+        if token.is_empty() || token.len() > 200 {
+            return Err(Refusal::new(
+                "token_invalid",
+                "The join token is missing or malformed.",
+            ));
+        }
+        let grant = self
+            .store
+            .take_join_grant(token, Utc::now())
+            .map_err(|e| match e {
+                StoreError::TokenExpired => Refusal::new(
+                    "token_expired",
+                    "The join token has expired. Ask to join again.",
+                ),
+                StoreError::TokenInvalid => Refusal::new(
+                    "token_invalid",
+                    "The join token is not valid or was already used. Ask to join again.",
+                ),
+                other => {
+                    tracing::error!(error = %other, "reading a join grant failed");
+                    Refusal::new("internal", "The server could not check the join token.")
+                }
+            })?;
+        match self.store.meeting(&grant.meeting_code) {
+            Ok(Some(m)) if !m.cancelled => Ok(grant),
+            Ok(Some(_)) => Err(Refusal::new(
+                "meeting_cancelled",
+                "This meeting was cancelled.",
+            )),
+            Ok(None) => Err(Refusal::new(
+                "meeting_not_found",
+                "This meeting no longer exists.",
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a meeting failed");
+                Err(Refusal::new(
+                    "internal",
+                    "The server could not read the meeting.",
+                ))
+            }
+        }
+    }
+
+    /// Puts an authenticated connection into its meeting's room (creating the room).
+    pub fn attach(
+        self: &Arc<Self>,
+        grant: &JoinGrant,
+        transport: Transport,
+    ) -> Result<Attached, Refusal> {
+        let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let out = Arc::new(ConnOut::new(id, transport));
+        let join = Join {
+            conn: id,
+            name: grant.name.clone(),
+            email: grant.email.clone(),
+            role: match grant.role {
+                JoinRole::Host => Role::Host,
+                JoinRole::Member => Role::Member,
+                JoinRole::Guest => Role::Guest,
+            },
+            lobby: grant.lobby,
+            transport: transport.label().to_owned(),
+        };
+        let mut rooms = self.rooms.lock();
+        // Try the running room first; a room that is shutting down refuses the command and
+        // a new one is made.
+        let cmd = RoomCmd::Join(join, out.clone());
+        let cmd = match rooms.get(&grant.meeting_code) {
+            Some(e) => match e.tx.try_send(cmd) {
+                Ok(()) => {
+                    let tx = e.tx.clone();
+                    drop(rooms);
+                    self.conns.lock().insert(id, out.clone());
+                    return Ok(Attached {
+                        out,
+                        room: tx,
+                        hub: self.clone(),
+                    });
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return Err(Refusal::new(
+                        "room_busy",
+                        "The meeting is busy. Try again in a moment.",
+                    ))
+                }
+                Err(mpsc::error::TrySendError::Closed(cmd)) => cmd,
+            },
+            None => cmd,
+        };
+        let meeting = self
+            .store
+            .meeting(&grant.meeting_code)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Refusal::new("meeting_not_found", "This meeting no longer exists."))?;
+        let history = self
+            .store
+            .chat_history(&meeting.code, 200)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| quicmeet_proto::ChatMessage {
+                id: c.id,
+                participant_id: c.participant_id,
+                name: c.name,
+                text: c.text,
+                ts_ms: c.ts_ms.max(0) as u64,
+            })
+            .collect();
+        let config = RoomConfig {
+            meeting: MeetingInfo {
+                code: meeting.code.clone(),
+                title: meeting.title.clone(),
+                host_name: Some(meeting.host_name.clone()),
+            },
+            max_participants: self.config.max_participants,
+            ..RoomConfig::default()
+        };
+        let (tx, rx) = mpsc::channel(ROOM_QUEUE);
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let _ = tx.try_send(cmd);
+        rooms.insert(
+            meeting.code.clone(),
+            RoomEntry {
+                tx: tx.clone(),
+                generation,
+            },
+        );
+        drop(rooms);
+        self.metrics.rooms_opened.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(room::run(
+            self.clone(),
+            meeting.code,
+            generation,
+            config,
+            history,
+            rx,
+        ));
+        self.conns.lock().insert(id, out.clone());
+        Ok(Attached {
+            out,
+            room: tx,
+            hub: self.clone(),
+        })
+    }
+
+    /// Removes a room that found itself empty, unless a join raced in.
+    fn retire_room(&self, code: &str, generation: u64, rx: &mpsc::Receiver<RoomCmd>) -> bool {
+        let mut rooms = self.rooms.lock();
+        if !rx.is_empty() {
+            return false;
+        }
+        if rooms.get(code).is_some_and(|e| e.generation == generation) {
+            rooms.remove(code);
+        }
+        true
+    }
+
+    fn detach(&self, id: ConnId) {
+        self.conns.lock().remove(&id);
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.lock().len()
+    }
+
+    /// Connections by transport and the sum of queue depths, for metrics.
+    pub fn connection_gauges(&self) -> metrics::ConnGauges {
+        let conns = self.conns.lock();
+        let mut g = metrics::ConnGauges::default();
+        for c in conns.values() {
+            match c.transport {
+                Transport::WebTransport => g.webtransport += 1,
+                Transport::WebSocket => g.websocket += 1,
+            }
+            let s = c.queue_stats();
+            g.queued_frames += (s.audio_depth + s.video_depth) as u64;
+            g.queued_bytes += s.bytes as u64;
+            g.max_queue_bytes = g.max_queue_bytes.max(s.bytes as u64);
+        }
+        g
+    }
+}
+
+impl Attached {
+    /// A control message from the client.
+    pub async fn control(&self, msg: quicmeet_proto::ClientMessage) -> bool {
+        self.room
+            .send(RoomCmd::Control(self.out.id, msg))
+            .await
+            .is_ok()
+    }
+
+    /// A media frame from the client. Never waits: when the room is saturated the frame is
+    /// dropped (counted), so one client's burst cannot stall its own reader or others.
+    pub fn media(&self, frame: quicmeet_proto::EncodedFrame) {
+        let len = frame.len() as u64;
+        self.hub.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.hub.metrics.bytes_in.fetch_add(len, Ordering::Relaxed);
+        if self
+            .room
+            .try_send(RoomCmd::Media(self.out.id, frame))
+            .is_err()
+        {
+            self.hub
+                .metrics
+                .dropped_room_busy
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let reason = self.out.close_reason().unwrap_or("left");
+        let id = self.out.id;
+        let room = self.room.clone();
+        // The room must hear about every departure; the channel may be full, so wait.
+        tokio::spawn(async move {
+            let _ = room.send(RoomCmd::Leave(id, reason.to_owned())).await;
+        });
+        self.out.close("left");
+        self.hub.detach(id);
+    }
+}

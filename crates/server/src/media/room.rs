@@ -1,0 +1,239 @@
+//! The room actor: one task per live meeting that owns a `quicmeet_sfu::Room`, feeds it the
+//! connections' input and carries out its output.
+
+use std::{
+    collections::HashMap,
+    sync::{atomic::Ordering, Arc},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use quicmeet_proto::{control, ChatMessage, ClientMessage, EncodedFrame, ServerMessage};
+use quicmeet_sfu::{ConnId, Input, Join, Output, Pushed, QueueEvent, Room, RoomConfig};
+use quicmeet_store::ChatRecord;
+use smallvec::SmallVec;
+use tokio::sync::mpsc;
+
+use super::{ConnOut, MediaHub};
+
+/// Commands a room's input channel holds at most (media is dropped, not queued, beyond it).
+pub const ROOM_QUEUE: usize = 4096;
+const TICK: Duration = Duration::from_millis(50);
+
+pub enum RoomCmd {
+    Join(Join, Arc<ConnOut>),
+    Control(ConnId, ClientMessage),
+    Media(ConnId, EncodedFrame),
+    Leave(ConnId, String),
+    KeyframeNeeded(ConnId, u32),
+}
+
+struct Actor {
+    hub: Arc<MediaHub>,
+    code: String,
+    room: Room,
+    conns: HashMap<ConnId, Arc<ConnOut>>,
+    feedback: Vec<Input>,
+    events: SmallVec<[QueueEvent; 2]>,
+}
+
+pub async fn run(
+    hub: Arc<MediaHub>,
+    code: String,
+    generation: u64,
+    config: RoomConfig,
+    history: Vec<ChatMessage>,
+    mut rx: mpsc::Receiver<RoomCmd>,
+) {
+    let wall_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let mut actor = Actor {
+        room: Room::new(config, Instant::now(), wall_ms, history),
+        hub: hub.clone(),
+        code: code.clone(),
+        conns: HashMap::new(),
+        feedback: Vec::new(),
+        events: SmallVec::new(),
+    };
+    tracing::debug!(code = %code, "room started");
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => {
+                    actor.handle(cmd);
+                    // Take what else is waiting before yielding, up to a bound.
+                    for _ in 0..64 {
+                        match rx.try_recv() {
+                            Ok(cmd) => actor.handle(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                actor.input(Input::Tick);
+            }
+        }
+        if actor.room.is_empty()
+            && actor.conns.is_empty()
+            && hub.retire_room(&code, generation, &rx)
+        {
+            break;
+        }
+    }
+    tracing::debug!(code = %code, "room closed");
+}
+
+impl Actor {
+    fn handle(&mut self, cmd: RoomCmd) {
+        match cmd {
+            RoomCmd::Join(join, out) => {
+                self.conns.insert(join.conn, out);
+                self.input(Input::Join(join));
+            }
+            RoomCmd::Control(from, msg) => {
+                // Unsubscribing or unpublishing frees queued frames at once.
+                if let ClientMessage::Unsubscribe { track_id } = &msg {
+                    if let Some(o) = self.conns.get(&from) {
+                        o.forget_track(*track_id);
+                    }
+                }
+                self.input(Input::Control(from, msg));
+            }
+            RoomCmd::Media(from, frame) => {
+                let t = Instant::now();
+                self.input(Input::Media(from, frame));
+                self.hub
+                    .metrics
+                    .forward_latency
+                    .observe_us(t.elapsed().as_micros() as u64);
+            }
+            RoomCmd::KeyframeNeeded(from, track_id) => {
+                self.input(Input::KeyframeNeeded { from, track_id });
+            }
+            RoomCmd::Leave(conn, reason) => {
+                self.conns.remove(&conn);
+                self.input(Input::Leave(conn, reason));
+            }
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let before = self.room.stats().dropped;
+        self.room.handle_input(Instant::now(), input);
+        self.drain();
+        while let Some(i) = self.feedback.pop() {
+            self.room.handle_input(Instant::now(), i);
+            self.drain();
+        }
+        let after = self.room.stats().dropped;
+        let refused = total_drops(&after) - total_drops(&before);
+        if refused > 0 {
+            self.hub
+                .metrics
+                .dropped_by_room
+                .fetch_add(refused, Ordering::Relaxed);
+        }
+    }
+
+    fn drain(&mut self) {
+        let m = &self.hub.metrics;
+        let mut frames_out = 0u64;
+        let mut bytes_out = 0u64;
+        while let Some(out) = self.room.poll_output() {
+            match out {
+                Output::Media { to, frame } => {
+                    let Some(conn) = self.conns.get(&to) else {
+                        continue;
+                    };
+                    let len = frame.len() as u64;
+                    self.events.clear();
+                    match conn.push_media(frame, &mut self.events) {
+                        Pushed::Queued => {
+                            frames_out += 1;
+                            bytes_out += len;
+                        }
+                        Pushed::Dropped => {
+                            m.dropped_by_queue.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    for e in self.events.drain(..) {
+                        match e {
+                            QueueEvent::NeedKeyframe { track_id, .. } => self
+                                .feedback
+                                .push(Input::KeyframeNeeded { from: to, track_id }),
+                            QueueEvent::ResetGroup { .. } => {
+                                m.group_resets.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                Output::Control { to, msg } => {
+                    let json = Bytes::from(control::encode(&msg));
+                    for c in to.as_slice() {
+                        if let Some(conn) = self.conns.get(c) {
+                            conn.push_control(json.clone());
+                        }
+                    }
+                }
+                Output::KeyframeRequest {
+                    publisher,
+                    track_id,
+                    layer,
+                } => {
+                    if layer == 0 {
+                        if let Some(conn) = self.conns.get(&publisher) {
+                            m.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+                            let msg = ServerMessage::KeyframeRequest { track_id, layer };
+                            conn.push_control(Bytes::from(control::encode(&msg)));
+                        }
+                    }
+                    // Lower layers come from the transcoder, which has its own keyframe logic.
+                }
+                Output::Disconnect { who, reason } => {
+                    if let Some(conn) = self.conns.remove(&who) {
+                        conn.close(reason);
+                    }
+                }
+                Output::Joined {
+                    conn,
+                    participant_id,
+                } => {
+                    tracing::debug!(room = %self.code, conn = conn.0, participant_id, "joined");
+                }
+                Output::ChatPersist(c) => {
+                    let rec = ChatRecord {
+                        id: c.id,
+                        participant_id: c.participant_id,
+                        name: c.name,
+                        text: c.text,
+                        ts_ms: c.ts_ms as i64,
+                    };
+                    if let Err(e) = self.hub.store().append_chat(&self.code, &rec) {
+                        tracing::warn!(error = %e, "storing a chat message failed");
+                    }
+                }
+                Output::MeetingEnded { by } => {
+                    tracing::info!(room = %self.code, by, "meeting ended by the host");
+                }
+            }
+        }
+        if frames_out > 0 {
+            m.frames_out.fetch_add(frames_out, Ordering::Relaxed);
+            m.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+        }
+    }
+}
+
+fn total_drops(d: &quicmeet_sfu::MediaDrops) -> u64 {
+    d.unknown_sender
+        + d.not_admitted
+        + d.not_owner
+        + d.unpublished
+        + d.kind_mismatch
+        + d.bad_layer
+        + d.oversized
+        + d.rate_limited
+}

@@ -1,0 +1,206 @@
+//! The WebSocket fallback at `/ws`: the same control messages and media frames as binary
+//! messages with a type byte (0x01 control JSON, 0x02 media frame).
+//!
+//! TCP blocks the whole connection when one message is slow, so the writer drains the
+//! subscriber queue control-first, then audio, then video; the queue drops video back to the
+//! next keyframe when it grows (the room then asks the publisher for one).
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::{
+        ws::{Message, WebSocket, WebSocketUpgrade},
+        State,
+    },
+    response::Response,
+};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use quicmeet_proto::{
+    control,
+    frame::MAX_FRAME_LEN,
+    ws::{TYPE_CONTROL, TYPE_MEDIA},
+    ClientMessage, ServerMessage, WsMessage,
+};
+use quicmeet_sfu::Popped;
+
+use super::{conn::Strikes, MediaHub, Transport};
+use crate::SharedState;
+
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn handler(State(state): State<SharedState>, ws: WebSocketUpgrade) -> Response {
+    let hub = state.media.clone();
+    ws.max_message_size(MAX_FRAME_LEN + 1)
+        .max_frame_size(MAX_FRAME_LEN + 1)
+        .on_upgrade(move |socket| run(hub, socket))
+}
+
+fn control_message(msg: &ServerMessage) -> Message {
+    let json = control::encode(msg);
+    let mut b = BytesMut::with_capacity(json.len() + 1);
+    b.put_u8(TYPE_CONTROL);
+    b.extend_from_slice(&json);
+    Message::Binary(b.freeze())
+}
+
+async fn refuse(mut socket: WebSocket, code: &str, message: &str) {
+    let _ = socket
+        .send(control_message(&ServerMessage::error(code, message)))
+        .await;
+    let _ = socket
+        .send(control_message(&ServerMessage::goodbye(code, message)))
+        .await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
+    // The first message must be hello with a join token.
+    let first = tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await;
+    let token = match first {
+        Ok(Some(Ok(Message::Binary(b)))) => match WsMessage::decode(b) {
+            Ok(WsMessage::Control(json)) => match control::decode_client(&json) {
+                Ok(ClientMessage::Hello { token, .. }) => token,
+                Ok(_) => {
+                    return refuse(socket, "hello_required", "The first message must be hello.")
+                        .await
+                }
+                Err(e) => return refuse(socket, e.code(), &e.to_string()).await,
+            },
+            _ => {
+                return refuse(
+                    socket,
+                    "hello_required",
+                    "The first message must be a hello control message.",
+                )
+                .await
+            }
+        },
+        Ok(Some(Ok(_))) => {
+            return refuse(
+                socket,
+                "binary_required",
+                "Messages are binary: 0x01 + control JSON or 0x02 + media frame.",
+            )
+            .await
+        }
+        Err(_) => return refuse(socket, "hello_timeout", "No hello within 10 seconds.").await,
+        _ => return,
+    };
+    let grant = match hub.authenticate(&token) {
+        Ok(g) => g,
+        Err(r) => {
+            hub.metrics
+                .refused_connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return refuse(socket, r.code, &r.message).await;
+        }
+    };
+    let attached = match hub.attach(&grant, Transport::WebSocket) {
+        Ok(a) => a,
+        Err(r) => return refuse(socket, r.code, &r.message).await,
+    };
+    hub.metrics
+        .sessions_ws
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (mut sink, mut stream) = socket.split();
+    let out = attached.out.clone();
+    let cancel = hub.cancel.clone();
+
+    let writer = async {
+        loop {
+            while let Some(item) = out.pop() {
+                let msg = match item {
+                    Popped::Control(json) => prefixed(TYPE_CONTROL, &json),
+                    Popped::Media { frame, .. } => prefixed(TYPE_MEDIA, frame.as_bytes()),
+                };
+                if sink.send(Message::Binary(msg)).await.is_err() {
+                    return;
+                }
+            }
+            if out.is_closing() {
+                let _ = sink.send(Message::Close(None)).await;
+                return;
+            }
+            tokio::select! {
+                _ = out.wait() => {}
+                _ = cancel.cancelled() => {
+                    let _ = sink.send(control_message(&ServerMessage::goodbye(
+                        "shutdown", "The server is restarting. Reconnect in a moment."))).await;
+                    let _ = sink.send(Message::Close(None)).await;
+                    return;
+                }
+            }
+        }
+    };
+
+    let reader =
+        async {
+            let mut strikes = Strikes::default();
+            while let Some(msg) = stream.next().await {
+                let Ok(msg) = msg else { break };
+                let err = match msg {
+                    Message::Binary(b) => match WsMessage::decode(b) {
+                        Ok(WsMessage::Media(frame)) => {
+                            attached.media(frame);
+                            continue;
+                        }
+                        Ok(WsMessage::Control(json)) => match control::decode_client(&json) {
+                            Ok(ClientMessage::Hello { .. }) => {
+                                ServerMessage::error("already_joined", "hello was already accepted")
+                            }
+                            Ok(m) => {
+                                if !attached.control(m).await {
+                                    break;
+                                }
+                                continue;
+                            }
+                            Err(e) => ServerMessage::error(e.code(), e.to_string()),
+                        },
+                        Err(e) => ServerMessage::error(e.code(), e.to_string()),
+                    },
+                    Message::Text(_) => ServerMessage::error(
+                        "binary_required",
+                        "Text messages are not part of the protocol; send binary messages.",
+                    ),
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                hub.metrics
+                    .protocol_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                attached
+                    .out
+                    .push_control(Bytes::from(control::encode(&err)));
+                if strikes.hit() {
+                    attached.out.push_control(Bytes::from(control::encode(
+                        &ServerMessage::goodbye("protocol_error", "Too many malformed messages."),
+                    )));
+                    attached.out.close("protocol_error");
+                    break;
+                }
+            }
+        };
+
+    {
+        tokio::pin!(writer);
+        tokio::pin!(reader);
+        tokio::select! {
+            _ = &mut writer => {}
+            _ = &mut reader => {
+                // Let the writer flush a goodbye for a short while.
+                if out.is_closing() {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+                }
+            }
+        }
+    }
+    drop(attached);
+}
+
+fn prefixed(ty: u8, body: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(body.len() + 1);
+    b.put_u8(ty);
+    b.extend_from_slice(body);
+    b.freeze()
+}

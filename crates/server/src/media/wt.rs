@@ -1,0 +1,526 @@
+//! The WebTransport endpoint (HTTP/3 over QUIC) at `/wt?token=…`.
+//!
+//! The join token is checked before the session is accepted. Then the client opens the
+//! control stream (bidirectional, u32 length + JSON messages, `hello` first); audio frames
+//! ride datagrams; each video group of pictures rides its own unidirectional stream, opened
+//! on the group's keyframe with a higher priority than the groups before it. When a
+//! subscriber cannot take a group's frames as fast as they come, that group's stream is reset
+//! and the subscriber waits for the next keyframe, which is asked of the publisher.
+
+use std::{
+    collections::HashMap,
+    net::UdpSocket,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use quicmeet_proto::{
+    control, wt::ControlStreamDecoder, ClientMessage, Decoded, EncodedFrame, MediaKind,
+    ServerMessage, StreamDecoder,
+};
+use quicmeet_sfu::Popped;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wtransport::{endpoint::IncomingSession, Connection, Endpoint, Identity, ServerConfig, VarInt};
+
+use super::{conn::Strikes, room::RoomCmd, Attached, MediaHub, Transport};
+use crate::certs::SharedCert;
+
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames a group stream may have waiting before the subscriber counts as lagging.
+const GROUP_BACKLOG: usize = 48;
+/// Application error code used when a lagging group's stream is reset.
+const RESET_LAGGING: u32 = 0x10;
+
+async fn server_config(socket: UdpSocket, cert: &SharedCert) -> anyhow::Result<ServerConfig> {
+    let (c, k) = {
+        let c = cert.read();
+        (c.cert_pem.clone(), c.key_pem.clone())
+    };
+    let identity = Identity::load_pemfiles(&c, &k).await?;
+    Ok(ServerConfig::builder()
+        .with_bind_socket(socket)
+        .with_identity(identity)
+        .keep_alive_interval(Some(Duration::from_secs(5)))
+        .max_idle_timeout(Some(Duration::from_secs(30)))?
+        .build())
+}
+
+/// Runs the endpoint on `socket` until the hub's cancellation.
+pub async fn serve(hub: Arc<MediaHub>, socket: UdpSocket, cert: SharedCert) -> anyhow::Result<()> {
+    socket.set_nonblocking(true)?;
+    let reload_socket = socket.try_clone()?;
+    let endpoint = Endpoint::server(server_config(socket, &cert).await?)?;
+    let mut served_hash = cert.read().dev_hash_hex.clone();
+    let mut check = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = hub.cancel.cancelled() => break,
+            incoming = endpoint.accept() => {
+                tokio::spawn(session(hub.clone(), incoming));
+            }
+            _ = check.tick() => {
+                // Pick up a renewed development certificate for new sessions.
+                let now_hash = cert.read().dev_hash_hex.clone();
+                if now_hash != served_hash {
+                    match reload_socket.try_clone() {
+                        Ok(s) => match server_config(s, &cert).await {
+                            Ok(cfg) => match endpoint.reload_config(cfg, false) {
+                                Ok(()) => { served_hash = now_hash; tracing::info!("WebTransport certificate reloaded"); }
+                                Err(e) => tracing::error!(error = %e, "reloading the QUIC certificate failed"),
+                            },
+                            Err(e) => tracing::error!(error = %e, "loading the renewed certificate failed"),
+                        },
+                        Err(e) => tracing::error!(error = %e, "cloning the UDP socket failed"),
+                    }
+                }
+            }
+        }
+    }
+    // Give sessions a moment to send their goodbye before closing everything.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    endpoint.close(VarInt::from_u32(0), b"server shutdown");
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    Ok(())
+}
+
+fn token_from_path(path: &str) -> Option<String> {
+    let (p, q) = path.split_once('?')?;
+    if p != "/wt" {
+        return None;
+    }
+    q.split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .map(str::to_owned)
+}
+
+async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
+    let Ok(Ok(request)) = tokio::time::timeout(Duration::from_secs(10), incoming).await else {
+        return;
+    };
+    let path = request.path().to_owned();
+    if !(path == "/wt" || path.starts_with("/wt?")) {
+        request.not_found().await;
+        return;
+    }
+    // Check the token before accepting the session.
+    let grant = match token_from_path(&path) {
+        Some(token) => match hub.authenticate(&token) {
+            Ok(g) => Some(g),
+            Err(r) => {
+                hub.metrics
+                    .refused_connections
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(code = r.code, "WebTransport session refused");
+                request.forbidden().await;
+                return;
+            }
+        },
+        None => None,
+    };
+    let Ok(conn) = request.accept().await else {
+        return;
+    };
+    let conn = Arc::new(conn);
+
+    // The client's first bidirectional stream is the control stream; hello comes first.
+    let Ok(Ok((mut ctl_send, mut ctl_recv))) =
+        tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await
+    else {
+        conn.close(VarInt::from_u32(1), b"no control stream");
+        return;
+    };
+    let mut decoder = ControlStreamDecoder::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, async {
+        loop {
+            match decoder.decode_client() {
+                Ok(Decoded::Complete(m)) => return Ok(m),
+                Ok(Decoded::NeedMore(_)) => {}
+                Err(e) => return Err((e.code(), e.to_string())),
+            }
+            match ctl_recv.read(&mut buf).await {
+                Ok(Some(n)) => decoder.push(&buf[..n]),
+                _ => return Err(("closed", "control stream closed".to_owned())),
+            }
+        }
+    })
+    .await;
+    let refuse = |code: &str, message: &str| {
+        let mut v = Vec::new();
+        for m in [
+            ServerMessage::error(code, message),
+            ServerMessage::goodbye(code, message),
+        ] {
+            if let Ok(b) = quicmeet_proto::wt::encode_control(&m) {
+                v.extend_from_slice(&b);
+            }
+        }
+        v
+    };
+    let token = match hello {
+        Ok(Ok(ClientMessage::Hello { token, .. })) => token,
+        Ok(Ok(_)) => {
+            let _ = ctl_send
+                .write_all(&refuse(
+                    "hello_required",
+                    "The first message must be hello.",
+                ))
+                .await;
+            conn.close(VarInt::from_u32(1), b"hello required");
+            return;
+        }
+        Ok(Err((code, msg))) => {
+            let _ = ctl_send.write_all(&refuse(code, &msg)).await;
+            conn.close(VarInt::from_u32(1), b"bad hello");
+            return;
+        }
+        Err(_) => {
+            let _ = ctl_send
+                .write_all(&refuse("hello_timeout", "No hello within 10 seconds."))
+                .await;
+            conn.close(VarInt::from_u32(1), b"hello timeout");
+            return;
+        }
+    };
+    let grant = match grant {
+        Some(g) => g,
+        None => match hub.authenticate(&token) {
+            Ok(g) => g,
+            Err(r) => {
+                hub.metrics
+                    .refused_connections
+                    .fetch_add(1, Ordering::Relaxed);
+                let _ = ctl_send.write_all(&refuse(r.code, &r.message)).await;
+                let _ = ctl_send.finish().await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                conn.close(VarInt::from_u32(2), r.code.as_bytes());
+                return;
+            }
+        },
+    };
+    let attached = match hub.attach(&grant, Transport::WebTransport) {
+        Ok(a) => Arc::new(a),
+        Err(r) => {
+            let _ = ctl_send.write_all(&refuse(r.code, &r.message)).await;
+            conn.close(VarInt::from_u32(2), r.code.as_bytes());
+            return;
+        }
+    };
+    hub.metrics.sessions_wt.fetch_add(1, Ordering::Relaxed);
+    let stop = CancellationToken::new();
+
+    // Whatever else the hello chunk carried belongs to the control stream.
+    let control_reader = {
+        let attached = attached.clone();
+        let hub = hub.clone();
+        let stop = stop.clone();
+        async move {
+            let mut strikes = Strikes::default();
+            loop {
+                loop {
+                    match decoder.decode_client() {
+                        Ok(Decoded::Complete(ClientMessage::Hello { .. })) => {
+                            attached.out.push_control(Bytes::from(control::encode(
+                                &ServerMessage::error(
+                                    "already_joined",
+                                    "hello was already accepted",
+                                ),
+                            )));
+                        }
+                        Ok(Decoded::Complete(m)) => {
+                            if !attached.control(m).await {
+                                return;
+                            }
+                        }
+                        Ok(Decoded::NeedMore(_)) => break,
+                        Err(e) => {
+                            hub.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                            attached.out.push_control(Bytes::from(control::encode(
+                                &ServerMessage::error(e.code(), e.to_string()),
+                            )));
+                            if strikes.hit()
+                                || matches!(
+                                    e,
+                                    quicmeet_proto::control::ControlError::TooLarge { .. }
+                                )
+                            {
+                                attached.out.push_control(Bytes::from(control::encode(
+                                    &ServerMessage::goodbye(
+                                        "protocol_error",
+                                        "The control stream is corrupt.",
+                                    ),
+                                )));
+                                attached.out.close("protocol_error");
+                                return;
+                            }
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = ctl_recv.read(&mut buf) => match r {
+                        Ok(Some(n)) => decoder.push(&buf[..n]),
+                        _ => return,
+                    }
+                }
+            }
+        }
+    };
+
+    let datagram_reader = {
+        let attached = attached.clone();
+        let conn = conn.clone();
+        let hub = hub.clone();
+        async move {
+            let mut strikes = Strikes::default();
+            while let Ok(d) = conn.receive_datagram().await {
+                match EncodedFrame::decode(d.payload()) {
+                    Ok(f) => attached.media(f),
+                    Err(e) => {
+                        hub.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                        attached.out.push_control(Bytes::from(control::encode(
+                            &ServerMessage::error(e.code(), e.to_string()),
+                        )));
+                        if strikes.hit() {
+                            attached.out.close("protocol_error");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    };
+
+    let stream_reader = {
+        let attached = attached.clone();
+        let conn = conn.clone();
+        let hub = hub.clone();
+        async move {
+            while let Ok(mut s) = conn.accept_uni().await {
+                let attached = attached.clone();
+                let hub = hub.clone();
+                tokio::spawn(async move {
+                    let mut dec = StreamDecoder::new();
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        loop {
+                            match dec.decode() {
+                                Ok(Decoded::Complete(f)) => attached.media(f),
+                                Ok(Decoded::NeedMore(_)) => break,
+                                Err(e) => {
+                                    hub.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                                    attached.out.push_control(Bytes::from(control::encode(
+                                        &ServerMessage::error(e.code(), e.to_string()),
+                                    )));
+                                    s.stop(VarInt::from_u32(3));
+                                    return;
+                                }
+                            }
+                        }
+                        match s.read(&mut buf).await {
+                            Ok(Some(n)) => dec.push(&buf[..n]),
+                            _ => return,
+                        }
+                    }
+                });
+            }
+        }
+    };
+
+    let writer = write_loop(hub.clone(), conn.clone(), attached.clone(), ctl_send);
+
+    tokio::select! {
+        _ = control_reader => {}
+        _ = datagram_reader => {}
+        _ = stream_reader => {}
+        _ = writer => {}
+        _ = conn.closed() => {}
+    }
+    stop.cancel();
+    // Let the writer's goodbye reach the peer before closing.
+    if attached.out.is_closing() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    conn.close(
+        VarInt::from_u32(0),
+        attached.out.close_reason().unwrap_or("left").as_bytes(),
+    );
+    drop(attached);
+}
+
+struct Group {
+    tx: mpsc::Sender<Bytes>,
+    cancel: CancellationToken,
+}
+
+impl Group {
+    fn start(conn: Arc<Connection>, priority: i32, hub: Arc<MediaHub>) -> Group {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(GROUP_BACKLOG);
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            let opened = tokio::select! {
+                _ = c2.cancelled() => return,
+                s = async {
+                    match conn.open_uni().await {
+                        Ok(opening) => opening.await.ok(),
+                        Err(_) => None,
+                    }
+                } => s,
+            };
+            let Some(mut s) = opened else { return };
+            s.set_priority(priority);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = c2.cancelled() => {
+                        hub.metrics.group_resets.fetch_add(1, Ordering::Relaxed);
+                        let _ = s.reset(VarInt::from_u32(RESET_LAGGING));
+                        return;
+                    }
+                    b = rx.recv() => match b {
+                        Some(b) => {
+                            if s.quic_stream_mut().write_chunk(b).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => {
+                            let _ = s.finish().await;
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Group { tx, cancel }
+    }
+
+    /// True when frames of this group are still waiting to be written.
+    fn has_backlog(&self) -> bool {
+        self.tx.capacity() < GROUP_BACKLOG
+    }
+}
+
+async fn write_loop(
+    hub: Arc<MediaHub>,
+    conn: Arc<Connection>,
+    attached: Arc<Attached>,
+    mut ctl_send: wtransport::SendStream,
+) {
+    let out = attached.out.clone();
+    let mut groups: HashMap<u32, Group> = HashMap::new();
+    let mut next_priority: i32 = 0;
+    loop {
+        for track in out.take_resets() {
+            if let Some(g) = groups.remove(&track) {
+                g.cancel.cancel();
+            }
+        }
+        while let Some(item) = out.pop() {
+            match item {
+                Popped::Control(json) => {
+                    let len = (json.len() as u32).to_be_bytes();
+                    if ctl_send.write_all(&len).await.is_err()
+                        || ctl_send.write_all(&json).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Popped::Media {
+                    frame,
+                    starts_group,
+                } => {
+                    let kind = frame.header().kind;
+                    let track = frame.header().track_id;
+                    if kind == MediaKind::Audio {
+                        match conn.send_datagram(frame.as_bytes()) {
+                            Ok(()) => {}
+                            Err(wtransport::error::SendDatagramError::TooLarge) => {
+                                // Rare large audio frames go on a stream of their own.
+                                hub.metrics
+                                    .datagrams_too_large
+                                    .fetch_add(1, Ordering::Relaxed);
+                                let g = Group::start(conn.clone(), i32::MAX, hub.clone());
+                                let _ = g.tx.try_send(frame.into_bytes());
+                            }
+                            Err(_) => return,
+                        }
+                        continue;
+                    }
+                    if starts_group {
+                        if let Some(old) = groups.remove(&track) {
+                            // A group with frames still waiting is stale: reset it, don't queue.
+                            if old.has_backlog() {
+                                old.cancel.cancel();
+                            }
+                        }
+                        next_priority = next_priority.wrapping_add(1);
+                        groups.insert(
+                            track,
+                            Group::start(conn.clone(), next_priority, hub.clone()),
+                        );
+                    }
+                    let Some(g) = groups.get(&track) else {
+                        // Waiting for this track's next keyframe.
+                        hub.metrics
+                            .dropped_stream_backlog
+                            .fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    if g.tx.try_send(frame.into_bytes()).is_err() {
+                        // The subscriber cannot keep up with this group: reset it and ask
+                        // for a keyframe to start over.
+                        hub.metrics
+                            .dropped_stream_backlog
+                            .fetch_add(1, Ordering::Relaxed);
+                        if let Some(g) = groups.remove(&track) {
+                            g.cancel.cancel();
+                        }
+                        attached.keyframe_needed(track).await;
+                    }
+                }
+            }
+        }
+        if out.is_closing() {
+            let _ = ctl_send.finish().await;
+            return;
+        }
+        tokio::select! {
+            _ = out.wait() => {}
+            _ = hub.cancel.cancelled() => {
+                if let Ok(b) = quicmeet_proto::wt::encode_control(&ServerMessage::goodbye(
+                    "shutdown", "The server is restarting. Reconnect in a moment.")) {
+                    let _ = ctl_send.write_all(&b).await;
+                }
+                let _ = ctl_send.finish().await;
+                out.close("shutdown");
+                return;
+            }
+        }
+    }
+}
+
+impl Attached {
+    /// Tells the room this subscriber needs a keyframe of `track_id` to resume.
+    pub async fn keyframe_needed(&self, track_id: u32) {
+        let _ = self
+            .room
+            .send(RoomCmd::KeyframeNeeded(self.out.id, track_id))
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_from_path;
+
+    #[test]
+    fn token_is_read_from_the_wt_path_only() {
+        assert_eq!(token_from_path("/wt?token=abc").as_deref(), Some("abc"));
+        assert_eq!(token_from_path("/wt?x=1&token=abc").as_deref(), Some("abc"));
+        assert_eq!(token_from_path("/other?token=abc"), None);
+        assert_eq!(token_from_path("/wt"), None);
+    }
+}
