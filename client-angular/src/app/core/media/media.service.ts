@@ -190,6 +190,8 @@ export class MediaService {
   /** Starts encoding the mic and camera (when on) into `sink` with the given track ids. */
   startPublishing(micTrackId: number, camTrackId: number, sink: FrameSink): { mic: boolean; camera: boolean } {
     this.stopPublishing();
+    // A screen share belonged to the previous connection's participant id: end it.
+    this.stopScreenShare();
     this.sink = sink;
     this.micTrackId = micTrackId;
     this.camTrackId = camTrackId;
@@ -342,8 +344,13 @@ export class MediaService {
     this.mixer.remove(trackId);
   }
 
-  closeRemotes(): void {
+  /** Drops every remote decoder but keeps audio output running (used on reconnect). */
+  resetRemotes(): void {
     for (const id of [...this.remotes.keys()]) this.removeRemote(id);
+  }
+
+  closeRemotes(): void {
+    this.resetRemotes();
     this.mixer.close();
   }
 

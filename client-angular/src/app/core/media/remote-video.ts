@@ -14,6 +14,7 @@ export class RemoteVideo {
   private ctx: CanvasRenderingContext2D | null = null;
   private held: VideoFrame | null = null;
   private lastKeyRequest = 0;
+  private layer = -1;
   framesDecoded = 0;
   framesPainted = 0;
   firstPaintAt: number | null = null;
@@ -35,8 +36,13 @@ export class RemoteVideo {
   }
 
   push(f: MediaFrame): void {
+    // Layers arrive on different streams, so around a layer switch an old-layer delta can land
+    // after the new layer's keyframe: once a keyframe picks a layer, other layers' deltas go.
     if (f.keyframe) {
+      this.layer = f.layer;
       this.waitingForKey = false;
+    } else if (f.layer !== this.layer && this.layer >= 0) {
+      return;
     } else if (this.waitingForKey) {
       this.askForKey();
       return;

@@ -44,6 +44,7 @@ function setup(join: JoinAnswer = answer) {
     setCamera: vi.fn(async (on: boolean) => camOn.set(on)),
     pushRemote: vi.fn(),
     removeRemote: vi.fn(),
+    resetRemotes: vi.fn(),
     onKeyframeNeeded: vi.fn(),
     onPaint: vi.fn(),
     requestLocalKeyframe: vi.fn(),

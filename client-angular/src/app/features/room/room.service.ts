@@ -338,6 +338,10 @@ export class RoomService implements OnDestroy {
   }
 
   private onWelcome(m: Extract<ServerMessage, { type: 'welcome' }>): void {
+    // After a reconnect everything is new (ids are not reused): start from a clean slate.
+    this.media.resetRemotes();
+    this.subscribed.clear();
+    this.rawLevels.clear();
     this.selfId.set(m.participant_id);
     this.role.set(m.role);
     this.meetingInfo.set(m.meeting ?? null);

@@ -1,0 +1,69 @@
+import { MediaFrame, MediaKind } from '../protocol/frame';
+import { RemoteVideo } from './remote-video';
+
+const frame = (seq: number, keyframe: boolean, layer = 0): MediaFrame => ({ kind: MediaKind.Video, layer, keyframe, trackId: 17, seq, captureTsUs: seq, payload: new Uint8Array(4) });
+
+class FakeDecoder {
+  static decoded: string[] = [];
+  state = 'unconfigured';
+  decodeQueueSize = 0;
+  configure() {
+    this.state = 'configured';
+  }
+  decode(c: { type: string; timestamp: number }) {
+    FakeDecoder.decoded.push(`${c.type}:${c.timestamp}`);
+  }
+  close() {
+    this.state = 'closed';
+  }
+}
+class FakeChunk {
+  type: string;
+  timestamp: number;
+  constructor(init: { type: string; timestamp: number }) {
+    this.type = init.type;
+    this.timestamp = init.timestamp;
+  }
+}
+
+describe('RemoteVideo', () => {
+  beforeEach(() => {
+    FakeDecoder.decoded = [];
+    vi.stubGlobal('VideoDecoder', FakeDecoder);
+    vi.stubGlobal('EncodedVideoChunk', FakeChunk);
+  });
+  afterEach(() => vi.unstubAllGlobals());
+
+  it('waits for a keyframe and asks for one', () => {
+    const asked: number[] = [];
+    const v = new RemoteVideo(17, (id) => asked.push(id));
+    v.push(frame(5, false));
+    expect(FakeDecoder.decoded).toEqual([]);
+    expect(asked).toEqual([17]);
+    v.push(frame(6, true));
+    v.push(frame(7, false));
+    expect(FakeDecoder.decoded).toEqual(['key:6', 'delta:7']);
+  });
+
+  it('stops at a gap in the group until the next keyframe', () => {
+    const asked: number[] = [];
+    const v = new RemoteVideo(17, (id) => asked.push(id));
+    v.push(frame(1, true));
+    v.push(frame(3, false));
+    v.push(frame(4, false));
+    expect(FakeDecoder.decoded).toEqual(['key:1']);
+    expect(asked).toEqual([17]);
+    v.push(frame(10, true));
+    expect(FakeDecoder.decoded).toEqual(['key:1', 'key:10']);
+  });
+
+  it("ignores the old layer's late deltas after a layer switch", () => {
+    const v = new RemoteVideo(17, () => undefined);
+    v.push(frame(1, true, 0));
+    v.push(frame(2, false, 0));
+    v.push(frame(1, true, 1));
+    v.push(frame(3, false, 0));
+    v.push(frame(2, false, 1));
+    expect(FakeDecoder.decoded).toEqual(['key:1', 'delta:2', 'key:1', 'delta:2']);
+  });
+});
