@@ -137,6 +137,13 @@ pub struct ConnectOptions {
     pub keep_alive: Option<Duration>,
     /// WebTransport idle timeout.
     pub idle_timeout: Duration,
+    /// WebTransport flow-control window, per connection and per stream, in bytes (`None`:
+    /// QUIC's defaults). A small window makes a receiver that stops reading push back on the
+    /// server quickly instead of buffering megabytes.
+    pub receive_window: Option<u32>,
+    /// WebSocket: the TCP receive buffer (`SO_RCVBUF`) in bytes (`None`: the system's
+    /// autotuned default). Small values make a stalled reader felt by the server sooner.
+    pub tcp_recv_buffer: Option<u32>,
 }
 
 impl Default for ConnectOptions {
@@ -147,6 +154,8 @@ impl Default for ConnectOptions {
             client_name: Some(concat!("quicmeet-client/", env!("CARGO_PKG_VERSION")).into()),
             keep_alive: Some(Duration::from_secs(2)),
             idle_timeout: Duration::from_secs(10),
+            receive_window: None,
+            tcp_recv_buffer: None,
         }
     }
 }
@@ -224,7 +233,7 @@ pub async fn connect_with(
                 SenderInner::Wt(wt::connect(join, opts, &hello, tx, counters.clone()).await?)
             }
             Transport::WebSocket => {
-                SenderInner::Ws(ws::connect(join, &hello, tx, counters.clone()).await?)
+                SenderInner::Ws(ws::connect(join, opts, &hello, tx, counters.clone()).await?)
             }
         };
         Ok::<_, ClientError>(inner)

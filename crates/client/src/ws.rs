@@ -7,12 +7,12 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use quicmeet_proto::ws::{TYPE_CONTROL, TYPE_MEDIA};
 use quicmeet_proto::{control, ClientMessage, EncodedFrame, WsMessage};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::error::Result;
-use crate::{media_event, CloseInfo, Counters, Event, EventTx, JoinInfo, Via};
+use crate::error::{ClientError, Result};
+use crate::{media_event, CloseInfo, ConnectOptions, Counters, Event, EventTx, JoinInfo, Via};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -24,11 +24,14 @@ pub(crate) struct WsSender {
 
 pub(crate) async fn connect(
     join: &JoinInfo,
+    opts: &ConnectOptions,
     hello: &ClientMessage,
     tx: EventTx,
     counters: Arc<Counters>,
 ) -> Result<WsSender> {
-    let (ws, _resp) = tokio_tungstenite::connect_async(join.websocket_url.as_str()).await?;
+    let url = join.websocket_url.as_str();
+    let tcp = tcp_connect(url, opts.tcp_recv_buffer).await?;
+    let (ws, _resp) = tokio_tungstenite::client_async_tls(url, tcp).await?;
     let (sink, stream) = ws.split();
     tokio::spawn(read(stream, tx, counters));
     let mut s = WsSender {
@@ -37,6 +40,69 @@ pub(crate) async fn connect(
     };
     s.send_control(hello).await?;
     Ok(s)
+}
+
+/// `host:port` of a `ws://` or `wss://` URL.
+fn authority(url: &str) -> Result<(String, u16)> {
+    let bad = |reason: &str| ClientError::BadUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (rest, default_port) = if let Some(r) = url.strip_prefix("ws://") {
+        (r, 80)
+    } else if let Some(r) = url.strip_prefix("wss://") {
+        (r, 443)
+    } else {
+        return Err(bad("not a ws:// or wss:// URL"));
+    };
+    let auth = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let auth = auth.rsplit('@').next().unwrap_or(auth);
+    let (host, port) = if let Some(v6) = auth.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| bad("unclosed IPv6 literal"))?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match auth.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (auth, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let port = match port {
+        Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+        None => default_port,
+    };
+    Ok((host.to_owned(), port))
+}
+
+/// Connect TCP to the URL's host, trying each resolved address, with an optional receive
+/// buffer size set before the handshake (so the window scale fits it).
+async fn tcp_connect(url: &str, recv_buffer: Option<u32>) -> Result<TcpStream> {
+    let (host, port) = authority(url)?;
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host.as_str(), port)).await? {
+        let sock = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(n) = recv_buffer {
+            sock.set_recv_buffer_size(n)?;
+        }
+        match sock.connect(addr).await {
+            Ok(s) => {
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+        .into())
 }
 
 impl WsSender {
@@ -149,4 +215,23 @@ async fn read(mut stream: SplitStream<Ws>, tx: EventTx, counters: Arc<Counters>)
         reason: "connection ended".into(),
     });
     let _ = tx.send(Event::Closed(info)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::authority;
+
+    #[test]
+    fn authorities() {
+        assert_eq!(
+            authority("ws://localhost:8080/ws").unwrap(),
+            ("localhost".into(), 8080)
+        );
+        assert_eq!(
+            authority("wss://h.example/ws").unwrap(),
+            ("h.example".into(), 443)
+        );
+        assert_eq!(authority("ws://[::1]:9/ws?x").unwrap(), ("::1".into(), 9));
+        assert!(authority("http://h/ws").is_err());
+    }
 }

@@ -7,9 +7,14 @@ use std::time::Duration;
 
 use quicmeet_proto::wt::encode_control;
 use quicmeet_proto::{ClientMessage, ControlStreamDecoder, Decoded, EncodedFrame, StreamDecoder};
+use wtransport::config::QuicTransportConfig;
 use wtransport::endpoint::endpoint_side::Client;
 use wtransport::error::{ConnectionError, SendDatagramError, StreamReadError, StreamWriteError};
-use wtransport::tls::Sha256Digest;
+use wtransport::quinn;
+use wtransport::tls::client::{build_default_tls_config, ServerHashVerification};
+use wtransport::tls::rustls::client::danger::ServerCertVerifier;
+use wtransport::tls::rustls::RootCertStore;
+use wtransport::tls::{build_native_cert_store, Sha256Digest};
 use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream, VarInt};
 
 use crate::error::{ClientError, Result};
@@ -39,14 +44,28 @@ pub(crate) async fn connect(
     tx: EventTx,
     counters: Arc<Counters>,
 ) -> Result<WtSender> {
-    let builder = ClientConfig::builder().with_bind_default();
-    let builder = if join.cert_hashes.is_empty() {
-        builder.with_native_certs()
+    let verifier: Option<Arc<dyn ServerCertVerifier>> = if join.cert_hashes.is_empty() {
+        None
     } else {
-        builder
-            .with_server_certificate_hashes(join.cert_hashes.iter().map(|h| Sha256Digest::new(*h)))
+        Some(Arc::new(ServerHashVerification::new(
+            join.cert_hashes.iter().map(|h| Sha256Digest::new(*h)),
+        )))
     };
-    let config = builder
+    let roots = if verifier.is_some() {
+        RootCertStore::empty()
+    } else {
+        build_native_cert_store()
+    };
+    let tls = build_default_tls_config(Arc::new(roots), verifier);
+    let mut transport = QuicTransportConfig::default();
+    if let Some(w) = opts.receive_window {
+        let w = quinn::VarInt::from_u32(w);
+        transport.receive_window(w);
+        transport.stream_receive_window(w);
+    }
+    let config = ClientConfig::builder()
+        .with_bind_default()
+        .with_custom_tls_and_transport(tls, transport)
         .keep_alive_interval(opts.keep_alive)
         .max_idle_timeout(Some(opts.idle_timeout))
         .map_err(|e| ClientError::BadUrl {
