@@ -67,6 +67,9 @@ export async function startServer() {
     '--public-url', base,
     '--static-dir', STATIC_DIR,
   ];
+  // Chromium resolves "localhost" to ::1 first and does not fall back for QUIC, while the QUIC
+  // socket listens on 127.0.0.1: give browsers the literal address for WebTransport.
+  if (process.env.QM_E2E_MEDIA_HOST !== '') args.push('--media-host', process.env.QM_E2E_MEDIA_HOST ?? '127.0.0.1');
   const log = [];
   const child = spawn(bin, args, {
     env: {

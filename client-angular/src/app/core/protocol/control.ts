@@ -90,7 +90,7 @@ export type ServerMessage =
   | { type: 'active_speaker'; participant_id: number }
   | { type: 'knock'; participant_id: number; name: string; email: string }
   | { type: 'keyframe_request'; track_id: number; layer: number }
-  | { type: 'layer_changed'; track_id: number; layer: number; width?: number; height?: number }
+  | { type: 'layer_changed'; track_id: number; layer: number; width: number; height: number }
   | { type: 'signal'; from: number; data: unknown }
   | { type: 'pong'; t: number }
   | { type: 'error'; code: string; message: string }

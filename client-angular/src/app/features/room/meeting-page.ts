@@ -61,7 +61,7 @@ export class MeetingPage implements OnInit, OnDestroy {
   protected readonly view = computed(() => {
     const p = this.room.phase();
     if (p === 'in-room') return 'room';
-    if (p === 'left' || p === 'ended' || p === 'denied') return 'gone';
+    if (p === 'left' || p === 'ended' || p === 'denied' || p === 'removed') return 'gone';
     return 'prejoin';
   });
   protected readonly goneTitle = computed(() => {
@@ -70,6 +70,8 @@ export class MeetingPage implements OnInit, OnDestroy {
         return 'The meeting has ended';
       case 'denied':
         return 'You were not let in';
+      case 'removed':
+        return 'You were removed from the meeting';
       default:
         return 'You left the meeting';
     }

@@ -6,7 +6,7 @@ import { MediaService } from '../../core/media/media.service';
 import { ClientMessage, ServerMessage } from '../../core/protocol/control';
 import { MediaKind } from '../../core/protocol/frame';
 import { TransportListener, TransportService } from '../../core/transport/transport.service';
-import { RoomService } from './room.service';
+import { layerBound, RoomService } from './room.service';
 
 const answer: JoinAnswer = {
   status: 'ready',
@@ -96,7 +96,7 @@ describe('RoomService', () => {
     expect(sent).toContainEqual({ type: 'publish', track_id: 33, kind: 'video', codec: 'vp8', width: 640, height: 480 });
     expect(sent).toContainEqual({ type: 'mute', audio: false, video: false });
     expect(sent).toContainEqual({ type: 'subscribe', track_id: 16 });
-    expect(sent).toContainEqual({ type: 'subscribe', track_id: 17, max_width: 640, max_height: 480 });
+    expect(sent).toContainEqual({ type: 'subscribe', track_id: 17, max_width: 1280, max_height: 720 });
   });
 
   it('shows the lobby for a waiting answer, then the room once admitted', async () => {
@@ -117,7 +117,7 @@ describe('RoomService', () => {
     expect(room.participants().length).toBe(3);
     control({ type: 'track_published', track: { track_id: 50, participant_id: 3, kind: 'screen', codec: 'vp8', width: 1920, height: 1080 } });
     expect(room.stage()?.track_id).toBe(50);
-    expect(sent).toContainEqual({ type: 'subscribe', track_id: 50, max_width: 1280, max_height: 720 });
+    expect(sent).toContainEqual({ type: 'subscribe', track_id: 50, max_width: 1920, max_height: 1080 });
     control({ type: 'mute_state', participant_id: 1, audio: true, video: false });
     expect(room.participants().find((p) => p.id === 1)?.audio_muted).toBe(true);
     control({ type: 'hand', participant_id: 3, raised: true });
@@ -183,5 +183,15 @@ describe('RoomService', () => {
     await room.join('abc-defg-hij', {}, 'auto');
     expect(room.phase()).toBe('error');
     expect(room.error()).toBe('This meeting is private.');
+  });
+});
+
+describe('layerBound', () => {
+  it('asks for the smallest layer that covers the tile', () => {
+    expect(layerBound(1280, 720, 1200, 700)).toEqual({ w: 1280, h: 720 });
+    expect(layerBound(1280, 720, 600, 340)).toEqual({ w: 640, h: 360 });
+    expect(layerBound(1280, 720, 300, 170)).toEqual({ w: 320, h: 180 });
+    expect(layerBound(640, 480, 620, 380)).toEqual({ w: 640, h: 480 });
+    expect(layerBound(undefined, undefined, 300, 200)).toEqual({ w: 300, h: 200 });
   });
 });

@@ -7,7 +7,7 @@ import { ChatMessage, MAX_CHAT_CHARS, Participant, ServerMessage, Track, Transpo
 import { MediaFrame, MediaKind, participantOfTrack, Slot, trackIdOf } from '../../core/protocol/frame';
 import { TransportPreference, TransportService } from '../../core/transport/transport.service';
 
-export type RoomPhase = 'idle' | 'joining' | 'lobby' | 'in-room' | 'left' | 'denied' | 'ended' | 'error';
+export type RoomPhase = 'idle' | 'joining' | 'lobby' | 'in-room' | 'left' | 'denied' | 'ended' | 'removed' | 'error';
 
 export interface Knock {
   participant_id: number;
@@ -87,6 +87,7 @@ export class RoomService implements OnDestroy {
   private reactionKey = 0;
   private readonly subscribed = new Map<number, SubState>();
   private readonly wanted = new Map<number, SubState>();
+  private readonly receivedLayer = new Map<number, { layer: number; width: number; height: number }>();
   private publishedCamera = false;
   chatOpen = false;
 
@@ -315,7 +316,8 @@ export class RoomService implements OnDestroy {
         this.media.requestLocalKeyframe(m.track_id);
         break;
       case 'layer_changed':
-        this.upsertTrack({ ...(this._tracks().get(m.track_id) as Track), width: m.width, height: m.height });
+        // Keep the published size on the track (layer choice is computed from it).
+        this.receivedLayer.set(m.track_id, { layer: m.layer, width: m.width, height: m.height });
         break;
       case 'error':
         this.notice.set(m.message);
@@ -329,7 +331,9 @@ export class RoomService implements OnDestroy {
         }
         this.transport.disconnect('goodbye');
         this.teardown();
-        this.phase.set(m.reason === 'ended' ? 'ended' : 'left');
+        // ended/removed close the meeting for us; anything else (a refused token, a full room,
+        // flood) is an error the pre-join page shows so the user can try again.
+        this.phase.set(m.reason === 'ended' ? 'ended' : m.reason === 'removed' ? 'removed' : 'error');
         this.error.set(m.message || null);
         break;
       default:
@@ -398,9 +402,10 @@ export class RoomService implements OnDestroy {
       return;
     }
     const def = t.kind === 'screen' ? { w: 1280, h: 720 } : { w: 640, h: 480 };
-    const want = this.wanted.get(trackId) ?? def;
-    this.transport.send({ type: 'subscribe', track_id: trackId, max_width: want.w, max_height: want.h });
-    this.subscribed.set(trackId, want);
+    const tile = this.wanted.get(trackId) ?? def;
+    const bound = layerBound(t.width, t.height, tile.w, tile.h);
+    this.transport.send({ type: 'subscribe', track_id: trackId, max_width: bound.w, max_height: bound.h });
+    this.subscribed.set(trackId, tile);
   }
 
   private onFrame(f: MediaFrame): void {
@@ -502,4 +507,19 @@ export class RoomService implements OnDestroy {
       }),
     };
   }
+}
+
+/**
+ * The subscribe bound for a tile of tw×th device pixels: the size of the smallest layer (full,
+ * ½, ¼ of the published size) that still covers the tile, so the server (which picks the largest
+ * layer fitting the bound) sends that layer. Unknown published size: the tile itself.
+ */
+export function layerBound(width: number | undefined, height: number | undefined, tw: number, th: number): SubState {
+  if (!width || !height) return { w: tw, h: th };
+  for (const shift of [2, 1]) {
+    const lw = width >> shift;
+    const lh = height >> shift;
+    if (lw >= tw * 0.9 && lh >= th * 0.9) return { w: lw, h: lh };
+  }
+  return { w: width, h: height };
 }
