@@ -94,6 +94,11 @@ pub struct Config {
     #[arg(long, env = "QUICMEET_MAX_PARTICIPANTS", default_value_t = 100)]
     pub max_participants: usize,
 
+    /// Worker threads that make lower video layers with FFmpeg (0 turns server-side layers
+    /// off; subscribers then always get the publisher's own layer).
+    #[arg(long, env = "QUICMEET_TRANSCODE_WORKERS", default_value_t = 1)]
+    pub transcode_workers: usize,
+
     /// Take the client address from X-Forwarded-For (only behind a trusted reverse proxy).
     #[arg(long, env = "QUICMEET_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,

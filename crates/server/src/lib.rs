@@ -166,6 +166,7 @@ impl Server {
             store.clone(),
             media::MediaConfig {
                 max_participants: config.max_participants,
+                transcode_workers: config.transcode_workers,
             },
             cancel.child_token(),
         );

@@ -89,6 +89,7 @@ async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
         m: &state.media.metrics,
         rooms: state.media.room_count(),
         conns: state.media.connection_gauges(),
+        transcode: state.media.transcoders.as_ref().map(|t| t.metrics()),
     };
     let body = state.metrics.render(&[&StoreGauges(&state), &media]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)

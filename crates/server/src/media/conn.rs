@@ -39,6 +39,8 @@ pub struct ConnOut {
     reason: Mutex<Option<&'static str>>,
     /// Tracks whose current group must be reset (WebTransport).
     resets: Mutex<SmallVec<[u32; 4]>>,
+    /// Times the transport could not keep up (WebTransport group streams reset for backlog).
+    transport_lag: std::sync::atomic::AtomicU64,
 }
 
 impl ConnOut {
@@ -61,6 +63,7 @@ impl ConnOut {
             closing: AtomicBool::new(false),
             reason: Mutex::new(None),
             resets: Mutex::new(SmallVec::new()),
+            transport_lag: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -114,6 +117,18 @@ impl ConnOut {
     /// Forgets a track (unsubscribed or unpublished).
     pub fn forget_track(&self, track_id: u32) {
         self.queue.lock().forget_track(track_id);
+    }
+
+    /// Records that the transport could not keep up with this subscriber.
+    pub fn note_lag(&self) {
+        self.transport_lag.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Monotonic count of signs that this subscriber cannot keep up: video the queue had to
+    /// drop plus transport backlog resets. The layer controller watches its growth.
+    pub fn lag_events(&self) -> u64 {
+        let s = self.queue.lock().stats();
+        s.keyframes_needed + self.transport_lag.load(Ordering::Relaxed)
     }
 
     pub fn queue_stats(&self) -> QueueStats {

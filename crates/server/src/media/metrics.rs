@@ -23,6 +23,7 @@ pub struct MediaMetrics {
     pub sessions_wt: AtomicU64,
     pub sessions_ws: AtomicU64,
     pub datagrams_too_large: AtomicU64,
+    pub layer_switches: AtomicU64,
     /// Time the room spends on one incoming frame: routing plus queueing for every subscriber.
     pub forward_latency: Histogram,
 }
@@ -84,13 +85,19 @@ pub struct MediaMetricsView<'a> {
     pub m: &'a MediaMetrics,
     pub rooms: usize,
     pub conns: ConnGauges,
+    pub transcode: Option<quicmeet_transcode::MetricsSnapshot>,
 }
 
 impl MetricsSource for MediaMetricsView<'_> {
     fn render(&self, out: &mut String) {
         use std::fmt::Write;
         let m = self.m;
-        let counters: [(&str, &str, &AtomicU64); 15] = [
+        let counters: [(&str, &str, &AtomicU64); 16] = [
+            (
+                "quicmeet_layer_switches_total",
+                "Layer changes made by the congestion controller.",
+                &m.layer_switches,
+            ),
             (
                 "quicmeet_media_frames_in_total",
                 "Media frames received from publishers.",
@@ -204,6 +211,77 @@ impl MetricsSource for MediaMetricsView<'_> {
             "Largest subscriber queue in bytes.",
             self.conns.max_queue_bytes,
         );
+        if let Some(t) = &self.transcode {
+            let rows: [(&str, &str, u64, &str); 10] = [
+                (
+                    "quicmeet_transcode_frames_in_total",
+                    "Source frames given to transcoders.",
+                    t.frames_in,
+                    "counter",
+                ),
+                (
+                    "quicmeet_transcode_frames_dropped_total",
+                    "Source frames dropped because a transcoder fell behind.",
+                    t.frames_dropped,
+                    "counter",
+                ),
+                (
+                    "quicmeet_transcode_frames_out_total",
+                    "Lower-layer frames encoded.",
+                    t.frames_out,
+                    "counter",
+                ),
+                (
+                    "quicmeet_transcode_decode_errors_total",
+                    "Undecodable source frames.",
+                    t.decode_errors,
+                    "counter",
+                ),
+                (
+                    "quicmeet_transcode_decode_seconds_total",
+                    "Time spent decoding.",
+                    t.decode_ns,
+                    "ns",
+                ),
+                (
+                    "quicmeet_transcode_scale_seconds_total",
+                    "Time spent scaling.",
+                    t.scale_ns,
+                    "ns",
+                ),
+                (
+                    "quicmeet_transcode_encode_seconds_total",
+                    "Time spent encoding.",
+                    t.encode_ns,
+                    "ns",
+                ),
+                (
+                    "quicmeet_transcode_active_encoders",
+                    "Layer encoders running now.",
+                    t.active_encoders,
+                    "gauge",
+                ),
+                (
+                    "quicmeet_transcode_encoders_created_total",
+                    "Layer encoders started.",
+                    t.encoders_created,
+                    "counter",
+                ),
+                (
+                    "quicmeet_transcode_queued_frames",
+                    "Source frames waiting for a transcoder.",
+                    t.queued_frames,
+                    "gauge",
+                ),
+            ];
+            for (name, help, v, ty) in rows {
+                let (ty, v) = match ty {
+                    "ns" => ("counter", format!("{}", v as f64 / 1e9)),
+                    other => (other, v.to_string()),
+                };
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}\n{name} {v}");
+            }
+        }
         m.forward_latency.render(
             out,
             "quicmeet_room_fanout_seconds",

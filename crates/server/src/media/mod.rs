@@ -10,6 +10,7 @@ mod metrics;
 mod room;
 pub mod ws;
 pub mod wt;
+pub mod xcode;
 
 use std::{
     collections::HashMap,
@@ -57,6 +58,8 @@ struct RoomEntry {
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
     pub max_participants: usize,
+    /// Worker threads making lower video layers; 0 turns server-side layers off.
+    pub transcode_workers: usize,
 }
 
 /// All rooms and connections of this server.
@@ -69,6 +72,7 @@ pub struct MediaHub {
     next_generation: AtomicU64,
     pub metrics: Arc<MediaMetrics>,
     pub cancel: CancellationToken,
+    pub transcoders: Option<Arc<xcode::Transcoders>>,
 }
 
 /// A connection that joined a room: where to send its input.
@@ -80,7 +84,19 @@ pub struct Attached {
 
 impl MediaHub {
     pub fn new(store: Store, config: MediaConfig, cancel: CancellationToken) -> Arc<Self> {
+        let transcoders = if config.transcode_workers > 0 {
+            match xcode::Transcoders::new(config.transcode_workers) {
+                Ok(t) => Some(Arc::new(t)),
+                Err(e) => {
+                    tracing::error!(error = %e, "server-side layers are off");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Arc::new(Self {
+            transcoders,
             store,
             config,
             rooms: Mutex::new(HashMap::new()),
@@ -229,6 +245,7 @@ impl MediaHub {
             generation,
             config,
             history,
+            tx.clone(),
             rx,
         ));
         self.conns.lock().insert(id, out.clone());

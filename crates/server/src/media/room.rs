@@ -14,7 +14,7 @@ use quicmeet_store::ChatRecord;
 use smallvec::SmallVec;
 use tokio::sync::mpsc;
 
-use super::{ConnOut, MediaHub};
+use super::{xcode::TrackTranscoder, ConnOut, MediaHub};
 
 /// Commands a room's input channel holds at most (media is dropped, not queued, beyond it).
 pub const ROOM_QUEUE: usize = 4096;
@@ -26,7 +26,27 @@ pub enum RoomCmd {
     Media(ConnId, EncodedFrame),
     Leave(ConnId, String),
     KeyframeNeeded(ConnId, u32),
+    /// A lower-layer frame from the transcoder.
+    LayerMedia(EncodedFrame),
+    /// The transcoder needs a keyframe from the publisher of this track.
+    SourceKeyframe(u32),
 }
+
+/// Per-subscriber congestion state of the layer controller.
+#[derive(Default)]
+struct LayerCtl {
+    /// Lag events counted so far (queue drops, stream resets).
+    seen: u64,
+    /// Layers below the preferred one that congestion forces.
+    down: u8,
+    /// When `down` last changed or lag was last seen.
+    since: Option<Instant>,
+}
+
+/// How often the layer controller looks at each subscriber.
+const CTL_PERIOD: Duration = Duration::from_secs(1);
+/// How long a subscriber must be lag-free before it moves up a layer again.
+const CTL_RECOVER: Duration = Duration::from_secs(5);
 
 struct Actor {
     hub: Arc<MediaHub>,
@@ -35,6 +55,11 @@ struct Actor {
     conns: HashMap<ConnId, Arc<ConnOut>>,
     feedback: Vec<Input>,
     events: SmallVec<[QueueEvent; 2]>,
+    tx: mpsc::Sender<RoomCmd>,
+    xcode: HashMap<u32, TrackTranscoder>,
+    pid_conn: HashMap<u32, ConnId>,
+    ctl: HashMap<ConnId, LayerCtl>,
+    next_ctl: Instant,
 }
 
 pub async fn run(
@@ -43,6 +68,7 @@ pub async fn run(
     generation: u64,
     config: RoomConfig,
     history: Vec<ChatMessage>,
+    tx: mpsc::Sender<RoomCmd>,
     mut rx: mpsc::Receiver<RoomCmd>,
 ) {
     let wall_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
@@ -53,6 +79,11 @@ pub async fn run(
         conns: HashMap::new(),
         feedback: Vec::new(),
         events: SmallVec::new(),
+        tx,
+        xcode: HashMap::new(),
+        pid_conn: HashMap::new(),
+        ctl: HashMap::new(),
+        next_ctl: Instant::now() + CTL_PERIOD,
     };
     tracing::debug!(code = %code, "room started");
     let mut tick = tokio::time::interval(TICK);
@@ -74,6 +105,8 @@ pub async fn run(
             },
             _ = tick.tick() => {
                 actor.input(Input::Tick);
+                actor.control_layers();
+                actor.sync_transcoders();
             }
         }
         if actor.room.is_empty()
@@ -92,6 +125,7 @@ impl Actor {
             RoomCmd::Join(join, out) => {
                 self.conns.insert(join.conn, out);
                 self.input(Input::Join(join));
+                self.sync_transcoders();
             }
             RoomCmd::Control(from, msg) => {
                 // Unsubscribing or unpublishing frees queued frames at once.
@@ -101,9 +135,21 @@ impl Actor {
                     }
                 }
                 self.input(Input::Control(from, msg));
+                self.sync_transcoders();
             }
             RoomCmd::Media(from, frame) => {
                 let t = Instant::now();
+                let h = *frame.header();
+                if h.layer == 0 && h.kind.is_video() {
+                    if let Some(x) = self.xcode.get(&h.track_id) {
+                        // Only the track's owner feeds its transcoder.
+                        if self.room.participant_id(from)
+                            == Some(quicmeet_proto::track::participant_of(h.track_id))
+                        {
+                            x.push(frame.payload(), h.capture_ts_us, h.keyframe);
+                        }
+                    }
+                }
                 self.input(Input::Media(from, frame));
                 self.hub
                     .metrics
@@ -115,7 +161,21 @@ impl Actor {
             }
             RoomCmd::Leave(conn, reason) => {
                 self.conns.remove(&conn);
+                self.ctl.remove(&conn);
                 self.input(Input::Leave(conn, reason));
+                self.sync_transcoders();
+            }
+            RoomCmd::LayerMedia(frame) => self.input(Input::LayerMedia(frame)),
+            RoomCmd::SourceKeyframe(track_id) => {
+                let pid = quicmeet_proto::track::participant_of(track_id);
+                if let Some(conn) = self.pid_conn.get(&pid).and_then(|c| self.conns.get(c)) {
+                    self.hub
+                        .metrics
+                        .keyframe_requests
+                        .fetch_add(1, Ordering::Relaxed);
+                    let msg = ServerMessage::KeyframeRequest { track_id, layer: 0 };
+                    conn.push_control(Bytes::from(control::encode(&msg)));
+                }
             }
         }
     }
@@ -189,8 +249,9 @@ impl Actor {
                             let msg = ServerMessage::KeyframeRequest { track_id, layer };
                             conn.push_control(Bytes::from(control::encode(&msg)));
                         }
+                    } else if let Some(x) = self.xcode.get(&track_id) {
+                        x.track.request_keyframe(layer);
                     }
-                    // Lower layers come from the transcoder, which has its own keyframe logic.
                 }
                 Output::Disconnect { who, reason } => {
                     if let Some(conn) = self.conns.remove(&who) {
@@ -224,6 +285,88 @@ impl Actor {
             m.frames_out.fetch_add(frames_out, Ordering::Relaxed);
             m.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
         }
+    }
+}
+
+impl Actor {
+    /// Starts, retunes or stops transcoders so exactly the wanted lower layers are made.
+    fn sync_transcoders(&mut self) {
+        let Some(xc) = self.hub.transcoders.clone() else {
+            return;
+        };
+        let mut live: SmallVec<[(u32, quicmeet_proto::MediaKind); 8]> = SmallVec::new();
+        for t in self.room.tracks() {
+            if t.kind.is_video() {
+                live.push((t.track_id, t.kind));
+            }
+        }
+        self.xcode.retain(|id, _| live.iter().any(|(t, _)| t == id));
+        for (track_id, kind) in live {
+            let wanted = self.room.wanted_layers(track_id) & !1;
+            match self.xcode.get_mut(&track_id) {
+                Some(x) => x.set_wanted(wanted),
+                None if wanted != 0 => {
+                    if let Some(mut x) = xc.start(self.tx.clone(), track_id, kind) {
+                        x.set_wanted(wanted);
+                        self.xcode.insert(track_id, x);
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Moves subscribers that cannot keep up down a layer, and back up after a calm period.
+    fn control_layers(&mut self) {
+        let now = Instant::now();
+        if now < self.next_ctl {
+            return;
+        }
+        self.next_ctl = now + CTL_PERIOD;
+        let tracks: SmallVec<[u32; 8]> = self
+            .room
+            .tracks()
+            .filter(|t| t.kind.is_video())
+            .map(|t| t.track_id)
+            .collect();
+        let mut changes: SmallVec<[(ConnId, u32, u8); 8]> = SmallVec::new();
+        for (id, out) in &self.conns {
+            let lag = out.lag_events();
+            let st = self.ctl.entry(*id).or_default();
+            let before = st.down;
+            if lag > st.seen {
+                st.down = (st.down + 1).min(quicmeet_sfu::MAX_LAYER);
+                st.since = Some(now);
+            } else if st.down > 0
+                && st
+                    .since
+                    .is_some_and(|t| now.duration_since(t) >= CTL_RECOVER)
+            {
+                st.down -= 1;
+                st.since = Some(now);
+            }
+            st.seen = lag;
+            if st.down == before {
+                continue;
+            }
+            for &tid in &tracks {
+                if let Some((preferred, current)) = self.room.subscription_layer(*id, tid) {
+                    let target = (preferred + st.down).min(quicmeet_sfu::MAX_LAYER);
+                    if current != Some(target) {
+                        changes.push((*id, tid, target));
+                    }
+                }
+            }
+        }
+        for (conn, tid, layer) in changes {
+            if self.room.set_layer(now, conn, tid, layer).is_ok() {
+                self.hub
+                    .metrics
+                    .layer_switches
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.drain();
     }
 }
 
