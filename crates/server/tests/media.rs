@@ -212,3 +212,76 @@ async fn three_participants_over_both_transports_receive_every_frame_byte_exact(
         tx.close().await.ok();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_gets_a_keyframe_first_within_a_frame_interval() {
+    let m = Meet::start("public", &[], &[]).await;
+    // Groups of 45 frames (1.5 s at 30 fps); subscribing at frame ~60 lands mid-group.
+    let (video, _) = real_media(120, 45, 1);
+    let mut p = Peer::join("Pia", &m.join_host().await, WT).await;
+    let cam = p.publish(Slot::Camera).await;
+    let track = cam.track_id();
+    let mut late = vec![
+        Peer::join("Lou", &m.join_guest(&m.code, "Lou").await, WT).await,
+        Peer::join("Lea", &m.join_guest(&m.code, "Lea").await, WS).await,
+    ];
+
+    let Peer { tx: mut ptx, .. } = p;
+    let sender = tokio::spawn(async move {
+        let mut cam = cam;
+        let start = tokio::time::Instant::now();
+        let mut sent = vec![];
+        for (i, v) in video.iter().enumerate() {
+            tokio::time::sleep_until(start + Duration::from_micros(33_333 * i as u64)).await;
+            let f = cam.frame(v.keyframe, &v.data).unwrap();
+            ptx.send_frame(&f).await.unwrap();
+            sent.push((f, Instant::now()));
+        }
+        (sent, ptx)
+    });
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+
+    let mut results = vec![];
+    for peer in late.iter_mut() {
+        let subscribed = Instant::now();
+        peer.send(ClientMessage::Subscribe {
+            track_id: track,
+            max_width: None,
+            max_height: None,
+            layer: Some(0),
+        })
+        .await;
+        let got = collect_media(&mut peer.rx, 1, subscribed + T).await;
+        let first = got.first().unwrap_or_else(|| panic!("{}: no video", peer.name)).clone();
+        results.push((peer.name.clone(), subscribed, first));
+    }
+    let (sent, ptx) = sender.await.unwrap();
+    // The rest of the stream for each late joiner: contiguous from the first keyframe.
+    for peer in late.iter_mut() {
+        let rest = collect_media(&mut peer.rx, usize::MAX, Instant::now() + Duration::from_millis(500)).await;
+        peer.media = rest;
+    }
+    let frame_interval = Duration::from_micros(33_333);
+    let slack = Duration::from_millis(250);
+    for ((name, subscribed, first), peer) in results.iter().zip(&late) {
+        let h = first.frame.header();
+        assert!(h.keyframe, "{name}: first video frame is not a keyframe: {h:?}");
+        let waited = first.received_at.duration_since(*subscribed);
+        eprintln!("FIGURE late joiner {name} ({:?}): keyframe seq {} after {:.1} ms", peer.transport, h.seq, waited.as_secs_f64() * 1000.0);
+        assert!(
+            waited <= frame_interval + slack,
+            "{name}: first keyframe after {waited:?}"
+        );
+        // Byte-exact copy of the keyframe that was sent, and every frame after it in order.
+        let (sent_key, _) = &sent[h.seq as usize];
+        assert_eq!(first.frame.as_bytes(), sent_key.as_bytes(), "{name}");
+        let mut seq = h.seq;
+        for ev in &peer.media {
+            seq += 1;
+            assert_eq!(ev.frame.header().seq, seq, "{name}: gap after the keyframe");
+            assert_eq!(ev.frame.as_bytes(), sent[seq as usize].0.as_bytes(), "{name}");
+        }
+        assert_eq!(seq as usize, sent.len() - 1, "{name}: did not get the stream to the end");
+    }
+    ptx.close().await.ok();
+}
