@@ -211,6 +211,17 @@ describe('QuicMeet end to end', { timeout: 300_000 }, () => {
     await waitFor(knocker, () => document.querySelectorAll('.tile').length >= 2, undefined, 15_000, 'knocker sees the host');
     await expectLiveCanvas(knocker, `${REMOTE_TILE} canvas`);
     await screenshot(host, '07-admitted');
+
+    // Host powers: ask to mute (the knocker's client mutes itself), then end the meeting for all.
+    const kimId = (await roomState(knocker)).selfId;
+    await host.click('[data-testid=people]');
+    await host.click(`li[data-participant-id="${kimId}"] button:has-text("Ask to mute")`);
+    await host.waitForSelector(`.tile[data-participant-id="${kimId}"] [data-testid=mute-badge]`, { timeout: 10_000 });
+    await knocker.waitForSelector('.toast >> text=asked you to mute', { timeout: 10_000 });
+    await screenshot(host, '08-people-panel');
+    await host.click('button:has-text("End meeting for all")');
+    await knocker.waitForSelector('[data-testid=left-title] >> text=The meeting has ended', { timeout: 10_000 });
+    await host.waitForSelector('[data-testid=left-title]', { timeout: 10_000 });
   });
 });
 

@@ -80,7 +80,7 @@ import { Icon } from '../../shared/icon';
             <p class="error" role="alert">{{ error() }}</p>
           }
           @if (waiting()) {
-            <p class="ok" role="status" data-testid="lobby">{{ lobbyMessage() || 'Asking to be let in…' }} You'll join when someone lets you in.</p>
+            <p class="ok" role="status" data-testid="lobby">{{ lobbyMessage() || 'Asking to be let in…' }}<br />You'll join the call when someone lets you in.</p>
           } @else {
             <button class="btn btn-primary join-btn" type="submit" [disabled]="busy() || f.invalid">{{ busy() ? 'Joining…' : joinLabel() }}</button>
           }

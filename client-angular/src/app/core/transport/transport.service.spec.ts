@@ -1,0 +1,129 @@
+import { TestBed } from '@angular/core/testing';
+import { JoinAnswer } from '../api/api.models';
+import { ServerMessage } from '../protocol/control';
+import { TransportListener, TransportService } from './transport.service';
+
+/** A WebSocket stand-in: opens on the next tick, records what is sent, can be dropped. */
+class FakeWebSocket {
+  static OPEN = 1;
+  static all: FakeWebSocket[] = [];
+  readyState = 0;
+  binaryType = 'blob';
+  bufferedAmount = 0;
+  sent: Uint8Array[] = [];
+  onopen: (() => void) | null = null;
+  onmessage: ((e: { data: ArrayBuffer }) => void) | null = null;
+  onclose: ((e: { code: number; reason: string }) => void) | null = null;
+  onerror: (() => void) | null = null;
+  constructor(readonly url: string) {
+    FakeWebSocket.all.push(this);
+    setTimeout(() => {
+      this.readyState = 1;
+      this.onopen?.();
+    });
+  }
+  send(d: Uint8Array) {
+    this.sent.push(d);
+  }
+  close() {
+    this.readyState = 3;
+  }
+  drop() {
+    this.readyState = 3;
+    this.onclose?.({ code: 1006, reason: '' });
+  }
+  receive(msg: object) {
+    const body = new TextEncoder().encode(JSON.stringify({ v: 1, ...msg }));
+    const data = new Uint8Array(body.length + 1);
+    data[0] = 1;
+    data.set(body, 1);
+    this.onmessage?.({ data: data.buffer });
+  }
+  sentTypes(): string[] {
+    return this.sent.filter((d) => d[0] === 1).map((d) => JSON.parse(new TextDecoder().decode(d.subarray(1))).type);
+  }
+}
+
+const answer = (token: string): JoinAnswer => ({
+  status: 'ready',
+  token,
+  expires_in_secs: 60,
+  participant: { name: 'A', role: 'guest' },
+  media: { webtransport: { url: 'https://127.0.0.1:4433/wt', cert_hashes: [] }, websocket: { url: 'ws://localhost:8080/ws' } },
+});
+
+describe('TransportService', () => {
+  let svc: TransportService;
+  const events: string[] = [];
+  const listener: TransportListener = {
+    control: (m: ServerMessage) => events.push(`control:${m.type}`),
+    frame: () => events.push('frame'),
+    connected: (k) => events.push(`connected:${k}`),
+    failed: (m) => events.push(`failed:${m}`),
+  };
+
+  beforeEach(() => {
+    FakeWebSocket.all = [];
+    events.length = 0;
+    vi.stubGlobal('WebSocket', FakeWebSocket);
+    vi.stubGlobal('WebTransport', undefined);
+    svc = TestBed.inject(TransportService);
+  });
+  afterEach(() => {
+    svc.disconnect();
+    vi.unstubAllGlobals();
+    vi.useRealTimers();
+  });
+
+  it('falls back to WebSocket without WebTransport and says hello with the token first', async () => {
+    await svc.connect(answer('t1'), listener, { prefer: 'auto', rejoin: async () => answer('t2') });
+    expect(svc.kind()).toBe('websocket');
+    expect(svc.label()).toBe('WebSocket');
+    const ws = FakeWebSocket.all[0];
+    expect(ws.url).toBe('ws://localhost:8080/ws?token=t1');
+    expect(ws.sentTypes()[0]).toBe('hello');
+    expect(events).toEqual(['connected:websocket']);
+  });
+
+  it('refuses ?transport=wt when WebTransport is missing', async () => {
+    await expect(svc.connect(answer('t1'), listener, { prefer: 'wt', rejoin: async () => answer('t2') })).rejects.toThrow(/WebTransport/);
+  });
+
+  it('measures RTT from pong and hides pongs from the room', async () => {
+    await svc.connect(answer('t1'), listener, { prefer: 'ws', rejoin: async () => answer('t2') });
+    FakeWebSocket.all[0].receive({ type: 'pong', t: performance.now() - 42 });
+    expect(svc.rttMs()).toBeGreaterThanOrEqual(42);
+    expect(events).not.toContain('control:pong');
+    FakeWebSocket.all[0].receive({ type: 'lobby', message: 'wait' });
+    expect(events).toContain('control:lobby');
+  });
+
+  it('reconnects after a drop with a fresh token from rejoin', async () => {
+    vi.useFakeTimers();
+    const rejoin = vi.fn(async () => answer('fresh'));
+    const p = svc.connect(answer('t1'), listener, { prefer: 'ws', rejoin });
+    await vi.advanceTimersByTimeAsync(1);
+    await p;
+    FakeWebSocket.all[0].drop();
+    expect(svc.state()).toBe('reconnecting');
+    await vi.advanceTimersByTimeAsync(600);
+    expect(rejoin).toHaveBeenCalledTimes(1);
+    expect(FakeWebSocket.all[1].url).toContain('token=fresh');
+    expect(svc.state()).toBe('connected');
+    expect(events).toEqual(['connected:websocket', 'connected:websocket']);
+  });
+
+  it('does not reconnect after leaving on purpose', async () => {
+    vi.useFakeTimers();
+    const rejoin = vi.fn(async () => answer('fresh'));
+    const p = svc.connect(answer('t1'), listener, { prefer: 'ws', rejoin });
+    await vi.advanceTimersByTimeAsync(1);
+    await p;
+    svc.disconnect();
+    await vi.advanceTimersByTimeAsync(100);
+    FakeWebSocket.all[0].drop();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(rejoin).not.toHaveBeenCalled();
+    expect(FakeWebSocket.all[0].sentTypes()).toContain('leave');
+  });
+});
