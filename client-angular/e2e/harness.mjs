@@ -52,7 +52,7 @@ function freeUdpPort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Starts `$QUICMEET_BIN` and waits for /healthz. */
+/** Starts `$QUICMEET_BIN` and waits for /healthz. `restart()` keeps the data dir and ports. */
 export async function startServer() {
   const bin = process.env.QUICMEET_BIN;
   if (!bin) throw new Error('QUICMEET_BIN is not set: point it at a quicmeet server binary');
@@ -71,48 +71,71 @@ export async function startServer() {
   // socket listens on 127.0.0.1: give browsers the literal address for WebTransport.
   if (process.env.QM_E2E_MEDIA_HOST !== '') args.push('--media-host', process.env.QM_E2E_MEDIA_HOST ?? '127.0.0.1');
   const log = [];
-  const child = spawn(bin, args, {
-    env: {
-      ...process.env,
-      QUICMEET_AUTH_RATE_PER_MIN: process.env.QUICMEET_AUTH_RATE_PER_MIN ?? '1000',
-      QUICMEET_JOIN_RATE_PER_MIN: process.env.QUICMEET_JOIN_RATE_PER_MIN ?? '1000',
-      QUICMEET_LOG: process.env.QUICMEET_LOG ?? 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
   const keep = (d) => {
     log.push(d.toString());
     if (log.length > 400) log.splice(0, log.length - 400);
   };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
+  let child = null;
   let exited = null;
-  child.on('exit', (code, sig) => (exited = `exited with ${code ?? sig}`));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (exited) throw new Error(`quicmeet ${exited}:\n${log.join('')}`);
-    try {
-      const r = await fetch(`${base}/healthz`);
-      if (r.ok) break;
-    } catch {
-      /* not yet */
+
+  async function launch() {
+    exited = null;
+    child = spawn(bin, args, {
+      env: {
+        ...process.env,
+        QUICMEET_AUTH_RATE_PER_MIN: process.env.QUICMEET_AUTH_RATE_PER_MIN ?? '1000',
+        QUICMEET_JOIN_RATE_PER_MIN: process.env.QUICMEET_JOIN_RATE_PER_MIN ?? '1000',
+        QUICMEET_LOG: process.env.QUICMEET_LOG ?? 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const me = child;
+    me.on('exit', (code, sig) => {
+      if (child === me) exited = `exited with ${code ?? sig}`;
+    });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (exited) throw new Error(`quicmeet ${exited}:\n${log.join('')}`);
+      try {
+        const r = await fetch(`${base}/healthz`);
+        if (r.ok) return;
+      } catch {
+        /* not yet */
+      }
+      if (Date.now() > deadline) {
+        me.kill('SIGKILL');
+        throw new Error(`quicmeet did not answer /healthz within 30 s:\n${log.join('')}`);
+      }
+      await sleep(200);
     }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`quicmeet did not answer /healthz within 30 s:\n${log.join('')}`);
-    }
-    await sleep(200);
   }
+
+  async function halt() {
+    const me = child;
+    if (!me || exited) return;
+    const done = new Promise((r) => me.once('exit', r));
+    me.kill('SIGTERM');
+    const t = setTimeout(() => me.kill('SIGKILL'), 10_000);
+    await done;
+    clearTimeout(t);
+    exited = 'stopped';
+  }
+
+  await launch();
   return {
     base,
     dataDir,
     log: () => log.join(''),
+    /** Graceful stop (SIGTERM: clients are told to reconnect), then the same server again. */
+    async restart(downMs = 500) {
+      await halt();
+      await sleep(downMs);
+      await launch();
+    },
     async stop() {
-      if (!exited) {
-        child.kill('SIGTERM');
-        for (let i = 0; i < 50 && !exited; i++) await sleep(100);
-        if (!exited) child.kill('SIGKILL');
-      }
+      await halt();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

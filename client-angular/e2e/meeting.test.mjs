@@ -125,6 +125,9 @@ describe('QuicMeet end to end', { timeout: 300_000 }, () => {
     assert.ok(meetingCode, 'needs the meeting from the first test');
     const guest = await page('guest');
     await join(host, meetingCode);
+    // Let the host publish for a moment so both transports' figures measure the same thing: a
+    // newcomer joining a call that is already running.
+    await waitFor(host, () => globalThis.__quicmeet?.state().media.encoded.video > 20, undefined, 15_000, 'host publishing');
     await join(guest, meetingCode, { guest: { name: 'Grace Guest', email: 'grace@example.com' } });
 
     for (const p of [host, guest]) {
@@ -190,6 +193,38 @@ describe('QuicMeet end to end', { timeout: 300_000 }, () => {
     await host.click('[data-testid=chat]');
     await screenshot(ws, '05-room-ws');
     await ws.click('[data-testid=leave]');
+    await host.click('[data-testid=leave]');
+    await host.waitForSelector('[data-testid=left-title]');
+  });
+
+  test('a server restart: both participants reconnect without reloading and see each other again', async (t) => {
+    t.after(() => t.passed === false && dumpOnFailure());
+    const m = await apiMeeting(host, { title: 'Restart E2E', type: 'public' });
+    const other = await page('restart-guest');
+    await join(host, m.code);
+    await join(other, m.code, { guest: { name: 'Rita Restart', email: 'rita@example.com' }, transport: 'ws' });
+    await expectLiveCanvas(other, `${REMOTE_TILE} canvas`);
+    const before = [(await roomState(host)).selfId, (await roomState(other)).selfId];
+    await host.evaluate(() => (globalThis.__qmMarker = 'same page'));
+    const t0 = Date.now();
+    await server.restart();
+    for (const p of [host, other]) {
+      await waitFor(
+        p,
+        (old) => {
+          const s = globalThis.__quicmeet?.state();
+          return s && s.phase === 'in-room' && s.selfId !== old && s.participants.length >= 2;
+        },
+        p === host ? before[0] : before[1],
+        40_000,
+        'back in the room after the restart',
+      );
+    }
+    assert.equal(await host.evaluate(() => globalThis.__qmMarker), 'same page', 'no page reload');
+    await expectLiveCanvas(other, `${REMOTE_TILE} canvas`);
+    await expectLiveCanvas(host, `${REMOTE_TILE} canvas`);
+    figures.push(`reconnect after a server restart: ${Date.now() - t0} ms until both see video again`);
+    await other.click('[data-testid=leave]');
     await host.click('[data-testid=leave]');
     await host.waitForSelector('[data-testid=left-title]');
   });
