@@ -20,6 +20,37 @@
 //! answer "need more bytes" on partial input and a typed error (with a stable `code()`) on
 //! bad input.
 
+//! ```
+//! use bytes::Bytes;
+//! use quicmeet_proto::{control, Decoded, EncodedFrame, Frame, FrameHeader, MediaKind, StreamDecoder};
+//! use quicmeet_proto::{ClientMessage, WsMessage};
+//!
+//! // A publisher builds a frame; the wire form is one `Bytes`.
+//! let header = FrameHeader { kind: MediaKind::Audio, layer: 0, keyframe: false, track_id: 16,
+//!     seq: 1, capture_ts_us: 20_000, audio_level: Some(42), payload_len: 0 };
+//! let wire = Frame::new(header, Bytes::from_static(b"opus")).encode().unwrap();
+//!
+//! // A datagram holds exactly one frame; decoding shares the buffer.
+//! let frame = EncodedFrame::decode(wire.as_bytes().clone()).unwrap();
+//! assert_eq!(frame.header().audio_level, Some(42));
+//!
+//! // A stream may deliver it in pieces.
+//! let mut d = StreamDecoder::new();
+//! d.push(&wire.as_bytes()[..10]);
+//! assert_eq!(d.decode().unwrap(), Decoded::NeedMore(18));
+//! d.push(&wire.as_bytes()[10..]);
+//! assert_eq!(d.decode().unwrap(), Decoded::Complete(frame));
+//!
+//! // Control messages carry "v":1 and a snake_case type.
+//! let json = control::encode(&ClientMessage::Hand { raised: true });
+//! assert_eq!(json, br#"{"v":1,"type":"hand","raised":true}"#);
+//! assert!(control::decode_client(br#"{"v":1,"type":"warp"}"#).is_err());
+//!
+//! // WebSocket messages start with a type byte.
+//! let ws = WsMessage::encode_control(&ClientMessage::Leave {}).unwrap();
+//! assert_eq!(ws[0], 0x01);
+//! ```
+
 pub mod control;
 pub mod decode;
 pub mod frame;

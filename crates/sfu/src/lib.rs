@@ -27,6 +27,48 @@
 //! - a subscription forwards exactly one layer; a layer change takes effect at the next
 //!   keyframe of the new layer and is announced with `layer_changed`.
 
+//! # Driving a room
+//!
+//! ```
+//! use std::time::Instant;
+//! use quicmeet_proto::{ClientMessage, Frame, FrameHeader, MediaKind, Role};
+//! use quicmeet_sfu::{ConnId, Input, Join, Output, Room, RoomConfig, SubscriberQueue, QueueConfig};
+//!
+//! let now = Instant::now();
+//! let mut room = Room::new(RoomConfig::default(), now, 1_764_000_000_000, vec![]);
+//! let join = |conn, role| Input::Join(Join {
+//!     conn: ConnId(conn), name: format!("p{conn}"), email: String::new(), role,
+//!     lobby: false, transport: "websocket".into(),
+//! });
+//! room.handle_input(now, join(1, Role::Host));
+//! room.handle_input(now, join(2, Role::Member));
+//! room.handle_input(now, Input::Control(ConnId(1), ClientMessage::Publish {
+//!     track_id: 17, kind: MediaKind::Video, codec: "vp8".into(), width: Some(1280), height: Some(720),
+//! }));
+//! room.handle_input(now, Input::Control(ConnId(2), ClientMessage::Subscribe {
+//!     track_id: 17, max_width: None, max_height: None, layer: None,
+//! }));
+//! while room.poll_output().is_some() {} // welcome, track_published, keyframe request, …
+//!
+//! let key = Frame::new(FrameHeader { kind: MediaKind::Video, layer: 0, keyframe: true, track_id: 17,
+//!     seq: 0, capture_ts_us: 0, audio_level: None, payload_len: 0 }, vec![1, 2, 3].into())
+//!     .encode().unwrap();
+//! room.handle_input(now, Input::Media(ConnId(1), key.clone()));
+//!
+//! // The server's connection task for ConnId(2) owns a queue and drains it to the socket.
+//! let mut queue = SubscriberQueue::new(QueueConfig::default());
+//! while let Some(out) = room.poll_output() {
+//!     match out {
+//!         Output::Media { to, frame } if to == ConnId(2) => { queue.push_media(frame); }
+//!         Output::Control { to, msg } => { /* encode once, send to every `to` */ let _ = (to, msg); }
+//!         _ => {}
+//!     }
+//! }
+//! let Some(quicmeet_sfu::Popped::Media { frame, starts_group }) = queue.pop() else { panic!() };
+//! assert_eq!(frame.as_bytes(), key.as_bytes()); // byte-exact, shared
+//! assert!(starts_group); // WebTransport: open a new uni stream for this group
+//! ```
+
 pub mod queue;
 pub mod rate;
 mod room;
