@@ -16,7 +16,7 @@
 //!   queue is full is kept if dropping older video makes room for it.
 //!
 //! For WebTransport each popped video frame says whether it starts a new group of pictures
-//! ([`Popped::starts_group`]): the transport then opens a new unidirectional stream for the
+//! (`starts_group` in [`Popped::Media`]): the transport then opens a new unidirectional stream for the
 //! track and finishes the previous one.
 
 use std::collections::VecDeque;
