@@ -343,6 +343,15 @@ impl SubscriberQueue {
         self.waiting.contains(&track_id)
     }
 
+    /// How full the video part is, 0.0 (empty) to 1.0 (at its bound), by frames or bytes,
+    /// whichever is fuller. A layer controller can move a subscriber to a lower layer when
+    /// this stays high and back up when it stays low.
+    pub fn video_fill(&self) -> f32 {
+        let by_count = self.video.len() as f32 / self.config.max_video.max(1) as f32;
+        let by_bytes = self.video_bytes as f32 / self.config.max_video_bytes.max(1) as f32;
+        by_count.max(by_bytes).min(1.0)
+    }
+
     /// Items queued (all classes).
     pub fn len(&self) -> usize {
         self.control.len() + self.audio.len() + self.video.len()
@@ -561,6 +570,16 @@ mod tests {
             Some(QueueEvent::ResetGroup { track_id: 18 })
         );
         assert_eq!(seqs(&mut q), vec![(33, 0)]);
+    }
+
+    #[test]
+    fn video_fill_reports_the_fuller_bound() {
+        let mut q = SubscriberQueue::new(small());
+        assert_eq!(q.video_fill(), 0.0);
+        q.push_media(frame(MediaKind::Video, 17, 0, true, 100));
+        assert_eq!(q.video_fill(), 0.25); // 1 of 4 frames beats 128 of 10 000 bytes
+        q.push_media(frame(MediaKind::Video, 17, 1, false, 7000));
+        assert!(q.video_fill() > 0.7);
     }
 
     #[test]

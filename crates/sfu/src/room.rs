@@ -530,6 +530,28 @@ impl Room {
         })
     }
 
+    /// A subscriber's subscriptions: `(track_id, preferred layer, layer forwarded now)`.
+    /// Audio tracks always report layer 0.
+    pub fn subscriptions(
+        &self,
+        subscriber: ConnId,
+    ) -> impl Iterator<Item = (u32, u8, Option<u8>)> + '_ {
+        self.members
+            .get(&subscriber)
+            .map(|m| m.subscriptions.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(move |t| {
+                let s = self
+                    .tracks
+                    .get(t)?
+                    .subs
+                    .iter()
+                    .find(|s| s.conn == subscriber)?;
+                Some((*t, s.preferred, s.current))
+            })
+    }
+
     /// A subscription's (preferred, currently forwarded) layer.
     pub fn subscription_layer(
         &self,

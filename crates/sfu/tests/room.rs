@@ -569,6 +569,10 @@ fn layer_switch_happens_at_the_next_keyframe_of_that_layer() {
     assert!(media_to(&outs, 2).is_empty(), "layer 0 no longer forwarded");
     assert_eq!(s.room.wanted_layers(17), 0b010);
     assert_eq!(s.room.subscription_layer(ConnId(2), 17), Some((1, Some(1))));
+    assert_eq!(
+        s.room.subscriptions(ConnId(2)).collect::<Vec<_>>(),
+        vec![(17, 1, Some(1))]
+    );
     // Transcoder frames must claim a lower layer; errors for bad API use.
     s.input(Input::LayerMedia(frame(
         MediaKind::Video,
