@@ -73,7 +73,9 @@ pub mod queue;
 pub mod rate;
 mod room;
 
-pub use queue::{Popped, Pushed, QueueConfig, QueueEvent, QueueStats, SubscriberQueue};
+pub use queue::{
+    ControlOverflow, Popped, Pushed, QueueConfig, QueueEvent, QueueStats, SubscriberQueue,
+};
 pub use room::{
     choose_layer, ws_control_bytes, ConnId, Input, Join, MediaDrops, Output, Recipients, Room,
     RoomConfig, RoomStats, SfuError, MAX_LAYER,
