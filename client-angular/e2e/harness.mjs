@@ -39,7 +39,7 @@ function freeTcpPort() {
   });
 }
 
-function freeUdpPort() {
+export function freeUdpPort() {
   return new Promise((res, rej) => {
     const s = createSocket('udp4');
     s.once('error', rej);

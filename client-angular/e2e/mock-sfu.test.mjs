@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
-import { expectLiveCanvas, launchBrowser, newPage, roomState, screenshot, STATIC_DIR, waitFor } from './harness.mjs';
+import { expectLiveCanvas, freeUdpPort, launchBrowser, newPage, roomState, screenshot, STATIC_DIR, waitFor } from './harness.mjs';
 
 const CODE = 'abc-defg-hij';
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.ico': 'image/x-icon', '.json': 'application/json' };
@@ -119,7 +119,10 @@ class MockSfu {
   }
 }
 
+let deadUdpPort = 0;
+
 async function mockedPage(browser, base, sfu, name) {
+  deadUdpPort ||= await freeUdpPort();
   const page = await newPage(browser, base, name);
   await page.route('**/api/**', async (route) => {
     const url = new URL(route.request().url());
@@ -135,7 +138,8 @@ async function mockedPage(browser, base, sfu, name) {
         token: `t-${body.name ?? name}`,
         expires_in_secs: 60,
         participant: { name: body.name ?? name, email: body.email, role: 'guest' },
-        media: { websocket: { url: `${base.replace('http', 'ws')}/ws` } },
+        // A WebTransport endpoint where nothing listens: the client must fall back to WebSocket.
+        media: { webtransport: { url: `https://127.0.0.1:${deadUdpPort}/wt`, cert_hashes: [{ algorithm: 'sha-256', value_hex: '00'.repeat(32) }] }, websocket: { url: `${base.replace('http', 'ws')}/ws` } },
       });
     }
     return json(404, { error: { code: 'not_found', message: 'Not mocked' } });
@@ -159,7 +163,7 @@ describe('client against an in-test SFU over WebSocket', { timeout: 180_000 }, (
     srv?.close();
   });
 
-  test('two guests see, hear and chat with each other; mute shows remotely', async () => {
+  test('WebTransport unreachable → WebSocket; two guests see, hear and chat; mute and camera-off show remotely; screen stage', async () => {
     const sfu = new MockSfu();
     const a = await mockedPage(browser, base, sfu, 'alice');
     const b = await mockedPage(browser, base, sfu, 'bob');
@@ -192,6 +196,14 @@ describe('client against an in-test SFU over WebSocket', { timeout: 180_000 }, (
     const bid = (await roomState(b)).selfId;
     await b.click('[data-testid=mic]');
     await a.waitForSelector(`.tile[data-participant-id="${bid}"] [data-testid=mute-badge]`, { timeout: 5000 });
+
+    // Camera off: the other side shows the avatar instead of video.
+    const aid = (await roomState(a)).selfId;
+    await a.click('[data-testid=camera]');
+    await b.waitForSelector(`.tile[data-participant-id="${aid}"] .avatar`, { timeout: 5000 });
+    await a.click('[data-testid=camera]');
+    await b.waitForSelector(`.tile[data-participant-id="${aid}"] canvas`, { timeout: 5000 });
+    await expectLiveCanvas(b, `.tile[data-participant-id="${aid}"] canvas`);
 
     await a.click('[data-testid=share]');
     await b.waitForSelector('[data-testid=stage] canvas', { timeout: 10_000 });

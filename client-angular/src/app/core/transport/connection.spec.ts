@@ -1,5 +1,5 @@
 import { hexToBytes, websocketUrl, withToken } from './connection';
-import { transportPreferenceFromUrl } from './transport.service';
+import { transportPreferenceFromUrl, webTransportCandidates } from './transport.service';
 
 describe('transport helpers', () => {
   it('turns certificate hashes from hex into bytes', () => {
@@ -22,5 +22,10 @@ describe('transport helpers', () => {
     expect(transportPreferenceFromUrl('?transport=ws')).toBe('ws');
     expect(transportPreferenceFromUrl('?transport=wt')).toBe('wt');
     expect(transportPreferenceFromUrl('?x=1')).toBe('auto');
+  });
+
+  it('tries 127.0.0.1 after localhost for WebTransport', () => {
+    expect(webTransportCandidates('https://localhost:4433/wt')).toEqual(['https://localhost:4433/wt', 'https://127.0.0.1:4433/wt']);
+    expect(webTransportCandidates('https://meet.example.org/wt')).toEqual(['https://meet.example.org/wt']);
   });
 });

@@ -27,6 +27,25 @@ export interface TransportListener {
 const PING_EVERY_MS = 2000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 8000, 8000];
 
+/**
+ * URLs to try for WebTransport, in order. Chromium resolves "localhost" to ::1 for QUIC without
+ * falling back to IPv4, while a development server usually listens on 127.0.0.1 only: after a
+ * quick failure on localhost we try 127.0.0.1 (certificate hashes do not depend on the name).
+ */
+export function webTransportCandidates(url: string): string[] {
+  try {
+    const u = new URL(url);
+    if (u.hostname === 'localhost') {
+      const v4 = new URL(url);
+      v4.hostname = '127.0.0.1';
+      return [url, v4.toString()];
+    }
+  } catch {
+    /* let open() report the bad URL */
+  }
+  return [url];
+}
+
 /** Reads ?transport=ws|wt from the page URL. */
 export function transportPreferenceFromUrl(search: string): TransportPreference {
   const v = new URLSearchParams(search).get('transport');
@@ -125,12 +144,18 @@ export class TransportService {
     const wt = answer.media?.webtransport;
     const errors: string[] = [];
     if (prefer !== 'ws' && wt?.url && WebTransportConnection.supported()) {
-      try {
-        conn = await WebTransportConnection.open(withToken(wt.url, answer.token), wt.cert_hashes, events);
-      } catch (e) {
-        errors.push((e as Error).message);
-        if (prefer === 'wt') throw e;
+      const started = performance.now();
+      for (const url of webTransportCandidates(wt.url)) {
+        const left = 3000 - (performance.now() - started);
+        if (left < 200) break;
+        try {
+          conn = await WebTransportConnection.open(withToken(url, answer.token), wt.cert_hashes, events, left);
+          break;
+        } catch (e) {
+          errors.push((e as Error).message);
+        }
       }
+      if (!conn && prefer === 'wt') throw new Error(`WebTransport failed: ${errors.join('; ')}`);
     } else if (prefer === 'wt') {
       throw new Error('WebTransport is not available here');
     }
