@@ -87,7 +87,7 @@ describe('QuicMeet end to end', { timeout: 300_000 }, () => {
     await cleanup(() => browser?.close(), () => server?.stop());
   });
 
-  test('sign up, verify through the outbox link, log in, create a meeting', async (t) => {
+  test('sign up, verify through the outbox link, log in, create/edit/cancel meetings, .ics, log out and in', async (t) => {
     t.after(() => t.passed === false && dumpOnFailure());
     host = await page('host');
     hostEmail = `host-${Date.now()}@example.com`;
@@ -118,6 +118,32 @@ describe('QuicMeet end to end', { timeout: 300_000 }, () => {
     assert.match(meetingCode, /^[a-z0-9]+-[a-z0-9]+-[a-z0-9]+$/);
     await host.waitForSelector(`li[data-code="${meetingCode}"]`);
     await screenshot(host, '02-dashboard');
+
+    // Edit, .ics and cancel on a second meeting.
+    await host.fill('#title', 'To be changed');
+    await host.click('button:has-text("Create meeting")');
+    const second = (await (await host.waitForSelector('[data-testid=meeting-link]')).textContent()).trim().split('/').pop();
+    const row = `li[data-code="${second}"]`;
+    await host.click(`${row} button:has-text("Edit")`);
+    await host.fill('#title', 'Changed title');
+    await host.click('button:has-text("Save changes")');
+    await host.waitForSelector(`${row} >> text=Changed title`);
+    const ics = await host.request.get(`/api/meetings/${second}/ics`);
+    assert.equal(ics.status(), 200);
+    assert.match(ics.headers()['content-type'], /text\/calendar/);
+    assert.match(await ics.text(), /BEGIN:VCALENDAR[\s\S]*Changed title/);
+    await host.click(`${row} button:has-text("Cancel meeting")`);
+    await host.waitForSelector(`${row} >> text=Cancelled`);
+
+    // Log out and back in.
+    await host.click('button:has-text("Log out")');
+    await host.waitForSelector('a:has-text("Log in")');
+    await host.goto('/dashboard');
+    await host.waitForURL('**/login?next=%2Fdashboard');
+    await host.fill('#email', hostEmail);
+    await host.fill('#password', 'correct horse 42');
+    await host.click('button[type=submit]');
+    await host.waitForURL('**/dashboard');
   });
 
   test('two participants over WebTransport: video, audio, chat, mute, screen share; a guest joins a public meeting', async (t) => {
@@ -172,7 +198,7 @@ describe('QuicMeet end to end', { timeout: 300_000 }, () => {
     await waitFor(host, () => document.querySelectorAll('.tile').length === 1, undefined, 15_000, 'guest tile gone');
   });
 
-  test('mixed room: one participant forced to WebSocket (?transport=ws)', async (t) => {
+  test('mixed room: one participant forced to WebSocket (?transport=ws); the host removes them', async (t) => {
     t.after(() => t.passed === false && dumpOnFailure());
     const ws = await page('ws');
     await join(ws, meetingCode, { guest: { name: 'Wes Socket', email: 'wes@example.com' }, transport: 'ws' });
@@ -192,7 +218,13 @@ describe('QuicMeet end to end', { timeout: 300_000 }, () => {
     await host.waitForSelector('[data-testid=chat-log] >> text=over websocket', { timeout: 10_000 });
     await host.click('[data-testid=chat]');
     await screenshot(ws, '05-room-ws');
-    await ws.click('[data-testid=leave]');
+    // The host removes the WebSocket participant.
+    const wsId = (await roomState(ws)).selfId;
+    await host.click('[data-testid=people]');
+    await host.click(`li[data-participant-id="${wsId}"] button:has-text("Remove")`);
+    await ws.waitForSelector('[data-testid=left-title] >> text=You were removed', { timeout: 10_000 });
+    await waitFor(host, (id) => !document.querySelector(`.tile[data-participant-id="${id}"]`), wsId, 10_000, 'removed tile gone');
+    await host.click('[data-testid=people]');
     await host.click('[data-testid=leave]');
     await host.waitForSelector('[data-testid=left-title]');
   });
