@@ -1,0 +1,256 @@
+//! Command line: one struct for a run (`Args`), the `relay` subcommand for the baseline relay.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+/// Load tester for QuicMeet: drives simulated participants with real VP8 and Opus over
+/// WebTransport and/or WebSocket, measures join time, end-to-end latency, jitter, loss and
+/// server cost, and writes a summary, a JSON report and an HTML report.
+///
+/// Traffic goes only to the server given (or spawned); every run is bounded by --duration.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "quicmeet-loadtest", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Baseline subcommands.
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+    /// The load run.
+    #[command(flatten)]
+    pub args: Args,
+}
+
+/// Subcommands besides the default load run.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Cmd {
+    /// Run the minimal QUIC relay used as the cost floor (plain quinn, no SFU logic): every
+    /// datagram and every unidirectional stream a connection sends is copied to every other
+    /// connection of the same room. Prints `RELAY_READY quic=ADDR`.
+    Relay {
+        /// UDP address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: std::net::SocketAddr,
+        /// Stop after this many seconds (bounded by design).
+        #[arg(long, default_value_t = 3600)]
+        max_secs: u64,
+    },
+}
+
+/// Media transport of the simulated participants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportArg {
+    /// WebTransport (QUIC) for everyone.
+    Wt,
+    /// WebSocket for everyone.
+    Ws,
+    /// Alternate WebTransport and WebSocket, participant by participant.
+    Mix,
+}
+
+/// Video resolution of the publishers' camera track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Res {
+    /// No camera track (audio-only meeting).
+    None,
+    /// 320x180.
+    #[value(name = "180p")]
+    P180,
+    /// 640x360.
+    #[value(name = "360p")]
+    P360,
+    /// 1280x720.
+    #[value(name = "720p")]
+    P720,
+    /// 1920x1080.
+    #[value(name = "1080p")]
+    P1080,
+}
+
+impl Res {
+    /// Width and height, `None` for no video.
+    pub fn size(self) -> Option<(u32, u32)> {
+        match self {
+            Res::None => None,
+            Res::P180 => Some((320, 180)),
+            Res::P360 => Some((640, 360)),
+            Res::P720 => Some((1280, 720)),
+            Res::P1080 => Some((1920, 1080)),
+        }
+    }
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnOff {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+/// What `--find-capacity` grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CapacityDim {
+    /// Publishers per room (a meeting where everybody sends and watches everybody).
+    Publishers,
+    /// Receive-only subscribers per room.
+    Subscribers,
+    /// Number of rooms.
+    Rooms,
+}
+
+/// What to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// A QuicMeet server (REST join, SFU).
+    Quicmeet,
+    /// The baseline relay (`quicmeet-loadtest relay`, spawned by the tool): same media on
+    /// the wire, no SFU.
+    Relay,
+}
+
+/// Options of a load run.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Server base URL (REST and WebSocket), e.g. http://127.0.0.1:8080. Not needed with
+    /// --spawn-server. Must be a loopback or explicitly given address.
+    #[arg(long, short = 's')]
+    pub server: Option<String>,
+    /// Start this `quicmeet` binary on 127.0.0.1 (ports chosen by the OS, a fresh data dir,
+    /// rate limits raised for load) and stop it at the end.
+    #[arg(long, value_name = "PATH")]
+    pub spawn_server: Option<PathBuf>,
+    /// Extra arguments for the spawned server (repeatable), e.g. --server-arg=--max-participants=200.
+    #[arg(long, allow_hyphen_values = true)]
+    pub server_arg: Vec<String>,
+    /// PID of the server process, to sample its CPU and memory from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Prometheus endpoint to sample (default: SERVER/metrics).
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// What to load: the QuicMeet server or the baseline relay.
+    #[arg(long, value_enum, default_value = "quicmeet")]
+    pub target: Target,
+
+    /// Number of meetings.
+    #[arg(long, default_value_t = 1)]
+    pub rooms: usize,
+    /// Participants per meeting that publish (and, unless --publishers-watch off, watch every
+    /// other publisher).
+    #[arg(long, default_value_t = 2)]
+    pub publishers_per_room: usize,
+    /// Receive-only participants per meeting (watch every publisher).
+    #[arg(long, default_value_t = 2)]
+    pub subscribers_per_room: usize,
+    /// Whether publishers subscribe to the other publishers of their meeting.
+    #[arg(long, value_enum, default_value = "on")]
+    pub publishers_watch: OnOff,
+    /// Media transport.
+    #[arg(long, value_enum, default_value = "wt")]
+    pub transport: TransportArg,
+    /// Camera resolution (`none` for audio-only).
+    #[arg(long, value_enum, default_value = "360p")]
+    pub video_res: Res,
+    /// Camera bitrate in kbit/s.
+    #[arg(long, default_value_t = 600)]
+    pub video_kbps: u32,
+    /// Camera frame rate.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Seconds between camera keyframes.
+    #[arg(long, default_value_t = 2.0)]
+    pub keyframe_secs: f64,
+    /// Microphone track (Opus, 20 ms frames).
+    #[arg(long, value_enum, default_value = "on")]
+    pub audio: OnOff,
+    /// The first publisher of each meeting also shares its screen (VP8 720p, 5 fps, 800 kbit/s).
+    #[arg(long)]
+    pub screen: bool,
+    /// Chat messages per second per meeting (spread over its participants; the server allows
+    /// 5/s per participant).
+    #[arg(long, default_value_t = 0.0)]
+    pub chat_rate: f64,
+    /// Spread joins over this many seconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub ramp: f64,
+    /// Seconds of media after the last join.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Subscriber leave-and-rejoin events per subscriber per minute (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
+    /// Video layer subscribers ask for (0 full, 1 half, 2 quarter: 1 and 2 are transcoded by
+    /// the server).
+    #[arg(long)]
+    pub layer: Option<u8>,
+
+    /// Join as guests of meetings given with --meeting (no account).
+    #[arg(long)]
+    pub guest: bool,
+    /// Existing meeting code to use (repeatable); otherwise meetings are created.
+    #[arg(long)]
+    pub meeting: Vec<String>,
+    /// Account that creates the meetings.
+    #[arg(long, requires = "password")]
+    pub email: Option<String>,
+    /// Password of --email.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Server mail outbox (DATA_DIR/outbox): sign up a fresh account and verify it from the
+    /// mail. Implied by --spawn-server.
+    #[arg(long)]
+    pub outbox: Option<PathBuf>,
+
+    /// Fail (exit 1) when the end-to-end p99 latency exceeds this (ms).
+    #[arg(long)]
+    pub max_p99_ms: Option<f64>,
+    /// Fail (exit 1) when more than this percentage of frames is lost.
+    #[arg(long)]
+    pub max_loss: Option<f64>,
+    /// Fail (exit 1) when more than this percentage of participants could not join.
+    #[arg(long, default_value_t = 0.0)]
+    pub max_join_fail: f64,
+    /// Grow the load (see --capacity-dim) until a threshold breaks; report the largest load
+    /// that held. Needs --max-p99-ms and/or --max-loss.
+    #[arg(long)]
+    pub find_capacity: bool,
+    /// Dimension grown by --find-capacity.
+    #[arg(long, value_enum, default_value = "publishers")]
+    pub capacity_dim: CapacityDim,
+    /// Upper bound for --find-capacity.
+    #[arg(long, default_value_t = 64)]
+    pub capacity_max: usize,
+
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+    /// Write the self-contained HTML report here.
+    #[arg(long)]
+    pub report_html: Option<PathBuf>,
+    /// No live progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Seed of the churn schedule.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl Args {
+    /// Participants per room.
+    pub fn per_room(&self) -> usize {
+        self.publishers_per_room + self.subscribers_per_room
+    }
+
+    /// Total participants.
+    pub fn total(&self) -> usize {
+        self.rooms * self.per_room()
+    }
+}

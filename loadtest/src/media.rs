@@ -1,0 +1,201 @@
+//! Test media encoded once at start-up and replayed by every publisher.
+//!
+//! The camera clip is real VP8 (libvpx through `quicmeet-transcode`) of a moving test pattern,
+//! long enough to hold several groups of pictures, with a keyframe every `--keyframe-secs`;
+//! the microphone is real Opus (20 ms packets of a tone). A [`Player`] walks a clip in a loop
+//! at the clip's frame rate and, on a keyframe request, jumps to the clip's next keyframe, so
+//! what goes on the wire is a stream a decoder would accept.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use quicmeet_transcode::testsrc::{self, ClipConfig};
+
+use crate::cli::{Args, OnOff};
+
+/// One encoded frame of a clip.
+#[derive(Debug, Clone)]
+pub struct ClipFrame {
+    /// Codec payload.
+    pub data: Bytes,
+    /// A decoder can start here.
+    pub keyframe: bool,
+}
+
+/// A clip replayed in a loop.
+#[derive(Debug)]
+pub struct Clip {
+    /// The frames; frame 0 is a keyframe.
+    pub frames: Vec<ClipFrame>,
+    /// Time between frames.
+    pub interval: Duration,
+    /// Width and height for `publish`.
+    pub size: Option<(u32, u32)>,
+}
+
+impl Clip {
+    /// Mean payload bit rate of the clip.
+    pub fn kbps(&self) -> f64 {
+        let bytes: usize = self.frames.iter().map(|f| f.data.len()).sum();
+        let secs = self.interval.as_secs_f64() * self.frames.len() as f64;
+        bytes as f64 * 8.0 / secs.max(1e-9) / 1000.0
+    }
+}
+
+/// Everything publishers send.
+#[derive(Debug, Default)]
+pub struct Library {
+    /// Camera clip.
+    pub video: Option<Arc<Clip>>,
+    /// Screen-share clip.
+    pub screen: Option<Arc<Clip>>,
+    /// Microphone clip.
+    pub audio: Option<Arc<Clip>>,
+}
+
+fn vp8(width: u32, height: u32, fps: u32, kbps: u32, keyframe_secs: f64) -> Result<Arc<Clip>> {
+    let fps = fps.clamp(1, 120);
+    let interval = ((keyframe_secs * f64::from(fps)).round() as u32).max(1);
+    // Three groups of pictures, at most ~6 s of video: enough variety, bounded start-up.
+    let groups = (180 / interval).clamp(1, 3);
+    let cfg = ClipConfig {
+        width,
+        height,
+        fps,
+        frames: interval * groups,
+        keyframe_interval: interval,
+        bitrate_bps: kbps.saturating_mul(1000).max(20_000),
+    };
+    let frames = testsrc::vp8_clip(&cfg)
+        .with_context(|| format!("encoding the VP8 test clip {width}x{height}"))?;
+    anyhow::ensure!(!frames.is_empty(), "the VP8 encoder produced no frames");
+    anyhow::ensure!(
+        frames[0].keyframe,
+        "the VP8 clip does not start with a keyframe"
+    );
+    Ok(Arc::new(Clip {
+        frames: frames
+            .into_iter()
+            .map(|f| ClipFrame {
+                data: Bytes::from(f.data),
+                keyframe: f.keyframe,
+            })
+            .collect(),
+        interval: Duration::from_secs_f64(1.0 / f64::from(fps)),
+        size: Some((width, height)),
+    }))
+}
+
+impl Library {
+    /// Encode what `args` asks for.
+    pub fn build(args: &Args) -> Result<Library> {
+        let t = Instant::now();
+        let video = match args.video_res.size() {
+            Some((w, h)) => Some(vp8(w, h, args.fps, args.video_kbps, args.keyframe_secs)?),
+            None => None,
+        };
+        let screen = if args.screen {
+            Some(vp8(1280, 720, 5, 800, 3.0)?)
+        } else {
+            None
+        };
+        let audio = if args.audio == OnOff::On {
+            let pkts = testsrc::opus_tone(50, 440.0).context("encoding the Opus test tone")?;
+            Some(Arc::new(Clip {
+                frames: pkts
+                    .into_iter()
+                    .map(|p| ClipFrame {
+                        data: Bytes::from(p.data),
+                        keyframe: false,
+                    })
+                    .collect(),
+                interval: Duration::from_millis(20),
+                size: None,
+            }))
+        } else {
+            None
+        };
+        tracing::info!(
+            elapsed_ms = t.elapsed().as_millis() as u64,
+            "test media encoded"
+        );
+        Ok(Library {
+            video,
+            screen,
+            audio,
+        })
+    }
+}
+
+/// Walks a clip in a loop.
+#[derive(Debug)]
+pub struct Player {
+    clip: Arc<Clip>,
+    next: usize,
+    /// A keyframe was asked for: jump to the next one.
+    pub want_keyframe: bool,
+}
+
+impl Player {
+    /// Start at frame 0 (a keyframe).
+    pub fn new(clip: Arc<Clip>) -> Self {
+        Player {
+            clip,
+            next: 0,
+            want_keyframe: false,
+        }
+    }
+
+    /// Frame interval.
+    pub fn interval(&self) -> Duration {
+        self.clip.interval
+    }
+
+    /// The next frame to send.
+    pub fn next_frame(&mut self) -> &ClipFrame {
+        let n = self.clip.frames.len();
+        if self.want_keyframe {
+            self.want_keyframe = false;
+            if !self.clip.frames[self.next % n].keyframe {
+                let skip = (0..n)
+                    .find(|k| self.clip.frames[(self.next + k) % n].keyframe)
+                    .unwrap_or(0);
+                self.next = (self.next + skip) % n;
+            }
+        }
+        let i = self.next % n;
+        self.next = (i + 1) % n;
+        &self.clip.frames[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clip(keys: &[bool]) -> Arc<Clip> {
+        Arc::new(Clip {
+            frames: keys
+                .iter()
+                .map(|k| ClipFrame {
+                    data: Bytes::from_static(b"x"),
+                    keyframe: *k,
+                })
+                .collect(),
+            interval: Duration::from_millis(33),
+            size: None,
+        })
+    }
+
+    #[test]
+    fn player_loops_and_jumps_to_the_next_keyframe_on_request() {
+        let mut p = Player::new(clip(&[true, false, false, true, false]));
+        let seq: Vec<bool> = (0..6).map(|_| p.next_frame().keyframe).collect();
+        assert_eq!(seq, [true, false, false, true, false, true]);
+        p.want_keyframe = true; // next would be index 1
+        assert!(p.next_frame().keyframe); // jumped to index 3
+        assert!(!p.next_frame().keyframe);
+    }
+}

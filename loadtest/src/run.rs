@@ -1,0 +1,735 @@
+//! Orchestration: prepare the target (spawn, account, meetings), start the participants on
+//! the ramp, sample the server once a second, stop, and build the report. `--find-capacity`
+//! repeats runs with a growing load.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::watch;
+
+use crate::cli::{Args, CapacityDim, Target as TargetArg};
+use crate::hist::Hist;
+use crate::media::Library;
+use crate::participant::{participant, Ctx, Gate, Spec, Target};
+use crate::report::{
+    CapacityReport, CapacityStep, ChatReport, Check, JoinReport, Report, ServerReport,
+    StreamReport, TesterReport, TimePoint,
+};
+use crate::server::{self, proc_sample, scrape, Spawned};
+use crate::stats::{kind_index, KindReport, Shared, SummaryMs, KIND_NAMES};
+
+/// Time receivers keep reading after publishers stop.
+const DRAIN: Duration = Duration::from_millis(1500);
+/// How long after its last member's join a room starts media anyway.
+const ROOM_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What stays the same across the runs of one invocation.
+pub struct Env {
+    /// Spawned server or relay (kept alive for the whole invocation).
+    pub spawned: Option<Spawned>,
+    /// REST base URL (QuicMeet).
+    pub base: Option<String>,
+    /// Relay address and certificate hash.
+    pub relay: Option<(std::net::SocketAddr, [u8; 32])>,
+    /// Logged-in client (creates meetings), if any.
+    pub host: Option<reqwest::Client>,
+    /// pid to sample.
+    pub pid: Option<u32>,
+    /// `/metrics` URL.
+    pub metrics_url: Option<String>,
+    /// Plain HTTP client.
+    pub http: reqwest::Client,
+}
+
+fn check_loopback(url: &str) -> Result<()> {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    if !matches!(host, "127.0.0.1" | "localhost" | "[") && !host.starts_with("127.") {
+        tracing::warn!(%url, "the target is not on loopback: make sure you own it");
+    }
+    Ok(())
+}
+
+/// Prepare the target: spawn it if asked, find the pid and metrics, get an account.
+pub async fn prepare(args: &Args) -> Result<Env> {
+    let http = crate::api::http()?;
+    let mut env = Env {
+        spawned: None,
+        base: None,
+        relay: None,
+        host: None,
+        pid: args.server_pid,
+        metrics_url: args.metrics_url.clone(),
+        http: http.clone(),
+    };
+    match args.target {
+        TargetArg::Relay => {
+            let max = (args.ramp + args.duration) as u64 * 20 + 600;
+            let s = server::spawn_relay(max)?;
+            let addr = s
+                .fields
+                .get("quic")
+                .context("the relay did not say its address")?
+                .parse()?;
+            let hash = crate::relay::parse_hash(
+                s.fields
+                    .get("hash")
+                    .context("the relay did not give its certificate hash")?,
+            )?;
+            env.pid = Some(s.pid);
+            env.spawned = Some(s);
+            env.relay = Some((addr, hash));
+        }
+        TargetArg::Quicmeet => {
+            let mut outbox = args.outbox.clone();
+            let base = if let Some(bin) = &args.spawn_server {
+                let s = server::spawn_quicmeet(bin, &args.server_arg, args.per_room() + 10)?;
+                let http_addr = s
+                    .fields
+                    .get("http")
+                    .cloned()
+                    .context("the server did not say its http address")?;
+                outbox = s.data_dir.as_ref().map(|d| d.join("outbox"));
+                env.pid = Some(s.pid);
+                env.spawned = Some(s);
+                format!("http://{http_addr}")
+            } else {
+                args.server
+                    .clone()
+                    .context("give --server URL or --spawn-server PATH")?
+            };
+            let base = base.trim_end_matches('/').to_owned();
+            check_loopback(&base)?;
+            if env.metrics_url.is_none() {
+                env.metrics_url = Some(format!("{base}/metrics"));
+            }
+            if !args.guest || args.meeting.is_empty() {
+                let host = crate::api::http()?;
+                if let (Some(e), Some(p)) = (&args.email, &args.password) {
+                    crate::api::login(&host, &base, e, p).await?;
+                } else if let Some(o) = &outbox {
+                    crate::api::signup_and_login(&host, &base, o).await?;
+                } else if args.meeting.is_empty() {
+                    bail!("no meetings to join: give --meeting CODE, --email/--password, --outbox DIR or --spawn-server");
+                }
+                env.host = Some(host);
+            }
+            env.base = Some(base);
+        }
+    }
+    Ok(env)
+}
+
+/// One load run with `args` against the prepared target.
+pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let total = args.total();
+    if total == 0 {
+        bail!("nothing to do: no participants");
+    }
+    let target = match args.target {
+        TargetArg::Relay => {
+            let (addr, hash) = env.relay.context("relay not prepared")?;
+            Target::Relay { addr, hash }
+        }
+        TargetArg::Quicmeet => {
+            let base = env.base.clone().context("server not prepared")?;
+            let codes = if !args.meeting.is_empty() {
+                args.meeting.clone()
+            } else {
+                let host = env.host.as_ref().context("no account to create meetings")?;
+                let mut v = vec![];
+                for r in 0..args.rooms {
+                    v.push(
+                        crate::api::create_meeting(host, &base, &format!("load test room {r}"))
+                            .await?,
+                    );
+                }
+                v
+            };
+            Target::Quicmeet { base, codes }
+        }
+    };
+    let target_name = match &target {
+        Target::Quicmeet { base, .. } => base.clone(),
+        Target::Relay { addr, .. } => format!("relay quic://{addr}"),
+    };
+    let video_clip_kbps = lib.video.as_ref().map(|c| c.kbps());
+
+    let run_start = Instant::now();
+    let per = args.per_room().max(1);
+    let start_of = |i: usize| {
+        run_start + Duration::from_secs_f64(args.ramp.max(0.0) * i as f64 / total as f64)
+    };
+    let gates = (0..args.rooms)
+        .map(|r| {
+            let last = (r * per + per - 1).min(total - 1);
+            Gate::new(per, start_of(last) + ROOM_START_TIMEOUT)
+        })
+        .collect();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (end_tx, end_rx) = watch::channel(false);
+    let ctx = Arc::new(Ctx {
+        args: args.clone(),
+        lib,
+        shared: Shared::default(),
+        target,
+        gates,
+        stop: stop_rx,
+        end: end_rx,
+        http: crate::api::http()?,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        tasks.spawn(participant(ctx.clone(), Spec::of(args, i), start_of(i)));
+    }
+
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        b
+    };
+
+    // Sampling once a second until the stop; the measured window opens when every room has
+    // started (or the ramp plus the room start timeout has passed) and closes at the stop.
+    let ramp_end = start_of(total - 1);
+    let stop_at = ramp_end + Duration::from_secs_f64(0.5 + args.duration.max(0.5));
+    let mut timeline = vec![];
+    let sh = &ctx.shared;
+    let self_pid = "self".to_owned();
+    let pid_s = env.pid.map(|p| p.to_string());
+    let mut last_t = Instant::now();
+    let mut last_srv = pid_s.as_deref().and_then(proc_sample);
+    let mut last_self = proc_sample(&self_pid);
+    let (mut last_rx, mut last_tx, mut last_bytes) = (0u64, 0u64, 0u64);
+    let metrics0 = match &env.metrics_url {
+        Some(u) => scrape(&env.http, u).await,
+        None => None,
+    };
+    let mut metrics_last = metrics0.clone();
+    let mut window: Option<WindowMark> = None;
+    let mut rss_max: Option<f64> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        let now = Instant::now();
+        if now >= stop_at {
+            break;
+        }
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(stop_at.into()) => {}
+        }
+        let now = Instant::now();
+        let dt = now.duration_since(last_t).as_secs_f64().max(1e-6);
+        last_t = now;
+        let w = sh.window.take().summary();
+        let rx = sh.frames_rx.load(Relaxed);
+        let tx: u64 = sh.frames_sent.iter().map(|a| a.load(Relaxed)).sum();
+        let bytes = sh.bytes_rx.load(Relaxed);
+        let srv = pid_s.as_deref().and_then(proc_sample);
+        let me = proc_sample(&self_pid);
+        let cpu = |a: Option<server::ProcSample>, b: Option<server::ProcSample>| match (a, b) {
+            (Some(a), Some(b)) => {
+                Some((b.cpu_us.saturating_sub(a.cpu_us)) as f64 / (dt * 1e6) * 100.0)
+            }
+            _ => None,
+        };
+        let metrics = match &env.metrics_url {
+            Some(u) => scrape(&env.http, u).await,
+            None => None,
+        };
+        if metrics.is_some() {
+            metrics_last = metrics.clone();
+        }
+        let rss = srv.map(|s| s.rss_bytes as f64 / 1048576.0);
+        if let Some(r) = rss {
+            rss_max = Some(rss_max.map_or(r, |m: f64| m.max(r)));
+        }
+        let p = TimePoint {
+            t: now.duration_since(run_start).as_secs_f64(),
+            connected: sh.connected.load(Relaxed),
+            p50_ms: w.p50 as f64 / 1000.0,
+            p90_ms: w.p90 as f64 / 1000.0,
+            p99_ms: w.p99 as f64 / 1000.0,
+            max_ms: w.max as f64 / 1000.0,
+            tx_fps: (tx - last_tx) as f64 / dt,
+            rx_fps: (rx - last_rx) as f64 / dt,
+            rx_mbps: (bytes - last_bytes) as f64 * 8.0 / dt / 1e6,
+            server_cpu_pct: cpu(last_srv, srv),
+            server_rss_mib: rss,
+            tester_cpu_pct: cpu(last_self, me),
+            server_drops: metrics.as_ref().map(drops_total),
+            server_queue_bytes: metrics
+                .as_ref()
+                .and_then(|m| m.get("quicmeet_queue_bytes").copied()),
+        };
+        bar.set_message(format!(
+            "connected {}/{} · tx {:.0} fr/s · rx {:.0} fr/s {:.1} Mbit/s · p50 {:.1} p99 {:.1} ms · server cpu {} · errors {}",
+            p.connected,
+            total,
+            p.tx_fps,
+            p.rx_fps,
+            p.rx_mbps,
+            p.p50_ms,
+            p.p99_ms,
+            p.server_cpu_pct.map_or("-".into(), |c| format!("{c:.0}%")),
+            sh.errors.lock().values().sum::<u64>()
+        ));
+        bar.tick();
+        timeline.push(p);
+        (last_rx, last_tx, last_bytes) = (rx, tx, bytes);
+        last_srv = srv;
+        last_self = me;
+        let all_open = ctx.gates.iter().all(|g| g.opened().is_some());
+        if window.is_none() && (all_open || now > ramp_end + ROOM_START_TIMEOUT) {
+            window = Some(WindowMark::take(sh, &pid_s));
+        }
+    }
+    let mark_end = WindowMark::take(sh, &pid_s);
+    let _ = stop_tx.send(true);
+    tokio::time::sleep(DRAIN).await;
+    let _ = end_tx.send(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(r)) = tokio::time::timeout_at(deadline, tasks.join_next()).await {
+        if let Err(e) = r {
+            if e.is_panic() {
+                sh.error("participant_panic");
+            }
+        }
+    }
+    if !tasks.is_empty() {
+        sh.error("participant_shutdown_timeout");
+        tasks.abort_all();
+    }
+    bar.finish_and_clear();
+    let metrics_end = match &env.metrics_url {
+        Some(u) => scrape(&env.http, u).await.or(metrics_last),
+        None => None,
+    };
+
+    let mut report = build_report(
+        args,
+        &ctx,
+        BuildInput {
+            started_at,
+            target: target_name,
+            video_clip_kbps,
+            timeline,
+            window_start: window,
+            window_end: mark_end,
+            metrics0,
+            metrics_end,
+            pid: env.pid,
+            rss_max,
+        },
+    );
+    evaluate(args, &mut report);
+    Ok(report)
+}
+
+fn drops_total(m: &BTreeMap<String, f64>) -> f64 {
+    server::sum_prefix(m, "quicmeet_media_dropped_")
+}
+
+#[derive(Debug, Clone)]
+struct WindowMark {
+    at: Instant,
+    server: Option<server::ProcSample>,
+    tester: Option<server::ProcSample>,
+    frames_rx: u64,
+}
+
+impl WindowMark {
+    fn take(sh: &Shared, pid: &Option<String>) -> Self {
+        WindowMark {
+            at: Instant::now(),
+            server: pid.as_deref().and_then(proc_sample),
+            tester: proc_sample("self"),
+            frames_rx: sh.frames_rx.load(Relaxed),
+        }
+    }
+}
+
+struct BuildInput {
+    started_at: String,
+    target: String,
+    video_clip_kbps: Option<f64>,
+    timeline: Vec<TimePoint>,
+    window_start: Option<WindowMark>,
+    window_end: WindowMark,
+    metrics0: Option<BTreeMap<String, f64>>,
+    metrics_end: Option<BTreeMap<String, f64>>,
+    pid: Option<u32>,
+    rss_max: Option<f64>,
+}
+
+fn ms(h: &Hist) -> SummaryMs {
+    h.summary().into()
+}
+
+fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report {
+    let sh = &ctx.shared;
+    let streams = sh.streams.lock().clone();
+    let w0 = input
+        .window_start
+        .clone()
+        .unwrap_or_else(|| input.window_end.clone());
+    let w1 = &input.window_end;
+    let window_s = w1.at.duration_since(w0.at).as_secs_f64();
+
+    let mut kinds: Vec<KindReport> = KIND_NAMES
+        .iter()
+        .map(|k| KindReport {
+            kind: (*k).to_owned(),
+            ..KindReport::default()
+        })
+        .collect();
+    let mut jitters: [Vec<f64>; 3] = Default::default();
+    let mut all_lat = Hist::default();
+    for (i, k) in kinds.iter_mut().enumerate() {
+        k.frames_sent = sh.frames_sent[i].load(Relaxed);
+        let h = sh.latency[i].snapshot();
+        k.latency_ms = ms(&h);
+        all_lat.merge(&h);
+    }
+    for s in &streams {
+        let i = kind_index(s.kind);
+        let k = &mut kinds[i];
+        k.streams += 1;
+        k.frames_received += s.received;
+        k.frames_cached += s.cached;
+        k.frames_lost += s.lost();
+        k.bytes_received += s.bytes;
+        jitters[i].push(s.jitter_us / 1000.0);
+    }
+    for (i, k) in kinds.iter_mut().enumerate() {
+        let n = k.frames_received + k.frames_lost;
+        k.loss_pct = if n == 0 {
+            0.0
+        } else {
+            k.frames_lost as f64 * 100.0 / n as f64
+        };
+        let j = &jitters[i];
+        k.jitter_ms_mean = if j.is_empty() {
+            0.0
+        } else {
+            j.iter().sum::<f64>() / j.len() as f64
+        };
+        k.jitter_ms_max = j.iter().cloned().fold(0.0, f64::max);
+    }
+    let mut all = KindReport {
+        kind: "all".into(),
+        latency_ms: ms(&all_lat),
+        ..KindReport::default()
+    };
+    for k in &kinds {
+        all.streams += k.streams;
+        all.frames_sent += k.frames_sent;
+        all.frames_received += k.frames_received;
+        all.frames_cached += k.frames_cached;
+        all.frames_lost += k.frames_lost;
+        all.bytes_received += k.bytes_received;
+    }
+    let n = all.frames_received + all.frames_lost;
+    all.loss_pct = if n == 0 {
+        0.0
+    } else {
+        all.frames_lost as f64 * 100.0 / n as f64
+    };
+    let alljit: Vec<f64> = jitters.iter().flatten().cloned().collect();
+    all.jitter_ms_mean = if alljit.is_empty() {
+        0.0
+    } else {
+        alljit.iter().sum::<f64>() / alljit.len() as f64
+    };
+    all.jitter_ms_max = alljit.iter().cloned().fold(0.0, f64::max);
+    kinds.push(all);
+
+    let cores = |a: Option<server::ProcSample>, b: Option<server::ProcSample>| match (a, b) {
+        (Some(a), Some(b)) if window_s > 0.0 => {
+            Some(b.cpu_us.saturating_sub(a.cpu_us) as f64 / (window_s * 1e6))
+        }
+        _ => None,
+    };
+    let server_cores = cores(w0.server, w1.server);
+    let delivered = w1.frames_rx.saturating_sub(w0.frames_rx);
+    let sub_streams = streams.iter().filter(|s| s.received > 0).count() as u64;
+    let mut drops = BTreeMap::new();
+    let (mut frames_in, mut frames_out) = (None, None);
+    if let (Some(a), Some(b)) = (&input.metrics0, &input.metrics_end) {
+        for (k, v) in b {
+            if k.starts_with("quicmeet_media_dropped_")
+                || k.starts_with("quicmeet_media_group_resets")
+                || k.starts_with("quicmeet_media_keyframe_requests")
+            {
+                drops.insert(k.clone(), v - a.get(k).copied().unwrap_or(0.0));
+            }
+        }
+        let d = |name: &str| b.get(name).map(|v| v - a.get(name).copied().unwrap_or(0.0));
+        frames_in = d("quicmeet_media_frames_in_total");
+        frames_out = d("quicmeet_media_frames_out_total");
+    }
+    let server = ServerReport {
+        pid: input.pid,
+        window_s,
+        cpu_cores: server_cores,
+        rss_max_mib: input.rss_max,
+        frames_delivered: delivered,
+        cpu_us_per_frame: match (w0.server, w1.server) {
+            (Some(a), Some(b)) if delivered > 0 => {
+                Some(b.cpu_us.saturating_sub(a.cpu_us) as f64 / delivered as f64)
+            }
+            _ => None,
+        },
+        subscriber_streams: sub_streams,
+        streams_per_core: server_cores
+            .filter(|c| *c > 0.0)
+            .map(|c| sub_streams as f64 / c),
+        frames_in,
+        frames_out,
+        drops,
+    };
+
+    let mut worst: Vec<StreamReport> = streams
+        .iter()
+        .map(|s| StreamReport {
+            room: s.room,
+            receiver: s.receiver,
+            track: s.track,
+            layer: s.layer,
+            kind: KIND_NAMES[kind_index(s.kind)].into(),
+            received: s.received,
+            lost: s.lost(),
+            latency_ms: ms(&s.latency),
+            jitter_ms: s.jitter_us / 1000.0,
+            kbps: s.bytes as f64 * 8.0 / window_s.max(1e-9) / 1000.0,
+            first_frame_ms: s.first_frame_us.map(|v| v as f64 / 1000.0),
+        })
+        .collect();
+    worst.sort_by(|a, b| {
+        b.latency_ms
+            .p99
+            .partial_cmp(&a.latency_ms.p99)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(b.lost.cmp(&a.lost))
+    });
+    worst.truncate(50);
+
+    Report {
+        version: env!("CARGO_PKG_VERSION").into(),
+        started_at: input.started_at,
+        args: args.clone(),
+        target: input.target,
+        video_clip_kbps: input.video_clip_kbps,
+        join: JoinReport {
+            planned: args.total() as u64,
+            joined: sh.joined.load(Relaxed),
+            failed: sh.join_failed.load(Relaxed),
+            api_ms: ms(&sh.join_api.lock()),
+            connect_ms: ms(&sh.join_connect.lock()),
+            first_frame_ms: ms(&sh.first_frame.lock()),
+            total_ms: ms(&sh.join_total.lock()),
+        },
+        kinds,
+        chat: ChatReport {
+            sent: sh.chat_sent.load(Relaxed),
+            received: sh.chat_rx.load(Relaxed),
+            latency_ms: ms(&sh.chat_latency.snapshot()),
+        },
+        reconnects: sh.reconnects.load(Relaxed),
+        churn_rejoins: sh.churn_rejoins.load(Relaxed),
+        errors: sh.errors.lock().clone(),
+        server,
+        tester: TesterReport {
+            cpu_cores: cores(w0.tester, w1.tester),
+            sender_lag_ms: ms(&sh.sender_lag.snapshot()),
+        },
+        timeline: input.timeline,
+        cdf: all_lat
+            .cdf()
+            .into_iter()
+            .map(|(v, f)| (v as f64 / 1000.0, f))
+            .collect(),
+        worst_streams: worst,
+        checks: vec![],
+        passed: true,
+        capacity: None,
+    }
+}
+
+/// Apply the thresholds.
+fn evaluate(args: &Args, r: &mut Report) {
+    let all = r.all().clone();
+    let mut checks = vec![];
+    if let Some(l) = args.max_p99_ms {
+        checks.push(Check {
+            name: "p99 latency ms".into(),
+            limit: l,
+            value: all.latency_ms.p99,
+            ok: all.latency_ms.p99 <= l && all.latency_ms.count > 0,
+        });
+    }
+    if let Some(l) = args.max_loss {
+        checks.push(Check {
+            name: "loss %".into(),
+            limit: l,
+            value: all.loss_pct,
+            ok: all.loss_pct <= l && all.frames_received > 0,
+        });
+    }
+    let fail_pct = if r.join.planned == 0 {
+        0.0
+    } else {
+        r.join.failed as f64 * 100.0 / r.join.planned as f64
+    };
+    checks.push(Check {
+        name: "join failures %".into(),
+        limit: args.max_join_fail,
+        value: fail_pct,
+        ok: fail_pct <= args.max_join_fail,
+    });
+    r.passed = checks.iter().all(|c| c.ok);
+    r.checks = checks;
+}
+
+fn with_value(args: &Args, dim: CapacityDim, v: usize) -> Args {
+    let mut a = args.clone();
+    match dim {
+        CapacityDim::Publishers => a.publishers_per_room = v,
+        CapacityDim::Subscribers => a.subscribers_per_room = v,
+        CapacityDim::Rooms => a.rooms = v,
+    }
+    a.find_capacity = false;
+    a
+}
+
+/// Run once, or `--find-capacity`: grow the dimension (doubling, then bisecting between the
+/// last value that held and the first that broke), at most 10 runs.
+pub async fn run(args: &Args) -> Result<Report> {
+    let lib = Library::build(args)?;
+    let lib = Arc::new(lib);
+    let env = prepare(args).await?;
+    if !args.find_capacity {
+        return run_once(args, &env, clone_lib(&lib)).await;
+    }
+    if args.max_p99_ms.is_none() && args.max_loss.is_none() {
+        bail!("--find-capacity needs --max-p99-ms and/or --max-loss");
+    }
+    let dim = args.capacity_dim;
+    let start = match dim {
+        CapacityDim::Publishers => args.publishers_per_room,
+        CapacityDim::Subscribers => args.subscribers_per_room,
+        CapacityDim::Rooms => args.rooms,
+    }
+    .max(1);
+    let mut steps: Vec<CapacityStep> = vec![];
+    let mut good: Option<(usize, Report)> = None;
+    let mut bad: Option<usize> = None;
+    let mut v = start;
+    for _ in 0..10 {
+        let a = with_value(args, dim, v);
+        eprintln!("find-capacity: {dim:?} = {v} ({} participants)", a.total());
+        let r = run_once(&a, &env, clone_lib(&lib))
+            .await
+            .with_context(|| format!("capacity step {v}"))?;
+        let all = r.all();
+        steps.push(CapacityStep {
+            value: v,
+            participants: a.total(),
+            p99_ms: all.latency_ms.p99,
+            loss_pct: all.loss_pct,
+            server_cpu_cores: r.server.cpu_cores,
+            passed: r.passed,
+        });
+        eprintln!(
+            "  p99 {:.1} ms, loss {:.3}%, server {:.2} cores: {}",
+            all.latency_ms.p99,
+            all.loss_pct,
+            r.server.cpu_cores.unwrap_or(0.0),
+            if r.passed { "held" } else { "broke" }
+        );
+        if r.passed {
+            good = Some((v, r));
+        } else {
+            bad = Some(v);
+        }
+        let lo = good.as_ref().map(|g| g.0);
+        v = match (lo, bad) {
+            (Some(l), None) => {
+                if l >= args.capacity_max {
+                    break;
+                }
+                (l * 2).min(args.capacity_max)
+            }
+            (Some(l), Some(b)) => {
+                if b <= l + 1 {
+                    break;
+                }
+                (l + b) / 2
+            }
+            (None, Some(b)) => {
+                if b <= 1 {
+                    break;
+                }
+                b / 2
+            }
+            (None, None) => break,
+        };
+        // Let the server settle between steps (closed sessions, freed rooms).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let largest = good.as_ref().map(|g| g.0);
+    let mut report = match good {
+        Some((_, r)) => r,
+        None => {
+            let a = with_value(args, dim, 1);
+            let mut r = run_once(&a, &env, clone_lib(&lib)).await?;
+            r.passed = false;
+            r
+        }
+    };
+    report.capacity = Some(CapacityReport {
+        dimension: format!("{dim:?}").to_lowercase(),
+        steps,
+        largest_passing: largest,
+    });
+    report.passed = largest.is_some();
+    drop(env);
+    Ok(report)
+}
+
+fn clone_lib(lib: &Arc<Library>) -> Library {
+    Library {
+        video: lib.video.clone(),
+        screen: lib.screen.clone(),
+        audio: lib.audio.clone(),
+    }
+}
+
+/// Write the reports asked for.
+pub fn write_reports(args: &Args, r: &Report) -> Result<()> {
+    if let Some(p) = &args.report_json {
+        std::fs::write(p, serde_json::to_vec_pretty(r)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &args.report_html {
+        std::fs::write(p, r.html()).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
