@@ -184,6 +184,7 @@ describe('client against an in-test SFU over WebSocket', { timeout: 180_000 }, (
       await waitFor(p, () => [...document.querySelectorAll('.tile[data-self="false"]')].some((t) => Number(t.getAttribute('data-audio-level')) > 0), undefined, 20_000, 'audio level');
     }
     const st = await roomState(b);
+    assert.equal(st.media.encoded.videoMode, 'worker', 'camera encoding runs in a Web Worker');
     console.log(`# mock SFU: join-to-first-frame ${st.firstFrameMs} ms, frames forwarded ${sfu.framesForwarded}, rtt ${st.rttMs} ms`);
     assert.ok(st.firstFrameMs > 0);
 

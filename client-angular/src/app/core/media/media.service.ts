@@ -354,9 +354,17 @@ export class MediaService {
     this.mixer.close();
   }
 
-  stats(): { encoded: { audio: number; video: number; screen: number }; remotes: { trackId: number; painted: number; decoded: number; latencyMs: number | null }[] } {
+  stats(): {
+    encoded: { audio: number; video: number; screen: number; videoMode: string };
+    remotes: { trackId: number; painted: number; decoded: number; latencyMs: number | null }[];
+  } {
     return {
-      encoded: { audio: this.audioPub?.framesEncoded ?? 0, video: this.videoPub?.framesEncoded ?? 0, screen: this.screenPub?.framesEncoded ?? 0 },
+      encoded: {
+        audio: this.audioPub?.framesEncoded ?? 0,
+        video: this.videoPub?.framesEncoded ?? 0,
+        screen: this.screenPub?.framesEncoded ?? 0,
+        videoMode: this.videoPub?.mode ?? '',
+      },
       remotes: [...this.remotes.values()].map((r) => ({ trackId: r.trackId, painted: r.framesPainted, decoded: r.framesDecoded, latencyMs: r.latencyMs })),
     };
   }

@@ -1,26 +1,23 @@
 import { MediaFrame, MediaKind } from '../protocol/frame';
+import { EncodedChunkOut, EncodeOptions, VideoEncodeLoop } from './video-encode-loop';
+import type { FromWorker, ToWorker } from './video-encode-messages';
 
-export interface VideoPublisherOptions {
+export { fit } from './video-encode-loop';
+
+export interface VideoPublisherOptions extends EncodeOptions {
   trackId: number;
   kind: MediaKind.Video | MediaKind.Screen;
-  bitrate: number;
-  maxWidth: number;
-  maxHeight: number;
-  framerate: number;
-  keyframeIntervalMs: number;
 }
 
 /**
- * Camera or screen → VP8 frames. Reads the track with MediaStreamTrackProcessor (or, where that
- * is missing, draws a video element onto a canvas), encodes in realtime mode and hands each
- * encoded frame to `sink`. A keyframe every ~2 s and whenever the server asks.
+ * Camera or screen → VP8 frames for `sink`. Encodes in a Web Worker when the browser can move
+ * the track's frame stream there (MediaStreamTrackProcessor + transferable streams), otherwise on
+ * the main thread; without MediaStreamTrackProcessor it draws a <video> onto a canvas.
  */
 export class VideoPublisher {
-  private encoder: VideoEncoder | null = null;
-  private configured = '';
+  private worker: Worker | null = null;
+  private loop: VideoEncodeLoop | null = null;
   private seq = 0;
-  private lastKeyAt = -Infinity;
-  private forceKey = true;
   private stopped = false;
   private reader: ReadableStreamDefaultReader<VideoFrame> | null = null;
   private fallbackTimer: ReturnType<typeof setInterval> | undefined;
@@ -28,6 +25,8 @@ export class VideoPublisher {
   width = 0;
   height = 0;
   framesEncoded = 0;
+  /** 'worker' | 'main' | 'canvas': where encoding runs (for diagnostics and tests). */
+  mode = '';
 
   constructor(
     readonly track: MediaStreamTrack,
@@ -41,26 +40,65 @@ export class VideoPublisher {
   }
 
   start(): void {
-    if (typeof MediaStreamTrackProcessor === 'function') {
-      const proc = new MediaStreamTrackProcessor<VideoFrame>({ track: this.track, maxBufferSize: 2 });
-      this.reader = proc.readable.getReader();
-      void this.pump();
-    } else {
+    const encodeOpts: EncodeOptions = {
+      bitrate: this.opts.bitrate,
+      maxWidth: this.opts.maxWidth,
+      maxHeight: this.opts.maxHeight,
+      framerate: this.opts.framerate,
+      keyframeIntervalMs: this.opts.keyframeIntervalMs,
+    };
+    if (typeof MediaStreamTrackProcessor !== 'function') {
+      this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
       this.startCanvasFallback();
+      return;
     }
+    const readable = new MediaStreamTrackProcessor<VideoFrame>({ track: this.track, maxBufferSize: 2 }).readable;
+    if (typeof Worker === 'function' && this.startWorker(readable, encodeOpts)) return;
+    this.mode = 'main';
+    this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
+    this.reader = readable.getReader();
+    void this.pump();
   }
 
   requestKeyframe(): void {
-    this.forceKey = true;
+    this.loop?.requestKeyframe();
+    this.worker?.postMessage({ type: 'keyframe' } satisfies ToWorker);
   }
 
   stop(): void {
     this.stopped = true;
+    this.worker?.postMessage({ type: 'stop' } satisfies ToWorker);
+    this.worker = null;
     this.reader?.cancel().catch(() => undefined);
     clearInterval(this.fallbackTimer);
     if (this.fallbackVideo) this.fallbackVideo.srcObject = null;
-    if (this.encoder && this.encoder.state !== 'closed') this.encoder.close();
-    this.encoder = null;
+    this.loop?.close();
+    this.loop = null;
+  }
+
+  private startWorker(readable: ReadableStream<VideoFrame>, opts: EncodeOptions): boolean {
+    let worker: Worker;
+    try {
+      worker = new Worker(new URL('./video-encode.worker', import.meta.url), { type: 'module' });
+      worker.postMessage({ type: 'start', readable, opts } satisfies ToWorker, [readable as unknown as Transferable]);
+    } catch {
+      // No transferable streams here: encode on the main thread.
+      return false;
+    }
+    worker.onmessage = ({ data }: MessageEvent<FromWorker>) => {
+      if (this.stopped) return;
+      if (data.type === 'chunk') {
+        this.width = data.width;
+        this.height = data.height;
+        this.onChunk({ keyframe: data.keyframe, timestamp: data.timestamp, data: new Uint8Array(data.data) });
+      } else {
+        this.onError(data.message);
+      }
+    };
+    worker.onerror = (e) => this.onError(`video worker failed: ${e.message}`);
+    this.worker = worker;
+    this.mode = 'worker';
+    return true;
   }
 
   private async pump(): Promise<void> {
@@ -70,7 +108,7 @@ export class VideoPublisher {
       while (!this.stopped) {
         const { value, done } = await reader.read();
         if (done || !value) break;
-        this.encode(value);
+        this.loop?.push(value);
       }
     } catch (e) {
       if (!this.stopped) this.onError(`camera capture stopped: ${(e as Error).message}`);
@@ -78,6 +116,7 @@ export class VideoPublisher {
   }
 
   private startCanvasFallback(): void {
+    this.mode = 'canvas';
     const video = document.createElement('video');
     video.muted = true;
     video.playsInline = true;
@@ -91,84 +130,25 @@ export class VideoPublisher {
       canvas.width = video.videoWidth;
       canvas.height = video.videoHeight;
       ctx.drawImage(video, 0, 0);
-      this.encode(new VideoFrame(canvas, { timestamp: Math.round(performance.now() * 1000) }));
+      this.loop?.push(new VideoFrame(canvas, { timestamp: Math.round(performance.now() * 1000) }));
     }, 1000 / this.opts.framerate);
   }
 
-  private encode(frame: VideoFrame): void {
-    try {
-      if (this.stopped) return;
-      const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth, this.opts.maxHeight);
-      this.ensureEncoder(w, h);
-      const enc = this.encoder;
-      if (!enc || enc.state !== 'configured') return;
-      // Realtime: never let the encoder queue up; drop instead.
-      if (enc.encodeQueueSize > 2) return;
-      const now = performance.now();
-      const key = this.forceKey || now - this.lastKeyAt >= this.opts.keyframeIntervalMs;
-      if (key) {
-        this.forceKey = false;
-        this.lastKeyAt = now;
-      }
-      // Stamp the frame with wall-clock capture time so receivers can measure latency.
-      const stamped = new VideoFrame(frame, { timestamp: Math.round((performance.timeOrigin + now) * 1000) });
-      enc.encode(stamped, { keyFrame: key });
-      stamped.close();
-    } catch (e) {
-      this.onError(`video encode failed: ${(e as Error).message}`);
-      this.forceKey = true;
-    } finally {
-      frame.close();
-    }
-  }
-
-  private ensureEncoder(w: number, h: number): void {
-    const key = `${w}x${h}`;
-    if (this.encoder && this.configured === key && this.encoder.state === 'configured') return;
-    if (!this.encoder || this.encoder.state === 'closed') {
-      this.encoder = new VideoEncoder({
-        output: (chunk) => this.onChunk(chunk),
-        error: (e) => {
-          this.onError(`video encoder error: ${e.message}`);
-          this.configured = '';
-          this.forceKey = true;
-        },
-      });
-    }
-    this.encoder.configure({
-      codec: 'vp8',
-      width: w,
-      height: h,
-      bitrate: this.opts.bitrate,
-      framerate: this.opts.framerate,
-      latencyMode: 'realtime',
-      bitrateMode: 'variable',
-    });
-    this.configured = key;
-    this.width = w;
-    this.height = h;
-    this.forceKey = true;
-  }
-
-  private onChunk(chunk: EncodedVideoChunk): void {
+  private onChunk(c: EncodedChunkOut): void {
     if (this.stopped) return;
-    const payload = new Uint8Array(chunk.byteLength);
-    chunk.copyTo(payload);
+    if (this.loop) {
+      this.width = this.loop.width;
+      this.height = this.loop.height;
+    }
     this.framesEncoded++;
     this.sink({
       kind: this.opts.kind,
       layer: 0,
-      keyframe: chunk.type === 'key',
+      keyframe: c.keyframe,
       trackId: this.opts.trackId,
       seq: this.seq++ >>> 0,
-      captureTsUs: chunk.timestamp,
-      payload,
+      captureTsUs: c.timestamp,
+      payload: c.data,
     });
   }
-}
-
-/** Scales (w,h) down to fit within (maxW,maxH), keeping the aspect ratio and even sizes. */
-export function fit(w: number, h: number, maxW: number, maxH: number): { w: number; h: number } {
-  const s = Math.min(1, maxW / w, maxH / h);
-  return { w: Math.max(2, Math.round((w * s) / 2) * 2), h: Math.max(2, Math.round((h * s) / 2) * 2) };
 }

@@ -1,0 +1,117 @@
+/**
+ * The VP8 encode loop for one video track, free of DOM so it runs in a worker or on the main
+ * thread alike: frames in, encoded chunks out, a keyframe every `keyframeIntervalMs` and on
+ * request, frames dropped rather than queued when the encoder falls behind.
+ */
+
+export interface EncodeOptions {
+  bitrate: number;
+  maxWidth: number;
+  maxHeight: number;
+  framerate: number;
+  keyframeIntervalMs: number;
+}
+
+export interface EncodedChunkOut {
+  keyframe: boolean;
+  /** Wall-clock capture time, µs. */
+  timestamp: number;
+  data: Uint8Array<ArrayBuffer>;
+}
+
+export class VideoEncodeLoop {
+  private encoder: VideoEncoder | null = null;
+  private configured = '';
+  private lastKeyAt = -Infinity;
+  private forceKey = true;
+  private closed = false;
+  width = 0;
+  height = 0;
+  framesEncoded = 0;
+
+  constructor(
+    private readonly opts: EncodeOptions,
+    private readonly emit: (c: EncodedChunkOut) => void,
+    private readonly onError: (message: string) => void,
+  ) {}
+
+  requestKeyframe(): void {
+    this.forceKey = true;
+  }
+
+  /** Takes ownership of `frame` (always closes it). */
+  push(frame: VideoFrame): void {
+    try {
+      if (this.closed) return;
+      const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth, this.opts.maxHeight);
+      this.ensureEncoder(w, h);
+      const enc = this.encoder;
+      if (!enc || enc.state !== 'configured') return;
+      // Realtime: never let the encoder queue up; drop instead.
+      if (enc.encodeQueueSize > 2) return;
+      const now = performance.now();
+      const key = this.forceKey || now - this.lastKeyAt >= this.opts.keyframeIntervalMs;
+      if (key) {
+        this.forceKey = false;
+        this.lastKeyAt = now;
+      }
+      // Stamp with wall-clock capture time so receivers can measure latency.
+      const stamped = new VideoFrame(frame, { timestamp: Math.round((performance.timeOrigin + now) * 1000) });
+      enc.encode(stamped, { keyFrame: key });
+      stamped.close();
+    } catch (e) {
+      this.onError(`video encode failed: ${(e as Error).message}`);
+      this.forceKey = true;
+    } finally {
+      frame.close();
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.encoder && this.encoder.state !== 'closed') this.encoder.close();
+    this.encoder = null;
+  }
+
+  private ensureEncoder(w: number, h: number): void {
+    const key = `${w}x${h}`;
+    if (this.encoder && this.configured === key && this.encoder.state === 'configured') return;
+    if (!this.encoder || this.encoder.state === 'closed') {
+      this.encoder = new VideoEncoder({
+        output: (chunk) => this.onChunk(chunk),
+        error: (e) => {
+          this.onError(`video encoder error: ${e.message}`);
+          this.configured = '';
+          this.forceKey = true;
+        },
+      });
+    }
+    this.encoder.configure({
+      codec: 'vp8',
+      width: w,
+      height: h,
+      bitrate: this.opts.bitrate,
+      framerate: this.opts.framerate,
+      latencyMode: 'realtime',
+      bitrateMode: 'variable',
+    });
+    this.configured = key;
+    this.width = w;
+    this.height = h;
+    this.forceKey = true;
+  }
+
+  private onChunk(chunk: EncodedVideoChunk): void {
+    if (this.closed) return;
+    const data = new Uint8Array(chunk.byteLength);
+    chunk.copyTo(data);
+    this.framesEncoded++;
+    this.emit({ keyframe: chunk.type === 'key', timestamp: chunk.timestamp, data });
+  }
+}
+
+/** Scales (w,h) down to fit within (maxW,maxH), keeping the aspect ratio and even sizes. */
+export function fit(w: number, h: number, maxW: number, maxH: number): { w: number; h: number } {
+  const s = Math.min(1, maxW / w, maxH / h);
+  return { w: Math.max(2, Math.round((w * s) / 2) * 2), h: Math.max(2, Math.round((h * s) / 2) * 2) };
+}

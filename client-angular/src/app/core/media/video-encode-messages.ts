@@ -1,0 +1,11 @@
+import { EncodeOptions } from './video-encode-loop';
+
+/** Messages between VideoPublisher and video-encode.worker.ts. */
+export type ToWorker =
+  | { type: 'start'; readable: ReadableStream<VideoFrame>; opts: EncodeOptions }
+  | { type: 'keyframe' }
+  | { type: 'stop' };
+
+export type FromWorker =
+  | { type: 'chunk'; keyframe: boolean; timestamp: number; data: ArrayBuffer; width: number; height: number }
+  | { type: 'error'; message: string };

@@ -1,0 +1,48 @@
+/**
+ * Runs the camera/screen encode loop off the main thread: the page transfers the track's
+ * MediaStreamTrackProcessor stream here and gets encoded chunks back (their buffers transferred).
+ */
+import { VideoEncodeLoop } from './video-encode-loop';
+import { FromWorker, ToWorker } from './video-encode-messages';
+
+let loop: VideoEncodeLoop | null = null;
+let reader: ReadableStreamDefaultReader<VideoFrame> | null = null;
+
+const post = (m: FromWorker, transfer: Transferable[] = []) => postMessage(m, transfer);
+
+addEventListener('message', ({ data }: MessageEvent<ToWorker>) => {
+  switch (data.type) {
+    case 'start': {
+      const l = new VideoEncodeLoop(
+        data.opts,
+        (c) => post({ type: 'chunk', keyframe: c.keyframe, timestamp: c.timestamp, data: c.data.buffer, width: l.width, height: l.height }, [c.data.buffer]),
+        (message) => post({ type: 'error', message }),
+      );
+      loop = l;
+      reader = data.readable.getReader();
+      void pump(reader, l);
+      break;
+    }
+    case 'keyframe':
+      loop?.requestKeyframe();
+      break;
+    case 'stop':
+      reader?.cancel().catch(() => undefined);
+      loop?.close();
+      loop = null;
+      close();
+      break;
+  }
+});
+
+async function pump(r: ReadableStreamDefaultReader<VideoFrame>, l: VideoEncodeLoop): Promise<void> {
+  try {
+    for (;;) {
+      const { value, done } = await r.read();
+      if (done || !value) return;
+      l.push(value);
+    }
+  } catch (e) {
+    post({ type: 'error', message: `capture stopped: ${(e as Error).message}` });
+  }
+}
