@@ -210,8 +210,9 @@ impl Server {
                 let tls = certs::https_config(c, k)?;
                 tls::serve_https(listener, tls, router, cancel.clone()).await
             } else {
+                use axum::serve::ListenerExt;
                 axum::serve(
-                    listener,
+                    listener.tap_io(tune_tcp),
                     router.into_make_service_with_connect_info::<SocketAddr>(),
                 )
                 .with_graceful_shutdown(cancel.clone().cancelled_owned())
@@ -278,6 +279,17 @@ fn spawn_housekeeping(state: SharedState, cancel: CancellationToken) {
             }
         }
     });
+}
+
+/// Keeps little unsent data in the kernel per connection, so a WebSocket subscriber whose
+/// network is slow pushes back on its queue in the server (which drops video and keeps audio
+/// fresh) instead of hiding seconds of media in a socket buffer.
+pub(crate) fn tune_tcp(tcp: &mut tokio::net::TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = socket2::SockRef::from(&*tcp).set_tcp_notsent_lowat(32 * 1024);
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -18,13 +18,14 @@ pub async fn serve_https(
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let tracker = tokio_util::task::TaskTracker::new();
     loop {
-        let (tcp, peer): (_, SocketAddr) = tokio::select! {
+        let (mut tcp, peer): (_, SocketAddr) = tokio::select! {
             _ = cancel.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(v) => v,
                 Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
             },
         };
+        crate::tune_tcp(&mut tcp);
         let acceptor = acceptor.clone();
         let router = router.clone();
         let cancel = cancel.clone();

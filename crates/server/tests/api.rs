@@ -311,7 +311,6 @@ async fn verification_links_are_single_use_and_sessions_work_as_cookie_or_bearer
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthenticated");
     // Sessions are stored hashed: the raw token is nowhere in the database files.
-    s.child.id();
     let db_dir = s.data_dir.join("db");
     let mut found = false;
     for e in walk(&db_dir) {

@@ -252,22 +252,38 @@ async fn a_late_joiner_gets_a_keyframe_first_within_a_frame_interval() {
         })
         .await;
         let got = collect_media(&mut peer.rx, 1, subscribed + T).await;
-        let first = got.first().unwrap_or_else(|| panic!("{}: no video", peer.name)).clone();
+        let first = got
+            .first()
+            .unwrap_or_else(|| panic!("{}: no video", peer.name))
+            .clone();
         results.push((peer.name.clone(), subscribed, first));
     }
     let (sent, ptx) = sender.await.unwrap();
     // The rest of the stream for each late joiner: contiguous from the first keyframe.
     for peer in late.iter_mut() {
-        let rest = collect_media(&mut peer.rx, usize::MAX, Instant::now() + Duration::from_millis(500)).await;
+        let rest = collect_media(
+            &mut peer.rx,
+            usize::MAX,
+            Instant::now() + Duration::from_millis(500),
+        )
+        .await;
         peer.media = rest;
     }
     let frame_interval = Duration::from_micros(33_333);
     let slack = Duration::from_millis(250);
     for ((name, subscribed, first), peer) in results.iter().zip(&late) {
         let h = first.frame.header();
-        assert!(h.keyframe, "{name}: first video frame is not a keyframe: {h:?}");
+        assert!(
+            h.keyframe,
+            "{name}: first video frame is not a keyframe: {h:?}"
+        );
         let waited = first.received_at.duration_since(*subscribed);
-        eprintln!("FIGURE late joiner {name} ({:?}): keyframe seq {} after {:.1} ms", peer.transport, h.seq, waited.as_secs_f64() * 1000.0);
+        eprintln!(
+            "FIGURE late joiner {name} ({:?}): keyframe seq {} after {:.1} ms",
+            peer.transport,
+            h.seq,
+            waited.as_secs_f64() * 1000.0
+        );
         assert!(
             waited <= frame_interval + slack,
             "{name}: first keyframe after {waited:?}"
@@ -279,9 +295,17 @@ async fn a_late_joiner_gets_a_keyframe_first_within_a_frame_interval() {
         for ev in &peer.media {
             seq += 1;
             assert_eq!(ev.frame.header().seq, seq, "{name}: gap after the keyframe");
-            assert_eq!(ev.frame.as_bytes(), sent[seq as usize].0.as_bytes(), "{name}");
+            assert_eq!(
+                ev.frame.as_bytes(),
+                sent[seq as usize].0.as_bytes(),
+                "{name}"
+            );
         }
-        assert_eq!(seq as usize, sent.len() - 1, "{name}: did not get the stream to the end");
+        assert_eq!(
+            seq as usize,
+            sent.len() - 1,
+            "{name}: did not get the stream to the end"
+        );
     }
     ptx.close().await.ok();
 }
@@ -407,7 +431,9 @@ async fn a_stalled_subscriber_does_not_hurt_the_others_and_recovers() {
     for (i, s) in subs.into_iter().enumerate() {
         let stalls = i >= 2;
         receivers.push(tokio::spawn(async move {
-            let Peer { mut rx, name, tx, .. } = s;
+            let Peer {
+                mut rx, name, tx, ..
+            } = s;
             let mut got = vec![];
             let mut stalled = false;
             let deadline = at(end_ms + 1_000);
@@ -416,7 +442,11 @@ async fn a_stalled_subscriber_does_not_hurt_the_others_and_recovers() {
                     stalled = true;
                     tokio::time::sleep_until(at(resume_ms).into()).await;
                 }
-                let wake = if stalls && !stalled { at(stall_ms).min(deadline) } else { deadline };
+                let wake = if stalls && !stalled {
+                    at(stall_ms).min(deadline)
+                } else {
+                    deadline
+                };
                 match tokio::time::timeout_at(wake.into(), rx.recv()).await {
                     Ok(Some(Event::Media(ev))) => got.push(rx_of(&ev)),
                     Ok(Some(Event::Closed(c))) => panic!("{name} was disconnected: {c:?}"),
@@ -488,11 +518,17 @@ async fn a_stalled_subscriber_does_not_hurt_the_others_and_recovers() {
             "FIGURE {name}: fresh audio {after:.1} ms after resuming; during the stall it missed {}/{} frames; {stats:?}",
             stall_lost.1, stall_lost.2
         );
-        assert!(after < 2_000.0, "{name}: fresh audio only {after:.1} ms after resuming");
+        assert!(
+            after < 2_000.0,
+            "{name}: fresh audio only {after:.1} ms after resuming"
+        );
     }
     let grew = rss_max.saturating_sub(rss_before);
     eprintln!("FIGURE server RSS {rss_before} KiB at the stall, max {rss_max} KiB during it (+{grew} KiB)");
-    assert!(grew < 48 * 1024, "server memory grew by {grew} KiB while subscribers stalled");
+    assert!(
+        grew < 48 * 1024,
+        "server memory grew by {grew} KiB while subscribers stalled"
+    );
     ptx.close().await.ok();
 }
 
@@ -514,21 +550,37 @@ async fn room_events_reach_the_right_people_only() {
     assert_eq!(oj.status, quicmeet_client::JoinStatus::Waiting);
     let (mark_h, mark_m) = (h.log.len(), mm.log.len());
     let mut o = Peer::connect_with("Otto", &oj, WT, ConnectOptions::default()).await;
-    o.expect("lobby", |m| matches!(m, ServerMessage::Lobby { .. })).await;
+    o.expect("lobby", |m| matches!(m, ServerMessage::Lobby { .. }))
+        .await;
     let knock = h
         .expect("knock", |m| matches!(m, ServerMessage::Knock { .. }))
         .await;
-    let ServerMessage::Knock { participant_id: knocker, name, email } = knock else { unreachable!() };
+    let ServerMessage::Knock {
+        participant_id: knocker,
+        name,
+        email,
+    } = knock
+    else {
+        unreachable!()
+    };
     assert_eq!((name.as_str(), email.as_str()), ("Otto", "otto@guest.test"));
     mm.sync().await;
-    assert_none(&mm, mark_m, "knock", |m| matches!(m, ServerMessage::Knock { .. }));
+    assert_none(&mm, mark_m, "knock", |m| {
+        matches!(m, ServerMessage::Knock { .. })
+    });
     // In the lobby nothing but ping and leave is allowed.
-    o.send(ClientMessage::Chat { text: "let me in".into() }).await;
+    o.send(ClientMessage::Chat {
+        text: "let me in".into(),
+    })
+    .await;
     o.expect_error("not_admitted").await;
     o.sync().await;
 
     // The host admits: the knocker gets welcome, the others participant_joined.
-    h.send(ClientMessage::Admit { participant_id: knocker }).await;
+    h.send(ClientMessage::Admit {
+        participant_id: knocker,
+    })
+    .await;
     o.welcome().await;
     assert_eq!(o.id, knocker);
     for p in [&mut h, &mut mm] {
@@ -537,10 +589,15 @@ async fn room_events_reach_the_right_people_only() {
         })
         .await;
     }
-    assert_none(&h, mark_h, "chat from the lobby", |m| matches!(m, ServerMessage::Chat(_)));
+    assert_none(&h, mark_h, "chat from the lobby", |m| {
+        matches!(m, ServerMessage::Chat(_))
+    });
 
     // Broadcasts reach everyone, the author included.
-    mm.send(ClientMessage::Chat { text: "hello room 👋".into() }).await;
+    mm.send(ClientMessage::Chat {
+        text: "hello room 👋".into(),
+    })
+    .await;
     let mid = mm.id;
     for p in [&mut h, &mut mm, &mut o] {
         p.expect("chat", |m| {
@@ -548,7 +605,11 @@ async fn room_events_reach_the_right_people_only() {
         })
         .await;
     }
-    o.send(ClientMessage::Mute { audio: true, video: true }).await;
+    o.send(ClientMessage::Mute {
+        audio: true,
+        video: true,
+    })
+    .await;
     let oid = o.id;
     for p in [&mut h, &mut mm, &mut o] {
         p.expect("mute_state", |m| {
@@ -563,7 +624,10 @@ async fn room_events_reach_the_right_people_only() {
         })
         .await;
     }
-    o.send(ClientMessage::Reaction { emoji: "🎉".into() }).await;
+    o.send(ClientMessage::Reaction {
+        emoji: "🎉".into()
+    })
+    .await;
     for p in [&mut h, &mut mm, &mut o] {
         p.expect("reaction", |m| {
             matches!(m, ServerMessage::Reaction { participant_id, emoji } if *participant_id == oid && emoji == "🎉")
@@ -574,9 +638,20 @@ async fn room_events_reach_the_right_people_only() {
     // Targeted messages reach their target only.
     let (mark_h, mark_o) = (h.log.len(), o.log.len());
     let hid = h.id;
-    h.send(ClientMessage::MuteParticipant { participant_id: mid }).await;
-    mm.expect("please_mute", |m| matches!(m, ServerMessage::PleaseMute { by } if *by == hid)).await;
-    h.send(ClientMessage::Signal { to: oid, data: serde_json::json!({"sdp": "v=0"}) }).await;
+    h.send(ClientMessage::MuteParticipant {
+        participant_id: mid,
+    })
+    .await;
+    mm.expect(
+        "please_mute",
+        |m| matches!(m, ServerMessage::PleaseMute { by } if *by == hid),
+    )
+    .await;
+    h.send(ClientMessage::Signal {
+        to: oid,
+        data: serde_json::json!({"sdp": "v=0"}),
+    })
+    .await;
     o.expect("signal", |m| {
         matches!(m, ServerMessage::Signal { from, data } if *from == hid && data["sdp"] == "v=0")
     })
@@ -586,31 +661,58 @@ async fn room_events_reach_the_right_people_only() {
     o.sync().await;
     mm.sync().await;
     assert_none(&h, mark_h, "please_mute or signal", |m| {
-        matches!(m, ServerMessage::PleaseMute { .. } | ServerMessage::Signal { .. })
+        matches!(
+            m,
+            ServerMessage::PleaseMute { .. } | ServerMessage::Signal { .. }
+        )
     });
-    assert_none(&o, mark_o, "please_mute", |m| matches!(m, ServerMessage::PleaseMute { .. }));
-    assert_none(&mm, mark_m, "signal", |m| matches!(m, ServerMessage::Signal { .. }));
+    assert_none(&o, mark_o, "please_mute", |m| {
+        matches!(m, ServerMessage::PleaseMute { .. })
+    });
+    assert_none(&mm, mark_m, "signal", |m| {
+        matches!(m, ServerMessage::Signal { .. })
+    });
 
     // Host powers are the host's: a guest's end_meeting and a member's remove are refused
     // and nothing happens.
     let marks = [h.log.len(), mm.log.len(), o.log.len()];
     o.send(ClientMessage::EndMeeting {}).await;
     o.expect_error("forbidden").await;
-    mm.send(ClientMessage::Remove { participant_id: oid }).await;
+    mm.send(ClientMessage::Remove {
+        participant_id: oid,
+    })
+    .await;
     mm.expect_error("forbidden").await;
     for (p, mark) in [&mut h, &mut mm, &mut o].into_iter().zip(marks) {
         p.sync().await;
         assert_none(p, mark, "goodbye or participant_left", |m| {
-            matches!(m, ServerMessage::Goodbye { .. } | ServerMessage::ParticipantLeft { .. })
+            matches!(
+                m,
+                ServerMessage::Goodbye { .. } | ServerMessage::ParticipantLeft { .. }
+            )
         });
         assert!(p.closed.is_none(), "{} was disconnected", p.name);
     }
-    mm.send(ClientMessage::Chat { text: "still here".into() }).await;
-    o.expect("chat after the refused end", |m| matches!(m, ServerMessage::Chat(c) if c.text == "still here")).await;
+    mm.send(ClientMessage::Chat {
+        text: "still here".into(),
+    })
+    .await;
+    o.expect(
+        "chat after the refused end",
+        |m| matches!(m, ServerMessage::Chat(c) if c.text == "still here"),
+    )
+    .await;
 
     // Remove: the target gets goodbye and is disconnected; the others see it leave.
-    h.send(ClientMessage::Remove { participant_id: oid }).await;
-    o.expect("goodbye removed", |m| matches!(m, ServerMessage::Goodbye { reason, .. } if reason == "removed")).await;
+    h.send(ClientMessage::Remove {
+        participant_id: oid,
+    })
+    .await;
+    o.expect(
+        "goodbye removed",
+        |m| matches!(m, ServerMessage::Goodbye { reason, .. } if reason == "removed"),
+    )
+    .await;
     o.wait_closed().await;
     for p in [&mut h, &mut mm] {
         p.expect("participant_left removed", |m| {
@@ -622,14 +724,27 @@ async fn room_events_reach_the_right_people_only() {
     // End for all: everyone gets goodbye ended and is disconnected.
     h.send(ClientMessage::EndMeeting {}).await;
     for p in [&mut h, &mut mm] {
-        p.expect("goodbye ended", |m| matches!(m, ServerMessage::Goodbye { reason, .. } if reason == "ended")).await;
+        p.expect(
+            "goodbye ended",
+            |m| matches!(m, ServerMessage::Goodbye { reason, .. } if reason == "ended"),
+        )
+        .await;
         p.wait_closed().await;
     }
     // A later connection to the ended meeting is told so.
-    let mut again = Peer::connect_with("Mia again", &m.join_user(&mia, &m.code).await, WT, ConnectOptions::default()).await;
+    let mut again = Peer::connect_with(
+        "Mia again",
+        &m.join_user(&mia, &m.code).await,
+        WT,
+        ConnectOptions::default(),
+    )
+    .await;
     again
         .expect("goodbye ended for a late connection", |m| {
-            assert!(!matches!(m, ServerMessage::Welcome { .. }), "welcome into an ended meeting");
+            assert!(
+                !matches!(m, ServerMessage::Welcome { .. }),
+                "welcome into an ended meeting"
+            );
             matches!(m, ServerMessage::Goodbye { reason, .. } if reason == "ended")
         })
         .await;
@@ -651,26 +766,35 @@ async fn expect_refused(what: &str, join: &quicmeet_client::JoinInfo, t: Transpo
     let deadline = Instant::now() + T;
     loop {
         match tokio::time::timeout_at(deadline.into(), rx.recv()).await {
-            Ok(Some(Event::Control(m @ (ServerMessage::Welcome { .. } | ServerMessage::Lobby { .. })))) => {
+            Ok(Some(Event::Control(
+                m @ (ServerMessage::Welcome { .. } | ServerMessage::Lobby { .. }),
+            ))) => {
                 panic!("{what} over {t:?} was let in: {m:?}")
             }
             Ok(Some(Event::Control(m))) => said.push(m),
             Ok(Some(Event::Closed(c))) => {
                 assert!(
-                    said.iter().any(|m| matches!(m, ServerMessage::Error { .. } | ServerMessage::Goodbye { .. })),
+                    said.iter().any(|m| matches!(
+                        m,
+                        ServerMessage::Error { .. } | ServerMessage::Goodbye { .. }
+                    )),
                     "{what} over {t:?}: closed ({c:?}) without saying why: {said:?}"
                 );
                 return format!("{what} over {t:?}: {said:?} then closed ({c:?})");
             }
             Ok(Some(_)) => {}
             Ok(None) => panic!("{what} over {t:?}: ended without a close event"),
-            Err(_) => panic!("{what} over {t:?}: neither refused nor closed within {T:?}: {said:?}"),
+            Err(_) => {
+                panic!("{what} over {t:?}: neither refused nor closed within {T:?}: {said:?}")
+            }
         }
     }
 }
 
 fn error_code(said: &str, code: &str) -> bool {
-    said.contains(&format!("code: \"{code}\"")) || said.contains("SessionRejected") || said.contains("rejected")
+    said.contains(&format!("code: \"{code}\""))
+        || said.contains("SessionRejected")
+        || said.contains("rejected")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -687,11 +811,17 @@ async fn join_tokens_are_single_use_short_lived_and_bound_to_their_meeting() {
             assert!(error_code(&said, "token_invalid"), "{said}");
         }
         p.sync().await;
-        assert!(p.closed.is_none(), "the first connection survived the reuse attempts");
+        assert!(
+            p.closed.is_none(),
+            "the first connection survived the reuse attempts"
+        );
     }
 
     // Expired (the server runs with one-second tokens).
-    let expired = [m.join_guest(&m.code, "Late Wt").await, m.join_guest(&m.code, "Late Ws").await];
+    let expired = [
+        m.join_guest(&m.code, "Late Wt").await,
+        m.join_guest(&m.code, "Late Ws").await,
+    ];
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     for (j, t) in expired.iter().zip([WT, WS]) {
         let said = expect_refused("an expired token", j, t).await;
@@ -710,9 +840,22 @@ async fn join_tokens_are_single_use_short_lived_and_bound_to_their_meeting() {
     let mut a = Peer::join("In one", &m.join_host().await, WT).await;
     let other = m.create_meeting("public", &[]).await;
     let mark = a.log.len();
-    let mut b = Peer::connect_with("In two", &m.join_guest(&other, "Two").await, WS, ConnectOptions::default()).await;
+    let mut b = Peer::connect_with(
+        "In two",
+        &m.join_guest(&other, "Two").await,
+        WS,
+        ConnectOptions::default(),
+    )
+    .await;
     let w = b.welcome().await;
-    let ServerMessage::Welcome { meeting, participants, .. } = w else { unreachable!() };
+    let ServerMessage::Welcome {
+        meeting,
+        participants,
+        ..
+    } = w
+    else {
+        unreachable!()
+    };
     assert_eq!(meeting.code, other);
     assert_eq!(participants.len(), 1, "{participants:?}");
     a.sync().await;
@@ -721,8 +864,301 @@ async fn join_tokens_are_single_use_short_lived_and_bound_to_their_meeting() {
     });
     // A token of a meeting cancelled after the join is refused.
     let j = m.join_guest(&other, "Too Late").await;
-    let r = m.host.delete(m.s.url(&format!("/api/meetings/{other}"))).send().await.unwrap();
+    let r = m
+        .host
+        .delete(m.s.url(&format!("/api/meetings/{other}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     let said = expect_refused("a token of a cancelled meeting", &j, WT).await;
     eprintln!("{said}");
+}
+
+/// A frame header (28 bytes) with the given track and payload length, followed by `payload`.
+fn raw_frame(
+    kind: MediaKind,
+    track_id: u32,
+    seq: u32,
+    payload_len: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut v = vec![1, kind as u8, 0, 0];
+    v.extend_from_slice(&track_id.to_be_bytes());
+    v.extend_from_slice(&seq.to_be_bytes());
+    v.extend_from_slice(&quicmeet_client::now_us().to_be_bytes());
+    v.extend_from_slice(&[0, 0, 0, 0]);
+    v.extend_from_slice(&payload_len.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_an_error_or_a_drop_and_the_others_keep_receiving() {
+    use quicmeet_client::WsRawMessage;
+    const MAX: u32 = quicmeet_client::proto::frame::MAX_PAYLOAD as u32;
+    let mut m = Meet::start("public", &[], &[]).await;
+    let mut p = Peer::join("Pub", &m.join_host().await, WT).await;
+    let mut mic = p.publish(Slot::Mic).await;
+    let mic_id = mic.track_id();
+    let mut watchers = vec![
+        Peer::join("WatchWt", &m.join_guest(&m.code, "WatchWt").await, WT).await,
+        Peer::join("WatchWs", &m.join_guest(&m.code, "WatchWs").await, WS).await,
+    ];
+    for w in watchers.iter_mut() {
+        w.subscribe(mic_id).await;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let Peer { tx: mut ptx, .. } = p;
+    let mut stop = stop_rx.clone();
+    let publisher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut sent = 0u32;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tick.tick() => {
+                    let f = mic.frame(false, b"real audio").unwrap();
+                    ptx.send_frame(&f).await.unwrap();
+                    sent += 1;
+                }
+            }
+        }
+        (sent, ptx)
+    });
+    let mut collectors = vec![];
+    for mut w in watchers {
+        let mut stop = stop_rx.clone();
+        collectors.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    ev = w.rx.recv() => match ev {
+                        Some(Event::Media(e)) => w.media.push(e),
+                        Some(Event::Control(c)) => w.log.push(c),
+                        Some(Event::Closed(c)) => panic!("{} was disconnected: {c:?}", w.name),
+                        Some(_) => {}
+                        None => panic!("{}: connection ended", w.name),
+                    }
+                }
+            }
+            w
+        }));
+    }
+
+    // WebTransport offender: each bad input is answered with an error and the session stays.
+    let mut x = Peer::join("BadWt", &m.join_guest(&m.code, "BadWt").await, WT).await;
+    let own_mic = x.track(Slot::Mic);
+    x.tx.raw_datagram(b"\xffnot a frame at all").unwrap();
+    x.expect_error("bad_version").await;
+    let f = raw_frame(MediaKind::Audio, own_mic, 0, 50, &[7; 45]);
+    x.tx.raw_datagram(&f).unwrap();
+    x.expect_error("truncated").await;
+    x.tx.raw_uni_stream(&[0x07; 1000]).await.unwrap();
+    x.expect_error("bad_version").await;
+    x.tx.raw_uni_stream(&raw_frame(
+        MediaKind::Video,
+        own_mic + 1,
+        0,
+        MAX + 1,
+        &[0; 100],
+    ))
+    .await
+    .unwrap();
+    x.expect_error("oversized").await;
+    for (json, code) in [
+        (
+            &br#"{"v":1,"type":"launch_rockets"}"#[..],
+            "unknown_message",
+        ),
+        (b"\x00\x01 not json", "bad_json"),
+        (br#"{"v":2,"type":"ping","t":1}"#, "bad_version"),
+        (br#"{"v":1,"type":"subscribe"}"#, "invalid_message"),
+        (br#"[1,2,3]"#, "bad_json"),
+    ] {
+        x.tx.send_control_json(json).await.unwrap();
+        x.expect_error(code).await;
+    }
+    // Frames for somebody else's track are dropped without reaching anyone.
+    for seq in 0..5 {
+        x.tx.raw_datagram(&raw_frame(
+            MediaKind::Audio,
+            mic_id,
+            900_000 + seq,
+            6,
+            b"FORGED",
+        ))
+        .unwrap();
+    }
+    x.sync().await;
+    assert!(x.closed.is_none());
+    // A control length above 64 KiB breaks the framing: error, goodbye, disconnect.
+    // (The server queues error + goodbye, but today they are lost because the session's
+    // writer is dropped when the reader ends; the close reason still says why. Reported.)
+    let mark = x.log.len();
+    x.tx.raw_control_stream(&(65_537u32).to_be_bytes())
+        .await
+        .unwrap();
+    let c = x.wait_closed().await;
+    let said = x.since(mark);
+    eprintln!("WT offender after a too-large control length: {said:?} then {c:?}");
+    assert!(
+        said.iter()
+            .any(|m| matches!(m, ServerMessage::Error { code, .. } if code == "too_large"))
+            || c.reason.contains("protocol_error"),
+        "no clear reason for the disconnect: {said:?} {c:?}"
+    );
+
+    // WebSocket offender.
+    let mut y = Peer::join("BadWs", &m.join_guest(&m.code, "BadWs").await, WS).await;
+    let own = y.track(Slot::Mic);
+    let cases: Vec<(WsRawMessage, &str)> = vec![
+        (WsRawMessage::Text("hello?".into()), "binary_required"),
+        (
+            WsRawMessage::Binary(vec![0x07, 1, 2].into()),
+            "unknown_type",
+        ),
+        (WsRawMessage::Binary(Vec::new().into()), "empty"),
+        (
+            WsRawMessage::Binary(
+                [
+                    &[2u8][..],
+                    &raw_frame(MediaKind::Audio, own, 0, 50, &[1; 10]),
+                ]
+                .concat()
+                .into(),
+            ),
+            "truncated",
+        ),
+        (
+            WsRawMessage::Binary(
+                [
+                    &[2u8][..],
+                    &raw_frame(MediaKind::Audio, own, 0, MAX + 1, &[1; 10]),
+                ]
+                .concat()
+                .into(),
+            ),
+            "oversized",
+        ),
+        (
+            WsRawMessage::Binary(
+                [
+                    &[2u8][..],
+                    &raw_frame(MediaKind::Audio, own, 0, 2, &[1; 10]),
+                ]
+                .concat()
+                .into(),
+            ),
+            "trailing_bytes",
+        ),
+        (
+            WsRawMessage::Binary([&[1u8][..], &vec![b' '; 70_000]].concat().into()),
+            "too_large",
+        ),
+        (
+            WsRawMessage::Binary(
+                [&[1u8][..], &br#"{"v":1,"type":"warp"}"#[..]]
+                    .concat()
+                    .into(),
+            ),
+            "unknown_message",
+        ),
+    ];
+    for (msg, code) in cases {
+        y.tx.raw_ws(msg).await.unwrap();
+        y.expect_error(code).await;
+    }
+    y.sync().await;
+    assert!(
+        y.closed.is_none(),
+        "WS offender still connected after recoverable errors"
+    );
+    // A message above the largest frame is refused by the WebSocket layer: disconnected.
+    let huge = [&[2u8][..], &vec![0u8; 600 * 1024]].concat();
+    let _ = y.tx.raw_ws(WsRawMessage::Binary(huge.into())).await;
+    let c = y.wait_closed().await;
+    eprintln!("WS offender after a 600 KiB message: {c:?}");
+
+    // Many bad datagrams in a row: disconnected as broken.
+    let mut z = Peer::join("Spammer", &m.join_guest(&m.code, "Spammer").await, WT).await;
+    for _ in 0..40 {
+        let _ = z.tx.raw_datagram(b"\x09junk");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let c = z.wait_closed().await;
+    eprintln!("WT offender after 40 bad datagrams: {c:?}");
+
+    // A flood of frames: goodbye flood, and the others see it leave for that reason.
+    let mut f = Peer::join("Flooder", &m.join_guest(&m.code, "Flooder").await, WS).await;
+    let fid = f.id;
+    let mut fmic = f.publish(Slot::Mic).await;
+    let flood_start = Instant::now();
+    let mut flood_sent = 0u32;
+    while f.closed.is_none() && flood_start.elapsed() < Duration::from_secs(8) {
+        for _ in 0..10 {
+            let fr = fmic.frame(false, &[0x55; 60]).unwrap();
+            if f.tx.send_frame(&fr).await.is_err() {
+                break;
+            }
+            flood_sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        while let Some(ev) = f.rx.try_recv() {
+            match ev {
+                Event::Control(c) => f.log.push(c),
+                Event::Closed(c) => f.closed = Some(c),
+                _ => {}
+            }
+        }
+    }
+    eprintln!(
+        "FIGURE flooder sent {flood_sent} frames in {:?} before being cut off",
+        flood_start.elapsed()
+    );
+    f.expect(
+        "goodbye flood",
+        |m| matches!(m, ServerMessage::Goodbye { reason, .. } if reason == "flood"),
+    )
+    .await;
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_tx.send(true).unwrap();
+    let (sent, ptx) = publisher.await.unwrap();
+    for c in collectors {
+        let w = c.await.unwrap();
+        let seqs: Vec<u32> = w
+            .media
+            .iter()
+            .filter(|e| e.frame.header().track_id == mic_id)
+            .map(|e| e.frame.header().seq)
+            .collect();
+        assert!(
+            !w.media.iter().any(|e| &e.frame.payload()[..] == b"FORGED" || e.frame.header().track_id != mic_id),
+            "{}: got frames that were not the publisher's",
+            w.name
+        );
+        let missing = sent as usize - seqs.len();
+        let in_order = seqs.windows(2).all(|p| p[1] > p[0]);
+        eprintln!(
+            "FIGURE {}: got {}/{} of the publisher's audio frames during the abuse",
+            w.name,
+            seqs.len(),
+            sent
+        );
+        assert!(in_order, "{}: audio out of order", w.name);
+        assert!(
+            missing <= 3 + sent as usize / 100,
+            "{}: missed {missing} of {sent} frames",
+            w.name
+        );
+        assert!(
+            w.log.iter().any(|m| matches!(m, ServerMessage::ParticipantLeft { participant_id, reason } if *participant_id == fid && reason == "flood")),
+            "{}: no participant_left flood: {:?}",
+            w.name,
+            w.log
+        );
+    }
+    m.assert_alive().await;
+    ptx.close().await.ok();
 }

@@ -46,8 +46,12 @@ pub struct ConnOut {
 impl ConnOut {
     pub fn new(id: ConnId, transport: Transport) -> Self {
         let config = match transport {
-            // TCP blocks: keep the queue short so audio stays fresh and video drops early.
-            Transport::WebSocket => QueueConfig::default(),
+            // TCP blocks: keep the queue short so audio stays fresh and video drops early
+            // (256 KiB is about a second of 720p video).
+            Transport::WebSocket => QueueConfig {
+                max_video_bytes: 256 * 1024,
+                ..QueueConfig::default()
+            },
             // QUIC streams buffer in the transport; this queue only smooths scheduling.
             Transport::WebTransport => QueueConfig {
                 max_video: 240,

@@ -41,6 +41,9 @@ struct LayerCtl {
     down: u8,
     /// When `down` last changed or lag was last seen.
     since: Option<Instant>,
+    /// The layer each track's subscription asked for itself (`set_layer` overwrites the
+    /// room's notion of the preference, so the controller remembers the client's).
+    base: SmallVec<[(u32, u8); 8]>,
 }
 
 /// How often the layer controller looks at each subscriber.
@@ -128,6 +131,14 @@ impl Actor {
                 self.sync_transcoders();
             }
             RoomCmd::Control(from, msg) => {
+                // A new subscribe states a new preference for the controller to build on.
+                if let ClientMessage::Subscribe { track_id, .. }
+                | ClientMessage::Unsubscribe { track_id } = &msg
+                {
+                    if let Some(st) = self.ctl.get_mut(&from) {
+                        st.base.retain(|(t, _)| t != track_id);
+                    }
+                }
                 // Unsubscribing or unpublishing frees queued frames at once.
                 if let ClientMessage::Unsubscribe { track_id } = &msg {
                     if let Some(o) = self.conns.get(&from) {
@@ -351,7 +362,14 @@ impl Actor {
             }
             for &tid in &tracks {
                 if let Some((preferred, current)) = self.room.subscription_layer(*id, tid) {
-                    let target = (preferred + st.down).min(quicmeet_sfu::MAX_LAYER);
+                    let base = match st.base.iter().find(|(t, _)| *t == tid) {
+                        Some((_, b)) => *b,
+                        None => {
+                            st.base.push((tid, preferred));
+                            preferred
+                        }
+                    };
+                    let target = (base + st.down).min(quicmeet_sfu::MAX_LAYER);
                     if current != Some(target) {
                         changes.push((*id, tid, target));
                     }
