@@ -26,7 +26,13 @@ fi
 if [ ! -x "$NODE_BIN/node" ] || [ "$("$NODE_BIN/node" -v)" != "v$NODE_VERSION" ]; then
   echo "setup-client: installing Node $NODE_VERSION into $TOOLS"
   mkdir -p "$TOOLS"
-  (cd "$TOOLS" && npm install --no-save --no-package-lock --no-audit --no-fund "$NODE_PKG@$NODE_VERSION")
+  # A package.json of its own, or npm would walk up and install into client-angular/.
+  [ -f "$TOOLS/package.json" ] || echo '{"private": true}' > "$TOOLS/package.json"
+  npm install --prefix "$TOOLS" --no-save --no-package-lock --no-audit --no-fund "$NODE_PKG@$NODE_VERSION"
+  if [ ! -x "$NODE_BIN/node" ]; then
+    echo "setup-client: Node $NODE_VERSION did not install into $NODE_BIN" >&2
+    exit 1
+  fi
 fi
 export PATH="$NODE_BIN:$PATH"
 
