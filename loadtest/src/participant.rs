@@ -147,7 +147,7 @@ impl Spec {
             transport: match args.transport {
                 TransportArg::Wt => Transport::WebTransport,
                 TransportArg::Ws => Transport::WebSocket,
-                TransportArg::Mix if i % 2 == 0 => Transport::WebTransport,
+                TransportArg::Mix if i.is_multiple_of(2) => Transport::WebTransport,
                 TransportArg::Mix => Transport::WebSocket,
             },
             name: format!("lt-r{room}-{}{k}", if publisher { "p" } else { "s" }),
@@ -577,11 +577,9 @@ async fn session(
                                 sh.chat_latency.record(now_us().saturating_sub(t));
                             }
                         }
-                        ServerMessage::Pong { .. } => {
-                            if !*arrived {
-                                *arrived = true;
-                                gate.arrive();
-                            }
+                        ServerMessage::Pong { .. } if !*arrived => {
+                            *arrived = true;
+                            gate.arrive();
                         }
                         ServerMessage::Error { code, .. } => sh.error(format!("server_error_{code}")),
                         ServerMessage::Goodbye { reason, .. } => break End::Lost(format!("goodbye_{reason}")),
@@ -637,16 +635,18 @@ fn finish(
                 _ => MediaKind::Screen,
             };
             let l = if kind == MediaKind::Audio { 0 } else { layer };
-            if !streams.contains_key(&(*track, l)) {
-                if let Some(seq) = last.get(&(spec.room, *track)) {
-                    let mut s = StreamStat::new(spec.room, spec.index, *track, l, kind);
-                    if l == 0 {
-                        s.tail_lost = u64::from(*seq) + 1;
-                    }
-                    streams.insert((*track, l), s);
+            if let (Some(seq), std::collections::hash_map::Entry::Vacant(e)) =
+                (last.get(&(spec.room, *track)), streams.entry((*track, l)))
+            {
+                // Subscribed, the publisher sent, nothing arrived: all of it was lost.
+                let mut s = StreamStat::new(spec.room, spec.index, *track, l, kind);
+                if l == 0 {
+                    s.tail_lost = u64::from(*seq) + 1;
                 }
+                e.insert(s);
             }
         }
+        let opened = ctx.gates[spec.room].opened();
         for ((track, layer), s) in streams.iter_mut() {
             if *layer != 0 {
                 continue;
@@ -655,6 +655,14 @@ fn finish(
                 if *seq > s.highest {
                     s.tail_lost = u64::from(*seq - s.highest);
                 }
+            }
+            // Subscribed before the room's media started: everything from seq 0 was due.
+            let early = subs
+                .get(track)
+                .zip(opened)
+                .is_some_and(|(sub, go)| sub.at <= go);
+            if early {
+                s.head_lost = u64::from(s.first_seq.unwrap_or(0));
             }
         }
     }

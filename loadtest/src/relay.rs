@@ -3,7 +3,7 @@
 //!
 //! The relay knows nothing about tracks, layers, keyframes, queues or rate limits. A client
 //! opens one bidirectional stream and writes 5 bytes (`u32` room, `u8` flags, bit 0 = "send me
-//! media"), then sends media exactly as on a QuicMeet WebTransport session: audio frames in
+//! media"), waits for the relay's 1-byte acknowledgement, then sends media exactly as on a QuicMeet WebTransport session: audio frames in
 //! datagrams, video frames back to back on one unidirectional stream per group of pictures.
 //! The relay copies every datagram to every other media-receiving connection of the room and
 //! mirrors every unidirectional stream onto a new stream to each of them, chunk by chunk. That
@@ -104,7 +104,7 @@ pub async fn run_relay(addr: SocketAddr, max_secs: u64) -> Result<()> {
 }
 
 async fn serve(conn: quinn::Connection, id: u64, rooms: Rooms) -> Result<()> {
-    let (_send, mut recv) = conn.accept_bi().await?;
+    let (mut send, mut recv) = conn.accept_bi().await?;
     let mut hello = [0u8; 5];
     recv.read_exact(&mut hello).await?;
     let room = u32::from_be_bytes([hello[0], hello[1], hello[2], hello[3]]);
@@ -113,6 +113,8 @@ async fn serve(conn: quinn::Connection, id: u64, rooms: Rooms) -> Result<()> {
         conn: conn.clone(),
         wants_media: hello[4] & 1 == 1,
     });
+    // Acknowledge: from now on this connection receives the room's media.
+    send.write_all(&[1]).await?;
     let dgrams = {
         let conn = conn.clone();
         let rooms = rooms.clone();
@@ -211,10 +213,12 @@ pub async fn connect(
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(read_datagrams(conn.clone(), tx.clone()));
     tokio::spawn(accept_streams(conn.clone(), tx));
-    let (mut control, _recv) = conn.open_bi().await?;
-    let mut hello = room.to_be_bytes().to_vec();
-    hello.push(u8::from(wants_media));
-    control.write_all(&hello).await?;
+    let (mut control, mut ack) = conn.open_bi().await?;
+    control.write_all(&hello_bytes(room, wants_media)).await?;
+    let mut b = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(10), ack.read_exact(&mut b))
+        .await
+        .context("relay did not acknowledge the hello")??;
     Ok((
         RelaySender {
             _ep: ep,
@@ -317,7 +321,7 @@ async fn read_group(mut s: quinn::RecvStream, tx: mpsc::Sender<Event>) {
     }
 }
 
-/// Bytes of a relay hello (for tests).
+/// Bytes of a relay hello: `u32` room, `u8` flags (bit 0: send me media).
 pub fn hello_bytes(room: u32, wants_media: bool) -> Bytes {
     let mut v = room.to_be_bytes().to_vec();
     v.push(u8::from(wants_media));

@@ -574,7 +574,7 @@ fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report {
 }
 
 /// Apply the thresholds.
-fn evaluate(args: &Args, r: &mut Report) {
+pub fn evaluate(args: &Args, r: &mut Report) {
     let all = r.all().clone();
     let mut checks = vec![];
     if let Some(l) = args.max_p99_ms {

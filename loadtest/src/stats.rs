@@ -48,6 +48,9 @@ pub struct StreamStat {
     pub reordered: u64,
     /// Frames missing after the last one received when the publisher stopped.
     pub tail_lost: u64,
+    /// Frames missing before the first one received although the subscription came before
+    /// the publisher's first frame.
+    pub head_lost: u64,
     /// Media bytes received (header included).
     pub bytes: u64,
     /// End-to-end latency (µs).
@@ -74,6 +77,7 @@ impl StreamStat {
             cached: 0,
             reordered: 0,
             tail_lost: 0,
+            head_lost: 0,
             bytes: 0,
             latency: Hist::default(),
             jitter_us: 0.0,
@@ -114,11 +118,14 @@ impl StreamStat {
         Some(lat)
     }
 
-    /// Frames expected between the first received and the publisher's last (tail included).
+    /// Frames expected between the first received and the publisher's last (head and tail
+    /// included).
     pub fn expected(&self) -> u64 {
         match self.first_seq {
-            Some(f) => u64::from(self.highest.wrapping_sub(f)) + 1 + self.tail_lost,
-            None => self.tail_lost,
+            Some(f) => {
+                u64::from(self.highest.wrapping_sub(f)) + 1 + self.tail_lost + self.head_lost
+            }
+            None => self.tail_lost + self.head_lost,
         }
     }
 
