@@ -19,11 +19,8 @@ use quicmeet_transcode::testsrc::{self, ClipConfig};
 
 /// The tests in this file measure latency and memory; running them one at a time keeps one
 /// test's servers from skewing another's figures on a small machine.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// (A tokio mutex: it works across the tests' runtimes and a failed test does not poison it.)
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const WT: Transport = Transport::WebTransport;
 const WS: Transport = Transport::WebSocket;
@@ -102,7 +99,7 @@ async fn collect_media(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_participants_over_both_transports_receive_every_frame_byte_exact() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let m = Meet::start("public", &[], &[]).await;
     let (video, audio) = real_media(60, 30, 100);
     assert!(video[0].keyframe && video[30].keyframe && !video[1].keyframe);
@@ -224,7 +221,7 @@ async fn three_participants_over_both_transports_receive_every_frame_byte_exact(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_gets_a_keyframe_first_within_a_frame_interval() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let m = Meet::start("public", &[], &[]).await;
     // Groups of 45 frames (1.5 s at 30 fps); subscribing at frame ~60 lands mid-group.
     let (video, _) = real_media(120, 45, 1);
@@ -361,7 +358,7 @@ fn phase_figures(sent: &[Rx], got: &[Rx], from: u64, to: u64) -> ([f64; 3], usiz
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_subscriber_does_not_hurt_the_others_and_recovers() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let m = Meet::start("public", &[], &[]).await;
     let mut p = Peer::join("Pub", &m.join_host().await, WT).await;
     let mic = p.publish(Slot::Mic).await;
@@ -551,7 +548,7 @@ fn assert_none(peer: &Peer, from: usize, what: &str, pred: impl Fn(&ServerMessag
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_events_reach_the_right_people_only() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let m = Meet::start("private", &["mia@acme.test"], &[]).await;
     let mia = m.user("Mia Member", "mia@acme.test").await;
     let mut h = Peer::join("Host", &m.join_host().await, WT).await;
@@ -815,7 +812,7 @@ fn error_code(said: &str, code: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_tokens_are_single_use_short_lived_and_bound_to_their_meeting() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let m = Meet::start("public", &[], &["--join-token-ttl-secs", "1"]).await;
 
     // Reused, on the same and on the other transport.
@@ -912,7 +909,7 @@ fn raw_frame(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_an_error_or_a_drop_and_the_others_keep_receiving() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     use quicmeet_client::WsRawMessage;
     const MAX: u32 = quicmeet_client::proto::frame::MAX_PAYLOAD as u32;
     let mut m = Meet::start("public", &[], &[]).await;
