@@ -211,6 +211,11 @@ describe('client against an in-test SFU over WebSocket', { timeout: 180_000 }, (
     await expectLiveCanvas(b, '[data-testid=stage] canvas');
     await screenshot(b, 'mock-sfu-stage');
     await screenshot(a, 'mock-sfu-room');
+    // Phone-sized layout.
+    await b.setViewportSize({ width: 390, height: 844 });
+    await screenshot(b, 'mock-sfu-phone');
+    await b.click('[data-testid=chat]');
+    await screenshot(b, 'mock-sfu-phone-chat');
     for (const p of [a, b]) for (const l of p.qmLog) console.log(l);
     await a.context().close();
     await b.context().close();

@@ -63,6 +63,8 @@ export class RoomService implements OnDestroy {
   readonly handRaised = signal(false);
   readonly firstFrameMs = signal<number | null>(null);
   readonly unreadChat = signal(0);
+  /** Short text for screen readers: who joined, left, knocked. */
+  readonly announcement = signal('');
 
   readonly participants = computed(() => [...this._participants().values()]);
   readonly others = computed(() => this.participants().filter((p) => p.id !== this.selfId()));
@@ -272,10 +274,14 @@ export class RoomService implements OnDestroy {
         break;
       case 'participant_joined':
         this.upsertParticipant(m.participant);
+        this.announcement.set(`${m.participant.name} joined`);
         break;
-      case 'participant_left':
+      case 'participant_left': {
+        const name = this._participants().get(m.participant_id)?.name;
         this.removeParticipant(m.participant_id);
+        if (name) this.announcement.set(`${name} left`);
         break;
+      }
       case 'track_published':
         this.upsertTrack(m.track);
         if (m.track.participant_id !== this.selfId()) this.subscribe(m.track.track_id);
@@ -310,6 +316,7 @@ export class RoomService implements OnDestroy {
         this.activeSpeaker.set(m.participant_id);
         break;
       case 'knock':
+        this.announcement.set(`${m.name} wants to join`);
         this.knocks.update((l) => [...l.filter((k) => k.participant_id !== m.participant_id), { participant_id: m.participant_id, name: m.name, email: m.email }]);
         break;
       case 'keyframe_request':

@@ -1,4 +1,4 @@
-import { ChangeDetectionStrategy, Component, computed, inject, signal } from '@angular/core';
+import { ChangeDetectionStrategy, Component, computed, DestroyRef, inject, signal } from '@angular/core';
 import { MediaService } from '../../core/media/media.service';
 import { SrcObjectDirective } from '../../core/media/src-object.directive';
 import { Participant } from '../../core/protocol/control';
@@ -19,8 +19,10 @@ const EMOJIS = ['👍', '❤️', '😂', '😮', '👏', '🎉'];
   selector: 'app-room',
   imports: [ChatPanel, PeoplePanel, SrcObjectDirective, TrackCanvasDirective, Icon],
   changeDetection: ChangeDetectionStrategy.OnPush,
+  host: { '(document:keydown)': 'onKey($event)' },
   template: `
     <div class="room" [attr.data-transport]="transport.kind()">
+      <div class="sr-only" aria-live="polite">{{ room.announcement() }}</div>
       @if (room.notice(); as n) {
         <div class="toast" role="status">{{ n }} <button type="button" class="btn" (click)="room.dismissNotice()">OK</button></div>
       }
@@ -110,6 +112,7 @@ const EMOJIS = ['👍', '❤️', '😂', '😮', '👏', '🎉'];
       <footer class="controls">
         <div class="conn" data-testid="connection" [attr.title]="'Round trip: ' + (transport.rttMs() ?? '?') + ' ms'">
           <span class="dot" [class]="transport.quality()" aria-hidden="true"></span>
+          <span>{{ clock() }} |</span>
           <span data-testid="transport-label">{{ transport.label() }}</span>
           @if (transport.rttMs() !== null) {
             <span>· {{ transport.rttMs() }} ms</span>
@@ -118,9 +121,9 @@ const EMOJIS = ['👍', '❤️', '😂', '😮', '👏', '🎉'];
         </div>
         <div class="center">
           <button type="button" class="ctl" [class.off]="!media.micOn()" (click)="room.toggleMic()" data-testid="mic"
-            [attr.aria-pressed]="!media.micOn()" [attr.aria-label]="media.micOn() ? 'Turn off microphone' : 'Turn on microphone'"><app-icon [name]="media.micOn() ? 'mic' : 'micOff'" /></button>
+            [attr.aria-pressed]="!media.micOn()" [attr.aria-label]="(media.micOn() ? 'Turn off microphone' : 'Turn on microphone') + ' (Ctrl+D)'"><app-icon [name]="media.micOn() ? 'mic' : 'micOff'" /></button>
           <button type="button" class="ctl" [class.off]="!media.camOn()" (click)="room.toggleCamera()" data-testid="camera"
-            [attr.aria-pressed]="!media.camOn()" [attr.aria-label]="media.camOn() ? 'Turn off camera' : 'Turn on camera'"><app-icon [name]="media.camOn() ? 'cam' : 'camOff'" /></button>
+            [attr.aria-pressed]="!media.camOn()" [attr.aria-label]="(media.camOn() ? 'Turn off camera' : 'Turn on camera') + ' (Ctrl+E)'"><app-icon [name]="media.camOn() ? 'cam' : 'camOff'" /></button>
           <button type="button" class="ctl" [class.on]="media.sharing()" (click)="room.toggleScreen()" data-testid="share"
             [attr.aria-pressed]="media.sharing()" [attr.aria-label]="media.sharing() ? 'Stop presenting' : 'Present your screen'"><app-icon name="screen" /></button>
           <button type="button" class="ctl" [class.on]="room.handRaised()" (click)="room.toggleHand()" data-testid="hand"
@@ -161,6 +164,25 @@ export class Room {
   protected readonly init = initials;
   protected readonly color = avatarColor;
   protected readonly link = computed(() => `${location.origin}/${this.room.code()}`);
+  protected readonly clock = signal(formatClock(new Date()));
+
+  constructor() {
+    const t = setInterval(() => this.clock.set(formatClock(new Date())), 10_000);
+    inject(DestroyRef).onDestroy(() => clearInterval(t));
+  }
+
+  /** Meet's shortcuts: Ctrl/⌘+D microphone, Ctrl/⌘+E camera. */
+  protected onKey(e: KeyboardEvent): void {
+    if (!(e.ctrlKey || e.metaKey) || e.altKey || e.shiftKey) return;
+    const k = e.key.toLowerCase();
+    if (k === 'd') {
+      e.preventDefault();
+      this.room.toggleMic();
+    } else if (k === 'e') {
+      e.preventDefault();
+      void this.room.toggleCamera();
+    }
+  }
 
   protected camTrack(p: Participant): number {
     return trackIdOf(p.id, Slot.Camera);
@@ -204,4 +226,8 @@ export class Room {
     this.copied.set(true);
     setTimeout(() => this.copied.set(false), 2000);
   }
+}
+
+function formatClock(d: Date): string {
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
 }

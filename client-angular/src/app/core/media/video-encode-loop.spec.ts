@@ -1,0 +1,102 @@
+import { EncodedChunkOut, fit, VideoEncodeLoop } from './video-encode-loop';
+
+class FakeFrame {
+  closed = false;
+  constructor(
+    readonly displayWidth: number,
+    readonly displayHeight: number,
+    readonly timestamp = 0,
+  ) {}
+  close() {
+    this.closed = true;
+  }
+}
+class FakeVideoFrame extends FakeFrame {
+  constructor(src: FakeFrame, init: { timestamp: number }) {
+    super(src.displayWidth, src.displayHeight, init.timestamp);
+  }
+}
+class FakeEncoder {
+  static last: FakeEncoder;
+  state = 'unconfigured';
+  encodeQueueSize = 0;
+  config: { width: number; height: number } | null = null;
+  keys: boolean[] = [];
+  constructor(private readonly init: { output: (c: unknown) => void }) {
+    FakeEncoder.last = this;
+  }
+  configure(c: { width: number; height: number }) {
+    this.config = c;
+    this.state = 'configured';
+  }
+  encode(f: FakeFrame, o: { keyFrame: boolean }) {
+    this.keys.push(o.keyFrame);
+    this.init.output({ type: o.keyFrame ? 'key' : 'delta', timestamp: f.timestamp, byteLength: 3, copyTo: (d: Uint8Array) => d.set([1, 2, 3]) });
+  }
+  close() {
+    this.state = 'closed';
+  }
+}
+
+describe('VideoEncodeLoop', () => {
+  let now = 1000;
+  beforeEach(() => {
+    vi.stubGlobal('VideoEncoder', FakeEncoder);
+    vi.stubGlobal('VideoFrame', FakeVideoFrame);
+    vi.spyOn(performance, 'now').mockImplementation(() => now);
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    vi.restoreAllMocks();
+  });
+
+  const opts = { bitrate: 800_000, maxWidth: 640, maxHeight: 480, framerate: 30, keyframeIntervalMs: 2000 };
+
+  it('scales to fit, keeps even sizes', () => {
+    expect(fit(1280, 720, 640, 480)).toEqual({ w: 640, h: 360 });
+    expect(fit(320, 240, 640, 480)).toEqual({ w: 320, h: 240 });
+    expect(fit(1001, 501, 640, 480)).toEqual({ w: 640, h: 320 });
+  });
+
+  it('starts with a keyframe, then one every interval and on request; closes every frame', () => {
+    const out: EncodedChunkOut[] = [];
+    const loop = new VideoEncodeLoop(opts, (c) => out.push(c), () => undefined);
+    const frames = [new FakeFrame(1280, 720), new FakeFrame(1280, 720), new FakeFrame(1280, 720)];
+    loop.push(frames[0] as unknown as VideoFrame);
+    now += 33;
+    loop.push(frames[1] as unknown as VideoFrame);
+    now += 2000;
+    loop.push(frames[2] as unknown as VideoFrame);
+    loop.requestKeyframe();
+    now += 33;
+    loop.push(new FakeFrame(1280, 720) as unknown as VideoFrame);
+    now += 33;
+    loop.push(new FakeFrame(1280, 720) as unknown as VideoFrame);
+    expect(out.map((c) => c.keyframe)).toEqual([true, false, true, true, false]);
+    expect(FakeEncoder.last.config).toMatchObject({ width: 640, height: 360 });
+    expect(frames.every((f) => f.closed)).toBe(true);
+    expect(out[0].timestamp).toBe(Math.round((performance.timeOrigin + 1000) * 1000));
+    expect(Array.from(out[0].data)).toEqual([1, 2, 3]);
+  });
+
+  it('drops frames while the encoder is behind', () => {
+    const out: EncodedChunkOut[] = [];
+    const loop = new VideoEncodeLoop(opts, (c) => out.push(c), () => undefined);
+    loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+    FakeEncoder.last.encodeQueueSize = 3;
+    const dropped = new FakeFrame(640, 480);
+    loop.push(dropped as unknown as VideoFrame);
+    expect(out.length).toBe(1);
+    expect(dropped.closed).toBe(true);
+  });
+
+  it('reconfigures with a keyframe when the source size changes', () => {
+    const out: EncodedChunkOut[] = [];
+    const loop = new VideoEncodeLoop(opts, (c) => out.push(c), () => undefined);
+    loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+    now += 33;
+    loop.push(new FakeFrame(320, 240) as unknown as VideoFrame);
+    expect(FakeEncoder.last.config).toMatchObject({ width: 320, height: 240 });
+    expect(out.map((c) => c.keyframe)).toEqual([true, true]);
+  });
+});
