@@ -21,6 +21,41 @@
 //! being drained (QUIC flow control pushes back), datagrams pile up and are dropped by QUIC,
 //! and the WebSocket's TCP window closes. The tests rely on that to play a stalled subscriber.
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use quicmeet_client::proto::{track, ClientMessage, ServerMessage};
+//! use quicmeet_client::{connect, join, Event, JoinAs, TrackPublisher, Transport};
+//!
+//! # async fn demo() -> quicmeet_client::Result<()> {
+//! let http = reqwest::Client::new();
+//! let guest = JoinAs::Guest { name: "Gus".into(), email: "gus@example.org".into() };
+//! let info = join(&http, "http://localhost:8080", "abc-defg-hij", &guest).await?;
+//! let (mut tx, mut rx) = connect(Transport::WebTransport, &info).await?;
+//! let me = rx
+//!     .wait_control(Duration::from_secs(5), |m| match m {
+//!         ServerMessage::Welcome { participant_id, .. } => Some(*participant_id),
+//!         _ => None,
+//!     })
+//!     .await?;
+//! let mic = track::track_id(me, track::Slot::Mic).unwrap();
+//! tx.send_control(&ClientMessage::Publish {
+//!     track_id: mic, kind: track::Slot::Mic.kind(), codec: "opus".into(), width: None, height: None,
+//! })
+//! .await?;
+//! let mut publisher = TrackPublisher::new(mic, track::Slot::Mic.kind());
+//! tx.send_frame(&publisher.frame(false, b"opus packet")?).await?;
+//! while let Some(ev) = rx.recv().await {
+//!     match ev {
+//!         Event::Media(m) => println!("{:?} via {:?}, {} µs", m.frame.header(), m.via, m.latency_us()),
+//!         Event::Control(c) => println!("{c:?}"),
+//!         Event::ProtocolError { code, .. } => eprintln!("bad bytes from the server: {code}"),
+//!         Event::Closed(c) => println!("closed: {c:?}"),
+//!     }
+//! }
+//! tx.close().await
+//! # }
+//! ```
+//!
 //! What this crate must never do: invent protocol (everything on the wire comes from
 //! `quicmeet-proto`), encode JSON per media frame, buffer without bound, or panic on anything
 //! the server sends. The raw hooks on [`ClientSender`] (`raw_*`, `send_control_json`) send
@@ -449,4 +484,55 @@ pub(crate) fn media_event(frame: EncodedFrame, via: Via) -> Event {
         received_at: Instant::now(),
         received_unix_us: now_us(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(ws: &str, wt: &str) -> JoinInfo {
+        JoinInfo {
+            status: JoinStatus::Ready,
+            token: "t".into(),
+            expires_in_secs: 60,
+            participant: JoinParticipant {
+                name: "N".into(),
+                email: "n@x.test".into(),
+                role: "guest".into(),
+            },
+            webtransport_url: wt.into(),
+            cert_hashes: vec![[0; 32]],
+            websocket_url: ws.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn connect_failures_are_typed_errors() {
+        let opts = ConnectOptions {
+            connect_timeout: Duration::from_secs(3),
+            ..ConnectOptions::default()
+        };
+        let bad = info("http://127.0.0.1:1/ws", "https://127.0.0.1:1/wt");
+        let e = connect_with(Transport::WebSocket, &bad, &opts)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::BadUrl { .. }), "{e}");
+        // Nothing listens on port 1: TCP is refused at once.
+        let closed = info("ws://127.0.0.1:1/ws", "https://127.0.0.1:1/wt");
+        let e = connect_with(Transport::WebSocket, &closed, &opts)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Io(_)), "{e}");
+        // No QUIC server answers: the handshake times out (or fails) with a typed error.
+        let e = connect_with(Transport::WebTransport, &closed, &opts)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ClientError::Timeout(_) | ClientError::WebTransportConnect(_)
+            ),
+            "{e}"
+        );
+    }
 }
