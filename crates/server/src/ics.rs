@@ -119,6 +119,7 @@ mod tests {
             cancelled: false,
             created_at: start,
             revision: 2,
+            ended_at: None,
         };
         let ics = meeting_ics(
             &m,

@@ -52,6 +52,9 @@ pub struct Meeting {
     pub created_at: DateTime<Utc>,
     /// Bumped on every edit; used as the iCalendar SEQUENCE.
     pub revision: u32,
+    /// Set when the host ended the meeting for everyone; cleared when the host starts it again.
+    #[serde(default)]
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 /// The role a join grant gives in the room.

@@ -28,6 +28,7 @@ fn meeting(host: &User, invitees: &[&str]) -> Meeting {
         cancelled: false,
         created_at: Utc::now(),
         revision: 0,
+        ended_at: None,
     }
 }
 

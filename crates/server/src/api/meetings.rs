@@ -267,6 +267,7 @@ pub async fn create(
         cancelled: false,
         created_at: Utc::now(),
         revision: 0,
+        ended_at: None,
     };
     let mut tries = 0;
     loop {
@@ -508,6 +509,23 @@ pub async fn join(
         ));
     }
     let user = user.map(|u| u.0);
+    let is_host = user.as_ref().is_some_and(|u| u.id == m.host_id);
+    if m.ended_at.is_some() {
+        if is_host {
+            // The host starts the meeting again.
+            let mut again = m.clone();
+            again.ended_at = None;
+            state.store.update_meeting(&m, &again)?;
+            state.store.flush().await?;
+        } else {
+            state.metrics.joins.inc("refused");
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "meeting_ended",
+                "The host ended this meeting. It can start again when the host rejoins.",
+            ));
+        }
+    }
     let refuse = |e: ApiError| {
         state.metrics.joins.inc("refused");
         e

@@ -134,6 +134,9 @@ impl MediaHub {
                 }
             })?;
         match self.store.meeting(&grant.meeting_code) {
+            Ok(Some(m)) if m.ended_at.is_some() && grant.role != JoinRole::Host => Err(
+                Refusal::new("meeting_ended", "The host ended this meeting."),
+            ),
             Ok(Some(m)) if !m.cancelled => Ok(grant),
             Ok(Some(_)) => Err(Refusal::new(
                 "meeting_cancelled",
@@ -270,6 +273,23 @@ impl MediaHub {
 
     fn detach(&self, id: ConnId) {
         self.conns.lock().remove(&id);
+    }
+
+    /// Records that the host ended the meeting, so later joins are refused until the host
+    /// starts it again.
+    pub fn mark_ended(&self, code: &str) {
+        let store = self.store.clone();
+        let code = code.to_owned();
+        tokio::spawn(async move {
+            if let Ok(Some(old)) = store.meeting(&code) {
+                let mut m = old.clone();
+                m.ended_at = Some(Utc::now());
+                if let Err(e) = store.update_meeting(&old, &m) {
+                    tracing::error!(error = %e, "recording the end of a meeting failed");
+                }
+                let _ = store.flush().await;
+            }
+        });
     }
 
     pub fn store(&self) -> &Store {

@@ -289,6 +289,7 @@ impl Actor {
                 }
                 Output::MeetingEnded { by } => {
                     tracing::info!(room = %self.code, by, "meeting ended by the host");
+                    self.hub.mark_ended(&self.code);
                 }
             }
         }
