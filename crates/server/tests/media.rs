@@ -321,6 +321,7 @@ async fn a_late_joiner_gets_a_keyframe_first_within_a_frame_interval() {
 #[derive(Clone, Copy, Debug)]
 struct Rx {
     kind: MediaKind,
+    keyframe: bool,
     seq: u32,
     capture_us: u64,
     received_us: u64,
@@ -330,6 +331,7 @@ fn rx_of(ev: &MediaEvent) -> Rx {
     let h = ev.frame.header();
     Rx {
         kind: h.kind,
+        keyframe: h.keyframe,
         seq: h.seq,
         capture_us: h.capture_ts_us,
         received_us: ev.received_unix_us,
@@ -530,6 +532,26 @@ async fn a_stalled_subscriber_does_not_hurt_the_others_and_recovers() {
             after < 2_000.0,
             "{name}: fresh audio only {after:.1} ms after resuming"
         );
+        // Video the server dropped for it was dropped back to a keyframe: after every gap
+        // the next frame is a keyframe, so the decoder never sees a broken group.
+        let mut last: Option<u32> = None;
+        let mut gaps = 0;
+        for r in got.iter().filter(|r| r.kind != MediaKind::Audio) {
+            match last {
+                Some(l) if r.seq <= l => continue, // a late frame of an older group stream
+                Some(l) if r.seq != l + 1 => {
+                    gaps += 1;
+                    assert!(
+                        r.keyframe,
+                        "{name}: video resumed at delta {} after {l}",
+                        r.seq
+                    );
+                }
+                _ => {}
+            }
+            last = Some(r.seq);
+        }
+        eprintln!("FIGURE {name}: {gaps} video gaps, each resumed at a keyframe");
     }
     let grew = rss_max.saturating_sub(rss_before);
     eprintln!("FIGURE server RSS {rss_before} KiB at the stall, max {rss_max} KiB during it (+{grew} KiB)");
