@@ -15,7 +15,7 @@ export const MAX_CHAT_CHARS = 2000;
 
 export type Role = 'host' | 'member' | 'guest';
 export type TransportKind = 'webtransport' | 'websocket';
-export type TrackKindName = 'audio' | 'video' | 'screen' | 'screen_audio';
+export type TrackKindName = 'audio' | 'video' | 'screen';
 
 export interface Participant {
   id: number;
@@ -150,7 +150,32 @@ const SERVER_FIELDS: Record<ServerMessageType, Record<string, FieldKind>> = {
   goodbye: { reason: str, message: str },
 };
 
-function fieldOk(v: unknown, kind: FieldKind): boolean {
+type ClientMessageType = ClientMessage['type'];
+
+/** Required and optional fields of each client message (crates/proto's ClientMessage). */
+const CLIENT_FIELDS: Record<ClientMessageType, [Record<string, FieldKind | 'media_kind'>, Record<string, FieldKind>?]> = {
+  hello: [{ token: str }, { client: str }],
+  publish: [{ track_id: u, kind: 'media_kind', codec: str }, { width: u, height: u }],
+  unpublish: [{ track_id: u }],
+  subscribe: [{ track_id: u }, { max_width: u, max_height: u, layer: 'u8' }],
+  unsubscribe: [{ track_id: u }],
+  mute: [{ audio: bool, video: bool }],
+  chat: [{ text: str }],
+  reaction: [{ emoji: str }],
+  hand: [{ raised: bool }],
+  keyframe_request: [{ track_id: u }],
+  admit: [{ participant_id: u }],
+  deny: [{ participant_id: u }],
+  mute_participant: [{ participant_id: u }],
+  remove: [{ participant_id: u }],
+  end_meeting: [{}],
+  signal: [{ to: u, data: 'any' }],
+  ping: [{ t: 'number' }],
+  leave: [{}],
+};
+
+function fieldOk(v: unknown, kind: FieldKind | 'media_kind'): boolean {
+  if (kind === 'media_kind') return v === 'audio' || v === 'video' || v === 'screen';
   switch (kind) {
     case 'u32':
       return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
@@ -171,8 +196,8 @@ function fieldOk(v: unknown, kind: FieldKind): boolean {
   }
 }
 
-/** Parses and checks one server→client control message (the JSON text). Throws ControlError. */
-export function parseControl(json: string): ServerMessage {
+/** Parses the envelope shared by both directions: JSON object, `v` = 1, a string `type`. */
+function parseEnvelope(json: string): { o: Record<string, unknown>; type: string } {
   let obj: unknown;
   try {
     obj = JSON.parse(json);
@@ -184,6 +209,32 @@ export function parseControl(json: string): ServerMessage {
   if (o['v'] !== CONTROL_VERSION) throw new ControlError('bad_version', `unsupported control version ${JSON.stringify(o['v'])}`);
   const type = o['type'];
   if (typeof type !== 'string') throw new ControlError('missing_type', 'control message without a type');
+  return { o, type };
+}
+
+/**
+ * Parses and checks one client→server message, as the server does (used by tests and tools
+ * that play the server's side). Throws ControlError.
+ */
+export function parseClientControl(json: string): ClientMessage {
+  const { o, type } = parseEnvelope(json);
+  const spec = Object.prototype.hasOwnProperty.call(CLIENT_FIELDS, type) ? CLIENT_FIELDS[type as ClientMessageType] : undefined;
+  if (!spec) throw new ControlError('unknown_message', `unknown client message "${type}"`);
+  const [required, optional = {}] = spec;
+  for (const [name, kind] of Object.entries(required)) {
+    if (!fieldOk(o[name], kind)) throw new ControlError('invalid_message', `"${type}" has a missing or bad "${name}"`);
+  }
+  for (const [name, kind] of Object.entries(optional)) {
+    if (o[name] !== undefined && o[name] !== null && !fieldOk(o[name], kind)) {
+      throw new ControlError('invalid_message', `"${type}" has a bad "${name}"`);
+    }
+  }
+  return o as unknown as ClientMessage;
+}
+
+/** Parses and checks one server→client control message (the JSON text). Throws ControlError. */
+export function parseControl(json: string): ServerMessage {
+  const { o, type } = parseEnvelope(json);
   const fields = Object.prototype.hasOwnProperty.call(SERVER_FIELDS, type) ? SERVER_FIELDS[type as ServerMessageType] : undefined;
   if (!fields) throw new ControlError('unknown_message', `unknown server message "${type}"`);
   for (const [name, kind] of Object.entries(fields)) {
@@ -192,15 +243,22 @@ export function parseControl(json: string): ServerMessage {
   return o as unknown as ServerMessage;
 }
 
-/** Decodes a UTF-8 control body (bytes) and parses it. */
-export function parseControlBytes(body: Uint8Array): ServerMessage {
-  let text: string;
+function utf8(body: Uint8Array): string {
   try {
-    text = decoder.decode(body);
+    return decoder.decode(body);
   } catch {
     throw new ControlError('bad_json', 'control message is not UTF-8');
   }
-  return parseControl(text);
+}
+
+/** Decodes a UTF-8 server→client control body (bytes) and parses it. */
+export function parseControlBytes(body: Uint8Array): ServerMessage {
+  return parseControl(utf8(body));
+}
+
+/** Decodes a UTF-8 client→server control body (bytes) and parses it. */
+export function parseClientControlBytes(body: Uint8Array): ClientMessage {
+  return parseClientControl(utf8(body));
 }
 
 /** u32 BE length + UTF-8 JSON, as written on the WebTransport control stream. */

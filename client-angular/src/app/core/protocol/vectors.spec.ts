@@ -12,6 +12,7 @@ import {
   controlJson,
   ClientMessage,
   parseControl,
+  parseClientControlBytes,
   parseControlBytes,
   parseWsMessage,
 } from './control';
@@ -159,13 +160,21 @@ describe('golden vectors: control.json', () => {
     });
   }
 
-  // Client-direction invalid vectors describe what the *server* refuses; we still must never
-  // produce them, and the generic checks (JSON, version, type) apply to both directions.
-  for (const v of control.invalid.filter((x) => x.direction === 'client' && ['bad_json', 'bad_version', 'missing_type'].includes(x.error))) {
-    it(`refuses "${v.name}" with ${v.error} in either direction`, () => {
-      expect(errorCode(() => parseControlBytes(fromHex(v.hex)))).toBe(v.error);
+  for (const v of control.client) {
+    it(`parses client message "${v.name}" as the server would`, () => {
+      expect(parseClientControlBytes(fromHex(v.hex))).toEqual(v.json);
     });
   }
+
+  for (const v of control.invalid.filter((x) => x.direction === 'client')) {
+    it(`refuses client message "${v.name}" with ${v.error}`, () => {
+      expect(errorCode(() => parseClientControlBytes(fromHex(v.hex)))).toBe(v.error);
+    });
+  }
+
+  it('checks every invalid vector in one direction or the other', () => {
+    expect(control.invalid.every((x) => x.direction === 'client' || x.direction === 'server')).toBe(true);
+  });
 
   for (const v of control.wt_control_stream) {
     it(`splits the WebTransport control stream "${v.name}"`, () => {
