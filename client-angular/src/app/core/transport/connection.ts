@@ -11,6 +11,8 @@ export interface ConnectionEvents {
   frame(frame: MediaFrame): void;
   /** The connection ended; `expected` is true when we closed it ourselves. */
   closed(reason: string, expected: boolean): void;
+  /** We started dropping one of our own video tracks' deltas (backlog): encode a keyframe soon. */
+  keyframeNeeded?(trackId: number): void;
 }
 
 export interface Connection {

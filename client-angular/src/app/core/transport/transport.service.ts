@@ -22,6 +22,8 @@ export interface TransportListener {
   connected(kind: TransportKind): void;
   /** Gave up: the connection is gone for good. */
   failed(message: string): void;
+  /** The transport dropped our video to the next keyframe: ask the encoder for one now. */
+  keyframeNeeded?(trackId: number): void;
 }
 
 const PING_EVERY_MS = 2000;
@@ -138,6 +140,9 @@ export class TransportService {
       closed: (reason, expected) => {
         if (gen !== this.generation || expected) return;
         this.onDrop(reason, gen);
+      },
+      keyframeNeeded: (trackId) => {
+        if (gen === this.generation) this.listener?.keyframeNeeded?.(trackId);
       },
     };
     let conn: Connection | null = null;

@@ -58,6 +58,7 @@ export class WebSocketConnection implements Connection {
       else if (this.skipping.has(frame.trackId)) return;
       if (this.ws.bufferedAmount > VIDEO_BACKLOG_LIMIT) {
         this.skipping.add(frame.trackId);
+        this.events.keyframeNeeded?.(frame.trackId);
         return;
       }
     }

@@ -134,6 +134,7 @@ export class WebTransportConnection implements Connection {
     }
     if (group.queued > VIDEO_QUEUE_LIMIT && !frame.keyframe) {
       group.skipping = true;
+      this.events.keyframeNeeded?.(frame.trackId);
       return;
     }
     group.queued++;
@@ -151,8 +152,9 @@ export class WebTransportConnection implements Connection {
         await group.writer.write(bytes);
       })
       .catch(() => {
-        // The stream was reset (the server gave up on this group): wait for the next keyframe.
+        // The stream was reset (the server gave up on this group): restart at a keyframe.
         group.writer = null;
+        if (!group.skipping) this.events.keyframeNeeded?.(frame.trackId);
         group.skipping = true;
       })
       .finally(() => {

@@ -137,6 +137,7 @@ export class RoomService implements OnDestroy {
           control: (m) => this.onControl(m),
           frame: (f) => this.onFrame(f),
           connected: (kind) => this.onConnected(kind),
+          keyframeNeeded: (trackId) => this.media.requestLocalKeyframe(trackId),
           failed: (msg) => {
             this.phase.set('error');
             this.error.set(msg);
