@@ -661,3 +661,97 @@ async fn serves_health_metrics_openapi_and_stops_cleanly_on_sigterm() {
     let status = s.sigterm();
     assert!(status.success(), "exit status {status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_mode_serves_https_with_the_given_certificate_and_secure_cookies() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A certificate "from a CA" the client trusts (here: self-signed, added as a root).
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let s = ServerProc::start(
+        &tmp.path().join("data"),
+        &[
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            key_path.to_str().unwrap(),
+        ],
+    );
+    let base = format!("https://localhost:{}", s.http.port());
+    let c = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", s.http)
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let r = c.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Plain HTTP is not served in this mode.
+    assert!(reqwest::get(format!("http://{}/healthz", s.http))
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true));
+
+    let (st, _, _) = post(
+        &c,
+        &format!("{base}/api/auth/signup"),
+        json!({"name": "Tia", "email": "tia@example.test", "password": "correct horse battery"}),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let mail = wait_mail(
+        &s.data_dir.join("outbox"),
+        "tia@example.test",
+        "/verify?token=",
+    );
+    assert!(
+        mail.contains(&format!("{base}/verify?token=")),
+        "links use the https public URL"
+    );
+    assert_eq!(
+        post(
+            &c,
+            &format!("{base}/api/auth/verify"),
+            json!({"token": token_from_mail(&mail)})
+        )
+        .await
+        .0,
+        200
+    );
+    let (st, _, h) = post(
+        &c,
+        &format!("{base}/api/auth/login"),
+        json!({"email": "tia@example.test", "password": "correct horse battery"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(
+        h["set-cookie"].to_str().unwrap().contains("; Secure"),
+        "session cookie must be Secure over TLS"
+    );
+    let (st, m, _) = post(
+        &c,
+        &format!("{base}/api/meetings"),
+        meeting_body("TLS", "public", &[]),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let code = m["meeting"]["code"].as_str().unwrap();
+    let (st, j, _) = post(&c, &format!("{base}/api/meetings/{code}/join"), json!({})).await;
+    assert_eq!(st, 200, "{j}");
+    // A real certificate needs no hash; browsers validate it normally.
+    assert!(j["media"]["webtransport"]["cert_hashes"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(j["media"]["websocket"]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("wss://localhost:"));
+}
