@@ -1199,3 +1199,62 @@ async fn bad_input_gets_an_error_or_a_drop_and_the_others_keep_receiving() {
     m.assert_alive().await;
     ptx.close().await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screen_share_and_audio_too_large_for_a_datagram_travel_on_streams() {
+    let _serial = SERIAL.lock().await;
+    let m = Meet::start("public", &[], &[]).await;
+    let mut p = Peer::join("Presenter", &m.join_host().await, WT).await;
+    let mut mic = p.publish(Slot::Mic).await;
+    let mut screen = p.publish(Slot::ScreenVideo).await;
+    let mut subs = vec![
+        Peer::join("ViewWt", &m.join_guest(&m.code, "ViewWt").await, WT).await,
+        Peer::join("ViewWs", &m.join_guest(&m.code, "ViewWs").await, WS).await,
+    ];
+    for s in subs.iter_mut() {
+        s.subscribe(mic.track_id()).await;
+        s.subscribe(screen.track_id()).await;
+    }
+    let limit = p.tx.max_datagram_size().expect("datagrams negotiated");
+    let mut sent = vec![];
+    for i in 0..12u8 {
+        // Every third audio frame is larger than a datagram may be.
+        let big = i % 3 == 0;
+        let audio = mic
+            .frame(false, &vec![i; if big { limit + 500 } else { 160 }])
+            .unwrap();
+        assert_eq!(audio.len() > limit, big);
+        p.tx.send_frame(&audio).await.unwrap();
+        let shot = screen
+            .frame(i % 6 == 0, &vec![0xa0 | (i & 0x0f); 30_000])
+            .unwrap();
+        p.tx.send_frame(&shot).await.unwrap();
+        sent.push(audio);
+        sent.push(shot);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    for s in subs.iter_mut() {
+        let got = collect_media(&mut s.rx, sent.len(), Instant::now() + T).await;
+        assert_eq!(got.len(), sent.len(), "{}", s.name);
+        for want in &sent {
+            let h = want.header();
+            let ev = got
+                .iter()
+                .find(|e| e.frame.header().track_id == h.track_id && e.frame.header().seq == h.seq)
+                .unwrap_or_else(|| panic!("{}: missing {h:?}", s.name));
+            assert_eq!(ev.frame.as_bytes(), want.as_bytes(), "{}", s.name);
+            let via = match (s.transport, h.kind, want.len() > limit) {
+                (Transport::WebSocket, _, _) => Via::WebSocket,
+                (_, MediaKind::Audio, false) => Via::Datagram,
+                _ => Via::Stream,
+            };
+            assert_eq!(ev.via, via, "{}: {h:?}", s.name);
+        }
+        let stats = s.rx.stats();
+        eprintln!("FIGURE {}: {stats:?} (datagram limit {limit} B)", s.name);
+        if s.transport == WT {
+            // Two screen groups plus one stream per large audio frame.
+            assert!(stats.streams_accepted >= 2 + 4, "{stats:?}");
+        }
+    }
+}
