@@ -783,6 +783,16 @@ async fn room_events_reach_the_right_people_only() {
         .await;
         eprintln!("{said}");
     }
+    // The host starts it again; then the member may come back.
+    let mut h2 = Peer::join("Host again", &m.join_host().await, WT).await;
+    let mut back = Peer::join("Mia back", &m.join_user(&mia, &m.code).await, WS).await;
+    let mid2 = back.id;
+    h2.expect(
+        "participant_joined after the restart",
+        |m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.id == mid2),
+    )
+    .await;
+    back.sync().await;
 }
 
 /// Connects with a token that must not work; returns how the server refused it. Either the
