@@ -28,7 +28,10 @@ fn report(name: &str, v: &mut [Duration]) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1000);
     let dir = tempfile::tempdir()?;
     let mut config = Config::for_tests(dir.path().to_owned());
     config.auth_rate_per_min = 1_000_000;
@@ -66,11 +69,20 @@ async fn main() -> anyhow::Result<()> {
             .replace("=3D", "=");
         if text.contains("u0@bench.test") {
             let i = text.find("/verify?token=").unwrap() + 14;
-            token = Some(text[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect::<String>());
+            token = Some(
+                text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .collect::<String>(),
+            );
         }
     }
     let token = token.expect("verification mail for u0");
-    let r = c.post(format!("{base}/api/auth/verify")).json(&json!({"token": token})).send().await?;
+    let r = c
+        .post(format!("{base}/api/auth/verify"))
+        .json(&json!({"token": token}))
+        .send()
+        .await?;
     anyhow::ensure!(r.status() == 200, "verify: {}", r.status());
 
     let mut login = Vec::with_capacity(n);
@@ -84,7 +96,13 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         login.push(t.elapsed());
         anyhow::ensure!(r.status() == 200, "login: {}", r.status());
-        session = r.headers()["set-cookie"].to_str()?.split(';').next().unwrap().trim_start_matches("qm_session=").to_owned();
+        session = r.headers()["set-cookie"]
+            .to_str()?
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("qm_session=")
+            .to_owned();
     }
     let r = c
         .post(format!("{base}/api/meetings"))
@@ -93,7 +111,10 @@ async fn main() -> anyhow::Result<()> {
         .send()
         .await?;
     anyhow::ensure!(r.status() == 201, "create: {}", r.status());
-    let code = r.json::<serde_json::Value>().await?["meeting"]["code"].as_str().unwrap().to_owned();
+    let code = r.json::<serde_json::Value>().await?["meeting"]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let mut join = Vec::with_capacity(n);
     for i in 0..n {
