@@ -91,6 +91,8 @@ export class RoomService implements OnDestroy {
   private readonly wanted = new Map<number, SubState>();
   private readonly receivedLayer = new Map<number, { layer: number; width: number; height: number }>();
   private publishedCamera = false;
+  /** Welcomes received since the page loaded: more than one means we reconnected. */
+  private welcomes = 0;
   chatOpen = false;
 
   constructor() {
@@ -350,6 +352,7 @@ export class RoomService implements OnDestroy {
   }
 
   private onWelcome(m: Extract<ServerMessage, { type: 'welcome' }>): void {
+    this.welcomes++;
     // After a reconnect everything is new (ids are not reused): start from a clean slate.
     this.media.resetRemotes();
     this.subscribed.clear();
@@ -502,8 +505,12 @@ export class RoomService implements OnDestroy {
       state: () => ({
         phase: this.phase(),
         transport: this.transport.kind(),
+        transportState: this.transport.state(),
+        transportError: this.transport.lastError(),
+        error: this.error(),
         rttMs: this.transport.rttMs(),
         selfId: this.selfId(),
+        welcomes: this.welcomes,
         participants: this.participants(),
         tracks: this.tracks(),
         firstFrameMs: this.firstFrameMs(),
