@@ -288,6 +288,9 @@ enum SenderInner {
 }
 
 /// The sending half of a connection.
+///
+/// Dropping it closes the connection without `leave` (like [`ClientSender::abort`]); the
+/// receiver then gets [`Event::Closed`]. Use [`ClientSender::close`] to leave politely.
 pub struct ClientSender {
     inner: SenderInner,
     transport: Transport,

@@ -8,6 +8,7 @@ use futures::{SinkExt, StreamExt};
 use quicmeet_proto::ws::{TYPE_CONTROL, TYPE_MEDIA};
 use quicmeet_proto::{control, ClientMessage, EncodedFrame, WsMessage};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -18,6 +19,8 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub(crate) struct WsSender {
     sink: SplitSink<Ws, Message>,
+    /// Dropped with the sender: tells the reader task to stop, which drops the socket.
+    _cancel: oneshot::Sender<()>,
     /// Reused encode buffer; each message takes a frozen slice of it.
     buf: BytesMut,
 }
@@ -33,9 +36,11 @@ pub(crate) async fn connect(
     let tcp = tcp_connect(url, opts.tcp_recv_buffer).await?;
     let (ws, _resp) = tokio_tungstenite::client_async_tls(url, tcp).await?;
     let (sink, stream) = ws.split();
-    tokio::spawn(read(stream, tx, counters));
+    let (cancel_tx, cancel_rx) = oneshot::channel();
+    tokio::spawn(read(stream, tx, counters, cancel_rx));
     let mut s = WsSender {
         sink,
+        _cancel: cancel_tx,
         buf: BytesMut::with_capacity(64 * 1024),
     };
     s.send_control(hello).await?;
@@ -152,9 +157,27 @@ impl WsSender {
     }
 }
 
-async fn read(mut stream: SplitStream<Ws>, tx: EventTx, counters: Arc<Counters>) {
+async fn read(
+    mut stream: SplitStream<Ws>,
+    tx: EventTx,
+    counters: Arc<Counters>,
+    mut cancel: oneshot::Receiver<()>,
+) {
     let mut close = None;
-    while let Some(msg) = stream.next().await {
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = &mut cancel => {
+                close.get_or_insert(CloseInfo {
+                    code: None,
+                    reason: "closed by this client".into(),
+                });
+                break;
+            }
+        };
         let ev = match msg {
             Ok(Message::Binary(b)) => match WsMessage::decode(b) {
                 Ok(WsMessage::Media(frame)) => {

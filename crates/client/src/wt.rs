@@ -94,6 +94,14 @@ pub(crate) async fn connect(
     })
 }
 
+/// Dropping the sender closes the session: the reader tasks hold clones of the connection and
+/// would otherwise keep it (and its keep-alives) going as long as the server stays quiet.
+impl Drop for WtSender {
+    fn drop(&mut self) {
+        self.conn.close(VarInt::from_u32(0), b"closed");
+    }
+}
+
 impl WtSender {
     pub(crate) async fn send_control(&mut self, msg: &ClientMessage) -> Result<()> {
         let bytes = encode_control(msg)?;
