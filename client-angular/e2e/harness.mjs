@@ -67,9 +67,10 @@ export async function startServer() {
     '--public-url', base,
     '--static-dir', STATIC_DIR,
   ];
-  // Chromium resolves "localhost" to ::1 first and does not fall back for QUIC, while the QUIC
-  // socket listens on 127.0.0.1: give browsers the literal address for WebTransport.
-  if (process.env.QM_E2E_MEDIA_HOST !== '') args.push('--media-host', process.env.QM_E2E_MEDIA_HOST ?? '127.0.0.1');
+  // The WebTransport URL then names "localhost", which Chromium resolves to ::1 only for QUIC
+  // while the server listens on 127.0.0.1: the client retries on 127.0.0.1 by itself. Set
+  // QM_E2E_MEDIA_HOST to hand the server an explicit --media-host instead.
+  if (process.env.QM_E2E_MEDIA_HOST) args.push('--media-host', process.env.QM_E2E_MEDIA_HOST);
   const log = [];
   const keep = (d) => {
     log.push(d.toString());
