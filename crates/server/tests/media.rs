@@ -233,7 +233,11 @@ async fn a_late_joiner_gets_a_keyframe_first_within_a_frame_interval() {
         Peer::join("Lea", &m.join_guest(&m.code, "Lea").await, WS).await,
     ];
 
-    let Peer { tx: mut ptx, .. } = p;
+    let Peer {
+        tx: mut ptx,
+        rx: prx,
+        ..
+    } = p;
     let sender = tokio::spawn(async move {
         let mut cam = cam;
         let start = tokio::time::Instant::now();
@@ -314,7 +318,41 @@ async fn a_late_joiner_gets_a_keyframe_first_within_a_frame_interval() {
             "{name}: did not get the stream to the end"
         );
     }
-    ptx.close().await.ok();
+
+    // A subscriber's decoder asks for a keyframe: the publisher, and only it, is asked.
+    let mut p = Peer {
+        name: "Pia".into(),
+        tx: ptx,
+        rx: prx,
+        id: track / 16,
+        transport: WT,
+        log: vec![],
+        media: vec![],
+        closed: None,
+        ping: 0,
+    };
+    p.sync().await; // everything sent to the publisher so far is read and logged
+    let mark = late[1].log.len();
+    late[0]
+        .send(ClientMessage::KeyframeRequest { track_id: track })
+        .await;
+    p.expect("keyframe_request", |m| {
+        matches!(m, ServerMessage::KeyframeRequest { track_id, layer: 0 } if *track_id == track)
+    })
+    .await;
+    late[1].sync().await;
+    assert_none(&late[1], mark, "keyframe_request", |m| {
+        matches!(m, ServerMessage::KeyframeRequest { .. })
+    });
+    // Asking for a track one does not subscribe to is an error.
+    late[1]
+        .send(ClientMessage::Unsubscribe { track_id: track })
+        .await;
+    late[1]
+        .send(ClientMessage::KeyframeRequest { track_id: track })
+        .await;
+    late[1].expect_error("not_subscribed").await;
+    p.tx.close().await.ok();
 }
 
 /// One received frame, as the stall test measures it.

@@ -125,7 +125,8 @@ pub struct Peer {
     /// Every media frame this peer received through the helpers, in order.
     pub media: Vec<MediaEvent>,
     pub closed: Option<CloseInfo>,
-    ping: u64,
+    /// Pings sent by [`Peer::sync`].
+    pub ping: u64,
 }
 
 /// Connect with a small event buffer and default options otherwise.
