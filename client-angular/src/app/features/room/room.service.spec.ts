@@ -36,6 +36,7 @@ function setup(join: JoinAnswer = answer) {
   const media = {
     micOn,
     camOn,
+    micLevel: signal(0),
     sharing: signal(false),
     startAudioOutput: vi.fn(async () => undefined),
     startPublishing: vi.fn(() => ({ mic: true, camera: true })),

@@ -49,7 +49,7 @@ export class RoomService implements OnDestroy {
   readonly selfId = signal<number | null>(null);
   readonly role = signal<string>('member');
   readonly code = signal<string>('');
-  readonly meetingInfo = signal<Record<string, unknown> | null>(null);
+  readonly meetingInfo = signal<{ code?: string; title?: string; host_name?: string } | null>(null);
   private readonly _participants = signal<ReadonlyMap<number, Participant>>(new Map());
   private readonly _tracks = signal<ReadonlyMap<number, Track>>(new Map());
   readonly chat = signal<ChatLine[]>([]);
@@ -439,6 +439,8 @@ export class RoomService implements OnDestroy {
   }
 
   isSpeaking(pid: number): boolean {
+    // Our own level comes from the local meter; everyone else's from their frame headers.
+    if (pid === this.selfId()) return this.media.micOn() && this.media.micLevel() > 0.25;
     const l = this.levels()[pid];
     const p = this._participants().get(pid);
     return l !== undefined && l < SPEAKING_DBOV && !p?.audio_muted;

@@ -93,6 +93,9 @@ const EMOJIS = ['👍', '❤️', '😂', '😮', '👏', '🎉'];
                 <button type="button" class="btn btn-text" (click)="setPanel(null)" aria-label="Close details"><app-icon name="close" /></button>
               </header>
               <div class="body">
+                @if (room.meetingInfo()?.title; as title) {
+                  <p><strong>{{ title }}</strong>@if (room.meetingInfo()?.host_name; as h) {<span class="muted"> · hosted by {{ h }}</span>}</p>
+                }
                 <p>Joining info</p>
                 <p data-testid="meeting-url"><strong>{{ link() }}</strong></p>
                 <button type="button" class="btn" (click)="copyLink()">{{ copied() ? 'Copied' : 'Copy joining info' }}</button>
