@@ -274,7 +274,7 @@ describe('QuicMeet end to end', { timeout: 300_000 }, () => {
     await join(host, m.code);
     const knocker = await page('knocker');
     await knocker.goto(`/${m.code}`);
-    await knocker.waitForSelector('.join-btn');
+    await knocker.waitForSelector('h1:has-text("Private E2E")');
     assert.equal((await knocker.textContent('.join-btn')).trim(), 'Ask to join');
     await join(knocker, m.code, { guest: { name: 'Kim Knocker', email: 'kim@example.com' }, expectRoom: false });
     await knocker.waitForSelector('[data-testid=lobby]', { timeout: 15_000 });

@@ -28,6 +28,7 @@ export class WebTransportConnection implements Connection {
   private closedByUs = false;
   private finished = false;
   private controlChain: Promise<void> = Promise.resolve();
+  private groupOrder = 0;
 
   private constructor(
     private readonly wt: WebTransport,
@@ -52,6 +53,9 @@ export class WebTransportConnection implements Connection {
     } catch (e) {
       throw new TransportError(`Cannot open WebTransport: ${(e as Error).message}`);
     }
+    // Whoever loses the race below, a late rejection must not surface as unhandled.
+    wt.ready.catch(() => undefined);
+    wt.closed.catch(() => undefined);
     const conn = new WebTransportConnection(wt, events);
     try {
       (wt.datagrams as { incomingHighWaterMark?: number }).incomingHighWaterMark = 256;
@@ -138,15 +142,16 @@ export class WebTransportConnection implements Connection {
       return;
     }
     group.queued++;
-    const order = ++group.groups;
     group.chain = group.chain
       .then(async () => {
         if (frame.keyframe || !group.writer) {
           const old = group.writer;
           group.writer = null;
           if (old) old.close().catch(() => undefined);
-          // Newer groups get a higher send order, so a stale group never starves a fresh one.
-          const stream = await this.wt.createUnidirectionalStream({ sendOrder: order } as WebTransportSendStreamOptions);
+          // Newer groups (of any track) get a higher send order, so a stale group never starves
+          // a fresh one.
+          const stream = await this.wt.createUnidirectionalStream({ sendOrder: ++this.groupOrder } as WebTransportSendStreamOptions);
+          group.groups++;
           group.writer = stream.getWriter() as WritableStreamDefaultWriter<Uint8Array>;
         }
         await group.writer.write(bytes);

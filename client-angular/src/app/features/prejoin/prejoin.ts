@@ -82,7 +82,7 @@ import { Icon } from '../../shared/icon';
           @if (waiting()) {
             <p class="ok" role="status" data-testid="lobby">{{ lobbyMessage() || 'Asking to be let in…' }}<br />You'll join the call when someone lets you in.</p>
           } @else {
-            <button class="btn btn-primary join-btn" type="submit" [disabled]="busy() || f.invalid">{{ busy() ? 'Joining…' : joinLabel() }}</button>
+            <button class="btn btn-primary join-btn" type="submit" [disabled]="busy() || f.invalid || !meeting()">{{ busy() ? 'Joining…' : joinLabel() }}</button>
           }
         </form>
       </section>
