@@ -6,7 +6,7 @@ import { rms } from './levels';
  * the context's rate (44.1 kHz here) and summed. A speaker starts playing once 40 ms are
  * buffered; more than 200 ms buffered drops the oldest audio to keep latency down.
  */
-const WORKLET_SOURCE = `
+export const WORKLET_SOURCE = `
 class QmMixer extends AudioWorkletProcessor {
   constructor() {
     super();
