@@ -48,8 +48,13 @@ async fn refuse(mut socket: WebSocket, code: &str, message: &str) {
     let _ = socket
         .send(control_message(&ServerMessage::error(code, message)))
         .await;
+    let reason = if code == "meeting_ended" {
+        "ended"
+    } else {
+        code
+    };
     let _ = socket
-        .send(control_message(&ServerMessage::goodbye(code, message)))
+        .send(control_message(&ServerMessage::goodbye(reason, message)))
         .await;
     let _ = socket.send(Message::Close(None)).await;
 }

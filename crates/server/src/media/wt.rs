@@ -162,7 +162,14 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         let mut v = Vec::new();
         for m in [
             ServerMessage::error(code, message),
-            ServerMessage::goodbye(code, message),
+            ServerMessage::goodbye(
+                if code == "meeting_ended" {
+                    "ended"
+                } else {
+                    code
+                },
+                message,
+            ),
         ] {
             if let Ok(b) = quicmeet_proto::wt::encode_control(&m) {
                 v.extend_from_slice(&b);
@@ -341,17 +348,20 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     };
 
     let writer = write_loop(hub.clone(), conn.clone(), attached.clone(), ctl_send);
+    tokio::pin!(writer);
 
-    tokio::select! {
-        _ = control_reader => {}
-        _ = datagram_reader => {}
-        _ = stream_reader => {}
-        _ = writer => {}
-        _ = conn.closed() => {}
-    }
+    let writer_done = tokio::select! {
+        _ = control_reader => false,
+        _ = datagram_reader => false,
+        _ = stream_reader => false,
+        _ = &mut writer => true,
+        _ = conn.closed() => true,
+    };
     stop.cancel();
-    // Let the writer's goodbye reach the peer before closing.
-    if attached.out.is_closing() {
+    // A reader that gave up (protocol error) queued an error and a goodbye: let the writer
+    // flush them before the connection closes.
+    if !writer_done && attached.out.is_closing() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     conn.close(
