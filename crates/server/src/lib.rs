@@ -128,10 +128,19 @@ impl Server {
             .trim_end_matches('/')
             .to_owned();
         let public_host = public_host(&public_url);
-        let media_host = config
-            .media_host
-            .clone()
-            .unwrap_or_else(|| public_host.clone());
+        // Chromium resolves `localhost` to ::1 for QUIC and does not fall back to 127.0.0.1,
+        // so in development (certificate hashes, no names checked) a loopback IPv4 endpoint is
+        // named by its address.
+        let media_host = config.media_host.clone().unwrap_or_else(|| {
+            if public_host == "localhost"
+                && config.quic_addr.ip().is_ipv4()
+                && !config.tls_enabled()
+            {
+                "127.0.0.1".to_owned()
+            } else {
+                public_host.clone()
+            }
+        });
 
         let mut names = vec![
             "localhost".to_owned(),

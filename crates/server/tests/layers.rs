@@ -366,3 +366,48 @@ async fn a_subscriber_that_cannot_keep_up_moves_down_a_layer_and_back_up() {
     assert!(metric(&m, "quicmeet_layer_switches_total").await >= 2.0);
     let _ = pubt.await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_server_layers_off_a_small_tile_still_gets_the_publishers_video() {
+    let m = Meet::start("public", &[], &["--transcode-workers", "0"]).await;
+    let (cfg, frames) = clip(640, 360, 30);
+    let mut publisher = Peer::join("Pia", &m.join_host().await, Transport::WebTransport).await;
+    let mut sub = Peer::join(
+        "Sam",
+        &m.join_guest(&m.code, "Sam").await,
+        Transport::WebTransport,
+    )
+    .await;
+    let cam = publish_camera(&mut publisher, 640, 360).await;
+    let track = cam.track_id();
+    sub.expect(
+        "track_published",
+        |m| matches!(m, ServerMessage::TrackPublished { track: t } if t.track_id == track),
+    )
+    .await;
+    sub.send(ClientMessage::Subscribe {
+        track_id: track,
+        max_width: Some(160),
+        max_height: Some(90),
+        layer: None,
+    })
+    .await;
+    sub.sync().await;
+    let Peer { tx, .. } = publisher;
+    let pubt = spawn_publisher(tx, cam, cfg, frames, Duration::from_secs(3));
+    let got = collect(
+        &mut sub,
+        track,
+        Instant::now() + Duration::from_secs(8),
+        |g| g.len() >= 20,
+    )
+    .await;
+    assert!(
+        got.len() >= 20,
+        "only {} frames without server-side layers",
+        got.len()
+    );
+    assert!(got.iter().all(|e| e.frame.header().layer == 0));
+    assert!(got[0].frame.header().keyframe);
+    let _ = pubt.await;
+}

@@ -304,6 +304,7 @@ impl Actor {
     /// Starts, retunes or stops transcoders so exactly the wanted lower layers are made.
     fn sync_transcoders(&mut self) {
         let Some(xc) = self.hub.transcoders.clone() else {
+            self.without_transcoders();
             return;
         };
         let mut live: SmallVec<[(u32, quicmeet_proto::MediaKind); 8]> = SmallVec::new();
@@ -328,10 +329,29 @@ impl Actor {
         }
     }
 
+    /// With server-side layers off, every subscription gets the publisher's own layer.
+    fn without_transcoders(&mut self) {
+        let now = Instant::now();
+        let mut fix: SmallVec<[(ConnId, u32); 8]> = SmallVec::new();
+        for conn in self.conns.keys() {
+            for (track_id, preferred, current) in self.room.subscriptions(*conn) {
+                if preferred > 0 || current.is_some_and(|c| c > 0) {
+                    fix.push((*conn, track_id));
+                }
+            }
+        }
+        for (conn, track_id) in fix {
+            let _ = self.room.set_layer(now, conn, track_id, 0);
+        }
+        if !self.room.is_empty() {
+            self.drain();
+        }
+    }
+
     /// Moves subscribers that cannot keep up down a layer, and back up after a calm period.
     fn control_layers(&mut self) {
         let now = Instant::now();
-        if now < self.next_ctl {
+        if now < self.next_ctl || self.hub.transcoders.is_none() {
             return;
         }
         self.next_ctl = now + CTL_PERIOD;
