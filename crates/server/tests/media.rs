@@ -1255,7 +1255,7 @@ async fn screen_share_and_audio_too_large_for_a_datagram_travel_on_streams() {
     let mut p = Peer::join("Presenter", &m.join_host().await, WT).await;
     let mut mic = p.publish(Slot::Mic).await;
     let mut screen = p.publish(Slot::ScreenVideo).await;
-    let mut subs = vec![
+    let mut subs = [
         Peer::join("ViewWt", &m.join_guest(&m.code, "ViewWt").await, WT).await,
         Peer::join("ViewWs", &m.join_guest(&m.code, "ViewWs").await, WS).await,
     ];
