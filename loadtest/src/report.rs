@@ -42,6 +42,42 @@ pub struct TimePoint {
     pub server_queue_bytes: Option<f64>,
 }
 
+/// The machine the run shared.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// 1-minute load average when the run started.
+    pub load_start: Option<f64>,
+    /// 1-minute load average when the run ended.
+    pub load_end: Option<f64>,
+    /// UDP datagrams the kernel dropped during the run because a socket's receive buffer
+    /// was full (`/proc/net/snmp` `Udp: RcvbufErrors`, whole network namespace).
+    pub udp_rcvbuf_errors: Option<u64>,
+}
+
+impl Machine {
+    /// `Udp: RcvbufErrors` from `/proc/net/snmp`.
+    pub fn udp_rcvbuf_errors() -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/net/snmp").ok()?;
+        let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+        let names: Vec<&str> = udp.next()?.split_whitespace().collect();
+        let values: Vec<&str> = udp.next()?.split_whitespace().collect();
+        let i = names.iter().position(|n| *n == "RcvbufErrors")?;
+        values.get(i)?.parse().ok()
+    }
+
+    /// The 1-minute load average now.
+    pub fn load_now() -> Option<f64> {
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+}
+
 /// Join timings (ms).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct JoinReport {
@@ -161,6 +197,12 @@ pub struct CapacityStep {
     pub loss_pct: f64,
     /// Server CPU (cores).
     pub server_cpu_cores: Option<f64>,
+    /// This tool's CPU (cores).
+    pub tester_cpu_cores: Option<f64>,
+    /// Frames the server dropped (`quicmeet_media_dropped_*`).
+    pub server_drops: f64,
+    /// Kernel UDP receive-buffer drops during the step.
+    pub udp_rcvbuf_errors: Option<u64>,
     /// Every threshold held.
     pub passed: bool,
 }
@@ -187,6 +229,9 @@ pub struct Report {
     pub args: Args,
     /// Server URL or relay address.
     pub target: String,
+    /// The machine: logical CPUs and `/proc/loadavg` at the start and the end of the run
+    /// (the server and this tool share it, and maybe other work too).
+    pub machine: Machine,
     /// Mean payload bit rate of the camera clip (kbit/s).
     pub video_clip_kbps: Option<f64>,
     /// Joins.
@@ -243,6 +288,16 @@ impl Report {
             a.fps,
             a.audio,
             if a.screen { ", screen" } else { "" }
+        );
+        let m = &self.machine;
+        let opt1 = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+        let _ = writeln!(
+            s,
+            "machine: {} CPUs, load average {} → {} (server, tester and anything else share it) · kernel UDP receive-buffer drops {}",
+            m.cpus,
+            opt1(m.load_start),
+            opt1(m.load_end),
+            m.udp_rcvbuf_errors.map_or("-".to_owned(), |v| v.to_string())
         );
         let j = &self.join;
         let _ = writeln!(
@@ -328,12 +383,15 @@ impl Report {
             for st in &cap.steps {
                 let _ = writeln!(
                     s,
-                    "  {:>4} → {:>4} participants  p99 {:>8.1} ms  loss {:>7.3}%  server {} cores  {}",
+                    "  {:>4} → {:>4} participants  p99 {:>8.1} ms  loss {:>7.3}%  server {} cores  tester {} cores  server drops {}  UDP drops {}  {}",
                     st.value,
                     st.participants,
                     st.p99_ms,
                     st.loss_pct,
                     opt(st.server_cpu_cores, 2),
+                    opt(st.tester_cpu_cores, 2),
+                    st.server_drops,
+                    st.udp_rcvbuf_errors.map_or("-".to_owned(), |v| v.to_string()),
                     if st.passed { "held" } else { "broke" }
                 );
             }

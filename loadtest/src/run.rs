@@ -132,6 +132,8 @@ pub async fn prepare(args: &Args) -> Result<Env> {
 /// One load run with `args` against the prepared target.
 pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
     let started_at = chrono::Utc::now().to_rfc3339();
+    let load_start = crate::report::Machine::load_now();
+    let udp0 = crate::report::Machine::udp_rcvbuf_errors();
     let total = args.total();
     if total == 0 {
         bail!("nothing to do: no participants");
@@ -339,6 +341,14 @@ pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
             rss_max,
         },
     );
+    report.machine = crate::report::Machine {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_start,
+        load_end: crate::report::Machine::load_now(),
+        udp_rcvbuf_errors: crate::report::Machine::udp_rcvbuf_errors()
+            .zip(udp0)
+            .map(|(b, a)| b.saturating_sub(a)),
+    };
     evaluate(args, &mut report);
     Ok(report)
 }
@@ -537,6 +547,7 @@ fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report {
         args: args.clone(),
         target: input.target,
         video_clip_kbps: input.video_clip_kbps,
+        machine: Default::default(),
         join: JoinReport {
             planned: args.total() as u64,
             joined: sh.joined.load(Relaxed),
@@ -655,13 +666,24 @@ pub async fn run(args: &Args) -> Result<Report> {
             p99_ms: all.latency_ms.p99,
             loss_pct: all.loss_pct,
             server_cpu_cores: r.server.cpu_cores,
+            tester_cpu_cores: r.tester.cpu_cores,
+            server_drops: r
+                .server
+                .drops
+                .iter()
+                .filter(|(k, _)| k.starts_with("quicmeet_media_dropped_"))
+                .map(|(_, v)| v)
+                .sum(),
+            udp_rcvbuf_errors: r.machine.udp_rcvbuf_errors,
             passed: r.passed,
         });
         eprintln!(
-            "  p99 {:.1} ms, loss {:.3}%, server {:.2} cores: {}",
+            "  p99 {:.1} ms, loss {:.3}%, server {:.2} cores, tester {:.2} cores, UDP drops {}: {}",
             all.latency_ms.p99,
             all.loss_pct,
             r.server.cpu_cores.unwrap_or(0.0),
+            r.tester.cpu_cores.unwrap_or(0.0),
+            r.machine.udp_rcvbuf_errors.unwrap_or(0),
             if r.passed { "held" } else { "broke" }
         );
         if r.passed {
