@@ -553,9 +553,11 @@ async fn session(
                             };
                             let ff = m.received_at.saturating_duration_since(from).as_micros() as u64;
                             st.first_frame_us = Some(ff);
-                            sh.first_frame.lock().record(ff);
-                            if first && !first_frame_done {
+                            if !first_frame_done {
+                                // Join time counts the session's first frame of any kind
+                                // (video starts are staggered on purpose).
                                 first_frame_done = true;
+                                sh.first_frame.lock().record(ff);
                                 sh.join_total.lock().record(api_us + connect_us + ff);
                             }
                         }
@@ -719,10 +721,21 @@ async fn sender_task(
     let mut sending = false;
     let mut stopped = *stop.borrow();
     let never = Instant::now() + Duration::from_secs(365 * 86_400);
+    // Publishers' video starts staggered over one keyframe interval, as real cameras are
+    // not in step; with every keyframe at the same instant the fan-out would be a burst
+    // no real meeting produces.
+    let stagger = Duration::from_secs_f64(
+        ctx.args.keyframe_secs.max(0.0) * spec.k as f64
+            / ctx.args.publishers_per_room.max(1) as f64,
+    );
     let start_sending = |tracks: &mut Vec<Track>, chat_due: &mut Instant| {
         let now = Instant::now();
         for t in tracks.iter_mut() {
-            t.due = now;
+            t.due = if t.kind == MediaKind::Audio {
+                now
+            } else {
+                now + stagger
+            };
         }
         if let Some(e) = chat_every {
             *chat_due = now + e.mul_f64((spec.k as f64 + 0.5) / per_room);

@@ -140,6 +140,9 @@ pub struct ServerReport {
 pub struct TesterReport {
     /// Mean CPU over the window, in cores.
     pub cpu_cores: Option<f64>,
+    /// The whole machine's busy CPU over the window, in cores (server, tool, kernel network
+    /// work in softirq context, and anything else running).
+    pub machine_busy_cores: Option<f64>,
     /// Lateness of sends against the schedule (ms).
     pub sender_lag_ms: SummaryMs,
 }
@@ -358,8 +361,9 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "tester: cpu {} cores · send lag p99 {:.1} ms · chat {} sent / {} delivered (p99 {:.1} ms) · reconnects {} · churn {} · errors {:?}",
+            "tester: cpu {} cores · whole machine busy {} cores · send lag p99 {:.1} ms · chat {} sent / {} delivered (p99 {:.1} ms) · reconnects {} · churn {} · errors {:?}",
             opt(self.tester.cpu_cores, 2),
+            opt(self.tester.machine_busy_cores, 2),
             self.tester.sender_lag_ms.p99,
             self.chat.sent,
             self.chat.received,

@@ -362,6 +362,7 @@ struct WindowMark {
     at: Instant,
     server: Option<server::ProcSample>,
     tester: Option<server::ProcSample>,
+    machine_busy_us: Option<u64>,
     frames_rx: u64,
 }
 
@@ -371,6 +372,7 @@ impl WindowMark {
             at: Instant::now(),
             server: pid.as_deref().and_then(proc_sample),
             tester: proc_sample("self"),
+            machine_busy_us: server::machine_busy_us(),
             frames_rx: sh.frames_rx.load(Relaxed),
         }
     }
@@ -569,6 +571,12 @@ fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report {
         server,
         tester: TesterReport {
             cpu_cores: cores(w0.tester, w1.tester),
+            machine_busy_cores: match (w0.machine_busy_us, w1.machine_busy_us) {
+                (Some(a), Some(b)) if window_s > 0.0 => {
+                    Some(b.saturating_sub(a) as f64 / (window_s * 1e6))
+                }
+                _ => None,
+            },
             sender_lag_ms: ms(&sh.sender_lag.snapshot()),
         },
         timeline: input.timeline,
@@ -630,9 +638,26 @@ fn with_value(args: &Args, dim: CapacityDim, v: usize) -> Args {
     a
 }
 
+/// [`run_inner`], cut short by SIGINT or SIGTERM (the spawned server is still stopped).
+pub async fn run(args: &Args) -> Result<Report> {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = run_inner(args) => r,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        _ = term => bail!("terminated"),
+    }
+}
+
 /// Run once, or `--find-capacity`: grow the dimension (doubling, then bisecting between the
 /// last value that held and the first that broke), at most 10 runs.
-pub async fn run(args: &Args) -> Result<Report> {
+pub async fn run_inner(args: &Args) -> Result<Report> {
     let lib = Library::build(args)?;
     let lib = Arc::new(lib);
     let env = prepare(args).await?;

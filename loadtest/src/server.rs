@@ -177,6 +177,20 @@ pub fn proc_sample(pid: &str) -> Option<ProcSample> {
     })
 }
 
+/// Busy CPU time of the whole machine in µs (all CPUs, `/proc/stat`: everything but idle
+/// and iowait), which also catches kernel network work done in softirq context.
+pub fn machine_busy_us() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4)?;
+    Some((total - idle) * 1_000_000 / clk_tck())
+}
+
 /// Parse Prometheus text: `name{labels} value` → value, labels kept in the key.
 pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();

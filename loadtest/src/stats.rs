@@ -172,7 +172,7 @@ pub struct Shared {
     pub join_api: Mutex<Hist>,
     /// Transport handshake + hello → welcome (µs).
     pub join_connect: Mutex<Hist>,
-    /// Subscription (or media start) → first frame (µs).
+    /// Subscription (or media start) → a session's first frame of any kind (µs).
     pub first_frame: Mutex<Hist>,
     /// Whole join: API + handshake + first frame (µs).
     pub join_total: Mutex<Hist>,
