@@ -49,6 +49,34 @@ async fn publish_camera(p: &mut Peer, width: u32, height: u32) -> TrackPublisher
     TrackPublisher::new(track_id, MediaKind::Video)
 }
 
+/// A publisher (WebTransport) with a `width`x`height` camera track and one subscriber that has
+/// seen the track published.
+async fn publisher_and_subscriber(
+    m: &Meet,
+    sub_transport: Transport,
+    sub_opts: ConnectOptions,
+    width: u32,
+    height: u32,
+) -> (Peer, TrackPublisher, Peer) {
+    let mut publisher = Peer::join("Pia", &m.join_host().await, Transport::WebTransport).await;
+    let mut sub = Peer::connect_with(
+        "Sam",
+        &m.join_guest(&m.code, "Sam").await,
+        sub_transport,
+        sub_opts,
+    )
+    .await;
+    sub.welcome().await;
+    let cam = publish_camera(&mut publisher, width, height).await;
+    let track = cam.track_id();
+    sub.expect(
+        "track_published",
+        |m| matches!(m, ServerMessage::TrackPublished { track: t } if t.track_id == track),
+    )
+    .await;
+    (publisher, cam, sub)
+}
+
 /// Sends the clip in real time, looping, for `dur`; capture timestamps are the clip's own
 /// presentation times plus a per-loop offset, so a receiver can tell which picture it got.
 fn spawn_publisher(
@@ -117,20 +145,15 @@ async fn metric(m: &Meet, name: &str) -> f64 {
 async fn a_small_tile_gets_a_decodable_180p_layer_that_matches_the_source() {
     let m = Meet::start("public", &[], &[]).await;
     let (cfg, frames) = clip(1280, 720, 60);
-    let mut publisher = Peer::join("Pia", &m.join_host().await, Transport::WebTransport).await;
-    let mut sub = Peer::join(
-        "Sam",
-        &m.join_guest(&m.code, "Sam").await,
+    let (publisher, cam, mut sub) = publisher_and_subscriber(
+        &m,
         Transport::WebSocket,
+        ConnectOptions::default(),
+        1280,
+        720,
     )
     .await;
-    let cam = publish_camera(&mut publisher, 1280, 720).await;
     let track = cam.track_id();
-    sub.expect(
-        "track_published",
-        |m| matches!(m, ServerMessage::TrackPublished { track: t } if t.track_id == track),
-    )
-    .await;
     // No lower layer is wanted yet: no encoder runs.
     assert_eq!(metric(&m, "quicmeet_transcode_active_encoders").await, 0.0);
     sub.send(ClientMessage::Subscribe {
@@ -196,20 +219,15 @@ async fn a_small_tile_gets_a_decodable_180p_layer_that_matches_the_source() {
 async fn switching_layers_starts_each_layer_at_a_keyframe_and_stops_encoders_after() {
     let m = Meet::start("public", &[], &[]).await;
     let (cfg, frames) = clip(640, 360, 60);
-    let mut publisher = Peer::join("Pia", &m.join_host().await, Transport::WebTransport).await;
-    let mut sub = Peer::join(
-        "Sam",
-        &m.join_guest(&m.code, "Sam").await,
+    let (publisher, cam, mut sub) = publisher_and_subscriber(
+        &m,
         Transport::WebTransport,
+        ConnectOptions::default(),
+        640,
+        360,
     )
     .await;
-    let cam = publish_camera(&mut publisher, 640, 360).await;
     let track = cam.track_id();
-    sub.expect(
-        "track_published",
-        |m| matches!(m, ServerMessage::TrackPublished { track: t } if t.track_id == track),
-    )
-    .await;
     let Peer { tx, .. } = publisher;
     let pubt = spawn_publisher(tx, cam, cfg, frames, Duration::from_secs(14));
 
@@ -292,28 +310,15 @@ async fn switching_layers_starts_each_layer_at_a_keyframe_and_stops_encoders_aft
 async fn a_subscriber_that_cannot_keep_up_moves_down_a_layer_and_back_up() {
     let m = Meet::start("public", &[], &[]).await;
     let (cfg, frames) = clip(640, 360, 60);
-    let mut publisher = Peer::join("Pia", &m.join_host().await, Transport::WebTransport).await;
     // A WebSocket subscriber with a tiny TCP buffer: when it stops reading, the server feels it.
     let opts = ConnectOptions {
         tcp_recv_buffer: Some(4096),
         event_buffer: 8,
         ..ConnectOptions::default()
     };
-    let mut sub = Peer::connect_with(
-        "Sam",
-        &m.join_guest(&m.code, "Sam").await,
-        Transport::WebSocket,
-        opts,
-    )
-    .await;
-    sub.welcome().await;
-    let cam = publish_camera(&mut publisher, 640, 360).await;
+    let (publisher, cam, mut sub) =
+        publisher_and_subscriber(&m, Transport::WebSocket, opts, 640, 360).await;
     let track = cam.track_id();
-    sub.expect(
-        "track_published",
-        |m| matches!(m, ServerMessage::TrackPublished { track: t } if t.track_id == track),
-    )
-    .await;
     sub.send(ClientMessage::Subscribe {
         track_id: track,
         max_width: None,
@@ -371,20 +376,15 @@ async fn a_subscriber_that_cannot_keep_up_moves_down_a_layer_and_back_up() {
 async fn with_server_layers_off_a_small_tile_still_gets_the_publishers_video() {
     let m = Meet::start("public", &[], &["--transcode-workers", "0"]).await;
     let (cfg, frames) = clip(640, 360, 30);
-    let mut publisher = Peer::join("Pia", &m.join_host().await, Transport::WebTransport).await;
-    let mut sub = Peer::join(
-        "Sam",
-        &m.join_guest(&m.code, "Sam").await,
+    let (publisher, cam, mut sub) = publisher_and_subscriber(
+        &m,
         Transport::WebTransport,
+        ConnectOptions::default(),
+        640,
+        360,
     )
     .await;
-    let cam = publish_camera(&mut publisher, 640, 360).await;
     let track = cam.track_id();
-    sub.expect(
-        "track_published",
-        |m| matches!(m, ServerMessage::TrackPublished { track: t } if t.track_id == track),
-    )
-    .await;
     sub.send(ClientMessage::Subscribe {
         track_id: track,
         max_width: Some(160),

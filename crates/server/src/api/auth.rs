@@ -194,6 +194,20 @@ fn team_of(state: &SharedState, email: &str) -> String {
         .unwrap_or_else(|| email.rsplit('@').next().unwrap_or_default().to_owned())
 }
 
+/// Stores a fresh single-use verification token (durably) and mails its link.
+async fn issue_verification(state: &SharedState, user: &User) -> ApiResult<()> {
+    let token = new_token();
+    state.store.put_verify_token(
+        &token,
+        &user.id,
+        Utc::now(),
+        Duration::hours(VERIFY_TTL_HOURS),
+    )?;
+    state.store.flush().await?;
+    send_verification(state, user, &token);
+    Ok(())
+}
+
 fn send_verification(state: &SharedState, user: &User, token: &str) {
     let link = format!("{}/verify?token={}", state.public_url, token);
     tracing::info!(email = %user.email, link = %link, "verification link");
@@ -250,16 +264,8 @@ pub async fn signup(
         }
         return Err(e.into());
     }
-    let token = new_token();
-    state.store.put_verify_token(
-        &token,
-        &user.id,
-        Utc::now(),
-        Duration::hours(VERIFY_TTL_HOURS),
-    )?;
-    state.store.flush().await?;
+    issue_verification(&state, &user).await?;
     state.metrics.signups.inc("created");
-    send_verification(&state, &user, &token);
     Ok((
         StatusCode::CREATED,
         Json(UserResponse {
@@ -307,15 +313,7 @@ pub async fn resend(
     limit(&state, "resend", &state.limits.resend_account, &email)?;
     if let Some(user) = state.store.user_by_email(&email)? {
         if !user.verified {
-            let token = new_token();
-            state.store.put_verify_token(
-                &token,
-                &user.id,
-                Utc::now(),
-                Duration::hours(VERIFY_TTL_HOURS),
-            )?;
-            state.store.flush().await?;
-            send_verification(&state, &user, &token);
+            issue_verification(&state, &user).await?;
         }
     }
     Ok((
