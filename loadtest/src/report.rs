@@ -515,16 +515,14 @@ impl Report {
             )],
         ));
         if let Some(cap) = &self.capacity {
-            let x: Vec<f64> = cap.steps.iter().map(|s| s.value as f64).collect();
+            let mut steps: Vec<&CapacityStep> = cap.steps.iter().collect();
+            steps.sort_by_key(|s| s.value);
+            let x: Vec<f64> = steps.iter().map(|s| s.value as f64).collect();
             h.push_str(&line_chart(
                 &format!("Capacity: p99 ms by {}", cap.dimension),
                 &cap.dimension,
                 &x,
-                &[(
-                    "p99",
-                    "#d93025",
-                    cap.steps.iter().map(|s| s.p99_ms).collect(),
-                )],
+                &[("p99", "#d93025", steps.iter().map(|s| s.p99_ms).collect())],
             ));
         }
         h.push_str("</div><h2>Worst streams (by p99)</h2><table><tr><th>room</th><th>receiver</th><th>track</th><th>layer</th><th>kind</th><th>received</th><th>lost</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th><th>jitter ms</th><th>kbit/s</th><th>first frame ms</th></tr>");

@@ -697,8 +697,7 @@ pub async fn run_inner(args: &Args) -> Result<Report> {
                 .drops
                 .iter()
                 .filter(|(k, _)| k.starts_with("quicmeet_media_dropped_"))
-                .map(|(_, v)| v)
-                .sum(),
+                .fold(0.0, |a, (_, v)| a + v),
             udp_rcvbuf_errors: r.machine.udp_rcvbuf_errors,
             passed: r.passed,
         });
