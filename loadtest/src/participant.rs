@@ -671,6 +671,11 @@ fn finish(
     ctx.shared.streams.lock().extend(streams.into_values());
 }
 
+/// Control messages per second the sender allows itself (the server allows 50).
+const CONTROL_RATE: f64 = 40.0;
+/// Burst of control messages (the server allows 100).
+const CONTROL_BURST: f64 = 80.0;
+
 struct Track {
     kind: MediaKind,
     slot: u32,
@@ -720,6 +725,8 @@ async fn sender_task(
     let mut stop = ctx.stop.clone();
     let mut sending = false;
     let mut stopped = *stop.borrow();
+    let mut ctl_tokens = CONTROL_BURST;
+    let mut ctl_last = Instant::now();
     let never = Instant::now() + Duration::from_secs(365 * 86_400);
     // Publishers' video starts staggered over one keyframe interval, as real cameras are
     // not in step; with every keyframe at the same instant the fan-out would be a burst
@@ -760,6 +767,20 @@ async fn sender_task(
             biased;
             m = ctl.recv() => match m {
                 Some(m) => {
+                    // Stay under the server's control-message limit (PROTOCOL §5.9: 50/s,
+                    // burst 100): a big meeting's joiner has one subscribe per track.
+                    let now = Instant::now();
+                    ctl_tokens = (ctl_tokens
+                        + now.duration_since(ctl_last).as_secs_f64() * CONTROL_RATE)
+                        .min(CONTROL_BURST);
+                    ctl_last = now;
+                    if ctl_tokens < 1.0 {
+                        let wait = Duration::from_secs_f64((1.0 - ctl_tokens) / CONTROL_RATE);
+                        tokio::time::sleep(wait).await;
+                        ctl_tokens = 1.0;
+                        ctl_last = Instant::now();
+                    }
+                    ctl_tokens -= 1.0;
                     if let Err(e) = conn.send_control(&m).await {
                         tracing::debug!(error = %e, "control send failed");
                         sh.error("send_control");

@@ -121,6 +121,8 @@ pub struct ServerReport {
     pub rss_max_mib: Option<f64>,
     /// Frames delivered to subscribers during the window (counted by the tool).
     pub frames_delivered: u64,
+    /// Media delivered to subscribers during the window, Mbit/s.
+    pub delivered_mbps: f64,
     /// Server CPU per delivered frame (µs).
     pub cpu_us_per_frame: Option<f64>,
     /// Subscriber streams (subscriber × track) that carried media.
@@ -325,7 +327,9 @@ impl Report {
             "jit ms",
             "Mbit/s"
         );
-        let win = self.server.window_s.max(1e-9);
+        // Goodput over the measured window, split by each kind's share of the bytes.
+        let all_bytes = self.all().bytes_received.max(1) as f64;
+        let mbps = self.server.delivered_mbps;
         for k in &self.kinds {
             if k.streams == 0 && k.frames_sent == 0 {
                 continue;
@@ -344,7 +348,7 @@ impl Report {
                 k.latency_ms.p99,
                 k.latency_ms.max,
                 k.jitter_ms_mean,
-                k.bytes_received as f64 * 8.0 / win / 1e6
+                mbps * k.bytes_received as f64 / all_bytes
             );
         }
         let sv = &self.server;

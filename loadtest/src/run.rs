@@ -364,6 +364,7 @@ struct WindowMark {
     tester: Option<server::ProcSample>,
     machine_busy_us: Option<u64>,
     frames_rx: u64,
+    bytes_rx: u64,
 }
 
 impl WindowMark {
@@ -374,6 +375,7 @@ impl WindowMark {
             tester: proc_sample("self"),
             machine_busy_us: server::machine_busy_us(),
             frames_rx: sh.frames_rx.load(Relaxed),
+            bytes_rx: sh.bytes_rx.load(Relaxed),
         }
     }
 }
@@ -503,6 +505,9 @@ fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report {
         cpu_cores: server_cores,
         rss_max_mib: input.rss_max,
         frames_delivered: delivered,
+        delivered_mbps: w1.bytes_rx.saturating_sub(w0.bytes_rx) as f64 * 8.0
+            / window_s.max(1e-9)
+            / 1e6,
         cpu_us_per_frame: match (w0.server, w1.server) {
             (Some(a), Some(b)) if delivered > 0 => {
                 Some(b.cpu_us.saturating_sub(a.cpu_us) as f64 / delivered as f64)
@@ -610,6 +615,22 @@ pub fn evaluate(args: &Args, r: &mut Report) {
             limit: l,
             value: all.loss_pct,
             ok: all.loss_pct <= l && all.frames_received > 0,
+        });
+    }
+    let a = &r.args;
+    let watchers = a.subscribers_per_room
+        + if a.publishers_watch == crate::cli::OnOff::On && a.publishers_per_room > 1 {
+            a.publishers_per_room
+        } else {
+            0
+        };
+    let has_media = a.audio == crate::cli::OnOff::On || a.video_res.size().is_some() || a.screen;
+    if a.publishers_per_room > 0 && watchers > 0 && has_media {
+        checks.push(Check {
+            name: "media frames received".into(),
+            limit: 1.0,
+            value: all.frames_received as f64,
+            ok: all.frames_received > 0,
         });
     }
     let fail_pct = if r.join.planned == 0 {
