@@ -98,7 +98,9 @@ fn check_counts(r: &Report) {
     assert_eq!(all.loss_pct, 0.0);
     assert!(r.errors.is_empty(), "errors: {:?}", r.errors);
     assert!(r.join.connect_ms.count >= 4);
-    assert!(r.join.first_frame_ms.count >= 12);
+    // One first frame per participant (every one of them watches someone).
+    assert_eq!(r.join.first_frame_ms.count, 4);
+    assert_eq!(r.join.total_ms.count, 4);
     assert!(!r.timeline.is_empty() && !r.cdf.is_empty());
     assert!(
         r.server.cpu_cores.is_some(),
