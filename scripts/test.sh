@@ -22,10 +22,15 @@ step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --quiet -
 
 echo "==> cargo test --workspace"
 cargo build --workspace --quiet 2>&1 | tail -20
-cargo test --workspace --no-fail-fast 2>&1 | tee "$LOG_DIR/cargo-test.log" | grep -E '^(test result|test .* FAILED|failures:|---- )' || true
+cargo test --workspace --no-fail-fast > "$LOG_DIR/cargo-test.log" 2>&1
+cargo_rc=$?
+grep -E '^(test result|test .* FAILED|failures:|---- )' "$LOG_DIR/cargo-test.log" || true
 rust_pass=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$LOG_DIR/cargo-test.log" | awk '{s+=$4} END {print s+0}')
 rust_fail=$(grep -oE '[0-9]+ failed;' "$LOG_DIR/cargo-test.log" | awk '{s+=$1} END {print s+0}')
-if grep -qE '^error(\[|:)' "$LOG_DIR/cargo-test.log"; then rust_fail=$((rust_fail+1)); echo "    cargo test did not build"; fi
+if [ "$cargo_rc" -ne 0 ] && [ "$rust_fail" -eq 0 ]; then
+  rust_fail=1; echo "    cargo test failed without a failing test (build error?): see $LOG_DIR/cargo-test.log"
+  tail -30 "$LOG_DIR/cargo-test.log"
+fi
 echo "rust: $rust_pass passed, $rust_fail failed"
 passed=$((passed+rust_pass)); failed=$((failed+rust_fail))
 

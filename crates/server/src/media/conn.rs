@@ -82,19 +82,26 @@ impl ConnOut {
         ok
     }
 
-    /// Queues a media frame; returns what the queue reports so the room can react.
+    /// Queues a media frame; returns what the queue did and how many frames it dropped doing
+    /// it (the pushed one, or older ones evicted for it), and collects its events.
     pub fn push_media(
         &self,
         frame: EncodedFrame,
         events: &mut SmallVec<[QueueEvent; 2]>,
-    ) -> Pushed {
-        let pushed = {
+    ) -> (Pushed, u64) {
+        let (pushed, evicted) = {
             let mut q = self.queue.lock();
+            let before = q.stats();
             let p = q.push_media(frame);
+            let after = q.stats();
             while let Some(e) = q.poll_event() {
                 events.push(e);
             }
-            p
+            // Frames dropped by this push, the pushed one included when it was refused:
+            // older queued frames evicted to make room count too.
+            let dropped = (after.dropped_audio + after.dropped_video)
+                - (before.dropped_audio + before.dropped_video);
+            (p, dropped)
         };
         for e in events.iter() {
             if let QueueEvent::ResetGroup { track_id } = e {
@@ -105,7 +112,7 @@ impl ConnOut {
             }
         }
         self.notify.notify_one();
-        pushed
+        (pushed, evicted)
     }
 
     /// Next item to send, control first, then audio, then video.

@@ -228,6 +228,10 @@ impl MediaHub {
                 host_name: Some(meeting.host_name.clone()),
             },
             max_participants: self.config.max_participants,
+            // Joining a full meeting subscribes to two tracks of everybody at once.
+            control_burst: RoomConfig::default()
+                .control_burst
+                .max(4.0 * self.config.max_participants as f64),
             ..RoomConfig::default()
         };
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);

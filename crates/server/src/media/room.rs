@@ -221,14 +221,13 @@ impl Actor {
                     };
                     let len = frame.len() as u64;
                     self.events.clear();
-                    match conn.push_media(frame, &mut self.events) {
-                        Pushed::Queued => {
-                            frames_out += 1;
-                            bytes_out += len;
-                        }
-                        Pushed::Dropped => {
-                            m.dropped_by_queue.fetch_add(1, Ordering::Relaxed);
-                        }
+                    let (pushed, dropped) = conn.push_media(frame, &mut self.events);
+                    if pushed == Pushed::Queued {
+                        frames_out += 1;
+                        bytes_out += len;
+                    }
+                    if dropped > 0 {
+                        m.dropped_by_queue.fetch_add(dropped, Ordering::Relaxed);
                     }
                     for e in self.events.drain(..) {
                         match e {
