@@ -14,14 +14,9 @@ use axum::{
     },
     response::Response,
 };
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use quicmeet_proto::{
-    control,
-    frame::MAX_FRAME_LEN,
-    ws::{TYPE_CONTROL, TYPE_MEDIA},
-    ClientMessage, ServerMessage, WsMessage,
-};
+use quicmeet_proto::{control, frame::MAX_FRAME_LEN, ClientMessage, ServerMessage, WsMessage};
 use quicmeet_sfu::Popped;
 
 use super::{conn::Strikes, MediaHub, Transport};
@@ -37,11 +32,7 @@ pub async fn handler(State(state): State<SharedState>, ws: WebSocketUpgrade) -> 
 }
 
 fn control_message(msg: &ServerMessage) -> Message {
-    let json = control::encode(msg);
-    let mut b = BytesMut::with_capacity(json.len() + 1);
-    b.put_u8(TYPE_CONTROL);
-    b.extend_from_slice(&json);
-    Message::Binary(b.freeze())
+    Message::Binary(WsMessage::encode_control(msg).unwrap_or_default().into())
 }
 
 async fn refuse(mut socket: WebSocket, code: &str, message: &str) {
@@ -115,11 +106,13 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
     let writer = async {
         loop {
             while let Some(item) = out.pop() {
+                // One copy per message: the WebSocket layer needs the type byte and the body
+                // in one buffer.
                 let msg = match item {
-                    Popped::Control(json) => prefixed(TYPE_CONTROL, &json),
-                    Popped::Media { frame, .. } => prefixed(TYPE_MEDIA, frame.as_bytes()),
+                    Popped::Control(json) => WsMessage::Control(json).encode(),
+                    Popped::Media { frame, .. } => WsMessage::encode_media(&frame),
                 };
-                if sink.send(Message::Binary(msg)).await.is_err() {
+                if sink.send(Message::Binary(msg.into())).await.is_err() {
                     return;
                 }
             }
@@ -201,11 +194,4 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
         }
     }
     drop(attached);
-}
-
-fn prefixed(ty: u8, body: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(body.len() + 1);
-    b.put_u8(ty);
-    b.extend_from_slice(body);
-    b.freeze()
 }

@@ -442,10 +442,10 @@ async fn write_loop(
         while let Some(item) = out.pop() {
             match item {
                 Popped::Control(json) => {
-                    let len = (json.len() as u32).to_be_bytes();
-                    if ctl_send.write_all(&len).await.is_err()
-                        || ctl_send.write_all(&json).await.is_err()
-                    {
+                    let Ok(framed) = quicmeet_proto::wt::frame_control_json(&json) else {
+                        continue;
+                    };
+                    if ctl_send.write_all(&framed).await.is_err() {
                         return;
                     }
                 }
