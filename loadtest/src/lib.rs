@@ -19,6 +19,7 @@
 pub mod api;
 pub mod cli;
 pub mod hist;
+pub mod lab;
 pub mod media;
 pub mod participant;
 pub mod relay;
