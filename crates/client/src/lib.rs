@@ -179,6 +179,46 @@ pub struct ConnectOptions {
     /// WebSocket: the TCP receive buffer (`SO_RCVBUF`) in bytes (`None`: the system's
     /// autotuned default). Small values make a stalled reader felt by the server sooner.
     pub tcp_recv_buffer: Option<u32>,
+    /// WebSocket: the TCP send buffer (`SO_SNDBUF`) in bytes (`None`: autotuned). A small one
+    /// makes a capped uplink felt as a slow [`ClientSender::send_frame`] instead of seconds
+    /// of media queued in the kernel.
+    pub tcp_send_buffer: Option<u32>,
+    /// WebTransport: received datagrams older than this are dropped instead of delivered, as
+    /// browsers do (Chromium's `incomingMaxAge`), so a reader that falls behind hears fresh
+    /// audio with gaps rather than old audio. The datagram reader keeps draining the QUIC
+    /// connection whatever the caller does, so the age is measured from the moment the
+    /// datagram left the network. `None`: deliver every datagram, however late.
+    pub datagram_max_age: Option<Duration>,
+    /// WebTransport: bytes of outgoing datagrams QUIC may hold while the path is congested;
+    /// beyond it the oldest are dropped (`None`: quinn's default, about 1 MB, which is seconds
+    /// of audio on a capped uplink).
+    pub datagram_send_buffer: Option<usize>,
+    /// WebTransport: bytes of stream data sent but not yet acknowledged, at most (`None`:
+    /// quinn's default). A small window makes a capped uplink push back on the sender
+    /// instead of queueing seconds of video.
+    pub send_window: Option<u64>,
+}
+
+/// Received datagrams older than this are dropped when [`ConnectOptions::datagram_max_age`]
+/// asks for the browsers' behaviour: the age past which audio is worse than silence.
+pub const DATAGRAM_MAX_AGE: Duration = Duration::from_millis(150);
+
+/// What the QUIC connection knows about its path (WebTransport only): the uplink signals a
+/// publisher adapts to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathStats {
+    /// Smoothed round-trip time.
+    pub rtt: Duration,
+    /// Smallest round-trip time seen.
+    pub min_rtt: Duration,
+    /// Congestion window in bytes.
+    pub cwnd: u64,
+    /// Times the congestion controller backed off.
+    pub congestion_events: u64,
+    /// Packets declared lost.
+    pub lost_packets: u64,
+    /// Packets sent.
+    pub sent_packets: u64,
 }
 
 impl Default for ConnectOptions {
@@ -191,6 +231,10 @@ impl Default for ConnectOptions {
             idle_timeout: Duration::from_secs(10),
             receive_window: None,
             tcp_recv_buffer: None,
+            tcp_send_buffer: None,
+            datagram_max_age: None,
+            datagram_send_buffer: None,
+            send_window: None,
         }
     }
 }
@@ -206,6 +250,7 @@ pub(crate) struct Counters {
     control: AtomicU64,
     bad_media: AtomicU64,
     media_bytes: AtomicU64,
+    datagrams_expired: AtomicU64,
 }
 
 impl Counters {
@@ -233,6 +278,9 @@ pub struct Stats {
     pub bad_media: u64,
     /// Encoded media bytes received.
     pub media_bytes: u64,
+    /// Datagrams dropped unread because they were older than
+    /// [`ConnectOptions::datagram_max_age`]: this client's own backlog, not the network's.
+    pub datagrams_expired: u64,
 }
 
 /// Where events are delivered.
@@ -278,7 +326,11 @@ pub async fn connect_with(
         .map_err(|_| ClientError::Timeout(format!("{} connection", transport.as_str())))??;
     Ok((
         ClientSender { inner, transport },
-        ClientReceiver { rx, counters },
+        ClientReceiver {
+            rx,
+            counters,
+            max_age: opts.datagram_max_age,
+        },
     ))
 }
 
@@ -341,6 +393,14 @@ impl ClientSender {
     pub fn max_datagram_size(&self) -> Option<usize> {
         match &self.inner {
             SenderInner::Wt(s) => s.max_datagram_size(),
+            SenderInner::Ws(_) => None,
+        }
+    }
+
+    /// The QUIC path's statistics (WebTransport only).
+    pub fn path_stats(&self) -> Option<PathStats> {
+        match &self.inner {
+            SenderInner::Wt(s) => Some(s.path_stats()),
             SenderInner::Ws(_) => None,
         }
     }
@@ -418,24 +478,47 @@ impl ClientSender {
 pub struct ClientReceiver {
     rx: mpsc::Receiver<Event>,
     counters: Arc<Counters>,
+    max_age: Option<Duration>,
 }
 
 impl ClientReceiver {
+    /// Whether `ev` is a datagram older than the age bound (then it is counted and dropped).
+    fn expired(&self, ev: &Event) -> bool {
+        let old = match (self.max_age, ev) {
+            (Some(max), Event::Media(m)) => m.via == Via::Datagram && m.received_at.elapsed() > max,
+            _ => false,
+        };
+        if old {
+            Counters::add(&self.counters.datagrams_expired, 1);
+        }
+        old
+    }
+
     /// The next event; `None` after [`Event::Closed`] once every reader task has ended.
     pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        loop {
+            let ev = self.rx.recv().await?;
+            if !self.expired(&ev) {
+                return Some(ev);
+            }
+        }
     }
 
     /// The next event, waiting at most `timeout`.
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Event>> {
-        tokio::time::timeout(timeout, self.rx.recv())
+        tokio::time::timeout(timeout, self.recv())
             .await
             .map_err(|_| ClientError::Timeout("an event".into()))
     }
 
     /// An event if one is buffered now.
     pub fn try_recv(&mut self) -> Option<Event> {
-        self.rx.try_recv().ok()
+        while let Ok(ev) = self.rx.try_recv() {
+            if !self.expired(&ev) {
+                return Some(ev);
+            }
+        }
+        None
     }
 
     /// Receive until `pick` returns `Some` for a control message, within `timeout`.
@@ -475,6 +558,7 @@ impl ClientReceiver {
             control: g(&c.control),
             bad_media: g(&c.bad_media),
             media_bytes: g(&c.media_bytes),
+            datagrams_expired: g(&c.datagrams_expired),
         }
     }
 }
