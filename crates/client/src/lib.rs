@@ -64,6 +64,7 @@
 mod error;
 mod frames;
 mod join;
+pub mod uplink;
 mod ws;
 mod wt;
 
