@@ -72,7 +72,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quicmeet_proto::{ClientMessage, EncodedFrame, ServerMessage};
+use quicmeet_proto::{ClientMessage, EncodedFrame, FrameHeader, ServerMessage};
 use tokio::sync::mpsc;
 
 pub use error::{ClientError, Result};
@@ -252,11 +252,29 @@ pub(crate) struct Counters {
     bad_media: AtomicU64,
     media_bytes: AtomicU64,
     datagrams_expired: AtomicU64,
+    /// Headers of the latest expired datagrams, for [`ClientReceiver::take_expired`].
+    expired: std::sync::Mutex<std::collections::VecDeque<FrameHeader>>,
 }
+
+/// Expired datagram headers kept for [`ClientReceiver::take_expired`].
+const MAX_EXPIRED_KEPT: usize = 4096;
 
 impl Counters {
     pub(crate) fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Count a datagram dropped for its age and keep its header.
+    pub(crate) fn expire(&self, ev: &Event) {
+        Counters::add(&self.datagrams_expired, 1);
+        if let Event::Media(m) = ev {
+            if let Ok(mut q) = self.expired.lock() {
+                if q.len() >= MAX_EXPIRED_KEPT {
+                    q.pop_front();
+                }
+                q.push_back(*m.frame.header());
+            }
+        }
     }
 }
 
@@ -331,6 +349,7 @@ pub async fn connect_with(
             rx,
             counters,
             max_age: opts.datagram_max_age,
+            expired_seen: 0,
         },
     ))
 }
@@ -394,6 +413,15 @@ impl ClientSender {
     pub fn max_datagram_size(&self) -> Option<usize> {
         match &self.inner {
             SenderInner::Wt(s) => s.max_datagram_size(),
+            SenderInner::Ws(_) => None,
+        }
+    }
+
+    /// A handle that sends audio datagrams without waiting for this sender (WebTransport
+    /// only), so audio never waits behind a video write blocked by flow control.
+    pub fn datagram_sender(&self) -> Option<DatagramSender> {
+        match &self.inner {
+            SenderInner::Wt(s) => Some(DatagramSender(s.connection())),
             SenderInner::Ws(_) => None,
         }
     }
@@ -474,12 +502,34 @@ impl ClientSender {
     }
 }
 
+/// Sends frames as WebTransport datagrams, independently of the [`ClientSender`] it came
+/// from. Sending never waits: when the path is congested QUIC drops the oldest queued
+/// datagrams ([`ConnectOptions::datagram_send_buffer`]).
+#[derive(Clone)]
+pub struct DatagramSender(wtransport::Connection);
+
+impl std::fmt::Debug for DatagramSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatagramSender").finish_non_exhaustive()
+    }
+}
+
+impl DatagramSender {
+    /// Send one frame in a datagram. Fails with [`ClientError::Datagram`] when it does not
+    /// fit (the caller then sends it on a stream through the [`ClientSender`]).
+    pub fn send_frame(&self, frame: &EncodedFrame) -> Result<()> {
+        self.0.send_datagram(frame.as_bytes())?;
+        Ok(())
+    }
+}
+
 /// The receiving half of a connection.
 #[derive(Debug)]
 pub struct ClientReceiver {
     rx: mpsc::Receiver<Event>,
     counters: Arc<Counters>,
     max_age: Option<Duration>,
+    expired_seen: u64,
 }
 
 impl ClientReceiver {
@@ -490,9 +540,24 @@ impl ClientReceiver {
             _ => false,
         };
         if old {
-            Counters::add(&self.counters.datagrams_expired, 1);
+            self.counters.expire(ev);
         }
         old
+    }
+
+    /// Headers of the datagrams dropped for their age since the last call (the latest few
+    /// thousand): this client's own drops, which a caller accounting loss should not blame
+    /// on the network.
+    pub fn take_expired(&mut self) -> Vec<FrameHeader> {
+        let n = self.counters.datagrams_expired.load(Ordering::Relaxed);
+        if n == self.expired_seen {
+            return vec![];
+        }
+        self.expired_seen = n;
+        match self.counters.expired.lock() {
+            Ok(mut q) => q.drain(..).collect(),
+            Err(_) => vec![],
+        }
     }
 
     /// The next event; `None` after [`Event::Closed`] once every reader task has ended.

@@ -174,6 +174,10 @@ impl WtSender {
         }
     }
 
+    pub(crate) fn connection(&self) -> Connection {
+        self.conn.clone()
+    }
+
     pub(crate) fn path_stats(&self) -> PathStats {
         let p = self.conn.quic_connection().stats().path;
         PathStats {
@@ -283,8 +287,9 @@ async fn read_datagrams(
                 let Ok(d) = d else { return };
                 if let Some(ev) = datagram_event(&d, &counters) {
                     if pending.len() >= MAX_PENDING_DATAGRAMS {
-                        pending.pop_front();
-                        Counters::add(&counters.datagrams_expired, 1);
+                        if let Some(old) = pending.pop_front() {
+                            counters.expire(&old);
+                        }
                     }
                     pending.push_back(ev);
                 }
@@ -296,7 +301,7 @@ async fn read_datagrams(
                         permit.send(ev);
                         break;
                     }
-                    Counters::add(&counters.datagrams_expired, 1);
+                    counters.expire(&ev);
                 }
             }
         }

@@ -18,6 +18,7 @@
 
 pub mod link;
 pub mod profile;
+pub mod report;
 pub mod tcp;
 pub mod udp;
 
