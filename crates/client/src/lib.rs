@@ -20,6 +20,9 @@
 //! that stops calling [`ClientReceiver::recv`] therefore really stops reading: streams stop
 //! being drained (QUIC flow control pushes back), datagrams pile up and are dropped by QUIC,
 //! and the WebSocket's TCP window closes. The tests rely on that to play a stalled subscriber.
+//! With [`ConnectOptions::datagram_max_age`] the client instead behaves as a browser does: it
+//! keeps draining datagrams and drops those older than the bound, so a slow reader gets fresh
+//! audio with gaps (reported by [`ClientReceiver::take_expired`]) rather than old audio.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -657,6 +660,64 @@ mod tests {
             cert_hashes: vec![[0; 32]],
             websocket_url: ws.into(),
         }
+    }
+
+    fn media(seq: u32, via: Via, age: Duration) -> Event {
+        let frame = build_frame(
+            quicmeet_proto::MediaKind::Audio,
+            16,
+            seq,
+            false,
+            now_us(),
+            b"opus",
+        )
+        .unwrap();
+        Event::Media(MediaEvent {
+            frame,
+            via,
+            received_at: Instant::now() - age,
+            received_unix_us: now_us(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_gets_fresh_datagrams_and_learns_which_it_missed() {
+        let (tx, rx) = mpsc::channel(16);
+        let mut r = ClientReceiver {
+            rx,
+            counters: Arc::default(),
+            max_age: Some(DATAGRAM_MAX_AGE),
+            expired_seen: 0,
+        };
+        let old = Duration::from_millis(400);
+        tx.send(media(1, Via::Datagram, old)).await.unwrap();
+        tx.send(media(2, Via::Stream, old)).await.unwrap();
+        tx.send(media(3, Via::Datagram, Duration::ZERO))
+            .await
+            .unwrap();
+        drop(tx);
+        let seqs: Vec<u32> = std::iter::from_fn(|| r.try_recv())
+            .map(|e| match e {
+                Event::Media(m) => m.frame.header().seq,
+                _ => unreachable!(),
+            })
+            .collect();
+        // The stale datagram is dropped; streams are reliable and never aged out.
+        assert_eq!(seqs, [2, 3]);
+        assert_eq!(r.stats().datagrams_expired, 1);
+        let missed: Vec<u32> = r.take_expired().iter().map(|h| h.seq).collect();
+        assert_eq!(missed, [1]);
+        assert!(r.take_expired().is_empty());
+        // Without an age bound every datagram is delivered, however late.
+        let (tx, rx) = mpsc::channel(4);
+        let mut keep = ClientReceiver {
+            rx,
+            counters: Arc::default(),
+            max_age: None,
+            expired_seen: 0,
+        };
+        tx.send(media(1, Via::Datagram, old)).await.unwrap();
+        assert!(keep.recv().await.is_some());
     }
 
     #[tokio::test]
