@@ -35,13 +35,13 @@ struct Track {
 /// How often a publisher judges its uplink.
 const ADAPT_EVERY: Duration = Duration::from_millis(250);
 
-/// What the sender measured of its uplink since the last judgement.
+/// What the sender measured of its uplink since the last judgement. Lateness against the
+/// schedule is left out on purpose: on a busy machine it measures this tool's CPU, and the
+/// load must not shrink because the tool is slow.
 #[derive(Default)]
 struct Uplink {
     /// Longest a video write blocked (flow control: the uplink backs up).
     block: Duration,
-    /// Latest a video frame went out against its schedule.
-    lag: Duration,
     /// The QUIC path's counters at the last judgement.
     prev: Option<quicmeet_client::PathStats>,
 }
@@ -50,7 +50,7 @@ impl Uplink {
     /// The interval's sample, and reset for the next one.
     fn sample(&mut self, path: Option<quicmeet_client::PathStats>) -> Sample {
         let mut s = Sample {
-            queue_delay: self.block.max(self.lag),
+            queue_delay: self.block,
             loss: 0.0,
         };
         if let Some(p) = path {
@@ -64,7 +64,6 @@ impl Uplink {
             self.prev = Some(p);
         }
         self.block = Duration::ZERO;
-        self.lag = Duration::ZERO;
         s
     }
 }
@@ -312,11 +311,9 @@ pub(super) async fn run(
                     }
                 }
                 for t in tracks.iter_mut() {
-                    let due = t.due;
                     let Some(frame) = next_frame(t, &ctx, &keyframes, stamp_schedule) else {
                         continue;
                     };
-                    uplink.lag = uplink.lag.max(due.elapsed());
                     let started = Instant::now();
                     // While this write waits for the uplink, audio keeps its schedule on its
                     // own path.
