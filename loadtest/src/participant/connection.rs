@@ -99,7 +99,7 @@ const PUBLISHER_DATAGRAM_BUFFER: usize = 2048;
 /// sender (which adapts) instead of hiding seconds of video in QUIC's buffers.
 const PUBLISHER_SEND_WINDOW: u64 = 128 * 1024;
 /// Publishers' TCP send buffer on WebSocket, for the same reason.
-const PUBLISHER_TCP_SEND_BUFFER: u32 = 64 * 1024;
+const PUBLISHER_TCP_SEND_BUFFER: u32 = 16 * 1024;
 
 /// Connection options: every participant bounds its received datagrams by age as a browser
 /// does; publishers that adapt also bound what they queue for sending, as a browser's small

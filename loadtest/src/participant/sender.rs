@@ -97,8 +97,13 @@ fn next_frame(
     let iv = t.player.interval();
     t.due += iv;
     if now > t.due + iv * 10 {
-        // Far behind schedule (CPU starved): skip ahead rather than burst.
-        ctx.shared.error("sender_behind_schedule");
+        // Far behind schedule: skip ahead rather than burst. Behind an impaired uplink that
+        // is the link's doing; otherwise the tool was starved of CPU.
+        ctx.shared.error(if stamp_schedule {
+            "uplink_behind_schedule"
+        } else {
+            "sender_behind_schedule"
+        });
         t.due = now;
     }
     match frame {
