@@ -79,7 +79,10 @@ run() { # label, config file, extra args...
     grep -vE '^\s*$' "$WORK/$label.log" | tail -150
   fi
 }
-run anonymous schemathesis.toml
-QM_SESSION=${COOKIE#qm_session=} run signed-in signed-in.toml
+# Extra arguments for the signed-in run only (e.g. to narrow it while debugging).
+read -r -a API_FUZZ_SIGNED_IN_ARGS <<< "${API_FUZZ_SIGNED_IN_ARGS:-}"
+[ -n "${API_FUZZ_SKIP_ANONYMOUS:-}" ] || run anonymous schemathesis.toml
+export QM_SESSION=${COOKIE#qm_session=}
+run signed-in signed-in.toml "${API_FUZZ_SIGNED_IN_ARGS[@]}"
 if [ "$status" -eq 0 ]; then echo "api-fuzz: no findings"; else echo "api-fuzz: FINDINGS (see above)"; fi
 exit "$status"
