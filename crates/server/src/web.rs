@@ -61,25 +61,36 @@ async fn count_responses(State(state): State<SharedState>, req: Request, next: N
     res
 }
 
-async fn healthz() -> impl IntoResponse {
-    Json(serde_json::json!({"status": "ok"}))
+/// `ok` (200), or in cluster mode `degraded` (503) while NATS is unreachable: the node keeps
+/// its rooms but refuses new joins (docs/CLUSTER.md section 10).
+async fn healthz(State(state): State<SharedState>) -> impl IntoResponse {
+    match &state.cluster {
+        None => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
+        Some(c) if c.nats_up() => (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ok", "nats": "up", "node": c.node_id})),
+        ),
+        Some(c) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "degraded", "nats": "down", "node": c.node_id})),
+        ),
+    }
 }
 
-struct StoreGauges<'a>(&'a SharedState);
+/// Counts read from the store before rendering (reading them may wait on the network).
+struct StoreGauges {
+    users: usize,
+    meetings: usize,
+}
 
-impl MetricsSource for StoreGauges<'_> {
+impl MetricsSource for StoreGauges {
     fn render(&self, out: &mut String) {
-        crate::metrics::gauge(
-            out,
-            "quicmeet_users",
-            "Registered accounts.",
-            self.0.store.user_count(),
-        );
+        crate::metrics::gauge(out, "quicmeet_users", "Registered accounts.", self.users);
         crate::metrics::gauge(
             out,
             "quicmeet_meetings",
             "Scheduled meetings.",
-            self.0.store.meeting_count(),
+            self.meetings,
         );
     }
 }
@@ -91,7 +102,12 @@ async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
         conns: state.media.connection_gauges(),
         transcode: state.media.transcoders.as_ref().map(|t| t.metrics()),
     };
-    let body = state.metrics.render(&[&StoreGauges(&state), &media]);
+    // Unreadable counts (cluster state down) show as 0 rather than failing the scrape.
+    let store = StoreGauges {
+        users: state.store.user_count().await.unwrap_or(0),
+        meetings: state.store.meeting_count().await.unwrap_or(0),
+    };
+    let body = state.metrics.render(&[&store, &media]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

@@ -272,7 +272,7 @@ pub async fn create(
     let mut tries = 0;
     loop {
         meeting.code = quicmeet_store::new_meeting_code();
-        match state.store.create_meeting(&meeting) {
+        match state.store.create_meeting(&meeting).await {
             Ok(()) => break,
             Err(StoreError::CodeTaken) if tries < 5 => tries += 1,
             Err(e) => return Err(e.into()),
@@ -294,7 +294,7 @@ pub async fn list(
     State(state): State<SharedState>,
     CurrentUser(user, _): CurrentUser,
 ) -> ApiResult<Json<MeetingList>> {
-    let mut ms = state.store.meetings_for(&user.id, &user.email)?;
+    let mut ms = state.store.meetings_for(&user.id, &user.email).await?;
     let now = Utc::now();
     ms.sort_by_key(|m| {
         let end = m.start + Duration::minutes(m.duration_minutes as i64);
@@ -314,13 +314,14 @@ pub async fn list(
     }))
 }
 
-fn load(state: &SharedState, code: &str) -> ApiResult<Meeting> {
+async fn load(state: &SharedState, code: &str) -> ApiResult<Meeting> {
     if !is_meeting_code(code) {
         return Err(ApiError::meeting_not_found());
     }
     state
         .store
-        .meeting(code)?
+        .meeting(code)
+        .await?
         .ok_or_else(ApiError::meeting_not_found)
 }
 
@@ -342,14 +343,14 @@ pub async fn get_one(
             state.metrics.rate_limited.inc("join");
             ApiError::rate_limited(w)
         })?;
-    let m = load(&state, &code)?;
+    let m = load(&state, &code).await?;
     Ok(Json(MeetingResponse {
         meeting: view(&state, &m, user.as_ref().map(|u| &u.0)),
     }))
 }
 
-fn load_hosted(state: &SharedState, code: &str, user: &User) -> ApiResult<Meeting> {
-    let m = load(state, code)?;
+async fn load_hosted(state: &SharedState, code: &str, user: &User) -> ApiResult<Meeting> {
+    let m = load(state, code).await?;
     if m.host_id != user.id {
         return Err(ApiError::forbidden(
             "not_host",
@@ -368,7 +369,7 @@ pub async fn update(
     Path(code): Path<String>,
     ApiJson(req): ApiJson<UpdateMeeting>,
 ) -> ApiResult<Json<MeetingResponse>> {
-    let old = load_hosted(&state, &code, &user)?;
+    let old = load_hosted(&state, &code, &user).await?;
     if old.cancelled {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -393,7 +394,7 @@ pub async fn update(
         m.invitees = validate::invitees(inv)?;
     }
     m.revision += 1;
-    state.store.update_meeting(&old, &m)?;
+    state.store.update_meeting(&old, &m).await?;
     state.store.flush().await?;
     let removed: Vec<String> = old
         .invitees
@@ -416,12 +417,12 @@ pub async fn cancel(
     CurrentUser(user, _): CurrentUser,
     Path(code): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let old = load_hosted(&state, &code, &user)?;
+    let old = load_hosted(&state, &code, &user).await?;
     if !old.cancelled {
         let mut m = old.clone();
         m.cancelled = true;
         m.revision += 1;
-        state.store.update_meeting(&old, &m)?;
+        state.store.update_meeting(&old, &m).await?;
         state.store.flush().await?;
         mail_invitees(&state, &m, &m.invitees, "CANCEL");
     }
@@ -441,7 +442,7 @@ pub async fn ics(
         .join_ip
         .check(&ip, Instant::now())
         .map_err(ApiError::rate_limited)?;
-    let m = load(&state, &code)?;
+    let m = load(&state, &code).await?;
     let body = meeting_ics(
         &m,
         &link(&state, &m.code),
@@ -489,6 +490,12 @@ pub async fn join(
     if let Some((u, _)) = &user {
         rl(state.limits.join_account.check(&u.id, now_i))?;
     }
+    // In a cluster the same limits also hold across nodes.
+    let per_min = state.config.join_rate_per_min;
+    crate::cluster::shared_limit(&state, "join", "join-ip", &ip, per_min).await?;
+    if let Some((u, _)) = &user {
+        crate::cluster::shared_limit(&state, "join", "join-account", &u.id, per_min).await?;
+    }
     let req: JoinRequest = if body.iter().all(u8::is_ascii_whitespace) {
         JoinRequest::default()
     } else {
@@ -499,7 +506,9 @@ pub async fn join(
             )
         })?
     };
-    let m = load(&state, &code).inspect_err(|_| state.metrics.joins.inc("not_found"))?;
+    let m = load(&state, &code)
+        .await
+        .inspect_err(|_| state.metrics.joins.inc("not_found"))?;
     if m.cancelled {
         state.metrics.joins.inc("refused");
         return Err(ApiError::new(
@@ -515,7 +524,7 @@ pub async fn join(
             // The host starts the meeting again.
             let mut again = m.clone();
             again.ended_at = None;
-            state.store.update_meeting(&m, &again)?;
+            state.store.update_meeting(&m, &again).await?;
             state.store.flush().await?;
         } else {
             state.metrics.joins.inc("refused");
@@ -611,7 +620,7 @@ pub async fn join(
         lobby,
         expires_at: Utc::now() + Duration::seconds(ttl as i64),
     };
-    state.store.put_join_grant(&token, &grant)?;
+    state.store.put_join_grant(&token, &grant).await?;
     state
         .metrics
         .joins
