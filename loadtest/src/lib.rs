@@ -17,6 +17,8 @@
 //! wire comes from `quicmeet-proto` through `quicmeet-client`).
 
 pub mod api;
+pub mod build;
+pub mod capacity;
 pub mod cli;
 pub mod hist;
 pub mod media;

@@ -8,8 +8,8 @@ mod meet;
 
 use std::time::{Duration, Instant};
 
-use meet::{connect_raw, Peer, T};
 use common::{client, get, post, token_from_mail, verified_user, wait_mail, ServerProc};
+use meet::{connect_raw, Peer, T};
 use quicmeet_client::{proto::ServerMessage, ConnectOptions, Event, JoinAs, JoinInfo, Transport};
 use quicmeet_store::nats_server::NatsServer;
 use serde_json::json;

@@ -63,28 +63,24 @@ pub async fn serve(hub: Arc<MediaHub>, socket: UdpSocket, cert: SharedCert) -> a
     socket.set_nonblocking(true)?;
     let reload_socket = socket.try_clone()?;
     let endpoint = Endpoint::server(server_config(socket, &cert).await?)?;
-    let mut served_hash = cert.read().dev_hash_hex.clone();
-    let mut check = tokio::time::interval(Duration::from_secs(60));
+    let mut generation = cert.subscribe();
     loop {
         tokio::select! {
             _ = hub.cancel.cancelled() => break,
             incoming = endpoint.accept() => {
                 tokio::spawn(session(hub.clone(), incoming));
             }
-            _ = check.tick() => {
-                // Pick up a renewed development certificate for new sessions.
-                let now_hash = cert.read().dev_hash_hex.clone();
-                if now_hash != served_hash {
-                    match reload_socket.try_clone() {
-                        Ok(s) => match server_config(s, &cert).await {
-                            Ok(cfg) => match endpoint.reload_config(cfg, false) {
-                                Ok(()) => { served_hash = now_hash; tracing::info!("WebTransport certificate reloaded"); }
-                                Err(e) => tracing::error!(error = %e, "reloading the QUIC certificate failed"),
-                            },
-                            Err(e) => tracing::error!(error = %e, "loading the renewed certificate failed"),
+            Ok(()) = generation.changed() => {
+                // A renewed or reloaded certificate: new sessions get it, open ones keep theirs.
+                match reload_socket.try_clone() {
+                    Ok(s) => match server_config(s, &cert).await {
+                        Ok(cfg) => match endpoint.reload_config(cfg, false) {
+                            Ok(()) => tracing::info!("WebTransport certificate reloaded"),
+                            Err(e) => tracing::error!(error = %e, "reloading the QUIC certificate failed"),
                         },
-                        Err(e) => tracing::error!(error = %e, "cloning the UDP socket failed"),
-                    }
+                        Err(e) => tracing::error!(error = %e, "loading the renewed certificate failed"),
+                    },
+                    Err(e) => tracing::error!(error = %e, "cloning the UDP socket failed"),
                 }
             }
         }
