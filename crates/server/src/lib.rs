@@ -252,6 +252,9 @@ impl Server {
             Duration::from_secs(state.config.cert_check_secs.max(1)),
             cancel.clone(),
         );
+        if state.cluster.is_some() {
+            cluster::spawn_advertiser(state.clone(), cancel.clone());
+        }
         on_ready(Bound {
             http,
             quic,

@@ -66,7 +66,10 @@ async fn healthz(State(state): State<SharedState>) -> impl IntoResponse {
         None => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
         Some(c) if c.nats_up() => (
             StatusCode::OK,
-            Json(serde_json::json!({"status": "ok", "nats": "up", "node": c.node_id})),
+            Json(serde_json::json!({
+                "status": "ok", "nats": "up", "node": c.node_id,
+                "nodes": c.directory.live_count(chrono::Utc::now().timestamp_millis()),
+            })),
         ),
         Some(c) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -328,3 +328,81 @@ async fn losing_nats_refuses_joins_clearly_and_recovers_when_it_returns() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Asks node `via` to let a guest into `code` until the answer's media node is `want`
+/// (the directory refreshes every 2 s); returns that answer.
+async fn join_lands_on(cl: &Cluster, via: usize, code: &str, want: usize) -> JoinInfo {
+    let quic_port = format!(":{}/wt", cl.nodes[want].quic.port());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let j = quicmeet_client::join(
+            &reqwest::Client::new(),
+            &cl.nodes[via].base,
+            code,
+            &JoinAs::Guest {
+                name: "Lander".into(),
+                email: "lander@guest.test".into(),
+            },
+        )
+        .await
+        .expect("join as guest");
+        if j.webtransport_url.ends_with(&quic_port) {
+            assert!(
+                j.websocket_url
+                    .ends_with(&format!(":{}/ws", cl.nodes[want].http.port())),
+                "{j:?}"
+            );
+            return j;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "joining {code} via node {via} never pointed at node {want}: {j:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joiners_land_on_the_node_holding_their_meeting_new_meetings_on_the_least_loaded() {
+    let cl = Cluster::start(2, &[]);
+    for node in &cl.nodes {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while health(node).await.1["nodes"] != 2 {
+            assert!(Instant::now() < deadline, "the nodes never saw each other");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let host = verified_user(&cl.nodes[0], &cl.outbox(0), "Hana", "hana@acme.test").await;
+    let mut codes = vec![];
+    for title in ["One", "Two"] {
+        let (st, body, _) = post(
+            &host,
+            &cl.nodes[0].url("/api/meetings"),
+            json!({"title": title, "start": common::in_one_hour(), "duration_minutes": 30,
+                   "type": "public", "invitees": []}),
+        )
+        .await;
+        assert_eq!(st, 201, "{body}");
+        codes.push(body["meeting"]["code"].as_str().unwrap().to_owned());
+    }
+    // Both idle: the tie goes to node-0, whichever node answers.
+    let j = join_lands_on(&cl, 1, &codes[0], 0).await;
+    // The answer from node 1 carries node 0's certificate hash: WebTransport to node 0 works.
+    let mut first = Peer::join("First", &j, Transport::WebTransport).await;
+    // Node 0 now holds meeting one and is busier: a new meeting goes to node 1 ...
+    let j2 = join_lands_on(&cl, 0, &codes[1], 1).await;
+    let mut second = Peer::join("Second", &j2, Transport::WebSocket).await;
+    // ... while meeting one stays on node 0, asked through either node.
+    for via in [1, 0] {
+        let j = join_lands_on(&cl, via, &codes[0], 0).await;
+        let mut p = Peer::join("Later", &j, Transport::WebSocket).await;
+        let pid = p.id;
+        first
+            .expect("the later joiner, in the same room", |m| {
+                matches!(m, ServerMessage::ParticipantJoined { participant } if participant.id == pid)
+            })
+            .await;
+        p.sync().await;
+    }
+    second.sync().await;
+}

@@ -123,6 +123,18 @@ impl KvStore {
     }
 }
 
+/// Opens (creating if needed) a KV bucket with history 1 and file storage; for cluster state
+/// outside the store, such as the node directory. `max_age` zero keeps entries forever.
+pub async fn open_bucket(
+    client: &async_nats::Client,
+    bucket: &str,
+    max_age: Duration,
+) -> StoreResult<kv::Store> {
+    let mut js = jetstream::new(client.clone());
+    js.set_timeout(REQUEST_TIMEOUT);
+    bucket_of(&js, bucket.to_owned(), max_age).await
+}
+
 async fn bucket_of(
     js: &jetstream::Context,
     bucket: String,

@@ -618,11 +618,11 @@ pub async fn join(
         .metrics
         .joins
         .inc(if lobby { "waiting" } else { "ready" });
-    let cert_hashes = state
-        .cert
-        .read()
-        .dev_hash_hex
-        .clone()
+    // In a cluster the media endpoints are those of the node this meeting lands on
+    // (docs/CLUSTER.md section 8); alone, this node's own.
+    let node = crate::cluster::media_node(&state, &m.code);
+    let cert_hashes = node
+        .cert_sha256_hex
         .map(|h| {
             vec![CertHash {
                 algorithm: "sha-256".into(),
@@ -647,12 +647,10 @@ pub async fn join(
         meeting: view(&state, &m, user.as_ref()),
         media: MediaEndpoints {
             webtransport: WebTransportEndpoint {
-                url: state.wt_url.clone(),
+                url: node.wt_url,
                 cert_hashes,
             },
-            websocket: WebSocketEndpoint {
-                url: state.ws_url.clone(),
-            },
+            websocket: WebSocketEndpoint { url: node.ws_url },
         },
     };
     let status = if lobby {

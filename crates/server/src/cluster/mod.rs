@@ -2,13 +2,20 @@
 //! and the rate limits that must hold across nodes.
 //!
 //! Only built when `--nats-url` is given; a node without it never touches this module's
-//! network code. What is here today: shared state (section 3), its health (section 10) and
-//! the shared login/join counters. Rooms spanning nodes are not built yet (section 12).
+//! network code. What is here today: shared state (section 3), its health (section 10), the
+//! shared login/join counters and where a joiner lands (section 8, [`nodes`]). Rooms spanning
+//! nodes are not built yet (section 12).
+
+pub mod nodes;
 
 use anyhow::Context;
+use async_nats::jetstream::kv;
+use futures::TryStreamExt;
 use quicmeet_store::{RateDecision, Store};
+use tokio_util::sync::CancellationToken;
 
 use crate::{error::ApiError, SharedState};
+use nodes::{Directory, NodeRecord};
 
 /// Bucket name prefix of the shared state (`qm_users`, `qm_meetings`, …).
 pub const KV_PREFIX: &str = "qm";
@@ -17,6 +24,9 @@ pub const KV_PREFIX: &str = "qm";
 pub struct Cluster {
     pub node_id: String,
     pub client: async_nats::Client,
+    /// Every node's record (section 8), this node's included.
+    pub directory: Directory,
+    nodes_kv: kv::Store,
 }
 
 impl Cluster {
@@ -29,14 +39,109 @@ impl Cluster {
         let store = Store::kv(client.clone(), KV_PREFIX)
             .await
             .context("opening the JetStream KV buckets (is JetStream enabled: nats-server -js?)")?;
+        let nodes_kv = quicmeet_store::kv::open_bucket(
+            &client,
+            &format!("{KV_PREFIX}_nodes"),
+            nodes::RECORD_MAX_AGE,
+        )
+        .await
+        .context("opening the node directory bucket")?;
         tracing::info!(node = %node_id, nats = %url, "cluster mode: state in JetStream KV");
-        Ok((Self { node_id, client }, store))
+        Ok((
+            Self {
+                node_id,
+                client,
+                directory: Directory::default(),
+                nodes_kv,
+            },
+            store,
+        ))
     }
 
     /// Whether the NATS connection is up now.
     pub fn nats_up(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
+}
+
+/// This node's record as it is now.
+fn own_record(state: &SharedState, id: &str) -> NodeRecord {
+    NodeRecord {
+        id: id.to_owned(),
+        wt_url: state.wt_url.clone(),
+        ws_url: state.ws_url.clone(),
+        cert_sha256_hex: state.cert.read().dev_hash_hex.clone(),
+        participants: state.media.connection_count() as u64,
+        meetings: state.media.room_codes(),
+        at_ms: chrono::Utc::now().timestamp_millis(),
+    }
+}
+
+/// Writes this node's record and rereads the directory every [`nodes::ADVERTISE_EVERY`],
+/// until `cancel`. A failed round (NATS down) keeps the last view; stale records age out of
+/// the placement rule by themselves.
+pub fn spawn_advertiser(state: SharedState, cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(nodes::ADVERTISE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let Some(c) = &state.cluster else { return };
+            if let Err(e) = advertise_round(&state, c).await {
+                tracing::debug!(error = %e, "node directory round failed");
+            }
+        }
+        // Leave the directory at once on a clean shutdown.
+        if let Some(c) = &state.cluster {
+            let _ = c.nodes_kv.delete(&c.node_id).await;
+        }
+    });
+}
+
+async fn advertise_round(state: &SharedState, c: &Cluster) -> anyhow::Result<()> {
+    let own = own_record(state, &c.node_id);
+    c.nodes_kv
+        .put(&c.node_id, serde_json::to_vec(&own)?.into())
+        .await?;
+    let keys: Vec<String> = c.nodes_kv.keys().await?.try_collect().await?;
+    let mut all = Vec::with_capacity(keys.len());
+    for k in keys {
+        if k == c.node_id {
+            continue;
+        }
+        if let Some(v) = c.nodes_kv.get(&k).await? {
+            match serde_json::from_slice::<NodeRecord>(&v) {
+                Ok(r) => all.push(r),
+                Err(e) => tracing::warn!(node = %k, error = %e, "unreadable node record"),
+            }
+        }
+    }
+    all.push(own);
+    c.directory.replace(all);
+    Ok(())
+}
+
+/// The media endpoints a joiner of `code` gets: the chosen node's WebTransport URL and
+/// certificate hash and its WebSocket URL. On a single node, or with an empty directory,
+/// this node's own.
+pub fn media_node(state: &SharedState, code: &str) -> NodeRecord {
+    let now = chrono::Utc::now().timestamp_millis();
+    let chosen = state
+        .cluster
+        .as_ref()
+        .and_then(|c| c.directory.choose(code, now));
+    chosen.unwrap_or_else(|| {
+        own_record(
+            state,
+            state
+                .cluster
+                .as_ref()
+                .map_or("local", |c| c.node_id.as_str()),
+        )
+    })
 }
 
 fn random_node_id() -> String {

@@ -345,6 +345,16 @@ impl MediaHub {
         self.rooms.lock().len()
     }
 
+    /// Codes of the meetings with a room on this node.
+    pub fn room_codes(&self) -> Vec<String> {
+        self.rooms.lock().keys().cloned().collect()
+    }
+
+    /// Connections on this node.
+    pub fn connection_count(&self) -> usize {
+        self.conns.lock().len()
+    }
+
     /// Connections by transport and the sum of queue depths, for metrics.
     pub fn connection_gauges(&self) -> metrics::ConnGauges {
         let conns = self.conns.lock();
