@@ -114,7 +114,12 @@ async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
         users: state.store.user_count().await.unwrap_or(0) as u64,
         meetings: state.store.meeting_count().await.unwrap_or(0) as u64,
     };
-    let body = crate::metrics::render(&state.metrics, vec![Box::new(store), Box::new(media)]);
+    let mut extra: Vec<Box<dyn prometheus_client::collector::Collector>> =
+        vec![Box::new(store), Box::new(media)];
+    if let Some(c) = &state.cluster {
+        extra.push(Box::new(crate::cluster::ClusterGauges::of(c)));
+    }
+    let body = crate::metrics::render(&state.metrics, extra);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
 }
 

@@ -65,6 +65,19 @@ impl Cluster {
     }
 }
 
+/// A public meeting made through node `node` by the logged-in `host`; returns its code.
+async fn public_meeting(cl: &Cluster, host: &reqwest::Client, node: usize, title: &str) -> String {
+    let (st, body, _) = post(
+        host,
+        &cl.nodes[node].url("/api/meetings"),
+        json!({"title": title, "start": common::in_one_hour(), "duration_minutes": 30,
+               "type": "public", "invitees": []}),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    body["meeting"]["code"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_on_one_node_verify_on_another_log_in_on_a_third() {
     let cl = Cluster::start(3, &[]);
@@ -153,15 +166,7 @@ async fn join_tokens_are_single_use_across_nodes() {
     let cl = Cluster::start(3, &[]);
     let host = verified_user(&cl.nodes[0], &cl.outbox(0), "Hana", "hana@acme.test").await;
     // The meeting is made on B with the session from A.
-    let (st, body, _) = post(
-        &host,
-        &cl.nodes[1].url("/api/meetings"),
-        json!({"title": "Cluster", "start": common::in_one_hour(), "duration_minutes": 30,
-               "type": "public", "invitees": []}),
-    )
-    .await;
-    assert_eq!(st, 201, "{body}");
-    let code = body["meeting"]["code"].as_str().unwrap().to_owned();
+    let code = public_meeting(&cl, &host, 1, "Cluster").await;
 
     // Token from C, used on A: works once; B and C (and A again) refuse it.
     let j = cl.guest_join(2, 0, &code, "Gus").await;
@@ -270,15 +275,7 @@ async fn wait_health(s: &ServerProc, status: u16) -> serde_json::Value {
 async fn losing_nats_refuses_joins_clearly_and_recovers_when_it_returns() {
     let mut cl = Cluster::start(2, &[]);
     let host = verified_user(&cl.nodes[0], &cl.outbox(0), "Hana", "hana@acme.test").await;
-    let (st, body, _) = post(
-        &host,
-        &cl.nodes[0].url("/api/meetings"),
-        json!({"title": "Faults", "start": common::in_one_hour(), "duration_minutes": 30,
-               "type": "public", "invitees": []}),
-    )
-    .await;
-    assert_eq!(st, 201, "{body}");
-    let code = body["meeting"]["code"].as_str().unwrap().to_owned();
+    let code = public_meeting(&cl, &host, 0, "Faults").await;
     let body = wait_health(&cl.nodes[1], 200).await;
     assert_eq!(body["nats"], "up");
 
@@ -372,19 +369,43 @@ async fn joiners_land_on_the_node_holding_their_meeting_new_meetings_on_the_leas
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let host = verified_user(&cl.nodes[0], &cl.outbox(0), "Hana", "hana@acme.test").await;
-    let mut codes = vec![];
-    for title in ["One", "Two"] {
-        let (st, body, _) = post(
-            &host,
-            &cl.nodes[0].url("/api/meetings"),
-            json!({"title": title, "start": common::in_one_hour(), "duration_minutes": 30,
-                   "type": "public", "invitees": []}),
-        )
-        .await;
-        assert_eq!(st, 201, "{body}");
-        codes.push(body["meeting"]["code"].as_str().unwrap().to_owned());
+    // /metrics shows the cluster from each node's side, with measured NATS and KV latency.
+    for node in &cl.nodes {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let text = client()
+                .get(node.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let value = |name: &str| -> f64 {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+            };
+            assert_eq!(value("quicmeet_nats_up"), 1.0);
+            assert_eq!(value("quicmeet_cluster_nodes"), 2.0);
+            let (rtt, kv) = (
+                value("quicmeet_nats_rtt_seconds"),
+                value("quicmeet_kv_put_seconds"),
+            );
+            if rtt > 0.0 && kv > 0.0 {
+                assert!(rtt < 1.0 && kv < 3.0, "rtt {rtt} s, kv {kv} s");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no NATS/KV latency measured");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
+    let host = verified_user(&cl.nodes[0], &cl.outbox(0), "Hana", "hana@acme.test").await;
+    let codes = [
+        public_meeting(&cl, &host, 0, "One").await,
+        public_meeting(&cl, &host, 0, "Two").await,
+    ];
     // Both idle: the tie goes to node-0, whichever node answers.
     let j = join_lands_on(&cl, 1, &codes[0], 0).await;
     // The answer from node 1 carries node 0's certificate hash: WebTransport to node 0 works.

@@ -18,8 +18,8 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::TryStreamExt;
 
 use crate::{
-    dec, enc, normalize_email, rate_window, token_digest, Backend, ChatRecord, JoinGrant, Meeting,
-    RateDecision, Session, StoreError, StoreResult, TokenRecord, User, CHAT_KEEP,
+    dec, enc, normalize_email, rate_window, taken, token_digest, Backend, ChatRecord, JoinGrant,
+    Meeting, RateDecision, Session, StoreError, StoreResult, TokenRecord, User, CHAT_KEEP,
 };
 
 /// How many compare-and-set rounds a read-modify-write tries before giving up.
@@ -389,13 +389,8 @@ impl Backend for KvStore {
 
     async fn consume_verify_token(&self, token: &str, now: DateTime<Utc>) -> StoreResult<User> {
         self.ready()?;
-        let rec: TokenRecord = match take(&self.verify, &token_key(token)).await? {
-            None => return Err(StoreError::TokenInvalid),
-            Some(v) => dec(&v)?,
-        };
-        if rec.expires_at <= now {
-            return Err(StoreError::TokenExpired);
-        }
+        let taken_value = take(&self.verify, &token_key(token)).await?;
+        let rec = taken(taken_value, now, |t: &TokenRecord| t.expires_at)?;
         modify(&self.users, &hex_key(&rec.user_id), |cur| {
             let mut user: User = cur.map(dec).transpose()?.ok_or(StoreError::TokenInvalid)?;
             user.verified = true;
@@ -516,14 +511,8 @@ impl Backend for KvStore {
 
     async fn take_join_grant(&self, token: &str, now: DateTime<Utc>) -> StoreResult<JoinGrant> {
         self.ready()?;
-        let g: JoinGrant = match take(&self.join, &token_key(token)).await? {
-            None => return Err(StoreError::TokenInvalid),
-            Some(v) => dec(&v)?,
-        };
-        if g.expires_at <= now {
-            return Err(StoreError::TokenExpired);
-        }
-        Ok(g)
+        let taken_value = take(&self.join, &token_key(token)).await?;
+        taken(taken_value, now, |g: &JoinGrant| g.expires_at)
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<usize> {

@@ -197,6 +197,20 @@ pub(crate) struct TokenRecord {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The record behind a single-use token that was just taken (removed): refused when there was
+/// none (never issued, or already used) or when it had expired. Both backends answer alike.
+pub(crate) fn taken<T: serde::de::DeserializeOwned>(
+    value: Option<impl AsRef<[u8]>>,
+    now: DateTime<Utc>,
+    expires_at: impl Fn(&T) -> DateTime<Utc>,
+) -> StoreResult<T> {
+    let rec: T = dec(value.ok_or(StoreError::TokenInvalid)?.as_ref())?;
+    if expires_at(&rec) <= now {
+        return Err(StoreError::TokenExpired);
+    }
+    Ok(rec)
+}
+
 pub(crate) fn enc<T: serde::Serialize>(v: &T) -> StoreResult<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

@@ -5,8 +5,8 @@ use chrono::{DateTime, Duration, Utc};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use crate::{
-    dec, enc, normalize_email, rate_window, token_digest, Backend, ChatRecord, JoinGrant, Meeting,
-    RateDecision, Session, StoreError, StoreResult, TokenRecord, User, SCHEMA_VERSION,
+    dec, enc, normalize_email, rate_window, taken, token_digest, Backend, ChatRecord, JoinGrant,
+    Meeting, RateDecision, Session, StoreError, StoreResult, TokenRecord, User, SCHEMA_VERSION,
 };
 
 /// Handle to the database; cheap to clone and safe to share between threads.
@@ -163,13 +163,8 @@ impl Backend for SledStore {
     /// Consumes a verification token: single use, refused once expired.
     /// Returns the verified user.
     async fn consume_verify_token(&self, token: &str, now: DateTime<Utc>) -> StoreResult<User> {
-        let rec: TokenRecord = match self.verify_tokens.remove(token_digest(token))? {
-            None => return Err(StoreError::TokenInvalid),
-            Some(v) => dec(&v)?,
-        };
-        if rec.expires_at <= now {
-            return Err(StoreError::TokenExpired);
-        }
+        let taken_value = self.verify_tokens.remove(token_digest(token))?;
+        let rec = taken(taken_value, now, |t: &TokenRecord| t.expires_at)?;
         let mut user = self
             .user(&rec.user_id)
             .await?
@@ -298,14 +293,8 @@ impl Backend for SledStore {
     /// Takes a join grant: it is removed whether or not it is still valid, so a token is
     /// never accepted twice.
     async fn take_join_grant(&self, token: &str, now: DateTime<Utc>) -> StoreResult<JoinGrant> {
-        let g: JoinGrant = match self.join_grants.remove(token_digest(token))? {
-            None => return Err(StoreError::TokenInvalid),
-            Some(v) => dec(&v)?,
-        };
-        if g.expires_at <= now {
-            return Err(StoreError::TokenExpired);
-        }
-        Ok(g)
+        let taken_value = self.join_grants.remove(token_digest(token))?;
+        taken(taken_value, now, |g: &JoinGrant| g.expires_at)
     }
 
     /// Drops expired join grants, verification tokens and sessions. Returns how many.

@@ -8,6 +8,8 @@
 
 pub mod nodes;
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use anyhow::Context;
 use async_nats::jetstream::kv;
 use futures::TryStreamExt;
@@ -27,6 +29,10 @@ pub struct Cluster {
     /// Every node's record (section 8), this node's included.
     pub directory: Directory,
     nodes_kv: kv::Store,
+    /// Last measured round trip through the NATS server (µs; 0 = not measured yet).
+    pub nats_rtt_us: AtomicU64,
+    /// Last duration of writing this node's directory record to JetStream KV (µs).
+    pub kv_put_us: AtomicU64,
 }
 
 impl Cluster {
@@ -53,6 +59,8 @@ impl Cluster {
                 client,
                 directory: Directory::default(),
                 nodes_kv,
+                nats_rtt_us: AtomicU64::new(0),
+                kv_put_us: AtomicU64::new(0),
             },
             store,
         ))
@@ -82,14 +90,23 @@ fn own_record(state: &SharedState, id: &str) -> NodeRecord {
 /// the placement rule by themselves.
 pub fn spawn_advertiser(state: SharedState, cancel: CancellationToken) {
     tokio::spawn(async move {
+        let Some(c) = &state.cluster else { return };
         let mut tick = tokio::time::interval(nodes::ADVERTISE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Our own inbox: a message published there comes back through the NATS server, which
+        // is the round trip the metrics report.
+        let echo_subject = c.client.new_inbox();
+        let mut echo = c.client.subscribe(echo_subject.clone()).await.ok();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            let Some(c) = &state.cluster else { return };
+            if let Some(sub) = echo.as_mut() {
+                if let Some(rtt) = nats_round_trip(&c.client, &echo_subject, sub).await {
+                    c.nats_rtt_us.store(rtt.as_micros() as u64, Relaxed);
+                }
+            }
             if let Err(e) = advertise_round(&state, c).await {
                 tracing::debug!(error = %e, "node directory round failed");
             }
@@ -101,11 +118,30 @@ pub fn spawn_advertiser(state: SharedState, cancel: CancellationToken) {
     });
 }
 
+/// Publishes to our own inbox and waits (at most 1 s) for the message to come back.
+async fn nats_round_trip(
+    client: &async_nats::Client,
+    subject: &str,
+    sub: &mut async_nats::Subscriber,
+) -> Option<std::time::Duration> {
+    use futures::StreamExt;
+    // Drop echoes of earlier rounds that came back after their timeout.
+    while let Ok(Some(_)) = tokio::time::timeout(std::time::Duration::ZERO, sub.next()).await {}
+    let t = std::time::Instant::now();
+    client.publish(subject.to_owned(), "".into()).await.ok()?;
+    match tokio::time::timeout(std::time::Duration::from_secs(1), sub.next()).await {
+        Ok(Some(_)) => Some(t.elapsed()),
+        _ => None,
+    }
+}
+
 async fn advertise_round(state: &SharedState, c: &Cluster) -> anyhow::Result<()> {
     let own = own_record(state, &c.node_id);
+    let t = std::time::Instant::now();
     c.nodes_kv
         .put(&c.node_id, serde_json::to_vec(&own)?.into())
         .await?;
+    c.kv_put_us.store(t.elapsed().as_micros() as u64, Relaxed);
     let keys: Vec<String> = c.nodes_kv.keys().await?.try_collect().await?;
     let mut all = Vec::with_capacity(keys.len());
     for k in keys {
@@ -142,6 +178,58 @@ pub fn media_node(state: &SharedState, code: &str) -> NodeRecord {
                 .map_or("local", |c| c.node_id.as_str()),
         )
     })
+}
+
+/// The cluster's gauges for `/metrics`.
+#[derive(Debug)]
+pub struct ClusterGauges {
+    pub nats_up: bool,
+    pub nodes: u64,
+    pub nats_rtt_us: u64,
+    pub kv_put_us: u64,
+}
+
+impl ClusterGauges {
+    pub fn of(c: &Cluster) -> Self {
+        Self {
+            nats_up: c.nats_up(),
+            nodes: c
+                .directory
+                .live_count(chrono::Utc::now().timestamp_millis()) as u64,
+            nats_rtt_us: c.nats_rtt_us.load(Relaxed),
+            kv_put_us: c.kv_put_us.load(Relaxed),
+        }
+    }
+}
+
+impl prometheus_client::collector::Collector for ClusterGauges {
+    fn encode(&self, mut enc: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        use crate::metrics::gauge;
+        gauge(
+            &mut enc,
+            "quicmeet_nats_up",
+            "1 while this node is connected to NATS.",
+            u64::from(self.nats_up),
+        )?;
+        gauge(
+            &mut enc,
+            "quicmeet_cluster_nodes",
+            "Live nodes in this node's directory, itself included.",
+            self.nodes,
+        )?;
+        gauge(
+            &mut enc,
+            "quicmeet_nats_rtt_seconds",
+            "Last round trip of a message through the NATS server (every 2 s).",
+            self.nats_rtt_us as f64 / 1e6,
+        )?;
+        gauge(
+            &mut enc,
+            "quicmeet_kv_put_seconds",
+            "Last JetStream KV write of this node's directory record (every 2 s).",
+            self.kv_put_us as f64 / 1e6,
+        )
+    }
 }
 
 fn random_node_id() -> String {
