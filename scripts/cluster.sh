@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a three-node QuicMeet cluster on this machine: one nats-server with JetStream
-# (127.0.0.1:4222, store in ./data/cluster/nats) and three nodes sharing their state through it.
+# (127.0.0.1:14222, not the packaged service's 4222; store in ./data/cluster/nats) and three
+# nodes sharing their state through it.
 #   node-1: http://localhost:8081  (WebTransport UDP 4441)
 #   node-2: http://localhost:8082  (WebTransport UDP 4442)
 #   node-3: http://localhost:8083  (WebTransport UDP 4443)
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/quicmeet/target}"
-NATS_PORT="${NATS_PORT:-4222}"
+NATS_PORT="${NATS_PORT:-14222}"
 DATA="${QUICMEET_CLUSTER_DIR:-./data/cluster}"
 BIN="${QUICMEET_BIN:-}"
 if [ -z "$BIN" ]; then
