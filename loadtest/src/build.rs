@@ -245,6 +245,8 @@ pub(crate) fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report 
                 _ => None,
             },
             sender_lag_ms: ms(&sh.sender_lag.snapshot()),
+            datagrams_expired: sh.datagrams_expired.load(Relaxed),
+            bottleneck: vec![],
         },
         timeline: input.timeline,
         cdf: all_lat
@@ -256,11 +258,52 @@ pub(crate) fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report 
         checks: vec![],
         passed: true,
         capacity: None,
+        lab: crate::lab::report::build(args, ctx.lab.as_ref(), &sh.lab, &streams),
     }
 }
 
-/// Apply the thresholds.
+/// Why the tool itself may have limited what it measured: its own CPU, the whole machine,
+/// the kernel dropping UDP, or its own late reads of audio.
+fn bottleneck(r: &Report) -> Vec<String> {
+    let mut why = vec![];
+    let cpus = r.machine.cpus.max(1) as f64;
+    if let Some(busy) = r.tester.machine_busy_cores {
+        if busy >= 0.9 * cpus {
+            why.push(format!(
+                "the machine was saturated ({busy:.1} of {cpus:.0} cores busy)"
+            ));
+        }
+    }
+    if let Some(c) = r.tester.cpu_cores {
+        if c >= 0.5 * cpus {
+            why.push(format!("the tester itself used {c:.1} of {cpus:.0} cores"));
+        }
+    }
+    if let Some(n) = r.machine.udp_rcvbuf_errors.filter(|n| *n > 0) {
+        why.push(format!(
+            "the kernel dropped {n} UDP datagrams on full receive buffers"
+        ));
+    }
+    let audio = &r.kinds[kind_index(quicmeet_proto::MediaKind::Audio)];
+    let expired = r.tester.datagrams_expired;
+    if expired > 0 && expired * 1000 > audio.frames_received.max(1) {
+        why.push(format!(
+            "the tester read {expired} audio datagrams later than {} ms and dropped them (counted as lost)",
+            r.args.datagram_max_age_ms
+        ));
+    }
+    if r.tester.sender_lag_ms.p99 > 50.0 && r.args.impair.is_none() {
+        why.push(format!(
+            "its publishers sent late (p99 {:.0} ms behind schedule)",
+            r.tester.sender_lag_ms.p99
+        ));
+    }
+    why
+}
+
+/// Apply the thresholds, and say whether the tool was itself a bottleneck.
 pub fn evaluate(args: &Args, r: &mut Report) {
+    r.tester.bottleneck = bottleneck(r);
     let all = r.all().clone();
     let mut checks = vec![];
     if let Some(l) = args.max_p99_ms {

@@ -187,6 +187,7 @@ pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
         stop: stop_rx,
         end: end_rx,
         http: crate::api::http()?,
+        lab: args.lab()?,
     });
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..total {
@@ -392,6 +393,7 @@ pub(crate) fn clone_lib(lib: &Arc<Library>) -> Library {
         video: lib.video.clone(),
         screen: lib.screen.clone(),
         audio: lib.audio.clone(),
+        video_ladder: lib.video_ladder.clone(),
     }
 }
 

@@ -9,10 +9,10 @@
 //! Production: the PEM files given by `--tls-cert/--tls-key` serve HTTPS, HTTP/3 and
 //! WebTransport, and no hash is handed out (browsers validate the chain as usual).
 //!
-//! [`CertState`] holds the certificate in force. Replacing it swaps the key that the TCP and
-//! HTTP/3 listeners' rustls resolver hands out (new handshakes get it at once, open
-//! connections keep theirs) and bumps a generation that the WebTransport endpoint watches to
-//! reload its own configuration. [`watch`] replaces it on SIGHUP and when the files change.
+//! [`CertState`] holds the certificate in force. Replacing it swaps the key that one rustls
+//! resolver hands out to every listener (HTTPS over TCP, HTTP/3, WebTransport): new handshakes
+//! get it at once, open connections keep theirs. [`watch`] replaces it on SIGHUP and when the
+//! files change.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +26,6 @@ use rustls::{
     sign::CertifiedKey,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch as tokio_watch;
 use tokio_util::sync::CancellationToken;
 
 pub const DEV_VALIDITY_DAYS: i64 = 13;
@@ -48,7 +47,6 @@ pub type SharedCert = Arc<CertState>;
 pub struct CertState {
     active: RwLock<ActiveCert>,
     resolver: Arc<Resolver>,
-    generation: tokio_watch::Sender<u64>,
 }
 
 impl CertState {
@@ -58,7 +56,6 @@ impl CertState {
         Ok(Self {
             active: RwLock::new(active),
             resolver: Arc::new(Resolver(RwLock::new(key))),
-            generation: tokio_watch::Sender::new(0),
         })
     }
 
@@ -71,7 +68,6 @@ impl CertState {
         let key = certified_key(&next.cert_pem, &next.key_pem)?;
         *self.resolver.0.write() = key;
         *self.active.write() = next;
-        self.generation.send_modify(|g| *g += 1);
         Ok(())
     }
 
@@ -79,11 +75,6 @@ impl CertState {
     pub fn reload(&self) -> anyhow::Result<()> {
         let again = self.read().clone();
         self.replace(again)
-    }
-
-    /// Changes whenever a new certificate is put in force.
-    pub fn subscribe(&self) -> tokio_watch::Receiver<u64> {
-        self.generation.subscribe()
     }
 
     /// A rustls configuration for HTTPS over TCP (h2, http/1.1) that follows reloads.
@@ -98,7 +89,8 @@ impl CertState {
         Ok(Arc::new(cfg))
     }
 
-    /// A rustls configuration for HTTP/3 (TLS 1.3, ALPN h3) that follows reloads.
+    /// A rustls configuration for QUIC with ALPN h3 (HTTP/3 and WebTransport) that follows
+    /// reloads.
     pub fn h3_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
         let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),

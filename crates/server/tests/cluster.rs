@@ -90,7 +90,7 @@ async fn sign_up_on_one_node_verify_on_another_log_in_on_a_third() {
     )
     .await;
     assert_eq!(st, 201, "{body}");
-    let token = token_from_mail(&wait_mail(&cl.outbox(0), "ada@acme.test", "/verify?token="));
+    let token = token_from_mail(&wait_mail(&cl.outbox(0), "ada@acme.test", "/verify?token=").await);
 
     // Not verified yet, on any node.
     let (st, body, _) = post(

@@ -8,6 +8,7 @@ use quicmeet_proto::{ClientMessage, MediaKind, ServerMessage};
 use tokio::sync::mpsc;
 
 use super::{Ctx, Spec, Target};
+use crate::lab::Shims;
 use crate::relay::{self, RelaySender};
 
 /// The sending half of a connection.
@@ -34,6 +35,22 @@ impl ConnTx {
         }
     }
 
+    /// A handle for audio datagrams that does not wait behind video (WebTransport).
+    pub(super) fn datagram_sender(&self) -> Option<quicmeet_client::DatagramSender> {
+        match self {
+            ConnTx::Qm(s) => s.datagram_sender(),
+            ConnTx::Relay(_) => None,
+        }
+    }
+
+    /// The QUIC path's statistics (WebTransport).
+    pub(super) fn path_stats(&self) -> Option<quicmeet_client::PathStats> {
+        match self {
+            ConnTx::Qm(s) => s.path_stats(),
+            ConnTx::Relay(_) => None,
+        }
+    }
+
     pub(super) async fn close(self) {
         match self {
             ConnTx::Qm(s) => {
@@ -51,11 +68,53 @@ pub(super) enum ConnRx {
 }
 
 impl ConnRx {
+    /// The client's counters (QuicMeet connections only).
+    pub(super) fn stats(&self) -> Option<quicmeet_client::Stats> {
+        match self {
+            ConnRx::Qm(r) => Some(r.stats()),
+            ConnRx::Relay(_) => None,
+        }
+    }
+
+    /// Headers of datagrams the client dropped for their age since the last call.
+    pub(super) fn take_expired(&mut self) -> Vec<quicmeet_proto::FrameHeader> {
+        match self {
+            ConnRx::Qm(r) => r.take_expired(),
+            ConnRx::Relay(_) => vec![],
+        }
+    }
+
     pub(super) async fn recv(&mut self) -> Option<Event> {
         match self {
             ConnRx::Qm(r) => r.recv().await,
             ConnRx::Relay(r) => r.recv().await,
         }
+    }
+}
+
+/// Publishers' datagram send buffer: about 200 ms of one Opus track, so a congested uplink
+/// drops old audio instead of queueing seconds of it.
+const PUBLISHER_DATAGRAM_BUFFER: usize = 2048;
+/// Publishers' unacknowledged stream data at most: a capped uplink then pushes back on the
+/// sender (which adapts) instead of hiding seconds of video in QUIC's buffers.
+const PUBLISHER_SEND_WINDOW: u64 = 128 * 1024;
+/// Publishers' TCP send buffer on WebSocket, for the same reason.
+const PUBLISHER_TCP_SEND_BUFFER: u32 = 16 * 1024;
+
+/// Connection options: every participant bounds its received datagrams by age as a browser
+/// does; publishers that adapt also bound what they queue for sending, as a browser's small
+/// send buffers do.
+fn options(args: &crate::cli::Args, publisher: bool) -> ConnectOptions {
+    let bound_sends = publisher && args.adapt == crate::cli::OnOff::On;
+    ConnectOptions {
+        event_buffer: 4096,
+        client_name: Some("quicmeet-loadtest".into()),
+        datagram_max_age: (args.datagram_max_age_ms > 0)
+            .then(|| Duration::from_millis(args.datagram_max_age_ms)),
+        datagram_send_buffer: bound_sends.then_some(PUBLISHER_DATAGRAM_BUFFER),
+        send_window: bound_sends.then_some(PUBLISHER_SEND_WINDOW),
+        tcp_send_buffer: bound_sends.then_some(PUBLISHER_TCP_SEND_BUFFER),
+        ..ConnectOptions::default()
     }
 }
 
@@ -71,21 +130,27 @@ pub(super) struct Joined {
 
 /// Join and connect; returns the connection, the REST join time and the transport time up to
 /// `welcome` (µs), or the error kind the report counts.
-pub(super) async fn connect(ctx: &Ctx, spec: &Spec) -> Result<(Joined, u64, u64), String> {
+pub(super) async fn connect(
+    ctx: &Ctx,
+    spec: &Spec,
+    shims: Option<&mut Shims>,
+) -> Result<(Joined, u64, u64), String> {
     let t0 = Instant::now();
     match &ctx.target {
         Target::Quicmeet { base, codes } => {
             let code = &codes[spec.room % codes.len().max(1)];
-            let join = crate::api::join_guest(&ctx.http, base, code, &spec.name)
+            let mut join = crate::api::join_guest(&ctx.http, base, code, &spec.name)
                 .await
                 .map_err(|(k, _)| k)?;
             let api_us = t0.elapsed().as_micros() as u64;
+            if let Some(s) = shims {
+                s.route(&mut join).await.map_err(|e| {
+                    tracing::warn!(error = %e, "starting the lab's shims");
+                    "lab_shim".to_owned()
+                })?;
+            }
             let t1 = Instant::now();
-            let opts = ConnectOptions {
-                event_buffer: 4096,
-                client_name: Some("quicmeet-loadtest".into()),
-                ..ConnectOptions::default()
-            };
+            let opts = options(&ctx.args, spec.publisher);
             let (tx, mut rx) = quicmeet_client::connect_with(spec.transport, &join, &opts)
                 .await
                 .map_err(|e| {
@@ -132,7 +197,14 @@ pub(super) async fn connect(ctx: &Ctx, spec: &Spec) -> Result<(Joined, u64, u64)
             }
         }
         Target::Relay { addr, hash } => {
-            let (tx, rx) = relay::connect(*addr, *hash, spec.room as u32, spec.watches)
+            let addr = match shims {
+                Some(s) => s.udp(*addr).await.map_err(|e| {
+                    tracing::warn!(error = %e, "starting the lab's shim");
+                    "lab_shim".to_owned()
+                })?,
+                None => *addr,
+            };
+            let (tx, rx) = relay::connect(addr, *hash, spec.room as u32, spec.watches)
                 .await
                 .map_err(|e| {
                     tracing::debug!(error = %e, "relay connect failed");

@@ -114,6 +114,8 @@ pub struct Ctx {
     pub end: watch::Receiver<bool>,
     /// HTTP client without cookies (guests).
     pub http: reqwest::Client,
+    /// The impairment lab, if the run has one.
+    pub lab: Option<crate::lab::Lab>,
 }
 
 /// What a participant does.
@@ -133,6 +135,8 @@ pub struct Spec {
     pub transport: Transport,
     /// Display name.
     pub name: String,
+    /// Sits behind the impairment lab's link.
+    pub impaired: bool,
 }
 
 impl Spec {
@@ -154,6 +158,7 @@ impl Spec {
                 TransportArg::Mix => Transport::WebSocket,
             },
             name: format!("lt-r{room}-{}{k}", if publisher { "p" } else { "s" }),
+            impaired: args.impair.is_some() && args.impair_participants.is_none_or(|n| k < n),
         }
     }
 
@@ -205,6 +210,14 @@ pub async fn participant(ctx: Arc<Ctx>, spec: Spec, start: Instant) {
     let mut first = true;
     let mut reconnects = 0;
     let mut ever_joined = false;
+    // The participant's link lives as long as the participant, across reconnects.
+    let mut shims = match (&ctx.lab, spec.impaired) {
+        (Some(lab), true) => Some(crate::lab::Shims::new(
+            lab.impairment.clone(),
+            ctx.args.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ spec.index as u64,
+        )),
+        _ => None,
+    };
     loop {
         if *ctx.end.borrow() {
             break;
@@ -216,7 +229,16 @@ pub async fn participant(ctx: Arc<Ctx>, spec: Spec, start: Instant) {
         } else {
             None
         };
-        let r = session::run(&ctx, &spec, first, churn_at, &mut arrived, &mut ever_joined).await;
+        let r = session::run(
+            &ctx,
+            &spec,
+            first,
+            churn_at,
+            &mut arrived,
+            &mut ever_joined,
+            shims.as_mut(),
+        )
+        .await;
         first = false;
         match r {
             End::Done => break,
@@ -237,6 +259,9 @@ pub async fn participant(ctx: Arc<Ctx>, spec: Spec, start: Instant) {
                 }
             }
         }
+    }
+    if let Some(s) = &shims {
+        ctx.shared.lab.add_links(s.stats());
     }
     if !arrived {
         ctx.gates[spec.room].arrive();

@@ -6,13 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quicmeet_client::{now_us, TrackPublisher};
-use quicmeet_proto::{ClientMessage, MediaKind};
-use tokio::sync::mpsc;
+use quicmeet_client::uplink::{Adapter, Sample};
+use quicmeet_client::{now_us, DatagramSender, TrackPublisher};
+use quicmeet_proto::{ClientMessage, EncodedFrame, MediaKind};
+use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
 
 use super::connection::ConnTx;
 use super::{Ctx, Spec};
+use crate::cli::OnOff;
+use crate::lab::report::RungChange;
 use crate::media::Player;
 use crate::stats::kind_index;
 
@@ -29,8 +32,118 @@ struct Track {
     due: Instant,
 }
 
+/// How often a publisher judges its uplink.
+const ADAPT_EVERY: Duration = Duration::from_millis(250);
+
+/// What the sender measured of its uplink since the last judgement. Lateness against the
+/// schedule is left out on purpose: on a busy machine it measures this tool's CPU, and the
+/// load must not shrink because the tool is slow.
+#[derive(Default)]
+struct Uplink {
+    /// Longest a video write blocked (flow control: the uplink backs up).
+    block: Duration,
+    /// The QUIC path's counters at the last judgement.
+    prev: Option<quicmeet_client::PathStats>,
+}
+
+impl Uplink {
+    /// The interval's sample, and reset for the next one.
+    fn sample(&mut self, path: Option<quicmeet_client::PathStats>) -> Sample {
+        let mut s = Sample {
+            queue_delay: self.block,
+            loss: 0.0,
+        };
+        if let Some(p) = path {
+            s.queue_delay = s.queue_delay.max(p.rtt.saturating_sub(p.min_rtt));
+            if let Some(q) = self.prev {
+                let sent = p.sent_packets.saturating_sub(q.sent_packets);
+                if sent > 0 {
+                    s.loss = p.lost_packets.saturating_sub(q.lost_packets) as f64 / sent as f64;
+                }
+            }
+            self.prev = Some(p);
+        }
+        self.block = Duration::ZERO;
+        s
+    }
+}
+
+/// The track's next frame if it is due, advancing its schedule. An impaired publisher stamps
+/// the frame with its scheduled capture time, so time spent waiting for its own uplink counts
+/// in the latency, as it would for a camera; others stamp the send time, so the tool's own
+/// scheduling delays (CPU) stay out of what it measures of the server.
+fn next_frame(
+    t: &mut Track,
+    ctx: &Ctx,
+    keyframes: &[AtomicBool; 3],
+    stamp_schedule: bool,
+) -> Option<EncodedFrame> {
+    let now = Instant::now();
+    if t.due > now {
+        return None;
+    }
+    let late = now.duration_since(t.due);
+    ctx.shared.sender_lag.record(late.as_micros() as u64);
+    if keyframes[t.slot as usize].swap(false, Relaxed) {
+        t.player.want_keyframe = true;
+    }
+    let f = t.player.next_frame();
+    let capture = if stamp_schedule {
+        now_us().saturating_sub(late.as_micros() as u64)
+    } else {
+        now_us()
+    };
+    let frame = t.publisher.frame_at(f.keyframe, capture, &f.data);
+    let iv = t.player.interval();
+    t.due += iv;
+    if now > t.due + iv * 10 {
+        // Far behind schedule: skip ahead rather than burst. Behind an impaired uplink that
+        // is the link's doing; otherwise the tool was starved of CPU.
+        ctx.shared.error(if stamp_schedule {
+            "uplink_behind_schedule"
+        } else {
+            "sender_behind_schedule"
+        });
+        t.due = now;
+    }
+    match frame {
+        Ok(f) => Some(f),
+        Err(_) => {
+            ctx.shared.error("frame_encode");
+            None
+        }
+    }
+}
+
+/// Account one send; a failed frame still counts as sent (receivers count it lost).
+fn sent(ctx: &Ctx, kind: MediaKind, frame: &EncodedFrame, r: Result<(), String>) {
+    ctx.shared.sent(kind, frame.len());
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "media send failed");
+        ctx.shared.error(format!(
+            "send_{}",
+            crate::stats::KIND_NAMES[kind_index(kind)]
+        ));
+    }
+}
+
+/// Send an audio frame: in a datagram when the connection has them (never waiting), on
+/// the connection otherwise.
+async fn send_audio(ctx: &Ctx, conn: &mut ConnTx, dg: Option<&DatagramSender>, f: EncodedFrame) {
+    let r = match dg.map(|d| d.send_frame(&f)) {
+        Some(Ok(())) => Ok(()),
+        // Too large for a datagram (or no datagrams): the connection's own path.
+        _ => conn.send_frame(&f).await,
+    };
+    sent(ctx, MediaKind::Audio, &f, r);
+}
+
 /// Owns the sending half: forwards control messages and, once the room's gate opens and
-/// until the run's stop, sends each track's frames on schedule.
+/// until the run's stop, sends each track's frames on schedule. Audio has its own schedule
+/// and, on WebTransport, its own datagram path, so it goes out on time even while a video
+/// write waits for the uplink. With `--adapt on`, a publisher judges its uplink every
+/// [`ADAPT_EVERY`] and moves its camera along the ladder ([`quicmeet_client::uplink`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
     ctx: Arc<Ctx>,
     spec: Spec,
@@ -39,6 +152,7 @@ pub(super) async fn run(
     slots: Vec<(u32, MediaKind)>,
     mut ctl: mpsc::Receiver<ClientMessage>,
     keyframes: Arc<[AtomicBool; 3]>,
+    mut ceiling: watch::Receiver<usize>,
 ) {
     let sh = &ctx.shared;
     let mut tracks: Vec<Track> = slots
@@ -62,11 +176,24 @@ pub(super) async fn run(
             })
         })
         .collect();
+    let mut audio = tracks
+        .iter()
+        .position(|t| t.kind == MediaKind::Audio)
+        .map(|i| tracks.remove(i));
+    let dg = conn.datagram_sender();
+    let stamp_schedule = spec.impaired;
+    let adapts = ctx.args.adapt == OnOff::On
+        && ctx.lib.video_ladder.len() > 1
+        && tracks.iter().any(|t| t.kind == MediaKind::Video);
+    let mut adapter = Adapter::new();
+    let mut uplink = Uplink::default();
+    let mut adapt_due = Instant::now();
     let per_room = ctx.args.per_room().max(1) as f64;
     let chat_every = (ctx.args.chat_rate > 0.0)
         .then(|| Duration::from_secs_f64((per_room / ctx.args.chat_rate).max(0.25)));
     let mut chat_due = Instant::now();
-    let mut go = ctx.gates[spec.room].subscribe();
+    let gate = &ctx.gates[spec.room];
+    let mut go = gate.subscribe();
     let mut stop = ctx.stop.clone();
     let mut sending = false;
     let mut stopped = *stop.borrow();
@@ -80,31 +207,56 @@ pub(super) async fn run(
         ctx.args.keyframe_secs.max(0.0) * spec.k as f64
             / ctx.args.publishers_per_room.max(1) as f64,
     );
-    let start_sending = |tracks: &mut Vec<Track>, chat_due: &mut Instant| {
+    let start_sending = |tracks: &mut Vec<Track>,
+                         audio: &mut Option<Track>,
+                         chat_due: &mut Instant,
+                         adapt_due: &mut Instant| {
         let now = Instant::now();
         for t in tracks.iter_mut() {
-            t.due = if t.kind == MediaKind::Audio {
-                now
-            } else {
-                now + stagger
-            };
+            t.due = now + stagger;
+        }
+        if let Some(a) = audio {
+            a.due = now;
         }
         if let Some(e) = chat_every {
             *chat_due = now + e.mul_f64((spec.k as f64 + 0.5) / per_room);
         }
+        *adapt_due = now + stagger + ADAPT_EVERY;
+    };
+    // Move the camera to `rung` (a new clip starts on a keyframe).
+    let set_rung = |tracks: &mut Vec<Track>, rung: usize, cause: &'static str| {
+        for t in tracks.iter_mut().filter(|t| t.kind == MediaKind::Video) {
+            if let Some(clip) = ctx.lib.video_ladder.get(rung) {
+                t.player = Player::new(clip.clone());
+            }
+        }
+        let at_s = gate.opened().map_or(0.0, |g| {
+            Instant::now().saturating_duration_since(g).as_secs_f64()
+        });
+        sh.lab.rungs.lock().push(RungChange {
+            participant: spec.index,
+            at_s,
+            rung,
+            cause,
+        });
     };
     if go.borrow().is_some() && !stopped {
         sending = true;
-        start_sending(&mut tracks, &mut chat_due);
+        start_sending(&mut tracks, &mut audio, &mut chat_due, &mut adapt_due);
     }
     loop {
         let next = if sending {
-            let media = tracks.iter().map(|t| t.due).min().unwrap_or(never);
-            if chat_every.is_some() {
-                media.min(chat_due)
-            } else {
-                media
+            let mut n = tracks.iter().map(|t| t.due).min().unwrap_or(never);
+            if let Some(a) = &audio {
+                n = n.min(a.due);
             }
+            if chat_every.is_some() {
+                n = n.min(chat_due);
+            }
+            if adapts {
+                n = n.min(adapt_due);
+            }
+            n
         } else {
             never
         };
@@ -136,46 +288,64 @@ pub(super) async fn run(
             _ = stop.changed(), if !stopped => {
                 stopped = true;
                 sending = false;
-                record_last(&ctx, &spec, &tracks);
+                record_last(&ctx, &spec, audio.iter().chain(tracks.iter()));
             }
             r = go.changed(), if !sending && !stopped => {
                 if r.is_ok() && go.borrow().is_some() {
                     sending = true;
-                    start_sending(&mut tracks, &mut chat_due);
+                    start_sending(&mut tracks, &mut audio, &mut chat_due, &mut adapt_due);
+                }
+            }
+            r = ceiling.changed(), if adapts => {
+                if r.is_ok() {
+                    let c = *ceiling.borrow();
+                    if let Some(rung) = adapter.set_ceiling(Instant::now(), c) {
+                        set_rung(&mut tracks, rung, "server");
+                    }
                 }
             }
             _ = sleep_until(next.into()), if sending => {
-                let now = Instant::now();
+                if let Some(f) = audio.as_mut().and_then(|a| next_frame(a, &ctx, &keyframes, stamp_schedule)) {
+                    send_audio(&ctx, &mut conn, dg.as_ref(), f).await;
+                }
+                if adapts && adapt_due <= Instant::now() {
+                    adapt_due += ADAPT_EVERY;
+                    let s = uplink.sample(conn.path_stats());
+                    if let Some(rung) = adapter.on_sample(Instant::now(), s) {
+                        set_rung(&mut tracks, rung, "uplink");
+                    }
+                }
                 for t in tracks.iter_mut() {
-                    if t.due > now {
-                        continue;
-                    }
-                    sh.sender_lag.record(now.duration_since(t.due).as_micros() as u64);
-                    if keyframes[t.slot as usize].swap(false, Relaxed) {
-                        t.player.want_keyframe = true;
-                    }
-                    let f = t.player.next_frame();
-                    let Ok(frame) = t.publisher.frame(f.keyframe, &f.data) else {
-                        sh.error("frame_encode");
+                    let Some(frame) = next_frame(t, &ctx, &keyframes, stamp_schedule) else {
                         continue;
                     };
-                    match conn.send_frame(&frame).await {
-                        Ok(()) => sh.sent(t.kind, frame.len()),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "media send failed");
-                            // The frame is numbered: receivers will count it lost.
-                            sh.sent(t.kind, frame.len());
-                            sh.error(format!("send_{}", crate::stats::KIND_NAMES[kind_index(t.kind)]));
+                    let started = Instant::now();
+                    // While this write waits for the uplink, audio keeps its schedule on its
+                    // own path.
+                    let r = {
+                        let write = conn.send_frame(&frame);
+                        tokio::pin!(write);
+                        loop {
+                            let audio_due = match (&audio, &dg) {
+                                (Some(a), Some(_)) => a.due,
+                                _ => never,
+                            };
+                            tokio::select! {
+                                r = &mut write => break r,
+                                _ = sleep_until(audio_due.into()) => {
+                                    let (Some(a), Some(d)) = (audio.as_mut(), dg.as_ref()) else {
+                                        continue;
+                                    };
+                                    if let Some(f) = next_frame(a, &ctx, &keyframes, stamp_schedule) {
+                                        let r = d.send_frame(&f).map_err(|e| e.to_string());
+                                        sent(&ctx, MediaKind::Audio, &f, r);
+                                    }
+                                }
+                            }
                         }
-                    }
-                    let iv = t.player.interval();
-                    t.due += iv;
-                    let now = Instant::now();
-                    if now > t.due + iv * 10 {
-                        // Far behind schedule (CPU starved): skip ahead rather than burst.
-                        sh.error("sender_behind_schedule");
-                        t.due = now;
-                    }
+                    };
+                    uplink.block = uplink.block.max(started.elapsed());
+                    sent(&ctx, t.kind, &frame, r);
                 }
                 if let Some(e) = chat_every {
                     if chat_due <= Instant::now() {
@@ -190,12 +360,12 @@ pub(super) async fn run(
         }
     }
     if !stopped {
-        record_last(&ctx, &spec, &tracks);
+        record_last(&ctx, &spec, audio.iter().chain(tracks.iter()));
     }
     conn.close().await;
 }
 
-fn record_last(ctx: &Ctx, spec: &Spec, tracks: &[Track]) {
+fn record_last<'a>(ctx: &Ctx, spec: &Spec, tracks: impl Iterator<Item = &'a Track>) {
     let mut last = ctx.shared.last_seq.lock();
     for t in tracks {
         let n = t.publisher.next_seq();

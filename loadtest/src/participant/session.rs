@@ -14,6 +14,8 @@ use tokio::time::sleep_until;
 
 use super::connection::{connect, Joined};
 use super::{sender, Ctx, End, Spec, Target};
+use crate::lab::report::{LayerSwitch, SETTLE_ALLOWANCE};
+use crate::lab::Shims;
 use crate::stats::{kind_index, StreamStat};
 
 /// Tracks of the room this participant should receive, besides its own.
@@ -45,8 +47,9 @@ pub(super) async fn run(
     churn_at: Option<Instant>,
     arrived: &mut bool,
     ever_joined: &mut bool,
+    shims: Option<&mut Shims>,
 ) -> End {
-    let (joined, api_us, connect_us) = match connect(ctx, spec).await {
+    let (joined, api_us, connect_us) = match connect(ctx, spec, shims).await {
         Ok(j) => j,
         Err(kind) => return End::Lost(kind),
     };
@@ -65,11 +68,27 @@ pub(super) async fn run(
         pid,
         tracks,
     } = joined;
+    if spec.impaired {
+        sh.lab.impaired_pids.lock().insert((spec.room, pid));
+    }
     let gate = &ctx.gates[spec.room];
     let mut go = gate.subscribe();
+    // Seconds since the room's media started (negative before).
+    let since_start = |g: Option<Instant>| {
+        g.map_or(0.0, |g| {
+            let now = Instant::now();
+            if now >= g {
+                now.duration_since(g).as_secs_f64()
+            } else {
+                -g.duration_since(now).as_secs_f64()
+            }
+        })
+    };
     let (ctl_tx, ctl_rx) = mpsc::channel::<ClientMessage>(256);
     let keyframes: Arc<[AtomicBool; 3]> = Arc::default();
     let slots = spec.slots(&ctx.args, &ctx.lib);
+    // The highest rung the server allows this publisher (0: full quality).
+    let (_ceiling_tx, ceiling_rx) = tokio::sync::watch::channel(0usize);
     let sender = tokio::spawn(sender::run(
         ctx.clone(),
         spec.clone(),
@@ -78,6 +97,7 @@ pub(super) async fn run(
         slots.clone(),
         ctl_rx,
         keyframes.clone(),
+        ceiling_rx,
     ));
     for (slot, kind) in &slots {
         let (width, height) = match kind {
@@ -103,6 +123,8 @@ pub(super) async fn run(
     let expected = expected_tracks(ctx, spec);
     let mut subs: HashMap<u32, Sub> = HashMap::new();
     let mut streams: HashMap<(u32, u8), StreamStat> = HashMap::new();
+    // The layer each track arrives on now (after `layer_changed`).
+    let mut layers: HashMap<u32, u8> = HashMap::new();
     let mut ping_sent = false;
     let mut first_frame_done = false;
     let connected_at = Instant::now();
@@ -161,6 +183,14 @@ pub(super) async fn run(
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { break End::Lost("events_ended".into()) };
+                for h in rx.take_expired() {
+                    streams
+                        .entry((h.track_id, h.layer))
+                        .or_insert_with(|| {
+                            StreamStat::new(spec.room, spec.index, h.track_id, h.layer, h.kind)
+                        })
+                        .on_expired(h.seq);
+                }
                 match ev {
                     Event::Media(m) => {
                         let h = *m.frame.header();
@@ -175,6 +205,12 @@ pub(super) async fn run(
                         if let Some(lat) = st.on_frame(h.seq, len, transit, cached) {
                             sh.latency[kind_index(h.kind)].record(lat);
                             sh.window.record(lat);
+                            let settled = go
+                                .borrow()
+                                .is_some_and(|g| m.received_at >= g + SETTLE_ALLOWANCE);
+                            if settled {
+                                st.settled.record(lat);
+                            }
                         }
                         sh.frames_rx.fetch_add(1, Relaxed);
                         sh.bytes_rx.fetch_add(len as u64, Relaxed);
@@ -201,6 +237,16 @@ pub(super) async fn run(
                             if let Some(m) = subscribe(track.track_id, track.participant_id, track.kind, &mut subs) {
                                 let _ = ctl_tx.send(m).await;
                             }
+                        }
+                        ServerMessage::LayerChanged { track_id, layer, .. } => {
+                            layers.insert(track_id, layer);
+                            sh.lab.layer_switches.lock().push(LayerSwitch {
+                                room: spec.room,
+                                receiver: spec.index,
+                                track: track_id,
+                                layer,
+                                at_s: since_start(*go.borrow()),
+                            });
                         }
                         ServerMessage::KeyframeRequest { track_id, .. } => {
                             if let Some(f) = keyframes.get((track_id % 16) as usize) {
@@ -236,15 +282,27 @@ pub(super) async fn run(
             _ = sleep_until(churn_deadline.into()), if churn_at.is_some() && !*ctx.stop.borrow() => break End::Churn,
         }
     };
+    if let Some(st) = rx.stats() {
+        sh.datagrams_expired
+            .fetch_add(st.datagrams_expired, Relaxed);
+    }
     if *ctx.end.borrow() && !matches!(result, End::Done) {
         // Closed while the run was ending: not an error.
-        finish(ctx, spec, streams, subs, first, true);
+        finish(ctx, spec, streams, subs, &layers, first, true);
         drop(ctl_tx);
         let _ = sender.await;
         sh.connected.fetch_sub(1, Relaxed);
         return End::Done;
     }
-    finish(ctx, spec, streams, subs, first, matches!(result, End::Done));
+    finish(
+        ctx,
+        spec,
+        streams,
+        subs,
+        &layers,
+        first,
+        matches!(result, End::Done),
+    );
     drop(ctl_tx);
     let _ = tokio::time::timeout(Duration::from_secs(3), sender).await;
     sh.connected.fetch_sub(1, Relaxed);
@@ -258,6 +316,7 @@ fn finish(
     spec: &Spec,
     mut streams: HashMap<(u32, u8), StreamStat>,
     subs: HashMap<u32, Sub>,
+    layers: &HashMap<u32, u8>,
     first: bool,
     at_end: bool,
 ) {
@@ -287,7 +346,12 @@ fn finish(
             if *layer != 0 {
                 continue;
             }
-            if let (Some(seq), Some(_)) = (last.get(&(spec.room, *track)), s.first_seq) {
+            // Layers are numbered apart: after a switch away from layer 0, what the publisher
+            // sent later came on the other layer, not lost.
+            let moved = layers.get(track).is_some_and(|l| *l != 0);
+            if let (Some(seq), Some(_), false) =
+                (last.get(&(spec.room, *track)), s.first_seq, moved)
+            {
                 if *seq > s.highest {
                     s.tail_lost = u64::from(*seq - s.highest);
                 }
