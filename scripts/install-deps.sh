@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(pkg-config clang libclang-dev
       libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
       libavfilter-dev libavdevice-dev libvpx-dev libopus-dev
-      chromium python3-pip ca-certificates openssl)
+      chromium python3-pip ca-certificates openssl nats-server)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -119,6 +119,18 @@ pub struct Config {
     #[arg(long, env = "QUICMEET_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
 
+    /// NATS server of a cluster, e.g. nats://127.0.0.1:4222 (JetStream enabled). With it this
+    /// node keeps users, sessions, meetings, tokens, chat and the login/join rate counters in
+    /// JetStream KV shared with the other nodes (docs/CLUSTER.md). Without it everything stays
+    /// in the embedded database under DATA_DIR.
+    #[arg(long, env = "QUICMEET_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// This node's name in a cluster (lower-case letters, digits and `-`, at most 32).
+    /// Default: a random name made at start.
+    #[arg(long, env = "QUICMEET_NODE_ID", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
+
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG overrides it.
     #[arg(long, env = "QUICMEET_LOG", default_value = "info")]
     pub log: String,
@@ -147,6 +159,19 @@ impl Config {
 
     pub fn tls_enabled(&self) -> bool {
         self.tls_cert.is_some()
+    }
+}
+
+/// Node ids appear in NATS subjects, so they are kept to one safe token.
+fn parse_node_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("use 1 to 32 lower-case letters, digits and `-`".into())
     }
 }
 
@@ -226,5 +251,18 @@ mod tests {
         assert_eq!(c.http_addr.port(), 8080);
         assert!(c.smtp_url.is_none());
         assert!(!c.tls_enabled());
+        assert!(c.nats_url.is_none(), "cluster mode is opt-in");
+    }
+
+    #[test]
+    fn node_ids_are_single_subject_tokens() {
+        for good in ["a", "node-1", "n0"] {
+            assert!(parse_node_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", "A", "a.b", "a*", "a>", "a b", &"x".repeat(33)] {
+            assert!(parse_node_id(bad).is_err(), "{bad}");
+        }
+        let c = Config::parse_from(["quicmeet", "--nats-url", "nats://127.0.0.1:4222"]);
+        assert_eq!(c.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
     }
 }

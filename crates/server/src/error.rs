@@ -81,6 +81,14 @@ impl From<StoreError> for ApiError {
                 "token_expired",
                 "This link has expired. Ask for a new one.",
             ),
+            StoreError::Unavailable(_) | StoreError::Contended(_) => {
+                tracing::warn!(error = %e, "cluster state unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cluster_unavailable",
+                    "The meeting service cannot reach its cluster right now. Try again shortly.",
+                )
+            }
             other => Self::internal(other),
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod certs;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod headers;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub dummy_hash: String,
     /// Headers every answer carries.
     pub security: Arc<headers::SecurityHeaders>,
+    /// Set in cluster mode (`--nats-url`): the NATS connection shared state lives behind.
+    pub cluster: Option<cluster::Cluster>,
 }
 
 /// The rate limits of the API.
@@ -117,8 +120,18 @@ impl Server {
     ) -> anyhow::Result<()> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-        let store = Store::open(&config.data_dir.join("db"))
-            .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+        let (cluster, store) = match &config.nats_url {
+            Some(url) => {
+                let (c, s) = cluster::Cluster::connect(url, config.node_id.as_deref()).await?;
+                (Some(c), s)
+            }
+            None => {
+                let s = Store::open(&config.data_dir.join("db")).with_context(|| {
+                    format!("opening the database in {}", config.data_dir.display())
+                })?;
+                (None, s)
+            }
+        };
         let mailer = Mailer::from_config(config.smtp_url.as_deref(), &config.data_dir)?;
 
         let (listener, h3_socket) = bind_http(&config).await?;
@@ -216,6 +229,7 @@ impl Server {
             wt_url,
             ws_url,
             dummy_hash,
+            cluster,
         });
         tracing::info!(
             http = %http, quic = %quic, http3 = ?h3_addr, public_url = %state.public_url,
@@ -238,6 +252,9 @@ impl Server {
             Duration::from_secs(state.config.cert_check_secs.max(1)),
             cancel.clone(),
         );
+        if state.cluster.is_some() {
+            cluster::spawn_advertiser(state.clone(), cancel.clone());
+        }
         on_ready(Bound {
             http,
             quic,
@@ -334,10 +351,9 @@ fn spawn_housekeeping(state: SharedState, cancel: CancellationToken) {
                 _ = tick.tick() => {}
             }
             let now = chrono::Utc::now();
-            let store = state.store.clone();
-            match tokio::task::spawn_blocking(move || store.purge_expired(now)).await {
-                Ok(Ok(n)) if n > 0 => tracing::debug!(n, "purged expired tokens and sessions"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "purging expired tokens failed"),
+            match state.store.purge_expired(now).await {
+                Ok(n) if n > 0 => tracing::debug!(n, "purged expired tokens and sessions"),
+                Err(e) => tracing::warn!(error = %e, "purging expired tokens failed"),
                 _ => {}
             }
             let renew = certs::needs_renewal(&state.cert.read(), now);

@@ -59,8 +59,23 @@ async fn count_responses(State(state): State<SharedState>, req: Request, next: N
     res
 }
 
-async fn healthz() -> impl IntoResponse {
-    Json(serde_json::json!({"status": "ok"}))
+/// `ok` (200), or in cluster mode `degraded` (503) while NATS is unreachable: the node keeps
+/// its rooms but refuses new joins (docs/CLUSTER.md section 10).
+async fn healthz(State(state): State<SharedState>) -> impl IntoResponse {
+    match &state.cluster {
+        None => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))),
+        Some(c) if c.nats_up() => (
+            StatusCode::OK,
+            Json(serde_json::json!({
+                "status": "ok", "nats": "up", "node": c.node_id,
+                "nodes": c.directory.live_count(chrono::Utc::now().timestamp_millis()),
+            })),
+        ),
+        Some(c) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "degraded", "nats": "down", "node": c.node_id})),
+        ),
+    }
 }
 
 /// The store's sizes, read at scrape time.
@@ -94,11 +109,17 @@ async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
         conns: state.media.connection_gauges(),
         transcode: state.media.transcoders.as_ref().map(|t| t.metrics()),
     };
+    // Unreadable counts (cluster state down) show as 0 rather than failing the scrape.
     let store = StoreGauges {
-        users: state.store.user_count() as u64,
-        meetings: state.store.meeting_count() as u64,
+        users: state.store.user_count().await.unwrap_or(0) as u64,
+        meetings: state.store.meeting_count().await.unwrap_or(0) as u64,
     };
-    let body = crate::metrics::render(&state.metrics, vec![Box::new(store), Box::new(media)]);
+    let mut extra: Vec<Box<dyn prometheus_client::collector::Collector>> =
+        vec![Box::new(store), Box::new(media)];
+    if let Some(c) = &state.cluster {
+        extra.push(Box::new(crate::cluster::ClusterGauges::of(c)));
+    }
+    let body = crate::metrics::render(&state.metrics, extra);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
 }
 

@@ -18,6 +18,13 @@ pub enum StoreError {
     TokenExpired,
     #[error("password hashing failed: {0}")]
     Hash(String),
+    /// The shared state of the cluster cannot be reached (NATS down or JetStream not
+    /// answering). The request may succeed later; nothing was half-written that matters.
+    #[error("the cluster state is unavailable: {0}")]
+    Unavailable(String),
+    /// A compare-and-set kept losing to other writers; the caller may retry.
+    #[error("too many concurrent updates of {0}")]
+    Contended(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

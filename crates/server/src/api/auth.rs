@@ -173,11 +173,15 @@ impl FromRequestParts<SharedState> for MaybeUser {
         let Some(token) = bearer_or_cookie(&parts.headers) else {
             return Ok(MaybeUser(None));
         };
-        let Some(session) = state.store.session(&token, Utc::now())? else {
+        let Some(session) = state.store.session(&token, Utc::now()).await? else {
             return Ok(MaybeUser(None));
         };
         Ok(MaybeUser(
-            state.store.user(&session.user_id)?.map(|u| (u, token)),
+            state
+                .store
+                .user(&session.user_id)
+                .await?
+                .map(|u| (u, token)),
         ))
     }
 }
@@ -227,12 +231,15 @@ fn team_of(state: &SharedState, email: &str) -> String {
 /// Stores a fresh single-use verification token (durably) and mails its link.
 async fn issue_verification(state: &SharedState, user: &User) -> ApiResult<()> {
     let token = new_token();
-    state.store.put_verify_token(
-        &token,
-        &user.id,
-        Utc::now(),
-        Duration::hours(VERIFY_TTL_HOURS),
-    )?;
+    state
+        .store
+        .put_verify_token(
+            &token,
+            &user.id,
+            Utc::now(),
+            Duration::hours(VERIFY_TTL_HOURS),
+        )
+        .await?;
     state.store.flush().await?;
     send_verification(state, user, &token);
     Ok(())
@@ -297,7 +304,7 @@ pub async fn signup(
         verified: false,
         created_at: Utc::now(),
     };
-    if let Err(e) = state.store.create_user(&user) {
+    if let Err(e) = state.store.create_user(&user).await {
         if matches!(e, quicmeet_store::StoreError::EmailTaken) {
             state.metrics.signups.inc("email_taken");
         }
@@ -338,7 +345,10 @@ pub async fn verify(
             "This link is not valid or has already been used.",
         ));
     }
-    let user = state.store.consume_verify_token(&req.token, Utc::now())?;
+    let user = state
+        .store
+        .consume_verify_token(&req.token, Utc::now())
+        .await?;
     state.store.flush().await?;
     Ok(Json(UserResponse {
         user: (&user).into(),
@@ -366,7 +376,7 @@ pub async fn resend(
     let email = validate::email(&req.email)?;
     limit(&state, "resend", &state.limits.resend_account, &email)?;
     limit(&state, "resend", &state.limits.mail_per_address, &email)?;
-    if let Some(user) = state.store.user_by_email(&email)? {
+    if let Some(user) = state.store.user_by_email(&email).await? {
         if !user.verified {
             issue_verification(&state, &user).await?;
         }
@@ -412,7 +422,13 @@ pub async fn login(
     limit(&state, "login", &state.limits.login_ip, &ip)?;
     let email = validate::email(&req.email).inspect_err(|_| state.metrics.logins.inc("invalid"))?;
     limit(&state, "login", &state.limits.login_account, &email)?;
-    let user = state.store.user_by_email(&email)?;
+    // In a cluster the same limits also hold across nodes, so spreading guesses over nodes
+    // gains nothing.
+    let per_min = state.config.auth_rate_per_min;
+    crate::cluster::shared_limit(&state, "login", "login-ip", &ip, per_min.saturating_mul(3))
+        .await?;
+    crate::cluster::shared_limit(&state, "login", "login-account", &email, per_min).await?;
+    let user = state.store.user_by_email(&email).await?;
     // Verify against a dummy hash when the account does not exist, so "no such e-mail" and
     // "wrong password" take the same time and get the same answer.
     let phc = user
@@ -442,14 +458,17 @@ pub async fn login(
     let token = new_token();
     let now = Utc::now();
     let ttl = Duration::hours(state.config.session_ttl_hours as i64);
-    state.store.put_session(
-        &token,
-        &Session {
-            user_id: user.id.clone(),
-            created_at: now,
-            expires_at: now + ttl,
-        },
-    )?;
+    state
+        .store
+        .put_session(
+            &token,
+            &Session {
+                user_id: user.id.clone(),
+                created_at: now,
+                expires_at: now + ttl,
+            },
+        )
+        .await?;
     state.store.flush().await?;
     state.metrics.logins.inc("ok");
     let mut res = Json(UserResponse {
@@ -476,7 +495,7 @@ pub async fn login(
 )]
 pub async fn logout(State(state): State<SharedState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(token) = bearer_or_cookie(&headers) {
-        state.store.delete_session(&token)?;
+        state.store.delete_session(&token).await?;
         state.store.flush().await?;
     }
     let mut res = StatusCode::NO_CONTENT.into_response();

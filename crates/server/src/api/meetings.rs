@@ -346,7 +346,7 @@ pub async fn create(
     let mut tries = 0;
     loop {
         meeting.code = quicmeet_store::new_meeting_code();
-        match state.store.create_meeting(&meeting) {
+        match state.store.create_meeting(&meeting).await {
             Ok(()) => break,
             Err(StoreError::CodeTaken) if tries < 5 => tries += 1,
             Err(e) => return Err(e.into()),
@@ -375,7 +375,7 @@ pub async fn list(
     State(state): State<SharedState>,
     CurrentUser(user, _): CurrentUser,
 ) -> ApiResult<Json<MeetingList>> {
-    let mut ms = state.store.meetings_for(&user.id, &user.email)?;
+    let mut ms = state.store.meetings_for(&user.id, &user.email).await?;
     let now = Utc::now();
     ms.sort_by_key(|m| {
         let end = m.start + Duration::minutes(m.duration_minutes as i64);
@@ -395,13 +395,14 @@ pub async fn list(
     }))
 }
 
-fn load(state: &SharedState, code: &str) -> ApiResult<Meeting> {
+async fn load(state: &SharedState, code: &str) -> ApiResult<Meeting> {
     if !is_meeting_code(code) {
         return Err(ApiError::meeting_not_found());
     }
     state
         .store
-        .meeting(code)?
+        .meeting(code)
+        .await?
         .ok_or_else(ApiError::meeting_not_found)
 }
 
@@ -426,14 +427,14 @@ pub async fn get_one(
         state.metrics.rate_limited.inc("join");
         ApiError::rate_limited(w)
     })?;
-    let m = load(&state, &code)?;
+    let m = load(&state, &code).await?;
     Ok(Json(MeetingResponse {
         meeting: view(&state, &m, user.as_ref().map(|u| &u.0)),
     }))
 }
 
-fn load_hosted(state: &SharedState, code: &str, user: &User) -> ApiResult<Meeting> {
-    let m = load(state, code)?;
+async fn load_hosted(state: &SharedState, code: &str, user: &User) -> ApiResult<Meeting> {
+    let m = load(state, code).await?;
     if m.host_id != user.id {
         return Err(ApiError::forbidden(
             "not_host",
@@ -464,7 +465,7 @@ pub async fn update(
     Path(code): Path<String>,
     ApiJson(req): ApiJson<UpdateMeeting>,
 ) -> ApiResult<Json<MeetingResponse>> {
-    let old = load_hosted(&state, &code, &user)?;
+    let old = load_hosted(&state, &code, &user).await?;
     if old.cancelled {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -489,7 +490,7 @@ pub async fn update(
         m.invitees = validate::invitees(inv)?;
     }
     m.revision += 1;
-    state.store.update_meeting(&old, &m)?;
+    state.store.update_meeting(&old, &m).await?;
     state.store.flush().await?;
     let removed: Vec<String> = old
         .invitees
@@ -520,12 +521,12 @@ pub async fn cancel(
     CurrentUser(user, _): CurrentUser,
     Path(code): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let old = load_hosted(&state, &code, &user)?;
+    let old = load_hosted(&state, &code, &user).await?;
     if !old.cancelled {
         let mut m = old.clone();
         m.cancelled = true;
         m.revision += 1;
-        state.store.update_meeting(&old, &m)?;
+        state.store.update_meeting(&old, &m).await?;
         state.store.flush().await?;
         mail_invitees(&state, &m, &m.invitees, "CANCEL");
     }
@@ -550,7 +551,7 @@ pub async fn ics(
         state.metrics.rate_limited.inc("join");
         ApiError::rate_limited(w)
     })?;
-    let m = load(&state, &code)?;
+    let m = load(&state, &code).await?;
     let body = meeting_ics(
         &m,
         &link(&state, &m.code),
@@ -614,6 +615,12 @@ pub async fn join(
     if let Some((u, _)) = &user {
         rl(state.limits.join_account.check(&u.id))?;
     }
+    // In a cluster the same limits also hold across nodes.
+    let per_min = state.config.join_rate_per_min;
+    crate::cluster::shared_limit(&state, "join", "join-ip", &ip, per_min).await?;
+    if let Some((u, _)) = &user {
+        crate::cluster::shared_limit(&state, "join", "join-account", &u.id, per_min).await?;
+    }
     let req: JoinRequest = if body.iter().all(u8::is_ascii_whitespace) {
         JoinRequest::default()
     } else {
@@ -624,7 +631,9 @@ pub async fn join(
             )
         })?
     };
-    let m = load(&state, &code).inspect_err(|_| state.metrics.joins.inc("not_found"))?;
+    let m = load(&state, &code)
+        .await
+        .inspect_err(|_| state.metrics.joins.inc("not_found"))?;
     if m.cancelled {
         state.metrics.joins.inc("refused");
         return Err(ApiError::new(
@@ -640,7 +649,7 @@ pub async fn join(
             // The host starts the meeting again.
             let mut again = m.clone();
             again.ended_at = None;
-            state.store.update_meeting(&m, &again)?;
+            state.store.update_meeting(&m, &again).await?;
             state.store.flush().await?;
         } else {
             state.metrics.joins.inc("refused");
@@ -736,16 +745,16 @@ pub async fn join(
         lobby,
         expires_at: Utc::now() + Duration::seconds(ttl as i64),
     };
-    state.store.put_join_grant(&token, &grant)?;
+    state.store.put_join_grant(&token, &grant).await?;
     state
         .metrics
         .joins
         .inc(if lobby { "waiting" } else { "ready" });
-    let cert_hashes = state
-        .cert
-        .read()
-        .dev_hash_hex
-        .clone()
+    // In a cluster the media endpoints are those of the node this meeting lands on
+    // (docs/CLUSTER.md section 8); alone, this node's own.
+    let node = crate::cluster::media_node(&state, &m.code);
+    let cert_hashes = node
+        .cert_sha256_hex
         .map(|h| {
             vec![CertHash {
                 algorithm: "sha-256".into(),
@@ -770,12 +779,10 @@ pub async fn join(
         meeting: view(&state, &m, user.as_ref()),
         media: MediaEndpoints {
             webtransport: WebTransportEndpoint {
-                url: state.wt_url.clone(),
+                url: node.wt_url,
                 cert_hashes,
             },
-            websocket: WebSocketEndpoint {
-                url: state.ws_url.clone(),
-            },
+            websocket: WebSocketEndpoint { url: node.ws_url },
         },
     };
     let status = if lobby {

@@ -111,7 +111,7 @@ impl MediaHub {
     }
 
     /// Checks a join token (single use: it is consumed here) and the meeting behind it.
-    pub fn authenticate(&self, token: &str) -> Result<JoinGrant, Refusal> {
+    pub async fn authenticate(&self, token: &str) -> Result<JoinGrant, Refusal> {
         if token.is_empty() || token.len() > 200 {
             return Err(Refusal::new(
                 "token_invalid",
@@ -121,6 +121,7 @@ impl MediaHub {
         let grant = self
             .store
             .take_join_grant(token, Utc::now())
+            .await
             .map_err(|e| match e {
                 StoreError::TokenExpired => Refusal::new(
                     "token_expired",
@@ -130,12 +131,19 @@ impl MediaHub {
                     "token_invalid",
                     "The join token is not valid or was already used. Ask to join again.",
                 ),
+                StoreError::Unavailable(_) | StoreError::Contended(_) => {
+                    tracing::warn!(error = %e, "checking a join token: cluster state unavailable");
+                    Refusal::new(
+                        "cluster_unavailable",
+                        "The meeting service cannot reach its cluster right now. Try again shortly.",
+                    )
+                }
                 other => {
                     tracing::error!(error = %other, "reading a join grant failed");
                     Refusal::new("internal", "The server could not check the join token.")
                 }
             })?;
-        match self.store.meeting(&grant.meeting_code) {
+        match self.store.meeting(&grant.meeting_code).await {
             Ok(Some(m)) if m.ended_at.is_some() && grant.role != JoinRole::Host => Err(
                 Refusal::new("meeting_ended", "The host ended this meeting."),
             ),
@@ -159,7 +167,7 @@ impl MediaHub {
     }
 
     /// Puts an authenticated connection into its meeting's room (creating the room).
-    pub fn attach(
+    pub async fn attach(
         self: &Arc<Self>,
         grant: &JoinGrant,
         transport: Transport,
@@ -178,41 +186,25 @@ impl MediaHub {
             lobby: grant.lobby,
             transport: transport.label().to_owned(),
         };
-        let mut rooms = self.rooms.lock();
-        // Try the running room first; a room that is shutting down refuses the command and
-        // a new one is made.
+        let code = &grant.meeting_code;
         let cmd = RoomCmd::Join(join, out.clone());
-        let cmd = match rooms.get(&grant.meeting_code) {
-            Some(e) => match e.tx.try_send(cmd) {
-                Ok(()) => {
-                    let tx = e.tx.clone();
-                    drop(rooms);
-                    self.conns.lock().insert(id, out.clone());
-                    return Ok(Attached {
-                        out,
-                        room: tx,
-                        hub: self.clone(),
-                    });
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    return Err(Refusal::new(
-                        "room_busy",
-                        "The meeting is busy. Try again in a moment.",
-                    ))
-                }
-                Err(mpsc::error::TrySendError::Closed(cmd)) => cmd,
-            },
-            None => cmd,
+        let cmd = match self.join_running(code, cmd, &out)? {
+            Ok(attached) => return Ok(attached),
+            Err(cmd) => cmd,
         };
+        // No running room: read what a new one needs without holding the lock (the store may
+        // be across the network), then check again, since another join may have made it.
         let meeting = self
             .store
-            .meeting(&grant.meeting_code)
+            .meeting(code)
+            .await
             .ok()
             .flatten()
             .ok_or_else(|| Refusal::new("meeting_not_found", "This meeting no longer exists."))?;
         let history = self
             .store
-            .chat_history(&meeting.code, 200)
+            .chat_history(&meeting.code, quicmeet_store::CHAT_KEEP)
+            .await
             .unwrap_or_default()
             .into_iter()
             .map(|c| quicmeet_proto::ChatMessage {
@@ -223,6 +215,10 @@ impl MediaHub {
                 ts_ms: c.ts_ms.max(0) as u64,
             })
             .collect();
+        let cmd = match self.join_running(code, cmd, &out)? {
+            Ok(attached) => return Ok(attached),
+            Err(cmd) => cmd,
+        };
         let config = RoomConfig {
             meeting: MeetingInfo {
                 code: meeting.code.clone(),
@@ -248,15 +244,28 @@ impl MediaHub {
         };
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let _ = tx.try_send(cmd);
-        rooms.insert(
-            meeting.code.clone(),
-            RoomEntry {
-                tx: tx.clone(),
-                generation,
-            },
-        );
-        drop(rooms);
+        {
+            let mut rooms = self.rooms.lock();
+            if rooms.get(code).is_some_and(|e| !e.tx.is_closed()) {
+                // Another first joiner made the room while we read the store: join it.
+                drop(rooms);
+                return match self.join_running(code, cmd, &out)? {
+                    Ok(attached) => Ok(attached),
+                    Err(_) => Err(Refusal::new(
+                        "room_busy",
+                        "The meeting is busy. Try again in a moment.",
+                    )),
+                };
+            }
+            let _ = tx.try_send(cmd);
+            rooms.insert(
+                meeting.code.clone(),
+                RoomEntry {
+                    tx: tx.clone(),
+                    generation,
+                },
+            );
+        }
         self.metrics.rooms_opened.fetch_add(1, Ordering::Relaxed);
         let actor = tokio::spawn(room::run(
             self.clone(),
@@ -286,6 +295,38 @@ impl MediaHub {
             room: tx,
             hub: self.clone(),
         })
+    }
+
+    /// Hands `cmd` (a join) to the meeting's running room. `Ok(Err(cmd))`: no room is
+    /// running (or it is shutting down), so the caller makes one.
+    fn join_running(
+        self: &Arc<Self>,
+        code: &str,
+        cmd: RoomCmd,
+        out: &Arc<ConnOut>,
+    ) -> Result<Result<Attached, RoomCmd>, Refusal> {
+        let rooms = self.rooms.lock();
+        let Some(e) = rooms.get(code) else {
+            return Ok(Err(cmd));
+        };
+        match e.tx.try_send(cmd) {
+            Ok(()) => {
+                let tx = e.tx.clone();
+                drop(rooms);
+                self.conns.lock().insert(out.id, out.clone());
+                Ok(Ok(Attached {
+                    out: out.clone(),
+                    room: tx,
+                    hub: self.clone(),
+                }))
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Refusal::new(
+                "room_busy",
+                "The meeting is busy. Try again in a moment.",
+            )),
+            // A room that is shutting down refuses the command and a new one is made.
+            Err(mpsc::error::TrySendError::Closed(cmd)) => Ok(Err(cmd)),
+        }
     }
 
     /// Removes a room that found itself empty, unless a join raced in.
@@ -318,10 +359,10 @@ impl MediaHub {
         let store = self.store.clone();
         let code = code.to_owned();
         tokio::spawn(async move {
-            if let Ok(Some(old)) = store.meeting(&code) {
+            if let Ok(Some(old)) = store.meeting(&code).await {
                 let mut m = old.clone();
                 m.ended_at = Some(Utc::now());
-                if let Err(e) = store.update_meeting(&old, &m) {
+                if let Err(e) = store.update_meeting(&old, &m).await {
                     tracing::error!(error = %e, "recording the end of a meeting failed");
                 }
                 let _ = store.flush().await;
@@ -335,6 +376,16 @@ impl MediaHub {
 
     pub fn room_count(&self) -> usize {
         self.rooms.lock().len()
+    }
+
+    /// Codes of the meetings with a room on this node.
+    pub fn room_codes(&self) -> Vec<String> {
+        self.rooms.lock().keys().cloned().collect()
+    }
+
+    /// Connections on this node.
+    pub fn connection_count(&self) -> usize {
+        self.conns.lock().len()
     }
 
     /// Connections by transport and the sum of queue depths, for metrics.

@@ -342,9 +342,15 @@ impl Actor {
                         text: c.text,
                         ts_ms: c.ts_ms as i64,
                     };
-                    if let Err(e) = self.hub.store().append_chat(&self.code, &rec) {
-                        tracing::warn!(error = %e, "storing a chat message failed");
-                    }
+                    // The store may be across the network (cluster mode): never wait on it in
+                    // the room. Records are keyed by id, so completion order does not matter.
+                    let store = self.hub.store().clone();
+                    let code = self.code.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = store.append_chat(&code, &rec).await {
+                            tracing::warn!(error = %e, "storing a chat message failed");
+                        }
+                    });
                 }
                 Output::MeetingEnded { by } => {
                     tracing::info!(room = %self.code, by, "meeting ended by the host");

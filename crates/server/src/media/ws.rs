@@ -83,7 +83,7 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
         Err(_) => return refuse(socket, "hello_timeout", "No hello within 10 seconds.").await,
         _ => return,
     };
-    let grant = match hub.authenticate(&token) {
+    let grant = match hub.authenticate(&token).await {
         Ok(g) => g,
         Err(r) => {
             hub.metrics
@@ -92,7 +92,7 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
             return refuse(socket, r.code, &r.message).await;
         }
     };
-    let attached = match hub.attach(&grant, Transport::WebSocket) {
+    let attached = match hub.attach(&grant, Transport::WebSocket).await {
         Ok(a) => a,
         Err(r) => return refuse(socket, r.code, &r.message).await,
     };

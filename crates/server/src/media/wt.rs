@@ -96,7 +96,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     }
     // Check the token before accepting the session.
     let grant = match token_from_path(&path) {
-        Some(token) => match hub.authenticate(&token) {
+        Some(token) => match hub.authenticate(&token).await {
             Ok(g) => Some(g),
             Err(r) => {
                 hub.metrics
@@ -183,7 +183,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     };
     let grant = match grant {
         Some(g) => g,
-        None => match hub.authenticate(&token) {
+        None => match hub.authenticate(&token).await {
             Ok(g) => g,
             Err(r) => {
                 hub.metrics
@@ -197,7 +197,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
             }
         },
     };
-    let attached = match hub.attach(&grant, Transport::WebTransport) {
+    let attached = match hub.attach(&grant, Transport::WebTransport).await {
         Ok(a) => Arc::new(a),
         Err(r) => {
             let _ = ctl_send.write_all(&refuse(r.code, &r.message)).await;
