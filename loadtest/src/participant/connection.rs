@@ -97,7 +97,7 @@ impl ConnRx {
 const PUBLISHER_DATAGRAM_BUFFER: usize = 2048;
 /// Publishers' unacknowledged stream data at most: a capped uplink then pushes back on the
 /// sender (which adapts) instead of hiding seconds of video in QUIC's buffers.
-const PUBLISHER_SEND_WINDOW: u64 = 128 * 1024;
+const PUBLISHER_SEND_WINDOW: u64 = 64 * 1024;
 /// Publishers' TCP send buffer on WebSocket, for the same reason.
 const PUBLISHER_TCP_SEND_BUFFER: u32 = 16 * 1024;
 

@@ -32,6 +32,8 @@ struct Track {
     due: Instant,
 }
 
+/// A video write blocked this long means the publisher's own data is queueing.
+const BACKING_UP: Duration = Duration::from_millis(20);
 /// How often a publisher judges its uplink.
 const ADAPT_EVERY: Duration = Duration::from_millis(250);
 
@@ -54,7 +56,11 @@ impl Uplink {
             loss: 0.0,
         };
         if let Some(p) = path {
-            s.queue_delay = s.queue_delay.max(p.rtt.saturating_sub(p.min_rtt));
+            // A longer round trip means a queue somewhere, maybe on the downlink its acks
+            // take; it counts only while this publisher's own writes back up too.
+            if self.block >= BACKING_UP {
+                s.queue_delay = s.queue_delay.max(p.rtt.saturating_sub(p.min_rtt));
+            }
             if let Some(q) = self.prev {
                 let sent = p.sent_packets.saturating_sub(q.sent_packets);
                 if sent > 0 {
