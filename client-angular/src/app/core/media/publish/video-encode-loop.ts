@@ -28,6 +28,8 @@ export class VideoEncodeLoop {
   width = 0;
   height = 0;
   framesEncoded = 0;
+  /** Frames dropped because the encoder had fallen behind. */
+  framesDropped = 0;
 
   constructor(
     private readonly opts: EncodeOptions,
@@ -48,7 +50,10 @@ export class VideoEncodeLoop {
       const enc = this.encoder;
       if (!enc || enc.state !== 'configured') return;
       // Realtime: never let the encoder queue up; drop instead.
-      if (enc.encodeQueueSize > 2) return;
+      if (enc.encodeQueueSize > 2) {
+        this.framesDropped++;
+        return;
+      }
       const now = performance.now();
       const key = this.forceKey || now - this.lastKeyAt >= this.opts.keyframeIntervalMs;
       if (key) {

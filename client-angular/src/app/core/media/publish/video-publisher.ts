@@ -25,6 +25,9 @@ export class VideoPublisher {
   width = 0;
   height = 0;
   framesEncoded = 0;
+  framesDropped = 0;
+  /** Capture timestamp (µs) → when its encoded frame left for the network (wall ms), last frames. */
+  readonly sent: { captureTsUs: number; sentAt: number }[] = [];
   /** 'worker' | 'main' | 'canvas': where encoding runs (for diagnostics and tests). */
   mode = '';
 
@@ -90,6 +93,7 @@ export class VideoPublisher {
       if (data.type === 'chunk') {
         this.width = data.width;
         this.height = data.height;
+        this.framesDropped = data.dropped;
         this.onChunk({ keyframe: data.keyframe, timestamp: data.timestamp, data: new Uint8Array(data.data) });
       } else {
         this.onError(data.message);
@@ -139,8 +143,11 @@ export class VideoPublisher {
     if (this.loop) {
       this.width = this.loop.width;
       this.height = this.loop.height;
+      this.framesDropped = this.loop.framesDropped;
     }
     this.framesEncoded++;
+    if (this.sent.length >= 600) this.sent.shift();
+    this.sent.push({ captureTsUs: c.timestamp, sentAt: performance.timeOrigin + performance.now() });
     this.sink({
       kind: this.opts.kind,
       layer: 0,

@@ -1,12 +1,16 @@
 import { Injectable, OnDestroy } from '@angular/core';
 import { MediaFrame, MediaKind } from '../../protocol/frame';
 import { AudioMixer } from './audio-mixer';
-import { RemoteVideo } from './remote-video';
+import { FrameTiming, RemoteVideo } from './remote-video';
 
 export interface RemoteVideoStats {
   trackId: number;
   painted: number;
   decoded: number;
+  dropped: number;
+  layer: number;
+  width: number;
+  height: number;
   latencyMs: number | null;
 }
 
@@ -90,6 +94,20 @@ export class PlaybackService implements OnDestroy {
   }
 
   stats(): RemoteVideoStats[] {
-    return [...this.remotes.values()].map((r) => ({ trackId: r.trackId, painted: r.framesPainted, decoded: r.framesDecoded, latencyMs: r.latencyMs }));
+    return [...this.remotes.values()].map((r) => ({
+      trackId: r.trackId,
+      painted: r.framesPainted,
+      decoded: r.framesDecoded,
+      dropped: r.framesDropped,
+      layer: r.layer,
+      width: r.width,
+      height: r.height,
+      latencyMs: r.latencyMs,
+    }));
+  }
+
+  /** Per-frame timings of one remote track (the latency benchmark reads them). */
+  timings(trackId: number): FrameTiming[] {
+    return this.remotes.get(trackId)?.timings ?? [];
   }
 }

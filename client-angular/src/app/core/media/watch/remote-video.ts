@@ -1,5 +1,18 @@
 import { MediaFrame } from '../../protocol/frame';
 
+/** One received frame's way through the client, wall-clock ms (same-machine clocks agree). */
+export interface FrameTiming {
+  captureTsUs: number;
+  arrived: number;
+  decodeStart: number;
+  decoded: number;
+  painted: number;
+}
+
+export function wallMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 /**
  * One remote video track: VP8 frames → VideoDecoder → a canvas. Waits for a keyframe before
  * decoding, asks for one after a gap or a decode error, and paints the newest decoded frame.
@@ -14,8 +27,14 @@ export class RemoteVideo {
   private ctx: CanvasRenderingContext2D | null = null;
   private held: VideoFrame | null = null;
   private lastKeyRequest = 0;
-  private layer = -1;
+  /** Layer of the group being decoded (-1 before the first keyframe). */
+  layer = -1;
   framesDecoded = 0;
+  /** Frames thrown away: before a keyframe, after a gap, when the decoder fell behind. */
+  framesDropped = 0;
+  /** Per-frame timings (wall-clock ms) of the last frames, for the latency benchmark. */
+  readonly timings: FrameTiming[] = [];
+  private readonly pending = new Map<number, FrameTiming>();
   framesPainted = 0;
   firstPaintAt: number | null = null;
   width = 0;
@@ -36,18 +55,22 @@ export class RemoteVideo {
   }
 
   push(f: MediaFrame): void {
+    const arrived = wallMs();
     // Layers arrive on different streams, so around a layer switch an old-layer delta can land
     // after the new layer's keyframe: once a keyframe picks a layer, other layers' deltas go.
     if (f.keyframe) {
       this.layer = f.layer;
       this.waitingForKey = false;
     } else if (f.layer !== this.layer && this.layer >= 0) {
+      this.framesDropped++;
       return;
     } else if (this.waitingForKey) {
+      this.framesDropped++;
       this.askForKey();
       return;
     } else if (this.lastSeq >= 0 && f.seq !== ((this.lastSeq + 1) >>> 0)) {
       // A gap inside a group of pictures: the reference chain is broken.
+      this.framesDropped++;
       this.waitingForKey = true;
       this.askForKey();
       return;
@@ -56,10 +79,13 @@ export class RemoteVideo {
     const dec = this.ensureDecoder();
     if (dec.decodeQueueSize > 10 && !f.keyframe) {
       // Far behind: skip to the next keyframe rather than show stale video.
+      this.framesDropped++;
       this.waitingForKey = true;
       this.askForKey();
       return;
     }
+    if (this.pending.size > 30) this.pending.clear();
+    this.pending.set(f.captureTsUs, { captureTsUs: f.captureTsUs, arrived, decodeStart: wallMs(), decoded: 0, painted: 0 });
     try {
       dec.decode(new EncodedVideoChunk({ type: f.keyframe ? 'key' : 'delta', timestamp: f.captureTsUs, data: f.payload }));
     } catch {
@@ -100,6 +126,13 @@ export class RemoteVideo {
 
   private onDecoded(frame: VideoFrame): void {
     this.framesDecoded++;
+    const t = this.pending.get(frame.timestamp);
+    if (t) {
+      this.pending.delete(frame.timestamp);
+      t.decoded = wallMs();
+      if (this.timings.length >= 600) this.timings.shift();
+      this.timings.push(t);
+    }
     this.held?.close();
     this.held = frame;
     if (this.canvas) this.paint(frame);
@@ -112,6 +145,8 @@ export class RemoteVideo {
     if (this.canvas.width !== w) this.canvas.width = w;
     if (this.canvas.height !== h) this.canvas.height = h;
     this.ctx.drawImage(frame, 0, 0, w, h);
+    const t = this.timings.at(-1);
+    if (t && t.captureTsUs === frame.timestamp && !t.painted) t.painted = wallMs();
     this.width = w;
     this.height = h;
     this.framesPainted++;
