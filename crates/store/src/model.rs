@@ -55,6 +55,14 @@ pub struct Meeting {
     /// Set when the host ended the meeting for everyone; cleared when the host starts it again.
     #[serde(default)]
     pub ended_at: Option<DateTime<Utc>>,
+    /// Two-person calls may go peer to peer (the host's toggle); meetings stored before the
+    /// setting existed allow it.
+    #[serde(default = "allow")]
+    pub p2p: bool,
+}
+
+fn allow() -> bool {
+    true
 }
 
 /// The role a join grant gives in the room.

@@ -1,4 +1,5 @@
 import { ChangeDetectionStrategy, Component, computed, inject, input, OnDestroy, OnInit, signal } from '@angular/core';
+import { P2pService } from '../../core/p2p/p2p.service';
 import { RouterLink } from '@angular/router';
 import { GuestInfo, Meeting } from '../../core/api/api.models';
 import { AuthService } from '../../core/auth/auth.service';
@@ -18,7 +19,7 @@ import { RoomService } from './room.service';
   imports: [Prejoin, Room, RouterLink, TopBar],
   changeDetection: ChangeDetectionStrategy.OnPush,
   // One meeting's state: created with this page, destroyed with it.
-  providers: [RoomService, CaptureService, PublishService, PlaybackService],
+  providers: [RoomService, CaptureService, PublishService, PlaybackService, P2pService],
   template: `
     @switch (view()) {
       @case ('room') {

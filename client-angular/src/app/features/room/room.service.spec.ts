@@ -1,4 +1,5 @@
 import { signal } from '@angular/core';
+import { P2pService } from '../../core/p2p/p2p.service';
 import { TestBed } from '@angular/core/testing';
 import { JoinAnswer } from '../../core/api/api.models';
 import { ApiService } from '../../core/api/api.service';
@@ -73,6 +74,7 @@ function setup(join: JoinAnswer = answer) {
       PublishService,
       { provide: PlaybackService, useValue: playback },
       RoomService,
+      P2pService,
       { provide: ApiService, useValue: api },
     ],
   });

@@ -4,6 +4,7 @@ import { ApiService } from '../../core/api/api.service';
 import { CaptureService } from '../../core/media/publish/capture.service';
 import { PublishService } from '../../core/media/publish/publish.service';
 import { PlaybackService } from '../../core/media/watch/playback.service';
+import { P2pService } from '../../core/p2p/p2p.service';
 import { SPEAKING_DBOV } from '../../core/media/levels';
 import { ChatMessage, MAX_CHAT_CHARS, Participant, ServerMessage, Track, TransportKind } from '../../core/protocol/control';
 import { MediaFrame, MediaKind, participantOfTrack, Slot, trackIdOf } from '../../core/protocol/frame';
@@ -57,6 +58,8 @@ export class RoomService implements OnDestroy {
   private readonly publish = inject(PublishService);
   private readonly capture = inject(CaptureService);
   private readonly playback = inject(PlaybackService);
+  /** Two-person calls go peer to peer; this service decides when and carries the media. */
+  readonly p2p = inject(P2pService);
 
   readonly phase = signal<RoomPhase>('idle');
   readonly error = signal<string | null>(null);
@@ -125,7 +128,8 @@ export class RoomService implements OnDestroy {
         this.firstFrameMs.set(Math.round(performance.now() - this.joinClickedAt));
       }
     });
-    environment.installTestHook?.({ room: this, transport: this.transport, publish: this.publish, playback: this.playback });
+    this.p2p.bind({ selfId: this.selfId, participants: this.participants, tracks: this.tracks });
+    environment.installTestHook?.({ room: this, transport: this.transport, publish: this.publish, playback: this.playback, p2p: this.p2p });
   }
 
   ngOnDestroy(): void {
@@ -150,6 +154,7 @@ export class RoomService implements OnDestroy {
       this.error.set((e as Error).message);
       return;
     }
+    this.p2p.configure(answer);
     if (answer.status === 'waiting') {
       this.phase.set('lobby');
       this.lobbyMessage.set(answer.message ?? 'Asking to be let in…');
@@ -243,6 +248,16 @@ export class RoomService implements OnDestroy {
 
   remove(p: Participant): void {
     this.transport.send({ type: 'remove', participant_id: p.id });
+  }
+
+  /** Host: allow or forbid direct calls in this meeting; a running one ends at once. */
+  async setP2p(on: boolean): Promise<void> {
+    this.p2p.meetingAllows.set(on);
+    try {
+      await this.api.setMeetingP2p(this.code(), on);
+    } catch (e) {
+      this.notice.set(`Could not save the setting: ${(e as Error).message}`);
+    }
   }
 
   endForAll(): void {
@@ -346,6 +361,9 @@ export class RoomService implements OnDestroy {
         this.receivedLayer.set(m.track_id, { layer: m.layer, width: m.width, height: m.height });
         this.layerLog.update((l) => [...l.slice(-19), { at: Date.now(), trackId: m.track_id, layer: m.layer, width: m.width, height: m.height }]);
         break;
+      case 'signal':
+        this.p2p.onSignal(m.from, m.data);
+        break;
       case 'error':
         this.notice.set(m.message);
         break;
@@ -370,6 +388,8 @@ export class RoomService implements OnDestroy {
 
   private onWelcome(m: Extract<ServerMessage, { type: 'welcome' }>): void {
     this.welcomes++;
+    // A new connection: any direct call belonged to the old participant id.
+    this.p2p.reset();
     // After a reconnect everything is new (ids are not reused): start from a clean slate.
     this.playback.reset();
     this.subscribed.clear();
@@ -518,6 +538,7 @@ export class RoomService implements OnDestroy {
 
   private teardown(): void {
     clearInterval(this.levelTimer);
+    this.p2p.reset();
     this.publish.unbind();
     this.capture.stopAll();
     this.playback.closeRemotes();

@@ -90,6 +90,8 @@ export class PublishService implements OnDestroy {
   private readonly lastSource = new Map<PublishSlot, string>();
   private readonly starts = [0, 0, 0, 0];
   private scheduled = false;
+  /** A direct call carries our media (P2P): tracks stay announced, nothing is encoded. */
+  private suspended = false;
   private readonly health = setInterval(() => this.checkHealth(), HEALTH_EVERY_MS);
 
   constructor() {
@@ -125,6 +127,7 @@ export class PublishService implements OnDestroy {
   /** A new connection (first join or reconnect): nothing is announced on it yet. */
   bind(session: PublishSession): void {
     this.stopEncoders();
+    this.suspended = false;
     this.session = session;
     this.announced = new Map();
     this.restarts.clear();
@@ -137,6 +140,18 @@ export class PublishService implements OnDestroy {
     this.stopEncoders();
     this.session = null;
     this.announced = new Map();
+  }
+
+  /**
+   * A direct (peer-to-peer) call carries our media: stop sending it to the server, but keep
+   * the tracks announced so a late joiner still finds them. Resuming starts the encoders again,
+   * and each new encoder opens with a keyframe.
+   */
+  suspend(on: boolean): void {
+    if (this.suspended === on) return;
+    this.suspended = on;
+    if (on) this.stopEncoders();
+    this.run();
   }
 
   /** The server (or a subscriber) needs a fresh keyframe on one of our tracks. */
@@ -202,6 +217,7 @@ export class PublishService implements OnDestroy {
     }
     const steps = reconcile(session.selfId, this.wanted(), current);
     for (const s of steps) {
+      if (this.suspended && s.type === 'start-encoder') continue;
       this.carryOut(session, s);
       if (s.type === 'publish') this.announced.set(s.slot, s.kind);
       if (s.type === 'unpublish') this.announced.set(s.slot, null);

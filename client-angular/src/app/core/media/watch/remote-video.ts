@@ -1,4 +1,5 @@
 import { MediaFrame } from '../../protocol/frame';
+import { PathGate } from './path-gate';
 
 /** One received frame's way through the client, wall-clock ms (same-machine clocks agree). */
 export interface FrameTiming {
@@ -41,6 +42,11 @@ export class RemoteVideo {
   height = 0;
   /** Capture→paint delay of the last frame (same-machine clocks only), ms. */
   latencyMs: number | null = null;
+  /** Server frames or the direct (P2P) track: which one this tile shows (PathGate). */
+  readonly gate = new PathGate(300);
+  /** Frames that came over the direct (P2P) track. */
+  framesDirect = 0;
+  private heldDirect = false;
 
   constructor(
     readonly trackId: number,
@@ -51,7 +57,7 @@ export class RemoteVideo {
   attach(canvas: HTMLCanvasElement | null): void {
     this.canvas = canvas;
     this.ctx = canvas ? canvas.getContext('2d') : null;
-    if (this.held && canvas) this.paint(this.held);
+    if (this.held && canvas) this.paint(this.held, !this.heldDirect);
   }
 
   push(f: MediaFrame): void {
@@ -124,8 +130,28 @@ export class RemoteVideo {
     this.requestKeyframe(this.trackId);
   }
 
+  /** A frame of the direct (P2P) WebRTC track: shown when the gate lets it. */
+  showDirect(frame: VideoFrame): void {
+    this.framesDirect++;
+    if (!this.gate.accept('p2p', performance.now())) {
+      frame.close();
+      return;
+    }
+    this.held?.close();
+    this.held = frame;
+    this.heldDirect = true;
+    // Its timestamp is not the sender's capture time: no latency from it.
+    this.latencyMs = null;
+    if (this.canvas) this.paint(frame, false);
+  }
+
   private onDecoded(frame: VideoFrame): void {
     this.framesDecoded++;
+    if (!this.gate.accept('server', performance.now())) {
+      frame.close();
+      return;
+    }
+    this.heldDirect = false;
     const t = this.pending.get(frame.timestamp);
     if (t) {
       this.pending.delete(frame.timestamp);
@@ -138,7 +164,7 @@ export class RemoteVideo {
     if (this.canvas) this.paint(frame);
   }
 
-  private paint(frame: VideoFrame): void {
+  private paint(frame: VideoFrame, fromServer = true): void {
     if (!this.canvas || !this.ctx) return;
     const w = frame.displayWidth;
     const h = frame.displayHeight;
@@ -151,7 +177,7 @@ export class RemoteVideo {
     this.height = h;
     this.framesPainted++;
     if (this.firstPaintAt === null) this.firstPaintAt = performance.now();
-    this.latencyMs = Math.max(0, performance.timeOrigin + performance.now() - (frame.timestamp ?? 0) / 1000);
+    if (fromServer) this.latencyMs = Math.max(0, performance.timeOrigin + performance.now() - (frame.timestamp ?? 0) / 1000);
     this.onPaint(this);
   }
 }
