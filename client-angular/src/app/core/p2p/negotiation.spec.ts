@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Action, isP2pSignal, Negotiation, NEGOTIATE_TIMEOUT_MS, P2pSignal, sessionCounter } from './negotiation';
+import { Action, isP2pSignal, Negotiation, NEGOTIATE_TIMEOUT_MS, P2pSignal, RETRY_MS, sessionCounter } from './negotiation';
 
 const kinds = (a: Action[]) => a.map((x) => x.do);
 const sent = (a: Action[]) => a.filter((x): x is Extract<Action, { do: 'send' }> => x.do === 'send').map((x) => x.data);
@@ -110,7 +110,7 @@ describe('Negotiation', () => {
     expect(n.roster(1, [2], true, 200)).toEqual([{ do: 'open', session: '1.2', peer: 2, offerer: true }]);
   });
 
-  it('goes back to the server on ICE failure or disconnection, tells the peer, and does not retry until the room changes', () => {
+  it('goes back to the server on ICE failure or disconnection, tells the peer, and retries only when the room changes or later', () => {
     for (const state of ['failed', 'disconnected'] as RTCIceConnectionState[]) {
       const n = active();
       expect(n.ice('1.1', 'checking', 0)).toEqual([]);
@@ -122,8 +122,12 @@ describe('Negotiation', () => {
         { do: 'retire', session: '1.1' },
       ]);
       expect(n.roster(1, [2], true, 10)).toEqual([]);
-      expect(kinds(n.roster(1, [2, 3], true, 20))).toEqual([]);
-      expect(kinds(n.roster(1, [2], true, 30))).toEqual(['open']);
+      expect(n.tick(RETRY_MS - 1)).toEqual([]);
+      expect(kinds(n.tick(RETRY_MS))).toEqual(['open']);
+      const m = active();
+      m.ice('1.1', state, 0);
+      expect(kinds(m.roster(1, [2, 3], true, 20))).toEqual([]);
+      expect(kinds(m.roster(1, [2], true, 30))).toEqual(['open']);
     }
   });
 

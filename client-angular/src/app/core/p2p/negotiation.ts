@@ -15,12 +15,15 @@
  *   we stop publishing to the server only when the peer says our media reaches it directly;
  * - a third participant, the peer leaving, ICE failed/disconnected, a `bye`, the host switching
  *   P2P off or no progress for NEGOTIATE_TIMEOUT_MS → back to the server at once; the old
- *   connection lingers until the server path shows media, so nothing goes black.
+ *   connection lingers until the server path shows media, so nothing goes black. A failed pair
+ *   tries again when the room changes or after RETRY_MS.
  */
 
 export const P2P_SIGNAL_VERSION = 1;
-/** Give up on a session that has not carried media after this long. */
-export const NEGOTIATE_TIMEOUT_MS = 10_000;
+/** Give up on a session that has not carried media after this long (generous: busy machines). */
+export const NEGOTIATE_TIMEOUT_MS = 20_000;
+/** After a failed or refused session, try the same peer again after this long. */
+export const RETRY_MS = 30_000;
 
 export type ByeReason = 'third' | 'failed' | 'off' | 'timeout' | 'left';
 
@@ -83,8 +86,8 @@ export class Negotiation {
   private counter = 0;
   /** Highest offer counter seen per sender: older offers are stale. */
   private readonly seen = new Map<number, number>();
-  /** Peers we stopped trying with (failure, timeout, their bye) until the room changes. */
-  private readonly declined = new Set<number>();
+  /** Peers we stopped trying with (failure, timeout, their bye) → when to try again. */
+  private readonly declined = new Map<number, number>();
 
   /** The session in progress, for the driver and the UI. */
   get current(): Readonly<Session> | null {
@@ -133,7 +136,7 @@ export class Negotiation {
         return [{ do: 'publish', path: 'p2p', peer: s.peer }];
       }
       case 'bye':
-        this.declined.add(from);
+        this.declined.set(from, now + RETRY_MS);
         return this.end(data.reason, now, true, false);
     }
   }
@@ -143,7 +146,7 @@ export class Negotiation {
     const s = this.session;
     if (!s || s.id !== session) return [];
     if (state === 'failed' || state === 'disconnected' || state === 'closed') {
-      this.declined.add(s.peer);
+      this.declined.set(s.peer, now + RETRY_MS);
       return this.end('failed', now, true);
     }
     return [];
@@ -160,20 +163,21 @@ export class Negotiation {
     ];
   }
 
-  /** Timers: a session that never carried media is given up. */
+  /** Timers: a session that never carried media is given up; a failed pair tries again. */
   tick(now: number): Action[] {
     const s = this.session;
     if (s && !s.receiving && now - s.openedAt > NEGOTIATE_TIMEOUT_MS) {
-      this.declined.add(s.peer);
+      this.declined.set(s.peer, now + RETRY_MS);
       return this.end('timeout', now, true);
     }
+    if (!s) return this.maybeStart(now);
     return [];
   }
 
   private maybeStart(now: number): Action[] {
     if (this.selfId === null || !this.allowed || this.others.length !== 1) return [];
     const peer = this.others[0];
-    if (this.declined.has(peer)) return [];
+    if ((this.declined.get(peer) ?? -Infinity) > now) return [];
     return this.open(peer, true, `${this.selfId}.${++this.counter}`, now);
   }
 

@@ -19,7 +19,7 @@ export interface RoomView {
 const SLOTS = [Slot.Microphone, Slot.Camera, Slot.ScreenVideo, Slot.ScreenAudio] as const;
 const KINDS: ('audio' | 'video')[] = ['audio', 'video', 'video', 'audio'];
 /** Direct media counts as flowing when every track the peer publishes delivered this recently. */
-const FRESH_MS = 500;
+const FRESH_MS = 1000;
 /** A retired connection closes at the latest after this long. */
 const RETIRE_MAX_MS = 3000;
 
@@ -32,6 +32,7 @@ interface Conn {
   lastAt: number[];
   frames: number[];
   readers: ReadableStreamDefaultReader<VideoFrame | AudioData>[];
+  sinks: HTMLAudioElement[];
   remoteSet: boolean;
   queued: (RTCIceCandidateInit | null)[];
   chain: Promise<void>;
@@ -69,12 +70,16 @@ export class P2pService implements OnDestroy {
   /** This meeting allows direct calls (the host's switch); the host changes it in the room. */
   readonly meetingAllows = signal(true);
   readonly switches: PathSwitch[] = [];
+  /** The last actions carried out, for the troubleshooting panel and the tests. */
+  readonly events: string[] = [];
 
   private machine = new Negotiation();
   private readonly conns = new Map<string, Conn>();
   private readonly view = signal<RoomView | null>(null);
   private iceServers: RTCIceServer[] = [];
   private serverAllows = false;
+  /** Track ids published in the room (refreshed by tick). */
+  private published = new Set<number>();
   private readonly timer = setInterval(() => this.tick(), 100);
 
   constructor() {
@@ -168,7 +173,11 @@ export class P2pService implements OnDestroy {
   // ---- actions ----------------------------------------------------------------------------
 
   private run(actions: Action[]): void {
-    for (const a of actions) this.carryOut(a);
+    for (const a of actions) {
+      this.events.push(`${Math.round(performance.now())} ${a.do} ${'session' in a ? a.session : ''}${a.do === 'send' ? ` ${a.data.type}` : ''}${a.do === 'play' || a.do === 'publish' ? ` ${a.path}` : ''}`);
+      if (this.events.length > 100) this.events.shift();
+      this.carryOut(a);
+    }
   }
 
   private carryOut(a: Action): void {
@@ -225,7 +234,7 @@ export class P2pService implements OnDestroy {
 
   private open(session: string, peer: number, offerer: boolean): void {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
-    const c: Conn = { session, peer, pc, transceivers: [], lastAt: [0, 0, 0, 0], frames: [0, 0, 0, 0], readers: [], remoteSet: false, queued: [], chain: Promise.resolve(), retiredAt: null };
+    const c: Conn = { session, peer, pc, transceivers: [], lastAt: [0, 0, 0, 0], frames: [0, 0, 0, 0], readers: [], sinks: [], remoteSet: false, queued: [], chain: Promise.resolve(), retiredAt: null };
     this.conns.set(session, c);
     pc.onicecandidate = (e) => this.send(c, { p2p: 1, type: 'candidate', session, candidate: e.candidate ? e.candidate.toJSON() : null });
     pc.oniceconnectionstatechange = () => this.run(this.machine.ice(session, pc.iceConnectionState, performance.now()));
@@ -263,6 +272,15 @@ export class P2pService implements OnDestroy {
   private read(c: Conn, i: number, track: MediaStreamTrack): void {
     if (typeof MediaStreamTrackProcessor !== 'function') return;
     const trackId = trackIdOf(c.peer, SLOTS[i]);
+    if (track.kind === 'audio') {
+      // Chromium renders a remote WebRTC audio track (and feeds its other sinks) only while a
+      // media element plays it: a muted one does, and the mix plays the sound.
+      const el = new Audio();
+      el.muted = true;
+      el.srcObject = new MediaStream([track]);
+      void el.play().catch(() => undefined);
+      c.sinks.push(el);
+    }
     const reader = new MediaStreamTrackProcessor<VideoFrame | AudioData>({ track }).readable.getReader();
     c.readers.push(reader);
     const loop = async () => {
@@ -275,6 +293,11 @@ export class P2pService implements OnDestroy {
           if (c.retiredAt !== null && !this.conns.has(c.session)) {
             value.close();
             return;
+          }
+          if (!this.published.has(trackId)) {
+            // Nothing published in this slot (an idle transceiver still renders silence).
+            value.close();
+            continue;
           }
           if (value instanceof VideoFrame) this.playback.pushDirectVideo(trackId, value);
           else this.playback.pushDirectAudio(trackId, value);
@@ -293,7 +316,12 @@ export class P2pService implements OnDestroy {
       if (!caps || typeof t.setCodecPreferences !== 'function') return;
       const want = kind === 'video' ? ['video/vp8', 'video/rtx'] : ['audio/opus'];
       const codecs = caps.codecs.filter((x) => want.includes(x.mimeType.toLowerCase()));
-      if (codecs.length) t.setCodecPreferences(codecs);
+      try {
+        if (codecs.length) t.setCodecPreferences(codecs);
+      } catch {
+        // Some builds refuse RTX without its primary: VP8 (or Opus) alone then.
+        t.setCodecPreferences(codecs.filter((x) => x.mimeType.toLowerCase() === want[0]));
+      }
     });
   }
 
@@ -328,6 +356,7 @@ export class P2pService implements OnDestroy {
   private close(c: Conn): void {
     this.conns.delete(c.session);
     for (const r of c.readers) r.cancel().catch(() => undefined);
+    for (const el of c.sinks) el.srcObject = null;
     c.pc.onicecandidate = null;
     c.pc.oniceconnectionstatechange = null;
     c.pc.close();
@@ -337,6 +366,7 @@ export class P2pService implements OnDestroy {
 
   private tick(): void {
     const now = performance.now();
+    this.published = new Set((this.view()?.tracks() ?? []).map((t) => t.track_id));
     this.run(this.machine.tick(now));
     const s = this.machine.current;
     const c = s ? this.conns.get(s.id) : undefined;

@@ -36,7 +36,7 @@ export function installTestHook({ room, transport, publish, playback, p2p }: Tes
         .filter((t) => t.kind === 'audio' && t.participant_id !== room.selfId())
         .map((t) => ({ trackId: t.track_id, loudness: playback.loudness(t.track_id), frames: playback.audioFrames(t.track_id), played: playback.audioPlayed(t.track_id) })),
       levels: room.levels(),
-      p2p: { path: p2p.path(), receivingDirect: p2p.receivingDirect(), switches: p2p.switches.map((s) => ({ ...s })) },
+      p2p: { path: p2p.path(), receivingDirect: p2p.receivingDirect(), switches: p2p.switches.map((s) => ({ ...s })), events: [...p2p.events], available: p2p.available() },
     }),
     /** The live direct session's ICE state and whether a candidate pair succeeded (getStats). */
     p2pStats: () => p2p.stats(),

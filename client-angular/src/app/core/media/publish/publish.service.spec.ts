@@ -19,7 +19,7 @@ class FakeEncoder implements SlotEncoder {
     readonly track: MediaStreamTrack,
     readonly onError: (m: string) => void,
   ) {
-    if (slot === 0 || slot === 3) this.paused = false;
+    this.paused = false;
   }
   start(): void {
     this.started = true;
@@ -165,5 +165,27 @@ describe('PublishService reconciliation', () => {
     vi.advanceTimersByTime(20_000);
     expect(encoders.length).toBe(1);
     expect(capture.reportBroken).not.toHaveBeenCalled();
+  });
+
+  it('suspended (a direct call carries our media): encoders pause, tracks stay published, and resume as they were', async () => {
+    const { publish, capture, encoders, sent, session, settle } = setup();
+    capture.mic.set(fakeTrack('mic', 'audio'));
+    capture.camera.set(fakeTrack('cam', 'video'));
+    publish.bind(session(2));
+    await settle();
+    capture.micOn.set(false);
+    await settle();
+    publish.suspend(true);
+    expect(encoders.map((e) => e.paused)).toEqual([true, true]);
+    // A screen share during the direct call is announced but its encoder starts paused.
+    capture.screen.set(fakeTrack('screen', 'video'));
+    await settle();
+    expect(sent.filter((m) => m.type === 'publish').map((m) => (m as { track_id: number }).track_id)).toEqual([32, 33, 34]);
+    expect(sent.some((m) => m.type === 'unpublish')).toBe(false);
+    expect(encoders.at(-1)!.paused).toBe(true);
+    publish.suspend(false);
+    // The muted microphone stays paused; camera and screen resume.
+    expect(encoders.map((e) => e.paused)).toEqual([true, false, false]);
+    expect(encoders.every((e) => !e.stopped)).toBe(true);
   });
 });

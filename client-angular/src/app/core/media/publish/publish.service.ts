@@ -108,7 +108,7 @@ export class PublishService implements OnDestroy {
       const on = this.capture.micOn();
       untracked(() => {
         const e = this.encoders.get(Slot.Microphone);
-        if (e && e.pub.paused !== undefined) e.pub.paused = !on;
+        if (e && e.pub.paused !== undefined) e.pub.paused = !on || this.suspended;
       });
     });
   }
@@ -144,14 +144,18 @@ export class PublishService implements OnDestroy {
 
   /**
    * A direct (peer-to-peer) call carries our media: stop sending it to the server, but keep
-   * the tracks announced so a late joiner still finds them. Resuming starts the encoders again,
-   * and each new encoder opens with a keyframe.
+   * the tracks announced so a late joiner still finds them. The encoders pause rather than
+   * stop, so resuming is immediate and opens every video track with a keyframe.
    */
   suspend(on: boolean): void {
     if (this.suspended === on) return;
     this.suspended = on;
-    if (on) this.stopEncoders();
-    this.run();
+    for (const [slot, e] of this.encoders) this.applyPause(slot, e.pub);
+  }
+
+  private applyPause(slot: PublishSlot, pub: SlotEncoder): void {
+    if (pub.paused === undefined) return;
+    pub.paused = this.suspended || (slot === Slot.Microphone && !this.capture.micOn());
   }
 
   /** The server (or a subscriber) needs a fresh keyframe on one of our tracks. */
@@ -217,7 +221,6 @@ export class PublishService implements OnDestroy {
     }
     const steps = reconcile(session.selfId, this.wanted(), current);
     for (const s of steps) {
-      if (this.suspended && s.type === 'start-encoder') continue;
       this.carryOut(session, s);
       if (s.type === 'publish') this.announced.set(s.slot, s.kind);
       if (s.type === 'unpublish') this.announced.set(s.slot, null);
@@ -265,7 +268,7 @@ export class PublishService implements OnDestroy {
       this.gaveUp.delete(slot);
     }
     const pub = this.makeEncoder(slot, track, trackId, sink, failed);
-    if (slot === Slot.Microphone && pub.paused !== undefined) pub.paused = !this.capture.micOn();
+    this.applyPause(slot, pub);
     this.encoders.set(slot, { pub, trackId, sourceId, healthy: true, lastFrames: 0, lastProgressAt: performance.now() });
     this.starts[slot]++;
     pub.start();

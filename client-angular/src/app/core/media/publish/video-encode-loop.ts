@@ -30,6 +30,11 @@ export class VideoEncodeLoop {
   framesEncoded = 0;
   /** Frames dropped because the encoder had fallen behind. */
   framesDropped = 0;
+  /**
+   * Paused (a direct call carries this track): frames are dropped unencoded, the encoder stays
+   * configured, and the first frame after resuming is a keyframe, so resuming is immediate.
+   */
+  paused = false;
 
   constructor(
     private readonly opts: EncodeOptions,
@@ -45,6 +50,10 @@ export class VideoEncodeLoop {
   push(frame: VideoFrame): void {
     try {
       if (this.closed) return;
+      if (this.paused) {
+        this.forceKey = true;
+        return;
+      }
       const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth, this.opts.maxHeight);
       this.ensureEncoder(w, h);
       const enc = this.encoder;

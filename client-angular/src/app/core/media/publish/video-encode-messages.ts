@@ -4,6 +4,7 @@ import { EncodeOptions } from './video-encode-loop';
 export type ToWorker =
   | { type: 'start'; readable: ReadableStream<VideoFrame>; opts: EncodeOptions }
   | { type: 'keyframe' }
+  | { type: 'pause'; paused: boolean }
   | { type: 'stop' };
 
 export type FromWorker =

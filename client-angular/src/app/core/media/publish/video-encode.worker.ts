@@ -26,6 +26,9 @@ addEventListener('message', ({ data }: MessageEvent<ToWorker>) => {
     case 'keyframe':
       loop?.requestKeyframe();
       break;
+    case 'pause':
+      if (loop) loop.paused = data.paused;
+      break;
     case 'stop':
       reader?.cancel().catch(() => undefined);
       loop?.close();

@@ -52,6 +52,7 @@ export class VideoPublisher {
     };
     if (typeof MediaStreamTrackProcessor !== 'function') {
       this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
+      this.loop.paused = this._paused;
       this.startCanvasFallback();
       return;
     }
@@ -59,8 +60,22 @@ export class VideoPublisher {
     if (typeof Worker === 'function' && this.startWorker(readable, encodeOpts)) return;
     this.mode = 'main';
     this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
+    this.loop.paused = this._paused;
     this.reader = readable.getReader();
     void this.pump();
+  }
+
+  private _paused = false;
+
+  /** Paused: capture frames are dropped unencoded; resuming starts with a keyframe. */
+  get paused(): boolean {
+    return this._paused;
+  }
+
+  set paused(on: boolean) {
+    this._paused = on;
+    if (this.loop) this.loop.paused = on;
+    this.worker?.postMessage({ type: 'pause', paused: on } satisfies ToWorker);
   }
 
   requestKeyframe(): void {
@@ -84,6 +99,7 @@ export class VideoPublisher {
     try {
       worker = new Worker(new URL('./video-encode.worker', import.meta.url), { type: 'module' });
       worker.postMessage({ type: 'start', readable, opts } satisfies ToWorker, [readable as unknown as Transferable]);
+      if (this._paused) worker.postMessage({ type: 'pause', paused: true } satisfies ToWorker);
     } catch {
       // No transferable streams here: encode on the main thread.
       return false;
