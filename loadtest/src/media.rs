@@ -53,13 +53,28 @@ pub struct Library {
     pub screen: Option<Arc<Clip>>,
     /// Microphone clip.
     pub audio: Option<Arc<Clip>>,
+    /// The camera clip at each rung of the publishers' adaptation ladder
+    /// ([`quicmeet_client::uplink::LADDER`]); empty when publishers do not adapt.
+    pub video_ladder: Vec<Arc<Clip>>,
 }
 
 fn vp8(width: u32, height: u32, fps: u32, kbps: u32, keyframe_secs: f64) -> Result<Arc<Clip>> {
+    vp8_groups(width, height, fps, kbps, keyframe_secs, 3)
+}
+
+fn vp8_groups(
+    width: u32,
+    height: u32,
+    fps: u32,
+    kbps: u32,
+    keyframe_secs: f64,
+    max_groups: u32,
+) -> Result<Arc<Clip>> {
     let fps = fps.clamp(1, 120);
     let interval = ((keyframe_secs * f64::from(fps)).round() as u32).max(1);
-    // Three groups of pictures, at most ~6 s of video: enough variety, bounded start-up.
-    let groups = (180 / interval).clamp(1, 3);
+    // At most three groups of pictures, at most ~6 s of video: enough variety, bounded
+    // start-up.
+    let groups = (180 / interval).clamp(1, max_groups.max(1));
     let cfg = ClipConfig {
         width,
         height,
@@ -96,6 +111,22 @@ impl Library {
             Some((w, h)) => Some(vp8(w, h, args.fps, args.video_kbps, args.keyframe_secs)?),
             None => None,
         };
+        let mut video_ladder = vec![];
+        if let (Some(v), Some((w, h)), OnOff::On) = (&video, args.video_res.size(), args.adapt) {
+            video_ladder.push(v.clone());
+            for r in &quicmeet_client::uplink::LADDER[1..] {
+                // Even sizes, as VP8 wants; one group each keeps start-up short.
+                let even = |x: u32| (x / r.scale_divisor).max(16) & !1;
+                video_ladder.push(vp8_groups(
+                    even(w),
+                    even(h),
+                    (args.fps / r.fps_divisor).max(1),
+                    (f64::from(args.video_kbps) * r.bitrate).round() as u32,
+                    args.keyframe_secs,
+                    1,
+                )?);
+            }
+        }
         let screen = if args.screen {
             Some(vp8(1280, 720, 5, 800, 3.0)?)
         } else {
@@ -125,6 +156,7 @@ impl Library {
             video,
             screen,
             audio,
+            video_ladder,
         })
     }
 }

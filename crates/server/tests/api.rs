@@ -650,7 +650,8 @@ async fn serves_health_metrics_openapi_and_stops_cleanly_on_sigterm() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("# TYPE quicmeet_http_responses_total counter"));
+    assert!(metrics.contains("# TYPE quicmeet_http_responses counter"));
+    assert!(metrics.contains("quicmeet_http_responses_total{class=\"2xx\"}"));
     assert!(metrics.contains("quicmeet_users 0"));
     // The app shell (or the "client not built" page) is served for meeting links.
     let r = c.get(s.url("/abc-defg-hij")).send().await.unwrap();

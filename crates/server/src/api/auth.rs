@@ -1,6 +1,6 @@
 //! Sign-up, e-mail verification, login sessions.
 
-use std::{net::SocketAddr, time::Instant};
+use std::net::SocketAddr;
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts, State},
@@ -174,7 +174,7 @@ fn limit(
     rl: &crate::ratelimit::RateLimiter,
     key: &str,
 ) -> ApiResult<()> {
-    rl.check(key, Instant::now()).map_err(|wait| {
+    rl.check(key).map_err(|wait| {
         state.metrics.rate_limited.inc(which);
         ApiError::rate_limited(wait)
     })
@@ -247,6 +247,7 @@ pub async fn signup(
         Ok::<_, ApiError>((name, email))
     })();
     let (name, email) = checked.inspect_err(|_| state.metrics.signups.inc("invalid"))?;
+    limit(&state, "signup", &state.limits.mail_per_address, &email)?;
     let password = req.password;
     let hash = blocking(move || quicmeet_store::hash_password(&password)).await??;
     let user = User {
@@ -311,6 +312,7 @@ pub async fn resend(
     limit(&state, "resend", &state.limits.resend_ip, &ip)?;
     let email = validate::email(&req.email)?;
     limit(&state, "resend", &state.limits.resend_account, &email)?;
+    limit(&state, "resend", &state.limits.mail_per_address, &email)?;
     if let Some(user) = state.store.user_by_email(&email)? {
         if !user.verified {
             issue_verification(&state, &user).await?;

@@ -1,7 +1,5 @@
 //! Meetings: scheduling, invitations, look-up by code, and join tokens.
 
-use std::time::Instant;
-
 use axum::{
     extract::{Path, State},
     http::{header, StatusCode},
@@ -340,14 +338,10 @@ pub async fn get_one(
     Path(code): Path<String>,
 ) -> ApiResult<Json<MeetingResponse>> {
     // Look-ups share the join limit so codes cannot be enumerated.
-    state
-        .limits
-        .join_ip
-        .check(&ip, Instant::now())
-        .map_err(|w| {
-            state.metrics.rate_limited.inc("join");
-            ApiError::rate_limited(w)
-        })?;
+    state.limits.join_ip.check(&ip).map_err(|w| {
+        state.metrics.rate_limited.inc("join");
+        ApiError::rate_limited(w)
+    })?;
     let m = load(&state, &code)?;
     Ok(Json(MeetingResponse {
         meeting: view(&state, &m, user.as_ref().map(|u| &u.0)),
@@ -445,7 +439,7 @@ pub async fn ics(
     state
         .limits
         .join_ip
-        .check(&ip, Instant::now())
+        .check(&ip)
         .map_err(ApiError::rate_limited)?;
     let m = load(&state, &code)?;
     let body = meeting_ics(
@@ -484,16 +478,15 @@ pub async fn join(
     Path(code): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let now_i = Instant::now();
     let rl = |r: Result<(), u64>| {
         r.map_err(|w| {
             state.metrics.rate_limited.inc("join");
             ApiError::rate_limited(w)
         })
     };
-    rl(state.limits.join_ip.check(&ip, now_i))?;
+    rl(state.limits.join_ip.check(&ip))?;
     if let Some((u, _)) = &user {
-        rl(state.limits.join_account.check(&u.id, now_i))?;
+        rl(state.limits.join_account.check(&u.id))?;
     }
     let req: JoinRequest = if body.iter().all(u8::is_ascii_whitespace) {
         JoinRequest::default()
