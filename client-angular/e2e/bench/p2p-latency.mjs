@@ -4,7 +4,7 @@
 // reads the blocks back from the remote tile's canvas the moment the picture changes, so the
 // figure covers capture → encode → network → decode → paint, whatever path carried it.
 // Both browsers run on one machine, so their clocks agree.
-// Run: QUICMEET_BIN=target/debug/quicmeet node client-angular/e2e/bench/p2p-latency.mjs [seconds]
+// Run: QUICMEET_BIN=target/release/quicmeet node client-angular/e2e/bench/p2p-latency.mjs [seconds]
 import { apiMeeting, apiUser, cleanup, launchBrowser, newPage, roomState, sleep, startServer, waitFor } from '../harness.mjs';
 
 const SECONDS = Number(process.argv[2] ?? 15);
@@ -107,6 +107,9 @@ async function run(server, browser, p2p) {
   return { path, all: [...la, ...lb] };
 }
 
+// Server-made layers off: a small tile would otherwise get a transcoded layer, and this compares
+// paths, not the transcoder (which a debug build runs far below real time).
+process.env.QUICMEET_TRANSCODE_WORKERS ??= '0';
 const server = await startServer();
 const browser = await launchBrowser();
 try {
