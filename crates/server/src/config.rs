@@ -121,7 +121,7 @@ pub struct Config {
 
     /// Let two-person meetings talk peer to peer over WebRTC (`on` or `off`). Hosts can
     /// still turn it off per meeting; off sends every call through the server.
-    #[arg(long, env = "QUICMEET_P2P", default_value = "on", value_parser = on_off)]
+    #[arg(long, env = "QUICMEET_P2P", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
     pub p2p: bool,
 
     /// STUN/TURN URLs handed to browsers for peer-to-peer calls, comma-separated, e.g.

@@ -2,13 +2,15 @@
 //! connections' input and carries out its output.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use quicmeet_proto::{control, ChatMessage, ClientMessage, EncodedFrame, ServerMessage};
+use quicmeet_proto::{
+    control, ChatMessage, ClientMessage, EncodedFrame, MediaPathKind, ServerMessage,
+};
 use quicmeet_sfu::{ConnId, Input, Join, Output, Pushed, QueueEvent, Room, RoomConfig};
 use quicmeet_store::ChatRecord;
 use smallvec::SmallVec;
@@ -63,6 +65,8 @@ struct Actor {
     pid_conn: HashMap<u32, ConnId>,
     ctl: HashMap<ConnId, LayerCtl>,
     next_ctl: Instant,
+    /// Connections whose media goes peer to peer (`media_path{p2p}`), for /metrics.
+    direct: HashSet<ConnId>,
 }
 
 pub async fn run(
@@ -87,6 +91,7 @@ pub async fn run(
         pid_conn: HashMap::new(),
         ctl: HashMap::new(),
         next_ctl: Instant::now() + CTL_PERIOD,
+        direct: HashSet::new(),
     };
     tracing::debug!(code = %code, "room started");
     let mut tick = tokio::time::interval(TICK);
@@ -139,6 +144,9 @@ impl Actor {
                         st.base.retain(|(t, _)| t != track_id);
                     }
                 }
+                if let ClientMessage::MediaPath { path, .. } = &msg {
+                    self.set_direct(from, *path == MediaPathKind::P2p);
+                }
                 // Unsubscribing or unpublishing frees queued frames at once.
                 if let ClientMessage::Unsubscribe { track_id } = &msg {
                     if let Some(o) = self.conns.get(&from) {
@@ -171,6 +179,7 @@ impl Actor {
                 self.input(Input::KeyframeNeeded { from, track_id });
             }
             RoomCmd::Leave(conn, reason) => {
+                self.set_direct(conn, false);
                 self.conns.remove(&conn);
                 self.ctl.remove(&conn);
                 self.input(Input::Leave(conn, reason));
@@ -187,6 +196,23 @@ impl Actor {
                     let msg = ServerMessage::KeyframeRequest { track_id, layer: 0 };
                     conn.push_control(Bytes::from(control::encode(&msg)));
                 }
+            }
+        }
+    }
+
+    /// Keeps `quicmeet_p2p_participants` in step with who said their media goes direct.
+    fn set_direct(&mut self, conn: ConnId, on: bool) {
+        let changed = if on {
+            self.direct.insert(conn)
+        } else {
+            self.direct.remove(&conn)
+        };
+        if changed {
+            let g = &self.hub.metrics.p2p_participants;
+            if on {
+                g.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                g.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
