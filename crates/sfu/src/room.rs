@@ -1010,6 +1010,9 @@ impl Room {
                     _ => self.error(from, "unknown_participant", "No such participant"),
                 }
             }
+            // Where the sender's media goes (PROTOCOL.md §5.12): the server counts it for
+            // /metrics; routing needs nothing, since a direct participant simply sends no frames.
+            ClientMessage::MediaPath { .. } => {}
             ClientMessage::Ping { .. } | ClientMessage::Leave {} | ClientMessage::Hello { .. } => {
                 unreachable!("handled above")
             }
