@@ -3,7 +3,19 @@
 // Run: QUICMEET_BIN=/path/to/quicmeet node --test client-angular/e2e/p2p.test.mjs
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { apiMeeting, apiUser, canvasFingerprint, cleanup, expectLiveCanvas, launchBrowser, newPage, roomState, sleep, startServer, waitFor } from './harness.mjs';
+import {
+  apiMeeting,
+  apiUser,
+  canvasFingerprint,
+  cleanup,
+  expectLiveCanvas,
+  launchBrowser,
+  newPage,
+  roomState,
+  sleep,
+  startServer,
+  waitFor,
+} from './harness.mjs';
 
 const figures = [];
 let server;
@@ -42,7 +54,8 @@ const tile = (pid) => `.tile[data-participant-id="${pid}"] canvas`;
 /** Canvas pixels of the peer's tile change, and audio from the peer keeps being played. */
 async function seesAndHears(p, peer) {
   await expectLiveCanvas(p, tile(peer), 10_000);
-  const audioOf = async () => (await roomState(p)).audio.find((a) => a.trackId === peer * 16)?.played ?? 0;
+  const audioOf = async () =>
+    (await roomState(p)).audio.find((a) => a.trackId === peer * 16)?.played ?? 0;
   const a0 = await audioOf();
   await sleep(600);
   const a1 = await audioOf();
@@ -52,7 +65,10 @@ async function seesAndHears(p, peer) {
 async function dumpOnFailure() {
   for (const p of pages) {
     const st = await roomState(p).catch(() => null);
-    if (st) console.log(`[${p.qmName}] ${JSON.stringify({ phase: st.phase, selfId: st.selfId, n: st.participants?.length, p2p: st.p2p })}`);
+    if (st)
+      console.log(
+        `[${p.qmName}] ${JSON.stringify({ phase: st.phase, selfId: st.selfId, n: st.participants?.length, p2p: st.p2p })}`,
+      );
     for (const l of p.qmLog ?? []) console.log(l);
   }
   if (server) console.log(server.log().split('\n').slice(-60).join('\n'));
@@ -66,7 +82,10 @@ describe('peer to peer for two', { timeout: 240_000 }, () => {
 
   after(async () => {
     for (const f of figures) console.log(`# ${f}`);
-    await cleanup(() => browser?.close(), () => server?.stop());
+    await cleanup(
+      () => browser?.close(),
+      () => server?.stop(),
+    );
   });
 
   test('two go direct; a third brings everyone back to the server within 2 s; when it leaves the two go direct again', async (t) => {
@@ -82,14 +101,31 @@ describe('peer to peer for two', { timeout: 240_000 }, () => {
 
     // 1. Both end up on the direct path, with a succeeded candidate pair.
     for (const p of [a, b]) {
-      await waitFor(p, () => globalThis.__quicmeet?.state().p2p.path === 'p2p' && globalThis.__quicmeet.state().p2p.receivingDirect, undefined, 20_000, 'direct call');
+      await waitFor(
+        p,
+        () =>
+          globalThis.__quicmeet?.state().p2p.path === 'p2p' &&
+          globalThis.__quicmeet.state().p2p.receivingDirect,
+        undefined,
+        20_000,
+        'direct call',
+      );
       const s = await p.evaluate(() => globalThis.__quicmeet.p2pStats());
-      assert.equal(s.pairState, 'succeeded', `${p.qmName}: getStats() has a succeeded, nominated candidate pair`);
+      assert.equal(
+        s.pairState,
+        'succeeded',
+        `${p.qmName}: getStats() has a succeeded, nominated candidate pair`,
+      );
       assert.ok(s.framesDirect[1] > 0, `${p.qmName}: camera frames arrive over the direct track`);
     }
-    for (const [p, peer] of [[a, ids[1]], [b, ids[0]]]) {
+    for (const [p, peer] of [
+      [a, ids[1]],
+      [b, ids[0]],
+    ]) {
       const sw = (await roomState(p)).p2p.switches.find((x) => x.to === 'p2p');
-      figures.push(`${p.qmName}: session start → direct media playing: ${Math.round(sw.done - sw.from)} ms`);
+      figures.push(
+        `${p.qmName}: session start → direct media playing: ${Math.round(sw.done - sw.from)} ms`,
+      );
       void peer;
     }
 
@@ -98,7 +134,11 @@ describe('peer to peer for two', { timeout: 240_000 }, () => {
     const f0 = await framesIn();
     await sleep(1500);
     const f1 = await framesIn();
-    assert.equal(f1, f0, `frames into the server stop growing while the call is direct (${f0} → ${f1})`);
+    assert.equal(
+      f1,
+      f0,
+      `frames into the server stop growing while the call is direct (${f0} → ${f1})`,
+    );
     await seesAndHears(a, ids[1]);
     await seesAndHears(b, ids[0]);
 
@@ -106,11 +146,17 @@ describe('peer to peer for two', { timeout: 240_000 }, () => {
     await a.click('[data-testid=share]');
     await b.waitForSelector('[data-testid=stage] canvas', { timeout: 15_000 });
     await expectLiveCanvas(b, '[data-testid=stage] canvas', 15_000);
-    assert.equal((await roomState(a)).p2p.path, 'p2p', 'sharing a screen does not leave the direct call');
+    assert.equal(
+      (await roomState(a)).p2p.path,
+      'p2p',
+      'sharing a screen does not leave the direct call',
+    );
     await a.click('[data-testid=share]');
     await b.waitForSelector('[data-testid=stage]', { state: 'detached', timeout: 10_000 });
     await b.click('[data-testid=mic]');
-    await a.waitForSelector(`.tile[data-participant-id="${ids[1]}"] [data-testid=mute-badge]`, { timeout: 10_000 });
+    await a.waitForSelector(`.tile[data-participant-id="${ids[1]}"] [data-testid=mute-badge]`, {
+      timeout: 10_000,
+    });
     await b.click('[data-testid=mic]');
     assert.equal(await framesIn(), f1, 'nothing went through the server meanwhile');
 
@@ -121,16 +167,31 @@ describe('peer to peer for two', { timeout: 240_000 }, () => {
     const admittedAt = Date.now();
     const cid = (await roomState(c)).selfId;
     for (const p of [a, b]) {
-      await waitFor(p, () => globalThis.__quicmeet?.state().p2p.path === 'server', undefined, 2_000, `${p.qmName} back on the server path`);
+      await waitFor(
+        p,
+        () => globalThis.__quicmeet?.state().p2p.path === 'server',
+        undefined,
+        2_000,
+        `${p.qmName} back on the server path`,
+      );
     }
     // Every pair of participants: the tile's canvas shows frames that came through the server.
-    const pairs = [[a, ids[1]], [a, cid], [b, ids[0]], [b, cid], [c, ids[0]], [c, ids[1]]];
+    const pairs = [
+      [a, ids[1]],
+      [a, cid],
+      [b, ids[0]],
+      [b, cid],
+      [c, ids[0]],
+      [c, ids[1]],
+    ];
     await Promise.all(
       pairs.map(([p, peer]) =>
         waitFor(
           p,
           (pid) => {
-            const r = globalThis.__quicmeet.state().media.remotes.find((v) => v.trackId === pid * 16 + 1);
+            const r = globalThis.__quicmeet
+              .state()
+              .media.remotes.find((v) => v.trackId === pid * 16 + 1);
             return r && r.painted > 0 && r.latencyMs !== null;
           },
           peer,
@@ -140,13 +201,17 @@ describe('peer to peer for two', { timeout: 240_000 }, () => {
       ),
     );
     const allSeen = Date.now();
-    figures.push(`third participant admitted → all three see each other through the server: ${allSeen - admittedAt} ms (join click → admitted ${admittedAt - joined} ms)`);
+    figures.push(
+      `third participant admitted → all three see each other through the server: ${allSeen - admittedAt} ms (join click → admitted ${admittedAt - joined} ms)`,
+    );
     for (const p of [a, b]) {
       const sw = (await roomState(p)).p2p.switches.filter((x) => x.to === 'server').at(-1);
       assert.ok(sw?.done, `${p.qmName}: the server path showed the peer again`);
       // A figure, not an assertion: on a loaded shared machine the encoders and decoders can
       // be starved for seconds. The decision itself is checked above (path within 2 s).
-      figures.push(`${p.qmName}: third admitted → peer's camera from the server: ${Math.round(sw.done - sw.from)} ms`);
+      figures.push(
+        `${p.qmName}: third admitted → peer's camera from the server: ${Math.round(sw.done - sw.from)} ms`,
+      );
     }
     const g0 = await framesIn();
     await sleep(500);
@@ -156,7 +221,15 @@ describe('peer to peer for two', { timeout: 240_000 }, () => {
     // 4. The third leaves: the two go direct again.
     await c.click('[data-testid=leave]');
     for (const p of [a, b]) {
-      await waitFor(p, () => globalThis.__quicmeet?.state().p2p.path === 'p2p' && globalThis.__quicmeet.state().p2p.receivingDirect, undefined, 20_000, `${p.qmName} direct again`);
+      await waitFor(
+        p,
+        () =>
+          globalThis.__quicmeet?.state().p2p.path === 'p2p' &&
+          globalThis.__quicmeet.state().p2p.receivingDirect,
+        undefined,
+        20_000,
+        `${p.qmName} direct again`,
+      );
     }
     await seesAndHears(a, ids[1]);
     await seesAndHears(b, ids[0]);

@@ -5,7 +5,17 @@
 // figure covers capture → encode → network → decode → paint, whatever path carried it.
 // Both browsers run on one machine, so their clocks agree.
 // Run: QUICMEET_BIN=target/release/quicmeet node client-angular/e2e/bench/p2p-latency.mjs [seconds]
-import { apiMeeting, apiUser, cleanup, launchBrowser, newPage, roomState, sleep, startServer, waitFor } from '../harness.mjs';
+import {
+  apiMeeting,
+  apiUser,
+  cleanup,
+  launchBrowser,
+  newPage,
+  roomState,
+  sleep,
+  startServer,
+  waitFor,
+} from '../harness.mjs';
 
 const SECONDS = Number(process.argv[2] ?? 15);
 const BITS = 20;
@@ -84,7 +94,10 @@ async function run(server, browser, p2p) {
   const m = await apiMeeting(a, { title: 'latency', type: 'public' });
   const r = await a.request.put(`/api/meetings/${m.code}/p2p`, { data: { enabled: p2p } });
   if (!r.ok()) throw new Error(`toggle ${r.status()}`);
-  for (const [p, guest] of [[a, null], [b, { name: 'Bob', email: 'bob@example.com' }]]) {
+  for (const [p, guest] of [
+    [a, null],
+    [b, { name: 'Bob', email: 'bob@example.com' }],
+  ]) {
     await p.goto(`/${m.code}`);
     await p.waitForSelector('.join-btn');
     if (guest) {
@@ -95,11 +108,27 @@ async function run(server, browser, p2p) {
     await p.waitForSelector('.room');
   }
   const ids = [(await roomState(a)).selfId, (await roomState(b)).selfId];
-  if (p2p) for (const p of [a, b]) await waitFor(p, () => globalThis.__quicmeet.state().p2p.receivingDirect, undefined, 20_000, 'direct');
+  if (p2p)
+    for (const p of [a, b])
+      await waitFor(
+        p,
+        () => globalThis.__quicmeet.state().p2p.receivingDirect,
+        undefined,
+        20_000,
+        'direct',
+      );
   await sleep(3000);
   const [la, lb] = await Promise.all([
-    a.evaluate(sampleLatency, [`.tile[data-participant-id="${ids[1]}"] canvas`, BITS, SECONDS * 1000]),
-    b.evaluate(sampleLatency, [`.tile[data-participant-id="${ids[0]}"] canvas`, BITS, SECONDS * 1000]),
+    a.evaluate(sampleLatency, [
+      `.tile[data-participant-id="${ids[1]}"] canvas`,
+      BITS,
+      SECONDS * 1000,
+    ]),
+    b.evaluate(sampleLatency, [
+      `.tile[data-participant-id="${ids[0]}"] canvas`,
+      BITS,
+      SECONDS * 1000,
+    ]),
   ]);
   const path = (await roomState(a)).p2p.path;
   await a.context().close();
@@ -115,8 +144,13 @@ const browser = await launchBrowser();
 try {
   for (const p2p of [false, true]) {
     const r = await run(server, browser, p2p);
-    console.log(`glass-to-glass ${p2p ? 'peer to peer' : 'through the server'} (path ${r.path}): ${summary(r.all)}`);
+    console.log(
+      `glass-to-glass ${p2p ? 'peer to peer' : 'through the server'} (path ${r.path}): ${summary(r.all)}`,
+    );
   }
 } finally {
-  await cleanup(() => browser.close(), () => server.stop());
+  await cleanup(
+    () => browser.close(),
+    () => server.stop(),
+  );
 }

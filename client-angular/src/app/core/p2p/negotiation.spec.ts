@@ -1,8 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { Action, isP2pSignal, Negotiation, NEGOTIATE_TIMEOUT_MS, P2pSignal, RETRY_MS, sessionCounter } from './negotiation';
+import {
+  Action,
+  isP2pSignal,
+  Negotiation,
+  NEGOTIATE_TIMEOUT_MS,
+  P2pSignal,
+  RETRY_MS,
+  sessionCounter,
+} from './negotiation';
 
 const kinds = (a: Action[]) => a.map((x) => x.do);
-const sent = (a: Action[]) => a.filter((x): x is Extract<Action, { do: 'send' }> => x.do === 'send').map((x) => x.data);
+const sent = (a: Action[]) =>
+  a.filter((x): x is Extract<Action, { do: 'send' }> => x.do === 'send').map((x) => x.data);
 
 /** Two machines wired through a relay that delivers every `send` in order. */
 function pair() {
@@ -48,12 +57,24 @@ describe('Negotiation', () => {
     expect(high.current?.id).toBe('1.1');
     expect(low.current?.id).toBe('1.1');
     // The answer from the winner's peer is applied once; candidates of the dropped session are not.
-    expect(low.signal(2, { p2p: 1, type: 'answer', session: '1.1', sdp: 'a' }, 0)).toEqual([{ do: 'apply-answer', session: '1.1', sdp: 'a' }]);
-    expect(low.signal(2, { p2p: 1, type: 'answer', session: '1.1', sdp: 'a' }, 0)).toEqual([]);
-    expect(low.signal(2, { p2p: 1, type: 'candidate', session: '2.1', candidate: { candidate: 'x' } }, 0)).toEqual([]);
-    expect(low.signal(2, { p2p: 1, type: 'candidate', session: '1.1', candidate: { candidate: 'y' } }, 0)).toEqual([
-      { do: 'add-candidate', session: '1.1', candidate: { candidate: 'y' } },
+    expect(low.signal(2, { p2p: 1, type: 'answer', session: '1.1', sdp: 'a' }, 0)).toEqual([
+      { do: 'apply-answer', session: '1.1', sdp: 'a' },
     ]);
+    expect(low.signal(2, { p2p: 1, type: 'answer', session: '1.1', sdp: 'a' }, 0)).toEqual([]);
+    expect(
+      low.signal(
+        2,
+        { p2p: 1, type: 'candidate', session: '2.1', candidate: { candidate: 'x' } },
+        0,
+      ),
+    ).toEqual([]);
+    expect(
+      low.signal(
+        2,
+        { p2p: 1, type: 'candidate', session: '1.1', candidate: { candidate: 'y' } },
+        0,
+      ),
+    ).toEqual([{ do: 'add-candidate', session: '1.1', candidate: { candidate: 'y' } }]);
   });
 
   it('ignores stale offers (a counter not newer than one already seen) and messages of other sessions', () => {
@@ -67,7 +88,11 @@ describe('Negotiation', () => {
     expect(n.signal(1, { p2p: 1, type: 'bye', session: '1.4', reason: 'failed' }, 0)).toEqual([]);
     expect(n.current?.id).toBe('1.5');
     // A newer offer (the peer restarted) replaces the session.
-    expect(kinds(n.signal(1, { p2p: 1, type: 'offer', session: '1.6', sdp: 's6' }, 0))).toEqual(['close', 'open', 'apply-offer']);
+    expect(kinds(n.signal(1, { p2p: 1, type: 'offer', session: '1.6', sdp: 's6' }, 0))).toEqual([
+      'close',
+      'open',
+      'apply-offer',
+    ]);
   });
 
   it('plays direct media when it arrives and stops publishing to the server only when the peer receives ours', () => {
@@ -107,7 +132,9 @@ describe('Negotiation', () => {
     ]);
     expect(n.current).toBeNull();
     // The third leaves: a fresh session starts.
-    expect(n.roster(1, [2], true, 200)).toEqual([{ do: 'open', session: '1.2', peer: 2, offerer: true }]);
+    expect(n.roster(1, [2], true, 200)).toEqual([
+      { do: 'open', session: '1.2', peer: 2, offerer: true },
+    ]);
   });
 
   it('goes back to the server on ICE failure or disconnection, tells the peer, and retries only when the room changes or later', () => {
@@ -134,13 +161,19 @@ describe('Negotiation', () => {
   it('a bye from the peer ends the session without answering it; one of another session is ignored', () => {
     const n = active();
     expect(n.signal(2, { p2p: 1, type: 'bye', session: '0.9', reason: 'failed' }, 0)).toEqual([]);
-    expect(kinds(n.signal(2, { p2p: 1, type: 'bye', session: '1.1', reason: 'off' }, 0))).toEqual(['publish', 'play', 'retire']);
+    expect(kinds(n.signal(2, { p2p: 1, type: 'bye', session: '1.1', reason: 'off' }, 0))).toEqual([
+      'publish',
+      'play',
+      'retire',
+    ]);
   });
 
   it('the host switching P2P off ends the call and refuses new offers with a bye', () => {
     const n = active();
     expect(kinds(n.roster(1, [2], false, 0))).toEqual(['send', 'publish', 'play', 'retire']);
-    expect(sent(n.signal(2, { p2p: 1, type: 'offer', session: '2.7', sdp: 'o' }, 0))).toEqual([{ p2p: 1, type: 'bye', session: '2.7', reason: 'off' }]);
+    expect(sent(n.signal(2, { p2p: 1, type: 'offer', session: '2.7', sdp: 'o' }, 0))).toEqual([
+      { p2p: 1, type: 'bye', session: '2.7', reason: 'off' },
+    ]);
   });
 
   it('the peer leaving closes the connection at once, with nobody to tell', () => {

@@ -68,7 +68,11 @@ interface Session {
 export function isP2pSignal(data: unknown): data is P2pSignal {
   if (!data || typeof data !== 'object') return false;
   const d = data as Record<string, unknown>;
-  return d['p2p'] === P2P_SIGNAL_VERSION && typeof d['type'] === 'string' && typeof d['session'] === 'string';
+  return (
+    d['p2p'] === P2P_SIGNAL_VERSION &&
+    typeof d['type'] === 'string' &&
+    typeof d['session'] === 'string'
+  );
 }
 
 /** The counter in `<sender id>.<counter>`, or -1 when malformed. */
@@ -101,7 +105,10 @@ export class Negotiation {
 
   /** Who is admitted besides us, and whether P2P is allowed here (server, host, browser). */
   roster(selfId: number, others: readonly number[], allowed: boolean, now: number): Action[] {
-    const changed = selfId !== this.selfId || others.length !== this.others.length || others.some((o, i) => o !== this.others[i]);
+    const changed =
+      selfId !== this.selfId ||
+      others.length !== this.others.length ||
+      others.some((o, i) => o !== this.others[i]);
     const turnedOff = this.allowed && !allowed;
     this.selfId = selfId;
     this.others = [...others].sort((a, b) => a - b);
@@ -182,15 +189,29 @@ export class Negotiation {
   }
 
   private open(peer: number, offerer: boolean, id: string, now: number): Action[] {
-    this.session = { id, peer, offerer, awaitingAnswer: offerer, openedAt: now, receiving: false, peerReceiving: false };
+    this.session = {
+      id,
+      peer,
+      offerer,
+      awaitingAnswer: offerer,
+      openedAt: now,
+      receiving: false,
+      peerReceiving: false,
+    };
     return [{ do: 'open', session: id, peer, offerer }];
   }
 
-  private onOffer(from: number, data: Extract<P2pSignal, { type: 'offer' }>, now: number): Action[] {
+  private onOffer(
+    from: number,
+    data: Extract<P2pSignal, { type: 'offer' }>,
+    now: number,
+  ): Action[] {
     const n = sessionCounter(data.session, from);
     if (n < 0 || n <= (this.seen.get(from) ?? 0)) return [];
     this.seen.set(from, n);
-    const bye = (reason: ByeReason): Action[] => [{ do: 'send', to: from, data: { p2p: 1, type: 'bye', session: data.session, reason } }];
+    const bye = (reason: ByeReason): Action[] => [
+      { do: 'send', to: from, data: { p2p: 1, type: 'bye', session: data.session, reason } },
+    ];
     if (this.selfId === null || !this.others.includes(from)) return [];
     if (!this.allowed) return bye('off');
     if (this.others.length !== 1) return bye('third');
@@ -211,15 +232,24 @@ export class Negotiation {
    * Back to the server. `linger`: keep the old connection until the server path shows media
    * (it was carrying some). `tell`: send the peer a `bye` so it does not wait for ICE to notice.
    */
-  private end(reason: ByeReason, _now: number, linger: boolean, tell = reason !== 'left' && reason !== 'third'): Action[] {
+  private end(
+    reason: ByeReason,
+    _now: number,
+    linger: boolean,
+    tell = reason !== 'left' && reason !== 'third',
+  ): Action[] {
     const s = this.session;
     if (!s) return [];
     this.session = null;
     const out: Action[] = [];
-    if (tell) out.push({ do: 'send', to: s.peer, data: { p2p: 1, type: 'bye', session: s.id, reason } });
+    if (tell)
+      out.push({ do: 'send', to: s.peer, data: { p2p: 1, type: 'bye', session: s.id, reason } });
     if (s.peerReceiving) out.push({ do: 'publish', path: 'server', peer: null });
     if (s.receiving) out.push({ do: 'play', peer: s.peer, path: 'server' });
-    out.push({ do: linger && (s.receiving || s.peerReceiving) ? 'retire' : 'close', session: s.id });
+    out.push({
+      do: linger && (s.receiving || s.peerReceiving) ? 'retire' : 'close',
+      session: s.id,
+    });
     return out;
   }
 }

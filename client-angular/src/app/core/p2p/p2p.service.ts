@@ -87,15 +87,24 @@ export class P2pService implements OnDestroy {
       const v = this.view();
       if (!v) return;
       const self = v.selfId();
-      const others = v.participants().map((p) => p.id).filter((id) => id !== self);
+      const others = v
+        .participants()
+        .map((p) => p.id)
+        .filter((id) => id !== self);
       const allowed = this.meetingAllows();
       untracked(() => {
-        if (self !== null) this.run(this.machine.roster(self, others, this.allowed(allowed), performance.now()));
+        if (self !== null)
+          this.run(this.machine.roster(self, others, this.allowed(allowed), performance.now()));
       });
     });
     effect(() => {
       // Our tracks follow the devices and switches, on every live connection.
-      const tracks = [this.capture.mic(), this.capture.camOn() ? this.capture.camera() : null, this.capture.screen(), this.capture.screenAudio()];
+      const tracks = [
+        this.capture.mic(),
+        this.capture.camOn() ? this.capture.camera() : null,
+        this.capture.screen(),
+        this.capture.screenAudio(),
+      ];
       untracked(() => {
         for (const c of this.conns.values()) this.attachTracks(c, tracks);
       });
@@ -115,7 +124,10 @@ export class P2pService implements OnDestroy {
   /** Settings from the join answer (ICE servers, whether the server and meeting allow it). */
   configure(answer: JoinAnswer): void {
     this.iceServers = answer.p2p?.ice_servers ?? [];
-    this.serverAllows = !!answer.p2p && answer.p2p.server_enabled !== false && typeof RTCPeerConnection === 'function';
+    this.serverAllows =
+      !!answer.p2p &&
+      answer.p2p.server_enabled !== false &&
+      typeof RTCPeerConnection === 'function';
     this.meetingAllows.set(answer.p2p?.enabled ?? false);
   }
 
@@ -132,7 +144,10 @@ export class P2pService implements OnDestroy {
   onSignal(from: number, data: unknown): void {
     if (!isP2pSignal(data)) return;
     // The host's client speaks for the meeting's switch: its offer means on, its "off" means off.
-    const host = this.view()?.participants().find((p) => p.id === from)?.role === 'host';
+    const host =
+      this.view()
+        ?.participants()
+        .find((p) => p.id === from)?.role === 'host';
     if (host && data.type === 'offer' && !this.meetingAllows()) this.meetingAllows.set(true);
     if (host && data.type === 'bye' && data.reason === 'off') this.meetingAllows.set(false);
     this.syncRoster();
@@ -145,17 +160,32 @@ export class P2pService implements OnDestroy {
   }
 
   /** For the e2e tests: the selected candidate pair of the live session, from getStats(). */
-  async stats(): Promise<{ session: string | null; active: boolean; pairState: string | null; ice: string | null; framesDirect: number[] }> {
+  async stats(): Promise<{
+    session: string | null;
+    active: boolean;
+    pairState: string | null;
+    ice: string | null;
+    framesDirect: number[];
+  }> {
     const s = this.machine.current;
     const c = s ? this.conns.get(s.id) : undefined;
     let pairState: string | null = null;
     if (c) {
       const report = await c.pc.getStats();
-      report.forEach((r: { type: string; state?: string; nominated?: boolean; selected?: boolean }) => {
-        if (r.type === 'candidate-pair' && r.state === 'succeeded' && r.nominated) pairState = 'succeeded';
-      });
+      report.forEach(
+        (r: { type: string; state?: string; nominated?: boolean; selected?: boolean }) => {
+          if (r.type === 'candidate-pair' && r.state === 'succeeded' && r.nominated)
+            pairState = 'succeeded';
+        },
+      );
     }
-    return { session: s?.id ?? null, active: this.machine.active, pairState, ice: c?.pc.iceConnectionState ?? null, framesDirect: c ? [...c.frames] : [] };
+    return {
+      session: s?.id ?? null,
+      active: this.machine.active,
+      pairState,
+      ice: c?.pc.iceConnectionState ?? null,
+      framesDirect: c ? [...c.frames] : [],
+    };
   }
 
   private allowed(meeting: boolean): boolean {
@@ -166,15 +196,22 @@ export class P2pService implements OnDestroy {
     const v = this.view();
     const self = v?.selfId();
     if (!v || self === null || self === undefined) return;
-    const others = v.participants().map((p) => p.id).filter((id) => id !== self);
-    this.run(this.machine.roster(self, others, this.allowed(this.meetingAllows()), performance.now()));
+    const others = v
+      .participants()
+      .map((p) => p.id)
+      .filter((id) => id !== self);
+    this.run(
+      this.machine.roster(self, others, this.allowed(this.meetingAllows()), performance.now()),
+    );
   }
 
   // ---- actions ----------------------------------------------------------------------------
 
   private run(actions: Action[]): void {
     for (const a of actions) {
-      this.events.push(`${Math.round(performance.now())} ${a.do} ${'session' in a ? a.session : ''}${a.do === 'send' ? ` ${a.data.type}` : ''}${a.do === 'play' || a.do === 'publish' ? ` ${a.path}` : ''}`);
+      this.events.push(
+        `${Math.round(performance.now())} ${a.do} ${'session' in a ? a.session : ''}${a.do === 'send' ? ` ${a.data.type}` : ''}${a.do === 'play' || a.do === 'publish' ? ` ${a.path}` : ''}`,
+      );
       if (this.events.length > 100) this.events.shift();
       this.carryOut(a);
     }
@@ -221,23 +258,55 @@ export class P2pService implements OnDestroy {
         this.receivingDirect.set(a.path === 'p2p');
         // To P2P: from the session's start until its media plays. Back: from the reason until
         // the server path shows the peer's camera again (tick).
-        this.switches.push({ to: a.path, peer: a.peer, from: a.path === 'p2p' ? (this.machine.current?.openedAt ?? performance.now()) : performance.now(), done: a.path === 'p2p' ? performance.now() : null });
+        this.switches.push({
+          to: a.path,
+          peer: a.peer,
+          from:
+            a.path === 'p2p'
+              ? (this.machine.current?.openedAt ?? performance.now())
+              : performance.now(),
+          done: a.path === 'p2p' ? performance.now() : null,
+        });
         if (this.switches.length > 50) this.switches.shift();
         break;
       case 'publish':
         this.publish.suspend(a.path === 'p2p');
         this.path.set(a.path);
-        this.transport.send(a.path === 'p2p' && a.peer !== null ? { type: 'media_path', path: 'p2p', peer: a.peer } : { type: 'media_path', path: 'server' });
+        this.transport.send(
+          a.path === 'p2p' && a.peer !== null
+            ? { type: 'media_path', path: 'p2p', peer: a.peer }
+            : { type: 'media_path', path: 'server' },
+        );
         break;
     }
   }
 
   private open(session: string, peer: number, offerer: boolean): void {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
-    const c: Conn = { session, peer, pc, transceivers: [], lastAt: [0, 0, 0, 0], frames: [0, 0, 0, 0], readers: [], sinks: [], remoteSet: false, queued: [], chain: Promise.resolve(), retiredAt: null };
+    const c: Conn = {
+      session,
+      peer,
+      pc,
+      transceivers: [],
+      lastAt: [0, 0, 0, 0],
+      frames: [0, 0, 0, 0],
+      readers: [],
+      sinks: [],
+      remoteSet: false,
+      queued: [],
+      chain: Promise.resolve(),
+      retiredAt: null,
+    };
     this.conns.set(session, c);
-    pc.onicecandidate = (e) => this.send(c, { p2p: 1, type: 'candidate', session, candidate: e.candidate ? e.candidate.toJSON() : null });
-    pc.oniceconnectionstatechange = () => this.run(this.machine.ice(session, pc.iceConnectionState, performance.now()));
+    pc.onicecandidate = (e) =>
+      this.send(c, {
+        p2p: 1,
+        type: 'candidate',
+        session,
+        candidate: e.candidate ? e.candidate.toJSON() : null,
+      });
+    pc.oniceconnectionstatechange = () =>
+      this.run(this.machine.ice(session, pc.iceConnectionState, performance.now()));
     if (!offerer) return;
     this.enqueue(session, async () => {
       c.transceivers = KINDS.map((k) => pc.addTransceiver(k, { direction: 'sendrecv' }));
@@ -245,7 +314,12 @@ export class P2pService implements OnDestroy {
       this.attachTracks(c, this.localTracks());
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
-      this.send(c, { p2p: 1, type: 'offer', session, sdp: pc.localDescription?.sdp ?? offer.sdp ?? '' });
+      this.send(c, {
+        p2p: 1,
+        type: 'offer',
+        session,
+        sdp: pc.localDescription?.sdp ?? offer.sdp ?? '',
+      });
     });
   }
 
@@ -258,13 +332,19 @@ export class P2pService implements OnDestroy {
     this.attachTracks(c, this.localTracks());
     const answer = await c.pc.createAnswer();
     await c.pc.setLocalDescription(answer);
-    this.send(c, { p2p: 1, type: 'answer', session: c.session, sdp: c.pc.localDescription?.sdp ?? answer.sdp ?? '' });
+    this.send(c, {
+      p2p: 1,
+      type: 'answer',
+      session: c.session,
+      sdp: c.pc.localDescription?.sdp ?? answer.sdp ?? '',
+    });
     await this.remoteReady(c);
   }
 
   private async remoteReady(c: Conn): Promise<void> {
     c.remoteSet = true;
-    for (const cand of c.queued.splice(0)) await c.pc.addIceCandidate(cand ?? undefined).catch(() => undefined);
+    for (const cand of c.queued.splice(0))
+      await c.pc.addIceCandidate(cand ?? undefined).catch(() => undefined);
     c.transceivers.forEach((t, i) => this.read(c, i, t.receiver.track));
   }
 
@@ -281,7 +361,9 @@ export class P2pService implements OnDestroy {
       void el.play().catch(() => undefined);
       c.sinks.push(el);
     }
-    const reader = new MediaStreamTrackProcessor<VideoFrame | AudioData>({ track }).readable.getReader();
+    const reader = new MediaStreamTrackProcessor<VideoFrame | AudioData>({
+      track,
+    }).readable.getReader();
     c.readers.push(reader);
     const loop = async () => {
       try {
@@ -374,7 +456,9 @@ export class P2pService implements OnDestroy {
     for (const r of [...this.conns.values()]) {
       if (r.retiredAt === null) continue;
       // Close once the server path shows the peer's video again (or it has none), or at the cap.
-      const video = [Slot.Camera, Slot.ScreenVideo].map((slot) => trackIdOf(r.peer, slot)).filter((id) => this.playback.lastVideoAt(id, 'p2p') > r.retiredAt! - 1000);
+      const video = [Slot.Camera, Slot.ScreenVideo]
+        .map((slot) => trackIdOf(r.peer, slot))
+        .filter((id) => this.playback.lastVideoAt(id, 'p2p') > r.retiredAt! - 1000);
       const back = video.every((id) => this.playback.lastVideoAt(id, 'server') > r.retiredAt!);
       if ((back && now - r.retiredAt > 200) || now - r.retiredAt > RETIRE_MAX_MS) this.close(r);
     }

@@ -5,7 +5,7 @@ import { CaptureService } from '../../core/media/publish/capture.service';
 import { PublishService } from '../../core/media/publish/publish.service';
 import { PlaybackService } from '../../core/media/watch/playback.service';
 import { P2pService } from '../../core/p2p/p2p.service';
-import { SPEAKING_DBOV } from '../../core/media/levels';
+import { rmsToDbov, SPEAKING_DBOV } from '../../core/media/levels';
 import { ChatMessage, MAX_CHAT_CHARS, Participant, ServerMessage, Track, TransportKind } from '../../core/protocol/control';
 import { MediaFrame, MediaKind, participantOfTrack, Slot, trackIdOf } from '../../core/protocol/frame';
 import { TransportPreference, TransportService } from '../../core/transport/transport.service';
@@ -457,11 +457,13 @@ export class RoomService implements OnDestroy {
     const now = performance.now();
     const out: Record<number, number> = {};
     for (const [pid, v] of this.rawLevels) out[pid] = now - v.at < 500 ? v.level : 127;
-    this.levels.set(out);
     const rx: Record<number, number> = {};
     for (const t of this.tracks()) {
       if (t.kind === 'audio' && t.participant_id !== this.selfId()) rx[t.participant_id] = this.playback.loudness(t.track_id);
     }
+    // A direct call brings no frame headers: the level comes from the audio we decoded.
+    if (this.p2p.receivingDirect()) for (const [pid, l] of Object.entries(rx)) out[Number(pid)] = Math.min(out[Number(pid)] ?? 127, rmsToDbov(l));
+    this.levels.set(out);
     this.rxLoudness.set(rx);
     if (this.ticks++ % 5 === 0) this.updateQuality(now);
   }
