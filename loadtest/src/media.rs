@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
-use quicmeet_transcode::testsrc::{self, ClipConfig};
+use quicmeet_testkit::clip::{self, ClipConfig};
 
 use crate::cli::{Args, OnOff};
 
@@ -83,13 +83,7 @@ fn vp8_groups(
         keyframe_interval: interval,
         bitrate_bps: kbps.saturating_mul(1000).max(20_000),
     };
-    let frames = testsrc::vp8_clip(&cfg)
-        .with_context(|| format!("encoding the VP8 test clip {width}x{height}"))?;
-    anyhow::ensure!(!frames.is_empty(), "the VP8 encoder produced no frames");
-    anyhow::ensure!(
-        frames[0].keyframe,
-        "the VP8 clip does not start with a keyframe"
-    );
+    let frames = clip::vp8(&cfg)?;
     Ok(Arc::new(Clip {
         frames: frames
             .into_iter()
@@ -133,7 +127,7 @@ impl Library {
             None
         };
         let audio = if args.audio == OnOff::On {
-            let pkts = testsrc::opus_tone(50, 440.0).context("encoding the Opus test tone")?;
+            let pkts = clip::opus(50)?;
             Some(Arc::new(Clip {
                 frames: pkts
                     .into_iter()

@@ -1,5 +1,5 @@
 //! What participant tasks record: per-stream statistics owned by one task, and run-wide
-//! counters and histograms shared lock-free by all of them.
+//! counters and histograms shared by all of them (atomics, and short locks for histograms).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use quicmeet_proto::MediaKind;
 use serde::Serialize;
 
-use crate::hist::{AtomicHist, Hist, Summary};
+use crate::hist::{Hist, SharedHist, Summary};
 
 /// Index of a media kind in per-kind arrays.
 pub fn kind_index(k: MediaKind) -> usize {
@@ -162,9 +162,9 @@ impl StreamStat {
 #[derive(Debug, Default)]
 pub struct Shared {
     /// Latency per kind, whole run.
-    pub latency: [AtomicHist; 3],
+    pub latency: [SharedHist; 3],
     /// Latency of all kinds, current one-second window (taken by the sampler).
-    pub window: AtomicHist,
+    pub window: SharedHist,
     /// Frames sent per kind.
     pub frames_sent: [AtomicU64; 3],
     /// Bytes sent.
@@ -188,9 +188,9 @@ pub struct Shared {
     /// Chat messages received (every participant counts).
     pub chat_rx: AtomicU64,
     /// Chat latency from send to receipt (µs).
-    pub chat_latency: AtomicHist,
+    pub chat_latency: SharedHist,
     /// Lateness of publishers' sends against their schedule (µs).
-    pub sender_lag: AtomicHist,
+    pub sender_lag: SharedHist,
     /// REST join time (µs).
     pub join_api: Mutex<Hist>,
     /// Transport handshake + hello → welcome (µs).

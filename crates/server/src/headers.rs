@@ -37,10 +37,18 @@ impl SecurityHeaders {
     /// `tls`: the TCP listener speaks HTTPS. `h3_port`: where HTTP/3 listens, if it does.
     pub fn new(tls: bool, ws_url: &str, wt_url: &str, h3_port: Option<u16>) -> Self {
         let mut connect = vec!["'self'".to_owned()];
+        let mut allow = |o: String| {
+            if !connect.contains(&o) {
+                connect.push(o);
+            }
+        };
         for u in [ws_url, wt_url] {
             if let Some(o) = origin(u) {
-                if !connect.iter().any(|c| c == o) {
-                    connect.push(o.to_owned());
+                allow(o.to_owned());
+                // The client retries a WebTransport URL naming localhost on 127.0.0.1
+                // (Chromium resolves localhost to ::1 only for QUIC).
+                if let Some(rest) = o.strip_prefix("https://localhost:") {
+                    allow(format!("https://127.0.0.1:{rest}"));
                 }
             }
         }
@@ -119,7 +127,11 @@ mod tests {
         assert!(!csp.contains("script-src 'self' 'unsafe-inline'"));
         assert!(h.always.contains_key(header::STRICT_TRANSPORT_SECURITY));
         assert_eq!(h.alt_svc.unwrap(), "h3=\":443\"; ma=86400");
-        let plain = SecurityHeaders::new(false, "ws://x:1/ws", "https://x:2/wt", Some(1));
+        let plain = SecurityHeaders::new(false, "ws://x:1/ws", "https://localhost:2/wt", Some(1));
+        assert!(plain
+            .csp()
+            .unwrap()
+            .contains("connect-src 'self' ws://x:1 https://localhost:2 https://127.0.0.1:2;"));
         assert!(!plain.always.contains_key(header::STRICT_TRANSPORT_SECURITY));
         assert!(plain.alt_svc.is_none());
     }

@@ -281,6 +281,15 @@ async fn bind_http(config: &Config) -> anyhow::Result<(TcpListener, Option<std::
         if !config.http3 {
             return Ok((listener, None));
         }
+        if config.quic_addr.port() == config.http_addr.port() && config.http_addr.port() != 0 {
+            // WebTransport has this UDP port; it cannot be shared between two QUIC endpoints.
+            tracing::warn!(
+                port = config.http_addr.port(),
+                "HTTP/3 for the web app is off: --quic-addr uses the HTTP port's number for \
+                 WebTransport. Give WebTransport another port to have both."
+            );
+            return Ok((listener, None));
+        }
         let addr = listener.local_addr()?;
         match std::net::UdpSocket::bind(addr) {
             Ok(udp) => return Ok((listener, Some(udp))),

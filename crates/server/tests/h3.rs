@@ -74,7 +74,7 @@ async fn the_api_answers_over_http3_like_over_tcp() {
         .await
         .unwrap();
     assert_eq!(a.status, 201, "{:?}", a.json());
-    let token = token_from_mail(&wait_mail(&outbox, "hana@example.test", "/verify?token="));
+    let token = token_from_mail(&wait_mail(&outbox, "hana@example.test", "/verify?token=").await);
     let a = h3
         .post_json("/api/auth/verify", &[], &json!({"token": token}))
         .await

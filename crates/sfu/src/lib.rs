@@ -5,11 +5,13 @@
 //! gets, when a publisher must send a keyframe, what hosts may do, chat, reactions, hands,
 //! mute state, the active speaker, and the limits that protect the room from a misbehaving
 //! participant. [`queue::SubscriberQueue`] owns the per-subscriber send queue and its drop
-//! policy.
+//! policy; [`bwe`] owns the layer policy (each subscriber's preferred layers and how
+//! congestion moves them).
 //!
 //! It is driven like str0m: the server feeds [`Input`]s to [`Room::handle_input`] with the
-//! current [`std::time::Instant`] and carries out every [`Output`] from
-//! [`Room::poll_output`]. Media frames are [`quicmeet_proto::EncodedFrame`]s; forwarding clones
+//! current [`std::time::Instant`], carries out every [`Output`] from [`Room::poll_output`],
+//! and feeds [`Input::Tick`] when [`Room::poll_timeout`] is due (and only then: an idle room
+//! asks for no wake-ups). Media frames are [`quicmeet_proto::EncodedFrame`]s; forwarding clones
 //! their `Bytes`, so a frame reaches every subscriber byte-exact and is never copied.
 //!
 //! What this crate must never do: perform I/O, read a clock, spawn tasks, depend on tokio,
@@ -69,14 +71,16 @@
 //! assert!(starts_group); // WebTransport: open a new uni stream for this group
 //! ```
 
+pub mod bwe;
 pub mod queue;
 pub mod rate;
 mod room;
 
+pub use bwe::choose_layer;
 pub use queue::{
     ControlOverflow, Popped, Pushed, QueueConfig, QueueEvent, QueueStats, SubscriberQueue,
 };
 pub use room::{
-    choose_layer, ws_control_bytes, ConnId, Input, Join, MediaDrops, Output, Recipients, Room,
-    RoomConfig, RoomStats, SfuError, MAX_LAYER,
+    ConnId, Input, Join, MediaDrops, Output, Recipients, Room, RoomConfig, RoomStats, SfuError,
+    MAX_LAYER,
 };

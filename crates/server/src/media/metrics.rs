@@ -37,6 +37,10 @@ pub struct MediaMetrics {
     pub layer_switches: AtomicU64,
     /// Participants whose media goes peer to peer (`media_path{p2p}`), a gauge.
     pub p2p_participants: AtomicU64,
+    /// Steps a room skipped because its own state contradicted itself (bugs, not clients).
+    pub room_invariant_violations: AtomicU64,
+    /// Room actors that panicked; each closed its meeting with `goodbye{reason:"error"}`.
+    pub room_panics: AtomicU64,
     /// Time the room spends on one incoming frame: routing plus queueing for every subscriber.
     pub forward_latency: Histogram,
 }
@@ -119,7 +123,7 @@ impl Collector for MediaMetricsView {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let out = &mut enc;
         let m = &self.m;
-        let counters: [(&str, &str, &AtomicU64); 16] = [
+        let counters: [(&str, &str, &AtomicU64); 18] = [
             (
                 "quicmeet_layer_switches_total",
                 "Layer changes made by the congestion controller.",
@@ -199,6 +203,16 @@ impl Collector for MediaMetricsView {
                 "quicmeet_media_sessions_websocket_total",
                 "WebSocket sessions accepted.",
                 &m.sessions_ws,
+            ),
+            (
+                "quicmeet_room_invariant_violations_total",
+                "Room steps skipped because the room's state was inconsistent (a server bug).",
+                &m.room_invariant_violations,
+            ),
+            (
+                "quicmeet_room_panics_total",
+                "Room actors that panicked and closed their meeting with an error.",
+                &m.room_panics,
             ),
         ];
         for (name, help, v) in counters {

@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 pub use conn::{ConnOut, Transport};
 pub use metrics::{MediaMetrics, MediaMetricsView};
 
+#[cfg(feature = "fault-injection")]
+pub use room::FAULT_PANIC_CHAT;
 use room::{RoomCmd, ROOM_QUEUE};
 
 /// Why a connection was refused before it joined a room.
@@ -232,6 +234,16 @@ impl MediaHub {
             control_burst: RoomConfig::default()
                 .control_burst
                 .max(4.0 * self.config.max_participants as f64),
+            // Without the transcoder there is only the publisher's own layer to forward.
+            bwe: if self.transcoders.is_some() {
+                quicmeet_sfu::bwe::Config::default()
+            } else {
+                quicmeet_sfu::bwe::Config {
+                    adapt: false,
+                    max_layer: 0,
+                    ..quicmeet_sfu::bwe::Config::default()
+                }
+            },
             ..RoomConfig::default()
         };
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
@@ -246,15 +258,28 @@ impl MediaHub {
         );
         drop(rooms);
         self.metrics.rooms_opened.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(room::run(
+        let actor = tokio::spawn(room::run(
             self.clone(),
-            meeting.code,
+            meeting.code.clone(),
             generation,
             config,
             history,
             tx.clone(),
             rx,
         ));
+        // The actor contains its own panics; should one escape anyway, forget the room so
+        // the next join starts a fresh one (its connections see the channel close).
+        let hub = self.clone();
+        let code = meeting.code;
+        tokio::spawn(async move {
+            if let Err(e) = actor.await {
+                if e.is_panic() {
+                    hub.metrics.room_panics.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(room = %code, "room actor panicked outside its guard");
+                    hub.drop_room(&code, generation);
+                }
+            }
+        });
         self.conns.lock().insert(id, out.clone());
         Ok(Attached {
             out,
@@ -273,6 +298,14 @@ impl MediaHub {
             rooms.remove(code);
         }
         true
+    }
+
+    /// Removes a room whose actor failed, so the next join starts a fresh one.
+    fn drop_room(&self, code: &str, generation: u64) {
+        let mut rooms = self.rooms.lock();
+        if rooms.get(code).is_some_and(|e| e.generation == generation) {
+            rooms.remove(code);
+        }
     }
 
     fn detach(&self, id: ConnId) {

@@ -1,8 +1,15 @@
 //! The room actor: one task per live meeting that owns a `quicmeet_sfu::Room`, feeds it the
-//! connections' input and carries out its output.
+//! connections' input and what their transports measured, and carries out its output.
+//!
+//! The actor sleeps until a command arrives or the room's next deadline
+//! (`Room::poll_timeout`: held-back keyframe requests, speaker evaluation, the layer
+//! policy's next look), so an idle room costs no wake-ups. A panic inside the actor (a bug)
+//! closes this meeting with `goodbye{reason:"error"}` to its participants; the process and
+//! the other meetings keep running.
 
 use std::{
     collections::{HashMap, HashSet},
+    panic::AssertUnwindSafe,
     sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
@@ -11,7 +18,10 @@ use bytes::Bytes;
 use quicmeet_proto::{
     control, ChatMessage, ClientMessage, EncodedFrame, MediaPathKind, ServerMessage,
 };
-use quicmeet_sfu::{ConnId, Input, Join, Output, Pushed, QueueEvent, Room, RoomConfig};
+use quicmeet_sfu::{
+    bwe::Feedback, ConnId, Input, Join, MediaDrops, Output, Pushed, QueueEvent, Room, RoomConfig,
+    RoomStats,
+};
 use quicmeet_store::ChatRecord;
 use smallvec::SmallVec;
 use tokio::sync::mpsc;
@@ -20,7 +30,13 @@ use super::{xcode::TrackTranscoder, ConnOut, MediaHub};
 
 /// Commands a room's input channel holds at most (media is dropped, not queued, beyond it).
 pub const ROOM_QUEUE: usize = 4096;
-const TICK: Duration = Duration::from_millis(50);
+/// How soon a transcoder that could not be started is tried again.
+const XCODE_RETRY: Duration = Duration::from_secs(1);
+
+/// Chat text that makes the room actor panic, in builds with the `fault-injection` feature
+/// only (tests of the panic containment). Release builds have no such hook.
+#[cfg(feature = "fault-injection")]
+pub const FAULT_PANIC_CHAT: &str = "\u{1}quicmeet-fault-injection:panic-room";
 
 pub enum RoomCmd {
     Join(Join, Arc<ConnOut>),
@@ -34,25 +50,6 @@ pub enum RoomCmd {
     SourceKeyframe(u32),
 }
 
-/// Per-subscriber congestion state of the layer controller.
-#[derive(Default)]
-struct LayerCtl {
-    /// Lag events counted so far (queue drops, stream resets).
-    seen: u64,
-    /// Layers below the preferred one that congestion forces.
-    down: u8,
-    /// When `down` last changed or lag was last seen.
-    since: Option<Instant>,
-    /// The layer each track's subscription asked for itself (`set_layer` overwrites the
-    /// room's notion of the preference, so the controller remembers the client's).
-    base: SmallVec<[(u32, u8); 8]>,
-}
-
-/// How often the layer controller looks at each subscriber.
-const CTL_PERIOD: Duration = Duration::from_secs(1);
-/// How long a subscriber must be lag-free before it moves up a layer again.
-const CTL_RECOVER: Duration = Duration::from_secs(5);
-
 struct Actor {
     hub: Arc<MediaHub>,
     code: String,
@@ -63,8 +60,12 @@ struct Actor {
     tx: mpsc::Sender<RoomCmd>,
     xcode: HashMap<u32, TrackTranscoder>,
     pid_conn: HashMap<u32, ConnId>,
-    ctl: HashMap<ConnId, LayerCtl>,
-    next_ctl: Instant,
+    /// `Room::layers_version` the transcoders were last matched to.
+    layers_synced: Option<u64>,
+    /// A transcoder could not be started: try again then.
+    xcode_retry: Option<Instant>,
+    /// Room counters already added to the server's metrics.
+    reported: RoomStats,
     /// Connections whose media goes peer to peer (`media_path{p2p}`), for /metrics.
     direct: HashSet<ConnId>,
 }
@@ -89,33 +90,54 @@ pub async fn run(
         tx,
         xcode: HashMap::new(),
         pid_conn: HashMap::new(),
-        ctl: HashMap::new(),
-        next_ctl: Instant::now() + CTL_PERIOD,
+        layers_synced: None,
+        xcode_retry: None,
+        reported: RoomStats::default(),
         direct: HashSet::new(),
     };
     tracing::debug!(code = %code, "room started");
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
     loop {
-        tokio::select! {
+        let deadline = actor.poll_timeout();
+        if deadline != armed {
+            if let Some(at) = deadline {
+                sleep.as_mut().reset(at.into());
+            }
+            armed = deadline;
+        }
+        let step = tokio::select! {
             cmd = rx.recv() => match cmd {
-                Some(cmd) => {
-                    actor.handle(cmd);
-                    // Take what else is waiting before yielding, up to a bound.
-                    for _ in 0..64 {
-                        match rx.try_recv() {
-                            Ok(cmd) => actor.handle(cmd),
-                            Err(_) => break,
-                        }
-                    }
-                }
+                Some(cmd) => Step::Commands(cmd),
                 None => break,
             },
-            _ = tick.tick() => {
-                actor.input(Input::Tick);
-                actor.control_layers();
-                actor.sync_transcoders();
+            _ = &mut sleep, if armed.is_some() => {
+                armed = None;
+                Step::Timeout
             }
+        };
+        let ok = std::panic::catch_unwind(AssertUnwindSafe(|| match step {
+            Step::Commands(cmd) => {
+                actor.handle(cmd);
+                // Take what else is waiting before yielding, up to a bound.
+                for _ in 0..64 {
+                    match rx.try_recv() {
+                        Ok(cmd) => actor.handle(cmd),
+                        Err(_) => break,
+                    }
+                }
+                actor.settle();
+            }
+            Step::Timeout => {
+                actor.input(Input::Tick);
+                actor.settle();
+            }
+        }));
+        if ok.is_err() {
+            actor.fail();
+            hub.drop_room(&code, generation);
+            break;
         }
         if actor.room.is_empty()
             && actor.conns.is_empty()
@@ -127,22 +149,42 @@ pub async fn run(
     tracing::debug!(code = %code, "room closed");
 }
 
+enum Step {
+    Commands(RoomCmd),
+    Timeout,
+}
+
 impl Actor {
+    /// The earliest time something is due: the room's own deadline or a transcoder retry.
+    fn poll_timeout(&self) -> Option<Instant> {
+        match (self.room.poll_timeout(), self.xcode_retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// After a batch of input: bring the transcoders in line with the wanted layers and
+    /// report the room's counters.
+    fn settle(&mut self) {
+        let version = self.room.layers_version();
+        let retry_due = self.xcode_retry.is_some_and(|t| Instant::now() >= t);
+        if self.layers_synced != Some(version) || retry_due {
+            self.layers_synced = Some(version);
+            self.sync_transcoders();
+        }
+        self.report();
+    }
+
     fn handle(&mut self, cmd: RoomCmd) {
         match cmd {
             RoomCmd::Join(join, out) => {
                 self.conns.insert(join.conn, out);
                 self.input(Input::Join(join));
-                self.sync_transcoders();
             }
             RoomCmd::Control(from, msg) => {
-                // A new subscribe states a new preference for the controller to build on.
-                if let ClientMessage::Subscribe { track_id, .. }
-                | ClientMessage::Unsubscribe { track_id } = &msg
-                {
-                    if let Some(st) = self.ctl.get_mut(&from) {
-                        st.base.retain(|(t, _)| t != track_id);
-                    }
+                #[cfg(feature = "fault-injection")]
+                if matches!(&msg, ClientMessage::Chat { text } if text == FAULT_PANIC_CHAT) {
+                    panic!("fault injection: room {} asked to panic", self.code);
                 }
                 if let ClientMessage::MediaPath { path, .. } = &msg {
                     self.set_direct(from, *path == MediaPathKind::P2p);
@@ -154,7 +196,6 @@ impl Actor {
                     }
                 }
                 self.input(Input::Control(from, msg));
-                self.sync_transcoders();
             }
             RoomCmd::Media(from, frame) => {
                 let t = Instant::now();
@@ -181,9 +222,8 @@ impl Actor {
             RoomCmd::Leave(conn, reason) => {
                 self.set_direct(conn, false);
                 self.conns.remove(&conn);
-                self.ctl.remove(&conn);
+                self.pid_conn.retain(|_, c| *c != conn);
                 self.input(Input::Leave(conn, reason));
-                self.sync_transcoders();
             }
             RoomCmd::LayerMedia(frame) => self.input(Input::LayerMedia(frame)),
             RoomCmd::SourceKeyframe(track_id) => {
@@ -210,29 +250,41 @@ impl Actor {
         if changed {
             let g = &self.hub.metrics.p2p_participants;
             if on {
-                g.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                g.fetch_add(1, Ordering::Relaxed);
             } else {
-                g.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                g.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
 
     fn input(&mut self, input: Input) {
-        let before = self.room.stats().dropped;
         self.room.handle_input(Instant::now(), input);
         self.drain();
         while let Some(i) = self.feedback.pop() {
             self.room.handle_input(Instant::now(), i);
             self.drain();
         }
-        let after = self.room.stats().dropped;
-        let refused = total_drops(&after) - total_drops(&before);
+    }
+
+    /// Adds what the room counted since the last report to the server's metrics.
+    fn report(&mut self) {
+        let now = *self.room.stats();
+        let m = &self.hub.metrics;
+        let refused = total_drops(&now.dropped) - total_drops(&self.reported.dropped);
         if refused > 0 {
-            self.hub
-                .metrics
-                .dropped_by_room
-                .fetch_add(refused, Ordering::Relaxed);
+            m.dropped_by_room.fetch_add(refused, Ordering::Relaxed);
         }
+        let switches = now.layer_switches - self.reported.layer_switches;
+        if switches > 0 {
+            m.layer_switches.fetch_add(switches, Ordering::Relaxed);
+        }
+        let broken = now.invariant_violations - self.reported.invariant_violations;
+        if broken > 0 {
+            m.room_invariant_violations
+                .fetch_add(broken, Ordering::Relaxed);
+            tracing::error!(room = %self.code, count = broken, "room state inconsistent; step skipped");
+        }
+        self.reported = now;
     }
 
     fn drain(&mut self) {
@@ -257,9 +309,16 @@ impl Actor {
                     }
                     for e in self.events.drain(..) {
                         match e {
-                            QueueEvent::NeedKeyframe { track_id, .. } => self
-                                .feedback
-                                .push(Input::KeyframeNeeded { from: to, track_id }),
+                            QueueEvent::NeedKeyframe { track_id, .. } => {
+                                self.feedback
+                                    .push(Input::KeyframeNeeded { from: to, track_id });
+                                // The subscriber could not keep up: the layer policy's fast
+                                // signal.
+                                self.feedback.push(Input::Feedback {
+                                    conn: to,
+                                    feedback: Feedback::Lag { events: 1 },
+                                });
+                            }
                             QueueEvent::ResetGroup { .. } => {
                                 m.group_resets.fetch_add(1, Ordering::Relaxed);
                             }
@@ -298,6 +357,7 @@ impl Actor {
                     conn,
                     participant_id,
                 } => {
+                    self.pid_conn.insert(participant_id, conn);
                     tracing::debug!(room = %self.code, conn = conn.0, participant_id, "joined");
                 }
                 Output::ChatPersist(c) => {
@@ -323,13 +383,29 @@ impl Actor {
             m.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
         }
     }
+
+    /// The actor panicked: its state is not to be trusted, so the meeting ends for everyone
+    /// in it with `goodbye{reason:"error"}`; they can rejoin into a fresh room.
+    fn fail(&mut self) {
+        self.hub.metrics.room_panics.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(room = %self.code, participants = self.conns.len(), "room actor panicked; closing the meeting");
+        let bye = Bytes::from(control::encode(&ServerMessage::goodbye(
+            "error",
+            "The meeting hit a server error. Rejoin to continue.",
+        )));
+        for (_, conn) in self.conns.drain() {
+            conn.push_control(bye.clone());
+            conn.close("error");
+        }
+        self.xcode.clear();
+    }
 }
 
 impl Actor {
     /// Starts, retunes or stops transcoders so exactly the wanted lower layers are made.
     fn sync_transcoders(&mut self) {
+        self.xcode_retry = None;
         let Some(xc) = self.hub.transcoders.clone() else {
-            self.without_transcoders();
             return;
         };
         let mut live: SmallVec<[(u32, quicmeet_proto::MediaKind); 8]> = SmallVec::new();
@@ -343,98 +419,20 @@ impl Actor {
             let wanted = self.room.wanted_layers(track_id) & !1;
             match self.xcode.get_mut(&track_id) {
                 Some(x) => x.set_wanted(wanted),
-                None if wanted != 0 => {
-                    if let Some(mut x) = xc.start(self.tx.clone(), track_id, kind) {
+                None if wanted != 0 => match xc.start(self.tx.clone(), track_id, kind) {
+                    Some(mut x) => {
                         x.set_wanted(wanted);
                         self.xcode.insert(track_id, x);
                     }
-                }
+                    None => self.xcode_retry = Some(Instant::now() + XCODE_RETRY),
+                },
                 None => {}
             }
         }
     }
-
-    /// With server-side layers off, every subscription gets the publisher's own layer.
-    fn without_transcoders(&mut self) {
-        let now = Instant::now();
-        let mut fix: SmallVec<[(ConnId, u32); 8]> = SmallVec::new();
-        for conn in self.conns.keys() {
-            for (track_id, preferred, current) in self.room.subscriptions(*conn) {
-                if preferred > 0 || current.is_some_and(|c| c > 0) {
-                    fix.push((*conn, track_id));
-                }
-            }
-        }
-        for (conn, track_id) in fix {
-            let _ = self.room.set_layer(now, conn, track_id, 0);
-        }
-        if !self.room.is_empty() {
-            self.drain();
-        }
-    }
-
-    /// Moves subscribers that cannot keep up down a layer, and back up after a calm period.
-    fn control_layers(&mut self) {
-        let now = Instant::now();
-        if now < self.next_ctl || self.hub.transcoders.is_none() {
-            return;
-        }
-        self.next_ctl = now + CTL_PERIOD;
-        let tracks: SmallVec<[u32; 8]> = self
-            .room
-            .tracks()
-            .filter(|t| t.kind.is_video())
-            .map(|t| t.track_id)
-            .collect();
-        let mut changes: SmallVec<[(ConnId, u32, u8); 8]> = SmallVec::new();
-        for (id, out) in &self.conns {
-            let lag = out.lag_events();
-            let st = self.ctl.entry(*id).or_default();
-            let before = st.down;
-            if lag > st.seen {
-                st.down = (st.down + 1).min(quicmeet_sfu::MAX_LAYER);
-                st.since = Some(now);
-            } else if st.down > 0
-                && st
-                    .since
-                    .is_some_and(|t| now.duration_since(t) >= CTL_RECOVER)
-            {
-                st.down -= 1;
-                st.since = Some(now);
-            }
-            st.seen = lag;
-            if st.down == before {
-                continue;
-            }
-            for &tid in &tracks {
-                if let Some((preferred, current)) = self.room.subscription_layer(*id, tid) {
-                    let base = match st.base.iter().find(|(t, _)| *t == tid) {
-                        Some((_, b)) => *b,
-                        None => {
-                            st.base.push((tid, preferred));
-                            preferred
-                        }
-                    };
-                    let target = (base + st.down).min(quicmeet_sfu::MAX_LAYER);
-                    if current != Some(target) {
-                        changes.push((*id, tid, target));
-                    }
-                }
-            }
-        }
-        for (conn, tid, layer) in changes {
-            if self.room.set_layer(now, conn, tid, layer).is_ok() {
-                self.hub
-                    .metrics
-                    .layer_switches
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.drain();
-    }
 }
 
-fn total_drops(d: &quicmeet_sfu::MediaDrops) -> u64 {
+fn total_drops(d: &MediaDrops) -> u64 {
     d.unknown_sender
         + d.not_admitted
         + d.not_owner

@@ -1,0 +1,504 @@
+//! Per-subscriber congestion state and the layer policy, sans-IO.
+//!
+//! [`Bwe`] decides which layer each video subscription gets. It owns what the subscriber
+//! asked for (the *preferred* layer, from its tile size or an explicit choice) and how many
+//! layers below that congestion pushes it, so nobody else has to remember the client's own
+//! choice while a congested subscriber is held down.
+//!
+//! It is driven like str0m's `bwe`: the caller feeds [`Input`]s with the current time (what
+//! the subscriber asked for, and [`Feedback`] measured by the transport), calls
+//! [`Bwe::handle_timeout`] when [`Bwe::poll_timeout`] is due, and carries out every
+//! [`Output`] from [`Bwe::poll_output`]. It never reads a clock and does no I/O.
+//!
+//! Rules:
+//! - a subscriber is looked at on a fixed grid of [`Config::period`] (1 s), and only when
+//!   something is pending: lag events that arrived since the last look, or a layer it was
+//!   pushed down that may recover. An idle or calm subscriber costs no wake-up;
+//! - any lag in a period moves every video subscription of that subscriber one layer down
+//!   (at most to the lowest layer);
+//! - after [`Config::recover_after`] (5 s) without lag it moves up one layer, and again
+//!   after each further calm interval, until it is back at its preferred layers;
+//! - the layer never exceeds [`Config::max_layer`] (0 when the server makes no lower layers)
+//!   and never goes above what the tile needs ([`choose_layer`]);
+//! - a new choice of the subscriber (subscribe, tile change) is carried out as asked;
+//!   congestion moves it again from the next decision on.
+//!
+//! Feedback is an open set ([`Feedback`] is `#[non_exhaustive]`): transport statistics are
+//! new variants, not a new shape of [`Input`].
+
+mod estimate;
+mod tile;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use smallvec::SmallVec;
+
+pub use estimate::{Estimator, TransportStats};
+pub use tile::choose_layer;
+
+use crate::room::{ConnId, MAX_LAYER};
+
+const LAYERS: usize = MAX_LAYER as usize + 1;
+/// Share of the estimate given to video (the rest is headroom for audio, control, overhead).
+const VIDEO_SHARE: f64 = 0.85;
+/// Bits per second kept for each subscriber's audio before video is budgeted.
+const AUDIO_RESERVE_BPS: f64 = 100_000.0;
+/// A better layer is taken only when it fits this many times over.
+const UP_MARGIN: f64 = 1.25;
+/// After the budget moved a subscriber down, it waits this long before moving up again.
+const UP_HOLD: Duration = Duration::from_secs(4);
+/// A layer whose rate is unknown is assumed to cost this fraction of the next better one.
+const LAYER_RATIO: u64 = 3;
+
+/// Settings of the policy. `Default` gives production values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Whether congestion moves layers at all (off when there are no lower layers to use).
+    pub adapt: bool,
+    /// The lowest layer (highest index) that exists; 0 when only the publisher's own layer
+    /// is available.
+    pub max_layer: u8,
+    /// How often a subscriber with pending signals is looked at.
+    pub period: Duration,
+    /// How long a subscriber must be free of lag before it moves up a layer.
+    pub recover_after: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            adapt: true,
+            max_layer: MAX_LAYER,
+            period: Duration::from_secs(1),
+            recover_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the transport measured about one subscriber's downlink.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Feedback {
+    /// The subscriber could not keep up: its queue or its transport dropped video and cut a
+    /// track back to the next keyframe. A fast signal, acted on at the next look.
+    Lag {
+        /// How many such events.
+        events: u32,
+    },
+    /// A sample of the transport's statistics (see [`TransportStats`]): feeds the
+    /// subscriber's bandwidth estimate, which then budgets its video.
+    Stats(TransportStats),
+}
+
+/// Something the policy must know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A subscriber subscribed to a video track (or changed its tile): `preferred` is the
+    /// layer it asked for.
+    Subscribe {
+        /// The subscriber.
+        conn: ConnId,
+        /// The video track.
+        track_id: u32,
+        /// Its own choice of layer.
+        preferred: u8,
+    },
+    /// The subscription ended (unsubscribed, or the track was unpublished).
+    Unsubscribe {
+        /// The subscriber.
+        conn: ConnId,
+        /// The track.
+        track_id: u32,
+    },
+    /// The subscriber left; forget everything about it.
+    Leave(ConnId),
+    /// A measurement of the subscriber's downlink.
+    Feedback {
+        /// The subscriber.
+        conn: ConnId,
+        /// What was measured.
+        feedback: Feedback,
+    },
+    /// What a video track's layers cost now, bits per second (0: unknown), and whether it is
+    /// a screen share (budgeted first).
+    Track {
+        /// The track.
+        track_id: u32,
+        /// Screen share.
+        screen: bool,
+        /// Rate of each layer.
+        bps: [u64; LAYERS],
+    },
+    /// The track was unpublished.
+    TrackGone(u32),
+    /// The active speaker's camera track (budgeted right after screen shares).
+    Speaker(Option<u32>),
+}
+
+/// Why a layer was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cause {
+    /// The subscriber asked for it (subscribe, tile change); congestion already applied.
+    Preference,
+    /// The subscriber lagged: one layer down.
+    Congestion,
+    /// The subscriber was calm long enough: one layer up.
+    Recovery,
+    /// The bandwidth estimate and the video budget moved it.
+    Estimate,
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Forward `layer` of `track_id` to `conn` from its next keyframe on.
+    Layer {
+        /// The subscriber.
+        conn: ConnId,
+        /// The video track.
+        track_id: u32,
+        /// The layer to forward.
+        layer: u8,
+        /// Why.
+        cause: Cause,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Subscriber {
+    /// Lag events reported so far.
+    lag: u64,
+    /// Lag events already acted on.
+    seen: u64,
+    /// Layers below the preferred ones that congestion forces.
+    down: u8,
+    /// When `down` last changed or lag was last acted on.
+    since: Option<Instant>,
+    /// When this subscriber must be looked at next; `None` when nothing is pending.
+    due: Option<Instant>,
+    /// Each video subscription's own choice and the layer last chosen for it.
+    prefs: SmallVec<[Pref; 8]>,
+    /// The downlink estimate, once the transport reports statistics.
+    est: Estimator,
+    /// When the budget last moved this subscriber down.
+    budget_down_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pref {
+    track_id: u32,
+    /// What the subscriber asked for.
+    preferred: u8,
+    /// What this policy last told the caller to forward.
+    told: u8,
+    /// The layer the video budget allows (0 while unconstrained).
+    fit: u8,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct TrackRate {
+    screen: bool,
+    bps: [u64; LAYERS],
+}
+
+impl TrackRate {
+    /// The cost of `layer`: measured, or derived from the next better measured layer.
+    fn cost(&self, layer: u8) -> f64 {
+        let l = layer as usize;
+        if let Some(&b) = self.bps.get(l).filter(|b| **b > 0) {
+            return b as f64;
+        }
+        (0..l)
+            .rev()
+            .find_map(|k| {
+                let b = *self.bps.get(k)?;
+                (b > 0).then(|| b / LAYER_RATIO.pow((l - k) as u32))
+            })
+            .unwrap_or(0) as f64
+    }
+}
+
+/// The layer policy of one room. See the module docs.
+#[derive(Debug)]
+pub struct Bwe {
+    config: Config,
+    /// Start of the grid on which subscribers are looked at.
+    origin: Instant,
+    subs: HashMap<ConnId, Subscriber>,
+    tracks: HashMap<u32, TrackRate>,
+    speaker_camera: Option<u32>,
+    outputs: VecDeque<Output>,
+    /// Earliest `due` of any subscriber.
+    next: Option<Instant>,
+}
+
+impl Bwe {
+    /// A policy with no subscribers; `now` starts its grid.
+    pub fn new(config: Config, now: Instant) -> Self {
+        Bwe {
+            config,
+            origin: now,
+            subs: HashMap::new(),
+            tracks: HashMap::new(),
+            speaker_camera: None,
+            outputs: VecDeque::new(),
+            next: None,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Feed one input. Outputs queue up for [`Bwe::poll_output`].
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Subscribe {
+                conn,
+                track_id,
+                preferred,
+            } => {
+                // A fresh choice of the subscriber is carried out as asked (within the
+                // layers that exist); congestion applies again from its next decision.
+                let max = self.config.max_layer.min(MAX_LAYER);
+                let preferred = preferred.min(MAX_LAYER);
+                let layer = preferred.min(max);
+                let s = self.subs.entry(conn).or_default();
+                let pref = Pref {
+                    track_id,
+                    preferred,
+                    told: layer,
+                    fit: 0,
+                };
+                match s.prefs.iter_mut().find(|p| p.track_id == track_id) {
+                    Some(p) => *p = pref,
+                    None => s.prefs.push(pref),
+                }
+                self.outputs.push_back(Output::Layer {
+                    conn,
+                    track_id,
+                    layer,
+                    cause: Cause::Preference,
+                });
+            }
+            Input::Unsubscribe { conn, track_id } => {
+                if let Some(s) = self.subs.get_mut(&conn) {
+                    s.prefs.retain(|p| p.track_id != track_id);
+                }
+            }
+            Input::Leave(conn) => {
+                if self.subs.remove(&conn).is_some_and(|s| s.due.is_some()) {
+                    self.reschedule();
+                }
+            }
+            Input::Feedback { conn, feedback } => self.feedback(now, conn, feedback),
+            Input::Track {
+                track_id,
+                screen,
+                bps,
+            } => {
+                self.tracks.insert(track_id, TrackRate { screen, bps });
+            }
+            Input::TrackGone(track_id) => {
+                self.tracks.remove(&track_id);
+            }
+            Input::Speaker(camera) => self.speaker_camera = camera,
+        }
+    }
+
+    /// Looks at `conn` at the next grid point unless it is due earlier already.
+    fn schedule(&mut self, conn: ConnId, now: Instant) {
+        let at = grid_at_or_after(self.origin, self.config.period, now);
+        let Some(s) = self.subs.get_mut(&conn) else {
+            return;
+        };
+        if s.due.is_none_or(|d| at < d) {
+            s.due = Some(at);
+            if self.next.is_none_or(|n| at < n) {
+                self.next = Some(at);
+            }
+        }
+    }
+
+    fn feedback(&mut self, now: Instant, conn: ConnId, feedback: Feedback) {
+        if !self.config.adapt {
+            return;
+        }
+        let s = self.subs.entry(conn).or_default();
+        match feedback {
+            Feedback::Lag { events } => {
+                s.lag += u64::from(events);
+                s.est.lag();
+                if s.lag > s.seen {
+                    self.schedule(conn, now);
+                }
+            }
+            Feedback::Stats(stats) => {
+                s.est.update(now, stats);
+                if s.est.bps().is_some() && !s.prefs.is_empty() {
+                    self.schedule(conn, now);
+                }
+            }
+        }
+    }
+
+    /// Time passed: look at every subscriber that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next.is_none_or(|n| now < n) {
+            return;
+        }
+        let (config, origin) = (self.config, self.origin);
+        let max = config.max_layer.min(MAX_LAYER);
+        for (conn, s) in self.subs.iter_mut() {
+            if s.due.is_none_or(|d| now < d) {
+                continue;
+            }
+            let before = s.down;
+            let mut cause = Cause::Congestion;
+            if s.lag > s.seen {
+                s.down = (s.down + 1).min(max);
+                s.since = Some(now);
+            } else if s.down > 0
+                && s.since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= config.recover_after)
+            {
+                s.down -= 1;
+                s.since = Some(now);
+                cause = Cause::Recovery;
+            }
+            s.seen = s.lag;
+            let budgeted = budget(s, &self.tracks, self.speaker_camera, now, max);
+            let recover = (s.down > 0).then(|| {
+                let since = s.since.unwrap_or(now);
+                grid_at_or_after(origin, config.period, since + config.recover_after)
+            });
+            // With an estimate the budget is revisited every period while video flows.
+            let periodic = (budgeted && !s.prefs.is_empty())
+                .then(|| grid_at_or_after(origin, config.period, now + config.period));
+            s.due = match (recover, periodic) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if s.down == before {
+                cause = Cause::Estimate;
+            }
+            for p in s.prefs.iter_mut() {
+                let layer = target(p.preferred, s.down, max).max(p.fit);
+                if layer != p.told {
+                    p.told = layer;
+                    self.outputs.push_back(Output::Layer {
+                        conn: *conn,
+                        track_id: p.track_id,
+                        layer,
+                        cause,
+                    });
+                }
+            }
+        }
+        self.reschedule();
+    }
+
+    /// Next output to carry out, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Bwe::handle_timeout`] must be called next; `None` while nothing is pending.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// The layer a subscription asked for itself.
+    pub fn preferred(&self, conn: ConnId, track_id: u32) -> Option<u8> {
+        let s = self.subs.get(&conn)?;
+        s.prefs
+            .iter()
+            .find(|p| p.track_id == track_id)
+            .map(|p| p.preferred)
+    }
+
+    /// How many layers below its preferences congestion holds a subscriber now.
+    pub fn held_down(&self, conn: ConnId) -> u8 {
+        self.subs.get(&conn).map_or(0, |s| s.down)
+    }
+
+    fn reschedule(&mut self) {
+        self.next = self.subs.values().filter_map(|s| s.due).min();
+    }
+}
+
+/// Shares the subscriber's video budget among its subscriptions, screen shares first, then
+/// the active speaker, then the others; sets each subscription's `fit`. False when there is
+/// no estimate yet (nothing budgeted).
+fn budget(
+    s: &mut Subscriber,
+    tracks: &HashMap<u32, TrackRate>,
+    speaker: Option<u32>,
+    now: Instant,
+    max: u8,
+) -> bool {
+    let Some(bps) = s.est.bps() else {
+        return false;
+    };
+    let mut left = bps as f64 * VIDEO_SHARE - AUDIO_RESERVE_BPS;
+    let rank = |t: u32| match tracks.get(&t) {
+        Some(r) if r.screen => 0,
+        _ if Some(t) == speaker => 1,
+        _ => 2,
+    };
+    let mut order: SmallVec<[(u8, u32, usize); 8]> = s
+        .prefs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (rank(p.track_id), p.track_id, i))
+        .collect();
+    order.sort_unstable();
+    let may_rise = s
+        .budget_down_at
+        .is_none_or(|t| now.saturating_duration_since(t) >= UP_HOLD);
+    let mut went_down = false;
+    for (_, track_id, i) in order {
+        let Some(p) = s.prefs.get_mut(i) else {
+            continue;
+        };
+        let rate = tracks.get(&track_id).copied().unwrap_or_default();
+        let floor = target(p.preferred, s.down, max);
+        let cur = p.told.max(floor);
+        let fits = |l: u8, margin: f64| rate.cost(l) * margin <= left;
+        let layer = if !fits(cur, 1.0) {
+            // Over budget: the best layer that fits now, or the lowest one.
+            went_down = true;
+            (cur..=max).find(|&l| fits(l, 1.0)).unwrap_or(max)
+        } else if may_rise && cur > floor && fits(cur - 1, UP_MARGIN) {
+            // One step up at a time, with margin.
+            cur - 1
+        } else {
+            cur
+        };
+        p.fit = layer;
+        left -= rate.cost(layer);
+    }
+    if went_down {
+        s.budget_down_at = Some(now);
+    }
+    true
+}
+
+fn target(preferred: u8, down: u8, max: u8) -> u8 {
+    preferred.saturating_add(down).min(max)
+}
+
+/// The first instant of the grid `origin + k * period` at or after `t`.
+fn grid_at_or_after(origin: Instant, period: Duration, t: Instant) -> Instant {
+    let since = t.saturating_duration_since(origin);
+    let p = period.as_nanos().max(1);
+    let k = since.as_nanos().div_ceil(p);
+    // k * period fits: `since` itself came from an Instant difference.
+    origin + Duration::from_nanos(u64::try_from(k * p).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests;
