@@ -212,6 +212,27 @@ pub enum ClientMessage {
     },
     /// Leave the meeting.
     Leave {},
+    /// Where the sender's own media goes from now on (PROTOCOL.md §5.12). `p2p`: a direct
+    /// WebRTC call carries it and the sender stops sending its frames to the server; its
+    /// tracks stay published. `server`: frames come to the server again.
+    MediaPath {
+        /// The path now in use.
+        path: MediaPathKind,
+        /// `p2p`: the participant at the other end of the direct call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<u32>,
+    },
+}
+
+/// The two ways a participant's media can travel (`media_path.path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaPathKind {
+    /// Through the server (the default).
+    #[default]
+    Server,
+    /// Directly to the one other participant over WebRTC.
+    P2p,
 }
 
 /// A message from the server to a client.
@@ -377,6 +398,7 @@ impl ClientMessage {
             ClientMessage::Signal { .. } => "signal",
             ClientMessage::Ping { .. } => "ping",
             ClientMessage::Leave {} => "leave",
+            ClientMessage::MediaPath { .. } => "media_path",
         }
     }
 }
@@ -419,6 +441,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "signal",
     "ping",
     "leave",
+    "media_path",
 ];
 
 /// Every `type` the server may send.

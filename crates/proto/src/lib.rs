@@ -59,8 +59,8 @@ pub mod ws;
 pub mod wt;
 
 pub use control::{
-    ChatMessage, ClientMessage, ControlError, MeetingInfo, Participant, Role, ServerMessage,
-    TrackInfo,
+    ChatMessage, ClientMessage, ControlError, MediaPathKind, MeetingInfo, Participant, Role,
+    ServerMessage, TrackInfo,
 };
 pub use decode::Decoded;
 pub use frame::{EncodedFrame, Frame, FrameError, FrameHeader, MediaKind, StreamDecoder};

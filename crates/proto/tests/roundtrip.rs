@@ -98,6 +98,16 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         any::<i64>().prop_map(|t| ClientMessage::Ping { t: t.into() }),
         Just(ClientMessage::EndMeeting {}),
         Just(ClientMessage::Leave {}),
+        (any::<bool>(), proptest::option::of(any::<u32>())).prop_map(|(p2p, peer)| {
+            ClientMessage::MediaPath {
+                path: if p2p {
+                    quicmeet_proto::MediaPathKind::P2p
+                } else {
+                    quicmeet_proto::MediaPathKind::Server
+                },
+                peer,
+            }
+        }),
     ]
 }
 

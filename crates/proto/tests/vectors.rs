@@ -318,6 +318,20 @@ fn client_cases() -> Vec<(&'static str, ClientMessage)> {
             },
         ),
         ("leave", Leave {}),
+        (
+            "media_path_p2p",
+            MediaPath {
+                path: quicmeet_proto::MediaPathKind::P2p,
+                peer: Some(3),
+            },
+        ),
+        (
+            "media_path_server",
+            MediaPath {
+                path: quicmeet_proto::MediaPathKind::Server,
+                peer: None,
+            },
+        ),
     ]
 }
 
@@ -540,6 +554,12 @@ fn invalid_control() -> Vec<(&'static str, &'static str, Vec<u8>, &'static str)>
             "missing_field",
             "client",
             br#"{"v":1,"type":"chat"}"#.to_vec(),
+            "invalid_message",
+        ),
+        (
+            "media_path_unknown_path",
+            "client",
+            br#"{"v":1,"type":"media_path","path":"carrier_pigeon"}"#.to_vec(),
             "invalid_message",
         ),
         (

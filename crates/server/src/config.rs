@@ -131,6 +131,25 @@ pub struct Config {
     #[arg(long, env = "QUICMEET_NODE_ID", value_parser = parse_node_id)]
     pub node_id: Option<String>,
 
+    /// Let two-person meetings talk peer to peer over WebRTC (`on` or `off`). Hosts can
+    /// still turn it off per meeting; off sends every call through the server.
+    #[arg(long, env = "QUICMEET_P2P", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
+    pub p2p: bool,
+
+    /// STUN/TURN URLs handed to browsers for peer-to-peer calls, comma-separated, e.g.
+    /// `stun:turn.example.org:3478,turn:turn.example.org:3478?transport=udp`. Empty: host
+    /// candidates only, which works on one network.
+    #[arg(long, env = "QUICMEET_ICE_URLS", value_delimiter = ',')]
+    pub ice_urls: Vec<String>,
+
+    /// Username for the turn:/turns: URLs (a long-term credential, e.g. coturn `user=`).
+    #[arg(long, env = "QUICMEET_TURN_USERNAME", requires = "turn_credential")]
+    pub turn_username: Option<String>,
+
+    /// Password for the turn:/turns: URLs.
+    #[arg(long, env = "QUICMEET_TURN_CREDENTIAL", requires = "turn_username")]
+    pub turn_credential: Option<String>,
+
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG overrides it.
     #[arg(long, env = "QUICMEET_LOG", default_value = "info")]
     pub log: String,
@@ -172,6 +191,15 @@ fn parse_node_id(s: &str) -> Result<String, String> {
         Ok(s.to_owned())
     } else {
         Err("use 1 to 32 lower-case letters, digits and `-`".into())
+    }
+}
+
+/// `--p2p on|off` (also true/false, as a TOML boolean becomes).
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("expected `on` or `off`, not `{s}`")),
     }
 }
 
@@ -264,5 +292,25 @@ mod tests {
         }
         let c = Config::parse_from(["quicmeet", "--nats-url", "nats://127.0.0.1:4222"]);
         assert_eq!(c.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
+    }
+
+    #[test]
+    fn p2p_is_on_by_default_with_host_candidates_only() {
+        let c = Config::parse_from(["quicmeet"]);
+        assert!(c.p2p, "peer to peer is on by default");
+        assert!(c.ice_urls.is_empty(), "host candidates only by default");
+    }
+
+    #[test]
+    fn p2p_flag_takes_on_and_off() {
+        assert!(!Config::parse_from(["quicmeet", "--p2p", "off"]).p2p);
+        assert!(Config::parse_from(["quicmeet", "--p2p=on"]).p2p);
+        assert!(Config::try_parse_from(["quicmeet", "--p2p", "maybe"]).is_err());
+        let c = Config::parse_from([
+            "quicmeet",
+            "--ice-urls",
+            "stun:a.example:3478,turn:a.example:3478",
+        ]);
+        assert_eq!(c.ice_urls.len(), 2);
     }
 }

@@ -82,6 +82,7 @@ mod tests {
             created_at: start,
             revision: 2,
             ended_at: None,
+            p2p: true,
         };
         let ics = meeting_ics(
             &m,

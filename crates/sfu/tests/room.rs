@@ -152,6 +152,42 @@ fn late_joiner_waits_for_requested_keyframe_when_the_group_is_too_long_to_cache(
 }
 
 #[test]
+fn a_publisher_gone_direct_leaves_no_stale_group_for_a_late_joiner() {
+    let mut s = two_party();
+    for seq in 0..10 {
+        s.media(1, video(17, seq, seq == 0));
+        s.advance(33);
+    }
+    // Both go peer to peer: the publisher sends the server nothing more for a while.
+    s.control(
+        1,
+        ClientMessage::MediaPath {
+            path: quicmeet_proto::MediaPathKind::P2p,
+            peer: Some(2),
+        },
+    );
+    s.advance(60_000);
+    // A third joins: no minute-old picture is replayed; a keyframe is asked for instead, and
+    // the publisher's first frame back on the server path (a keyframe) is what it gets.
+    s.join(3, "Late", Role::Member, false);
+    let outs = s.subscribe(3, 17);
+    assert!(media_to(&outs, 3).is_empty());
+    assert_eq!(keyframe_requests(&outs), vec![(1, 17, 0)]);
+    s.control(
+        1,
+        ClientMessage::MediaPath {
+            path: quicmeet_proto::MediaPathKind::Server,
+            peer: None,
+        },
+    );
+    let outs = s.media(1, video(17, 10, true));
+    let f = media_to(&outs, 3);
+    assert_eq!(f.len(), 1);
+    assert!(f[0].header().keyframe);
+    assert_eq!(f[0].header().seq, 10);
+}
+
+#[test]
 fn lobby_participant_gets_no_media_until_admitted() {
     let mut s = two_party();
     s.media(1, video(17, 0, true));

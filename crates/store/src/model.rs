@@ -55,6 +55,14 @@ pub struct Meeting {
     /// Set when the host ended the meeting for everyone; cleared when the host starts it again.
     #[serde(default)]
     pub ended_at: Option<DateTime<Utc>>,
+    /// Two-person calls may go peer to peer (the host's toggle); meetings stored before the
+    /// setting existed allow it.
+    #[serde(default = "allow")]
+    pub p2p: bool,
+}
+
+fn allow() -> bool {
+    true
 }
 
 /// The role a join grant gives in the room.
@@ -87,4 +95,22 @@ pub struct ChatRecord {
     pub name: String,
     pub text: String,
     pub ts_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meetings_stored_before_the_p2p_switch_allow_it() {
+        let old = r#"{"code":"abc-defg-hij","title":"t","start":"2026-12-01T10:00:00Z",
+            "duration_minutes":30,"kind":"public","host_id":"u","host_name":"Ann",
+            "host_email":"a@x.test","team":"x.test","invitees":[],"cancelled":false,
+            "created_at":"2026-12-01T09:00:00Z","revision":0}"#;
+        let m: Meeting = serde_json::from_str(old).unwrap();
+        assert!(m.p2p);
+        let off = Meeting { p2p: false, ..m };
+        let back: Meeting = serde_json::from_str(&serde_json::to_string(&off).unwrap()).unwrap();
+        assert!(!back.p2p);
+    }
 }

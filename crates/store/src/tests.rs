@@ -34,6 +34,7 @@ fn meeting(host: &User, invitees: &[&str]) -> Meeting {
         created_at: Utc::now(),
         revision: 0,
         ended_at: None,
+        p2p: true,
     }
 }
 

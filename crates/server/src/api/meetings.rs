@@ -119,6 +119,8 @@ pub struct MeetingView {
     /// Only shown to the host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invitees: Option<Vec<String>>,
+    /// Two-person calls may go peer to peer (the host's switch).
+    pub p2p: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -192,6 +194,8 @@ pub struct JoinResponse {
     pub participant: JoinParticipant,
     pub meeting: MeetingView,
     pub media: MediaEndpoints,
+    /// Direct calls for two (PROTOCOL.md §5.12).
+    pub p2p: super::p2p::P2pSettings,
 }
 
 fn kind_str(k: MeetingKind) -> &'static str {
@@ -218,7 +222,7 @@ fn link(state: &SharedState, code: &str) -> String {
     format!("{}/{}", state.public_url, code)
 }
 
-fn view(state: &SharedState, m: &Meeting, viewer: Option<&User>) -> MeetingView {
+pub(super) fn view(state: &SharedState, m: &Meeting, viewer: Option<&User>) -> MeetingView {
     let is_host = viewer.is_some_and(|u| u.id == m.host_id);
     let role = viewer.and_then(|u| {
         if is_host {
@@ -240,6 +244,7 @@ fn view(state: &SharedState, m: &Meeting, viewer: Option<&User>) -> MeetingView 
         cancelled: m.cancelled,
         role,
         invitees: is_host.then(|| m.invitees.clone()),
+        p2p: m.p2p,
     }
 }
 
@@ -342,6 +347,7 @@ pub async fn create(
         created_at: Utc::now(),
         revision: 0,
         ended_at: None,
+        p2p: true,
     };
     let mut tries = 0;
     loop {
@@ -433,7 +439,7 @@ pub async fn get_one(
     }))
 }
 
-async fn load_hosted(state: &SharedState, code: &str, user: &User) -> ApiResult<Meeting> {
+pub(super) async fn load_hosted(state: &SharedState, code: &str, user: &User) -> ApiResult<Meeting> {
     let m = load(state, code).await?;
     if m.host_id != user.id {
         return Err(ApiError::forbidden(
@@ -777,6 +783,7 @@ pub async fn join(
             .into(),
         },
         meeting: view(&state, &m, user.as_ref()),
+        p2p: super::p2p::settings(&state.config, &m),
         media: MediaEndpoints {
             webtransport: WebTransportEndpoint {
                 url: node.wt_url,

@@ -2,10 +2,11 @@
 
 mod auth;
 mod meetings;
+mod p2p;
 mod validate;
 
 use axum::{
-    routing::{get, post},
+    routing::{get, post, put},
     Router,
 };
 use utoipa::OpenApi;
@@ -31,6 +32,7 @@ pub fn router() -> Router<SharedState> {
         )
         .route("/meetings/{code}/ics", get(meetings::ics))
         .route("/meetings/{code}/join", post(meetings::join))
+        .route("/meetings/{code}/p2p", put(p2p::set))
         .fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
@@ -60,7 +62,8 @@ pub fn router() -> Router<SharedState> {
         meetings::update,
         meetings::cancel,
         meetings::ics,
-        meetings::join
+        meetings::join,
+        p2p::set
     ),
     components(schemas(
         auth::SignupRequest,
@@ -82,6 +85,9 @@ pub fn router() -> Router<SharedState> {
         meetings::CertHash,
         meetings::WebSocketEndpoint,
         meetings::JoinParticipant,
+        p2p::P2pSettings,
+        p2p::IceServer,
+        p2p::SetP2p,
         ErrorBody,
         ErrorDetail
     ))

@@ -35,6 +35,8 @@ pub struct MediaMetrics {
     pub sessions_ws: AtomicU64,
     pub datagrams_too_large: AtomicU64,
     pub layer_switches: AtomicU64,
+    /// Participants whose media goes peer to peer (`media_path{p2p}`), a gauge.
+    pub p2p_participants: AtomicU64,
     /// Steps a room skipped because its own state contradicted itself (bugs, not clients).
     pub room_invariant_violations: AtomicU64,
     /// Room actors that panicked; each closed its meeting with `goodbye{reason:"error"}`.
@@ -238,6 +240,12 @@ impl Collector for MediaMetricsView {
                     .encode_gauge(&n)?;
             }
         }
+        gauge(
+            out,
+            "quicmeet_p2p_participants",
+            "Participants in a direct two-person call (they send the server no media).",
+            m.p2p_participants.load(Relaxed),
+        )?;
         gauge(
             out,
             "quicmeet_queue_frames",

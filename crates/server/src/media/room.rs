@@ -8,14 +8,16 @@
 //! the other meetings keep running.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     panic::AssertUnwindSafe,
     sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use quicmeet_proto::{control, ChatMessage, ClientMessage, EncodedFrame, ServerMessage};
+use quicmeet_proto::{
+    control, ChatMessage, ClientMessage, EncodedFrame, MediaPathKind, ServerMessage,
+};
 use quicmeet_sfu::{
     bwe::Feedback, ConnId, Input, Join, MediaDrops, Output, Pushed, QueueEvent, Room, RoomConfig,
     RoomStats,
@@ -64,6 +66,8 @@ struct Actor {
     xcode_retry: Option<Instant>,
     /// Room counters already added to the server's metrics.
     reported: RoomStats,
+    /// Connections whose media goes peer to peer (`media_path{p2p}`), for /metrics.
+    direct: HashSet<ConnId>,
 }
 
 pub async fn run(
@@ -89,6 +93,7 @@ pub async fn run(
         layers_synced: None,
         xcode_retry: None,
         reported: RoomStats::default(),
+        direct: HashSet::new(),
     };
     tracing::debug!(code = %code, "room started");
     let sleep = tokio::time::sleep(Duration::ZERO);
@@ -181,6 +186,9 @@ impl Actor {
                 if matches!(&msg, ClientMessage::Chat { text } if text == FAULT_PANIC_CHAT) {
                     panic!("fault injection: room {} asked to panic", self.code);
                 }
+                if let ClientMessage::MediaPath { path, .. } = &msg {
+                    self.set_direct(from, *path == MediaPathKind::P2p);
+                }
                 // Unsubscribing or unpublishing frees queued frames at once.
                 if let ClientMessage::Unsubscribe { track_id } = &msg {
                     if let Some(o) = self.conns.get(&from) {
@@ -212,6 +220,7 @@ impl Actor {
                 self.input(Input::KeyframeNeeded { from, track_id });
             }
             RoomCmd::Leave(conn, reason) => {
+                self.set_direct(conn, false);
                 self.conns.remove(&conn);
                 self.pid_conn.retain(|_, c| *c != conn);
                 self.input(Input::Leave(conn, reason));
@@ -227,6 +236,23 @@ impl Actor {
                     let msg = ServerMessage::KeyframeRequest { track_id, layer: 0 };
                     conn.push_control(Bytes::from(control::encode(&msg)));
                 }
+            }
+        }
+    }
+
+    /// Keeps `quicmeet_p2p_participants` in step with who said their media goes direct.
+    fn set_direct(&mut self, conn: ConnId, on: bool) {
+        let changed = if on {
+            self.direct.insert(conn)
+        } else {
+            self.direct.remove(&conn)
+        };
+        if changed {
+            let g = &self.hub.metrics.p2p_participants;
+            if on {
+                g.fetch_add(1, Ordering::Relaxed);
+            } else {
+                g.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use quicmeet_proto::track::{self, Slot};
-use quicmeet_proto::{ClientMessage, MediaKind, ServerMessage, TrackInfo};
+use quicmeet_proto::{ClientMessage, MediaKind, MediaPathKind, ServerMessage, TrackInfo};
 
 use super::state::Track;
 use super::types::LAYERS;
@@ -59,6 +59,23 @@ impl Room {
             }
             ClientMessage::EndMeeting {} => self.end_meeting(from),
             ClientMessage::Signal { to, data } => self.relay_signal(from, to, data),
+            ClientMessage::MediaPath { path, .. } => self.set_media_path(from, path),
+        }
+    }
+
+    /// `media_path{p2p}` (PROTOCOL.md §5.12): a direct call carries the sender's media now, so
+    /// its cached groups would show a late joiner an old picture; drop them. Caching starts
+    /// again at the keyframe the sender opens with when it comes back to the server.
+    fn set_media_path(&mut self, from: ConnId, path: MediaPathKind) {
+        if path != MediaPathKind::P2p {
+            return;
+        }
+        for t in self.tracks.values_mut().filter(|t| t.owner == from) {
+            for gop in &mut t.gops {
+                gop.complete = false;
+                gop.frames.clear();
+                gop.bytes = 0;
+            }
         }
     }
 

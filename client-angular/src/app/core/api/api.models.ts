@@ -21,6 +21,8 @@ export interface Meeting {
   cancelled: boolean;
   role?: 'host' | 'invitee';
   invitees?: string[];
+  /** Two-person calls may go peer to peer (the host's switch). */
+  p2p?: boolean;
 }
 
 export interface MeetingInput {
@@ -46,6 +48,8 @@ export interface JoinAnswer {
     websocket?: { url: string } | null;
   };
   message?: string;
+  /** Direct calls for two (PROTOCOL.md §5.12); absent from older servers: off. */
+  p2p?: { enabled: boolean; server_enabled: boolean; ice_servers: RTCIceServer[] };
 }
 
 export interface GuestInfo {

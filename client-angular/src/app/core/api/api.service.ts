@@ -41,6 +41,10 @@ export class ApiService {
       (r) => r.meeting,
     );
   }
+  /** Host: allow or forbid peer-to-peer calls in a meeting. */
+  setMeetingP2p(code: string, enabled: boolean): Promise<Meeting> {
+    return this.call(this.http.put<{ meeting: Meeting }>(`/api/meetings/${encodeURIComponent(code)}/p2p`, { enabled })).then((r) => r.meeting);
+  }
   cancelMeeting(code: string): Promise<unknown> {
     return this.call(this.http.delete(`/api/meetings/${encodeURIComponent(code)}`));
   }

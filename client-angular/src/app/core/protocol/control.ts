@@ -63,7 +63,11 @@ export type ClientMessage =
   | { type: 'end_meeting' }
   | { type: 'signal'; to: number; data: unknown }
   | { type: 'ping'; t: number }
-  | { type: 'leave' };
+  | { type: 'leave' }
+  | { type: 'media_path'; path: MediaPathKind; peer?: number };
+
+/** Where a participant's own media travels (PROTOCOL.md §5.12). */
+export type MediaPathKind = 'server' | 'p2p';
 
 /** Messages the server sends. Unknown types are passed through for forward compatibility. */
 export type ServerMessage =
@@ -153,7 +157,7 @@ const SERVER_FIELDS: Record<ServerMessageType, Record<string, FieldKind>> = {
 type ClientMessageType = ClientMessage['type'];
 
 /** Required and optional fields of each client message (crates/proto's ClientMessage). */
-const CLIENT_FIELDS: Record<ClientMessageType, [Record<string, FieldKind | 'media_kind'>, Record<string, FieldKind>?]> = {
+const CLIENT_FIELDS: Record<ClientMessageType, [Record<string, FieldKind | 'media_kind' | 'media_path'>, Record<string, FieldKind>?]> = {
   hello: [{ token: str }, { client: str }],
   publish: [{ track_id: u, kind: 'media_kind', codec: str }, { width: u, height: u }],
   unpublish: [{ track_id: u }],
@@ -172,10 +176,12 @@ const CLIENT_FIELDS: Record<ClientMessageType, [Record<string, FieldKind | 'medi
   signal: [{ to: u, data: 'any' }],
   ping: [{ t: 'number' }],
   leave: [{}],
+  media_path: [{ path: 'media_path' }, { peer: u }],
 };
 
-function fieldOk(v: unknown, kind: FieldKind | 'media_kind'): boolean {
+function fieldOk(v: unknown, kind: FieldKind | 'media_kind' | 'media_path'): boolean {
   if (kind === 'media_kind') return v === 'audio' || v === 'video' || v === 'screen';
+  if (kind === 'media_path') return v === 'server' || v === 'p2p';
   switch (kind) {
     case 'u32':
       return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;

@@ -1,7 +1,7 @@
 import { computed, Injectable, signal } from '@angular/core';
 import { JoinAnswer } from '../api/api.models';
 import { ClientMessage, ServerMessage, TransportKind } from '../protocol/control';
-import { MediaFrame } from '../protocol/frame';
+import { FRAME_HEADER_LEN, MediaFrame } from '../protocol/frame';
 import { Connection, ConnectionEvents, websocketUrl, withToken } from './connection';
 import { WebSocketConnection } from './websocket-connection';
 import { WebTransportConnection } from './webtransport-connection';
@@ -65,6 +65,10 @@ export class TransportService {
   private options: ConnectOptions | null = null;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private generation = 0;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private rateAt = 0;
+  private rateTimer: ReturnType<typeof setInterval> | undefined;
 
   private readonly _kind = signal<TransportKind | null>(null);
   private readonly _state = signal<TransportState>('idle');
@@ -75,6 +79,8 @@ export class TransportService {
   readonly state = this._state.asReadonly();
   readonly rttMs = this._rttMs.asReadonly();
   readonly lastError = this._lastError.asReadonly();
+  /** Media bitrate in and out over the last second, kbit/s (frame headers included). */
+  readonly bitrateKbps = signal<{ in: number; out: number }>({ in: 0, out: 0 });
   readonly label = computed(() => (this._kind() === 'webtransport' ? 'WebTransport' : this._kind() === 'websocket' ? 'WebSocket' : '—'));
   readonly quality = computed<'good' | 'fair' | 'poor' | 'unknown'>(() => {
     const rtt = this._rttMs();
@@ -96,13 +102,16 @@ export class TransportService {
   }
 
   sendFrame(frame: MediaFrame): void {
-    this.conn?.sendFrame(frame);
+    if (!this.conn) return;
+    this.bytesOut += frame.payload.byteLength + FRAME_HEADER_LEN;
+    this.conn.sendFrame(frame);
   }
 
   /** Leaves on purpose: no reconnect. */
   disconnect(reason = 'leaving'): void {
     this.generation++;
     clearInterval(this.pingTimer);
+    clearInterval(this.rateTimer);
     const c = this.conn;
     this.conn = null;
     if (c) {
@@ -135,7 +144,9 @@ export class TransportService {
         this.listener?.control(m);
       },
       frame: (f) => {
-        if (gen === this.generation) this.listener?.frame(f);
+        if (gen !== this.generation) return;
+        this.bytesIn += f.payload.byteLength + FRAME_HEADER_LEN;
+        this.listener?.frame(f);
       },
       closed: (reason, expected) => {
         if (gen !== this.generation || expected) return;
@@ -184,8 +195,20 @@ export class TransportService {
     conn.sendControl({ type: 'hello', token: answer.token, client: `quicmeet-web/${conn.kind}` });
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => this.conn?.sendControl({ type: 'ping', t: performance.now() }), PING_EVERY_MS);
+    clearInterval(this.rateTimer);
+    this.rateAt = performance.now();
+    this.bytesIn = this.bytesOut = 0;
+    this.rateTimer = setInterval(() => this.measureRates(), 1000);
     conn.sendControl({ type: 'ping', t: performance.now() });
     this.listener?.connected(conn.kind);
+  }
+
+  private measureRates(): void {
+    const now = performance.now();
+    const secs = Math.max(0.001, (now - this.rateAt) / 1000);
+    this.bitrateKbps.set({ in: Math.round((this.bytesIn * 8) / 1000 / secs), out: Math.round((this.bytesOut * 8) / 1000 / secs) });
+    this.bytesIn = this.bytesOut = 0;
+    this.rateAt = now;
   }
 
   private async onDrop(reason: string, gen: number): Promise<void> {

@@ -31,7 +31,7 @@ import { TopBar } from '../../shared/top-bar';
         }
         <div class="row" style="justify-content:space-between;align-items:center">
           <a routerLink="/login">Log in instead</a>
-          <button class="btn btn-primary" type="submit" [disabled]="busy() || f.invalid">Sign up</button>
+          <button class="btn btn-primary" type="submit" [disabled]="busy() || f.invalid">Create account</button>
         </div>
       </form>
     </main>

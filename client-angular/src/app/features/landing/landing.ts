@@ -1,6 +1,6 @@
 import { ChangeDetectionStrategy, Component, inject, signal } from '@angular/core';
 import { FormsModule } from '@angular/forms';
-import { Router } from '@angular/router';
+import { Router, RouterLink } from '@angular/router';
 import { MeetingsService } from '../../core/meetings/meetings.service';
 import { AuthService } from '../../core/auth/auth.service';
 import { parseMeetingCode } from '../../shared/initials';
@@ -9,7 +9,7 @@ import { Icon } from '../../shared/icon';
 
 @Component({
   selector: 'app-landing',
-  imports: [FormsModule, TopBar, Icon],
+  imports: [FormsModule, RouterLink, TopBar, Icon],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <app-top-bar />
@@ -18,13 +18,16 @@ import { Icon } from '../../shared/icon';
         <h1>Video calls and meetings for everyone</h1>
         <p class="muted">Connect, collaborate and celebrate from anywhere with QuicMeet — media over QUIC, right in your browser.</p>
         <div class="row actions">
-          <button type="button" class="btn btn-primary" (click)="newMeeting()" [disabled]="busy()"><app-icon name="add" /> New meeting</button>
+          <button type="button" class="btn btn-primary" (click)="newMeeting()" [disabled]="busy()"><app-icon name="add" /> Create meeting</button>
           <form class="row join" (ngSubmit)="join()">
             <label class="sr-only" for="code">Join with a code or link</label>
             <input id="code" name="code" [(ngModel)]="code" placeholder="Join with a code or link" autocomplete="off" />
-            <button type="submit" class="btn btn-text" [disabled]="!code.trim()">Join</button>
+            <button type="submit" class="btn btn-text" [disabled]="!code.trim()">Join meeting</button>
           </form>
         </div>
+        @if (!auth.signedIn()) {
+          <p class="signup-hint">New here? <a class="btn" routerLink="/signup" data-testid="landing-signup">Sign up</a> to create meetings.</p>
+        }
         @if (error()) {
           <p class="error" role="alert">{{ error() }}</p>
         }
@@ -35,12 +38,13 @@ import { Icon } from '../../shared/icon';
     .hero { max-width: 560px; margin-top: 4rem; }
     .hero h1 { font-size: 2.6rem; line-height: 1.2; }
     .actions { margin-top: 2rem; align-items: center; }
+    .signup-hint { margin-top: 1.5rem; }
     .join input { font: inherit; padding: .6rem .8rem; border: 1px solid var(--line); border-radius: 4px; min-width: 16rem; }
   `,
 })
 export class Landing {
   private readonly meetings = inject(MeetingsService);
-  private readonly auth = inject(AuthService);
+  protected readonly auth = inject(AuthService);
   private readonly router = inject(Router);
   protected code = '';
   protected readonly busy = signal(false);

@@ -2,15 +2,18 @@ import { ChangeDetectionStrategy, Component, computed, inject, input, OnInit, ou
 import { FormsModule } from '@angular/forms';
 import { GuestInfo, Meeting } from '../../core/api/api.models';
 import { AuthService } from '../../core/auth/auth.service';
+import { CaptureService } from '../../core/media/publish/capture.service';
 import { PublishService } from '../../core/media/publish/publish.service';
 import { SrcObjectDirective } from '../../core/media/src-object.directive';
+import { DeviceProblems } from '../devices/device-problems';
+import { DeviceSettings } from '../devices/device-settings';
 import { initials } from '../../shared/initials';
 import { Icon } from '../../shared/icon';
 
 /** Camera preview, mic meter, device pickers and the Join button. */
 @Component({
   selector: 'app-prejoin',
-  imports: [FormsModule, SrcObjectDirective, Icon],
+  imports: [FormsModule, SrcObjectDirective, Icon, DeviceSettings, DeviceProblems],
   changeDetection: ChangeDetectionStrategy.OnPush,
   template: `
     <main class="page prejoin">
@@ -32,24 +35,8 @@ import { Icon } from '../../shared/icon';
         <div class="meter" role="meter" aria-label="Microphone level" aria-valuemin="0" aria-valuemax="100" [attr.aria-valuenow]="meterPct()">
           <span [style.width.%]="meterPct()"></span>
         </div>
-        <div class="row devices">
-          <div class="field">
-            <label for="mic">Microphone</label>
-            <select id="mic" [ngModel]="media.audioDeviceId()" (ngModelChange)="media.selectAudioDevice($event)">
-              @for (d of media.devices().audio; track d.deviceId) {
-                <option [value]="d.deviceId">{{ d.label || 'Microphone' }}</option>
-              }
-            </select>
-          </div>
-          <div class="field">
-            <label for="cam">Camera</label>
-            <select id="cam" [ngModel]="media.videoDeviceId()" (ngModelChange)="media.selectVideoDevice($event)">
-              @for (d of media.devices().video; track d.deviceId) {
-                <option [value]="d.deviceId">{{ d.label || 'Camera' }}</option>
-              }
-            </select>
-          </div>
-        </div>
+        <app-device-settings />
+        <app-device-problems />
         @if (media.error()) {
           <p class="error" role="alert">{{ media.error() }}</p>
         }
@@ -103,7 +90,7 @@ import { Icon } from '../../shared/icon';
   `,
 })
 export class Prejoin implements OnInit {
-  protected readonly media = inject(PublishService);
+  protected readonly media = inject(CaptureService);
   protected readonly auth = inject(AuthService);
   readonly code = input.required<string>();
   readonly meeting = input<Meeting | null>(null);
@@ -120,7 +107,7 @@ export class Prejoin implements OnInit {
   /** Private meetings ask the host unless we are the host or invited. */
   protected readonly joinLabel = computed(() => {
     const m = this.meeting();
-    return m && m.type === 'private' && !m.role ? 'Ask to join' : 'Join now';
+    return m && m.type === 'private' && !m.role ? 'Ask to join' : 'Join meeting';
   });
 
   ngOnInit(): void {

@@ -1,8 +1,10 @@
 import { ChangeDetectionStrategy, Component, computed, inject, input, OnDestroy, OnInit, signal } from '@angular/core';
+import { P2pService } from '../../core/p2p/p2p.service';
 import { RouterLink } from '@angular/router';
 import { GuestInfo, Meeting } from '../../core/api/api.models';
 import { AuthService } from '../../core/auth/auth.service';
 import { MeetingsService } from '../../core/meetings/meetings.service';
+import { CaptureService } from '../../core/media/publish/capture.service';
 import { PublishService } from '../../core/media/publish/publish.service';
 import { PlaybackService } from '../../core/media/watch/playback.service';
 import { transportPreferenceFromUrl } from '../../core/transport/transport.service';
@@ -17,7 +19,7 @@ import { RoomService } from './room.service';
   imports: [Prejoin, Room, RouterLink, TopBar],
   changeDetection: ChangeDetectionStrategy.OnPush,
   // One meeting's state: created with this page, destroyed with it.
-  providers: [RoomService, PublishService, PlaybackService],
+  providers: [RoomService, CaptureService, PublishService, PlaybackService, P2pService],
   template: `
     @switch (view()) {
       @case ('room') {
@@ -54,7 +56,7 @@ export class MeetingPage implements OnInit, OnDestroy {
   protected readonly room = inject(RoomService);
   private readonly meetings = inject(MeetingsService);
   private readonly auth = inject(AuthService);
-  private readonly media = inject(PublishService);
+  private readonly media = inject(CaptureService);
   /** Route parameter bound by the router (withComponentInputBinding). */
   readonly code = input.required<string>();
   protected readonly meeting = signal<Meeting | null>(null);
@@ -95,7 +97,7 @@ export class MeetingPage implements OnInit, OnDestroy {
 
   ngOnDestroy(): void {
     if (this.room.phase() === 'in-room' || this.room.phase() === 'lobby' || this.room.phase() === 'joining') this.room.leave();
-    this.media.stopLocal();
+    this.media.stopAll();
     this.room.phase.set('idle');
   }
 

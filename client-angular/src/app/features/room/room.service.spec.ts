@@ -1,8 +1,10 @@
 import { signal } from '@angular/core';
+import { P2pService } from '../../core/p2p/p2p.service';
 import { TestBed } from '@angular/core/testing';
 import { JoinAnswer } from '../../core/api/api.models';
 import { ApiService } from '../../core/api/api.service';
-import { PublishService } from '../../core/media/publish/publish.service';
+import { CaptureService } from '../../core/media/publish/capture.service';
+import { ENCODERS, PublishService } from '../../core/media/publish/publish.service';
 import { PlaybackService } from '../../core/media/watch/playback.service';
 import { ClientMessage, ServerMessage } from '../../core/protocol/control';
 import { MediaKind } from '../../core/protocol/frame';
@@ -34,19 +36,23 @@ function setup(join: JoinAnswer = answer) {
   };
   const micOn = signal(true);
   const camOn = signal(true);
+  const track = (id: string) => ({ id, readyState: 'live', getSettings: () => ({ width: 640, height: 480 }) }) as unknown as MediaStreamTrack;
   const media = {
     micOn,
     camOn,
     micLevel: signal(0),
     sharing: signal(false),
-    startPublishing: vi.fn(() => ({ mic: true, camera: true })),
-    cameraSize: () => ({ width: 640, height: 480 }),
+    mic: signal<MediaStreamTrack | null>(track('mic')),
+    camera: signal<MediaStreamTrack | null>(track('cam')),
+    screen: signal<MediaStreamTrack | null>(null),
+    screenAudio: signal<MediaStreamTrack | null>(null),
     setMic: vi.fn((on: boolean) => micOn.set(on)),
     setCamera: vi.fn(async (on: boolean) => camOn.set(on)),
-    requestLocalKeyframe: vi.fn(),
-    stopLocal: vi.fn(),
-    stats: () => ({}),
+    stopAll: vi.fn(),
+    reportBroken: vi.fn(),
   };
+  const keyframes: number[] = [];
+  const encoders = (slot: number) => ({ framesEncoded: 0, start: () => undefined, stop: () => undefined, requestKeyframe: () => keyframes.push(slot) });
   const playback = {
     startAudioOutput: vi.fn(async () => undefined),
     push: vi.fn(),
@@ -63,14 +69,17 @@ function setup(join: JoinAnswer = answer) {
   TestBed.configureTestingModule({
     providers: [
       { provide: TransportService, useValue: transport },
-      { provide: PublishService, useValue: media },
+      { provide: CaptureService, useValue: media },
+      { provide: ENCODERS, useValue: encoders },
+      PublishService,
       { provide: PlaybackService, useValue: playback },
       RoomService,
+      P2pService,
       { provide: ApiService, useValue: api },
     ],
   });
   const room = TestBed.inject(RoomService);
-  return { room, sent, media, playback, transport, api, control: (m: ServerMessage) => listener.control(m), listener: () => listener };
+  return { room, sent, media, playback, keyframes, transport, api, control: (m: ServerMessage) => listener.control(m), listener: () => listener };
 }
 
 const welcome: ServerMessage = {
@@ -149,7 +158,7 @@ describe('RoomService', () => {
   });
 
   it('mutes itself when the host asks, and answers keyframe requests', async () => {
-    const { room, sent, control, media } = setup();
+    const { room, sent, control, media, keyframes } = setup();
     await room.join('abc-defg-hij', {}, 'auto');
     control(welcome);
     control({ type: 'please_mute', by: 1 });
@@ -157,7 +166,7 @@ describe('RoomService', () => {
     expect(sent.at(-1)).toEqual({ type: 'mute', audio: true, video: false });
     expect(room.notice()).toContain('Ann');
     control({ type: 'keyframe_request', track_id: 33, layer: 0 });
-    expect(media.requestLocalKeyframe).toHaveBeenCalledWith(33);
+    expect(keyframes).toEqual([1]);
   });
 
   it('records audio levels from frame headers and hands frames to media', async () => {

@@ -1,13 +1,16 @@
 import { computed, inject, Injectable, OnDestroy, signal } from '@angular/core';
 import { GuestInfo, JoinAnswer } from '../../core/api/api.models';
 import { ApiService } from '../../core/api/api.service';
+import { CaptureService } from '../../core/media/publish/capture.service';
 import { PublishService } from '../../core/media/publish/publish.service';
 import { PlaybackService } from '../../core/media/watch/playback.service';
-import { SPEAKING_DBOV } from '../../core/media/levels';
+import { P2pService } from '../../core/p2p/p2p.service';
+import { rmsToDbov, SPEAKING_DBOV } from '../../core/media/levels';
 import { ChatMessage, MAX_CHAT_CHARS, Participant, ServerMessage, Track, TransportKind } from '../../core/protocol/control';
 import { MediaFrame, MediaKind, participantOfTrack, Slot, trackIdOf } from '../../core/protocol/frame';
 import { TransportPreference, TransportService } from '../../core/transport/transport.service';
 import { environment } from '../../../environments/environment';
+import { connectionQuality, layersBelow, LossMeter, Quality } from './call-quality';
 
 export type RoomPhase = 'idle' | 'joining' | 'lobby' | 'in-room' | 'left' | 'denied' | 'ended' | 'removed' | 'error';
 
@@ -28,6 +31,15 @@ export interface ChatLine extends ChatMessage {
   self: boolean;
 }
 
+/** A `layer_changed` the server sent, for the troubleshooting panel. */
+export interface LayerEvent {
+  at: number;
+  trackId: number;
+  layer: number;
+  width: number;
+  height: number;
+}
+
 interface SubState {
   w: number;
   h: number;
@@ -44,7 +56,10 @@ export class RoomService implements OnDestroy {
   private readonly api = inject(ApiService);
   private readonly transport = inject(TransportService);
   private readonly publish = inject(PublishService);
+  private readonly capture = inject(CaptureService);
   private readonly playback = inject(PlaybackService);
+  /** Two-person calls go peer to peer; this service decides when and carries the media. */
+  readonly p2p = inject(P2pService);
 
   readonly phase = signal<RoomPhase>('idle');
   readonly error = signal<string | null>(null);
@@ -69,6 +84,10 @@ export class RoomService implements OnDestroy {
   readonly unreadChat = signal(0);
   /** Short text for screen readers: who joined, left, knocked. */
   readonly announcement = signal('');
+  /** participant id → connection quality (refreshed every second). */
+  readonly quality = signal<Record<number, Quality>>({});
+  /** The latest `layer_changed` events, newest last. */
+  readonly layerLog = signal<LayerEvent[]>([]);
 
   readonly participants = computed(() => [...this._participants().values()]);
   readonly others = computed(() => this.participants().filter((p) => p.id !== this.selfId()));
@@ -94,7 +113,10 @@ export class RoomService implements OnDestroy {
   private readonly subscribed = new Map<number, SubState>();
   private readonly wanted = new Map<number, SubState>();
   private readonly receivedLayer = new Map<number, { layer: number; width: number; height: number }>();
-  private publishedCamera = false;
+  /** The subscribe bound we last asked for, per video track. */
+  private readonly asked = new Map<number, SubState>();
+  private readonly loss = new LossMeter();
+  private ticks = 0;
   /** Welcomes received since the page loaded: more than one means we reconnected. */
   welcomes = 0;
   chatOpen = false;
@@ -106,7 +128,8 @@ export class RoomService implements OnDestroy {
         this.firstFrameMs.set(Math.round(performance.now() - this.joinClickedAt));
       }
     });
-    environment.installTestHook?.({ room: this, transport: this.transport, publish: this.publish, playback: this.playback });
+    this.p2p.bind({ selfId: this.selfId, participants: this.participants, tracks: this.tracks });
+    environment.installTestHook?.({ room: this, transport: this.transport, publish: this.publish, playback: this.playback, p2p: this.p2p });
   }
 
   ngOnDestroy(): void {
@@ -131,6 +154,7 @@ export class RoomService implements OnDestroy {
       this.error.set((e as Error).message);
       return;
     }
+    this.p2p.configure(answer);
     if (answer.status === 'waiting') {
       this.phase.set('lobby');
       this.lobbyMessage.set(answer.message ?? 'Asking to be let in…');
@@ -168,30 +192,23 @@ export class RoomService implements OnDestroy {
   // ---- UI actions -------------------------------------------------------------------------
 
   toggleMic(): void {
-    this.publish.setMic(!this.publish.micOn());
+    this.capture.setMic(!this.capture.micOn());
     this.sendMute();
   }
 
+  /** Publishing follows the camera switch (PublishService reconciles); others learn from `mute`. */
   async toggleCamera(): Promise<void> {
-    await this.publish.setCamera(!this.publish.camOn());
-    const id = this.selfId();
-    if (id !== null && this.publish.camOn() && !this.publishedCamera) this.publishCamera(id);
+    const on = !this.capture.camOn();
+    const done = this.capture.setCamera(on);
     this.sendMute();
+    await done;
   }
 
+  /** Starts or stops presenting; the screen (and tab audio, when offered) publish by themselves. */
   async toggleScreen(): Promise<void> {
-    const id = this.selfId();
-    if (id === null) return;
-    const trackId = trackIdOf(id, Slot.ScreenVideo);
-    if (this.publish.sharing()) {
-      this.publish.stopScreenShare();
-      this.unpublishScreen(trackId);
-      return;
-    }
-    const size = await this.publish.startScreenShare(trackId, () => this.unpublishScreen(trackId));
-    if (!size) return;
-    this.transport.send({ type: 'publish', track_id: trackId, kind: 'screen', codec: 'vp8', width: size.width, height: size.height });
-    this.upsertTrack({ track_id: trackId, participant_id: id, kind: 'screen', codec: 'vp8', width: size.width, height: size.height });
+    if (this.selfId() === null) return;
+    if (this.capture.sharing()) this.capture.stopScreenShare();
+    else await this.capture.startScreenShare();
   }
 
   toggleHand(): void {
@@ -231,6 +248,16 @@ export class RoomService implements OnDestroy {
 
   remove(p: Participant): void {
     this.transport.send({ type: 'remove', participant_id: p.id });
+  }
+
+  /** Host: allow or forbid direct calls in this meeting; a running one ends at once. */
+  async setP2p(on: boolean): Promise<void> {
+    this.p2p.meetingAllows.set(on);
+    try {
+      await this.api.setMeetingP2p(this.code(), on);
+    } catch (e) {
+      this.notice.set(`Could not save the setting: ${(e as Error).message}`);
+    }
   }
 
   endForAll(): void {
@@ -300,8 +327,8 @@ export class RoomService implements OnDestroy {
         this.patchParticipant(m.participant_id, { audio_muted: m.audio, video_muted: m.video });
         break;
       case 'please_mute':
-        if (this.publish.micOn()) {
-          this.publish.setMic(false);
+        if (this.capture.micOn()) {
+          this.capture.setMic(false);
           this.sendMute();
         }
         this.notice.set(`${this._participants().get(m.by)?.name ?? 'The host'} asked you to mute, so your microphone is off.`);
@@ -332,6 +359,10 @@ export class RoomService implements OnDestroy {
       case 'layer_changed':
         // Keep the published size on the track (layer choice is computed from it).
         this.receivedLayer.set(m.track_id, { layer: m.layer, width: m.width, height: m.height });
+        this.layerLog.update((l) => [...l.slice(-19), { at: Date.now(), trackId: m.track_id, layer: m.layer, width: m.width, height: m.height }]);
+        break;
+      case 'signal':
+        this.p2p.onSignal(m.from, m.data);
         break;
       case 'error':
         this.notice.set(m.message);
@@ -357,10 +388,14 @@ export class RoomService implements OnDestroy {
 
   private onWelcome(m: Extract<ServerMessage, { type: 'welcome' }>): void {
     this.welcomes++;
+    // A new connection: any direct call belonged to the old participant id.
+    this.p2p.reset();
     // After a reconnect everything is new (ids are not reused): start from a clean slate.
     this.playback.reset();
     this.subscribed.clear();
     this.rawLevels.clear();
+    this.loss.clear();
+    this.asked.clear();
     this.selfId.set(m.participant_id);
     this.role.set(m.role);
     this.meetingInfo.set(m.meeting ?? null);
@@ -371,38 +406,24 @@ export class RoomService implements OnDestroy {
     this.lobbyMessage.set(null);
     const id = m.participant_id;
     if (!this._participants().has(id)) {
-      this.upsertParticipant({ id, name: 'You', role: m.role, audio_muted: !this.publish.micOn(), video_muted: !this.publish.camOn(), hand_raised: false });
+      this.upsertParticipant({ id, name: 'You', role: m.role, audio_muted: !this.capture.micOn(), video_muted: !this.capture.camOn(), hand_raised: false });
     }
-    const micId = trackIdOf(id, Slot.Microphone);
-    const camId = trackIdOf(id, Slot.Camera);
-    const have = this.publish.startPublishing(micId, camId, (f) => this.transport.sendFrame(f));
-    if (have.mic) {
-      this.transport.send({ type: 'publish', track_id: micId, kind: 'audio', codec: 'opus' });
-      this.upsertTrack({ track_id: micId, participant_id: id, kind: 'audio', codec: 'opus' });
-    }
-    this.publishedCamera = false;
-    if (have.camera) this.publishCamera(id);
+    // A new connection: announce and encode whatever is switched on now, and keep following it.
+    this.publish.bind({
+      selfId: id,
+      control: (msg) => this.transport.send(msg),
+      frame: (f) => this.transport.sendFrame(f),
+      announced: (t) => this.upsertTrack(t),
+      retracted: (trackId) => this.removeTrack(trackId),
+    });
     this.sendMute();
     if (this.handRaised()) this.transport.send({ type: 'hand', raised: true });
     for (const t of this.tracks()) if (t.participant_id !== id) this.subscribe(t.track_id);
   }
 
-  private publishCamera(id: number): void {
-    const camId = trackIdOf(id, Slot.Camera);
-    const size = this.publish.cameraSize();
-    this.transport.send({ type: 'publish', track_id: camId, kind: 'video', codec: 'vp8', width: size.width, height: size.height });
-    this.upsertTrack({ track_id: camId, participant_id: id, kind: 'video', codec: 'vp8', width: size.width, height: size.height });
-    this.publishedCamera = true;
-  }
-
-  private unpublishScreen(trackId: number): void {
-    this.transport.send({ type: 'unpublish', track_id: trackId });
-    this.removeTrack(trackId);
-  }
-
   private sendMute(): void {
-    const audio = !this.publish.micOn();
-    const video = !this.publish.camOn();
+    const audio = !this.capture.micOn();
+    const video = !this.capture.camOn();
     this.transport.send({ type: 'mute', audio, video });
     const id = this.selfId();
     if (id !== null) this.patchParticipant(id, { audio_muted: audio, video_muted: video });
@@ -421,9 +442,11 @@ export class RoomService implements OnDestroy {
     const bound = layerBound(t.width, t.height, tile.w, tile.h);
     this.transport.send({ type: 'subscribe', track_id: trackId, max_width: bound.w, max_height: bound.h });
     this.subscribed.set(trackId, tile);
+    this.asked.set(trackId, bound);
   }
 
   private onFrame(f: MediaFrame): void {
+    if (f.kind === MediaKind.Audio) this.loss.record(f.trackId, f.seq, performance.now());
     if (f.kind === MediaKind.Audio && f.audioLevel !== undefined) {
       this.rawLevels.set(participantOfTrack(f.trackId), { level: f.audioLevel, at: performance.now() });
     }
@@ -434,17 +457,37 @@ export class RoomService implements OnDestroy {
     const now = performance.now();
     const out: Record<number, number> = {};
     for (const [pid, v] of this.rawLevels) out[pid] = now - v.at < 500 ? v.level : 127;
-    this.levels.set(out);
     const rx: Record<number, number> = {};
     for (const t of this.tracks()) {
       if (t.kind === 'audio' && t.participant_id !== this.selfId()) rx[t.participant_id] = this.playback.loudness(t.track_id);
     }
+    // A direct call brings no frame headers: the level comes from the audio we decoded.
+    if (this.p2p.receivingDirect()) for (const [pid, l] of Object.entries(rx)) out[Number(pid)] = Math.min(out[Number(pid)] ?? 127, rmsToDbov(l));
+    this.levels.set(out);
     this.rxLoudness.set(rx);
+    if (this.ticks++ % 5 === 0) this.updateQuality(now);
+  }
+
+  private updateQuality(now: number): void {
+    const rttMs = this.transport.rttMs();
+    const video = new Map(this.playback.stats().map((v) => [v.trackId, v]));
+    const out: Record<number, Quality> = {};
+    for (const p of this.participants()) {
+      if (p.id === this.selfId()) {
+        out[p.id] = connectionQuality({ rttMs, loss: null, layerDrop: 0 });
+        continue;
+      }
+      const cam = trackIdOf(p.id, Slot.Camera);
+      const v = video.get(cam);
+      const asked = this.asked.get(cam);
+      out[p.id] = connectionQuality({ rttMs, loss: this.loss.loss(trackIdOf(p.id, Slot.Microphone), now), layerDrop: v && asked ? layersBelow(asked.h, v.height) : 0 });
+    }
+    this.quality.set(out);
   }
 
   isSpeaking(pid: number): boolean {
     // Our own level comes from the local meter; everyone else's from their frame headers.
-    if (pid === this.selfId()) return this.publish.micOn() && this.publish.micLevel() > 0.25;
+    if (pid === this.selfId()) return this.capture.micOn() && this.capture.micLevel() > 0.25;
     const l = this.levels()[pid];
     const p = this._participants().get(pid);
     return l !== undefined && l < SPEAKING_DBOV && !p?.audio_muted;
@@ -483,6 +526,8 @@ export class RoomService implements OnDestroy {
       return n;
     });
     this.subscribed.delete(trackId);
+    this.asked.delete(trackId);
+    this.loss.remove(trackId);
     this.playback.remove(trackId);
   }
 
@@ -495,13 +540,17 @@ export class RoomService implements OnDestroy {
 
   private teardown(): void {
     clearInterval(this.levelTimer);
-    this.publish.stopLocal();
+    this.p2p.reset();
+    this.publish.unbind();
+    this.capture.stopAll();
     this.playback.closeRemotes();
     this.subscribed.clear();
     this._tracks.set(new Map());
     this._participants.set(new Map());
     this.knocks.set([]);
     this.rawLevels.clear();
+    this.loss.clear();
+    this.asked.clear();
     this.levels.set({});
   }
 }

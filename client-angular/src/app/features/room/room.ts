@@ -1,5 +1,5 @@
 import { ChangeDetectionStrategy, Component, computed, DestroyRef, inject, signal } from '@angular/core';
-import { PublishService } from '../../core/media/publish/publish.service';
+import { CaptureService } from '../../core/media/publish/capture.service';
 import { SrcObjectDirective } from '../../core/media/src-object.directive';
 import { Participant } from '../../core/protocol/control';
 import { Slot, trackIdOf } from '../../core/protocol/frame';
@@ -10,21 +10,25 @@ import { ChatPanel } from './chat-panel';
 import { PeoplePanel } from './people-panel';
 import { RoomService } from './room.service';
 import { TrackCanvasDirective } from './track-canvas.directive';
+import { SettingsPanel } from './settings-panel';
+import { TroubleshootingPanel } from './troubleshooting-panel';
+import { DeviceProblems } from '../devices/device-problems';
+import { Quality } from './call-quality';
 
-type Panel = 'chat' | 'people' | 'info' | null;
+type Panel = 'chat' | 'people' | 'info' | 'settings' | 'stats' | null;
 
 const EMOJIS = ['👍', '❤️', '😂', '😮', '👏', '🎉'];
 
 @Component({
   selector: 'app-room',
-  imports: [ChatPanel, PeoplePanel, SrcObjectDirective, TrackCanvasDirective, Icon],
+  imports: [ChatPanel, PeoplePanel, SettingsPanel, TroubleshootingPanel, DeviceProblems, SrcObjectDirective, TrackCanvasDirective, Icon],
   changeDetection: ChangeDetectionStrategy.OnPush,
   host: { '(document:keydown)': 'onKey($event)' },
   templateUrl: './room.html',
 })
 export class Room {
   protected readonly room = inject(RoomService);
-  protected readonly media = inject(PublishService);
+  protected readonly media = inject(CaptureService);
   protected readonly transport = inject(TransportService);
   protected readonly panel = signal<Panel>(null);
   protected readonly emojiOpen = signal(false);
@@ -62,6 +66,14 @@ export class Room {
     if (p.id === this.room.selfId()) return this.media.hasCamera();
     const id = this.camTrack(p);
     return this.room.tracks().some((t) => t.track_id === id);
+  }
+
+  protected qualityOf(pid: number): Quality {
+    return this.room.quality()[pid] ?? 'unknown';
+  }
+
+  protected qualityLabel(q: Quality): string {
+    return q === 'good' ? 'Connection is good' : q === 'fair' ? 'Connection is unstable' : q === 'poor' ? 'Connection is poor' : 'Connection quality unknown';
   }
 
   protected rxLevel(pid: number): number {

@@ -1,3 +1,4 @@
+import type { P2pService } from '../../core/p2p/p2p.service';
 import type { PublishService } from '../../core/media/publish/publish.service';
 import type { PlaybackService } from '../../core/media/watch/playback.service';
 import type { TransportService } from '../../core/transport/transport.service';
@@ -8,13 +9,14 @@ export interface TestHookSources {
   transport: TransportService;
   publish: PublishService;
   playback: PlaybackService;
+  p2p: P2pService;
 }
 
 /**
  * window.__quicmeet: read-only figures for the end-to-end tests and for debugging. Only the
  * development and e2e builds import this file (see src/environments); production has no hook.
  */
-export function installTestHook({ room, transport, publish, playback }: TestHookSources): void {
+export function installTestHook({ room, transport, publish, playback, p2p }: TestHookSources): void {
   (globalThis as unknown as { __quicmeet: unknown }).__quicmeet = {
     state: () => ({
       phase: room.phase(),
@@ -32,8 +34,11 @@ export function installTestHook({ room, transport, publish, playback }: TestHook
       audio: room
         .tracks()
         .filter((t) => t.kind === 'audio' && t.participant_id !== room.selfId())
-        .map((t) => ({ trackId: t.track_id, loudness: playback.loudness(t.track_id), frames: playback.audioFrames(t.track_id) })),
+        .map((t) => ({ trackId: t.track_id, loudness: playback.loudness(t.track_id), frames: playback.audioFrames(t.track_id), played: playback.audioPlayed(t.track_id) })),
       levels: room.levels(),
+      p2p: { path: p2p.path(), receivingDirect: p2p.receivingDirect(), switches: p2p.switches.map((s) => ({ ...s })), events: [...p2p.events], available: p2p.available() },
     }),
+    /** The live direct session's ICE state and whether a candidate pair succeeded (getStats). */
+    p2pStats: () => p2p.stats(),
   };
 }

@@ -1,61 +1,121 @@
-import { computed, Injectable, OnDestroy, signal } from '@angular/core';
-import { MediaFrame, MediaKind } from '../../protocol/frame';
-import { dbovToMeter, rms, rmsToDbov } from '../levels';
+import { effect, inject, Injectable, InjectionToken, OnDestroy, untracked } from '@angular/core';
+import type { ClientMessage, Track, TrackKindName } from '../../protocol/control';
+import { MediaFrame, MediaKind, Slot } from '../../protocol/frame';
 import { AudioPublisher } from './audio-publisher';
+import { CAMERA, CaptureService, DeviceKind, isLive, SCREEN } from './capture.service';
+import { Current, PUBLISH_SLOTS, PublishSlot, reconcile, Step, Wanted } from './reconcile';
 import { VideoPublisher } from './video-publisher';
 
-export type FrameSink = (f: MediaFrame) => void;
+const KEYFRAME_MS = 2000;
+/** A live, unmuted source whose encoder produced nothing for this long is restarted. */
+const STALL_MS = 4000;
+/** After this many restarts in a row without a frame, the device is reported as not working. */
+const MAX_RESTARTS = 3;
+const HEALTH_EVERY_MS = 1000;
 
-export interface DeviceLists {
-  audio: MediaDeviceInfo[];
-  video: MediaDeviceInfo[];
+/** One connection's publishing: what to send control messages and frames through. */
+export interface PublishSession {
+  selfId: number;
+  control(msg: ClientMessage): void;
+  frame(f: MediaFrame): void;
+  /** A track of ours was announced (the room shows it before the server's echo). */
+  announced(track: Track): void;
+  retracted(trackId: number): void;
 }
 
-const CAMERA = { width: 640, height: 480, bitrate: 800_000, framerate: 30 };
-const SCREEN = { width: 1280, height: 720, bitrate: 1_200_000, framerate: 15 };
-const KEYFRAME_MS = 2000;
+/** What PublishService needs from an encoder (AudioPublisher and VideoPublisher have it). */
+export interface SlotEncoder {
+  readonly framesEncoded: number;
+  start(): void;
+  stop(): void;
+  /** Audio: muted, so no frames are expected. */
+  paused?: boolean;
+  requestKeyframe?(): void;
+  framesDropped?: number;
+  mode?: string;
+}
+
+export type EncoderFactory = (slot: PublishSlot, track: MediaStreamTrack, trackId: number, sink: (f: MediaFrame) => void, onError: (message: string) => void) => SlotEncoder;
+
+/** Opus for the microphone and tab audio, VP8 for camera and screen. */
+export const defaultEncoders: EncoderFactory = (slot, track, trackId, sink, onError) => {
+  if (slot === Slot.Microphone || slot === Slot.ScreenAudio) return new AudioPublisher(track, trackId, sink, onError);
+  const o = slot === Slot.Camera ? CAMERA : SCREEN;
+  const kind = slot === Slot.Camera ? MediaKind.Video : MediaKind.Screen;
+  return new VideoPublisher(track, { trackId, kind, bitrate: o.bitrate, maxWidth: o.width, maxHeight: o.height, framerate: o.framerate, keyframeIntervalMs: KEYFRAME_MS }, sink, onError);
+};
+
+/** The encoders PublishService starts; specs replace it with counting fakes. */
+export const ENCODERS = new InjectionToken<EncoderFactory>('publish encoders', { factory: () => defaultEncoders });
+
+interface Encoder {
+  pub: SlotEncoder;
+  trackId: number;
+  sourceId: string;
+  healthy: boolean;
+  lastFrames: number;
+  lastProgressAt: number;
+}
+
+export interface PublishStats {
+  audio: number;
+  video: number;
+  screen: number;
+  screenAudio: number;
+  videoMode: string;
+  /** Encoder (re)starts since the page loaded, per slot: restarts show up in the tests. */
+  starts: number[];
+  /** Frames the camera/screen encoders dropped because they fell behind. */
+  droppedFrames: number;
+}
 
 /**
- * What we send: getUserMedia and getDisplayMedia capture, the preview and mic meter, and the
- * encoders for what we publish. Provided by the meeting page, so the devices stop with it.
+ * What we send. Follows CaptureService continuously: whenever a local track appears, changes,
+ * stops or comes back, when an encoder dies or stalls, and when a connection is new, it runs
+ * `reconcile` and carries out the steps, so the published tracks always match what the user has
+ * switched on. Provided by the meeting page.
  */
 @Injectable()
 export class PublishService implements OnDestroy {
-  private readonly _camera = signal<MediaStreamTrack | null>(null);
-  private readonly _mic = signal<MediaStreamTrack | null>(null);
-  private readonly _screen = signal<MediaStreamTrack | null>(null);
-  readonly micOn = signal(true);
-  readonly camOn = signal(true);
-  readonly micLevel = signal(0);
-  readonly devices = signal<DeviceLists>({ audio: [], video: [] });
-  readonly audioDeviceId = signal<string | null>(null);
-  readonly videoDeviceId = signal<string | null>(null);
-  readonly error = signal<string | null>(null);
+  readonly capture = inject(CaptureService);
+  private readonly makeEncoder = inject(ENCODERS);
+  private session: PublishSession | null = null;
+  /** What we announced on this connection, per slot. */
+  private announced = new Map<PublishSlot, TrackKindName | null>();
+  private readonly encoders = new Map<PublishSlot, Encoder>();
+  private readonly restarts = new Map<PublishSlot, number>();
+  /** Slots whose device was reported broken: no more restarts until a new source arrives. */
+  private readonly gaveUp = new Set<PublishSlot>();
+  /** The source each slot's encoder last read from: a new one resets the restart count. */
+  private readonly lastSource = new Map<PublishSlot, string>();
+  private readonly starts = [0, 0, 0, 0];
+  private scheduled = false;
+  /** A direct call carries our media (P2P): tracks stay announced, nothing is encoded. */
+  private suspended = false;
+  private readonly health = setInterval(() => this.checkHealth(), HEALTH_EVERY_MS);
 
-  /** Camera + mic for the preview and self view. */
-  readonly localStream = computed(() => {
-    const tracks = [this._camera(), this._mic()].filter((t): t is MediaStreamTrack => !!t);
-    return tracks.length ? new MediaStream(tracks) : null;
-  });
-  readonly hasCamera = computed(() => this._camera() !== null);
-  readonly screenStream = computed(() => {
-    const t = this._screen();
-    return t ? new MediaStream([t]) : null;
-  });
-  readonly sharing = computed(() => this._screen() !== null);
-
-  private meterReader: ReadableStreamDefaultReader<AudioData> | null = null;
-  private meterTrack: MediaStreamTrack | null = null;
-
-  private sink: FrameSink | null = null;
-  private micTrackId = 0;
-  private camTrackId = 0;
-  private audioPub: AudioPublisher | null = null;
-  private videoPub: VideoPublisher | null = null;
-  private screenPub: VideoPublisher | null = null;
+  constructor() {
+    effect(() => {
+      // Any change of a track or a switch is a reason to reconcile.
+      this.capture.camera();
+      this.capture.mic();
+      this.capture.screen();
+      this.capture.screenAudio();
+      this.capture.camOn();
+      untracked(() => this.schedule());
+    });
+    effect(() => {
+      const on = this.capture.micOn();
+      untracked(() => {
+        const e = this.encoders.get(Slot.Microphone);
+        if (e && e.pub.paused !== undefined) e.pub.paused = !on || this.suspended;
+      });
+    });
+  }
 
   ngOnDestroy(): void {
-    this.stopLocal();
+    clearInterval(this.health);
+    this.unbind();
   }
 
   static supported(): string | null {
@@ -64,243 +124,198 @@ export class PublishService implements OnDestroy {
     return null;
   }
 
-  // ---- local capture ----------------------------------------------------------------------
-
-  async startPreview(): Promise<void> {
-    this.error.set(null);
-    if (!navigator.mediaDevices?.getUserMedia) {
-      this.error.set('Camera and microphone are unavailable on this page (it must be served over https or from localhost).');
-      return;
-    }
-    await Promise.all([this.camOn() ? this.openCamera() : Promise.resolve(), this.openMic()]);
-    await this.refreshDevices();
+  /** A new connection (first join or reconnect): nothing is announced on it yet. */
+  bind(session: PublishSession): void {
+    this.stopEncoders();
+    this.suspended = false;
+    this.session = session;
+    this.announced = new Map();
+    this.restarts.clear();
+    this.gaveUp.clear();
+    this.run();
   }
 
-  async refreshDevices(): Promise<void> {
-    try {
-      const list = await navigator.mediaDevices.enumerateDevices();
-      this.devices.set({ audio: list.filter((d) => d.kind === 'audioinput'), video: list.filter((d) => d.kind === 'videoinput') });
-    } catch {
-      /* keep the old list */
-    }
+  /** Leaving: stop encoding; the connection is going away, so nothing is unpublished. */
+  unbind(): void {
+    this.stopEncoders();
+    this.session = null;
+    this.announced = new Map();
   }
 
-  async selectAudioDevice(id: string): Promise<void> {
-    this.audioDeviceId.set(id || null);
-    await this.openMic();
+  /**
+   * A direct (peer-to-peer) call carries our media: stop sending it to the server, but keep
+   * the tracks announced so a late joiner still finds them. The encoders pause rather than
+   * stop, so resuming is immediate and opens every video track with a keyframe.
+   */
+  suspend(on: boolean): void {
+    if (this.suspended === on) return;
+    this.suspended = on;
+    for (const [slot, e] of this.encoders) this.applyPause(slot, e.pub);
   }
 
-  async selectVideoDevice(id: string): Promise<void> {
-    this.videoDeviceId.set(id || null);
-    if (this.camOn()) await this.openCamera();
-  }
-
-  setMic(on: boolean): void {
-    this.micOn.set(on);
-    const t = this._mic();
-    if (t) t.enabled = on;
-    if (this.audioPub) this.audioPub.paused = !on;
-    if (!on) this.micLevel.set(0);
-  }
-
-  /** Camera off stops the track, so the camera light goes off. */
-  async setCamera(on: boolean): Promise<void> {
-    this.camOn.set(on);
-    if (on) {
-      await this.openCamera();
-    } else {
-      this.videoPub?.stop();
-      this.videoPub = null;
-      this._camera()?.stop();
-      this._camera.set(null);
-    }
-  }
-
-  private async openCamera(): Promise<void> {
-    const id = this.videoDeviceId();
-    try {
-      const s = await navigator.mediaDevices.getUserMedia({
-        video: { deviceId: id ? { exact: id } : undefined, width: { ideal: CAMERA.width }, height: { ideal: CAMERA.height } },
-      });
-      const track = s.getVideoTracks()[0];
-      this._camera()?.stop();
-      this._camera.set(track);
-      if (!this.videoDeviceId()) this.videoDeviceId.set(track.getSettings().deviceId ?? null);
-      if (this.sink && this.camTrackId) this.startCameraPublisher();
-    } catch (e) {
-      this.camOn.set(false);
-      this.error.set(describeMediaError(e, 'camera'));
-    }
-  }
-
-  private async openMic(): Promise<void> {
-    const id = this.audioDeviceId();
-    try {
-      const s = await navigator.mediaDevices.getUserMedia({
-        audio: { deviceId: id ? { exact: id } : undefined, channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-      });
-      const track = s.getAudioTracks()[0];
-      track.enabled = this.micOn();
-      this._mic()?.stop();
-      this._mic.set(track);
-      if (!this.audioDeviceId()) this.audioDeviceId.set(track.getSettings().deviceId ?? null);
-      this.startMeter(track);
-      if (this.sink && this.micTrackId) this.startMicPublisher();
-    } catch (e) {
-      this.error.set(describeMediaError(e, 'microphone'));
-    }
-  }
-
-  private startMeter(track: MediaStreamTrack): void {
-    this.meterReader?.cancel().catch(() => undefined);
-    this.meterTrack?.stop();
-    if (typeof MediaStreamTrackProcessor !== 'function') return;
-    const clone = track.clone();
-    this.meterTrack = clone;
-    const reader = new MediaStreamTrackProcessor<AudioData>({ track: clone }).readable.getReader();
-    this.meterReader = reader;
-    let last = 0;
-    const loop = async () => {
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done || !value) return;
-          const now = performance.now();
-          if (now - last > 80) {
-            last = now;
-            const buf = new Float32Array(value.numberOfFrames);
-            value.copyTo(buf, { planeIndex: 0, format: 'f32-planar' });
-            this.micLevel.set(this.micOn() ? dbovToMeter(rmsToDbov(rms(buf))) : 0);
-          }
-          value.close();
-        }
-      } catch {
-        /* stopped */
-      }
-    };
-    void loop();
-  }
-
-  // ---- publishing -------------------------------------------------------------------------
-
-  /** Starts encoding the mic and camera (when on) into `sink` with the given track ids. */
-  startPublishing(micTrackId: number, camTrackId: number, sink: FrameSink): { mic: boolean; camera: boolean } {
-    this.stopPublishing();
-    // A screen share belonged to the previous connection's participant id: end it.
-    this.stopScreenShare();
-    this.sink = sink;
-    this.micTrackId = micTrackId;
-    this.camTrackId = camTrackId;
-    if (this._mic()) this.startMicPublisher();
-    if (this._camera()) this.startCameraPublisher();
-    return { mic: this._mic() !== null, camera: this._camera() !== null };
-  }
-
-  stopPublishing(): void {
-    this.audioPub?.stop();
-    this.videoPub?.stop();
-    this.screenPub?.stop();
-    this.audioPub = this.videoPub = this.screenPub = null;
-    this.sink = null;
-  }
-
-  cameraSize(): { width: number; height: number } {
-    const s = this._camera()?.getSettings();
-    return { width: s?.width ?? CAMERA.width, height: s?.height ?? CAMERA.height };
-  }
-
-  private startMicPublisher(): void {
-    const t = this._mic();
-    if (!t || !this.sink) return;
-    this.audioPub?.stop();
-    const sink = this.sink;
-    this.audioPub = new AudioPublisher(t, this.micTrackId, (f) => sink(f), (m) => this.error.set(m));
-    this.audioPub.paused = !this.micOn();
-    this.audioPub.start();
-  }
-
-  private startCameraPublisher(): void {
-    const t = this._camera();
-    if (!t || !this.sink) return;
-    this.videoPub?.stop();
-    const sink = this.sink;
-    this.videoPub = new VideoPublisher(
-      t,
-      { trackId: this.camTrackId, kind: MediaKind.Video, bitrate: CAMERA.bitrate, maxWidth: CAMERA.width, maxHeight: CAMERA.height, framerate: CAMERA.framerate, keyframeIntervalMs: KEYFRAME_MS },
-      (f) => sink(f),
-      (m) => console.warn(m),
-    );
-    this.videoPub.start();
-  }
-
-  /** Asks getDisplayMedia for a screen and publishes it; `ended` fires when the user stops it. */
-  async startScreenShare(trackId: number, ended: () => void): Promise<{ width: number; height: number } | null> {
-    if (!this.sink) return null;
-    let stream: MediaStream;
-    try {
-      stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: SCREEN.framerate }, audio: false });
-    } catch (e) {
-      this.error.set(describeMediaError(e, 'screen'));
-      return null;
-    }
-    const track = stream.getVideoTracks()[0];
-    this._screen.set(track);
-    track.addEventListener('ended', () => {
-      this.stopScreenShare();
-      ended();
-    });
-    const sink = this.sink;
-    this.screenPub = new VideoPublisher(
-      track,
-      { trackId, kind: MediaKind.Screen, bitrate: SCREEN.bitrate, maxWidth: SCREEN.width, maxHeight: SCREEN.height, framerate: SCREEN.framerate, keyframeIntervalMs: KEYFRAME_MS },
-      (f) => sink(f),
-      (m) => console.warn(m),
-    );
-    this.screenPub.start();
-    const s = track.getSettings();
-    return { width: s.width ?? SCREEN.width, height: s.height ?? SCREEN.height };
-  }
-
-  stopScreenShare(): void {
-    this.screenPub?.stop();
-    this.screenPub = null;
-    this._screen()?.stop();
-    this._screen.set(null);
+  private applyPause(slot: PublishSlot, pub: SlotEncoder): void {
+    if (pub.paused === undefined) return;
+    pub.paused = this.suspended || (slot === Slot.Microphone && !this.capture.micOn());
   }
 
   /** The server (or a subscriber) needs a fresh keyframe on one of our tracks. */
   requestLocalKeyframe(trackId: number): void {
-    for (const p of [this.videoPub, this.screenPub]) if (p && p.trackId === trackId) p.requestKeyframe();
+    for (const e of this.encoders.values()) if (e.trackId === trackId) e.pub.requestKeyframe?.();
   }
 
-  /** Stops every local device: leaving the meeting turns the camera light off. */
-  stopLocal(): void {
-    this.stopPublishing();
-    this.stopScreenShare();
-    this.meterReader?.cancel().catch(() => undefined);
-    this.meterTrack?.stop();
-    this.meterTrack = null;
-    this._camera()?.stop();
-    this._mic()?.stop();
-    this._camera.set(null);
-    this._mic.set(null);
+  cameraSize(): { width: number; height: number } {
+    const s = this.capture.camera()?.getSettings();
+    return { width: s?.width ?? CAMERA.width, height: s?.height ?? CAMERA.height };
   }
 
-  stats(): { audio: number; video: number; screen: number; videoMode: string } {
+  stats(): PublishStats {
+    const frames = (slot: PublishSlot) => this.encoders.get(slot)?.pub.framesEncoded ?? 0;
+    const cam = this.encoders.get(Slot.Camera)?.pub;
+    let dropped = 0;
+    for (const e of this.encoders.values()) dropped += e.pub.framesDropped ?? 0;
     return {
-      audio: this.audioPub?.framesEncoded ?? 0,
-      video: this.videoPub?.framesEncoded ?? 0,
-      screen: this.screenPub?.framesEncoded ?? 0,
-      videoMode: this.videoPub?.mode ?? '',
+      audio: frames(Slot.Microphone),
+      video: frames(Slot.Camera),
+      screen: frames(Slot.ScreenVideo),
+      screenAudio: frames(Slot.ScreenAudio),
+      videoMode: cam?.mode ?? '',
+      starts: [...this.starts],
+      droppedFrames: dropped,
     };
   }
-}
 
-export function describeMediaError(e: unknown, what: 'camera' | 'microphone' | 'screen'): string {
-  const name = (e as { name?: string })?.name ?? '';
-  if (name === 'NotAllowedError') return what === 'screen' ? 'Screen sharing was not allowed.' : `Permission to use the ${what} was denied. Allow it in the browser's site settings.`;
-  if (name === 'NotFoundError') return `No ${what} was found.`;
-  if (name === 'NotReadableError') return `The ${what} is in use by another application.`;
-  if (name === 'OverconstrainedError') return `The selected ${what} is not available.`;
-  return `Could not start the ${what}: ${(e as Error)?.message ?? e}`;
+  // ---- reconciliation ---------------------------------------------------------------------
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.run();
+    });
+  }
+
+  private wanted(): Map<PublishSlot, Wanted | null> {
+    const c = this.capture;
+    const video = (t: MediaStreamTrack | null, kind: TrackKindName, def: { width: number; height: number }): Wanted | null => {
+      if (!isLive(t)) return null;
+      const s = t.getSettings();
+      return { kind, sourceId: t.id, width: s.width ?? def.width, height: s.height ?? def.height };
+    };
+    const audio = (t: MediaStreamTrack | null): Wanted | null => (isLive(t) ? { kind: 'audio', sourceId: t.id } : null);
+    return new Map<PublishSlot, Wanted | null>([
+      [Slot.Microphone, audio(c.mic())],
+      [Slot.Camera, c.camOn() ? video(c.camera(), 'video', CAMERA) : null],
+      [Slot.ScreenVideo, video(c.screen(), 'screen', SCREEN)],
+      [Slot.ScreenAudio, c.screen() ? audio(c.screenAudio()) : null],
+    ]);
+  }
+
+  private run(): void {
+    const session = this.session;
+    if (!session) return;
+    const current = new Map<PublishSlot, Current>();
+    for (const slot of PUBLISH_SLOTS) {
+      const e = this.encoders.get(slot);
+      current.set(slot, { announced: this.announced.get(slot) ?? null, encoderSource: e?.sourceId ?? null, encoderHealthy: e?.healthy ?? true });
+    }
+    const steps = reconcile(session.selfId, this.wanted(), current);
+    for (const s of steps) {
+      this.carryOut(session, s);
+      if (s.type === 'publish') this.announced.set(s.slot, s.kind);
+      if (s.type === 'unpublish') this.announced.set(s.slot, null);
+    }
+  }
+
+  private carryOut(session: PublishSession, s: Step): void {
+    switch (s.type) {
+      case 'publish': {
+        const msg = { type: 'publish', track_id: s.trackId, kind: s.kind, codec: s.kind === 'audio' ? 'opus' : 'vp8' } as const;
+        const sized = s.kind === 'audio' ? msg : { ...msg, width: s.width, height: s.height };
+        session.control(sized);
+        session.announced({ track_id: s.trackId, participant_id: session.selfId, kind: s.kind, codec: sized.codec, width: s.width, height: s.height });
+        break;
+      }
+      case 'unpublish':
+        session.control({ type: 'unpublish', track_id: s.trackId });
+        session.retracted(s.trackId);
+        break;
+      case 'stop-encoder':
+        this.encoders.get(s.slot)?.pub.stop();
+        this.encoders.delete(s.slot);
+        break;
+      case 'start-encoder':
+        this.encoders.get(s.slot)?.pub.stop();
+        this.startEncoder(session, s.slot, s.trackId, s.sourceId);
+        break;
+    }
+  }
+
+  private startEncoder(session: PublishSession, slot: PublishSlot, trackId: number, sourceId: string): void {
+    const track = this.sourceOf(slot);
+    if (!track || track.id !== sourceId) return;
+    const sink = (f: MediaFrame) => session.frame(f);
+    // Marked only: the health check restarts it, counted, so a failing device cannot spin.
+    const failed = (message: string) => {
+      const e = this.encoders.get(slot);
+      if (!e || e.pub !== pub) return;
+      console.warn(`quicmeet: ${message}`);
+      e.healthy = false;
+    };
+    if (this.lastSource.get(slot) !== sourceId) {
+      this.lastSource.set(slot, sourceId);
+      this.restarts.set(slot, 0);
+      this.gaveUp.delete(slot);
+    }
+    const pub = this.makeEncoder(slot, track, trackId, sink, failed);
+    this.applyPause(slot, pub);
+    this.encoders.set(slot, { pub, trackId, sourceId, healthy: true, lastFrames: 0, lastProgressAt: performance.now() });
+    this.starts[slot]++;
+    pub.start();
+  }
+
+  private sourceOf(slot: PublishSlot): MediaStreamTrack | null {
+    const c = this.capture;
+    return [c.mic(), c.camera(), c.screen(), c.screenAudio()][slot] ?? null;
+  }
+
+  /**
+   * Restarts encoders that failed, and mic and camera encoders that stopped producing frames
+   * while their track is live and unmuted. After MAX_RESTARTS in a row without a frame the
+   * device is reported broken (the user sees it and can retry) and left alone. Screen capture
+   * delivers frames only when the screen changes, so only its errors count.
+   */
+  private checkHealth(): void {
+    const now = performance.now();
+    let restart = false;
+    for (const [slot, e] of this.encoders) {
+      const frames = e.pub.framesEncoded;
+      if (frames !== e.lastFrames) {
+        e.lastFrames = frames;
+        e.lastProgressAt = now;
+        this.restarts.set(slot, 0);
+        continue;
+      }
+      if (e.pub.paused) e.lastProgressAt = now;
+      const stalled = (slot === Slot.Microphone || slot === Slot.Camera) && now - e.lastProgressAt >= STALL_MS;
+      if ((e.healthy && !stalled) || this.gaveUp.has(slot)) continue;
+      const n = (this.restarts.get(slot) ?? 0) + 1;
+      this.restarts.set(slot, n);
+      if (n > MAX_RESTARTS) {
+        this.gaveUp.add(slot);
+        e.healthy = true;
+        const kind: DeviceKind = slot === Slot.Camera || slot === Slot.ScreenVideo ? 'camera' : 'microphone';
+        if (slot === Slot.Microphone || slot === Slot.Camera) this.capture.reportBroken(kind, `Nothing came from the ${kind} after ${MAX_RESTARTS} restarts.`);
+        continue;
+      }
+      e.healthy = false;
+      restart = true;
+    }
+    if (restart) this.run();
+  }
+
+  private stopEncoders(): void {
+    for (const e of this.encoders.values()) e.pub.stop();
+    this.encoders.clear();
+  }
 }

@@ -99,4 +99,21 @@ describe('VideoEncodeLoop', () => {
     expect(FakeEncoder.last.config).toMatchObject({ width: 320, height: 240 });
     expect(out.map((c) => c.keyframe)).toEqual([true, true]);
   });
+
+  it('paused drops frames unencoded and resumes with a keyframe', () => {
+    const out: EncodedChunkOut[] = [];
+    const loop = new VideoEncodeLoop(opts, (c) => out.push(c), () => undefined);
+    loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+    now += 33;
+    loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+    loop.paused = true;
+    const skipped = new FakeFrame(640, 480);
+    now += 33;
+    loop.push(skipped as unknown as VideoFrame);
+    expect(skipped.closed).toBe(true);
+    loop.paused = false;
+    now += 33;
+    loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+    expect(out.map((c) => c.keyframe)).toEqual([true, false, true]);
+  });
 });

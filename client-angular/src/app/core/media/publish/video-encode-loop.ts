@@ -28,6 +28,13 @@ export class VideoEncodeLoop {
   width = 0;
   height = 0;
   framesEncoded = 0;
+  /** Frames dropped because the encoder had fallen behind. */
+  framesDropped = 0;
+  /**
+   * Paused (a direct call carries this track): frames are dropped unencoded, the encoder stays
+   * configured, and the first frame after resuming is a keyframe, so resuming is immediate.
+   */
+  paused = false;
 
   constructor(
     private readonly opts: EncodeOptions,
@@ -43,12 +50,19 @@ export class VideoEncodeLoop {
   push(frame: VideoFrame): void {
     try {
       if (this.closed) return;
+      if (this.paused) {
+        this.forceKey = true;
+        return;
+      }
       const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth, this.opts.maxHeight);
       this.ensureEncoder(w, h);
       const enc = this.encoder;
       if (!enc || enc.state !== 'configured') return;
       // Realtime: never let the encoder queue up; drop instead.
-      if (enc.encodeQueueSize > 2) return;
+      if (enc.encodeQueueSize > 2) {
+        this.framesDropped++;
+        return;
+      }
       const now = performance.now();
       const key = this.forceKey || now - this.lastKeyAt >= this.opts.keyframeIntervalMs;
       if (key) {

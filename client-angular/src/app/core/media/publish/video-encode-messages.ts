@@ -4,8 +4,9 @@ import { EncodeOptions } from './video-encode-loop';
 export type ToWorker =
   | { type: 'start'; readable: ReadableStream<VideoFrame>; opts: EncodeOptions }
   | { type: 'keyframe' }
+  | { type: 'pause'; paused: boolean }
   | { type: 'stop' };
 
 export type FromWorker =
-  | { type: 'chunk'; keyframe: boolean; timestamp: number; data: ArrayBuffer; width: number; height: number }
+  | { type: 'chunk'; keyframe: boolean; timestamp: number; data: ArrayBuffer; width: number; height: number; dropped: number }
   | { type: 'error'; message: string };

@@ -15,7 +15,7 @@ addEventListener('message', ({ data }: MessageEvent<ToWorker>) => {
     case 'start': {
       const l = new VideoEncodeLoop(
         data.opts,
-        (c) => post({ type: 'chunk', keyframe: c.keyframe, timestamp: c.timestamp, data: c.data.buffer, width: l.width, height: l.height }, [c.data.buffer]),
+        (c) => post({ type: 'chunk', keyframe: c.keyframe, timestamp: c.timestamp, data: c.data.buffer, width: l.width, height: l.height, dropped: l.framesDropped }, [c.data.buffer]),
         (message) => post({ type: 'error', message }),
       );
       loop = l;
@@ -25,6 +25,9 @@ addEventListener('message', ({ data }: MessageEvent<ToWorker>) => {
     }
     case 'keyframe':
       loop?.requestKeyframe();
+      break;
+    case 'pause':
+      if (loop) loop.paused = data.paused;
       break;
     case 'stop':
       reader?.cancel().catch(() => undefined);

@@ -25,6 +25,9 @@ export class VideoPublisher {
   width = 0;
   height = 0;
   framesEncoded = 0;
+  framesDropped = 0;
+  /** Capture timestamp (µs) → when its encoded frame left for the network (wall ms), last frames. */
+  readonly sent: { captureTsUs: number; sentAt: number }[] = [];
   /** 'worker' | 'main' | 'canvas': where encoding runs (for diagnostics and tests). */
   mode = '';
 
@@ -49,6 +52,7 @@ export class VideoPublisher {
     };
     if (typeof MediaStreamTrackProcessor !== 'function') {
       this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
+      this.loop.paused = this._paused;
       this.startCanvasFallback();
       return;
     }
@@ -56,8 +60,22 @@ export class VideoPublisher {
     if (typeof Worker === 'function' && this.startWorker(readable, encodeOpts)) return;
     this.mode = 'main';
     this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
+    this.loop.paused = this._paused;
     this.reader = readable.getReader();
     void this.pump();
+  }
+
+  private _paused = false;
+
+  /** Paused: capture frames are dropped unencoded; resuming starts with a keyframe. */
+  get paused(): boolean {
+    return this._paused;
+  }
+
+  set paused(on: boolean) {
+    this._paused = on;
+    if (this.loop) this.loop.paused = on;
+    this.worker?.postMessage({ type: 'pause', paused: on } satisfies ToWorker);
   }
 
   requestKeyframe(): void {
@@ -81,6 +99,7 @@ export class VideoPublisher {
     try {
       worker = new Worker(new URL('./video-encode.worker', import.meta.url), { type: 'module' });
       worker.postMessage({ type: 'start', readable, opts } satisfies ToWorker, [readable as unknown as Transferable]);
+      if (this._paused) worker.postMessage({ type: 'pause', paused: true } satisfies ToWorker);
     } catch {
       // No transferable streams here: encode on the main thread.
       return false;
@@ -90,6 +109,7 @@ export class VideoPublisher {
       if (data.type === 'chunk') {
         this.width = data.width;
         this.height = data.height;
+        this.framesDropped = data.dropped;
         this.onChunk({ keyframe: data.keyframe, timestamp: data.timestamp, data: new Uint8Array(data.data) });
       } else {
         this.onError(data.message);
@@ -139,8 +159,11 @@ export class VideoPublisher {
     if (this.loop) {
       this.width = this.loop.width;
       this.height = this.loop.height;
+      this.framesDropped = this.loop.framesDropped;
     }
     this.framesEncoded++;
+    if (this.sent.length >= 600) this.sent.shift();
+    this.sent.push({ captureTsUs: c.timestamp, sentAt: performance.timeOrigin + performance.now() });
     this.sink({
       kind: this.opts.kind,
       layer: 0,

@@ -1,5 +1,6 @@
 import { MediaFrame } from '../../protocol/frame';
 import { rms } from '../levels';
+import { MediaPath, PathGate } from './path-gate';
 
 /**
  * The AudioWorklet: one queue per remote speaker at 48 kHz, resampled by linear interpolation to
@@ -61,9 +62,9 @@ registerProcessor('qm-mixer', QmMixer);
 
 interface Speaker {
   decoder: AudioDecoder;
-  /** Loudness of the decoded audio, 0..1 RMS, for tests and meters. */
-  rms: number;
   frames: number;
+  /** Server packets or the direct (P2P) track: which one is heard. */
+  gate: PathGate;
 }
 
 /** Decodes every remote Opus track and plays the mix through one AudioWorklet. */
@@ -103,7 +104,7 @@ export class AudioMixer {
         error: () => this.speakers.delete(id),
       });
       decoder.configure({ codec: 'opus', sampleRate: 48000, numberOfChannels: 1 });
-      s = { decoder, rms: 0, frames: 0 };
+      s = { decoder, frames: 0, gate: this.gateFor(id) };
       this.speakers.set(f.trackId, s);
     }
     if (s.decoder.state !== 'configured') return;
@@ -114,19 +115,42 @@ export class AudioMixer {
     }
   }
 
+  /** Decoded audio of the direct (P2P) track: into the same queue as the server's packets. */
+  pushDirect(trackId: number, data: AudioData): void {
+    const s = this.speakers.get(trackId);
+    const gate = s?.gate ?? this.gateFor(trackId);
+    if (!gate.accept('p2p', performance.now())) {
+      data.close();
+      return;
+    }
+    this.play(trackId, data);
+  }
+
+  /** Which path of a remote track is heard (the other fills in while it is silent). */
+  prefer(trackId: number, path: MediaPath): void {
+    this.gateFor(trackId).preferred = path;
+  }
+
   /** Decoded loudness of one remote track (0..1 RMS, smoothed). */
   loudness(trackId: number): number {
-    return this.speakers.get(trackId)?.rms ?? 0;
+    return this.loud.get(trackId) ?? 0;
   }
 
   framesDecoded(trackId: number): number {
     return this.speakers.get(trackId)?.frames ?? 0;
   }
 
+  /** Frames played from either path (server packets decoded, or the direct track). */
+  framesPlayed(trackId: number): number {
+    return this.played.get(trackId) ?? 0;
+  }
+
   remove(trackId: number): void {
+    this.gates.delete(trackId);
+    this.played.delete(trackId);
+    this.loud.delete(trackId);
     const s = this.speakers.get(trackId);
-    if (!s) return;
-    if (s.decoder.state !== 'closed') s.decoder.close();
+    if (s && s.decoder.state !== 'closed') s.decoder.close();
     this.speakers.delete(trackId);
     this.node?.port.postMessage({ type: 'remove', id: trackId });
   }
@@ -140,15 +164,37 @@ export class AudioMixer {
     this.ready = null;
   }
 
+  private readonly gates = new Map<number, PathGate>();
+  /** Decoded frames played per track, from either path. */
+  private readonly played = new Map<number, number>();
+  private readonly loud = new Map<number, number>();
+
+  private gateFor(trackId: number): PathGate {
+    let g = this.gates.get(trackId);
+    if (!g) {
+      // Opus packets come every 20 ms: 100 ms without one means the path went quiet.
+      g = new PathGate(100);
+      this.gates.set(trackId, g);
+    }
+    return g;
+  }
+
   private onDecoded(id: number, data: AudioData): void {
+    const s = this.speakers.get(id);
+    if (s) s.frames++;
+    if (s && !s.gate.accept('server', performance.now())) {
+      data.close();
+      return;
+    }
+    this.play(id, data);
+  }
+
+  private play(id: number, data: AudioData): void {
     try {
       const samples = new Float32Array(data.numberOfFrames);
       data.copyTo(samples, { planeIndex: 0, format: 'f32-planar' });
-      const s = this.speakers.get(id);
-      if (s) {
-        s.frames++;
-        s.rms = s.rms * 0.7 + rms(samples) * 0.3;
-      }
+      this.played.set(id, (this.played.get(id) ?? 0) + 1);
+      this.loud.set(id, (this.loud.get(id) ?? 0) * 0.7 + rms(samples) * 0.3);
       this.node?.port.postMessage({ type: 'pcm', id, rate: data.sampleRate, samples }, [samples.buffer]);
     } finally {
       data.close();

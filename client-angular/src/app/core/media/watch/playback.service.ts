@@ -1,12 +1,17 @@
 import { Injectable, OnDestroy } from '@angular/core';
 import { MediaFrame, MediaKind } from '../../protocol/frame';
 import { AudioMixer } from './audio-mixer';
-import { RemoteVideo } from './remote-video';
+import { MediaPath } from './path-gate';
+import { FrameTiming, RemoteVideo } from './remote-video';
 
 export interface RemoteVideoStats {
   trackId: number;
   painted: number;
   decoded: number;
+  dropped: number;
+  layer: number;
+  width: number;
+  height: number;
   latencyMs: number | null;
 }
 
@@ -20,6 +25,8 @@ export class PlaybackService implements OnDestroy {
   private readonly remotes = new Map<number, RemoteVideo>();
   private readonly canvases = new Map<number, HTMLCanvasElement>();
   private readonly mixer = new AudioMixer();
+  /** Tracks told to play from the direct path (PathGate), kept for decoders made later. */
+  private readonly paths = new Map<number, MediaPath>();
   private keyframeRequester: (trackId: number) => void = () => undefined;
   private paintListener: (v: RemoteVideo) => void = () => undefined;
 
@@ -52,6 +59,7 @@ export class PlaybackService implements OnDestroy {
     let r = this.remotes.get(trackId);
     if (!r) {
       r = new RemoteVideo(trackId, (id) => this.keyframeRequester(id), (v) => this.paintListener(v));
+      r.gate.preferred = this.paths.get(trackId) ?? 'server';
       this.remotes.set(trackId, r);
       const c = this.canvases.get(trackId);
       if (c) r.attach(c);
@@ -73,9 +81,40 @@ export class PlaybackService implements OnDestroy {
     return this.mixer.framesDecoded(trackId);
   }
 
+  /** Audio frames played for a track from either path (server or direct). */
+  audioPlayed(trackId: number): number {
+    return this.mixer.framesPlayed(trackId);
+  }
+
+  /** A frame of a direct (peer-to-peer) video track: into the same tile as the server's. */
+  pushDirectVideo(trackId: number, frame: VideoFrame): void {
+    this.remote(trackId).showDirect(frame);
+  }
+
+  /** Decoded audio of a direct (peer-to-peer) track: into the same mix as the server's. */
+  pushDirectAudio(trackId: number, data: AudioData): void {
+    this.mixer.pushDirect(trackId, data);
+  }
+
+  /** Which path these tracks play from; the other fills in until the chosen one delivers. */
+  prefer(trackIds: readonly number[], path: MediaPath): void {
+    for (const id of trackIds) {
+      this.paths.set(id, path);
+      const r = this.remotes.get(id);
+      if (r) r.gate.preferred = path;
+      this.mixer.prefer(id, path);
+    }
+  }
+
+  /** When a track's video last came over `path` (performance.now() ms; -Infinity if never). */
+  lastVideoAt(trackId: number, path: MediaPath): number {
+    return this.remotes.get(trackId)?.gate.lastAt(path) ?? -Infinity;
+  }
+
   remove(trackId: number): void {
     this.remotes.get(trackId)?.close();
     this.remotes.delete(trackId);
+    this.paths.delete(trackId);
     this.mixer.remove(trackId);
   }
 
@@ -90,6 +129,20 @@ export class PlaybackService implements OnDestroy {
   }
 
   stats(): RemoteVideoStats[] {
-    return [...this.remotes.values()].map((r) => ({ trackId: r.trackId, painted: r.framesPainted, decoded: r.framesDecoded, latencyMs: r.latencyMs }));
+    return [...this.remotes.values()].map((r) => ({
+      trackId: r.trackId,
+      painted: r.framesPainted,
+      decoded: r.framesDecoded,
+      dropped: r.framesDropped,
+      layer: r.layer,
+      width: r.width,
+      height: r.height,
+      latencyMs: r.latencyMs,
+    }));
+  }
+
+  /** Per-frame timings of one remote track (the latency benchmark reads them). */
+  timings(trackId: number): FrameTiming[] {
+    return this.remotes.get(trackId)?.timings ?? [];
   }
 }

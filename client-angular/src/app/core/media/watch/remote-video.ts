@@ -1,4 +1,18 @@
 import { MediaFrame } from '../../protocol/frame';
+import { PathGate } from './path-gate';
+
+/** One received frame's way through the client, wall-clock ms (same-machine clocks agree). */
+export interface FrameTiming {
+  captureTsUs: number;
+  arrived: number;
+  decodeStart: number;
+  decoded: number;
+  painted: number;
+}
+
+export function wallMs(): number {
+  return performance.timeOrigin + performance.now();
+}
 
 /**
  * One remote video track: VP8 frames → VideoDecoder → a canvas. Waits for a keyframe before
@@ -14,14 +28,25 @@ export class RemoteVideo {
   private ctx: CanvasRenderingContext2D | null = null;
   private held: VideoFrame | null = null;
   private lastKeyRequest = 0;
-  private layer = -1;
+  /** Layer of the group being decoded (-1 before the first keyframe). */
+  layer = -1;
   framesDecoded = 0;
+  /** Frames thrown away: before a keyframe, after a gap, when the decoder fell behind. */
+  framesDropped = 0;
+  /** Per-frame timings (wall-clock ms) of the last frames, for the latency benchmark. */
+  readonly timings: FrameTiming[] = [];
+  private readonly pending = new Map<number, FrameTiming>();
   framesPainted = 0;
   firstPaintAt: number | null = null;
   width = 0;
   height = 0;
   /** Capture→paint delay of the last frame (same-machine clocks only), ms. */
   latencyMs: number | null = null;
+  /** Server frames or the direct (P2P) track: which one this tile shows (PathGate). */
+  readonly gate = new PathGate(300);
+  /** Frames that came over the direct (P2P) track. */
+  framesDirect = 0;
+  private heldDirect = false;
 
   constructor(
     readonly trackId: number,
@@ -32,22 +57,26 @@ export class RemoteVideo {
   attach(canvas: HTMLCanvasElement | null): void {
     this.canvas = canvas;
     this.ctx = canvas ? canvas.getContext('2d') : null;
-    if (this.held && canvas) this.paint(this.held);
+    if (this.held && canvas) this.paint(this.held, !this.heldDirect);
   }
 
   push(f: MediaFrame): void {
+    const arrived = wallMs();
     // Layers arrive on different streams, so around a layer switch an old-layer delta can land
     // after the new layer's keyframe: once a keyframe picks a layer, other layers' deltas go.
     if (f.keyframe) {
       this.layer = f.layer;
       this.waitingForKey = false;
     } else if (f.layer !== this.layer && this.layer >= 0) {
+      this.framesDropped++;
       return;
     } else if (this.waitingForKey) {
+      this.framesDropped++;
       this.askForKey();
       return;
     } else if (this.lastSeq >= 0 && f.seq !== ((this.lastSeq + 1) >>> 0)) {
       // A gap inside a group of pictures: the reference chain is broken.
+      this.framesDropped++;
       this.waitingForKey = true;
       this.askForKey();
       return;
@@ -56,10 +85,13 @@ export class RemoteVideo {
     const dec = this.ensureDecoder();
     if (dec.decodeQueueSize > 10 && !f.keyframe) {
       // Far behind: skip to the next keyframe rather than show stale video.
+      this.framesDropped++;
       this.waitingForKey = true;
       this.askForKey();
       return;
     }
+    if (this.pending.size > 30) this.pending.clear();
+    this.pending.set(f.captureTsUs, { captureTsUs: f.captureTsUs, arrived, decodeStart: wallMs(), decoded: 0, painted: 0 });
     try {
       dec.decode(new EncodedVideoChunk({ type: f.keyframe ? 'key' : 'delta', timestamp: f.captureTsUs, data: f.payload }));
     } catch {
@@ -98,25 +130,54 @@ export class RemoteVideo {
     this.requestKeyframe(this.trackId);
   }
 
+  /** A frame of the direct (P2P) WebRTC track: shown when the gate lets it. */
+  showDirect(frame: VideoFrame): void {
+    this.framesDirect++;
+    if (!this.gate.accept('p2p', performance.now())) {
+      frame.close();
+      return;
+    }
+    this.held?.close();
+    this.held = frame;
+    this.heldDirect = true;
+    // Its timestamp is not the sender's capture time: no latency from it.
+    this.latencyMs = null;
+    if (this.canvas) this.paint(frame, false);
+  }
+
   private onDecoded(frame: VideoFrame): void {
     this.framesDecoded++;
+    if (!this.gate.accept('server', performance.now())) {
+      frame.close();
+      return;
+    }
+    this.heldDirect = false;
+    const t = this.pending.get(frame.timestamp);
+    if (t) {
+      this.pending.delete(frame.timestamp);
+      t.decoded = wallMs();
+      if (this.timings.length >= 600) this.timings.shift();
+      this.timings.push(t);
+    }
     this.held?.close();
     this.held = frame;
     if (this.canvas) this.paint(frame);
   }
 
-  private paint(frame: VideoFrame): void {
+  private paint(frame: VideoFrame, fromServer = true): void {
     if (!this.canvas || !this.ctx) return;
     const w = frame.displayWidth;
     const h = frame.displayHeight;
     if (this.canvas.width !== w) this.canvas.width = w;
     if (this.canvas.height !== h) this.canvas.height = h;
     this.ctx.drawImage(frame, 0, 0, w, h);
+    const t = this.timings.at(-1);
+    if (t && t.captureTsUs === frame.timestamp && !t.painted) t.painted = wallMs();
     this.width = w;
     this.height = h;
     this.framesPainted++;
     if (this.firstPaintAt === null) this.firstPaintAt = performance.now();
-    this.latencyMs = Math.max(0, performance.timeOrigin + performance.now() - (frame.timestamp ?? 0) / 1000);
+    if (fromServer) this.latencyMs = Math.max(0, performance.timeOrigin + performance.now() - (frame.timestamp ?? 0) / 1000);
     this.onPaint(this);
   }
 }

@@ -1,0 +1,191 @@
+import { signal } from '@angular/core';
+import { TestBed } from '@angular/core/testing';
+import type { ClientMessage } from '../../protocol/control';
+import { CaptureService } from './capture.service';
+import { ENCODERS, PublishService, PublishSession, SlotEncoder } from './publish.service';
+
+/** A MediaStreamTrack as far as PublishService looks at one. */
+function fakeTrack(id: string, kind: 'audio' | 'video') {
+  return { id, kind, readyState: 'live', getSettings: () => (kind === 'video' ? { width: 640, height: 480 } : {}) } as unknown as MediaStreamTrack;
+}
+
+class FakeEncoder implements SlotEncoder {
+  framesEncoded = 0;
+  started = false;
+  stopped = false;
+  paused?: boolean;
+  constructor(
+    readonly slot: number,
+    readonly track: MediaStreamTrack,
+    readonly onError: (m: string) => void,
+  ) {
+    this.paused = false;
+  }
+  start(): void {
+    this.started = true;
+  }
+  stop(): void {
+    this.stopped = true;
+  }
+}
+
+function setup() {
+  const capture = {
+    camera: signal<MediaStreamTrack | null>(null),
+    mic: signal<MediaStreamTrack | null>(null),
+    screen: signal<MediaStreamTrack | null>(null),
+    screenAudio: signal<MediaStreamTrack | null>(null),
+    camOn: signal(true),
+    micOn: signal(true),
+    reportBroken: vi.fn(),
+  };
+  const encoders: FakeEncoder[] = [];
+  TestBed.configureTestingModule({
+    providers: [
+      PublishService,
+      { provide: CaptureService, useValue: capture },
+      {
+        provide: ENCODERS,
+        useValue: (slot: number, track: MediaStreamTrack, _id: number, _sink: unknown, onError: (m: string) => void) => {
+          const e = new FakeEncoder(slot, track, onError);
+          encoders.push(e);
+          return e;
+        },
+      },
+    ],
+  });
+  const publish = TestBed.inject(PublishService);
+  const sent: ClientMessage[] = [];
+  const session = (selfId: number): PublishSession => ({ selfId, control: (m) => sent.push(m), frame: () => undefined, announced: () => undefined, retracted: () => undefined });
+  /** Lets the effect see signal changes and the scheduled reconcile run. */
+  const settle = async () => {
+    TestBed.tick();
+    await Promise.resolve();
+    await Promise.resolve();
+  };
+  const running = (slot: number) => encoders.filter((e) => e.slot === slot && e.started && !e.stopped);
+  return { publish, capture, encoders, sent, session, settle, running };
+}
+
+describe('PublishService reconciliation', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('publishes a microphone that starts after the welcome', async () => {
+    const { publish, capture, sent, session, settle, running } = setup();
+    capture.camera.set(fakeTrack('cam', 'video'));
+    publish.bind(session(2));
+    expect(sent).toEqual([{ type: 'publish', track_id: 33, kind: 'video', codec: 'vp8', width: 640, height: 480 }]);
+    capture.mic.set(fakeTrack('mic', 'audio'));
+    await settle();
+    expect(sent).toContainEqual({ type: 'publish', track_id: 32, kind: 'audio', codec: 'opus' });
+    expect(running(0).length).toBe(1);
+    expect(running(1).length).toBe(1);
+  });
+
+  it('switches devices by restarting the encoder on the new track, without a second publish', async () => {
+    const { publish, capture, sent, session, settle, running } = setup();
+    capture.mic.set(fakeTrack('mic-a', 'audio'));
+    publish.bind(session(2));
+    capture.mic.set(fakeTrack('mic-b', 'audio'));
+    await settle();
+    expect(sent.filter((m) => m.type === 'publish').length).toBe(1);
+    expect(running(0).map((e) => e.track.id)).toEqual(['mic-b']);
+  });
+
+  it('unpublishes the camera when it is switched off and publishes it again when on', async () => {
+    const { publish, capture, sent, session, settle, running } = setup();
+    capture.camera.set(fakeTrack('cam', 'video'));
+    publish.bind(session(3));
+    capture.camOn.set(false);
+    capture.camera.set(null);
+    await settle();
+    expect(sent.at(-1)).toEqual({ type: 'unpublish', track_id: 49 });
+    expect(running(1).length).toBe(0);
+    capture.camOn.set(true);
+    capture.camera.set(fakeTrack('cam2', 'video'));
+    await settle();
+    expect(sent.at(-1)).toMatchObject({ type: 'publish', track_id: 49, kind: 'video' });
+    expect(running(1).length).toBe(1);
+  });
+
+  it('announces everything again on a new connection, under the new participant id', async () => {
+    const { publish, capture, sent, session } = setup();
+    capture.mic.set(fakeTrack('mic', 'audio'));
+    capture.camera.set(fakeTrack('cam', 'video'));
+    publish.bind(session(2));
+    sent.length = 0;
+    publish.bind(session(5));
+    expect(sent.map((m) => (m.type === 'publish' ? m.track_id : m.type))).toEqual([80, 81]);
+  });
+
+  it('publishes the screen and the tab audio the browser offered, and retracts both when sharing stops', async () => {
+    const { publish, capture, sent, session, settle } = setup();
+    publish.bind(session(1));
+    capture.screen.set(fakeTrack('scr', 'video'));
+    capture.screenAudio.set(fakeTrack('tab', 'audio'));
+    await settle();
+    expect(sent).toContainEqual({ type: 'publish', track_id: 18, kind: 'screen', codec: 'vp8', width: 640, height: 480 });
+    expect(sent).toContainEqual({ type: 'publish', track_id: 19, kind: 'audio', codec: 'opus' });
+    capture.screen.set(null);
+    capture.screenAudio.set(null);
+    await settle();
+    expect(sent.slice(-2)).toEqual([
+      { type: 'unpublish', track_id: 18 },
+      { type: 'unpublish', track_id: 19 },
+    ]);
+  });
+
+  it('restarts an encoder that failed, then one that stalls, and reports the device after repeated restarts', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const { publish, capture, encoders, session, running } = setup();
+    capture.mic.set(fakeTrack('mic', 'audio'));
+    publish.bind(session(2));
+    running(0)[0].onError('encoder broke');
+    vi.advanceTimersByTime(1000);
+    expect(running(0).length).toBe(1);
+    expect(encoders.filter((e) => e.slot === 0).length).toBe(2);
+    // Frames flow: healthy. Then nothing for a while: restarted, up to three times, then reported.
+    running(0)[0].framesEncoded = 10;
+    vi.advanceTimersByTime(1000);
+    vi.advanceTimersByTime(30_000);
+    expect(capture.reportBroken).toHaveBeenCalledWith('microphone', expect.stringContaining('restarts'));
+    const made = encoders.filter((e) => e.slot === 0).length;
+    vi.advanceTimersByTime(30_000);
+    expect(encoders.filter((e) => e.slot === 0).length).toBe(made);
+    expect(publish.stats().starts[0]).toBe(made);
+  });
+
+  it('a muted microphone is not a stalled one', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const { publish, capture, encoders, session } = setup();
+    capture.mic.set(fakeTrack('mic', 'audio'));
+    capture.micOn.set(false);
+    publish.bind(session(2));
+    expect(encoders[0].paused).toBe(true);
+    vi.advanceTimersByTime(20_000);
+    expect(encoders.length).toBe(1);
+    expect(capture.reportBroken).not.toHaveBeenCalled();
+  });
+
+  it('suspended (a direct call carries our media): encoders pause, tracks stay published, and resume as they were', async () => {
+    const { publish, capture, encoders, sent, session, settle } = setup();
+    capture.mic.set(fakeTrack('mic', 'audio'));
+    capture.camera.set(fakeTrack('cam', 'video'));
+    publish.bind(session(2));
+    await settle();
+    capture.micOn.set(false);
+    await settle();
+    publish.suspend(true);
+    expect(encoders.map((e) => e.paused)).toEqual([true, true]);
+    // A screen share during the direct call is announced but its encoder starts paused.
+    capture.screen.set(fakeTrack('screen', 'video'));
+    await settle();
+    expect(sent.filter((m) => m.type === 'publish').map((m) => (m as { track_id: number }).track_id)).toEqual([32, 33, 34]);
+    expect(sent.some((m) => m.type === 'unpublish')).toBe(false);
+    expect(encoders.at(-1)!.paused).toBe(true);
+    publish.suspend(false);
+    // The muted microphone stays paused; camera and screen resume.
+    expect(encoders.map((e) => e.paused)).toEqual([true, false, false]);
+    expect(encoders.every((e) => !e.stopped)).toBe(true);
+  });
+});
