@@ -153,6 +153,7 @@ impl Room {
                 keyframes: Default::default(),
                 broken: [false; LAYERS],
                 wanted: 0,
+                rx_bytes: [0; LAYERS],
             },
         );
         self.layers_version += 1;
