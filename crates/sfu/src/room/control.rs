@@ -154,6 +154,7 @@ impl Room {
                 broken: [false; LAYERS],
                 wanted: 0,
                 rx_bytes: [0; LAYERS],
+                demand: (0, true),
             },
         );
         self.layers_version += 1;

@@ -104,6 +104,8 @@ pub(super) struct Track {
     pub(super) wanted: u8,
     /// Bytes received per layer since the layer policy last heard the track's rates.
     pub(super) rx_bytes: [u64; LAYERS],
+    /// What the publisher was last told it must send: (best layer wanted, anybody watching).
+    pub(super) demand: (u8, bool),
 }
 
 impl Track {
