@@ -3,13 +3,19 @@
 # 10 steps of 10 s of media; fixed: 20 s), each wrapped in a timeout.
 #
 #   cargo build --release -p quicmeet-loadtest -p quicmeet-server
-#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed]...
+#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel]...
+#
+# lab: the impairment lab's figures (issue 10), both transports, 20 s each. QM=/path/to/quicmeet
+# picks the server binary (to compare two builds); LT likewise the load tester.
+# lab-kernel: the shared 8 Mbit/s bottleneck done by the kernel instead (needs root: a network
+# namespace whose loopback has MTU 1500 and a tbf cap).
 set -u
-OUT=${1:?usage: benchmarks.sh OUT_DIR [cap|audio|fixed]...}
+OUT=${1:?usage: benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel]...}
 shift
 mkdir -p "$OUT" && cd "$OUT" || exit 2
 R=${CARGO_TARGET_DIR:-$(dirname "$0")/../target}/release
-LT=$R/quicmeet-loadtest
+LT=${LT:-$R/quicmeet-loadtest}
+QM=${QM:-$R/quicmeet}
 run() {
   name=$1; shift
   echo "=== $name $(date -u +%T) load $(cut -d' ' -f1 /proc/loadavg)"
@@ -38,6 +44,31 @@ for what in "$@"; do
     run fixed-wt --spawn-server "$R/quicmeet" --transport wt $F
     run fixed-ws --spawn-server "$R/quicmeet" --transport ws $F
     run fixed-relay --target relay $F
+    ;;
+  lab)
+    # A 4-person 720p meeting, everyone publishing and watching everyone.
+    M="--rooms 1 --publishers-per-room 4 --subscribers-per-room 0 $V720 --duration 20"
+    for t in wt ws; do
+      run lab-clean-$t --spawn-server "$QM" --transport $t $M
+      run lab-down1m-$t --spawn-server "$QM" --transport $t $M --impair down1m --impair-participants 1
+      run lab-up600k-$t --spawn-server "$QM" --transport $t $M --impair up600k --impair-participants 1
+      run lab-lossy2-$t --spawn-server "$QM" --transport $t $M --impair lossy2
+    done
+    ;;
+  lab-kernel)
+    # 3 publishers all-to-all at 720p (about 14 Mbit/s) through an 8 Mbit/s kernel cap.
+    NS=qm-lab-$$
+    ip netns add $NS || exit 2
+    trap 'ip netns del $NS' EXIT
+    ip netns exec $NS ip link set lo up
+    ip netns exec $NS ip link set lo mtu 1500
+    ip netns exec $NS tc qdisc replace dev lo root tbf rate 8mbit burst 32kb latency 100ms
+    M="--rooms 1 --publishers-per-room 3 --subscribers-per-room 0 $V720 --duration 20"
+    for t in wt ws; do
+      run_ns() { name=$1; shift; echo "=== $name (netns $NS, tbf 8mbit, mtu 1500)"; echo "+ quicmeet-loadtest $*"
+        timeout 900 ip netns exec $NS "$LT" "$@" --quiet --report-json "$name.json" --report-html "$name.html" 2>&1 | grep -v "libvpx\|libopus"; echo "rc=${PIPESTATUS[0]}"; }
+      run_ns kernel8m-$t --spawn-server "$QM" --transport $t $M
+    done
     ;;
   esac
 done

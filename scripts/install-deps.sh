@@ -21,3 +21,8 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   echo "==> installing aiosmtpd (PyPI)"
   python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
 fi
+# The API contract check (scripts/api-fuzz.sh): schemathesis 4.x, whose CLI is `st`.
+if ! command -v st >/dev/null 2>&1 || ! python3 -c 'import schemathesis' 2>/dev/null; then
+  echo "==> installing schemathesis (PyPI)"
+  python3 -m pip install -q 'schemathesis>=4.3,<5' 2>/dev/null || python3 -m pip install -q --break-system-packages 'schemathesis>=4.3,<5'
+fi

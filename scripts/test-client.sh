@@ -2,6 +2,9 @@
 # Runs the client's checks: ng lint, unit tests (Vitest via the Angular CLI, jsdom), the browser
 # test against an in-test SFU (node --test, playwright-core driving /usr/bin/chromium) and, when
 # QUICMEET_BIN points at a server binary, the end-to-end tests against the real server.
+# The browser tests run the e2e build (`ng build --configuration e2e` → dist/quicmeet-e2e): the
+# production build plus the window.__quicmeet test hook. The production build in dist/quicmeet,
+# which the server serves by default, has no hook.
 # Ends with `client: N passed, N failed`.
 set -uo pipefail
 
@@ -34,6 +37,13 @@ uf=$(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || true)
 up=${up:-0}; uf=${uf:-0}
 if [ "$unit_rc" -ne 0 ] && [ "$uf" -eq 0 ]; then uf=1; fi
 passed=$((passed + up)); failed=$((failed + uf))
+
+echo "== e2e build"
+if npx ng build --configuration e2e 2>&1 | tee "$LOG/e2e-build"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
 
 # Browser tests: the in-test SFU suite always (needs only Chromium); the suite against the real
 # server binary when QUICMEET_BIN is given.

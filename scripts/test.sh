@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, Rust unit and integration tests (real server,
-# real SMTP, real QUIC), the client's lint, unit and end-to-end tests (headless Chromium).
+# real SMTP, real QUIC), the API contract check (schemathesis), the client's lint, unit and end-to-end tests (headless Chromium).
 # Ends with one line "total: N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,9 @@ if [ "$cargo_rc" -ne 0 ] && [ "$rust_fail" -eq 0 ]; then
 fi
 echo "rust: $rust_pass passed, $rust_fail failed"
 passed=$((passed+rust_pass)); failed=$((failed+rust_fail))
+
+# The published API contract against the real server (schemathesis, bounded, fixed seed).
+step "API contract (schemathesis)" bash scripts/api-fuzz.sh "$CARGO_TARGET_DIR/debug/quicmeet"
 
 if [ -f scripts/test-client.sh ]; then
   echo "==> client tests"

@@ -13,7 +13,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const APP_DIR = resolve(here, '..');
 export const REPO = resolve(APP_DIR, '..');
 export const ARTIFACTS = join(REPO, 'test-artifacts');
-export const STATIC_DIR = join(APP_DIR, 'dist/quicmeet/browser');
+/** The e2e build (production plus the window.__quicmeet hook): scripts/test-client.sh makes it. */
+export const STATIC_DIR = process.env.QM_E2E_STATIC_DIR || join(APP_DIR, 'dist/quicmeet-e2e/browser');
 export const CHROMIUM = process.env.CHROME_BIN || '/usr/bin/chromium';
 
 export const CHROMIUM_FLAGS = [

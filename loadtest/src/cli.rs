@@ -229,6 +229,25 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     pub capacity_max: usize,
 
+    /// Put participants behind the impairment lab's links: a named profile (`1mbit`,
+    /// `down1m`, `up600k`, `lossy2`, `4g`, `wifi-bad`, `satellite`, `passthrough`) or a spec
+    /// such as `down=1mbit,queue=200ms,delay=25ms,jitter=5ms,loss=1%,burst=3%/4` (a profile
+    /// name may start it; see the README). Each impaired participant gets its own uplink and
+    /// downlink, through a UDP shim (WebTransport) and a TCP shim (WebSocket).
+    #[arg(long, value_name = "PROFILE|SPEC")]
+    pub impair: Option<String>,
+    /// Impair only the first N participants of each room (publishers come first).
+    #[arg(long, value_name = "N", requires = "impair")]
+    pub impair_participants: Option<usize>,
+    /// Publishers follow their uplink: lower the bitrate, then the frame rate, then the
+    /// resolution when sends back up, and climb back one step at a time.
+    #[arg(long, value_enum, default_value = "on")]
+    pub adapt: OnOff,
+    /// Drop received audio datagrams older than this many ms instead of accounting them late,
+    /// as browsers do (0: keep every datagram). The tool's own drops are reported apart.
+    #[arg(long, default_value_t = 150)]
+    pub datagram_max_age_ms: u64,
+
     /// Write the JSON report here.
     #[arg(long)]
     pub report_json: Option<PathBuf>,
@@ -252,5 +271,18 @@ impl Args {
     /// Total participants.
     pub fn total(&self) -> usize {
         self.rooms * self.per_room()
+    }
+
+    /// The lab's setting, if `--impair` was given.
+    pub fn lab(&self) -> Result<Option<crate::lab::Lab>, crate::lab::SpecError> {
+        self.impair
+            .as_deref()
+            .map(|s| {
+                Ok(crate::lab::Lab {
+                    impairment: s.parse()?,
+                    first: self.impair_participants,
+                })
+            })
+            .transpose()
     }
 }

@@ -17,8 +17,11 @@
 //! wire comes from `quicmeet-proto` through `quicmeet-client`).
 
 pub mod api;
+pub mod build;
+pub mod capacity;
 pub mod cli;
 pub mod hist;
+pub mod lab;
 pub mod media;
 pub mod participant;
 pub mod relay;

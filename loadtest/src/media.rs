@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
-use quicmeet_transcode::testsrc::{self, ClipConfig};
+use quicmeet_testkit::clip::{self, ClipConfig};
 
 use crate::cli::{Args, OnOff};
 
@@ -53,13 +53,28 @@ pub struct Library {
     pub screen: Option<Arc<Clip>>,
     /// Microphone clip.
     pub audio: Option<Arc<Clip>>,
+    /// The camera clip at each rung of the publishers' adaptation ladder
+    /// ([`quicmeet_client::uplink::LADDER`]); empty when publishers do not adapt.
+    pub video_ladder: Vec<Arc<Clip>>,
 }
 
 fn vp8(width: u32, height: u32, fps: u32, kbps: u32, keyframe_secs: f64) -> Result<Arc<Clip>> {
+    vp8_groups(width, height, fps, kbps, keyframe_secs, 3)
+}
+
+fn vp8_groups(
+    width: u32,
+    height: u32,
+    fps: u32,
+    kbps: u32,
+    keyframe_secs: f64,
+    max_groups: u32,
+) -> Result<Arc<Clip>> {
     let fps = fps.clamp(1, 120);
     let interval = ((keyframe_secs * f64::from(fps)).round() as u32).max(1);
-    // Three groups of pictures, at most ~6 s of video: enough variety, bounded start-up.
-    let groups = (180 / interval).clamp(1, 3);
+    // At most three groups of pictures, at most ~6 s of video: enough variety, bounded
+    // start-up.
+    let groups = (180 / interval).clamp(1, max_groups.max(1));
     let cfg = ClipConfig {
         width,
         height,
@@ -68,13 +83,7 @@ fn vp8(width: u32, height: u32, fps: u32, kbps: u32, keyframe_secs: f64) -> Resu
         keyframe_interval: interval,
         bitrate_bps: kbps.saturating_mul(1000).max(20_000),
     };
-    let frames = testsrc::vp8_clip(&cfg)
-        .with_context(|| format!("encoding the VP8 test clip {width}x{height}"))?;
-    anyhow::ensure!(!frames.is_empty(), "the VP8 encoder produced no frames");
-    anyhow::ensure!(
-        frames[0].keyframe,
-        "the VP8 clip does not start with a keyframe"
-    );
+    let frames = clip::vp8(&cfg)?;
     Ok(Arc::new(Clip {
         frames: frames
             .into_iter()
@@ -96,13 +105,29 @@ impl Library {
             Some((w, h)) => Some(vp8(w, h, args.fps, args.video_kbps, args.keyframe_secs)?),
             None => None,
         };
+        let mut video_ladder = vec![];
+        if let (Some(v), Some((w, h)), OnOff::On) = (&video, args.video_res.size(), args.adapt) {
+            video_ladder.push(v.clone());
+            for r in &quicmeet_client::uplink::LADDER[1..] {
+                // Even sizes, as VP8 wants; one group each keeps start-up short.
+                let even = |x: u32| (x / r.scale_divisor).max(16) & !1;
+                video_ladder.push(vp8_groups(
+                    even(w),
+                    even(h),
+                    (args.fps / r.fps_divisor).max(1),
+                    (f64::from(args.video_kbps) * r.bitrate).round() as u32,
+                    args.keyframe_secs,
+                    1,
+                )?);
+            }
+        }
         let screen = if args.screen {
             Some(vp8(1280, 720, 5, 800, 3.0)?)
         } else {
             None
         };
         let audio = if args.audio == OnOff::On {
-            let pkts = testsrc::opus_tone(50, 440.0).context("encoding the Opus test tone")?;
+            let pkts = clip::opus(50)?;
             Some(Arc::new(Clip {
                 frames: pkts
                     .into_iter()
@@ -125,6 +150,7 @@ impl Library {
             video,
             screen,
             audio,
+            video_ladder,
         })
     }
 }

@@ -147,6 +147,11 @@ pub struct TesterReport {
     pub machine_busy_cores: Option<f64>,
     /// Lateness of sends against the schedule (ms).
     pub sender_lag_ms: SummaryMs,
+    /// Audio datagrams this tool read too late and dropped itself
+    /// (`--datagram-max-age-ms`).
+    pub datagrams_expired: u64,
+    /// Why this tool may itself have limited the figures (empty: it kept up).
+    pub bottleneck: Vec<String>,
 }
 
 /// One stream in the report (the worst ones by p99).
@@ -267,6 +272,8 @@ pub struct Report {
     pub passed: bool,
     /// `--find-capacity` steps.
     pub capacity: Option<CapacityReport>,
+    /// The impairment lab's section, when the run had one.
+    pub lab: Option<crate::lab::report::LabReport>,
 }
 
 impl Report {
@@ -376,6 +383,21 @@ impl Report {
             self.churn_rejoins,
             self.errors
         );
+        if let Some(lab) = &self.lab {
+            lab.table(&mut s);
+        }
+        if self.tester.bottleneck.is_empty() {
+            let _ = writeln!(
+                s,
+                "verdict: the tester kept up (no UDP drops, no late reads, CPU to spare)"
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "verdict: the load tester was itself a bottleneck, so these figures include its own delays: {}",
+                self.tester.bottleneck.join("; ")
+            );
+        }
         for c in &self.checks {
             let _ = writeln!(
                 s,

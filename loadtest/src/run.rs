@@ -1,6 +1,7 @@
 //! Orchestration: prepare the target (spawn, account, meetings), start the participants on
-//! the ramp, sample the server once a second, stop, and build the report. `--find-capacity`
-//! repeats runs with a growing load.
+//! the ramp, sample the server once a second, stop, and hand what was recorded to
+//! [`crate::build`] for the report. `--find-capacity` ([`crate::capacity`]) repeats runs with a
+//! growing load.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -11,16 +12,13 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::watch;
 
-use crate::cli::{Args, CapacityDim, Target as TargetArg};
-use crate::hist::Hist;
+use crate::build::{build_report, evaluate, BuildInput, WindowMark};
+use crate::cli::{Args, Target as TargetArg};
 use crate::media::Library;
 use crate::participant::{participant, Ctx, Gate, Spec, Target};
-use crate::report::{
-    CapacityReport, CapacityStep, ChatReport, Check, JoinReport, Report, ServerReport,
-    StreamReport, TesterReport, TimePoint,
-};
+use crate::report::{Report, TimePoint};
 use crate::server::{self, proc_sample, scrape, Spawned};
-use crate::stats::{kind_index, KindReport, Shared, SummaryMs, KIND_NAMES};
+use crate::stats::Shared;
 
 /// Time receivers keep reading after publishers stop.
 const DRAIN: Duration = Duration::from_millis(1500);
@@ -189,6 +187,7 @@ pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
         stop: stop_rx,
         end: end_rx,
         http: crate::api::http()?,
+        lab: args.lab()?,
     });
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..total {
@@ -357,308 +356,6 @@ fn drops_total(m: &BTreeMap<String, f64>) -> f64 {
     server::sum_prefix(m, "quicmeet_media_dropped_")
 }
 
-#[derive(Debug, Clone)]
-struct WindowMark {
-    at: Instant,
-    server: Option<server::ProcSample>,
-    tester: Option<server::ProcSample>,
-    machine_busy_us: Option<u64>,
-    frames_rx: u64,
-    bytes_rx: u64,
-}
-
-impl WindowMark {
-    fn take(sh: &Shared, pid: &Option<String>) -> Self {
-        WindowMark {
-            at: Instant::now(),
-            server: pid.as_deref().and_then(proc_sample),
-            tester: proc_sample("self"),
-            machine_busy_us: server::machine_busy_us(),
-            frames_rx: sh.frames_rx.load(Relaxed),
-            bytes_rx: sh.bytes_rx.load(Relaxed),
-        }
-    }
-}
-
-struct BuildInput {
-    started_at: String,
-    target: String,
-    video_clip_kbps: Option<f64>,
-    timeline: Vec<TimePoint>,
-    window_start: Option<WindowMark>,
-    window_end: WindowMark,
-    metrics0: Option<BTreeMap<String, f64>>,
-    metrics_end: Option<BTreeMap<String, f64>>,
-    pid: Option<u32>,
-    rss_max: Option<f64>,
-}
-
-fn ms(h: &Hist) -> SummaryMs {
-    h.summary().into()
-}
-
-fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report {
-    let sh = &ctx.shared;
-    let streams = sh.streams.lock().clone();
-    let w0 = input
-        .window_start
-        .clone()
-        .unwrap_or_else(|| input.window_end.clone());
-    let w1 = &input.window_end;
-    let window_s = w1.at.duration_since(w0.at).as_secs_f64();
-
-    let mut kinds: Vec<KindReport> = KIND_NAMES
-        .iter()
-        .map(|k| KindReport {
-            kind: (*k).to_owned(),
-            ..KindReport::default()
-        })
-        .collect();
-    let mut jitters: [Vec<f64>; 3] = Default::default();
-    let mut all_lat = Hist::default();
-    for (i, k) in kinds.iter_mut().enumerate() {
-        k.frames_sent = sh.frames_sent[i].load(Relaxed);
-        let h = sh.latency[i].snapshot();
-        k.latency_ms = ms(&h);
-        all_lat.merge(&h);
-    }
-    for s in &streams {
-        let i = kind_index(s.kind);
-        let k = &mut kinds[i];
-        k.streams += 1;
-        k.frames_received += s.received;
-        k.frames_cached += s.cached;
-        k.frames_lost += s.lost();
-        k.bytes_received += s.bytes;
-        jitters[i].push(s.jitter_us / 1000.0);
-    }
-    for (i, k) in kinds.iter_mut().enumerate() {
-        let n = k.frames_received + k.frames_lost;
-        k.loss_pct = if n == 0 {
-            0.0
-        } else {
-            k.frames_lost as f64 * 100.0 / n as f64
-        };
-        let j = &jitters[i];
-        k.jitter_ms_mean = if j.is_empty() {
-            0.0
-        } else {
-            j.iter().sum::<f64>() / j.len() as f64
-        };
-        k.jitter_ms_max = j.iter().cloned().fold(0.0, f64::max);
-    }
-    let mut all = KindReport {
-        kind: "all".into(),
-        latency_ms: ms(&all_lat),
-        ..KindReport::default()
-    };
-    for k in &kinds {
-        all.streams += k.streams;
-        all.frames_sent += k.frames_sent;
-        all.frames_received += k.frames_received;
-        all.frames_cached += k.frames_cached;
-        all.frames_lost += k.frames_lost;
-        all.bytes_received += k.bytes_received;
-    }
-    let n = all.frames_received + all.frames_lost;
-    all.loss_pct = if n == 0 {
-        0.0
-    } else {
-        all.frames_lost as f64 * 100.0 / n as f64
-    };
-    let alljit: Vec<f64> = jitters.iter().flatten().cloned().collect();
-    all.jitter_ms_mean = if alljit.is_empty() {
-        0.0
-    } else {
-        alljit.iter().sum::<f64>() / alljit.len() as f64
-    };
-    all.jitter_ms_max = alljit.iter().cloned().fold(0.0, f64::max);
-    kinds.push(all);
-
-    let cores = |a: Option<server::ProcSample>, b: Option<server::ProcSample>| match (a, b) {
-        (Some(a), Some(b)) if window_s > 0.0 => {
-            Some(b.cpu_us.saturating_sub(a.cpu_us) as f64 / (window_s * 1e6))
-        }
-        _ => None,
-    };
-    let server_cores = cores(w0.server, w1.server);
-    let delivered = w1.frames_rx.saturating_sub(w0.frames_rx);
-    let sub_streams = streams.iter().filter(|s| s.received > 0).count() as u64;
-    let mut drops = BTreeMap::new();
-    let (mut frames_in, mut frames_out) = (None, None);
-    if let (Some(a), Some(b)) = (&input.metrics0, &input.metrics_end) {
-        for (k, v) in b {
-            if k.starts_with("quicmeet_media_dropped_")
-                || k.starts_with("quicmeet_media_group_resets")
-                || k.starts_with("quicmeet_media_keyframe_requests")
-            {
-                drops.insert(k.clone(), v - a.get(k).copied().unwrap_or(0.0));
-            }
-        }
-        let d = |name: &str| b.get(name).map(|v| v - a.get(name).copied().unwrap_or(0.0));
-        frames_in = d("quicmeet_media_frames_in_total");
-        frames_out = d("quicmeet_media_frames_out_total");
-    }
-    let server = ServerReport {
-        pid: input.pid,
-        window_s,
-        cpu_cores: server_cores,
-        rss_max_mib: input.rss_max,
-        frames_delivered: delivered,
-        delivered_mbps: w1.bytes_rx.saturating_sub(w0.bytes_rx) as f64 * 8.0
-            / window_s.max(1e-9)
-            / 1e6,
-        cpu_us_per_frame: match (w0.server, w1.server) {
-            (Some(a), Some(b)) if delivered > 0 => {
-                Some(b.cpu_us.saturating_sub(a.cpu_us) as f64 / delivered as f64)
-            }
-            _ => None,
-        },
-        subscriber_streams: sub_streams,
-        streams_per_core: server_cores
-            .filter(|c| *c > 0.0)
-            .map(|c| sub_streams as f64 / c),
-        frames_in,
-        frames_out,
-        drops,
-    };
-
-    let mut worst: Vec<StreamReport> = streams
-        .iter()
-        .map(|s| StreamReport {
-            room: s.room,
-            receiver: s.receiver,
-            track: s.track,
-            layer: s.layer,
-            kind: KIND_NAMES[kind_index(s.kind)].into(),
-            received: s.received,
-            lost: s.lost(),
-            latency_ms: ms(&s.latency),
-            jitter_ms: s.jitter_us / 1000.0,
-            kbps: s.bytes as f64 * 8.0 / window_s.max(1e-9) / 1000.0,
-            first_frame_ms: s.first_frame_us.map(|v| v as f64 / 1000.0),
-        })
-        .collect();
-    worst.sort_by(|a, b| {
-        b.latency_ms
-            .p99
-            .partial_cmp(&a.latency_ms.p99)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(b.lost.cmp(&a.lost))
-    });
-    worst.truncate(50);
-
-    Report {
-        version: env!("CARGO_PKG_VERSION").into(),
-        started_at: input.started_at,
-        args: args.clone(),
-        target: input.target,
-        video_clip_kbps: input.video_clip_kbps,
-        machine: Default::default(),
-        join: JoinReport {
-            planned: args.total() as u64,
-            joined: sh.joined.load(Relaxed),
-            failed: sh.join_failed.load(Relaxed),
-            api_ms: ms(&sh.join_api.lock()),
-            connect_ms: ms(&sh.join_connect.lock()),
-            first_frame_ms: ms(&sh.first_frame.lock()),
-            total_ms: ms(&sh.join_total.lock()),
-        },
-        kinds,
-        chat: ChatReport {
-            sent: sh.chat_sent.load(Relaxed),
-            received: sh.chat_rx.load(Relaxed),
-            latency_ms: ms(&sh.chat_latency.snapshot()),
-        },
-        reconnects: sh.reconnects.load(Relaxed),
-        churn_rejoins: sh.churn_rejoins.load(Relaxed),
-        errors: sh.errors.lock().clone(),
-        server,
-        tester: TesterReport {
-            cpu_cores: cores(w0.tester, w1.tester),
-            machine_busy_cores: match (w0.machine_busy_us, w1.machine_busy_us) {
-                (Some(a), Some(b)) if window_s > 0.0 => {
-                    Some(b.saturating_sub(a) as f64 / (window_s * 1e6))
-                }
-                _ => None,
-            },
-            sender_lag_ms: ms(&sh.sender_lag.snapshot()),
-        },
-        timeline: input.timeline,
-        cdf: all_lat
-            .cdf()
-            .into_iter()
-            .map(|(v, f)| (v as f64 / 1000.0, f))
-            .collect(),
-        worst_streams: worst,
-        checks: vec![],
-        passed: true,
-        capacity: None,
-    }
-}
-
-/// Apply the thresholds.
-pub fn evaluate(args: &Args, r: &mut Report) {
-    let all = r.all().clone();
-    let mut checks = vec![];
-    if let Some(l) = args.max_p99_ms {
-        checks.push(Check {
-            name: "p99 latency ms".into(),
-            limit: l,
-            value: all.latency_ms.p99,
-            ok: all.latency_ms.p99 <= l && all.latency_ms.count > 0,
-        });
-    }
-    if let Some(l) = args.max_loss {
-        checks.push(Check {
-            name: "loss %".into(),
-            limit: l,
-            value: all.loss_pct,
-            ok: all.loss_pct <= l && all.frames_received > 0,
-        });
-    }
-    let a = &r.args;
-    let watchers = a.subscribers_per_room
-        + if a.publishers_watch == crate::cli::OnOff::On && a.publishers_per_room > 1 {
-            a.publishers_per_room
-        } else {
-            0
-        };
-    let has_media = a.audio == crate::cli::OnOff::On || a.video_res.size().is_some() || a.screen;
-    if a.publishers_per_room > 0 && watchers > 0 && has_media {
-        checks.push(Check {
-            name: "media frames received".into(),
-            limit: 1.0,
-            value: all.frames_received as f64,
-            ok: all.frames_received > 0,
-        });
-    }
-    let fail_pct = if r.join.planned == 0 {
-        0.0
-    } else {
-        r.join.failed as f64 * 100.0 / r.join.planned as f64
-    };
-    checks.push(Check {
-        name: "join failures %".into(),
-        limit: args.max_join_fail,
-        value: fail_pct,
-        ok: fail_pct <= args.max_join_fail,
-    });
-    r.passed = checks.iter().all(|c| c.ok);
-    r.checks = checks;
-}
-
-fn with_value(args: &Args, dim: CapacityDim, v: usize) -> Args {
-    let mut a = args.clone();
-    match dim {
-        CapacityDim::Publishers => a.publishers_per_room = v,
-        CapacityDim::Subscribers => a.subscribers_per_room = v,
-        CapacityDim::Rooms => a.rooms = v,
-    }
-    a.find_capacity = false;
-    a
-}
-
 /// [`run_inner`], cut short by SIGINT or SIGTERM (the spawned server is still stopped).
 pub async fn run(args: &Args) -> Result<Report> {
     let term = async {
@@ -685,107 +382,18 @@ pub async fn run_inner(args: &Args) -> Result<Report> {
     if !args.find_capacity {
         return run_once(args, &env, clone_lib(&lib)).await;
     }
-    if args.max_p99_ms.is_none() && args.max_loss.is_none() {
-        bail!("--find-capacity needs --max-p99-ms and/or --max-loss");
-    }
-    let dim = args.capacity_dim;
-    let start = match dim {
-        CapacityDim::Publishers => args.publishers_per_room,
-        CapacityDim::Subscribers => args.subscribers_per_room,
-        CapacityDim::Rooms => args.rooms,
-    }
-    .max(1);
-    let mut steps: Vec<CapacityStep> = vec![];
-    let mut good: Option<(usize, Report)> = None;
-    let mut bad: Option<usize> = None;
-    let mut v = start;
-    for _ in 0..10 {
-        let a = with_value(args, dim, v);
-        eprintln!("find-capacity: {dim:?} = {v} ({} participants)", a.total());
-        let r = run_once(&a, &env, clone_lib(&lib))
-            .await
-            .with_context(|| format!("capacity step {v}"))?;
-        let all = r.all();
-        steps.push(CapacityStep {
-            value: v,
-            participants: a.total(),
-            p99_ms: all.latency_ms.p99,
-            loss_pct: all.loss_pct,
-            server_cpu_cores: r.server.cpu_cores,
-            tester_cpu_cores: r.tester.cpu_cores,
-            server_drops: r
-                .server
-                .drops
-                .iter()
-                .filter(|(k, _)| k.starts_with("quicmeet_media_dropped_"))
-                .fold(0.0, |a, (_, v)| a + v),
-            udp_rcvbuf_errors: r.machine.udp_rcvbuf_errors,
-            passed: r.passed,
-        });
-        eprintln!(
-            "  p99 {:.1} ms, loss {:.3}%, server {:.2} cores, tester {:.2} cores, UDP drops {}: {}",
-            all.latency_ms.p99,
-            all.loss_pct,
-            r.server.cpu_cores.unwrap_or(0.0),
-            r.tester.cpu_cores.unwrap_or(0.0),
-            r.machine.udp_rcvbuf_errors.unwrap_or(0),
-            if r.passed { "held" } else { "broke" }
-        );
-        if r.passed {
-            good = Some((v, r));
-        } else {
-            bad = Some(v);
-        }
-        let lo = good.as_ref().map(|g| g.0);
-        v = match (lo, bad) {
-            (Some(l), None) => {
-                if l >= args.capacity_max {
-                    break;
-                }
-                (l * 2).min(args.capacity_max)
-            }
-            (Some(l), Some(b)) => {
-                if b <= l + 1 {
-                    break;
-                }
-                (l + b) / 2
-            }
-            (None, Some(b)) => {
-                if b <= 1 {
-                    break;
-                }
-                b / 2
-            }
-            (None, None) => break,
-        };
-        // Let the server settle between steps (closed sessions, freed rooms).
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    let largest = good.as_ref().map(|g| g.0);
-    let mut report = match good {
-        Some((_, r)) => r,
-        None => {
-            let a = with_value(args, dim, 1);
-            let mut r = run_once(&a, &env, clone_lib(&lib)).await?;
-            r.passed = false;
-            r
-        }
-    };
-    report.capacity = Some(CapacityReport {
-        dimension: format!("{dim:?}").to_lowercase(),
-        steps,
-        largest_passing: largest,
-    });
-    report.passed = largest.is_some();
+    let report = crate::capacity::find_capacity(args, &env, &lib).await;
     drop(env);
-    Ok(report)
+    report
 }
 
-fn clone_lib(lib: &Arc<Library>) -> Library {
+/// A library sharing `lib`'s clips.
+pub(crate) fn clone_lib(lib: &Arc<Library>) -> Library {
     Library {
         video: lib.video.clone(),
         screen: lib.screen.clone(),
         audio: lib.audio.clone(),
+        video_ladder: lib.video_ladder.clone(),
     }
 }
 

@@ -2,12 +2,12 @@
 //! memory from `/proc`, and scraping its Prometheus `/metrics`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result};
+use quicmeet_testkit::process;
 
 /// A child process started by the tool; killed when dropped.
 #[derive(Debug)]
@@ -43,35 +43,21 @@ impl Drop for Spawned {
 }
 
 fn spawn_ready(mut cmd: Command, prefix: &str, data_dir: Option<PathBuf>) -> Result<Spawned> {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let prefix = prefix.to_owned();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix(&prefix) {
-                let _ = tx.send(rest.to_owned());
+    let ready = match process::spawn_ready(&mut cmd, prefix, process::READY_TIMEOUT) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(d) = &data_dir {
+                let _ = std::fs::remove_dir_all(d);
             }
+            return Err(e.into());
         }
-    });
-    let pid = child.id();
-    let mut s = Spawned {
-        child,
-        pid,
-        fields: Default::default(),
+    };
+    Ok(Spawned {
+        pid: ready.child.id(),
+        child: ready.child,
+        fields: ready.fields,
         data_dir,
-    };
-    let line = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(l) => l,
-        Err(_) => bail!("the spawned process did not print its ready line within 30 s"),
-    };
-    for part in line.split_whitespace() {
-        if let Some((k, v)) = part.split_once('=') {
-            s.fields.insert(k.to_owned(), v.to_owned());
-        }
-    }
-    Ok(s)
+    })
 }
 
 /// Start `quicmeet` on loopback with a fresh data dir and load-friendly limits.
@@ -82,26 +68,17 @@ pub fn spawn_quicmeet(bin: &Path, extra: &[String], max_participants: usize) -> 
         chrono::Utc::now().timestamp_micros()
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut cmd = Command::new(bin);
-    cmd.arg("--data-dir")
-        .arg(&dir)
-        .args([
-            "--http-addr",
-            "127.0.0.1:0",
-            "--quic-addr",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-            "--auth-rate-per-min",
-            "100000",
-            "--join-rate-per-min",
-            "1000000",
-        ])
-        .arg("--max-participants")
-        .arg(max_participants.max(100).to_string())
-        .args(extra)
-        .env_remove("QUICMEET_CONFIG");
-    spawn_ready(cmd, "QUICMEET_READY ", Some(dir))
+    let mut cmd = process::quicmeet_command(bin, &dir);
+    cmd.args([
+        "--auth-rate-per-min",
+        "100000",
+        "--join-rate-per-min",
+        "1000000",
+    ])
+    .arg("--max-participants")
+    .arg(max_participants.max(100).to_string())
+    .args(extra);
+    spawn_ready(cmd, process::QUICMEET_READY, Some(dir))
 }
 
 /// Start this binary's `relay` subcommand on loopback.
@@ -165,12 +142,7 @@ pub fn proc_sample(pid: &str) -> Option<ProcSample> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = f.get(11)?.parse().ok()?;
     let stime: u64 = f.get(12)?.parse().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let rss_kb = process::rss_kib(pid).unwrap_or(0);
     Some(ProcSample {
         cpu_us: (utime + stime) * 1_000_000 / clk_tck(),
         rss_bytes: rss_kb * 1024,

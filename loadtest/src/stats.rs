@@ -1,5 +1,5 @@
 //! What participant tasks record: per-stream statistics owned by one task, and run-wide
-//! counters and histograms shared lock-free by all of them.
+//! counters and histograms shared by all of them (atomics, and short locks for histograms).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use quicmeet_proto::MediaKind;
 use serde::Serialize;
 
-use crate::hist::{AtomicHist, Hist, Summary};
+use crate::hist::{Hist, SharedHist, Summary};
 
 /// Index of a media kind in per-kind arrays.
 pub fn kind_index(k: MediaKind) -> usize {
@@ -41,6 +41,9 @@ pub struct StreamStat {
     pub highest: u32,
     /// Frames received.
     pub received: u64,
+    /// Audio datagrams this tool dropped itself for their age: delivered by the server, so
+    /// not lost, but not in latency either.
+    pub expired: u64,
     /// Frames received whose capture time is older than the subscription (late-joiner replay
     /// from the server's cache); counted as received, left out of latency.
     pub cached: u64,
@@ -60,6 +63,10 @@ pub struct StreamStat {
     last_transit: Option<i64>,
     /// Time from subscription (or media start) to the first frame (µs).
     pub first_frame_us: Option<u64>,
+    /// Latency of frames received once the room's media had run for
+    /// [`crate::lab::report::SETTLE_ALLOWANCE`] (µs): what a subscriber sees after its layer
+    /// had time to settle.
+    pub settled: Hist,
 }
 
 impl StreamStat {
@@ -74,6 +81,7 @@ impl StreamStat {
             first_seq: None,
             highest: 0,
             received: 0,
+            expired: 0,
             cached: 0,
             reordered: 0,
             tail_lost: 0,
@@ -83,6 +91,7 @@ impl StreamStat {
             jitter_us: 0.0,
             last_transit: None,
             first_frame_us: None,
+            settled: Hist::default(),
         }
     }
 
@@ -118,6 +127,20 @@ impl StreamStat {
         Some(lat)
     }
 
+    /// A frame the server delivered but this tool dropped for its age (sequence accounting
+    /// only).
+    pub fn on_expired(&mut self, seq: u32) {
+        self.expired += 1;
+        match self.first_seq {
+            None => {
+                self.first_seq = Some(seq);
+                self.highest = seq;
+            }
+            Some(_) if seq > self.highest => self.highest = seq,
+            Some(_) => {}
+        }
+    }
+
     /// Frames expected between the first received and the publisher's last (head and tail
     /// included).
     pub fn expected(&self) -> u64 {
@@ -131,7 +154,7 @@ impl StreamStat {
 
     /// Frames lost (gaps plus tail).
     pub fn lost(&self) -> u64 {
-        self.expected().saturating_sub(self.received)
+        self.expected().saturating_sub(self.received + self.expired)
     }
 }
 
@@ -139,9 +162,9 @@ impl StreamStat {
 #[derive(Debug, Default)]
 pub struct Shared {
     /// Latency per kind, whole run.
-    pub latency: [AtomicHist; 3],
+    pub latency: [SharedHist; 3],
     /// Latency of all kinds, current one-second window (taken by the sampler).
-    pub window: AtomicHist,
+    pub window: SharedHist,
     /// Frames sent per kind.
     pub frames_sent: [AtomicU64; 3],
     /// Bytes sent.
@@ -165,9 +188,9 @@ pub struct Shared {
     /// Chat messages received (every participant counts).
     pub chat_rx: AtomicU64,
     /// Chat latency from send to receipt (µs).
-    pub chat_latency: AtomicHist,
+    pub chat_latency: SharedHist,
     /// Lateness of publishers' sends against their schedule (µs).
-    pub sender_lag: AtomicHist,
+    pub sender_lag: SharedHist,
     /// REST join time (µs).
     pub join_api: Mutex<Hist>,
     /// Transport handshake + hello → welcome (µs).
@@ -182,6 +205,11 @@ pub struct Shared {
     pub streams: Mutex<Vec<StreamStat>>,
     /// Last sequence number each publisher sent, per (room, track).
     pub last_seq: Mutex<HashMap<(usize, u32), u32>>,
+    /// Audio datagrams this tool dropped itself because it read them later than
+    /// `--datagram-max-age-ms` (its own backlog, not the server's).
+    pub datagrams_expired: AtomicU64,
+    /// What the impairment lab and the publishers' adaptation recorded.
+    pub lab: crate::lab::report::Records,
 }
 
 impl Shared {

@@ -169,7 +169,7 @@ async fn counts_match_over_both_transports_against_the_real_server() {
     let mut strict = a.clone();
     strict.max_p99_ms = Some(0.001);
     let mut r2 = r.clone();
-    quicmeet_loadtest::run::evaluate(&strict, &mut r2);
+    quicmeet_loadtest::build::evaluate(&strict, &mut r2);
     assert!(!r2.passed);
 }
 

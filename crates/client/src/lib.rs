@@ -20,6 +20,9 @@
 //! that stops calling [`ClientReceiver::recv`] therefore really stops reading: streams stop
 //! being drained (QUIC flow control pushes back), datagrams pile up and are dropped by QUIC,
 //! and the WebSocket's TCP window closes. The tests rely on that to play a stalled subscriber.
+//! With [`ConnectOptions::datagram_max_age`] the client instead behaves as a browser does: it
+//! keeps draining datagrams and drops those older than the bound, so a slow reader gets fresh
+//! audio with gaps (reported by [`ClientReceiver::take_expired`]) rather than old audio.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -64,6 +67,7 @@
 mod error;
 mod frames;
 mod join;
+pub mod uplink;
 mod ws;
 mod wt;
 
@@ -71,7 +75,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quicmeet_proto::{ClientMessage, EncodedFrame, ServerMessage};
+use quicmeet_proto::{ClientMessage, EncodedFrame, FrameHeader, ServerMessage};
 use tokio::sync::mpsc;
 
 pub use error::{ClientError, Result};
@@ -179,6 +183,46 @@ pub struct ConnectOptions {
     /// WebSocket: the TCP receive buffer (`SO_RCVBUF`) in bytes (`None`: the system's
     /// autotuned default). Small values make a stalled reader felt by the server sooner.
     pub tcp_recv_buffer: Option<u32>,
+    /// WebSocket: the TCP send buffer (`SO_SNDBUF`) in bytes (`None`: autotuned). A small one
+    /// makes a capped uplink felt as a slow [`ClientSender::send_frame`] instead of seconds
+    /// of media queued in the kernel.
+    pub tcp_send_buffer: Option<u32>,
+    /// WebTransport: received datagrams older than this are dropped instead of delivered, as
+    /// browsers do (Chromium's `incomingMaxAge`), so a reader that falls behind hears fresh
+    /// audio with gaps rather than old audio. The datagram reader keeps draining the QUIC
+    /// connection whatever the caller does, so the age is measured from the moment the
+    /// datagram left the network. `None`: deliver every datagram, however late.
+    pub datagram_max_age: Option<Duration>,
+    /// WebTransport: bytes of outgoing datagrams QUIC may hold while the path is congested;
+    /// beyond it the oldest are dropped (`None`: quinn's default, about 1 MB, which is seconds
+    /// of audio on a capped uplink).
+    pub datagram_send_buffer: Option<usize>,
+    /// WebTransport: bytes of stream data sent but not yet acknowledged, at most (`None`:
+    /// quinn's default). A small window makes a capped uplink push back on the sender
+    /// instead of queueing seconds of video.
+    pub send_window: Option<u64>,
+}
+
+/// Received datagrams older than this are dropped when [`ConnectOptions::datagram_max_age`]
+/// asks for the browsers' behaviour: the age past which audio is worse than silence.
+pub const DATAGRAM_MAX_AGE: Duration = Duration::from_millis(150);
+
+/// What the QUIC connection knows about its path (WebTransport only): the uplink signals a
+/// publisher adapts to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathStats {
+    /// Smoothed round-trip time.
+    pub rtt: Duration,
+    /// Smallest round-trip time seen.
+    pub min_rtt: Duration,
+    /// Congestion window in bytes.
+    pub cwnd: u64,
+    /// Times the congestion controller backed off.
+    pub congestion_events: u64,
+    /// Packets declared lost.
+    pub lost_packets: u64,
+    /// Packets sent.
+    pub sent_packets: u64,
 }
 
 impl Default for ConnectOptions {
@@ -191,6 +235,10 @@ impl Default for ConnectOptions {
             idle_timeout: Duration::from_secs(10),
             receive_window: None,
             tcp_recv_buffer: None,
+            tcp_send_buffer: None,
+            datagram_max_age: None,
+            datagram_send_buffer: None,
+            send_window: None,
         }
     }
 }
@@ -206,11 +254,30 @@ pub(crate) struct Counters {
     control: AtomicU64,
     bad_media: AtomicU64,
     media_bytes: AtomicU64,
+    datagrams_expired: AtomicU64,
+    /// Headers of the latest expired datagrams, for [`ClientReceiver::take_expired`].
+    expired: std::sync::Mutex<std::collections::VecDeque<FrameHeader>>,
 }
+
+/// Expired datagram headers kept for [`ClientReceiver::take_expired`].
+const MAX_EXPIRED_KEPT: usize = 4096;
 
 impl Counters {
     pub(crate) fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Count a datagram dropped for its age and keep its header.
+    pub(crate) fn expire(&self, ev: &Event) {
+        Counters::add(&self.datagrams_expired, 1);
+        if let Event::Media(m) = ev {
+            if let Ok(mut q) = self.expired.lock() {
+                if q.len() >= MAX_EXPIRED_KEPT {
+                    q.pop_front();
+                }
+                q.push_back(*m.frame.header());
+            }
+        }
     }
 }
 
@@ -233,6 +300,9 @@ pub struct Stats {
     pub bad_media: u64,
     /// Encoded media bytes received.
     pub media_bytes: u64,
+    /// Datagrams dropped unread because they were older than
+    /// [`ConnectOptions::datagram_max_age`]: this client's own backlog, not the network's.
+    pub datagrams_expired: u64,
 }
 
 /// Where events are delivered.
@@ -278,7 +348,12 @@ pub async fn connect_with(
         .map_err(|_| ClientError::Timeout(format!("{} connection", transport.as_str())))??;
     Ok((
         ClientSender { inner, transport },
-        ClientReceiver { rx, counters },
+        ClientReceiver {
+            rx,
+            counters,
+            max_age: opts.datagram_max_age,
+            expired_seen: 0,
+        },
     ))
 }
 
@@ -341,6 +416,23 @@ impl ClientSender {
     pub fn max_datagram_size(&self) -> Option<usize> {
         match &self.inner {
             SenderInner::Wt(s) => s.max_datagram_size(),
+            SenderInner::Ws(_) => None,
+        }
+    }
+
+    /// A handle that sends audio datagrams without waiting for this sender (WebTransport
+    /// only), so audio never waits behind a video write blocked by flow control.
+    pub fn datagram_sender(&self) -> Option<DatagramSender> {
+        match &self.inner {
+            SenderInner::Wt(s) => Some(DatagramSender(s.connection())),
+            SenderInner::Ws(_) => None,
+        }
+    }
+
+    /// The QUIC path's statistics (WebTransport only).
+    pub fn path_stats(&self) -> Option<PathStats> {
+        match &self.inner {
+            SenderInner::Wt(s) => Some(s.path_stats()),
             SenderInner::Ws(_) => None,
         }
     }
@@ -413,29 +505,89 @@ impl ClientSender {
     }
 }
 
+/// Sends frames as WebTransport datagrams, independently of the [`ClientSender`] it came
+/// from. Sending never waits: when the path is congested QUIC drops the oldest queued
+/// datagrams ([`ConnectOptions::datagram_send_buffer`]).
+#[derive(Clone)]
+pub struct DatagramSender(wtransport::Connection);
+
+impl std::fmt::Debug for DatagramSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatagramSender").finish_non_exhaustive()
+    }
+}
+
+impl DatagramSender {
+    /// Send one frame in a datagram. Fails with [`ClientError::Datagram`] when it does not
+    /// fit (the caller then sends it on a stream through the [`ClientSender`]).
+    pub fn send_frame(&self, frame: &EncodedFrame) -> Result<()> {
+        self.0.send_datagram(frame.as_bytes())?;
+        Ok(())
+    }
+}
+
 /// The receiving half of a connection.
 #[derive(Debug)]
 pub struct ClientReceiver {
     rx: mpsc::Receiver<Event>,
     counters: Arc<Counters>,
+    max_age: Option<Duration>,
+    expired_seen: u64,
 }
 
 impl ClientReceiver {
+    /// Whether `ev` is a datagram older than the age bound (then it is counted and dropped).
+    fn expired(&self, ev: &Event) -> bool {
+        let old = match (self.max_age, ev) {
+            (Some(max), Event::Media(m)) => m.via == Via::Datagram && m.received_at.elapsed() > max,
+            _ => false,
+        };
+        if old {
+            self.counters.expire(ev);
+        }
+        old
+    }
+
+    /// Headers of the datagrams dropped for their age since the last call (the latest few
+    /// thousand): this client's own drops, which a caller accounting loss should not blame
+    /// on the network.
+    pub fn take_expired(&mut self) -> Vec<FrameHeader> {
+        let n = self.counters.datagrams_expired.load(Ordering::Relaxed);
+        if n == self.expired_seen {
+            return vec![];
+        }
+        self.expired_seen = n;
+        match self.counters.expired.lock() {
+            Ok(mut q) => q.drain(..).collect(),
+            Err(_) => vec![],
+        }
+    }
+
     /// The next event; `None` after [`Event::Closed`] once every reader task has ended.
     pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        loop {
+            let ev = self.rx.recv().await?;
+            if !self.expired(&ev) {
+                return Some(ev);
+            }
+        }
     }
 
     /// The next event, waiting at most `timeout`.
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Event>> {
-        tokio::time::timeout(timeout, self.rx.recv())
+        tokio::time::timeout(timeout, self.recv())
             .await
             .map_err(|_| ClientError::Timeout("an event".into()))
     }
 
     /// An event if one is buffered now.
     pub fn try_recv(&mut self) -> Option<Event> {
-        self.rx.try_recv().ok()
+        while let Ok(ev) = self.rx.try_recv() {
+            if !self.expired(&ev) {
+                return Some(ev);
+            }
+        }
+        None
     }
 
     /// Receive until `pick` returns `Some` for a control message, within `timeout`.
@@ -475,6 +627,7 @@ impl ClientReceiver {
             control: g(&c.control),
             bad_media: g(&c.bad_media),
             media_bytes: g(&c.media_bytes),
+            datagrams_expired: g(&c.datagrams_expired),
         }
     }
 }
@@ -507,6 +660,64 @@ mod tests {
             cert_hashes: vec![[0; 32]],
             websocket_url: ws.into(),
         }
+    }
+
+    fn media(seq: u32, via: Via, age: Duration) -> Event {
+        let frame = build_frame(
+            quicmeet_proto::MediaKind::Audio,
+            16,
+            seq,
+            false,
+            now_us(),
+            b"opus",
+        )
+        .unwrap();
+        Event::Media(MediaEvent {
+            frame,
+            via,
+            received_at: Instant::now() - age,
+            received_unix_us: now_us(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_gets_fresh_datagrams_and_learns_which_it_missed() {
+        let (tx, rx) = mpsc::channel(16);
+        let mut r = ClientReceiver {
+            rx,
+            counters: Arc::default(),
+            max_age: Some(DATAGRAM_MAX_AGE),
+            expired_seen: 0,
+        };
+        let old = Duration::from_millis(400);
+        tx.send(media(1, Via::Datagram, old)).await.unwrap();
+        tx.send(media(2, Via::Stream, old)).await.unwrap();
+        tx.send(media(3, Via::Datagram, Duration::ZERO))
+            .await
+            .unwrap();
+        drop(tx);
+        let seqs: Vec<u32> = std::iter::from_fn(|| r.try_recv())
+            .map(|e| match e {
+                Event::Media(m) => m.frame.header().seq,
+                _ => unreachable!(),
+            })
+            .collect();
+        // The stale datagram is dropped; streams are reliable and never aged out.
+        assert_eq!(seqs, [2, 3]);
+        assert_eq!(r.stats().datagrams_expired, 1);
+        let missed: Vec<u32> = r.take_expired().iter().map(|h| h.seq).collect();
+        assert_eq!(missed, [1]);
+        assert!(r.take_expired().is_empty());
+        // Without an age bound every datagram is delivered, however late.
+        let (tx, rx) = mpsc::channel(4);
+        let mut keep = ClientReceiver {
+            rx,
+            counters: Arc::default(),
+            max_age: None,
+            expired_seen: 0,
+        };
+        tx.send(media(1, Via::Datagram, old)).await.unwrap();
+        assert!(keep.recv().await.is_some());
     }
 
     #[tokio::test]

@@ -33,7 +33,7 @@ pub(crate) async fn connect(
     counters: Arc<Counters>,
 ) -> Result<WsSender> {
     let url = join.websocket_url.as_str();
-    let tcp = tcp_connect(url, opts.tcp_recv_buffer).await?;
+    let tcp = tcp_connect(url, opts.tcp_recv_buffer, opts.tcp_send_buffer).await?;
     let (ws, _resp) = tokio_tungstenite::client_async_tls(url, tcp).await?;
     let (sink, stream) = ws.split();
     let (cancel_tx, cancel_rx) = oneshot::channel();
@@ -83,9 +83,13 @@ fn authority(url: &str) -> Result<(String, u16)> {
     Ok((host.to_owned(), port))
 }
 
-/// Connect TCP to the URL's host, trying each resolved address, with an optional receive
-/// buffer size set before the handshake (so the window scale fits it).
-async fn tcp_connect(url: &str, recv_buffer: Option<u32>) -> Result<TcpStream> {
+/// Connect TCP to the URL's host, trying each resolved address, with optional receive and
+/// send buffer sizes set before the handshake (so the window scale fits them).
+async fn tcp_connect(
+    url: &str,
+    recv_buffer: Option<u32>,
+    send_buffer: Option<u32>,
+) -> Result<TcpStream> {
     let (host, port) = authority(url)?;
     let mut last = None;
     for addr in tokio::net::lookup_host((host.as_str(), port)).await? {
@@ -96,6 +100,9 @@ async fn tcp_connect(url: &str, recv_buffer: Option<u32>) -> Result<TcpStream> {
         };
         if let Some(n) = recv_buffer {
             sock.set_recv_buffer_size(n)?;
+        }
+        if let Some(n) = send_buffer {
+            sock.set_send_buffer_size(n)?;
         }
         match sock.connect(addr).await {
             Ok(s) => {

@@ -1,7 +1,7 @@
 //! WebTransport: control on the first bidirectional stream, audio in datagrams, video on one
 //! unidirectional stream per group of pictures.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +18,17 @@ use wtransport::tls::{build_native_cert_store, Sha256Digest};
 use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream, VarInt};
 
 use crate::error::{ClientError, Result};
-use crate::{media_event, CloseInfo, ConnectOptions, Counters, Event, EventTx, JoinInfo, Via};
+use crate::{
+    media_event, CloseInfo, ConnectOptions, Counters, Event, EventTx, JoinInfo, PathStats, Via,
+};
 
 /// Size of the read buffer of each stream reader.
 const READ_CHUNK: usize = 16 * 1024;
 /// Priority of the control stream: above every media stream.
 const CONTROL_PRIORITY: i32 = i32::MAX;
+/// Datagrams held for a slow caller when an age bound is set (a backstop; the age bound
+/// normally empties the queue long before).
+const MAX_PENDING_DATAGRAMS: usize = 4096;
 /// How long to wait for the connection to close after the control stream ended.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
@@ -63,6 +68,12 @@ pub(crate) async fn connect(
         transport.receive_window(w);
         transport.stream_receive_window(w);
     }
+    if let Some(b) = opts.datagram_send_buffer {
+        transport.datagram_send_buffer_size(b);
+    }
+    if let Some(w) = opts.send_window {
+        transport.send_window(w);
+    }
     let config = ClientConfig::builder()
         .with_bind_default()
         .with_custom_tls_and_transport(tls, transport)
@@ -77,7 +88,12 @@ pub(crate) async fn connect(
     let conn = endpoint.connect(join.webtransport_url_with_token()).await?;
 
     // Datagrams first: audio may follow the welcome immediately.
-    tokio::spawn(read_datagrams(conn.clone(), tx.clone(), counters.clone()));
+    tokio::spawn(read_datagrams(
+        conn.clone(),
+        tx.clone(),
+        counters.clone(),
+        opts.datagram_max_age,
+    ));
     tokio::spawn(accept_streams(conn.clone(), tx.clone(), counters.clone()));
 
     let (mut control, control_rx) = conn.open_bi().await?.await?;
@@ -158,6 +174,22 @@ impl WtSender {
         }
     }
 
+    pub(crate) fn connection(&self) -> Connection {
+        self.conn.clone()
+    }
+
+    pub(crate) fn path_stats(&self) -> PathStats {
+        let p = self.conn.quic_connection().stats().path;
+        PathStats {
+            rtt: p.rtt,
+            min_rtt: p.min_rtt,
+            cwnd: p.cwnd,
+            congestion_events: p.congestion_events,
+            lost_packets: p.lost_packets,
+            sent_packets: p.sent_packets,
+        }
+    }
+
     pub(crate) fn max_datagram_size(&self) -> Option<usize> {
         self.conn.max_datagram_size()
     }
@@ -210,18 +242,68 @@ fn close_info(e: &ConnectionError) -> CloseInfo {
     }
 }
 
-async fn read_datagrams(conn: Connection, tx: EventTx, counters: Arc<Counters>) {
-    while let Ok(d) = conn.receive_datagram().await {
-        let payload = d.payload();
-        match EncodedFrame::decode(payload) {
-            Ok(frame) => {
-                Counters::add(&counters.datagrams, 1);
-                Counters::add(&counters.media_bytes, frame.len() as u64);
-                if tx.send(media_event(frame, Via::Datagram)).await.is_err() {
+fn datagram_event(d: &wtransport::datagram::Datagram, counters: &Counters) -> Option<Event> {
+    match EncodedFrame::decode(d.payload()) {
+        Ok(frame) => {
+            Counters::add(&counters.datagrams, 1);
+            Counters::add(&counters.media_bytes, frame.len() as u64);
+            Some(media_event(frame, Via::Datagram))
+        }
+        Err(_) => {
+            Counters::add(&counters.bad_media, 1);
+            None
+        }
+    }
+}
+
+async fn read_datagrams(
+    conn: Connection,
+    tx: EventTx,
+    counters: Arc<Counters>,
+    max_age: Option<Duration>,
+) {
+    let Some(max_age) = max_age else {
+        // Every datagram is delivered: when the caller stops reading, QUIC's receive buffer
+        // fills and drops them.
+        while let Ok(d) = conn.receive_datagram().await {
+            if let Some(ev) = datagram_event(&d, &counters) {
+                if tx.send(ev).await.is_err() {
                     return;
                 }
             }
-            Err(_) => Counters::add(&counters.bad_media, 1),
+        }
+        return;
+    };
+    // Keep draining QUIC while the caller is slow, holding what it has not taken yet in a
+    // queue bounded by age (and, as a backstop, by count), as browsers do.
+    let mut pending: VecDeque<Event> = VecDeque::new();
+    let fresh = |ev: &Event| match ev {
+        Event::Media(m) => m.received_at.elapsed() <= max_age,
+        _ => true,
+    };
+    loop {
+        tokio::select! {
+            d = conn.receive_datagram() => {
+                let Ok(d) = d else { return };
+                if let Some(ev) = datagram_event(&d, &counters) {
+                    if pending.len() >= MAX_PENDING_DATAGRAMS {
+                        if let Some(old) = pending.pop_front() {
+                            counters.expire(&old);
+                        }
+                    }
+                    pending.push_back(ev);
+                }
+            }
+            permit = tx.reserve(), if !pending.is_empty() => {
+                let Ok(permit) = permit else { return };
+                while let Some(ev) = pending.pop_front() {
+                    if fresh(&ev) {
+                        permit.send(ev);
+                        break;
+                    }
+                    counters.expire(&ev);
+                }
+            }
         }
     }
 }

@@ -6,23 +6,23 @@
 use std::time::{Duration, Instant};
 
 use quicmeet_server::{Config, Server};
+use quicmeet_testkit::{mail, Hist};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-fn pct(v: &mut [Duration], p: f64) -> f64 {
-    v.sort();
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i].as_secs_f64() * 1000.0
-}
-
-fn report(name: &str, v: &mut [Duration]) {
-    let mean = v.iter().map(|d| d.as_secs_f64()).sum::<f64>() / v.len() as f64 * 1000.0;
+fn report(name: &str, v: &[Duration]) {
+    let mut h = Hist::precise();
+    for d in v {
+        h.record(d.as_micros() as u64);
+    }
+    let s = h.summary();
+    let ms = |us: u64| us as f64 / 1000.0;
     println!(
         "{name:<8} n={:<5} p50 {:>7.2} ms  p99 {:>7.2} ms  mean {:>7.2} ms",
-        v.len(),
-        pct(v, 0.50),
-        pct(v, 0.99),
-        mean
+        s.count,
+        ms(s.p50),
+        ms(s.p99),
+        s.mean / 1000.0
     );
 }
 
@@ -60,24 +60,7 @@ async fn main() -> anyhow::Result<()> {
         signup.push(t.elapsed());
     }
     // Verify the first user through the mail it got, then log in n times.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut token = None;
-    for e in std::fs::read_dir(&outbox)? {
-        let text = std::fs::read_to_string(e?.path())?
-            .replace("=\r\n", "")
-            .replace("=\n", "")
-            .replace("=3D", "=");
-        if text.contains("u0@bench.test") {
-            let i = text.find("/verify?token=").unwrap() + 14;
-            token = Some(
-                text[i..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-                    .collect::<String>(),
-            );
-        }
-    }
-    let token = token.expect("verification mail for u0");
+    let token = mail::verification_token(&outbox, "u0@bench.test", Duration::from_secs(15)).await?;
     let r = c
         .post(format!("{base}/api/auth/verify"))
         .json(&json!({"token": token}))
@@ -128,9 +111,9 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(r.status() == 200, "join: {}", r.status());
     }
     println!("QuicMeet API latency, {n} sequential requests each, loopback, one client:");
-    report("signup", &mut signup);
-    report("login", &mut login);
-    report("join", &mut join);
+    report("signup", &signup);
+    report("login", &login);
+    report("join", &join);
     cancel.cancel();
     let _ = server.await;
     Ok(())

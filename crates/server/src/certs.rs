@@ -6,16 +6,27 @@
 //! reused while it has more than [`RENEW_BEFORE_DAYS`] left, and renewed by a background task;
 //! browsers get its SHA-256 hash with their join token.
 //!
-//! Production: the PEM files given by `--tls-cert/--tls-key` serve both HTTPS and QUIC, and no
-//! hash is handed out (browsers validate the chain as usual).
+//! Production: the PEM files given by `--tls-cert/--tls-key` serve HTTPS, HTTP/3 and
+//! WebTransport, and no hash is handed out (browsers validate the chain as usual).
+//!
+//! [`CertState`] holds the certificate in force. Replacing it swaps the key that one rustls
+//! resolver hands out to every listener (HTTPS over TCP, HTTP/3, WebTransport): new handshakes
+//! get it at once, open connections keep theirs. [`watch`] replaces it on SIGHUP and when the
+//! files change.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, Duration, Utc};
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
+use rustls::{
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 pub const DEV_VALIDITY_DAYS: i64 = 13;
 pub const RENEW_BEFORE_DAYS: i64 = 3;
@@ -30,7 +41,153 @@ pub struct ActiveCert {
     pub not_after: Option<DateTime<Utc>>,
 }
 
-pub type SharedCert = Arc<RwLock<ActiveCert>>;
+pub type SharedCert = Arc<CertState>;
+
+/// The certificate in force and the rustls resolver that serves it.
+pub struct CertState {
+    active: RwLock<ActiveCert>,
+    resolver: Arc<Resolver>,
+}
+
+impl CertState {
+    /// Loads `active`'s files; fails if they are unusable.
+    pub fn new(active: ActiveCert) -> anyhow::Result<Self> {
+        let key = certified_key(&active.cert_pem, &active.key_pem)?;
+        Ok(Self {
+            active: RwLock::new(active),
+            resolver: Arc::new(Resolver(RwLock::new(key))),
+        })
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, ActiveCert> {
+        self.active.read()
+    }
+
+    /// Puts `next` in force for new handshakes on every listener. On error nothing changes.
+    pub fn replace(&self, next: ActiveCert) -> anyhow::Result<()> {
+        let key = certified_key(&next.cert_pem, &next.key_pem)?;
+        *self.resolver.0.write() = key;
+        *self.active.write() = next;
+        Ok(())
+    }
+
+    /// Re-reads the files in force (after they were replaced on disk).
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let again = self.read().clone();
+        self.replace(again)
+    }
+
+    /// A rustls configuration for HTTPS over TCP (h2, http/1.1) that follows reloads.
+    pub fn https_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(self.resolver.clone());
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+
+    /// A rustls configuration for QUIC with ALPN h3 (HTTP/3 and WebTransport) that follows
+    /// reloads.
+    pub fn h3_config(&self) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_cert_resolver(self.resolver.clone());
+        cfg.alpn_protocols = vec![b"h3".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+}
+
+/// Hands every handshake the key in force.
+#[derive(Debug)]
+struct Resolver(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().clone())
+    }
+}
+
+fn certified_key(cert: &Path, key: &Path) -> anyhow::Result<Arc<CertifiedKey>> {
+    let (chain, key) = load_rustls_pair(cert, key)?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+        .context("unsupported private key type")?;
+    let ck = CertifiedKey::new(chain, signer);
+    ck.keys_match()
+        .context("certificate and key do not match")?;
+    Ok(Arc::new(ck))
+}
+
+/// Reloads the certificate on SIGHUP, and when its files' modification time or size change
+/// (checked every `every`), until `cancel`. A failed load keeps the old certificate and is
+/// tried again at the next change or signal.
+pub fn watch(cert: SharedCert, every: std::time::Duration, cancel: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP");
+                None
+            }
+        };
+        let mut seen = file_stamps(&cert.read());
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            #[cfg(unix)]
+            let hangup = async {
+                match hup.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hangup = std::future::pending::<()>();
+            let why = tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = hangup => "SIGHUP",
+                _ = tick.tick() => {
+                    let now = file_stamps(&cert.read());
+                    if now == seen { continue; }
+                    "the files changed"
+                }
+            };
+            let stamps = file_stamps(&cert.read());
+            match cert.reload() {
+                Ok(()) => {
+                    seen = stamps;
+                    tracing::info!(why, "certificate reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(
+                        why,
+                        error = format!("{e:#}"),
+                        "reloading the certificate failed; keeping the old one"
+                    )
+                }
+            }
+        }
+    });
+}
+
+type Stamp = Option<(SystemTime, u64)>;
+
+fn file_stamps(c: &ActiveCert) -> (Stamp, Stamp) {
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    };
+    (stamp(&c.cert_pem), stamp(&c.key_pem))
+}
 
 #[derive(Serialize, Deserialize)]
 struct DevCertMeta {
@@ -163,20 +320,6 @@ pub fn load_rustls_pair(
         .with_context(|| format!("reading the key from {}", key.display()))?
         .with_context(|| format!("{} holds no private key", key.display()))?;
     Ok((chain, key))
-}
-
-/// A rustls server configuration for HTTPS from the PEM pair.
-pub fn https_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let (chain, key) = load_rustls_pair(cert, key)?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .context("certificate and key do not match")?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
 }
 
 #[cfg(test)]

@@ -66,6 +66,17 @@ pub struct Config {
     #[arg(long, env = "QUICMEET_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
+    /// Serve the web app and the API over HTTP/3 too, on UDP at the HTTP port's number, with
+    /// the same certificate (`--http3 false` turns it off). Browsers learn of it from the
+    /// `Alt-Svc` header sent over HTTPS.
+    #[arg(long, env = "QUICMEET_HTTP3", default_value_t = true, action = clap::ArgAction::Set)]
+    pub http3: bool,
+
+    /// Seconds between checks of the certificate files for changes (they are also re-read
+    /// on SIGHUP); a changed certificate is used for new connections without a restart.
+    #[arg(long, env = "QUICMEET_CERT_CHECK_SECS", default_value_t = 10)]
+    pub cert_check_secs: u64,
+
     /// PEM private key matching --tls-cert.
     #[arg(long, env = "QUICMEET_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
@@ -85,6 +96,11 @@ pub struct Config {
     /// Sign-up, login and resend attempts allowed per minute per client IP and per account.
     #[arg(long, env = "QUICMEET_AUTH_RATE_PER_MIN", default_value_t = 10)]
     pub auth_rate_per_min: u32,
+
+    /// Sign-ups and verification-mail resends allowed per hour for one e-mail address,
+    /// whatever the client address.
+    #[arg(long, env = "QUICMEET_MAIL_RATE_PER_HOUR", default_value_t = 5)]
+    pub mail_rate_per_hour: u32,
 
     /// Join requests allowed per minute per client IP and per account.
     #[arg(long, env = "QUICMEET_JOIN_RATE_PER_MIN", default_value_t = 60)]

@@ -1,43 +1,13 @@
 //! iCalendar (RFC 5545) for meeting invitations.
 
 use chrono::{DateTime, Duration, Utc};
+use icalendar::{Calendar, Component, Event, EventLike, EventStatus, Property};
 use quicmeet_store::Meeting;
 
-fn stamp(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%dT%H%M%SZ").to_string()
-}
-
-fn escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => o.push_str("\\\\"),
-            ';' => o.push_str("\\;"),
-            ',' => o.push_str("\\,"),
-            '\n' => o.push_str("\\n"),
-            '\r' => {}
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// Folds a content line at 75 octets without splitting a UTF-8 character.
-fn fold(line: &str, out: &mut String) {
-    let mut used = 0;
-    for c in line.chars() {
-        let n = c.len_utf8();
-        if used + n > 75 {
-            out.push_str("\r\n ");
-            used = 1;
-        }
-        out.push(c);
-        used += n;
-    }
-    out.push_str("\r\n");
-}
-
 /// The meeting as a calendar with one event. `method` is REQUEST, PUBLISH or CANCEL.
+///
+/// `icalendar` does the escaping of text values and the folding of long lines; this function
+/// only decides what the invitation says.
 pub fn meeting_ics(
     m: &Meeting,
     link: &str,
@@ -46,53 +16,45 @@ pub fn meeting_ics(
     now: DateTime<Utc>,
 ) -> String {
     let end = m.start + Duration::minutes(m.duration_minutes as i64);
-    let mut lines = vec![
-        "BEGIN:VCALENDAR".to_owned(),
-        "VERSION:2.0".to_owned(),
-        "PRODID:-//QuicMeet//QuicMeet//EN".to_owned(),
-        format!("METHOD:{method}"),
-        "BEGIN:VEVENT".to_owned(),
-        format!("UID:{}@{}", m.code, host_domain),
-        format!("SEQUENCE:{}", m.revision),
-        format!("DTSTAMP:{}", stamp(now)),
-        format!("DTSTART:{}", stamp(m.start)),
-        format!("DTEND:{}", stamp(end)),
-        format!("SUMMARY:{}", escape(&m.title)),
-        format!(
-            "DESCRIPTION:{}",
-            escape(&format!(
-                "Join with QuicMeet: {link}\nMeeting code: {}",
-                m.code
-            ))
-        ),
-        format!("LOCATION:{}", escape(link)),
-        format!("URL:{link}"),
-        format!(
-            "ORGANIZER;CN={}:mailto:{}",
-            escape(&m.host_name),
-            m.host_email
-        ),
-    ];
-    for inv in &m.invitees {
-        lines.push(format!(
-            "ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:{inv}"
-        ));
-    }
-    lines.push(format!(
-        "STATUS:{}",
-        if m.cancelled || method == "CANCEL" {
-            "CANCELLED"
+    let cancelled = m.cancelled || method == "CANCEL";
+    let mut event = Event::new();
+    event
+        .uid(&format!("{}@{}", m.code, host_domain))
+        .sequence(m.revision)
+        .timestamp(now)
+        .starts(m.start)
+        .ends(end)
+        .summary(&m.title)
+        .description(&format!(
+            "Join with QuicMeet: {link}\nMeeting code: {}",
+            m.code
+        ))
+        .location(link)
+        .url(link)
+        .status(if cancelled {
+            EventStatus::Cancelled
         } else {
-            "CONFIRMED"
-        }
-    ));
-    lines.push("END:VEVENT".to_owned());
-    lines.push("END:VCALENDAR".to_owned());
-    let mut out = String::new();
-    for l in lines {
-        fold(&l, &mut out);
+            EventStatus::Confirmed
+        })
+        .append_property(
+            Property::new("ORGANIZER", format!("mailto:{}", m.host_email))
+                .add_parameter("CN", &m.host_name)
+                .done(),
+        );
+    for inv in &m.invitees {
+        event.append_multi_property(
+            Property::new("ATTENDEE", format!("mailto:{inv}"))
+                .add_parameter("ROLE", "REQ-PARTICIPANT")
+                .add_parameter("RSVP", "TRUE")
+                .done(),
+        );
     }
-    out
+    let mut cal = Calendar::empty();
+    cal.append_property(("VERSION", "2.0"))
+        .append_property(("PRODID", "-//QuicMeet//QuicMeet//EN"))
+        .append_property(("METHOD", method))
+        .push(event.done());
+    cal.to_string()
 }
 
 #[cfg(test)]

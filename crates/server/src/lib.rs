@@ -8,6 +8,8 @@ pub mod api;
 pub mod certs;
 pub mod config;
 pub mod error;
+pub mod headers;
+mod http3;
 pub mod ics;
 pub mod mail;
 pub mod media;
@@ -19,7 +21,6 @@ mod web;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use parking_lot::RwLock;
 use quicmeet_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub media: Arc<media::MediaHub>,
     /// A precomputed hash verified when an e-mail is unknown, so both failures take as long.
     pub dummy_hash: String,
+    /// Headers every answer carries.
+    pub security: Arc<headers::SecurityHeaders>,
 }
 
 /// The rate limits of the API.
@@ -57,6 +60,9 @@ pub struct Limits {
     pub resend_account: RateLimiter,
     pub join_ip: RateLimiter,
     pub join_account: RateLimiter,
+    /// Verification mails (sign-up and resend together) per e-mail address per hour, so the
+    /// server cannot be used to flood one mailbox from many client addresses.
+    pub mail_per_address: RateLimiter,
 }
 
 impl Limits {
@@ -69,6 +75,7 @@ impl Limits {
             resend_account: RateLimiter::per_minute(c.auth_rate_per_min.div_ceil(3)),
             join_ip: RateLimiter::per_minute(c.join_rate_per_min),
             join_account: RateLimiter::per_minute(c.join_rate_per_min),
+            mail_per_address: RateLimiter::per_hour(c.mail_rate_per_hour),
         }
     }
 }
@@ -80,6 +87,8 @@ pub type SharedState = Arc<AppState>;
 pub struct Bound {
     pub http: SocketAddr,
     pub quic: SocketAddr,
+    /// HTTP/3 (UDP, same port number as `http`), unless turned off.
+    pub http3: Option<SocketAddr>,
 }
 
 /// The running server.
@@ -112,9 +121,7 @@ impl Server {
             .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
         let mailer = Mailer::from_config(config.smtp_url.as_deref(), &config.data_dir)?;
 
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+        let (listener, h3_socket) = bind_http(&config).await?;
         let http = listener.local_addr()?;
         let scheme = if config.tls_enabled() {
             "https"
@@ -152,7 +159,7 @@ impl Server {
         }
         let tls_pair = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
         let cert = certs::load_or_create(&config.data_dir, tls_pair, &names, chrono::Utc::now())?;
-        let cert: certs::SharedCert = Arc::new(RwLock::new(cert));
+        let cert: certs::SharedCert = Arc::new(certs::CertState::new(cert)?);
 
         // The QUIC port is reserved here so the join answer can name it; the media plane
         // takes the socket over.
@@ -182,7 +189,22 @@ impl Server {
         let dummy_hash =
             tokio::task::spawn_blocking(|| quicmeet_store::hash_password("not a password"))
                 .await??;
+        let h3_endpoint = match h3_socket {
+            Some(s) => Some(http3::endpoint(s, &cert).context("starting HTTP/3")?),
+            None => None,
+        };
+        let h3_addr = match &h3_endpoint {
+            Some(e) => Some(e.local_addr()?),
+            None => None,
+        };
+        let security = Arc::new(headers::SecurityHeaders::new(
+            config.tls_enabled(),
+            &ws_url,
+            &wt_url,
+            h3_addr.map(|a| a.port()),
+        ));
         let state = Arc::new(AppState {
+            security,
             limits: Limits::new(&config),
             media: media.clone(),
             config,
@@ -196,7 +218,7 @@ impl Server {
             dummy_hash,
         });
         tracing::info!(
-            http = %http, quic = %quic, public_url = %state.public_url,
+            http = %http, quic = %quic, http3 = ?h3_addr, public_url = %state.public_url,
             mail = %state.mailer.describe(), "QuicMeet is listening"
         );
         {
@@ -211,12 +233,24 @@ impl Server {
             });
         }
         spawn_housekeeping(state.clone(), cancel.clone());
-        on_ready(Bound { http, quic });
+        certs::watch(
+            state.cert.clone(),
+            Duration::from_secs(state.config.cert_check_secs.max(1)),
+            cancel.clone(),
+        );
+        on_ready(Bound {
+            http,
+            quic,
+            http3: h3_addr,
+        });
 
         let router = web::app(state.clone());
+        if let Some(e) = h3_endpoint {
+            tokio::spawn(http3::serve(e, router.clone(), cancel.clone()));
+        }
         let serve = async {
-            if let (Some(c), Some(k)) = (&state.config.tls_cert, &state.config.tls_key) {
-                let tls = certs::https_config(c, k)?;
+            if state.config.tls_enabled() {
+                let tls = state.cert.https_config()?;
                 tls::serve_https(listener, tls, router, cancel.clone()).await
             } else {
                 use axum::serve::ListenerExt;
@@ -233,6 +267,40 @@ impl Server {
         state.store.flush().await?;
         tracing::info!("QuicMeet stopped");
         Ok(())
+    }
+}
+
+/// Binds the TCP listener and, unless HTTP/3 is off, a UDP socket with the same port number.
+/// With port 0 the kernel picks the TCP port, which may be taken for UDP: then try another.
+async fn bind_http(config: &Config) -> anyhow::Result<(TcpListener, Option<std::net::UdpSocket>)> {
+    let mut tries = 0;
+    loop {
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+        if !config.http3 {
+            return Ok((listener, None));
+        }
+        if config.quic_addr.port() == config.http_addr.port() && config.http_addr.port() != 0 {
+            // WebTransport has this UDP port; it cannot be shared between two QUIC endpoints.
+            tracing::warn!(
+                port = config.http_addr.port(),
+                "HTTP/3 for the web app is off: --quic-addr uses the HTTP port's number for \
+                 WebTransport. Give WebTransport another port to have both."
+            );
+            return Ok((listener, None));
+        }
+        let addr = listener.local_addr()?;
+        match std::net::UdpSocket::bind(addr) {
+            Ok(udp) => return Ok((listener, Some(udp))),
+            Err(e) if config.http_addr.port() == 0 && tries < 10 => {
+                tracing::debug!(error = %e, %addr, "UDP port taken; trying another");
+                tries += 1;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("binding HTTP/3 (UDP) on {addr}"));
+            }
+        }
     }
 }
 
@@ -280,7 +348,11 @@ fn spawn_housekeeping(state: SharedState, cancel: CancellationToken) {
                     "::1".to_owned(),
                 ];
                 match certs::make_dev_cert(&state.config.data_dir.join("certs"), &names, now) {
-                    Ok(c) => *state.cert.write() = c,
+                    Ok(c) => {
+                        if let Err(e) = state.cert.replace(c) {
+                            tracing::error!(error = %e, "loading the renewed certificate failed")
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "renewing the development certificate failed")
                     }

@@ -1,9 +1,27 @@
-//! Prometheus metrics, kept in atomics and rendered in the text exposition format.
+//! Prometheus metrics: counted in plain atomics where they happen, written out by
+//! `prometheus-client` (OpenMetrics text) when `/metrics` is scraped.
+//!
+//! The counting stays in our own atomics on purpose: the media plane counts on its per-frame
+//! path, where one relaxed `fetch_add` is all we want to pay, and a fixed label set lets every
+//! series show from the start (at 0). `prometheus-client` owns the exposition format: names,
+//! `# HELP`/`# TYPE` lines, escaping, the `_total` suffix of counters, histogram buckets.
 
-use std::fmt::Write;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, NoLabelSet},
+    metrics::MetricType,
+    registry::Registry,
+};
+
+/// The content type of the page [`render`] writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A labelled family of counters with a fixed label set.
+#[derive(Debug)]
 pub struct CounterVec<const N: usize> {
     name: &'static str,
     help: &'static str,
@@ -13,6 +31,7 @@ pub struct CounterVec<const N: usize> {
 }
 
 impl<const N: usize> CounterVec<N> {
+    /// `name` is the sample's name, ending in `_total`.
     pub const fn new(
         name: &'static str,
         help: &'static str,
@@ -39,26 +58,49 @@ impl<const N: usize> CounterVec<N> {
             .map(|i| self.counts[i].load(Relaxed))
             .unwrap_or(0)
     }
-    fn render(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# HELP {} {}\n# TYPE {} counter",
-            self.name, self.help, self.name
-        );
+    fn encode(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
+        let mut family =
+            enc.encode_descriptor(family_name(self.name), self.help, None, MetricType::Counter)?;
         for (v, c) in self.values.iter().zip(&self.counts) {
-            let _ = writeln!(
-                out,
-                "{}{{{}=\"{}\"}} {}",
-                self.name,
-                self.label,
-                v,
-                c.load(Relaxed)
-            );
+            let labels = [(self.label, *v)];
+            family
+                .encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, u64>(&c.load(Relaxed), None)?;
         }
+        Ok(())
     }
 }
 
-/// Every metric the HTTP side exports. The media plane adds its own through [`MetricsSource`].
+/// The name prometheus-client wants for a counter: the sample name without `_total`, which
+/// the encoder appends again. Tables here keep the full sample names, as scrapers see them.
+fn family_name(sample: &str) -> &str {
+    sample.strip_suffix("_total").unwrap_or(sample)
+}
+
+/// Writes one counter without labels.
+pub fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl EncodeCounterValue,
+) -> fmt::Result {
+    enc.encode_descriptor(family_name(name), help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, _, u64>(&value, None)
+}
+
+/// Writes one gauge without labels.
+pub fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl EncodeGaugeValue,
+) -> fmt::Result {
+    enc.encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
+}
+
+/// Every metric the HTTP side exports. The media plane adds its own through [`render`].
+#[derive(Debug)]
 pub struct Metrics {
     pub http_requests: CounterVec<5>,
     pub signups: CounterVec<3>,
@@ -111,31 +153,51 @@ impl Default for Metrics {
     }
 }
 
-/// Something that appends its own metric lines (the media plane, the store's gauges).
-pub trait MetricsSource: Send + Sync {
-    fn render(&self, out: &mut String);
-}
+/// The HTTP side's counters as a collector.
+#[derive(Debug)]
+struct HttpCollector(Arc<Metrics>);
 
-impl Metrics {
-    pub fn render(&self, extra: &[&dyn MetricsSource]) -> String {
-        let mut out = String::with_capacity(4096);
-        self.http_requests.render(&mut out);
-        self.signups.render(&mut out);
-        self.logins.render(&mut out);
-        self.joins.render(&mut out);
-        self.rate_limited.render(&mut out);
-        self.mails.render(&mut out);
-        for s in extra {
-            s.render(&mut out);
-        }
-        out
+impl Collector for HttpCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let m = &self.0;
+        m.http_requests.encode(&mut enc)?;
+        m.signups.encode(&mut enc)?;
+        m.logins.encode(&mut enc)?;
+        m.joins.encode(&mut enc)?;
+        m.rate_limited.encode(&mut enc)?;
+        m.mails.encode(&mut enc)
     }
 }
 
-/// Writes one gauge in exposition format.
-pub fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-    );
+/// Renders `metrics` and every other collector (the media plane, the store's gauges) as one
+/// OpenMetrics page.
+pub fn render(metrics: &Arc<Metrics>, extra: Vec<Box<dyn Collector>>) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(HttpCollector(metrics.clone())));
+    for c in extra {
+        registry.register_collector(c);
+    }
+    let mut out = String::with_capacity(8192);
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+        tracing::error!(error = %e, "encoding metrics failed");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_keep_their_sample_names_and_labels() {
+        let m = Arc::new(Metrics::default());
+        m.rate_limited.inc("signup");
+        m.rate_limited.inc("signup");
+        m.rate_limited.inc("no such label");
+        let text = render(&m, Vec::new());
+        assert!(text.contains("quicmeet_rate_limited_total{limit=\"signup\"} 2\n"));
+        assert!(text.contains("quicmeet_rate_limited_total{limit=\"join\"} 0\n"));
+        assert!(text.contains("# TYPE quicmeet_http_responses counter\n"));
+        assert!(text.ends_with("# EOF\n"));
+    }
 }

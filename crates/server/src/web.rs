@@ -2,19 +2,18 @@
 
 use axum::{
     extract::{DefaultBodyLimit, Request, State},
-    http::{header, HeaderValue, StatusCode},
+    http::{header, StatusCode},
     middleware::{self, Next},
     response::{Html, IntoResponse, Response},
     routing::get,
     Json, Router,
 };
-use tower_http::{
-    services::{ServeDir, ServeFile},
-    set_header::SetResponseHeaderLayer,
-};
+use tower_http::services::{ServeDir, ServeFile};
 use utoipa::OpenApi;
 
-use crate::{api, metrics::MetricsSource, SharedState};
+use prometheus_client::{collector::Collector, encoding::DescriptorEncoder};
+
+use crate::{api, SharedState};
 
 /// Largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -37,14 +36,13 @@ pub fn app(state: SharedState) -> Router {
         .with_state(state.clone())
         .merge(spa)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(state, count_responses))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
         ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
+        .layer(middleware::from_fn_with_state(
+            state.security.clone(),
+            crate::headers::add,
         ))
 }
 
@@ -65,34 +63,43 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-struct StoreGauges<'a>(&'a SharedState);
+/// The store's sizes, read at scrape time.
+#[derive(Debug)]
+struct StoreGauges {
+    users: u64,
+    meetings: u64,
+}
 
-impl MetricsSource for StoreGauges<'_> {
-    fn render(&self, out: &mut String) {
+impl Collector for StoreGauges {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         crate::metrics::gauge(
-            out,
+            &mut enc,
             "quicmeet_users",
             "Registered accounts.",
-            self.0.store.user_count(),
-        );
+            self.users,
+        )?;
         crate::metrics::gauge(
-            out,
+            &mut enc,
             "quicmeet_meetings",
             "Scheduled meetings.",
-            self.0.store.meeting_count(),
-        );
+            self.meetings,
+        )
     }
 }
 
 async fn metrics(State(state): State<SharedState>) -> impl IntoResponse {
     let media = crate::media::MediaMetricsView {
-        m: &state.media.metrics,
+        m: state.media.metrics.clone(),
         rooms: state.media.room_count(),
         conns: state.media.connection_gauges(),
         transcode: state.media.transcoders.as_ref().map(|t| t.metrics()),
     };
-    let body = state.metrics.render(&[&StoreGauges(&state), &media]);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    let store = StoreGauges {
+        users: state.store.user_count() as u64,
+        meetings: state.store.meeting_count() as u64,
+    };
+    let body = crate::metrics::render(&state.metrics, vec![Box::new(store), Box::new(media)]);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -73,7 +73,7 @@ async fn sign_up_verify_create_meetings_and_join_by_role() {
         codes.insert(kind, code);
     }
     // The invitee got an invitation with the link and a calendar attachment.
-    let mail = wait_mail(&sink.dir, "ivy@other.test", &codes["private"]);
+    let mail = wait_mail(&sink.dir, "ivy@other.test", &codes["private"]).await;
     assert!(mail.contains("text/calendar"), "{mail}");
     assert!(
         mail.contains("BEGIN:VCALENDAR") || mail.contains("QkVHSU46VkNBTEVOREFS"),
@@ -256,7 +256,7 @@ async fn verification_links_are_single_use_and_sessions_work_as_cookie_or_bearer
     .await;
     assert_eq!(st, 201);
     // The embedded default writes the mail to the outbox folder.
-    let token = token_from_mail(&wait_mail(&outbox, "vera@example.test", "/verify?token="));
+    let token = token_from_mail(&wait_mail(&outbox, "vera@example.test", "/verify?token=").await);
     assert_eq!(
         post(&c, &s.url("/api/auth/verify"), json!({"token": token}))
             .await
@@ -650,7 +650,8 @@ async fn serves_health_metrics_openapi_and_stops_cleanly_on_sigterm() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("# TYPE quicmeet_http_responses_total counter"));
+    assert!(metrics.contains("# TYPE quicmeet_http_responses counter"));
+    assert!(metrics.contains("quicmeet_http_responses_total{class=\"2xx\"}"));
     assert!(metrics.contains("quicmeet_users 0"));
     // The app shell (or the "client not built" page) is served for meeting links.
     let r = c.get(s.url("/abc-defg-hij")).send().await.unwrap();
@@ -707,7 +708,8 @@ async fn production_mode_serves_https_with_the_given_certificate_and_secure_cook
         &s.data_dir.join("outbox"),
         "tia@example.test",
         "/verify?token=",
-    );
+    )
+    .await;
     assert!(
         mail.contains(&format!("{base}/verify?token=")),
         "links use the https public URL"

@@ -12,7 +12,8 @@ use meet::{Meet, Peer};
 use quicmeet_client::proto::track::Slot;
 use quicmeet_client::proto::{ClientMessage, MediaKind, ServerMessage};
 use quicmeet_client::{ClientSender, ConnectOptions, Event, MediaEvent, TrackPublisher, Transport};
-use quicmeet_transcode::testsrc::{self, ClipConfig};
+use quicmeet_testkit::clip::ClipConfig;
+use quicmeet_transcode::testsrc;
 use quicmeet_transcode::{psnr_y, Vp8Decoder};
 
 const FPS: u32 = 30;
@@ -26,7 +27,7 @@ fn clip(width: u32, height: u32, frames: u32) -> (ClipConfig, Vec<testsrc::Encod
         keyframe_interval: 30,
         bitrate_bps: 1_500_000,
     };
-    let v = testsrc::vp8_clip(&cfg).expect("VP8 clip");
+    let v = quicmeet_testkit::clip::vp8(&cfg).expect("VP8 clip");
     (cfg, v)
 }
 

@@ -12,23 +12,7 @@ use std::collections::{HashMap, HashSet};
 use common::*;
 use quicmeet_proto::{ClientMessage, MediaKind, Role, ServerMessage};
 use quicmeet_sfu::{ConnId, Input, Join, Output, RoomConfig};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
-}
+use quicmeet_testkit::Rng;
 
 #[derive(Default)]
 struct Model {
@@ -105,7 +89,7 @@ fn run(seed: u64, steps: usize) -> u64 {
         ..RoomConfig::default()
     };
     let mut s = Sim::new(config);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut m = Model::default();
     let conns = 1..=8u64;
     for _ in 0..steps {

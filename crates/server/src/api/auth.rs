@@ -1,6 +1,6 @@
 //! Sign-up, e-mail verification, login sessions.
 
-use std::{net::SocketAddr, time::Instant};
+use std::net::SocketAddr;
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts, State},
@@ -25,26 +25,56 @@ pub const SESSION_COOKIE: &str = "qm_session";
 /// How long an e-mail verification link stays valid.
 pub const VERIFY_TTL_HOURS: i64 = 24;
 
+// The schemas carry the validators' rules (`validate.rs`), so what the published contract
+// calls valid is what the server accepts.
+
 #[derive(Deserialize, ToSchema)]
 pub struct SignupRequest {
+    /// At most 100 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Ada Lovelace"
+    )]
     pub name: String,
+    #[schema(
+        max_length = 254,
+        pattern = "^[^\\s,<>@\\x00-\\x1f\\x7f-\\x9f]{1,64}@[^\\s,<>@.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^\\s,<>@.\\x00-\\x1f\\x7f-\\x9f]+)+$",
+        example = "ada@example.org"
+    )]
     pub email: String,
+    /// 8 to 256 characters.
+    #[schema(min_length = 8, max_length = 256, format = Password)]
     pub password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct VerifyRequest {
+    /// The token from the verification link.
+    #[schema(min_length = 1, max_length = 200)]
     pub token: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct ResendRequest {
+    #[schema(
+        max_length = 254,
+        pattern = "^[^\\s,<>@\\x00-\\x1f\\x7f-\\x9f]{1,64}@[^\\s,<>@.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^\\s,<>@.\\x00-\\x1f\\x7f-\\x9f]+)+$",
+        example = "ada@example.org"
+    )]
     pub email: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[schema(
+        max_length = 254,
+        pattern = "^[^\\s,<>@\\x00-\\x1f\\x7f-\\x9f]{1,64}@[^\\s,<>@.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^\\s,<>@.\\x00-\\x1f\\x7f-\\x9f]+)+$",
+        example = "ada@example.org"
+    )]
     pub email: String,
+    #[schema(format = Password)]
     pub password: String,
 }
 
@@ -174,7 +204,7 @@ fn limit(
     rl: &crate::ratelimit::RateLimiter,
     key: &str,
 ) -> ApiResult<()> {
-    rl.check(key, Instant::now()).map_err(|wait| {
+    rl.check(key).map_err(|wait| {
         state.metrics.rate_limited.inc(which);
         ApiError::rate_limited(wait)
     })
@@ -231,9 +261,17 @@ fn send_verification(state: &SharedState, user: &User, token: &str) {
 }
 
 /// Create an account and send a verification link.
-#[utoipa::path(post, path = "/api/auth/signup", request_body = SignupRequest,
-    responses((status = 201, body = UserResponse), (status = 400, body = crate::api::ErrorBody),
-              (status = 409, body = crate::api::ErrorBody), (status = 429, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/auth/signup", request_body = SignupRequest,
+    responses(
+        (status = 201, description = "Account made; a verification link is mailed", body = UserResponse),
+        (status = 400, description = "Invalid input: `bad_json`, `invalid_field` or a field's own code", body = crate::api::ErrorBody),
+        (status = 409, description = "The address has an account: `email_taken`", body = crate::api::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB: `body_too_large`", body = crate::api::ErrorBody),
+        (status = 415, description = "The body is not sent as application/json: `bad_content_type`", body = crate::api::ErrorBody),
+        (status = 429, description = "Rate limited: `rate_limited`, with Retry-After", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn signup(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
@@ -247,6 +285,7 @@ pub async fn signup(
         Ok::<_, ApiError>((name, email))
     })();
     let (name, email) = checked.inspect_err(|_| state.metrics.signups.inc("invalid"))?;
+    limit(&state, "signup", &state.limits.mail_per_address, &email)?;
     let password = req.password;
     let hash = blocking(move || quicmeet_store::hash_password(&password)).await??;
     let user = User {
@@ -279,9 +318,16 @@ pub async fn signup(
 }
 
 /// Confirm an e-mail address with the token from the link.
-#[utoipa::path(post, path = "/api/auth/verify", request_body = VerifyRequest,
-    responses((status = 200, body = UserResponse), (status = 400, body = crate::api::ErrorBody),
-              (status = 410, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/auth/verify", request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "Address confirmed", body = UserResponse),
+        (status = 400, description = "Unknown or used token (`token_invalid`) or invalid input", body = crate::api::ErrorBody),
+        (status = 410, description = "The link expired: `token_expired`", body = crate::api::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB: `body_too_large`", body = crate::api::ErrorBody),
+        (status = 415, description = "The body is not sent as application/json: `bad_content_type`", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn verify(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<VerifyRequest>,
@@ -301,8 +347,16 @@ pub async fn verify(
 }
 
 /// Send a new verification link. Answers the same whether or not the address has an account.
-#[utoipa::path(post, path = "/api/auth/resend", request_body = ResendRequest,
-    responses((status = 202, body = MessageResponse), (status = 429, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/auth/resend", request_body = ResendRequest,
+    responses(
+        (status = 202, description = "Accepted (the same answer whether or not the address has an account)", body = MessageResponse),
+        (status = 400, description = "Invalid input: `bad_json`, `invalid_field` or a field's own code", body = crate::api::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB: `body_too_large`", body = crate::api::ErrorBody),
+        (status = 415, description = "The body is not sent as application/json: `bad_content_type`", body = crate::api::ErrorBody),
+        (status = 429, description = "Rate limited: `rate_limited`, with Retry-After", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn resend(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
@@ -311,6 +365,7 @@ pub async fn resend(
     limit(&state, "resend", &state.limits.resend_ip, &ip)?;
     let email = validate::email(&req.email)?;
     limit(&state, "resend", &state.limits.resend_account, &email)?;
+    limit(&state, "resend", &state.limits.mail_per_address, &email)?;
     if let Some(user) = state.store.user_by_email(&email)? {
         if !user.verified {
             issue_verification(&state, &user).await?;
@@ -337,9 +392,18 @@ fn session_cookie(state: &SharedState, token: &str, max_age_secs: i64) -> Header
 }
 
 /// Log in with e-mail and password; sets the session cookie.
-#[utoipa::path(post, path = "/api/auth/login", request_body = LoginRequest,
-    responses((status = 200, body = UserResponse), (status = 401, body = crate::api::ErrorBody),
-              (status = 403, body = crate::api::ErrorBody), (status = 429, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/auth/login", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; sets the session cookie", body = UserResponse),
+        (status = 400, description = "Invalid input: `bad_json`, `invalid_field` or a field's own code", body = crate::api::ErrorBody),
+        (status = 401, description = "Wrong address or password: `invalid_credentials`", body = crate::api::ErrorBody),
+        (status = 403, description = "Address not verified yet: `email_not_verified`", body = crate::api::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB: `body_too_large`", body = crate::api::ErrorBody),
+        (status = 415, description = "The body is not sent as application/json: `bad_content_type`", body = crate::api::ErrorBody),
+        (status = 429, description = "Rate limited: `rate_limited`, with Retry-After", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn login(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
@@ -403,7 +467,13 @@ pub async fn login(
 }
 
 /// End the current session.
-#[utoipa::path(post, path = "/api/auth/logout", responses((status = 204)))]
+#[utoipa::path(
+    post, path = "/api/auth/logout",
+    responses(
+        (status = 204, description = "Signed out; clears the session cookie")
+    ),
+    security((), ("session_cookie" = []), ("bearer" = []))
+)]
 pub async fn logout(State(state): State<SharedState>, headers: HeaderMap) -> ApiResult<Response> {
     if let Some(token) = bearer_or_cookie(&headers) {
         state.store.delete_session(&token)?;
@@ -416,7 +486,14 @@ pub async fn logout(State(state): State<SharedState>, headers: HeaderMap) -> Api
 }
 
 /// Who am I.
-#[utoipa::path(get, path = "/api/me", responses((status = 200, body = UserResponse), (status = 401, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/me",
+    responses(
+        (status = 200, description = "The signed-in user", body = UserResponse),
+        (status = 401, description = "Not signed in: `unauthenticated`", body = crate::api::ErrorBody)
+    ),
+    security(("session_cookie" = []), ("bearer" = []))
+)]
 pub async fn me(CurrentUser(user, _): CurrentUser) -> Json<UserResponse> {
     Json(UserResponse {
         user: (&user).into(),

@@ -1,7 +1,5 @@
 //! Meetings: scheduling, invitations, look-up by code, and join tokens.
 
-use std::time::Instant;
-
 use axum::{
     extract::{Path, State},
     http::{header, StatusCode},
@@ -26,26 +24,81 @@ use crate::{
     SharedState,
 };
 
+// The schemas carry the validators' rules (`validate.rs`).
+
+/// Who may join: anyone with the link, invitees (others knock), or the host's team.
+#[derive(ToSchema)]
+#[schema(as = MeetingType)]
+#[allow(dead_code)]
+enum MeetingTypeSchema {
+    #[schema(rename = "public")]
+    Public,
+    #[schema(rename = "private")]
+    Private,
+    #[schema(rename = "team")]
+    Team,
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct CreateMeeting {
+    /// At most 200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Weekly review"
+    )]
     pub title: String,
     /// RFC 3339 date-time with offset.
+    #[schema(format = DateTime, example = "2026-12-01T09:30:00Z")]
     pub start: String,
+    /// Minutes, 1 to 1440 (24 hours).
+    #[schema(minimum = 1, maximum = 1440)]
     pub duration_minutes: i64,
-    /// `public`, `private` or `team`.
     #[serde(rename = "type")]
+    #[schema(value_type = MeetingTypeSchema)]
     pub kind: String,
+    /// At most 200 e-mail addresses.
     #[serde(default)]
+    #[schema(max_items = 200, value_type = Vec<InviteeEmail>)]
     pub invitees: Vec<String>,
 }
 
+/// An invitee's e-mail address (same rules as every e-mail field).
+struct InviteeEmail;
+
+impl utoipa::PartialSchema for InviteeEmail {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        // No `format: email`: fuzzers read it as ASCII-only RFC 5321, stricter than our rule.
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(254))
+            .pattern(Some(validate::EMAIL_PATTERN))
+            .into()
+    }
+}
+
+impl ToSchema for InviteeEmail {}
+
 #[derive(Deserialize, ToSchema, Default)]
 pub struct UpdateMeeting {
+    /// At most 200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Weekly review"
+    )]
     pub title: Option<String>,
+    #[schema(format = DateTime, example = "2026-12-01T09:30:00Z")]
     pub start: Option<String>,
+    #[schema(minimum = 1, maximum = 1440)]
     pub duration_minutes: Option<i64>,
     #[serde(rename = "type")]
+    #[schema(value_type = Option<MeetingTypeSchema>)]
     pub kind: Option<String>,
+    #[schema(max_items = 200, value_type = Option<Vec<InviteeEmail>>)]
     pub invitees: Option<Vec<String>>,
 }
 
@@ -80,9 +133,20 @@ pub struct MeetingList {
 
 #[derive(Deserialize, ToSchema, Default)]
 pub struct JoinRequest {
-    /// Guests only: the name others see.
+    /// Guests only (required for them): the name others see.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        example = "Ada Lovelace"
+    )]
     pub name: Option<String>,
-    /// Guests only.
+    /// Guests only (required for them).
+    #[schema(
+        max_length = 254,
+        pattern = "^[^\\s,<>@\\x00-\\x1f\\x7f-\\x9f]{1,64}@[^\\s,<>@.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^\\s,<>@.\\x00-\\x1f\\x7f-\\x9f]+)+$",
+        example = "ada@example.org"
+    )]
     pub email: Option<String>,
 }
 
@@ -240,8 +304,18 @@ fn require_verified(user: &User) -> ApiResult<()> {
 }
 
 /// Schedule a meeting; invitees get an e-mail with an .ics attachment.
-#[utoipa::path(post, path = "/api/meetings", request_body = CreateMeeting,
-    responses((status = 201, body = MeetingResponse), (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/meetings", request_body = CreateMeeting,
+    responses(
+        (status = 201, description = "Scheduled", body = MeetingResponse),
+        (status = 400, description = "Invalid input: `bad_json`, `invalid_field` or a field's own code", body = crate::api::ErrorBody),
+        (status = 401, description = "Not signed in: `unauthenticated`", body = crate::api::ErrorBody),
+        (status = 403, description = "Address not verified yet: `email_not_verified`", body = crate::api::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB: `body_too_large`", body = crate::api::ErrorBody),
+        (status = 415, description = "The body is not sent as application/json: `bad_content_type`", body = crate::api::ErrorBody)
+    ),
+    security(("session_cookie" = []), ("bearer" = []))
+)]
 pub async fn create(
     State(state): State<SharedState>,
     CurrentUser(user, _): CurrentUser,
@@ -289,7 +363,14 @@ pub async fn create(
 }
 
 /// My meetings, hosted and invited; upcoming first, then past ones, most recent first.
-#[utoipa::path(get, path = "/api/meetings", responses((status = 200, body = MeetingList), (status = 401, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/meetings",
+    responses(
+        (status = 200, description = "Meetings I host or am invited to", body = MeetingList),
+        (status = 401, description = "Not signed in: `unauthenticated`", body = crate::api::ErrorBody)
+    ),
+    security(("session_cookie" = []), ("bearer" = []))
+)]
 pub async fn list(
     State(state): State<SharedState>,
     CurrentUser(user, _): CurrentUser,
@@ -325,8 +406,15 @@ fn load(state: &SharedState, code: &str) -> ApiResult<Meeting> {
 }
 
 /// Public facts of a meeting (everything, for its host).
-#[utoipa::path(get, path = "/api/meetings/{code}", params(("code" = String, Path)),
-    responses((status = 200, body = MeetingResponse), (status = 404, body = crate::api::ErrorBody), (status = 429, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/meetings/{code}", params(("code" = String, Path, description = "Meeting code, e.g. abc-defg-hij")),
+    responses(
+        (status = 200, description = "The meeting", body = MeetingResponse),
+        (status = 404, description = "No such meeting: `meeting_not_found`", body = crate::api::ErrorBody),
+        (status = 429, description = "Rate limited: `rate_limited`, with Retry-After", body = crate::api::ErrorBody)
+    ),
+    security((), ("session_cookie" = []), ("bearer" = []))
+)]
 pub async fn get_one(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
@@ -334,14 +422,10 @@ pub async fn get_one(
     Path(code): Path<String>,
 ) -> ApiResult<Json<MeetingResponse>> {
     // Look-ups share the join limit so codes cannot be enumerated.
-    state
-        .limits
-        .join_ip
-        .check(&ip, Instant::now())
-        .map_err(|w| {
-            state.metrics.rate_limited.inc("join");
-            ApiError::rate_limited(w)
-        })?;
+    state.limits.join_ip.check(&ip).map_err(|w| {
+        state.metrics.rate_limited.inc("join");
+        ApiError::rate_limited(w)
+    })?;
     let m = load(&state, &code)?;
     Ok(Json(MeetingResponse {
         meeting: view(&state, &m, user.as_ref().map(|u| &u.0)),
@@ -360,8 +444,20 @@ fn load_hosted(state: &SharedState, code: &str, user: &User) -> ApiResult<Meetin
 }
 
 /// Edit a meeting I host; invitees get an updated invitation.
-#[utoipa::path(patch, path = "/api/meetings/{code}", params(("code" = String, Path)), request_body = UpdateMeeting,
-    responses((status = 200, body = MeetingResponse), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    patch, path = "/api/meetings/{code}", params(("code" = String, Path, description = "Meeting code")), request_body = UpdateMeeting,
+    responses(
+        (status = 200, description = "Changed", body = MeetingResponse),
+        (status = 400, description = "Invalid input: `bad_json`, `invalid_field` or a field's own code", body = crate::api::ErrorBody),
+        (status = 401, description = "Not signed in: `unauthenticated`", body = crate::api::ErrorBody),
+        (status = 403, description = "Not the host: `not_host`", body = crate::api::ErrorBody),
+        (status = 404, description = "No such meeting: `meeting_not_found`", body = crate::api::ErrorBody),
+        (status = 409, description = "The meeting was cancelled: `meeting_cancelled`", body = crate::api::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB: `body_too_large`", body = crate::api::ErrorBody),
+        (status = 415, description = "The body is not sent as application/json: `bad_content_type`", body = crate::api::ErrorBody)
+    ),
+    security(("session_cookie" = []), ("bearer" = []))
+)]
 pub async fn update(
     State(state): State<SharedState>,
     CurrentUser(user, _): CurrentUser,
@@ -409,8 +505,16 @@ pub async fn update(
 }
 
 /// Cancel a meeting I host; invitees are told.
-#[utoipa::path(delete, path = "/api/meetings/{code}", params(("code" = String, Path)),
-    responses((status = 204), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    delete, path = "/api/meetings/{code}", params(("code" = String, Path, description = "Meeting code")),
+    responses(
+        (status = 204, description = "Cancelled (also when it already was)"),
+        (status = 401, description = "Not signed in: `unauthenticated`", body = crate::api::ErrorBody),
+        (status = 403, description = "Not the host: `not_host`", body = crate::api::ErrorBody),
+        (status = 404, description = "No such meeting: `meeting_not_found`", body = crate::api::ErrorBody)
+    ),
+    security(("session_cookie" = []), ("bearer" = []))
+)]
 pub async fn cancel(
     State(state): State<SharedState>,
     CurrentUser(user, _): CurrentUser,
@@ -429,18 +533,23 @@ pub async fn cancel(
 }
 
 /// The meeting as an iCalendar file.
-#[utoipa::path(get, path = "/api/meetings/{code}/ics", params(("code" = String, Path)),
-    responses((status = 200, content_type = "text/calendar"), (status = 404, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    get, path = "/api/meetings/{code}/ics", params(("code" = String, Path, description = "Meeting code")),
+    responses(
+        (status = 200, description = "The meeting as an iCalendar file", content_type = "text/calendar", body = String),
+        (status = 404, description = "No such meeting: `meeting_not_found`", body = crate::api::ErrorBody),
+        (status = 429, description = "Rate limited: `rate_limited`, with Retry-After", body = crate::api::ErrorBody)
+    )
+)]
 pub async fn ics(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
     Path(code): Path<String>,
 ) -> ApiResult<Response> {
-    state
-        .limits
-        .join_ip
-        .check(&ip, Instant::now())
-        .map_err(ApiError::rate_limited)?;
+    state.limits.join_ip.check(&ip).map_err(|w| {
+        state.metrics.rate_limited.inc("join");
+        ApiError::rate_limited(w)
+    })?;
     let m = load(&state, &code)?;
     let body = meeting_ics(
         &m,
@@ -466,28 +575,44 @@ pub async fn ics(
 }
 
 /// Ask to join: answers with a single-use media token, or "waiting" for the host, or a refusal.
-#[utoipa::path(post, path = "/api/meetings/{code}/join", params(("code" = String, Path)), request_body = JoinRequest,
-    responses((status = 200, body = JoinResponse), (status = 202, body = JoinResponse),
-              (status = 400, body = crate::api::ErrorBody), (status = 401, body = crate::api::ErrorBody),
-              (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody),
-              (status = 410, body = crate::api::ErrorBody), (status = 429, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    post, path = "/api/meetings/{code}/join", params(("code" = String, Path, description = "Meeting code")), request_body(content = JoinRequest, description = "Guests give a name and an e-mail address; may be empty for signed-in users"),
+    responses(
+        (status = 200, description = "Admitted: connect with the token", body = JoinResponse),
+        (status = 202, description = "Connect and wait for the host to admit you", body = JoinResponse),
+        (status = 400, description = "Invalid input: `bad_json`, `invalid_field` or a field's own code", body = crate::api::ErrorBody),
+        (status = 401, description = "A team meeting needs a signed-in member: `sign_in_required`", body = crate::api::ErrorBody),
+        (status = 403, description = "Refused: `email_not_verified`, `not_in_team`", body = crate::api::ErrorBody),
+        (status = 404, description = "No such meeting: `meeting_not_found`", body = crate::api::ErrorBody),
+        (status = 410, description = "Cancelled or ended: `meeting_cancelled`, `meeting_ended`", body = crate::api::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB: `body_too_large`", body = crate::api::ErrorBody),
+        (status = 429, description = "Rate limited: `rate_limited`, with Retry-After", body = crate::api::ErrorBody)
+    ),
+    security((), ("session_cookie" = []), ("bearer" = []))
+)]
 pub async fn join(
     State(state): State<SharedState>,
     ClientIp(ip): ClientIp,
     MaybeUser(user): MaybeUser,
     Path(code): Path<String>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
-    let now_i = Instant::now();
+    let body = body.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "The request body is too large.",
+        )
+    })?;
     let rl = |r: Result<(), u64>| {
         r.map_err(|w| {
             state.metrics.rate_limited.inc("join");
             ApiError::rate_limited(w)
         })
     };
-    rl(state.limits.join_ip.check(&ip, now_i))?;
+    rl(state.limits.join_ip.check(&ip))?;
     if let Some((u, _)) = &user {
-        rl(state.limits.join_account.check(&u.id, now_i))?;
+        rl(state.limits.join_account.check(&u.id))?;
     }
     let req: JoinRequest = if body.iter().all(u8::is_ascii_whitespace) {
         JoinRequest::default()

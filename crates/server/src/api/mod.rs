@@ -42,6 +42,7 @@ pub fn router() -> Router<SharedState> {
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&SecuritySchemes),
     info(
         title = "QuicMeet API",
         description = "Accounts, meetings and join tokens of a QuicMeet server."
@@ -86,6 +87,26 @@ pub fn router() -> Router<SharedState> {
     ))
 )]
 pub struct ApiDoc;
+
+/// The two ways to present a session: the login cookie, or its token as a bearer token.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme,
+        };
+        let c = api.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(SESSION_COOKIE))),
+        );
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
 
 /// The error envelope of every failed request.
 #[derive(utoipa::ToSchema, serde::Serialize)]

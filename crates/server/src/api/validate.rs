@@ -2,16 +2,22 @@
 
 use crate::error::{ApiError, ApiResult};
 
+/// The e-mail rule below as a regular expression, for the OpenAPI document: 1 to 64
+/// characters before the `@`, a domain of at least two dot-separated labels, no white space,
+/// control characters, `,`, `<` or `>`.
+pub const EMAIL_PATTERN: &str = r"^[^\s,<>@\x00-\x1f\x7f-\x9f]{1,64}@[^\s,<>@.\x00-\x1f\x7f-\x9f]+(\.[^\s,<>@.\x00-\x1f\x7f-\x9f]+)+$";
+
 pub fn email(e: &str) -> ApiResult<String> {
     let e = e.trim();
-    let ok = e.len() <= 254
+    // Lengths in characters, as JSON Schema's maxLength counts them.
+    let ok = e.chars().count() <= 254
         && !e
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>')
         && match e.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
-                    && local.len() <= 64
+                    && local.chars().count() <= 64
                     && !domain.contains('@')
                     && domain.contains('.')
                     && !domain.starts_with('.')
@@ -31,11 +37,13 @@ pub fn email(e: &str) -> ApiResult<String> {
 }
 
 pub fn name(n: &str) -> ApiResult<String> {
+    // The length counts what was sent (as the schema's maxLength does), then blanks are cut.
+    let too_long = n.chars().count() > 100;
     let n = n.trim();
     if n.is_empty() {
         return Err(ApiError::bad_request("invalid_name", "Enter your name."));
     }
-    if n.chars().count() > 100 || n.chars().any(char::is_control) {
+    if too_long || n.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
             "invalid_name",
             "Names are at most 100 characters, without control characters.",
@@ -52,16 +60,17 @@ pub fn password(p: &str) -> ApiResult<()> {
             "Passwords need at least 8 characters.",
         ));
     }
-    if p.len() > 256 {
+    if n > 256 {
         return Err(ApiError::bad_request(
             "invalid_password",
-            "Passwords are at most 256 bytes.",
+            "Passwords are at most 256 characters.",
         ));
     }
     Ok(())
 }
 
 pub fn title(t: &str) -> ApiResult<String> {
+    let too_long = t.chars().count() > 200;
     let t = t.trim();
     if t.is_empty() {
         return Err(ApiError::bad_request(
@@ -69,7 +78,7 @@ pub fn title(t: &str) -> ApiResult<String> {
             "Give the meeting a title.",
         ));
     }
-    if t.chars().count() > 200 {
+    if too_long {
         return Err(ApiError::bad_request(
             "invalid_title",
             "Titles are at most 200 characters.",

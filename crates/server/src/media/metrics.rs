@@ -1,10 +1,21 @@
 //! Media plane counters, exported on `/metrics`.
+//!
+//! The per-frame paths count with one relaxed `fetch_add` on these atomics; the view below
+//! hands them to `prometheus-client` when `/metrics` is scraped.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
-use crate::metrics::{gauge, MetricsSource};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, NoLabelSet},
+    metrics::MetricType,
+};
 
-#[derive(Default)]
+use crate::metrics::{counter, gauge};
+
+#[derive(Default, Debug)]
 pub struct MediaMetrics {
     pub frames_in: AtomicU64,
     pub bytes_in: AtomicU64,
@@ -41,7 +52,9 @@ pub struct ConnGauges {
     pub max_queue_bytes: u64,
 }
 
-/// A fixed-bucket histogram in microseconds.
+/// A fixed-bucket histogram in microseconds: a few relaxed atomics per observation, where
+/// `prometheus_client::metrics::histogram::Histogram` takes a lock.
+#[derive(Debug)]
 pub struct Histogram {
     buckets: [AtomicU64; 12],
     sum: AtomicU64,
@@ -70,32 +83,44 @@ impl Histogram {
         self.sum.fetch_add(us, Relaxed);
         self.count.fetch_add(1, Relaxed);
     }
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        use std::fmt::Write;
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cum = 0;
-        for (b, c) in BOUNDS_US.iter().zip(&self.buckets) {
-            cum += c.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cum}", *b as f64 / 1e6);
-        }
+    fn encode(&self, enc: &mut DescriptorEncoder, name: &str, help: &str) -> fmt::Result {
         let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum.load(Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {count}");
+        let mut buckets: Vec<(f64, u64)> = BOUNDS_US
+            .iter()
+            .zip(&self.buckets)
+            .map(|(b, c)| (*b as f64 / 1e6, c.load(Relaxed)))
+            .collect();
+        let below: u64 = buckets.iter().map(|b| b.1).sum();
+        // Observations above the last bound are only in the count; the encoder marks
+        // `f64::MAX` as `+Inf`.
+        buckets.push((f64::MAX, count.saturating_sub(below)));
+        let sum = self.sum.load(Relaxed) as f64 / 1e6;
+        enc.encode_descriptor(name, help, None, MetricType::Histogram)?
+            .encode_histogram::<NoLabelSet>(sum, count.max(below), &buckets, None)
     }
 }
 
-pub struct MediaMetricsView<'a> {
-    pub m: &'a MediaMetrics,
+/// What `/metrics` shows of the media plane: its counters and a snapshot of its gauges.
+pub struct MediaMetricsView {
+    pub m: Arc<MediaMetrics>,
     pub rooms: usize,
     pub conns: ConnGauges,
     pub transcode: Option<quicmeet_transcode::MetricsSnapshot>,
 }
 
-impl MetricsSource for MediaMetricsView<'_> {
-    fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let m = self.m;
+impl fmt::Debug for MediaMetricsView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediaMetricsView")
+            .field("rooms", &self.rooms)
+            .field("conns", &self.conns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector for MediaMetricsView {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let out = &mut enc;
+        let m = &self.m;
         let counters: [(&str, &str, &AtomicU64); 18] = [
             (
                 "quicmeet_layer_switches_total",
@@ -189,42 +214,48 @@ impl MetricsSource for MediaMetricsView<'_> {
             ),
         ];
         for (name, help, v) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Relaxed)
-            );
+            counter(out, name, help, v.load(Relaxed))?;
         }
         gauge(
             out,
             "quicmeet_rooms",
             "Rooms with participants.",
             self.rooms,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP quicmeet_participants Connected participants by transport.\n# TYPE quicmeet_participants gauge\n\
-             quicmeet_participants{{transport=\"webtransport\"}} {}\nquicmeet_participants{{transport=\"websocket\"}} {}",
-            self.conns.webtransport, self.conns.websocket
-        );
+        )?;
+        {
+            let mut family = out.encode_descriptor(
+                "quicmeet_participants",
+                "Connected participants by transport.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (transport, n) in [
+                ("webtransport", self.conns.webtransport),
+                ("websocket", self.conns.websocket),
+            ] {
+                family
+                    .encode_family(&[("transport", transport)])?
+                    .encode_gauge(&n)?;
+            }
+        }
         gauge(
             out,
             "quicmeet_queue_frames",
             "Media frames waiting in subscriber queues.",
             self.conns.queued_frames,
-        );
+        )?;
         gauge(
             out,
             "quicmeet_queue_bytes",
             "Bytes waiting in subscriber queues.",
             self.conns.queued_bytes,
-        );
+        )?;
         gauge(
             out,
             "quicmeet_queue_bytes_max",
             "Largest subscriber queue in bytes.",
             self.conns.max_queue_bytes,
-        );
+        )?;
         if let Some(t) = &self.transcode {
             let rows: [(&str, &str, u64, &str); 10] = [
                 (
@@ -289,17 +320,17 @@ impl MetricsSource for MediaMetricsView<'_> {
                 ),
             ];
             for (name, help, v, ty) in rows {
-                let (ty, v) = match ty {
-                    "ns" => ("counter", format!("{}", v as f64 / 1e9)),
-                    other => (other, v.to_string()),
-                };
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}\n{name} {v}");
+                match ty {
+                    "ns" => counter(out, name, help, v as f64 / 1e9)?,
+                    "gauge" => gauge(out, name, help, v)?,
+                    _ => counter(out, name, help, v)?,
+                }
             }
         }
-        m.forward_latency.render(
+        m.forward_latency.encode(
             out,
             "quicmeet_room_fanout_seconds",
             "Time a room spends routing one incoming frame to all its subscribers.",
-        );
+        )
     }
 }

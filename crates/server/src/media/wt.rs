@@ -22,7 +22,7 @@ use quicmeet_proto::{
 use quicmeet_sfu::Popped;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use wtransport::{endpoint::IncomingSession, Connection, Endpoint, Identity, ServerConfig, VarInt};
+use wtransport::{endpoint::IncomingSession, Connection, Endpoint, ServerConfig, VarInt};
 
 use super::{conn::Strikes, room::RoomCmd, Attached, MediaHub, Transport};
 use crate::certs::SharedCert;
@@ -47,12 +47,10 @@ const RECEIVE_WINDOW: u32 = 1024 * 1024;
 /// Application error code used when a lagging group's stream is reset.
 const RESET_LAGGING: u32 = 0x10;
 
-async fn server_config(socket: UdpSocket, cert: &SharedCert) -> anyhow::Result<ServerConfig> {
-    let (c, k) = {
-        let c = cert.read();
-        (c.cert_pem.clone(), c.key_pem.clone())
-    };
-    let identity = Identity::load_pemfiles(&c, &k).await?;
+fn server_config(socket: UdpSocket, cert: &SharedCert) -> anyhow::Result<ServerConfig> {
+    // The certificate comes from the shared resolver, so a renewed or reloaded certificate
+    // reaches new sessions without touching the endpoint; open sessions keep theirs.
+    let tls = (*cert.h3_config()?).clone();
     let mut transport = wtransport::quinn::TransportConfig::default();
     // Bound what one subscriber can have in flight or waiting inside QUIC: past this, writes
     // wait, the group stream's backlog grows, and the stale group is reset instead of
@@ -63,7 +61,7 @@ async fn server_config(socket: UdpSocket, cert: &SharedCert) -> anyhow::Result<S
     transport.receive_window(wtransport::quinn::VarInt::from_u32(RECEIVE_WINDOW));
     Ok(ServerConfig::builder()
         .with_bind_socket(socket)
-        .with_custom_transport(identity, transport)
+        .with_custom_tls_and_transport(tls, transport)
         .keep_alive_interval(Some(Duration::from_secs(5)))
         .max_idle_timeout(Some(Duration::from_secs(30)))?
         .build())
@@ -72,31 +70,12 @@ async fn server_config(socket: UdpSocket, cert: &SharedCert) -> anyhow::Result<S
 /// Runs the endpoint on `socket` until the hub's cancellation.
 pub async fn serve(hub: Arc<MediaHub>, socket: UdpSocket, cert: SharedCert) -> anyhow::Result<()> {
     socket.set_nonblocking(true)?;
-    let reload_socket = socket.try_clone()?;
-    let endpoint = Endpoint::server(server_config(socket, &cert).await?)?;
-    let mut served_hash = cert.read().dev_hash_hex.clone();
-    let mut check = tokio::time::interval(Duration::from_secs(60));
+    let endpoint = Endpoint::server(server_config(socket, &cert)?)?;
     loop {
         tokio::select! {
             _ = hub.cancel.cancelled() => break,
             incoming = endpoint.accept() => {
                 tokio::spawn(session(hub.clone(), incoming));
-            }
-            _ = check.tick() => {
-                // Pick up a renewed development certificate for new sessions.
-                let now_hash = cert.read().dev_hash_hex.clone();
-                if now_hash != served_hash {
-                    match reload_socket.try_clone() {
-                        Ok(s) => match server_config(s, &cert).await {
-                            Ok(cfg) => match endpoint.reload_config(cfg, false) {
-                                Ok(()) => { served_hash = now_hash; tracing::info!("WebTransport certificate reloaded"); }
-                                Err(e) => tracing::error!(error = %e, "reloading the QUIC certificate failed"),
-                            },
-                            Err(e) => tracing::error!(error = %e, "loading the renewed certificate failed"),
-                        },
-                        Err(e) => tracing::error!(error = %e, "cloning the UDP socket failed"),
-                    }
-                }
             }
         }
     }

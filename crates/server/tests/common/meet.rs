@@ -10,9 +10,9 @@ use quicmeet_client::{
     ClientError, ClientReceiver, ClientSender, CloseInfo, ConnectOptions, Event, JoinAs, JoinInfo,
     MediaEvent, TrackPublisher, Transport,
 };
-use serde_json::json;
+use quicmeet_testkit::{process, rest};
 
-use crate::common::{post, verified_user, ServerProc};
+use crate::common::{verified_user, ServerProc};
 
 /// Upper bound of every single wait in these tests.
 pub const T: Duration = Duration::from_secs(10);
@@ -46,15 +46,16 @@ impl Meet {
 
     /// Another meeting hosted by the same host.
     pub async fn create_meeting(&self, kind: &str, invitees: &[&str]) -> String {
-        let (st, body, _) = post(
-            &self.host,
-            &self.s.url("/api/meetings"),
-            json!({"title": format!("{kind} media test"), "start": crate::common::in_one_hour(),
-                   "duration_minutes": 30, "type": kind, "invitees": invitees}),
-        )
-        .await;
-        assert_eq!(st, 201, "{body}");
-        body["meeting"]["code"].as_str().unwrap().to_owned()
+        let meeting = rest::Meeting {
+            title: &format!("{kind} media test"),
+            start: &crate::common::in_one_hour(),
+            duration_minutes: 30,
+            kind,
+            invitees,
+        };
+        rest::create_meeting(&self.host, &self.s.base, meeting)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A verified, logged-in user.
@@ -92,13 +93,7 @@ impl Meet {
 
     /// The server's resident memory in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.s.child.id()))
-            .expect("read /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS line")
+        process::rss_kib(self.s.child.id()).expect("VmRSS of the server")
     }
 
     /// The server process is still running and answers `/healthz`.
@@ -341,14 +336,4 @@ impl Peer {
             .filter(|m| !matches!(m, ServerMessage::Pong { .. }))
             .collect()
     }
-}
-
-/// The `p`-th percentile (0..=100) of `v` (sorted in place).
-pub fn percentile(v: &mut [i64], p: f64) -> i64 {
-    if v.is_empty() {
-        return 0;
-    }
-    v.sort_unstable();
-    let i = ((v.len() - 1) as f64 * p / 100.0).round() as usize;
-    v[i]
 }

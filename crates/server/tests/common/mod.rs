@@ -1,4 +1,6 @@
-//! Test harness: runs the real `quicmeet` binary and a real SMTP sink on loopback.
+//! Test harness: runs the real `quicmeet` binary and a real SMTP sink on loopback; the
+//! fixtures themselves live in `quicmeet-testkit`, these wrappers turn their errors into
+//! test failures.
 #![allow(dead_code)]
 
 use std::{
@@ -9,7 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{json, Value};
+use quicmeet_testkit::{mail, process, rest};
+use serde_json::Value;
 
 pub struct ServerProc {
     pub child: Child,
@@ -21,49 +24,16 @@ pub struct ServerProc {
 
 impl ServerProc {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_quicmeet"));
-        cmd.arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--http-addr",
-                "127.0.0.1:0",
-                "--quic-addr",
-                "127.0.0.1:0",
-                "--log",
-                "warn",
-            ])
-            .args(extra)
-            .env_remove("QUICMEET_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("start quicmeet");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("QUICMEET_READY ") {
-                    let _ = tx.send(rest.to_owned());
-                }
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not get ready in 30 s");
-        let mut http = None;
-        let mut quic = None;
-        for part in line.split_whitespace() {
-            if let Some(v) = part.strip_prefix("http=") {
-                http = v.parse().ok();
-            }
-            if let Some(v) = part.strip_prefix("quic=") {
-                quic = v.parse().ok();
-            }
-        }
-        let http: SocketAddr = http.unwrap();
+        let mut cmd =
+            process::quicmeet_command(Path::new(env!("CARGO_BIN_EXE_quicmeet")), data_dir);
+        cmd.args(extra);
+        let ready = process::spawn_ready(&mut cmd, process::QUICMEET_READY, process::READY_TIMEOUT)
+            .expect("start quicmeet");
+        let http = ready.addr("http").expect("http address");
         ServerProc {
-            child,
+            quic: ready.addr("quic").expect("quic address"),
+            child: ready.child,
             http,
-            quic: quic.unwrap(),
             data_dir: data_dir.to_owned(),
             base: format!("http://{http}"),
         }
@@ -153,47 +123,16 @@ impl Drop for SmtpSink {
     }
 }
 
-/// Waits for a mail to `to` whose text contains `needle` in `dir`; returns its text.
-pub fn wait_mail(dir: &Path, to: &str, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            let mut files: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
-            files.sort();
-            for p in files.iter().rev() {
-                if p.extension().is_some_and(|e| e == "eml") {
-                    let text = decode_qp(&std::fs::read_to_string(p).unwrap_or_default());
-                    if text.contains(to) && text.contains(needle) {
-                        return text;
-                    }
-                }
-            }
-        }
-        if Instant::now() > deadline {
-            panic!("no mail to {to} containing {needle:?} in {}", dir.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Undoes quoted-printable soft line breaks and `=3D`, enough to read links.
-pub fn decode_qp(text: &str) -> String {
-    text.replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=")
+/// Waits for a mail to `to` whose text contains `needle` in `dir`; returns its decoded text.
+pub async fn wait_mail(dir: &Path, to: &str, needle: &str) -> String {
+    mail::wait_mail(dir, to, needle, Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The verification token from a verification mail.
 pub fn token_from_mail(text: &str) -> String {
-    let text = &decode_qp(text);
-    let i = text
-        .find("/verify?token=")
-        .expect("mail has a verification link")
-        + "/verify?token=".len();
-    text[i..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
+    mail::verify_token(text).expect("mail has a verification link")
 }
 
 pub fn client() -> reqwest::Client {
@@ -234,24 +173,14 @@ pub async fn verified_user(
     email: &str,
 ) -> reqwest::Client {
     let c = client();
-    let (st, body, _) = post(
-        &c,
-        &s.url("/api/auth/signup"),
-        json!({"name": name, "email": email, "password": "correct horse battery"}),
-    )
-    .await;
-    assert_eq!(st, 201, "{body}");
-    let mail = wait_mail(mail_dir, email, "/verify?token=");
-    let token = token_from_mail(&mail);
-    let (st, body, _) = post(&c, &s.url("/api/auth/verify"), json!({"token": token})).await;
-    assert_eq!(st, 200, "{body}");
-    let (st, body, _) = post(
-        &c,
-        &s.url("/api/auth/login"),
-        json!({"email": email, "password": "correct horse battery"}),
-    )
-    .await;
-    assert_eq!(st, 200, "{body}");
+    let account = rest::Account {
+        name,
+        email,
+        password: "correct horse battery",
+    };
+    rest::verified_login(&c, &s.base, mail_dir, account)
+        .await
+        .unwrap_or_else(|e| panic!("verified user {email}: {e}"));
     c
 }
 

@@ -1,7 +1,7 @@
 import { ChangeDetectionStrategy, Component, inject, signal } from '@angular/core';
 import { FormsModule } from '@angular/forms';
 import { Router } from '@angular/router';
-import { ApiService } from '../../core/api/api.service';
+import { MeetingsService } from '../../core/meetings/meetings.service';
 import { AuthService } from '../../core/auth/auth.service';
 import { parseMeetingCode } from '../../shared/initials';
 import { TopBar } from '../../shared/top-bar';
@@ -39,7 +39,7 @@ import { Icon } from '../../shared/icon';
   `,
 })
 export class Landing {
-  private readonly api = inject(ApiService);
+  private readonly meetings = inject(MeetingsService);
   private readonly auth = inject(AuthService);
   private readonly router = inject(Router);
   protected code = '';
@@ -55,7 +55,7 @@ export class Landing {
     }
     this.busy.set(true);
     try {
-      const m = await this.api.createMeeting({ title: `${user.name}'s meeting`, start: new Date().toISOString(), duration_minutes: 60, type: 'public', invitees: [] });
+      const m = await this.meetings.startNow(user.name);
       await this.router.navigate(['/', m.code]);
     } catch (e) {
       this.error.set((e as Error).message);

@@ -2,7 +2,7 @@ import { ChangeDetectionStrategy, Component, computed, inject, input, OnInit, ou
 import { FormsModule } from '@angular/forms';
 import { GuestInfo, Meeting } from '../../core/api/api.models';
 import { AuthService } from '../../core/auth/auth.service';
-import { MediaService } from '../../core/media/media.service';
+import { PublishService } from '../../core/media/publish/publish.service';
 import { SrcObjectDirective } from '../../core/media/src-object.directive';
 import { initials } from '../../shared/initials';
 import { Icon } from '../../shared/icon';
@@ -103,7 +103,7 @@ import { Icon } from '../../shared/icon';
   `,
 })
 export class Prejoin implements OnInit {
-  protected readonly media = inject(MediaService);
+  protected readonly media = inject(PublishService);
   protected readonly auth = inject(AuthService);
   readonly code = input.required<string>();
   readonly meeting = input<Meeting | null>(null);
@@ -114,7 +114,7 @@ export class Prejoin implements OnInit {
   readonly join = output<GuestInfo>();
   protected guestName = '';
   protected guestEmail = '';
-  protected readonly unsupported = MediaService.supported();
+  protected readonly unsupported = PublishService.supported();
   protected readonly meterPct = computed(() => Math.round(this.media.micLevel() * 100));
   protected readonly myInitials = computed(() => initials(this.auth.user()?.name ?? this.guestName));
   /** Private meetings ask the host unless we are the host or invited. */

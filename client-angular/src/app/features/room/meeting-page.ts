@@ -1,9 +1,10 @@
 import { ChangeDetectionStrategy, Component, computed, inject, input, OnDestroy, OnInit, signal } from '@angular/core';
 import { RouterLink } from '@angular/router';
 import { GuestInfo, Meeting } from '../../core/api/api.models';
-import { ApiService } from '../../core/api/api.service';
 import { AuthService } from '../../core/auth/auth.service';
-import { MediaService } from '../../core/media/media.service';
+import { MeetingsService } from '../../core/meetings/meetings.service';
+import { PublishService } from '../../core/media/publish/publish.service';
+import { PlaybackService } from '../../core/media/watch/playback.service';
 import { transportPreferenceFromUrl } from '../../core/transport/transport.service';
 import { TopBar } from '../../shared/top-bar';
 import { Prejoin } from '../prejoin/prejoin';
@@ -15,6 +16,8 @@ import { RoomService } from './room.service';
   selector: 'app-meeting-page',
   imports: [Prejoin, Room, RouterLink, TopBar],
   changeDetection: ChangeDetectionStrategy.OnPush,
+  // One meeting's state: created with this page, destroyed with it.
+  providers: [RoomService, PublishService, PlaybackService],
   template: `
     @switch (view()) {
       @case ('room') {
@@ -49,9 +52,9 @@ import { RoomService } from './room.service';
 })
 export class MeetingPage implements OnInit, OnDestroy {
   protected readonly room = inject(RoomService);
-  private readonly api = inject(ApiService);
+  private readonly meetings = inject(MeetingsService);
   private readonly auth = inject(AuthService);
-  private readonly media = inject(MediaService);
+  private readonly media = inject(PublishService);
   /** Route parameter bound by the router (withComponentInputBinding). */
   readonly code = input.required<string>();
   protected readonly meeting = signal<Meeting | null>(null);
@@ -82,7 +85,7 @@ export class MeetingPage implements OnInit, OnDestroy {
     this.room.error.set(null);
     void this.auth.refresh();
     try {
-      const m = await this.api.getMeeting(this.code());
+      const m = await this.meetings.get(this.code());
       this.meeting.set(m);
       if (m.cancelled) this.loadError.set('This meeting was cancelled by its host.');
     } catch (e) {

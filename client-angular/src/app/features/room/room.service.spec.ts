@@ -2,7 +2,8 @@ import { signal } from '@angular/core';
 import { TestBed } from '@angular/core/testing';
 import { JoinAnswer } from '../../core/api/api.models';
 import { ApiService } from '../../core/api/api.service';
-import { MediaService } from '../../core/media/media.service';
+import { PublishService } from '../../core/media/publish/publish.service';
+import { PlaybackService } from '../../core/media/watch/playback.service';
 import { ClientMessage, ServerMessage } from '../../core/protocol/control';
 import { MediaKind } from '../../core/protocol/frame';
 import { TransportListener, TransportService } from '../../core/transport/transport.service';
@@ -38,33 +39,38 @@ function setup(join: JoinAnswer = answer) {
     camOn,
     micLevel: signal(0),
     sharing: signal(false),
-    startAudioOutput: vi.fn(async () => undefined),
     startPublishing: vi.fn(() => ({ mic: true, camera: true })),
     cameraSize: () => ({ width: 640, height: 480 }),
     setMic: vi.fn((on: boolean) => micOn.set(on)),
     setCamera: vi.fn(async (on: boolean) => camOn.set(on)),
-    pushRemote: vi.fn(),
-    removeRemote: vi.fn(),
-    resetRemotes: vi.fn(),
-    onKeyframeNeeded: vi.fn(),
-    onPaint: vi.fn(),
     requestLocalKeyframe: vi.fn(),
     stopLocal: vi.fn(),
-    closeRemotes: vi.fn(),
-    remoteLoudness: () => 0,
-    remoteAudioFrames: () => 0,
     stats: () => ({}),
+  };
+  const playback = {
+    startAudioOutput: vi.fn(async () => undefined),
+    push: vi.fn(),
+    remove: vi.fn(),
+    reset: vi.fn(),
+    onKeyframeNeeded: vi.fn(),
+    onPaint: vi.fn(),
+    closeRemotes: vi.fn(),
+    loudness: () => 0,
+    audioFrames: () => 0,
+    stats: () => [],
   };
   const api = { join: vi.fn(async () => join) };
   TestBed.configureTestingModule({
     providers: [
       { provide: TransportService, useValue: transport },
-      { provide: MediaService, useValue: media },
+      { provide: PublishService, useValue: media },
+      { provide: PlaybackService, useValue: playback },
+      RoomService,
       { provide: ApiService, useValue: api },
     ],
   });
   const room = TestBed.inject(RoomService);
-  return { room, sent, media, transport, api, control: (m: ServerMessage) => listener.control(m), listener: () => listener };
+  return { room, sent, media, playback, transport, api, control: (m: ServerMessage) => listener.control(m), listener: () => listener };
 }
 
 const welcome: ServerMessage = {
@@ -111,7 +117,7 @@ describe('RoomService', () => {
   });
 
   it('follows room events: joins, tracks, mute, hands, chat echo, knocks, leaving', async () => {
-    const { room, sent, control, media } = setup();
+    const { room, sent, control, playback } = setup();
     await room.join('abc-defg-hij', {}, 'auto');
     control(welcome);
     control({ type: 'participant_joined', participant: { id: 3, name: 'Cy', role: 'guest', audio_muted: true, video_muted: true, hand_raised: false } });
@@ -137,7 +143,7 @@ describe('RoomService', () => {
 
     control({ type: 'track_unpublished', track_id: 50 });
     expect(room.stage()).toBeNull();
-    expect(media.removeRemote).toHaveBeenCalledWith(50);
+    expect(playback.remove).toHaveBeenCalledWith(50);
     control({ type: 'participant_left', participant_id: 3, reason: 'left' });
     expect(room.participants().length).toBe(2);
   });
@@ -155,12 +161,12 @@ describe('RoomService', () => {
   });
 
   it('records audio levels from frame headers and hands frames to media', async () => {
-    const { room, control, media, listener } = setup();
+    const { room, control, playback, listener } = setup();
     await room.join('abc-defg-hij', {}, 'auto');
     control(welcome);
     const f = { kind: MediaKind.Audio, layer: 0, keyframe: false, trackId: 16, seq: 1, captureTsUs: 1, audioLevel: 20, payload: new Uint8Array(3) };
     listener().frame(f);
-    expect(media.pushRemote).toHaveBeenCalledWith(f);
+    expect(playback.push).toHaveBeenCalledWith(f);
     await new Promise((r) => setTimeout(r, 250));
     expect(room.levels()[1]).toBe(20);
     expect(room.isSpeaking(1)).toBe(true);

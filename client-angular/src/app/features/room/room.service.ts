@@ -1,11 +1,13 @@
 import { computed, inject, Injectable, OnDestroy, signal } from '@angular/core';
 import { GuestInfo, JoinAnswer } from '../../core/api/api.models';
 import { ApiService } from '../../core/api/api.service';
-import { MediaService } from '../../core/media/media.service';
+import { PublishService } from '../../core/media/publish/publish.service';
+import { PlaybackService } from '../../core/media/watch/playback.service';
 import { SPEAKING_DBOV } from '../../core/media/levels';
 import { ChatMessage, MAX_CHAT_CHARS, Participant, ServerMessage, Track, TransportKind } from '../../core/protocol/control';
 import { MediaFrame, MediaKind, participantOfTrack, Slot, trackIdOf } from '../../core/protocol/frame';
 import { TransportPreference, TransportService } from '../../core/transport/transport.service';
+import { environment } from '../../../environments/environment';
 
 export type RoomPhase = 'idle' | 'joining' | 'lobby' | 'in-room' | 'left' | 'denied' | 'ended' | 'removed' | 'error';
 
@@ -34,13 +36,15 @@ interface SubState {
 /**
  * The meeting as the UI sees it: who is here, their tracks, chat, knocks, levels. Feeds control
  * messages from the transport into signals and turns UI actions into control messages. Media
- * bytes go straight between TransportService and MediaService.
+ * bytes go straight between TransportService and the publish/playback services. Provided by the
+ * meeting page, so all of this state ends with the meeting.
  */
-@Injectable({ providedIn: 'root' })
+@Injectable()
 export class RoomService implements OnDestroy {
   private readonly api = inject(ApiService);
   private readonly transport = inject(TransportService);
-  private readonly media = inject(MediaService);
+  private readonly publish = inject(PublishService);
+  private readonly playback = inject(PlaybackService);
 
   readonly phase = signal<RoomPhase>('idle');
   readonly error = signal<string | null>(null);
@@ -92,17 +96,17 @@ export class RoomService implements OnDestroy {
   private readonly receivedLayer = new Map<number, { layer: number; width: number; height: number }>();
   private publishedCamera = false;
   /** Welcomes received since the page loaded: more than one means we reconnected. */
-  private welcomes = 0;
+  welcomes = 0;
   chatOpen = false;
 
   constructor() {
-    this.media.onKeyframeNeeded((trackId) => this.transport.send({ type: 'keyframe_request', track_id: trackId }));
-    this.media.onPaint(() => {
+    this.playback.onKeyframeNeeded((trackId) => this.transport.send({ type: 'keyframe_request', track_id: trackId }));
+    this.playback.onPaint(() => {
       if (this.firstFrameMs() === null && this.joinClickedAt > 0) {
         this.firstFrameMs.set(Math.round(performance.now() - this.joinClickedAt));
       }
     });
-    this.installTestHook();
+    environment.installTestHook?.({ room: this, transport: this.transport, publish: this.publish, playback: this.playback });
   }
 
   ngOnDestroy(): void {
@@ -118,7 +122,7 @@ export class RoomService implements OnDestroy {
     this.firstFrameMs.set(null);
     this.joinClickedAt = performance.now();
     this.phase.set('joining');
-    const audio = this.media.startAudioOutput();
+    const audio = this.playback.startAudioOutput();
     let answer: JoinAnswer;
     try {
       answer = await this.api.join(code, guest);
@@ -139,7 +143,7 @@ export class RoomService implements OnDestroy {
           control: (m) => this.onControl(m),
           frame: (f) => this.onFrame(f),
           connected: (kind) => this.onConnected(kind),
-          keyframeNeeded: (trackId) => this.media.requestLocalKeyframe(trackId),
+          keyframeNeeded: (trackId) => this.publish.requestLocalKeyframe(trackId),
           failed: (msg) => {
             this.phase.set('error');
             this.error.set(msg);
@@ -164,14 +168,14 @@ export class RoomService implements OnDestroy {
   // ---- UI actions -------------------------------------------------------------------------
 
   toggleMic(): void {
-    this.media.setMic(!this.media.micOn());
+    this.publish.setMic(!this.publish.micOn());
     this.sendMute();
   }
 
   async toggleCamera(): Promise<void> {
-    await this.media.setCamera(!this.media.camOn());
+    await this.publish.setCamera(!this.publish.camOn());
     const id = this.selfId();
-    if (id !== null && this.media.camOn() && !this.publishedCamera) this.publishCamera(id);
+    if (id !== null && this.publish.camOn() && !this.publishedCamera) this.publishCamera(id);
     this.sendMute();
   }
 
@@ -179,12 +183,12 @@ export class RoomService implements OnDestroy {
     const id = this.selfId();
     if (id === null) return;
     const trackId = trackIdOf(id, Slot.ScreenVideo);
-    if (this.media.sharing()) {
-      this.media.stopScreenShare();
+    if (this.publish.sharing()) {
+      this.publish.stopScreenShare();
       this.unpublishScreen(trackId);
       return;
     }
-    const size = await this.media.startScreenShare(trackId, () => this.unpublishScreen(trackId));
+    const size = await this.publish.startScreenShare(trackId, () => this.unpublishScreen(trackId));
     if (!size) return;
     this.transport.send({ type: 'publish', track_id: trackId, kind: 'screen', codec: 'vp8', width: size.width, height: size.height });
     this.upsertTrack({ track_id: trackId, participant_id: id, kind: 'screen', codec: 'vp8', width: size.width, height: size.height });
@@ -296,8 +300,8 @@ export class RoomService implements OnDestroy {
         this.patchParticipant(m.participant_id, { audio_muted: m.audio, video_muted: m.video });
         break;
       case 'please_mute':
-        if (this.media.micOn()) {
-          this.media.setMic(false);
+        if (this.publish.micOn()) {
+          this.publish.setMic(false);
           this.sendMute();
         }
         this.notice.set(`${this._participants().get(m.by)?.name ?? 'The host'} asked you to mute, so your microphone is off.`);
@@ -323,7 +327,7 @@ export class RoomService implements OnDestroy {
         this.knocks.update((l) => [...l.filter((k) => k.participant_id !== m.participant_id), { participant_id: m.participant_id, name: m.name, email: m.email }]);
         break;
       case 'keyframe_request':
-        this.media.requestLocalKeyframe(m.track_id);
+        this.publish.requestLocalKeyframe(m.track_id);
         break;
       case 'layer_changed':
         // Keep the published size on the track (layer choice is computed from it).
@@ -354,7 +358,7 @@ export class RoomService implements OnDestroy {
   private onWelcome(m: Extract<ServerMessage, { type: 'welcome' }>): void {
     this.welcomes++;
     // After a reconnect everything is new (ids are not reused): start from a clean slate.
-    this.media.resetRemotes();
+    this.playback.reset();
     this.subscribed.clear();
     this.rawLevels.clear();
     this.selfId.set(m.participant_id);
@@ -367,11 +371,11 @@ export class RoomService implements OnDestroy {
     this.lobbyMessage.set(null);
     const id = m.participant_id;
     if (!this._participants().has(id)) {
-      this.upsertParticipant({ id, name: 'You', role: m.role, audio_muted: !this.media.micOn(), video_muted: !this.media.camOn(), hand_raised: false });
+      this.upsertParticipant({ id, name: 'You', role: m.role, audio_muted: !this.publish.micOn(), video_muted: !this.publish.camOn(), hand_raised: false });
     }
     const micId = trackIdOf(id, Slot.Microphone);
     const camId = trackIdOf(id, Slot.Camera);
-    const have = this.media.startPublishing(micId, camId, (f) => this.transport.sendFrame(f));
+    const have = this.publish.startPublishing(micId, camId, (f) => this.transport.sendFrame(f));
     if (have.mic) {
       this.transport.send({ type: 'publish', track_id: micId, kind: 'audio', codec: 'opus' });
       this.upsertTrack({ track_id: micId, participant_id: id, kind: 'audio', codec: 'opus' });
@@ -385,7 +389,7 @@ export class RoomService implements OnDestroy {
 
   private publishCamera(id: number): void {
     const camId = trackIdOf(id, Slot.Camera);
-    const size = this.media.cameraSize();
+    const size = this.publish.cameraSize();
     this.transport.send({ type: 'publish', track_id: camId, kind: 'video', codec: 'vp8', width: size.width, height: size.height });
     this.upsertTrack({ track_id: camId, participant_id: id, kind: 'video', codec: 'vp8', width: size.width, height: size.height });
     this.publishedCamera = true;
@@ -397,8 +401,8 @@ export class RoomService implements OnDestroy {
   }
 
   private sendMute(): void {
-    const audio = !this.media.micOn();
-    const video = !this.media.camOn();
+    const audio = !this.publish.micOn();
+    const video = !this.publish.camOn();
     this.transport.send({ type: 'mute', audio, video });
     const id = this.selfId();
     if (id !== null) this.patchParticipant(id, { audio_muted: audio, video_muted: video });
@@ -423,7 +427,7 @@ export class RoomService implements OnDestroy {
     if (f.kind === MediaKind.Audio && f.audioLevel !== undefined) {
       this.rawLevels.set(participantOfTrack(f.trackId), { level: f.audioLevel, at: performance.now() });
     }
-    this.media.pushRemote(f);
+    this.playback.push(f);
   }
 
   private publishLevels(): void {
@@ -433,14 +437,14 @@ export class RoomService implements OnDestroy {
     this.levels.set(out);
     const rx: Record<number, number> = {};
     for (const t of this.tracks()) {
-      if (t.kind === 'audio' && t.participant_id !== this.selfId()) rx[t.participant_id] = this.media.remoteLoudness(t.track_id);
+      if (t.kind === 'audio' && t.participant_id !== this.selfId()) rx[t.participant_id] = this.playback.loudness(t.track_id);
     }
     this.rxLoudness.set(rx);
   }
 
   isSpeaking(pid: number): boolean {
     // Our own level comes from the local meter; everyone else's from their frame headers.
-    if (pid === this.selfId()) return this.media.micOn() && this.media.micLevel() > 0.25;
+    if (pid === this.selfId()) return this.publish.micOn() && this.publish.micLevel() > 0.25;
     const l = this.levels()[pid];
     const p = this._participants().get(pid);
     return l !== undefined && l < SPEAKING_DBOV && !p?.audio_muted;
@@ -479,7 +483,7 @@ export class RoomService implements OnDestroy {
       return n;
     });
     this.subscribed.delete(trackId);
-    this.media.removeRemote(trackId);
+    this.playback.remove(trackId);
   }
 
   private showReaction(pid: number, emoji: string): void {
@@ -491,38 +495,14 @@ export class RoomService implements OnDestroy {
 
   private teardown(): void {
     clearInterval(this.levelTimer);
-    this.media.stopLocal();
-    this.media.closeRemotes();
+    this.publish.stopLocal();
+    this.playback.closeRemotes();
     this.subscribed.clear();
     this._tracks.set(new Map());
     this._participants.set(new Map());
     this.knocks.set([]);
     this.rawLevels.clear();
     this.levels.set({});
-  }
-
-  /** window.__quicmeet: read-only figures for the end-to-end tests and for debugging. */
-  private installTestHook(): void {
-    (globalThis as unknown as { __quicmeet: unknown }).__quicmeet = {
-      state: () => ({
-        phase: this.phase(),
-        transport: this.transport.kind(),
-        transportState: this.transport.state(),
-        transportError: this.transport.lastError(),
-        error: this.error(),
-        rttMs: this.transport.rttMs(),
-        selfId: this.selfId(),
-        welcomes: this.welcomes,
-        participants: this.participants(),
-        tracks: this.tracks(),
-        firstFrameMs: this.firstFrameMs(),
-        media: this.media.stats(),
-        audio: this.tracks()
-          .filter((t) => t.kind === 'audio' && t.participant_id !== this.selfId())
-          .map((t) => ({ trackId: t.track_id, loudness: this.media.remoteLoudness(t.track_id), frames: this.media.remoteAudioFrames(t.track_id) })),
-        levels: this.levels(),
-      }),
-    };
   }
 }
 

@@ -1,5 +1,5 @@
 import { Directive, effect, ElementRef, inject, input, OnDestroy } from '@angular/core';
-import { MediaService } from '../../core/media/media.service';
+import { PlaybackService } from '../../core/media/watch/playback.service';
 import { RoomService } from './room.service';
 
 /** Paints a remote video track into this canvas and reports the canvas size for subscriptions. */
@@ -7,7 +7,7 @@ import { RoomService } from './room.service';
 export class TrackCanvasDirective implements OnDestroy {
   readonly appTrackCanvas = input.required<number>();
   private readonly el = inject<ElementRef<HTMLCanvasElement>>(ElementRef);
-  private readonly media = inject(MediaService);
+  private readonly media = inject(PlaybackService);
   private readonly room = inject(RoomService);
   private attached: number | null = null;
   private readonly resize = typeof ResizeObserver === 'function'

@@ -1,4 +1,4 @@
-import { MediaFrame, MediaKind } from '../protocol/frame';
+import { MediaFrame, MediaKind } from '../../protocol/frame';
 import { RemoteVideo } from './remote-video';
 
 const frame = (seq: number, keyframe: boolean, layer = 0): MediaFrame => ({ kind: MediaKind.Video, layer, keyframe, trackId: 17, seq, captureTsUs: seq, payload: new Uint8Array(4) });

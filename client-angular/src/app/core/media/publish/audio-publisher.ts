@@ -1,5 +1,5 @@
-import { MediaFrame, MediaKind } from '../protocol/frame';
-import { rms, rmsToDbov } from './levels';
+import { MediaFrame, MediaKind } from '../../protocol/frame';
+import { rms, rmsToDbov } from '../levels';
 
 /**
  * Microphone → Opus 48 kHz mono, 20 ms frames. Each frame's header carries the audio level of

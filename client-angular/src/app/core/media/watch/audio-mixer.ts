@@ -1,5 +1,5 @@
-import { MediaFrame } from '../protocol/frame';
-import { rms } from './levels';
+import { MediaFrame } from '../../protocol/frame';
+import { rms } from '../levels';
 
 /**
  * The AudioWorklet: one queue per remote speaker at 48 kHz, resampled by linear interpolation to

@@ -1,4 +1,4 @@
-import { MediaFrame, MediaKind } from '../protocol/frame';
+import { MediaFrame, MediaKind } from '../../protocol/frame';
 import { EncodedChunkOut, EncodeOptions, VideoEncodeLoop } from './video-encode-loop';
 import type { FromWorker, ToWorker } from './video-encode-messages';
 

@@ -1,9 +1,7 @@
-import { computed, Injectable, signal } from '@angular/core';
-import { MediaFrame, MediaKind } from '../protocol/frame';
-import { AudioMixer } from './audio-mixer';
+import { computed, Injectable, OnDestroy, signal } from '@angular/core';
+import { MediaFrame, MediaKind } from '../../protocol/frame';
+import { dbovToMeter, rms, rmsToDbov } from '../levels';
 import { AudioPublisher } from './audio-publisher';
-import { dbovToMeter, rms, rmsToDbov } from './levels';
-import { RemoteVideo } from './remote-video';
 import { VideoPublisher } from './video-publisher';
 
 export type FrameSink = (f: MediaFrame) => void;
@@ -18,11 +16,11 @@ const SCREEN = { width: 1280, height: 720, bitrate: 1_200_000, framerate: 15 };
 const KEYFRAME_MS = 2000;
 
 /**
- * Everything that touches getUserMedia, getDisplayMedia and WebCodecs: local capture and preview,
- * the mic meter, encoders for what we publish, decoders and the audio mix for what we receive.
+ * What we send: getUserMedia and getDisplayMedia capture, the preview and mic meter, and the
+ * encoders for what we publish. Provided by the meeting page, so the devices stop with it.
  */
-@Injectable({ providedIn: 'root' })
-export class MediaService {
+@Injectable()
+export class PublishService implements OnDestroy {
   private readonly _camera = signal<MediaStreamTrack | null>(null);
   private readonly _mic = signal<MediaStreamTrack | null>(null);
   private readonly _screen = signal<MediaStreamTrack | null>(null);
@@ -56,11 +54,9 @@ export class MediaService {
   private videoPub: VideoPublisher | null = null;
   private screenPub: VideoPublisher | null = null;
 
-  private readonly remotes = new Map<number, RemoteVideo>();
-  private readonly canvases = new Map<number, HTMLCanvasElement>();
-  private readonly mixer = new AudioMixer();
-  private keyframeRequester: (trackId: number) => void = () => undefined;
-  private paintListener: (v: RemoteVideo) => void = () => undefined;
+  ngOnDestroy(): void {
+    this.stopLocal();
+  }
 
   static supported(): string | null {
     if (!globalThis.isSecureContext) return 'This page is not a secure context (use https or localhost): camera and WebCodecs are unavailable.';
@@ -290,82 +286,12 @@ export class MediaService {
     this._mic.set(null);
   }
 
-  // ---- receiving --------------------------------------------------------------------------
-
-  /** Call from the Join click: browsers only start audio output after a user gesture. */
-  startAudioOutput(): Promise<void> {
-    return this.mixer.start();
-  }
-
-  onKeyframeNeeded(fn: (trackId: number) => void): void {
-    this.keyframeRequester = fn;
-  }
-
-  onPaint(fn: (v: RemoteVideo) => void): void {
-    this.paintListener = fn;
-  }
-
-  pushRemote(f: MediaFrame): void {
-    if (f.kind === MediaKind.Audio) {
-      this.mixer.push(f);
-      return;
-    }
-    this.remote(f.trackId).push(f);
-  }
-
-  remote(trackId: number): RemoteVideo {
-    let r = this.remotes.get(trackId);
-    if (!r) {
-      r = new RemoteVideo(trackId, (id) => this.keyframeRequester(id), (v) => this.paintListener(v));
-      this.remotes.set(trackId, r);
-      const c = this.canvases.get(trackId);
-      if (c) r.attach(c);
-    }
-    return r;
-  }
-
-  attachCanvas(trackId: number, canvas: HTMLCanvasElement | null): void {
-    if (canvas) this.canvases.set(trackId, canvas);
-    else this.canvases.delete(trackId);
-    this.remotes.get(trackId)?.attach(canvas);
-  }
-
-  remoteLoudness(trackId: number): number {
-    return this.mixer.loudness(trackId);
-  }
-
-  remoteAudioFrames(trackId: number): number {
-    return this.mixer.framesDecoded(trackId);
-  }
-
-  removeRemote(trackId: number): void {
-    this.remotes.get(trackId)?.close();
-    this.remotes.delete(trackId);
-    this.mixer.remove(trackId);
-  }
-
-  /** Drops every remote decoder but keeps audio output running (used on reconnect). */
-  resetRemotes(): void {
-    for (const id of [...this.remotes.keys()]) this.removeRemote(id);
-  }
-
-  closeRemotes(): void {
-    this.resetRemotes();
-    this.mixer.close();
-  }
-
-  stats(): {
-    encoded: { audio: number; video: number; screen: number; videoMode: string };
-    remotes: { trackId: number; painted: number; decoded: number; latencyMs: number | null }[];
-  } {
+  stats(): { audio: number; video: number; screen: number; videoMode: string } {
     return {
-      encoded: {
-        audio: this.audioPub?.framesEncoded ?? 0,
-        video: this.videoPub?.framesEncoded ?? 0,
-        screen: this.screenPub?.framesEncoded ?? 0,
-        videoMode: this.videoPub?.mode ?? '',
-      },
-      remotes: [...this.remotes.values()].map((r) => ({ trackId: r.trackId, painted: r.framesPainted, decoded: r.framesDecoded, latencyMs: r.latencyMs })),
+      audio: this.audioPub?.framesEncoded ?? 0,
+      video: this.videoPub?.framesEncoded ?? 0,
+      screen: this.screenPub?.framesEncoded ?? 0,
+      videoMode: this.videoPub?.mode ?? '',
     };
   }
 }

@@ -1,4 +1,4 @@
-import { MediaFrame } from '../protocol/frame';
+import { MediaFrame } from '../../protocol/frame';
 
 /**
  * One remote video track: VP8 frames → VideoDecoder → a canvas. Waits for a keyframe before

@@ -1,0 +1,326 @@
+//! How a publisher follows its uplink, sans-IO: fed what the sender measures (how far its
+//! sends back up, the QUIC path's queueing delay and loss), it picks a rung of a fixed ladder
+//! that lowers the encoder's bitrate first, then the frame rate, then the resolution, and
+//! climbs back one rung at a time.
+//!
+//! The caller passes in the time; nothing here reads a clock, so the policy is unit-tested
+//! with synthetic samples. The load tester's publishers run it, so its impairment lab
+//! exercises the same order of steps a browser publisher takes.
+//!
+//! Rules:
+//! - **congested** when the uplink's queueing delay reaches [`Adapter::CONGESTED`] or a tenth
+//!   of the packets are lost: one rung down, at most every [`Adapter::SETTLE`] so each step
+//!   takes effect before the next is judged; a queue four times that deep drops two rungs;
+//! - **clear** when the delay is under [`Adapter::CLEAR`] and loss under 2 %: after being
+//!   clear for the hold time, one rung up;
+//! - a rung that had to be left again soon after climbing to it doubles the hold time (up to
+//!   [`Adapter::MAX_HOLD`]), so a link that cannot carry a rung is not probed every few
+//!   seconds; a long quiet spell resets it.
+
+use std::time::{Duration, Instant};
+
+/// One rung of the ladder: a share of the full encoder settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rung {
+    /// Encoder bitrate as a share of the full bitrate.
+    pub bitrate: f64,
+    /// Frame rate divided by this.
+    pub fps_divisor: u32,
+    /// Width and height divided by this.
+    pub scale_divisor: u32,
+}
+
+/// Bitrate first (rungs 1–2), then frame rate (3), then resolution (4–5).
+pub const LADDER: [Rung; 6] = [
+    Rung {
+        bitrate: 1.0,
+        fps_divisor: 1,
+        scale_divisor: 1,
+    },
+    Rung {
+        bitrate: 0.6,
+        fps_divisor: 1,
+        scale_divisor: 1,
+    },
+    Rung {
+        bitrate: 0.35,
+        fps_divisor: 1,
+        scale_divisor: 1,
+    },
+    Rung {
+        bitrate: 0.25,
+        fps_divisor: 2,
+        scale_divisor: 1,
+    },
+    Rung {
+        bitrate: 0.12,
+        fps_divisor: 2,
+        scale_divisor: 2,
+    },
+    Rung {
+        bitrate: 0.05,
+        fps_divisor: 2,
+        scale_divisor: 4,
+    },
+];
+
+/// What the sender measured over the last interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sample {
+    /// How long data waits on the uplink: the QUIC path's RTT above its minimum, or how long
+    /// the sender's writes block (a browser's `bufferedAmount` drained at the send rate),
+    /// whichever is larger.
+    pub queue_delay: Duration,
+    /// Share of packets lost in the interval (0 when unknown, as on TCP).
+    pub loss: f64,
+}
+
+/// The publisher's rung choice.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    rung: usize,
+    /// Highest rung allowed from above (the server says nobody needs more).
+    ceiling: usize,
+    last_change: Option<Instant>,
+    clear_since: Option<Instant>,
+    hold: Duration,
+    /// When the last climb happened (a fall soon after it means the link cannot carry it).
+    climbed_at: Option<Instant>,
+}
+
+impl Default for Adapter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Adapter {
+    /// Queueing delay that counts as congestion.
+    pub const CONGESTED: Duration = Duration::from_millis(100);
+    /// Queueing delay under which the uplink counts as clear.
+    pub const CLEAR: Duration = Duration::from_millis(30);
+    /// Least time between two steps down.
+    pub const SETTLE: Duration = Duration::from_millis(500);
+    /// First hold time before a step up.
+    pub const MIN_HOLD: Duration = Duration::from_secs(3);
+    /// Longest hold time.
+    pub const MAX_HOLD: Duration = Duration::from_secs(30);
+    /// A fall within this time of a climb doubles the hold.
+    const FAILED_CLIMB: Duration = Duration::from_secs(5);
+
+    /// Start at the top rung.
+    pub fn new() -> Self {
+        Adapter {
+            rung: 0,
+            ceiling: 0,
+            last_change: None,
+            clear_since: None,
+            hold: Self::MIN_HOLD,
+            climbed_at: None,
+        }
+    }
+
+    /// The current rung (index into [`LADDER`]; 0 is full quality).
+    pub fn rung(&self) -> usize {
+        self.rung
+    }
+
+    /// The current hold time before a step up.
+    pub fn hold(&self) -> Duration {
+        self.hold
+    }
+
+    /// Never go above `rung` (0: no limit), as when the server says nobody watches the full
+    /// layer. Returns the new rung if this moved it.
+    pub fn set_ceiling(&mut self, now: Instant, rung: usize) -> Option<usize> {
+        self.ceiling = rung.min(LADDER.len() - 1);
+        if self.rung < self.ceiling {
+            self.rung = self.ceiling;
+            self.last_change = Some(now);
+            self.clear_since = None;
+            return Some(self.rung);
+        }
+        None
+    }
+
+    /// Feed one interval's measurements; returns the new rung when it changes.
+    pub fn on_sample(&mut self, now: Instant, s: Sample) -> Option<usize> {
+        let congested = s.queue_delay >= Self::CONGESTED || s.loss >= 0.10;
+        let clear = s.queue_delay < Self::CLEAR && s.loss < 0.02;
+        let settled = self
+            .last_change
+            .is_none_or(|t| now.duration_since(t) >= Self::SETTLE);
+        if congested {
+            self.clear_since = None;
+            if !settled || self.rung + 1 >= LADDER.len() {
+                return None;
+            }
+            if self
+                .climbed_at
+                .is_some_and(|t| now.duration_since(t) < Self::FAILED_CLIMB)
+            {
+                self.hold = (self.hold * 2).min(Self::MAX_HOLD);
+            }
+            self.climbed_at = None;
+            let steps = if s.queue_delay >= Self::CONGESTED * 4 {
+                2
+            } else {
+                1
+            };
+            self.rung = (self.rung + steps).min(LADDER.len() - 1);
+            self.last_change = Some(now);
+            return Some(self.rung);
+        }
+        if !clear {
+            self.clear_since = None;
+            return None;
+        }
+        let since = *self.clear_since.get_or_insert(now);
+        let quiet = now.duration_since(since);
+        if quiet >= Self::MAX_HOLD * 2 {
+            // A long quiet spell: the link has changed, probe at the normal pace again.
+            self.hold = Self::MIN_HOLD;
+        }
+        if self.rung > self.ceiling && quiet >= self.hold {
+            self.rung -= 1;
+            self.last_change = Some(now);
+            self.climbed_at = Some(now);
+            self.clear_since = Some(now);
+            return Some(self.rung);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn congested() -> Sample {
+        Sample {
+            queue_delay: ms(180),
+            loss: 0.0,
+        }
+    }
+
+    fn clear() -> Sample {
+        Sample::default()
+    }
+
+    /// Feed `s` every 250 ms for `secs`; the rungs it moved to.
+    fn feed(a: &mut Adapter, t: &mut Instant, s: Sample, secs: f64) -> Vec<usize> {
+        let mut moves = vec![];
+        for _ in 0..(secs * 4.0) as usize {
+            *t += ms(250);
+            moves.extend(a.on_sample(*t, s));
+        }
+        moves
+    }
+
+    #[test]
+    fn the_ladder_lowers_bitrate_then_frame_rate_then_resolution() {
+        for w in LADDER.windows(2) {
+            assert!(w[1].bitrate < w[0].bitrate);
+            assert!(w[1].fps_divisor >= w[0].fps_divisor);
+            assert!(w[1].scale_divisor >= w[0].scale_divisor);
+            // The resolution only falls once the frame rate has.
+            let res = w[1].scale_divisor > w[0].scale_divisor;
+            assert!(!(res && w[0].fps_divisor == 1));
+        }
+        let first_fps = LADDER.iter().position(|r| r.fps_divisor > 1).unwrap();
+        let first_res = LADDER.iter().position(|r| r.scale_divisor > 1).unwrap();
+        assert!(first_fps >= 2 && first_res > first_fps);
+    }
+
+    #[test]
+    fn a_ramp_down_steps_one_rung_per_settle_time_to_the_bottom() {
+        let t0 = Instant::now();
+        let mut t = t0;
+        let mut a = Adapter::new();
+        let moves = feed(&mut a, &mut t, congested(), 4.0);
+        assert_eq!(moves, [1, 2, 3, 4, 5]);
+        assert_eq!(a.rung(), LADDER.len() - 1);
+        // A deep queue drops two rungs at once.
+        let mut b = Adapter::new();
+        let deep = Sample {
+            queue_delay: ms(450),
+            loss: 0.0,
+        };
+        assert_eq!(b.on_sample(t0, deep), Some(2));
+        // Heavy loss alone is congestion too.
+        let mut c = Adapter::new();
+        let lossy = Sample {
+            queue_delay: ms(5),
+            loss: 0.2,
+        };
+        assert_eq!(c.on_sample(t0, lossy), Some(1));
+    }
+
+    #[test]
+    fn recovery_climbs_one_rung_per_hold() {
+        let mut t = Instant::now();
+        let mut a = Adapter::new();
+        feed(&mut a, &mut t, congested(), 4.0);
+        assert_eq!(a.rung(), 5);
+        // Clear for 2.9 s: not yet.
+        assert!(feed(&mut a, &mut t, clear(), 2.75).is_empty());
+        // Then one rung per 3 s hold, never two at once.
+        let moves = feed(&mut a, &mut t, clear(), 16.0);
+        assert_eq!(moves, [4, 3, 2, 1, 0]);
+        assert!(feed(&mut a, &mut t, clear(), 10.0).is_empty());
+    }
+
+    #[test]
+    fn middling_delay_neither_climbs_nor_falls() {
+        let mut t = Instant::now();
+        let mut a = Adapter::new();
+        a.on_sample(t, congested());
+        let middling = Sample {
+            queue_delay: ms(60),
+            loss: 0.0,
+        };
+        assert!(feed(&mut a, &mut t, middling, 20.0).is_empty());
+        assert_eq!(a.rung(), 1);
+    }
+
+    #[test]
+    fn oscillation_is_damped_by_a_growing_hold() {
+        // A link that carries rung 2 but not rung 1: every climb to 1 is congested at once.
+        let mut t = Instant::now();
+        let mut a = Adapter::new();
+        feed(&mut a, &mut t, congested(), 0.75);
+        assert_eq!(a.rung(), 2);
+        let mut climbs = 0;
+        let mut holds = vec![];
+        for _ in 0..(120 * 4) {
+            t += ms(250);
+            let s = if a.rung() <= 1 { congested() } else { clear() };
+            if a.on_sample(t, s) == Some(1) {
+                climbs += 1;
+                holds.push(a.hold());
+            }
+        }
+        // Without damping it would climb every ~3.5 s (about 34 times in 2 minutes).
+        assert!(climbs <= 8, "{climbs} climbs");
+        assert_eq!(a.hold(), Adapter::MAX_HOLD);
+        assert!(holds.windows(2).all(|w| w[1] >= w[0]), "{holds:?}");
+        assert_eq!(a.rung(), 2, "it settles on the rung the link carries");
+    }
+
+    #[test]
+    fn a_ceiling_from_the_server_caps_the_climb() {
+        let t = Instant::now();
+        let mut a = Adapter::new();
+        assert_eq!(a.set_ceiling(t, 4), Some(4));
+        let mut t2 = t;
+        assert!(feed(&mut a, &mut t2, clear(), 30.0).is_empty());
+        assert_eq!(a.set_ceiling(t2, 0), None);
+        // The link was clear all along: the first climb comes at once, then one per hold.
+        let moves = feed(&mut a, &mut t2, clear(), 7.0);
+        assert_eq!(moves, [3, 2, 1]);
+    }
+}

@@ -1,0 +1,32 @@
+//! Real test media: VP8 of a moving pattern and Opus of a tone, encoded by libvpx and
+//! libopus through `quicmeet-transcode`, checked to be something a decoder can start on.
+
+pub use quicmeet_transcode::testsrc::{ClipConfig, EncodedFrame};
+
+use crate::{Error, Result};
+
+/// The tone of [`opus`], in Hz.
+pub const TONE_HZ: f32 = 440.0;
+
+/// A VP8 clip as `cfg` asks; it is not empty and starts with a keyframe.
+pub fn vp8(cfg: &ClipConfig) -> Result<Vec<EncodedFrame>> {
+    let frames = quicmeet_transcode::testsrc::vp8_clip(cfg).map_err(|e| {
+        Error::Media(format!(
+            "encoding the VP8 clip {}x{}: {e}",
+            cfg.width, cfg.height
+        ))
+    })?;
+    match frames.first() {
+        None => Err(Error::Media("the VP8 encoder produced no frames".into())),
+        Some(f) if !f.keyframe => Err(Error::Media(
+            "the VP8 clip does not start with a keyframe".into(),
+        )),
+        Some(_) => Ok(frames),
+    }
+}
+
+/// `frames` 20 ms Opus packets of a [`TONE_HZ`] tone.
+pub fn opus(frames: usize) -> Result<Vec<EncodedFrame>> {
+    quicmeet_transcode::testsrc::opus_tone(frames, TONE_HZ)
+        .map_err(|e| Error::Media(format!("encoding the Opus tone: {e}")))
+}

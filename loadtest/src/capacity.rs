@@ -1,0 +1,122 @@
+//! `--find-capacity`: repeat runs against one prepared target with a growing load, doubling
+//! the chosen dimension and then bisecting between the last value that held and the first
+//! that broke.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{Args, CapacityDim};
+use crate::media::Library;
+use crate::report::{CapacityReport, CapacityStep, Report};
+use crate::run::{clone_lib, run_once, Env};
+
+fn with_value(args: &Args, dim: CapacityDim, v: usize) -> Args {
+    let mut a = args.clone();
+    match dim {
+        CapacityDim::Publishers => a.publishers_per_room = v,
+        CapacityDim::Subscribers => a.subscribers_per_room = v,
+        CapacityDim::Rooms => a.rooms = v,
+    }
+    a.find_capacity = false;
+    a
+}
+
+/// Search for the largest load that passes the thresholds, at most 10 runs; the report is
+/// that run's, with every step in `capacity`.
+pub async fn find_capacity(args: &Args, env: &Env, lib: &Arc<Library>) -> Result<Report> {
+    if args.max_p99_ms.is_none() && args.max_loss.is_none() {
+        bail!("--find-capacity needs --max-p99-ms and/or --max-loss");
+    }
+    let dim = args.capacity_dim;
+    let start = match dim {
+        CapacityDim::Publishers => args.publishers_per_room,
+        CapacityDim::Subscribers => args.subscribers_per_room,
+        CapacityDim::Rooms => args.rooms,
+    }
+    .max(1);
+    let mut steps: Vec<CapacityStep> = vec![];
+    let mut good: Option<(usize, Report)> = None;
+    let mut bad: Option<usize> = None;
+    let mut v = start;
+    for _ in 0..10 {
+        let a = with_value(args, dim, v);
+        eprintln!("find-capacity: {dim:?} = {v} ({} participants)", a.total());
+        let r = run_once(&a, env, clone_lib(lib))
+            .await
+            .with_context(|| format!("capacity step {v}"))?;
+        let all = r.all();
+        steps.push(CapacityStep {
+            value: v,
+            participants: a.total(),
+            p99_ms: all.latency_ms.p99,
+            loss_pct: all.loss_pct,
+            server_cpu_cores: r.server.cpu_cores,
+            tester_cpu_cores: r.tester.cpu_cores,
+            server_drops: r
+                .server
+                .drops
+                .iter()
+                .filter(|(k, _)| k.starts_with("quicmeet_media_dropped_"))
+                .fold(0.0, |a, (_, v)| a + v),
+            udp_rcvbuf_errors: r.machine.udp_rcvbuf_errors,
+            passed: r.passed,
+        });
+        eprintln!(
+            "  p99 {:.1} ms, loss {:.3}%, server {:.2} cores, tester {:.2} cores, UDP drops {}: {}",
+            all.latency_ms.p99,
+            all.loss_pct,
+            r.server.cpu_cores.unwrap_or(0.0),
+            r.tester.cpu_cores.unwrap_or(0.0),
+            r.machine.udp_rcvbuf_errors.unwrap_or(0),
+            if r.passed { "held" } else { "broke" }
+        );
+        if r.passed {
+            good = Some((v, r));
+        } else {
+            bad = Some(v);
+        }
+        let lo = good.as_ref().map(|g| g.0);
+        v = match (lo, bad) {
+            (Some(l), None) => {
+                if l >= args.capacity_max {
+                    break;
+                }
+                (l * 2).min(args.capacity_max)
+            }
+            (Some(l), Some(b)) => {
+                if b <= l + 1 {
+                    break;
+                }
+                (l + b) / 2
+            }
+            (None, Some(b)) => {
+                if b <= 1 {
+                    break;
+                }
+                b / 2
+            }
+            (None, None) => break,
+        };
+        // Let the server settle between steps (closed sessions, freed rooms).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let largest = good.as_ref().map(|g| g.0);
+    let mut report = match good {
+        Some((_, r)) => r,
+        None => {
+            let a = with_value(args, dim, 1);
+            let mut r = run_once(&a, env, clone_lib(lib)).await?;
+            r.passed = false;
+            r
+        }
+    };
+    report.capacity = Some(CapacityReport {
+        dimension: format!("{dim:?}").to_lowercase(),
+        steps,
+        largest_passing: largest,
+    });
+    report.passed = largest.is_some();
+    Ok(report)
+}

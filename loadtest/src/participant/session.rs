@@ -1,0 +1,370 @@
+//! One session of a participant: publish and subscribe, start the sender, then receive and
+//! account every frame and control message until the run ends, a churn leave, or the
+//! connection is lost.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quicmeet_client::{now_us, Event};
+use quicmeet_proto::{ClientMessage, MediaKind, ServerMessage};
+use tokio::sync::mpsc;
+use tokio::time::sleep_until;
+
+use super::connection::{connect, Joined};
+use super::{sender, Ctx, End, Spec, Target};
+use crate::lab::report::{LayerSwitch, SETTLE_ALLOWANCE};
+use crate::lab::Shims;
+use crate::stats::{kind_index, StreamStat};
+
+/// Tracks of the room this participant should receive, besides its own.
+fn expected_tracks(ctx: &Ctx, spec: &Spec) -> usize {
+    if !spec.watches {
+        return 0;
+    }
+    (0..ctx.args.publishers_per_room)
+        .filter(|k| *k != spec.k || !spec.publisher)
+        .map(|k| {
+            Spec::of(&ctx.args, spec.room * ctx.args.per_room() + k)
+                .slots(&ctx.args, &ctx.lib)
+                .len()
+        })
+        .sum()
+}
+
+/// When a track was subscribed.
+struct Sub {
+    at_us: u64,
+    at: Instant,
+}
+
+/// Run one session; returns why it ended.
+pub(super) async fn run(
+    ctx: &Arc<Ctx>,
+    spec: &Spec,
+    first: bool,
+    churn_at: Option<Instant>,
+    arrived: &mut bool,
+    ever_joined: &mut bool,
+    shims: Option<&mut Shims>,
+) -> End {
+    let (joined, api_us, connect_us) = match connect(ctx, spec, shims).await {
+        Ok(j) => j,
+        Err(kind) => return End::Lost(kind),
+    };
+    let sh = &ctx.shared;
+    sh.join_api.lock().record(api_us);
+    sh.join_connect.lock().record(connect_us);
+    sh.connected.fetch_add(1, Relaxed);
+    if !*ever_joined {
+        sh.joined.fetch_add(1, Relaxed);
+        *ever_joined = true;
+    }
+    let is_relay = matches!(ctx.target, Target::Relay { .. });
+    let Joined {
+        tx,
+        mut rx,
+        pid,
+        tracks,
+    } = joined;
+    if spec.impaired {
+        sh.lab.impaired_pids.lock().insert((spec.room, pid));
+    }
+    let gate = &ctx.gates[spec.room];
+    let mut go = gate.subscribe();
+    // Seconds since the room's media started (negative before).
+    let since_start = |g: Option<Instant>| {
+        g.map_or(0.0, |g| {
+            let now = Instant::now();
+            if now >= g {
+                now.duration_since(g).as_secs_f64()
+            } else {
+                -g.duration_since(now).as_secs_f64()
+            }
+        })
+    };
+    let (ctl_tx, ctl_rx) = mpsc::channel::<ClientMessage>(256);
+    let keyframes: Arc<[AtomicBool; 3]> = Arc::default();
+    let slots = spec.slots(&ctx.args, &ctx.lib);
+    // The highest rung the server allows this publisher (0: full quality).
+    let (_ceiling_tx, ceiling_rx) = tokio::sync::watch::channel(0usize);
+    let sender = tokio::spawn(sender::run(
+        ctx.clone(),
+        spec.clone(),
+        tx,
+        pid,
+        slots.clone(),
+        ctl_rx,
+        keyframes.clone(),
+        ceiling_rx,
+    ));
+    for (slot, kind) in &slots {
+        let (width, height) = match kind {
+            MediaKind::Video => ctx.lib.video.as_ref().and_then(|c| c.size).unzip(),
+            MediaKind::Screen => ctx.lib.screen.as_ref().and_then(|c| c.size).unzip(),
+            MediaKind::Audio => (None, None),
+        };
+        let _ = ctl_tx
+            .send(ClientMessage::Publish {
+                track_id: pid * 16 + slot,
+                kind: *kind,
+                codec: if *kind == MediaKind::Audio {
+                    "opus".into()
+                } else {
+                    "vp8".into()
+                },
+                width,
+                height,
+            })
+            .await;
+    }
+
+    let expected = expected_tracks(ctx, spec);
+    let mut subs: HashMap<u32, Sub> = HashMap::new();
+    let mut streams: HashMap<(u32, u8), StreamStat> = HashMap::new();
+    // The layer each track arrives on now (after `layer_changed`).
+    let mut layers: HashMap<u32, u8> = HashMap::new();
+    let mut ping_sent = false;
+    let mut first_frame_done = false;
+    let connected_at = Instant::now();
+    let connected_us = now_us();
+
+    let subscribe = |track: u32, owner: u32, kind: MediaKind, subs: &mut HashMap<u32, Sub>| {
+        if !spec.watches || owner == pid || subs.contains_key(&track) {
+            return None;
+        }
+        let (at, at_us) = if is_relay {
+            (connected_at, connected_us)
+        } else {
+            (Instant::now(), now_us())
+        };
+        subs.insert(track, Sub { at_us, at });
+        if is_relay {
+            return None;
+        }
+        Some(ClientMessage::Subscribe {
+            track_id: track,
+            max_width: None,
+            max_height: None,
+            layer: if kind == MediaKind::Audio {
+                None
+            } else {
+                ctx.args.layer
+            },
+        })
+    };
+    for (track, owner, kind) in tracks {
+        if let Some(m) = subscribe(track, owner, kind, &mut subs) {
+            let _ = ctl_tx.send(m).await;
+        }
+    }
+
+    let mut end_rx = ctx.end.clone();
+    let never = Instant::now() + Duration::from_secs(365 * 86_400);
+    let churn_deadline = churn_at.unwrap_or(never);
+    let result = loop {
+        // Ready for media: every expected track subscribed; a ping's pong then proves the
+        // server processed the subscriptions (control messages are handled in order).
+        if !*arrived && !ping_sent && subs.len() >= expected {
+            if is_relay {
+                *arrived = true;
+                gate.arrive();
+            } else {
+                ping_sent = true;
+                let _ = ctl_tx
+                    .send(ClientMessage::Ping {
+                        t: serde_json::Number::from(spec.index as u64),
+                    })
+                    .await;
+            }
+        }
+        let gate_open = go.borrow().is_some();
+        tokio::select! {
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break End::Lost("events_ended".into()) };
+                for h in rx.take_expired() {
+                    streams
+                        .entry((h.track_id, h.layer))
+                        .or_insert_with(|| {
+                            StreamStat::new(spec.room, spec.index, h.track_id, h.layer, h.kind)
+                        })
+                        .on_expired(h.seq);
+                }
+                match ev {
+                    Event::Media(m) => {
+                        let h = *m.frame.header();
+                        let key = (h.track_id, h.layer);
+                        let st = streams.entry(key).or_insert_with(|| {
+                            StreamStat::new(spec.room, spec.index, h.track_id, h.layer, h.kind)
+                        });
+                        let sub = subs.get(&h.track_id);
+                        let cached = sub.is_some_and(|s| h.capture_ts_us < s.at_us);
+                        let transit = m.received_unix_us as i64 - h.capture_ts_us as i64;
+                        let len = m.frame.len();
+                        if let Some(lat) = st.on_frame(h.seq, len, transit, cached) {
+                            sh.latency[kind_index(h.kind)].record(lat);
+                            sh.window.record(lat);
+                            let settled = go
+                                .borrow()
+                                .is_some_and(|g| m.received_at >= g + SETTLE_ALLOWANCE);
+                            if settled {
+                                st.settled.record(lat);
+                            }
+                        }
+                        sh.frames_rx.fetch_add(1, Relaxed);
+                        sh.bytes_rx.fetch_add(len as u64, Relaxed);
+                        if st.first_frame_us.is_none() {
+                            let from = match (sub.map(|s| s.at), *go.borrow()) {
+                                (Some(a), Some(g)) => a.max(g),
+                                (Some(a), None) => a,
+                                (None, Some(g)) => g,
+                                (None, None) => m.received_at,
+                            };
+                            let ff = m.received_at.saturating_duration_since(from).as_micros() as u64;
+                            st.first_frame_us = Some(ff);
+                            if !first_frame_done {
+                                // Join time counts the session's first frame of any kind
+                                // (video starts are staggered on purpose).
+                                first_frame_done = true;
+                                sh.first_frame.lock().record(ff);
+                                sh.join_total.lock().record(api_us + connect_us + ff);
+                            }
+                        }
+                    }
+                    Event::Control(msg) => match msg {
+                        ServerMessage::TrackPublished { track } => {
+                            if let Some(m) = subscribe(track.track_id, track.participant_id, track.kind, &mut subs) {
+                                let _ = ctl_tx.send(m).await;
+                            }
+                        }
+                        ServerMessage::LayerChanged { track_id, layer, .. } => {
+                            layers.insert(track_id, layer);
+                            sh.lab.layer_switches.lock().push(LayerSwitch {
+                                room: spec.room,
+                                receiver: spec.index,
+                                track: track_id,
+                                layer,
+                                at_s: since_start(*go.borrow()),
+                            });
+                        }
+                        ServerMessage::KeyframeRequest { track_id, .. } => {
+                            if let Some(f) = keyframes.get((track_id % 16) as usize) {
+                                f.store(true, Relaxed);
+                            }
+                        }
+                        ServerMessage::Chat(c) => {
+                            sh.chat_rx.fetch_add(1, Relaxed);
+                            if let Some(t) = c.text.strip_prefix("lt ").and_then(|t| t.parse::<u64>().ok()) {
+                                sh.chat_latency.record(now_us().saturating_sub(t));
+                            }
+                        }
+                        ServerMessage::Pong { .. } if !*arrived => {
+                            *arrived = true;
+                            gate.arrive();
+                        }
+                        ServerMessage::Error { code, .. } => sh.error(format!("server_error_{code}")),
+                        ServerMessage::Goodbye { reason, .. } => break End::Lost(format!("goodbye_{reason}")),
+                        _ => {}
+                    },
+                    Event::ProtocolError { code, .. } => sh.error(format!("protocol_{code}")),
+                    Event::Closed(_) => break End::Lost("connection_closed".into()),
+                }
+            }
+            _ = end_rx.changed() => break End::Done,
+            _ = go.changed(), if !gate_open => {}
+            _ = sleep_until(gate.deadline.into()), if !gate_open => {
+                if gate.opened().is_none() {
+                    sh.error("room_start_timeout");
+                    gate.open();
+                }
+            }
+            _ = sleep_until(churn_deadline.into()), if churn_at.is_some() && !*ctx.stop.borrow() => break End::Churn,
+        }
+    };
+    if let Some(st) = rx.stats() {
+        sh.datagrams_expired
+            .fetch_add(st.datagrams_expired, Relaxed);
+    }
+    if *ctx.end.borrow() && !matches!(result, End::Done) {
+        // Closed while the run was ending: not an error.
+        finish(ctx, spec, streams, subs, &layers, first, true);
+        drop(ctl_tx);
+        let _ = sender.await;
+        sh.connected.fetch_sub(1, Relaxed);
+        return End::Done;
+    }
+    finish(
+        ctx,
+        spec,
+        streams,
+        subs,
+        &layers,
+        first,
+        matches!(result, End::Done),
+    );
+    drop(ctl_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(3), sender).await;
+    sh.connected.fetch_sub(1, Relaxed);
+    result
+}
+
+/// Hand the session's streams to the report; at the end of the run, add the frames the
+/// publishers sent after the last one received (tail loss), and streams that never arrived.
+fn finish(
+    ctx: &Ctx,
+    spec: &Spec,
+    mut streams: HashMap<(u32, u8), StreamStat>,
+    subs: HashMap<u32, Sub>,
+    layers: &HashMap<u32, u8>,
+    first: bool,
+    at_end: bool,
+) {
+    if at_end && first {
+        let last = ctx.shared.last_seq.lock();
+        let layer = ctx.args.layer.unwrap_or(0);
+        for (track, _) in subs.iter() {
+            let kind = match track % 16 {
+                0 | 3 => MediaKind::Audio,
+                1 => MediaKind::Video,
+                _ => MediaKind::Screen,
+            };
+            let l = if kind == MediaKind::Audio { 0 } else { layer };
+            if let (Some(seq), std::collections::hash_map::Entry::Vacant(e)) =
+                (last.get(&(spec.room, *track)), streams.entry((*track, l)))
+            {
+                // Subscribed, the publisher sent, nothing arrived: all of it was lost.
+                let mut s = StreamStat::new(spec.room, spec.index, *track, l, kind);
+                if l == 0 {
+                    s.tail_lost = u64::from(*seq) + 1;
+                }
+                e.insert(s);
+            }
+        }
+        let opened = ctx.gates[spec.room].opened();
+        for ((track, layer), s) in streams.iter_mut() {
+            if *layer != 0 {
+                continue;
+            }
+            // Layers are numbered apart: after a switch away from layer 0, what the publisher
+            // sent later came on the other layer, not lost.
+            let moved = layers.get(track).is_some_and(|l| *l != 0);
+            if let (Some(seq), Some(_), false) =
+                (last.get(&(spec.room, *track)), s.first_seq, moved)
+            {
+                if *seq > s.highest {
+                    s.tail_lost = u64::from(*seq - s.highest);
+                }
+            }
+            // Subscribed before the room's media started: everything from seq 0 was due.
+            let early = subs
+                .get(track)
+                .zip(opened)
+                .is_some_and(|(sub, go)| sub.at <= go);
+            if early {
+                s.head_lost = u64::from(s.first_seq.unwrap_or(0));
+            }
+        }
+    }
+    ctx.shared.streams.lock().extend(streams.into_values());
+}

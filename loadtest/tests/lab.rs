@@ -1,0 +1,137 @@
+//! The impairment lab, briefly, against the real `quicmeet` binary: one profile per transport,
+//! one impaired participant. Its link must really be in the path (the shims counted its
+//! packets and the delay shows in what it receives) while the meeting keeps working.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use clap::Parser;
+use quicmeet_loadtest::cli::Cli;
+use quicmeet_loadtest::lab::report::LabReport;
+use quicmeet_loadtest::report::Report;
+
+fn quicmeet_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("QUICMEET_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let bin = dir.join("quicmeet");
+    if !bin.exists() {
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "quicmeet-server", "--bin", "quicmeet"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success(), "building quicmeet failed");
+    }
+    bin
+}
+
+async fn run(transport: &str, profile: &str) -> Report {
+    let bin = quicmeet_bin();
+    let v = vec![
+        "quicmeet-loadtest",
+        "--spawn-server",
+        bin.to_str().unwrap(),
+        "--transport",
+        transport,
+        "--rooms",
+        "1",
+        "--publishers-per-room",
+        "2",
+        "--subscribers-per-room",
+        "1",
+        "--video-res",
+        "180p",
+        "--video-kbps",
+        "150",
+        "--fps",
+        "15",
+        "--keyframe-secs",
+        "1",
+        "--duration",
+        "3",
+        "--impair",
+        profile,
+        "--impair-participants",
+        "1",
+        "--quiet",
+    ];
+    let args = Cli::try_parse_from(v).unwrap().args;
+    quicmeet_loadtest::run::run(&args).await.unwrap()
+}
+
+fn group<'a>(lab: &'a LabReport, name: &str) -> &'a quicmeet_loadtest::lab::report::Group {
+    lab.groups
+        .iter()
+        .find(|g| g.name == name)
+        .unwrap_or_else(|| panic!("no group {name}"))
+}
+
+/// The common checks: everyone joined, media flowed to the impaired participant and from
+/// it, and its link carried its traffic both ways.
+fn check(r: &Report, profile: &str) -> LabReport {
+    let t = r.table();
+    assert_eq!((r.join.joined, r.join.failed), (3, 0), "{t}");
+    let lab = r.lab.clone().expect("the report has a lab section");
+    assert_eq!(lab.impairment.name, profile);
+    assert_eq!((lab.impaired, lab.participants), (1, 3), "{t}");
+    assert!(
+        t.contains("lab: ") && t.contains("impaired receivers"),
+        "{t}"
+    );
+    assert!(
+        lab.links.up.packets > 20 && lab.links.down.packets > 20,
+        "{t}"
+    );
+    let rx = group(&lab, "impaired receivers");
+    assert!(rx.audio.received > 20 && rx.video.received > 10, "{t}");
+    let tx = group(&lab, "from impaired publishers");
+    assert!(tx.audio.received > 20 && tx.video.received > 10, "{t}");
+    lab
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webtransport_through_a_lossy_link() {
+    let r = run("wt", "lossy2").await;
+    let lab = check(&r, "lossy2");
+    let t = r.table();
+    // 2 % loss each way over hundreds of datagrams: the wire lost some, QUIC carried on.
+    assert!(lab.links.up.lost + lab.links.down.lost > 0, "{t}");
+    assert!((lab.path_loss_pct - 3.96).abs() < 0.01);
+    // What it receives crosses 25 ± 10 ms of downlink delay, what it sends as much uplink.
+    assert!(
+        group(&lab, "impaired receivers").audio.p50_ms >= 15.0,
+        "{t}"
+    );
+    assert!(
+        group(&lab, "from impaired publishers").audio.p50_ms >= 15.0,
+        "{t}"
+    );
+    println!("{t}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_through_a_capped_link() {
+    let r = run("ws", "1mbit").await;
+    let lab = check(&r, "1mbit");
+    let t = r.table();
+    // TCP: nothing is dropped by the shim (the queue pushes back instead).
+    assert_eq!(
+        lab.links.up.queue_drops + lab.links.down.queue_drops,
+        0,
+        "{t}"
+    );
+    // 15 ms of one-way delay is a floor for everything the impaired participant receives.
+    assert!(
+        group(&lab, "impaired receivers").audio.p50_ms >= 15.0,
+        "{t}"
+    );
+    assert!(
+        group(&lab, "from impaired publishers").audio.p50_ms >= 15.0,
+        "{t}"
+    );
+    println!("{t}");
+}
