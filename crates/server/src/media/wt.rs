@@ -36,8 +36,9 @@ const GROUP_BACKLOG: usize = 16;
 const SEND_WINDOW: u64 = 256 * 1024;
 /// Bytes of outgoing datagrams QUIC may buffer. QUIC sends datagrams before stream data, so
 /// this only fills when the path cannot carry even the audio; then the oldest datagrams are
-/// dropped (audio that waited in the subscriber's queue too long never gets here).
-const DATAGRAM_SEND_BUFFER: usize = 8 * 1024;
+/// dropped (audio that waited in the subscriber's queue too long never gets here). It must
+/// still hold one burst of fresh audio that the writer hands over at once after a stall.
+const DATAGRAM_SEND_BUFFER: usize = 16 * 1024;
 /// What one publisher may have in flight towards the server on one stream, and on all its
 /// streams together: bounds how far a publisher's video can run ahead of what the server
 /// reads, so a capped uplink backs up in the publisher (which can adapt) instead of
