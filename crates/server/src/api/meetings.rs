@@ -439,7 +439,11 @@ pub async fn get_one(
     }))
 }
 
-pub(super) async fn load_hosted(state: &SharedState, code: &str, user: &User) -> ApiResult<Meeting> {
+pub(super) async fn load_hosted(
+    state: &SharedState,
+    code: &str,
+    user: &User,
+) -> ApiResult<Meeting> {
     let m = load(state, code).await?;
     if m.host_id != user.id {
         return Err(ApiError::forbidden(
