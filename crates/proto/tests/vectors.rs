@@ -460,14 +460,6 @@ fn server_cases() -> Vec<(&'static str, ServerMessage)> {
             },
         ),
         (
-            "track_demand",
-            TrackDemand {
-                track_id: 17,
-                layer: 1,
-                viewers: 3,
-            },
-        ),
-        (
             "layer_changed",
             LayerChanged {
                 track_id: 17,
