@@ -127,17 +127,21 @@ fn certified_key(cert: &Path, key: &Path) -> anyhow::Result<Arc<CertifiedKey>> {
 /// (checked every `every`), until `cancel`. A failed load keeps the old certificate and is
 /// tried again at the next change or signal.
 pub fn watch(cert: SharedCert, every: std::time::Duration, cancel: CancellationToken) {
+    // The signal handler and the files' first stamps are taken before this returns, not in the
+    // task: a SIGHUP or a file change right after start-up must not be missed (or, for the
+    // signal, end the process), and a change made before the task first runs is a change.
+    #[cfg(unix)]
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP");
+            None
+        }
+    };
+    let mut seen = file_stamps(&cert.read());
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP");
-                None
-            }
-        };
-        let mut seen = file_stamps(&cert.read());
-        let mut tick = tokio::time::interval(every);
+        // The first check is one period from now (an interval's first tick is immediate).
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             #[cfg(unix)]
