@@ -62,10 +62,14 @@ fn spawn_ready(mut cmd: Command, prefix: &str, data_dir: Option<PathBuf>) -> Res
 
 /// Start `quicmeet` on loopback with a fresh data dir and load-friendly limits.
 pub fn spawn_quicmeet(bin: &Path, extra: &[String], max_participants: usize) -> Result<Spawned> {
+    // A counter as well as the time: two servers started by one process in the same
+    // microsecond (parallel tests) must not share a database.
+    static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "quicmeet-loadtest-{}-{}",
+        "quicmeet-loadtest-{}-{}-{}",
         std::process::id(),
-        chrono::Utc::now().timestamp_micros()
+        chrono::Utc::now().timestamp_micros(),
+        STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut cmd = process::quicmeet_command(bin, &dir);
