@@ -125,7 +125,7 @@ export class RoomService implements OnDestroy {
         this.firstFrameMs.set(Math.round(performance.now() - this.joinClickedAt));
       }
     });
-    environment.installTestHook?.({ room: this, transport: this.transport, publish: this.publish, playback: this.playback });
+    environment.installTestHook?.({ room: this, transport: this.transport, capture: this.capture, publish: this.publish, playback: this.playback });
   }
 
   ngOnDestroy(): void {

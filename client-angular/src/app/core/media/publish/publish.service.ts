@@ -4,7 +4,7 @@ import { MediaFrame, MediaKind, Slot } from '../../protocol/frame';
 import { AudioPublisher } from './audio-publisher';
 import { CAMERA, CaptureService, DeviceKind, isLive, SCREEN } from './capture.service';
 import { Current, PUBLISH_SLOTS, PublishSlot, reconcile, Step, Wanted } from './reconcile';
-import { VideoPublisher } from './video-publisher';
+import { SentTiming, VideoPublisher } from './video-publisher';
 
 const KEYFRAME_MS = 2000;
 /** A live, unmuted source whose encoder produced nothing for this long is restarted. */
@@ -88,6 +88,8 @@ export class PublishService implements OnDestroy {
   private readonly gaveUp = new Set<PublishSlot>();
   /** The source each slot's encoder last read from: a new one resets the restart count. */
   private readonly lastSource = new Map<PublishSlot, string>();
+  /** Next sequence number per track id on this connection. */
+  private seqs = new Map<number, number>();
   private readonly starts = [0, 0, 0, 0];
   private scheduled = false;
   private readonly health = setInterval(() => this.checkHealth(), HEALTH_EVERY_MS);
@@ -126,6 +128,7 @@ export class PublishService implements OnDestroy {
   bind(session: PublishSession): void {
     this.stopEncoders();
     this.session = session;
+    this.seqs = new Map();
     this.announced = new Map();
     this.restarts.clear();
     this.gaveUp.clear();
@@ -163,6 +166,12 @@ export class PublishService implements OnDestroy {
       starts: [...this.starts],
       droppedFrames: dropped,
     };
+  }
+
+  /** Capture timestamp → send time of the camera's last frames (the latency benchmark reads them). */
+  sentTimings(): readonly SentTiming[] {
+    const cam = this.encoders.get(Slot.Camera)?.pub;
+    return cam instanceof VideoPublisher ? cam.sent : [];
   }
 
   // ---- reconciliation ---------------------------------------------------------------------
@@ -235,7 +244,13 @@ export class PublishService implements OnDestroy {
   private startEncoder(session: PublishSession, slot: PublishSlot, trackId: number, sourceId: string): void {
     const track = this.sourceOf(slot);
     if (!track || track.id !== sourceId) return;
-    const sink = (f: MediaFrame) => session.frame(f);
+    // One sequence per track for the whole connection: a restarted encoder (device switch,
+    // recovery) continues it, so subscribers and the server see one unbroken track.
+    const sink = (f: MediaFrame) => {
+      const seq = this.seqs.get(trackId) ?? 0;
+      this.seqs.set(trackId, (seq + 1) >>> 0);
+      session.frame({ ...f, seq });
+    };
     // Marked only: the health check restarts it, counted, so a failing device cannot spin.
     const failed = (message: string) => {
       const e = this.encoders.get(slot);

@@ -16,6 +16,8 @@ export interface EncodedChunkOut {
   keyframe: boolean;
   /** Wall-clock capture time, µs. */
   timestamp: number;
+  /** Wall-clock time the encoder produced it, ms. */
+  encodedAt: number;
   data: Uint8Array<ArrayBuffer>;
 }
 
@@ -25,6 +27,7 @@ export class VideoEncodeLoop {
   private lastKeyAt = -Infinity;
   private forceKey = true;
   private closed = false;
+  private canvas: OffscreenCanvas | null = null;
   width = 0;
   height = 0;
   framesEncoded = 0;
@@ -60,8 +63,11 @@ export class VideoEncodeLoop {
         this.forceKey = false;
         this.lastKeyAt = now;
       }
-      // Stamp with wall-clock capture time so receivers can measure latency.
-      const stamped = new VideoFrame(frame, { timestamp: Math.round((performance.timeOrigin + now) * 1000) });
+      // Stamp with wall-clock capture time so receivers can measure latency. Frames in a pixel
+      // format the encoder cannot read (format null: a depth camera's Y16, say) go through a
+      // canvas first, which gives RGBA.
+      const timestamp = Math.round((performance.timeOrigin + now) * 1000);
+      const stamped = frame.format === null ? this.convert(frame, timestamp) : new VideoFrame(frame, { timestamp });
       enc.encode(stamped, { keyFrame: key });
       stamped.close();
     } catch (e) {
@@ -70,6 +76,16 @@ export class VideoEncodeLoop {
     } finally {
       frame.close();
     }
+  }
+
+  private convert(frame: VideoFrame, timestamp: number): VideoFrame {
+    const w = frame.displayWidth;
+    const h = frame.displayHeight;
+    if (!this.canvas || this.canvas.width !== w || this.canvas.height !== h) this.canvas = new OffscreenCanvas(w, h);
+    const ctx = this.canvas.getContext('2d');
+    if (!ctx) throw new Error('no 2D canvas to convert the camera frames');
+    ctx.drawImage(frame, 0, 0, w, h);
+    return new VideoFrame(this.canvas, { timestamp });
   }
 
   close(): void {
@@ -111,7 +127,7 @@ export class VideoEncodeLoop {
     const data = new Uint8Array(chunk.byteLength);
     chunk.copyTo(data);
     this.framesEncoded++;
-    this.emit({ keyframe: chunk.type === 'key', timestamp: chunk.timestamp, data });
+    this.emit({ keyframe: chunk.type === 'key', timestamp: chunk.timestamp, data, encodedAt: performance.timeOrigin + performance.now() });
   }
 }
 

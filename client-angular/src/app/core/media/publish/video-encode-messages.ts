@@ -7,5 +7,5 @@ export type ToWorker =
   | { type: 'stop' };
 
 export type FromWorker =
-  | { type: 'chunk'; keyframe: boolean; timestamp: number; data: ArrayBuffer; width: number; height: number; dropped: number }
+  | { type: 'chunk'; keyframe: boolean; timestamp: number; encodedAt: number; data: ArrayBuffer; width: number; height: number; dropped: number }
   | { type: 'error'; message: string };

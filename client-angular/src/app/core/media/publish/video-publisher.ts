@@ -4,6 +4,13 @@ import type { FromWorker, ToWorker } from './video-encode-messages';
 
 export { fit } from './video-encode-loop';
 
+/** When one encoded frame came out of the encoder and when it left for the network, wall ms. */
+export interface SentTiming {
+  captureTsUs: number;
+  encodedAt: number;
+  sentAt: number;
+}
+
 export interface VideoPublisherOptions extends EncodeOptions {
   trackId: number;
   kind: MediaKind.Video | MediaKind.Screen;
@@ -27,7 +34,7 @@ export class VideoPublisher {
   framesEncoded = 0;
   framesDropped = 0;
   /** Capture timestamp (µs) → when its encoded frame left for the network (wall ms), last frames. */
-  readonly sent: { captureTsUs: number; sentAt: number }[] = [];
+  readonly sent: SentTiming[] = [];
   /** 'worker' | 'main' | 'canvas': where encoding runs (for diagnostics and tests). */
   mode = '';
 
@@ -94,7 +101,7 @@ export class VideoPublisher {
         this.width = data.width;
         this.height = data.height;
         this.framesDropped = data.dropped;
-        this.onChunk({ keyframe: data.keyframe, timestamp: data.timestamp, data: new Uint8Array(data.data) });
+        this.onChunk({ keyframe: data.keyframe, timestamp: data.timestamp, encodedAt: data.encodedAt, data: new Uint8Array(data.data) });
       } else {
         this.onError(data.message);
       }
@@ -147,7 +154,7 @@ export class VideoPublisher {
     }
     this.framesEncoded++;
     if (this.sent.length >= 600) this.sent.shift();
-    this.sent.push({ captureTsUs: c.timestamp, sentAt: performance.timeOrigin + performance.now() });
+    this.sent.push({ captureTsUs: c.timestamp, encodedAt: c.encodedAt, sentAt: performance.timeOrigin + performance.now() });
     this.sink({
       kind: this.opts.kind,
       layer: 0,

@@ -1,5 +1,6 @@
 import { MediaFrame } from '../../protocol/frame';
-import { rms } from '../levels';
+import { FromAudioDecoder, ToAudioDecoder } from './audio-decode-messages';
+import { OpusDecoders } from './opus-decoders';
 
 /**
  * The AudioWorklet: one queue per remote speaker at 48 kHz, resampled by linear interpolation to
@@ -11,7 +12,7 @@ class QmMixer extends AudioWorkletProcessor {
   constructor() {
     super();
     this.sources = new Map();
-    this.port.onmessage = (e) => {
+    const onPcm = (e) => {
       const m = e.data;
       if (m.type === 'pcm') {
         let s = this.sources.get(m.id);
@@ -24,6 +25,11 @@ class QmMixer extends AudioWorkletProcessor {
       } else if (m.type === 'remove') {
         this.sources.delete(m.id);
       }
+    };
+    // The decode worker's port, when decoding runs in a worker: PCM then bypasses the page.
+    this.port.onmessage = (e) => {
+      if (e.data.type === 'port') e.data.port.onmessage = onPcm;
+      else onPcm(e);
     };
   }
   process(inputs, outputs) {
@@ -59,19 +65,34 @@ class QmMixer extends AudioWorkletProcessor {
 registerProcessor('qm-mixer', QmMixer);
 `;
 
-interface Speaker {
-  decoder: AudioDecoder;
-  /** Loudness of the decoded audio, 0..1 RMS, for tests and meters. */
-  rms: number;
-  frames: number;
-}
-
-/** Decodes every remote Opus track and plays the mix through one AudioWorklet. */
+/**
+ * Decodes every remote Opus track and plays the mix through one AudioWorklet. Decoding runs in a
+ * worker (audio-decode.worker.ts) that hands PCM to the worklet through a MessagePort, so the
+ * page's main thread only forwards the encoded frames; without workers it runs on the page.
+ */
 export class AudioMixer {
   private ctx: AudioContext | null = null;
   private node: AudioWorkletNode | null = null;
   private ready: Promise<void> | null = null;
-  private readonly speakers = new Map<number, Speaker>();
+  private worker: Worker | null = null;
+  private local: OpusDecoders | null = null;
+  private stats = new Map<number, { rms: number; frames: number }>();
+  /** 'worker' or 'main': where Opus is decoded. */
+  readonly decodeIn: 'worker' | 'main';
+
+  constructor() {
+    if (typeof Worker === 'function') {
+      try {
+        this.worker = new Worker(new URL('./audio-decode.worker', import.meta.url), { type: 'module' });
+        this.worker.onmessage = ({ data }: MessageEvent<FromAudioDecoder>) => {
+          this.stats = new Map(data.tracks.map(([id, rms, frames]) => [id, { rms, frames }]));
+        };
+      } catch {
+        this.worker = null;
+      }
+    }
+    this.decodeIn = this.worker ? 'worker' : 'main';
+  }
 
   /** Creates/resumes the AudioContext. Call from a user gesture (the Join click). */
   start(): Promise<void> {
@@ -85,8 +106,14 @@ export class AudioMixer {
     this.ready = ctx.audioWorklet
       .addModule(url)
       .then(() => {
-        this.node = new AudioWorkletNode(ctx, 'qm-mixer', { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [2] });
-        this.node.connect(ctx.destination);
+        const node = new AudioWorkletNode(ctx, 'qm-mixer', { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [2] });
+        node.connect(ctx.destination);
+        this.node = node;
+        if (this.worker) {
+          const ch = new MessageChannel();
+          node.port.postMessage({ type: 'port', port: ch.port1 }, [ch.port1]);
+          this.worker.postMessage({ type: 'port', port: ch.port2 } satisfies ToAudioDecoder, [ch.port2]);
+        }
         void ctx.resume();
       })
       .catch((e: Error) => console.warn('quicmeet: audio output unavailable', e))
@@ -95,44 +122,36 @@ export class AudioMixer {
   }
 
   push(f: MediaFrame): void {
-    let s = this.speakers.get(f.trackId);
-    if (!s) {
-      const id = f.trackId;
-      const decoder = new AudioDecoder({
-        output: (data) => this.onDecoded(id, data),
-        error: () => this.speakers.delete(id),
-      });
-      decoder.configure({ codec: 'opus', sampleRate: 48000, numberOfChannels: 1 });
-      s = { decoder, rms: 0, frames: 0 };
-      this.speakers.set(f.trackId, s);
+    if (this.worker) {
+      const payload = f.payload.slice();
+      this.worker.postMessage({ type: 'frame', trackId: f.trackId, timestampUs: f.captureTsUs, payload } satisfies ToAudioDecoder, [payload.buffer]);
+      return;
     }
-    if (s.decoder.state !== 'configured') return;
-    try {
-      s.decoder.decode(new EncodedAudioChunk({ type: 'key', timestamp: f.captureTsUs, data: f.payload }));
-    } catch {
-      /* a bad packet: skip it */
-    }
+    this.local ??= new OpusDecoders((id, rate, samples) => this.node?.port.postMessage({ type: 'pcm', id, rate, samples }, [samples.buffer]));
+    this.local.push(f.trackId, f.captureTsUs, f.payload);
   }
 
   /** Decoded loudness of one remote track (0..1 RMS, smoothed). */
   loudness(trackId: number): number {
-    return this.speakers.get(trackId)?.rms ?? 0;
+    return this.local ? this.local.loudness(trackId) : (this.stats.get(trackId)?.rms ?? 0);
   }
 
   framesDecoded(trackId: number): number {
-    return this.speakers.get(trackId)?.frames ?? 0;
+    return this.local ? this.local.frames(trackId) : (this.stats.get(trackId)?.frames ?? 0);
   }
 
   remove(trackId: number): void {
-    const s = this.speakers.get(trackId);
-    if (!s) return;
-    if (s.decoder.state !== 'closed') s.decoder.close();
-    this.speakers.delete(trackId);
+    this.stats.delete(trackId);
+    if (this.worker) this.worker.postMessage({ type: 'remove', trackId } satisfies ToAudioDecoder);
+    this.local?.remove(trackId);
     this.node?.port.postMessage({ type: 'remove', id: trackId });
   }
 
+  /** Ends audio output; the decode worker stays for a later start() (rejoining). */
   close(): void {
-    for (const id of [...this.speakers.keys()]) this.remove(id);
+    for (const id of [...this.stats.keys()]) this.remove(id);
+    this.local?.close();
+    this.local = null;
     this.node?.disconnect();
     this.node = null;
     void this.ctx?.close();
@@ -140,18 +159,10 @@ export class AudioMixer {
     this.ready = null;
   }
 
-  private onDecoded(id: number, data: AudioData): void {
-    try {
-      const samples = new Float32Array(data.numberOfFrames);
-      data.copyTo(samples, { planeIndex: 0, format: 'f32-planar' });
-      const s = this.speakers.get(id);
-      if (s) {
-        s.frames++;
-        s.rms = s.rms * 0.7 + rms(samples) * 0.3;
-      }
-      this.node?.port.postMessage({ type: 'pcm', id, rate: data.sampleRate, samples }, [samples.buffer]);
-    } finally {
-      data.close();
-    }
+  /** Ends the decode worker too (the meeting page is going away). */
+  destroy(): void {
+    this.close();
+    this.worker?.terminate();
+    this.worker = null;
   }
 }

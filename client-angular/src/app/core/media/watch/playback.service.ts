@@ -1,34 +1,36 @@
 import { Injectable, OnDestroy } from '@angular/core';
 import { MediaFrame, MediaKind } from '../../protocol/frame';
 import { AudioMixer } from './audio-mixer';
-import { FrameTiming, RemoteVideo } from './remote-video';
+import { FrameTiming } from './remote-video';
+import { RemoteVideoStats } from './video-decode-messages';
+import { videoPlayback } from './video-playback';
 
-export interface RemoteVideoStats {
-  trackId: number;
-  painted: number;
-  decoded: number;
-  dropped: number;
-  layer: number;
-  width: number;
-  height: number;
-  latencyMs: number | null;
-}
+export type { RemoteVideoStats } from './video-decode-messages';
 
 /**
- * What we receive: one decoder per remote video track painting into its tile's canvas, and every
- * remote Opus track decoded into one AudioWorklet mix. Provided by the meeting page, so its
- * decoders and audio context end with the meeting.
+ * What we receive: every remote video track decoded and painted into its tile's canvas (in a
+ * worker with OffscreenCanvas where the browser can), and every remote Opus track decoded into
+ * one AudioWorklet mix. Provided by the meeting page, so its decoders and audio context end with
+ * the meeting.
  */
 @Injectable()
 export class PlaybackService implements OnDestroy {
-  private readonly remotes = new Map<number, RemoteVideo>();
-  private readonly canvases = new Map<number, HTMLCanvasElement>();
+  private readonly video = videoPlayback({
+    keyframeNeeded: (id) => this.keyframeRequester(id),
+    firstPaint: (id) => this.paintListener(id),
+  });
   private readonly mixer = new AudioMixer();
+  private readonly tracks = new Set<number>();
   private keyframeRequester: (trackId: number) => void = () => undefined;
-  private paintListener: (v: RemoteVideo) => void = () => undefined;
+  private paintListener: (trackId: number) => void = () => undefined;
+
+  /** 'worker' or 'main': where video is decoded (diagnostics and tests). */
+  readonly decodeIn = { video: this.video.where, audio: this.mixer.decodeIn };
 
   ngOnDestroy(): void {
-    this.closeRemotes();
+    this.reset();
+    this.mixer.destroy();
+    this.video.close();
   }
 
   /** Call from the Join click: browsers only start audio output after a user gesture. */
@@ -40,33 +42,22 @@ export class PlaybackService implements OnDestroy {
     this.keyframeRequester = fn;
   }
 
-  onPaint(fn: (v: RemoteVideo) => void): void {
+  /** `fn` runs when a remote video track's first frame is painted. */
+  onPaint(fn: (trackId: number) => void): void {
     this.paintListener = fn;
   }
 
   push(f: MediaFrame): void {
+    this.tracks.add(f.trackId);
     if (f.kind === MediaKind.Audio) {
       this.mixer.push(f);
       return;
     }
-    this.remote(f.trackId).push(f);
-  }
-
-  remote(trackId: number): RemoteVideo {
-    let r = this.remotes.get(trackId);
-    if (!r) {
-      r = new RemoteVideo(trackId, (id) => this.keyframeRequester(id), (v) => this.paintListener(v));
-      this.remotes.set(trackId, r);
-      const c = this.canvases.get(trackId);
-      if (c) r.attach(c);
-    }
-    return r;
+    this.video.push(f);
   }
 
   attachCanvas(trackId: number, canvas: HTMLCanvasElement | null): void {
-    if (canvas) this.canvases.set(trackId, canvas);
-    else this.canvases.delete(trackId);
-    this.remotes.get(trackId)?.attach(canvas);
+    this.video.attach(trackId, canvas);
   }
 
   loudness(trackId: number): number {
@@ -78,14 +69,14 @@ export class PlaybackService implements OnDestroy {
   }
 
   remove(trackId: number): void {
-    this.remotes.get(trackId)?.close();
-    this.remotes.delete(trackId);
+    this.tracks.delete(trackId);
+    this.video.remove(trackId);
     this.mixer.remove(trackId);
   }
 
   /** Drops every remote decoder but keeps audio output running (used on reconnect). */
   reset(): void {
-    for (const id of [...this.remotes.keys()]) this.remove(id);
+    for (const id of [...this.tracks]) this.remove(id);
   }
 
   closeRemotes(): void {
@@ -94,20 +85,11 @@ export class PlaybackService implements OnDestroy {
   }
 
   stats(): RemoteVideoStats[] {
-    return [...this.remotes.values()].map((r) => ({
-      trackId: r.trackId,
-      painted: r.framesPainted,
-      decoded: r.framesDecoded,
-      dropped: r.framesDropped,
-      layer: r.layer,
-      width: r.width,
-      height: r.height,
-      latencyMs: r.latencyMs,
-    }));
+    return this.video.stats();
   }
 
-  /** Per-frame timings of one remote track (the latency benchmark reads them). */
-  timings(trackId: number): FrameTiming[] {
-    return this.remotes.get(trackId)?.timings ?? [];
+  /** Per-frame timings of every remote video track (the latency benchmark reads them). */
+  timings(): Promise<Record<number, FrameTiming[]>> {
+    return this.video.timings();
   }
 }
