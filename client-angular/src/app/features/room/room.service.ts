@@ -395,6 +395,7 @@ export class RoomService implements OnDestroy {
       frame: (f) => this.transport.sendFrame(f),
       announced: (t) => this.upsertTrack(t),
       retracted: (trackId) => this.removeTrack(trackId),
+      uplink: () => this.transport.uplink(),
     });
     this.sendMute();
     if (this.handRaised()) this.transport.send({ type: 'hand', raised: true });

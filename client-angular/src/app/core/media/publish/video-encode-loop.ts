@@ -4,6 +4,11 @@
  * request, frames dropped rather than queued when the encoder falls behind.
  */
 
+import type { UplinkStep } from './uplink';
+
+/** Frames inside the encoder at once: more only adds latency. */
+const MAX_IN_FLIGHT = 2;
+
 export interface EncodeOptions {
   bitrate: number;
   maxWidth: number;
@@ -24,6 +29,12 @@ export interface EncodedChunkOut {
 export class VideoEncodeLoop {
   private encoder: VideoEncoder | null = null;
   private configured = '';
+  private configuredBitrate = 0;
+  /** The uplink's step (uplink.ts): share of the bitrate, frame rate, share of the size. */
+  private adaptation: UplinkStep = { bitrate: 1, framerate: Infinity, scale: 1 };
+  private lastFrameAt = -Infinity;
+  /** When each frame still inside the encoder was handed to it (performance.now()). */
+  private readonly inFlight: number[] = [];
   private lastKeyAt = -Infinity;
   private forceKey = true;
   private closed = false;
@@ -48,16 +59,26 @@ export class VideoEncodeLoop {
   push(frame: VideoFrame): void {
     try {
       if (this.closed) return;
-      const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth, this.opts.maxHeight);
+      const now = performance.now();
+      // Frame rate follows the uplink: skip frames that come sooner than it allows.
+      const fps = Math.min(this.opts.framerate, this.adaptation.framerate);
+      if (fps < this.opts.framerate && now - this.lastFrameAt < 1000 / fps - 5) return;
+      const a = this.adaptation;
+      const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth * a.scale, this.opts.maxHeight * a.scale);
       this.ensureEncoder(w, h);
       const enc = this.encoder;
       if (!enc || enc.state !== 'configured') return;
-      // Realtime: never let the encoder queue up; drop instead.
-      if (enc.encodeQueueSize > 2) {
+      // Realtime: never let the encoder queue up; drop instead. encodeQueueSize only counts
+      // requests not yet handed to the codec thread, so count frames without output ourselves
+      // (a starved CPU otherwise builds seconds of queue inside the codec). The encoder's rate
+      // control may drop a frame without output: entries older than a second are forgotten.
+      while (this.inFlight.length && now - this.inFlight[0] > 1000) this.inFlight.shift();
+      if (enc.encodeQueueSize > 2 || this.inFlight.length >= MAX_IN_FLIGHT) {
         this.framesDropped++;
         return;
       }
-      const now = performance.now();
+      this.inFlight.push(now);
+      this.lastFrameAt = now;
       const key = this.forceKey || now - this.lastKeyAt >= this.opts.keyframeIntervalMs;
       if (key) {
         this.forceKey = false;
@@ -94,9 +115,21 @@ export class VideoEncodeLoop {
     this.encoder = null;
   }
 
+  /** Follows the uplink: a new bitrate applies at once, a new size at the next frame (with a keyframe). */
+  adapt(step: UplinkStep): void {
+    this.adaptation = step;
+  }
+
   private ensureEncoder(w: number, h: number): void {
     const key = `${w}x${h}`;
-    if (this.encoder && this.configured === key && this.encoder.state === 'configured') return;
+    const bitrate = Math.round(this.opts.bitrate * this.adaptation.bitrate);
+    if (this.encoder && this.configured === key && this.encoder.state === 'configured') {
+      if (bitrate === this.configuredBitrate) return;
+      // Same size, new bitrate: reconfigure without forcing a keyframe.
+      this.encoder.configure(this.config(w, h, bitrate));
+      this.configuredBitrate = bitrate;
+      return;
+    }
     if (!this.encoder || this.encoder.state === 'closed') {
       this.encoder = new VideoEncoder({
         output: (chunk) => this.onChunk(chunk),
@@ -107,23 +140,21 @@ export class VideoEncodeLoop {
         },
       });
     }
-    this.encoder.configure({
-      codec: 'vp8',
-      width: w,
-      height: h,
-      bitrate: this.opts.bitrate,
-      framerate: this.opts.framerate,
-      latencyMode: 'realtime',
-      bitrateMode: 'variable',
-    });
+    this.encoder.configure(this.config(w, h, bitrate));
     this.configured = key;
+    this.configuredBitrate = bitrate;
     this.width = w;
     this.height = h;
     this.forceKey = true;
   }
 
+  private config(w: number, h: number, bitrate: number): VideoEncoderConfig {
+    return { codec: 'vp8', width: w, height: h, bitrate, framerate: Math.min(this.opts.framerate, this.adaptation.framerate), latencyMode: 'realtime', bitrateMode: 'variable' };
+  }
+
   private onChunk(chunk: EncodedVideoChunk): void {
     if (this.closed) return;
+    this.inFlight.shift();
     const data = new Uint8Array(chunk.byteLength);
     chunk.copyTo(data);
     this.framesEncoded++;

@@ -1,9 +1,11 @@
+import type { UplinkStep } from './uplink';
 import { EncodeOptions } from './video-encode-loop';
 
 /** Messages between VideoPublisher and video-encode.worker.ts. */
 export type ToWorker =
   | { type: 'start'; readable: ReadableStream<VideoFrame>; opts: EncodeOptions }
   | { type: 'keyframe' }
+  | { type: 'adapt'; step: UplinkStep }
   | { type: 'stop' };
 
 export type FromWorker =

@@ -26,6 +26,9 @@ addEventListener('message', ({ data }: MessageEvent<ToWorker>) => {
     case 'keyframe':
       loop?.requestKeyframe();
       break;
+    case 'adapt':
+      loop?.adapt(data.step);
+      break;
     case 'stop':
       reader?.cancel().catch(() => undefined);
       loop?.close();

@@ -1,5 +1,6 @@
 import { MediaFrame, MediaKind } from '../../protocol/frame';
 import { EncodedChunkOut, EncodeOptions, VideoEncodeLoop } from './video-encode-loop';
+import type { UplinkStep } from './uplink';
 import type { FromWorker, ToWorker } from './video-encode-messages';
 
 export { fit } from './video-encode-loop';
@@ -26,6 +27,7 @@ export class VideoPublisher {
   private loop: VideoEncodeLoop | null = null;
   private seq = 0;
   private stopped = false;
+  private step: UplinkStep | null = null;
   private reader: ReadableStreamDefaultReader<VideoFrame> | null = null;
   private fallbackTimer: ReturnType<typeof setInterval> | undefined;
   private fallbackVideo: HTMLVideoElement | null = null;
@@ -59,6 +61,7 @@ export class VideoPublisher {
     };
     if (typeof MediaStreamTrackProcessor !== 'function') {
       this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
+      if (this.step) this.loop.adapt(this.step);
       this.startCanvasFallback();
       return;
     }
@@ -66,8 +69,16 @@ export class VideoPublisher {
     if (typeof Worker === 'function' && this.startWorker(readable, encodeOpts)) return;
     this.mode = 'main';
     this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
+    if (this.step) this.loop.adapt(this.step);
     this.reader = readable.getReader();
     void this.pump();
+  }
+
+  /** Follows the uplink (see uplink.ts); kept for an encoder that starts later. */
+  adapt(step: UplinkStep): void {
+    this.step = step;
+    this.loop?.adapt(step);
+    this.worker?.postMessage({ type: 'adapt', step } satisfies ToWorker);
   }
 
   requestKeyframe(): void {
@@ -95,6 +106,7 @@ export class VideoPublisher {
       // No transferable streams here: encode on the main thread.
       return false;
     }
+    if (this.step) worker.postMessage({ type: 'adapt', step: this.step } satisfies ToWorker);
     worker.onmessage = ({ data }: MessageEvent<FromWorker>) => {
       if (this.stopped) return;
       if (data.type === 'chunk') {
