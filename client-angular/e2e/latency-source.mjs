@@ -6,9 +6,9 @@
 // tile canvas the client painted, on every animation frame, and records now − stamp.
 
 /** Replaces the camera (not the microphone) with the stamping canvas. Runs before the app. */
-export function installStampingCamera() {
-  const W = 640;
-  const H = 480;
+export function installStampingCamera({ width = 640, height = 480, fps = 30 } = {}) {
+  const W = width;
+  const H = height;
   const BITS = 32;
   const canvas = document.createElement('canvas');
   canvas.width = W;
@@ -21,20 +21,20 @@ export function installStampingCamera() {
     ctx.fillStyle = `hsl(${(n * 3) % 360} 60% 45%)`;
     ctx.fillRect(0, 0, W, H);
     ctx.fillStyle = '#ddd';
-    ctx.fillRect((n * 7) % W, 120, 80, 80);
+    ctx.fillRect((n * 7) % W, H / 4, H / 6, H / 6);
     const stamp = Math.floor(performance.timeOrigin + performance.now()) >>> 0;
     const bw = W / BITS;
     for (let i = 0; i < BITS; i++) {
       const bit = (stamp >>> (BITS - 1 - i)) & 1;
       ctx.fillStyle = bit ? '#fff' : '#000';
-      ctx.fillRect(i * bw, 0, bw, 24);
+      ctx.fillRect(i * bw, 0, bw, H / 20);
       ctx.fillStyle = bit ? '#000' : '#fff';
-      ctx.fillRect(i * bw, 24, bw, 24);
+      ctx.fillRect(i * bw, H / 20, bw, H / 20);
     }
   };
   paint();
-  setInterval(paint, 1000 / 30);
-  const stream = canvas.captureStream(30);
+  setInterval(paint, 1000 / fps);
+  const stream = canvas.captureStream(fps);
   const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
   navigator.mediaDevices.getUserMedia = async (c) => {
     if (c && c.video) {
@@ -72,7 +72,7 @@ export function startStripeReader() {
     const w = canvas.width;
     const h = canvas.height;
     if (!w || !h) return null;
-    // Rows 12 and 36 of 480 → the middle of each stripe row at any layer's size.
+    // The middle of each stripe row (each is 1/20 of the height) at any size.
     const y1 = Math.floor((12 / 480) * h);
     const y2 = Math.floor((36 / 480) * h);
     if (scratch.width !== w) scratch.width = w;

@@ -11,6 +11,8 @@ import { apiMeeting, apiUser, cleanup, launchBrowser, newPage, roomState, sleep,
 import { installStampingCamera, startStripeReader } from './latency-source.mjs';
 
 const SECONDS = Number(process.env.QM_BENCH_SECONDS || 15);
+/** The stamping camera: QM_BENCH_SOURCE=WxH@FPS (default 640x480@30, the client's camera cap). */
+const [SRC_W, SRC_H, SRC_FPS] = (process.env.QM_BENCH_SOURCE || '640x480@30').split(/[x@]/).map(Number);
 const CASES = (process.env.QM_BENCH_CASES || 'wt:2,ws:2,wt:4,ws:4').split(',').map((c) => {
   const [t, n] = c.split(':');
   return { transport: t, n: Number(n) };
@@ -29,7 +31,7 @@ async function runCase(server, { transport, n }) {
     const pages = [];
     for (let i = 0; i < n; i++) {
       const p = await newPage(browser, server.base, `p${i}`);
-      await p.addInitScript(installStampingCamera);
+      await p.addInitScript(installStampingCamera, { width: SRC_W, height: SRC_H, fps: SRC_FPS });
       pages.push(p);
     }
     await apiUser(pages[0], server, 'Lat Host', `lat-${Date.now()}-${transport}${n}@example.com`);
@@ -119,7 +121,7 @@ try {
   await cleanup(() => server.stop());
 }
 console.log('');
-console.log(`load average at the end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(`source ${SRC_W}x${SRC_H}@${SRC_FPS}; load average at the end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 console.log('| transport | people | g2g p50 | g2g p95 | encode | to main thread | network | jitter buf + to decoder | decode | paint | capture + display | join→first frame p50 / max | long tasks /page/min (ms/min) | samples |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {

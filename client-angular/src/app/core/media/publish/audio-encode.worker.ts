@@ -2,6 +2,7 @@
  * Runs the microphone's Opus encode loop off the main thread: the page transfers the track's
  * MediaStreamTrackProcessor stream here and gets encoded frames back (buffers transferred).
  */
+import { pump } from './pump';
 import { AudioEncodeLoop } from './audio-encode-loop';
 import { FromAudioEncoder, ToAudioEncoder } from './audio-encode-messages';
 
@@ -20,7 +21,7 @@ addEventListener('message', ({ data }: MessageEvent<ToAudioEncoder>) => {
       l.paused = data.paused;
       loop = l;
       reader = data.readable.getReader();
-      void pump(reader, l);
+      void pump(reader, (v) => l.push(v), (message) => post({ type: 'error', message }));
       break;
     }
     case 'paused':
@@ -34,15 +35,3 @@ addEventListener('message', ({ data }: MessageEvent<ToAudioEncoder>) => {
       break;
   }
 });
-
-async function pump(r: ReadableStreamDefaultReader<AudioData>, l: AudioEncodeLoop): Promise<void> {
-  try {
-    for (;;) {
-      const { value, done } = await r.read();
-      if (done || !value) return;
-      l.push(value);
-    }
-  } catch (e) {
-    post({ type: 'error', message: `microphone capture stopped: ${(e as Error).message}` });
-  }
-}

@@ -1,4 +1,5 @@
 import { MediaFrame, MediaKind } from '../../protocol/frame';
+import { pump } from './pump';
 import { AudioChunkOut, AudioEncodeLoop } from './audio-encode-loop';
 import type { FromAudioEncoder, ToAudioEncoder } from './audio-encode-messages';
 
@@ -47,7 +48,7 @@ export class AudioPublisher {
     this.loop = new AudioEncodeLoop((c) => this.onChunk(c), this.onError);
     this.loop.paused = this._paused;
     this.reader = readable.getReader();
-    void this.pump();
+    void pump(this.reader, (v) => this.loop?.push(v), (m) => this.onError(`microphone ${m}`), () => this.stopped);
   }
 
   stop(): void {
@@ -77,20 +78,6 @@ export class AudioPublisher {
     this.worker = worker;
     this.mode = 'worker';
     return true;
-  }
-
-  private async pump(): Promise<void> {
-    const reader = this.reader;
-    if (!reader) return;
-    try {
-      while (!this.stopped) {
-        const { value, done } = await reader.read();
-        if (done || !value) break;
-        this.loop?.push(value);
-      }
-    } catch (e) {
-      if (!this.stopped) this.onError(`microphone capture stopped: ${(e as Error).message}`);
-    }
   }
 
   private onChunk(c: AudioChunkOut): void {

@@ -2,6 +2,7 @@
  * Runs the camera/screen encode loop off the main thread: the page transfers the track's
  * MediaStreamTrackProcessor stream here and gets encoded chunks back (their buffers transferred).
  */
+import { pump } from './pump';
 import { VideoEncodeLoop } from './video-encode-loop';
 import { FromWorker, ToWorker } from './video-encode-messages';
 
@@ -20,7 +21,7 @@ addEventListener('message', ({ data }: MessageEvent<ToWorker>) => {
       );
       loop = l;
       reader = data.readable.getReader();
-      void pump(reader, l);
+      void pump(reader, (v) => l.push(v), (message) => post({ type: 'error', message }));
       break;
     }
     case 'keyframe':
@@ -37,15 +38,3 @@ addEventListener('message', ({ data }: MessageEvent<ToWorker>) => {
       break;
   }
 });
-
-async function pump(r: ReadableStreamDefaultReader<VideoFrame>, l: VideoEncodeLoop): Promise<void> {
-  try {
-    for (;;) {
-      const { value, done } = await r.read();
-      if (done || !value) return;
-      l.push(value);
-    }
-  } catch (e) {
-    post({ type: 'error', message: `capture stopped: ${(e as Error).message}` });
-  }
-}

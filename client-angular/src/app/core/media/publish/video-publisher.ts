@@ -1,4 +1,5 @@
 import { MediaFrame, MediaKind } from '../../protocol/frame';
+import { pump } from './pump';
 import { EncodedChunkOut, EncodeOptions, VideoEncodeLoop } from './video-encode-loop';
 import type { UplinkStep } from './uplink';
 import type { FromWorker, ToWorker } from './video-encode-messages';
@@ -71,7 +72,7 @@ export class VideoPublisher {
     this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
     if (this.step) this.loop.adapt(this.step);
     this.reader = readable.getReader();
-    void this.pump();
+    void pump(this.reader, (v) => this.loop?.push(v), (m) => this.onError(`camera ${m}`), () => this.stopped);
   }
 
   /** Follows the uplink (see uplink.ts); kept for an encoder that starts later. */
@@ -122,20 +123,6 @@ export class VideoPublisher {
     this.worker = worker;
     this.mode = 'worker';
     return true;
-  }
-
-  private async pump(): Promise<void> {
-    const reader = this.reader;
-    if (!reader) return;
-    try {
-      while (!this.stopped) {
-        const { value, done } = await reader.read();
-        if (done || !value) break;
-        this.loop?.push(value);
-      }
-    } catch (e) {
-      if (!this.stopped) this.onError(`camera capture stopped: ${(e as Error).message}`);
-    }
   }
 
   private startCanvasFallback(): void {
