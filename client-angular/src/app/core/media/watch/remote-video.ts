@@ -9,9 +9,6 @@ export interface FrameTiming {
   painted: number;
 }
 
-/** Frames inside the decoder at once before we skip to the next keyframe (about 0.2 s at 30 fps). */
-const MAX_DECODING = 6;
-
 export function wallMs(): number {
   return performance.timeOrigin + performance.now();
 }
@@ -39,8 +36,6 @@ export class RemoteVideo {
   /** Per-frame timings (wall-clock ms) of the last frames, for the latency benchmark. */
   readonly timings: FrameTiming[] = [];
   private readonly pending = new Map<number, FrameTiming>();
-  /** Frames handed to the decoder without output yet. */
-  private decoding = 0;
   framesPainted = 0;
   firstPaintAt: number | null = null;
   width = 0;
@@ -83,8 +78,7 @@ export class RemoteVideo {
     }
     this.lastSeq = f.seq;
     const dec = this.ensureDecoder();
-    // decodeQueueSize does not count frames already on the codec thread: count our own.
-    if ((dec.decodeQueueSize > 10 || this.decoding > MAX_DECODING) && !f.keyframe) {
+    if (dec.decodeQueueSize > 10 && !f.keyframe) {
       // Far behind: skip to the next keyframe rather than show stale video.
       this.framesDropped++;
       this.waitingForKey = true;
@@ -93,7 +87,6 @@ export class RemoteVideo {
     }
     if (this.pending.size > 30) this.pending.clear();
     this.pending.set(f.captureTsUs, { captureTsUs: f.captureTsUs, arrived, decodeStart: wallMs(), decoded: 0, painted: 0 });
-    this.decoding++;
     try {
       dec.decode(new EncodedVideoChunk({ type: f.keyframe ? 'key' : 'delta', timestamp: f.captureTsUs, data: f.payload }));
     } catch {
@@ -121,7 +114,6 @@ export class RemoteVideo {
   private reset(): void {
     if (this.decoder && this.decoder.state !== 'closed') this.decoder.close();
     this.decoder = null;
-    this.decoding = 0;
     this.waitingForKey = true;
     this.askForKey();
   }
@@ -135,7 +127,6 @@ export class RemoteVideo {
 
   private onDecoded(frame: VideoFrame): void {
     this.framesDecoded++;
-    this.decoding = Math.max(0, this.decoding - 1);
     const t = this.pending.get(frame.timestamp);
     if (t) {
       this.pending.delete(frame.timestamp);

@@ -19,8 +19,14 @@ export interface VideoPlayback {
   close(): void;
 }
 
+/**
+ * The decode worker when the browser can run one; `?decode=main` on the page URL keeps decoding on
+ * the page (for comparing the two, and a way out if a browser's OffscreenCanvas misbehaves).
+ */
 export function videoPlayback(events: VideoEvents): VideoPlayback {
-  const canWorker = typeof Worker === 'function' && typeof OffscreenCanvas === 'function' && typeof HTMLCanvasElement !== 'undefined' && 'transferControlToOffscreen' in HTMLCanvasElement.prototype;
+  const onPage = typeof location !== 'undefined' && new URLSearchParams(location.search).get('decode') === 'main';
+  const canWorker =
+    !onPage && typeof Worker === 'function' && typeof OffscreenCanvas === 'function' && typeof HTMLCanvasElement !== 'undefined' && 'transferControlToOffscreen' in HTMLCanvasElement.prototype;
   if (canWorker) {
     try {
       return new WorkerVideo(events);
