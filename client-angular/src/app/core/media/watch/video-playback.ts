@@ -20,13 +20,17 @@ export interface VideoPlayback {
 }
 
 /**
- * The decode worker when the browser can run one; `?decode=main` on the page URL keeps decoding on
- * the page (for comparing the two, and a way out if a browser's OffscreenCanvas misbehaves).
+ * Decoding on the page by default; `?decode=worker` on the page URL moves it to the decode worker
+ * with OffscreenCanvas. Measured on headless Chromium without a GPU on two loaded cores
+ * (BENCHMARKS.md §3), the worker made the page's main thread busier, not idler (more long
+ * tasks; in the in-test-SFU suite the control round trip grew from under 0.5 s to 3–12 s), and
+ * reading a worker-owned canvas back lags by seconds. Why is not established; until the worker
+ * measures better, the page path is the default.
  */
 export function videoPlayback(events: VideoEvents): VideoPlayback {
-  const onPage = typeof location !== 'undefined' && new URLSearchParams(location.search).get('decode') === 'main';
+  const inWorker = typeof location !== 'undefined' && new URLSearchParams(location.search).get('decode') === 'worker';
   const canWorker =
-    !onPage && typeof Worker === 'function' && typeof OffscreenCanvas === 'function' && typeof HTMLCanvasElement !== 'undefined' && 'transferControlToOffscreen' in HTMLCanvasElement.prototype;
+    inWorker && typeof Worker === 'function' && typeof OffscreenCanvas === 'function' && typeof HTMLCanvasElement !== 'undefined' && 'transferControlToOffscreen' in HTMLCanvasElement.prototype;
   if (canWorker) {
     try {
       return new WorkerVideo(events);
