@@ -1,12 +1,12 @@
 import { MediaFrame, MediaKind } from '../../protocol/frame';
 import { pump } from './pump';
+import { mediaWorkersOn } from '../workers';
 import { AudioChunkOut, AudioEncodeLoop } from './audio-encode-loop';
 import type { FromAudioEncoder, ToAudioEncoder } from './audio-encode-messages';
 
 /**
- * Microphone (or tab audio) → Opus frames for `sink`. Encodes in a Web Worker when the browser
- * can move the track's sample stream there (MediaStreamTrackProcessor + transferable streams),
- * otherwise on the main thread. Each frame's header carries the audio level of its samples.
+ * Microphone (or tab audio) → Opus frames for `sink`. With `?workers=on` it encodes in a Web
+ * Worker when the browser can move the track's sample stream there; by default on the page. Each frame's header carries the audio level of its samples.
  * `paused` (mute) stops sending altogether.
  */
 export class AudioPublisher {
@@ -43,7 +43,7 @@ export class AudioPublisher {
       return;
     }
     const readable = new MediaStreamTrackProcessor<AudioData>({ track: this.track }).readable;
-    if (typeof Worker === 'function' && this.startWorker(readable)) return;
+    if (mediaWorkersOn() && this.startWorker(readable)) return;
     this.mode = 'main';
     this.loop = new AudioEncodeLoop((c) => this.onChunk(c), this.onError);
     this.loop.paused = this._paused;

@@ -1,6 +1,7 @@
 import { MediaFrame } from '../../protocol/frame';
 import { FromAudioDecoder, ToAudioDecoder } from './audio-decode-messages';
 import { OpusDecoders } from './opus-decoders';
+import { mediaWorkersOn } from '../workers';
 
 /**
  * The AudioWorklet: one queue per remote speaker at 48 kHz, resampled by linear interpolation to
@@ -66,9 +67,9 @@ registerProcessor('qm-mixer', QmMixer);
 `;
 
 /**
- * Decodes every remote Opus track and plays the mix through one AudioWorklet. Decoding runs in a
- * worker (audio-decode.worker.ts) that hands PCM to the worklet through a MessagePort, so the
- * page's main thread only forwards the encoded frames; without workers it runs on the page.
+ * Decodes every remote Opus track and plays the mix through one AudioWorklet. With `?workers=on`
+ * decoding runs in a worker (audio-decode.worker.ts) that hands PCM to the worklet through a
+ * MessagePort, so the page only forwards the encoded frames; by default it runs on the page.
  */
 export class AudioMixer {
   private ctx: AudioContext | null = null;
@@ -81,7 +82,7 @@ export class AudioMixer {
   readonly decodeIn: 'worker' | 'main';
 
   constructor() {
-    if (typeof Worker === 'function') {
+    if (mediaWorkersOn()) {
       try {
         this.worker = new Worker(new URL('./audio-decode.worker', import.meta.url), { type: 'module' });
         this.worker.onmessage = ({ data }: MessageEvent<FromAudioDecoder>) => {
