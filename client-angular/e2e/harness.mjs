@@ -53,8 +53,11 @@ export function freeUdpPort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Starts `$QUICMEET_BIN` and waits for /healthz. `restart()` keeps the data dir and ports. */
-export async function startServer() {
+/**
+ * Starts `$QUICMEET_BIN` and waits for /healthz. `restart()` keeps the data dir and ports.
+ * `extraArgs` go on the server's command line (e.g. `['--p2p', 'off']`).
+ */
+export async function startServer({ extraArgs = [] } = {}) {
   const bin = process.env.QUICMEET_BIN;
   if (!bin) throw new Error('QUICMEET_BIN is not set: point it at a quicmeet server binary');
   const dataDir = await mkdtemp(join(tmpdir(), 'qm-e2e-'));
@@ -67,6 +70,7 @@ export async function startServer() {
     '--quic-addr', `127.0.0.1:${quicPort}`,
     '--public-url', base,
     '--static-dir', STATIC_DIR,
+    ...extraArgs,
   ];
   // The WebTransport URL then names "localhost", which Chromium resolves to ::1 only for QUIC
   // while the server listens on 127.0.0.1: the client retries on 127.0.0.1 by itself. Set

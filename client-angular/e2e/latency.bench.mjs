@@ -116,7 +116,9 @@ async function runCase(server, { transport, n }) {
   }
 }
 
-const server = await startServer();
+// Measures the path through the server; with P2P on, two-person cases would go direct
+// (e2e/bench/p2p-latency.mjs compares the two paths).
+const server = await startServer({ extraArgs: ['--p2p', 'off'] });
 const rows = [];
 try {
   for (const c of CASES) {

@@ -58,7 +58,9 @@ describe('room features', { timeout: 300_000 }, () => {
   }
 
   before(async () => {
-    server = await startServer();
+    // These two-person calls check the server path (encoder bitrate, frames decoded from the
+    // server's packets); with P2P on, two people would talk directly and pause those encoders.
+    server = await startServer({ extraArgs: ['--p2p', 'off'] });
     browser = await launchBrowser({ cameras: 2 });
     host = await page('host');
     await apiUser(host, server, 'Dev Host', `dev-${Date.now()}@example.com`);
