@@ -53,8 +53,11 @@ export function freeUdpPort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Starts `$QUICMEET_BIN` and waits for /healthz. `restart()` keeps the data dir and ports. */
-export async function startServer() {
+/**
+ * Starts `$QUICMEET_BIN` and waits for /healthz. `restart()` keeps the data dir and ports.
+ * `extraArgs` go on the server's command line (e.g. `['--p2p', 'off']`).
+ */
+export async function startServer({ extraArgs = [] } = {}) {
   const bin = process.env.QUICMEET_BIN;
   if (!bin) throw new Error('QUICMEET_BIN is not set: point it at a quicmeet server binary');
   const dataDir = await mkdtemp(join(tmpdir(), 'qm-e2e-'));
@@ -67,6 +70,7 @@ export async function startServer() {
     '--quic-addr', `127.0.0.1:${quicPort}`,
     '--public-url', base,
     '--static-dir', STATIC_DIR,
+    ...extraArgs,
   ];
   // The WebTransport URL then names "localhost", which Chromium resolves to ::1 only for QUIC
   // while the server listens on 127.0.0.1: the client retries on 127.0.0.1 by itself. Set
@@ -177,8 +181,10 @@ export async function verificationLink(dataDir, email, timeoutMs = 15_000) {
   throw new Error(`no verification mail for ${email} in ${outbox}`);
 }
 
-export async function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+/** `cameras`: how many fake cameras Chromium offers (fake_device_0, fake_device_1, …). */
+export async function launchBrowser({ cameras = 1 } = {}) {
+  const args = CHROMIUM_FLAGS.map((f) => (f === '--use-fake-device-for-media-stream' && cameras > 1 ? `${f}=device-count=${cameras}` : f));
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
 }
 
 /** A page in its own context (own cookies), with console errors collected. */
@@ -204,12 +210,20 @@ export function roomState(page) {
   return page.evaluate(() => globalThis.__quicmeet?.state());
 }
 
-/** A cheap fingerprint of the pixels of the first canvas matching `selector`. */
+/**
+ * A cheap fingerprint of the pixels of the first canvas matching `selector`. The tile canvases
+ * may belong to a decode worker (transferControlToOffscreen), so the picture is read by drawing
+ * the canvas onto a scratch one, which works either way.
+ */
 export function canvasFingerprint(page, selector) {
   return page.evaluate((sel) => {
     const c = document.querySelector(sel);
     if (!c || !c.width || !c.height) return null;
-    const ctx = c.getContext('2d');
+    const scratch = document.createElement('canvas');
+    scratch.width = c.width;
+    scratch.height = c.height;
+    const ctx = scratch.getContext('2d');
+    ctx.drawImage(c, 0, 0);
     const d = ctx.getImageData(0, 0, c.width, c.height).data;
     let h = 0;
     let lit = 0;

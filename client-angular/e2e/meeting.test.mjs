@@ -39,7 +39,7 @@ async function join(p, code, { guest, transport, expectRoom = true } = {}) {
     await p.fill('#gname', guest.name);
     await p.fill('#gemail', guest.email);
   }
-  // Wait for the camera preview so "Join now" → first frame measures the call, not the camera.
+  // Wait for the camera preview so "Join meeting" → first frame measures the call, not the camera.
   await p.waitForSelector('.preview video', { timeout: 15_000 });
   await p.click('.join-btn');
   if (expectRoom) await p.waitForSelector('.room', { timeout: 20_000 });
@@ -98,11 +98,11 @@ describe('QuicMeet end to end', { timeout: 300_000 }, () => {
     host = await page('host');
     hostEmail = `host-${Date.now()}@example.com`;
     await host.goto('/');
-    await host.click('text=Sign up');
+    await host.click('[data-testid=landing-signup]:has-text("Sign up")');
     await host.fill('#name', 'Ada Host');
     await host.fill('#email', hostEmail);
     await host.fill('#password', 'correct horse 42');
-    await host.click('button[type=submit]');
+    await host.click('button[type=submit]:has-text("Create account")');
     await host.waitForSelector('text=Check your email');
     await screenshot(host, '01-check-email');
 
@@ -122,7 +122,7 @@ describe('QuicMeet end to end', { timeout: 300_000 }, () => {
     const a = await host.waitForSelector('[data-testid=meeting-link]');
     meetingCode = (await a.textContent()).trim().split('/').pop();
     assert.match(meetingCode, /^[a-z0-9]+-[a-z0-9]+-[a-z0-9]+$/);
-    await host.waitForSelector(`li[data-code="${meetingCode}"]`);
+    await host.waitForSelector(`li[data-code="${meetingCode}"] a:has-text("Join meeting")`);
     await screenshot(host, '02-dashboard');
 
     // Edit, .ics and cancel on a second meeting.
@@ -168,7 +168,7 @@ describe('QuicMeet end to end', { timeout: 300_000 }, () => {
       assert.equal(await p.textContent('[data-testid=transport-label]'), 'WebTransport');
     }
     const ms = await firstFrameMs(guest);
-    figures.push(`join-to-first-frame WebTransport: ${ms} ms (guest clicked "Join now" → first remote frame painted)`);
+    figures.push(`join-to-first-frame WebTransport: ${ms} ms (guest clicked "Join meeting" → first remote frame painted)`);
     for (const p of [host, guest]) await expectLiveCanvas(p, `${REMOTE_TILE} canvas`);
     for (const p of [host, guest]) await expectAudio(p);
     await screenshot(host, '03-room-host-wt');

@@ -192,18 +192,18 @@ describe('client against an in-test SFU over WebSocket', { timeout: 180_000 }, (
     await a.fill('#chat-input', 'hi bob');
     await a.press('#chat-input', 'Enter');
     await b.click('[data-testid=chat]');
-    await b.waitForSelector('[data-testid=chat-log] >> text=hi bob', { timeout: 5000 });
+    await b.waitForSelector('[data-testid=chat-log] >> text=hi bob', { timeout: 15_000 });
 
     const bid = (await roomState(b)).selfId;
     await b.click('[data-testid=mic]');
-    await a.waitForSelector(`.tile[data-participant-id="${bid}"] [data-testid=mute-badge]`, { timeout: 5000 });
+    await a.waitForSelector(`.tile[data-participant-id="${bid}"] [data-testid=mute-badge]`, { timeout: 15_000 });
 
     // Camera off: the other side shows the avatar instead of video.
     const aid = (await roomState(a)).selfId;
     await a.click('[data-testid=camera]');
-    await b.waitForSelector(`.tile[data-participant-id="${aid}"] .avatar`, { timeout: 5000 });
+    await b.waitForSelector(`.tile[data-participant-id="${aid}"] .avatar`, { timeout: 15_000 });
     await a.click('[data-testid=camera]');
-    await b.waitForSelector(`.tile[data-participant-id="${aid}"] canvas`, { timeout: 5000 });
+    await b.waitForSelector(`.tile[data-participant-id="${aid}"] canvas`, { timeout: 15_000 });
     await expectLiveCanvas(b, `.tile[data-participant-id="${aid}"] canvas`);
 
     await a.click('[data-testid=share]');

@@ -15,10 +15,19 @@ export interface ConnectionEvents {
   keyframeNeeded?(trackId: number): void;
 }
 
+/** What the connection knows about its own uplink, for the publisher's adaptation. */
+export interface UplinkState {
+  /** Media bytes handed to the connection and not yet sent. */
+  backlogBytes: number;
+  /** Video frames dropped because the connection could not keep up, since it opened. */
+  drops: number;
+}
+
 export interface Connection {
   readonly kind: TransportKind;
   sendControl(msg: ClientMessage): void;
   sendFrame(frame: MediaFrame): void;
+  uplink(): UplinkState;
   close(reason?: string): void;
 }
 

@@ -2,7 +2,7 @@ import { computed, Injectable, signal } from '@angular/core';
 import { JoinAnswer } from '../api/api.models';
 import { ClientMessage, ServerMessage, TransportKind } from '../protocol/control';
 import { FRAME_HEADER_LEN, MediaFrame } from '../protocol/frame';
-import { Connection, ConnectionEvents, websocketUrl, withToken } from './connection';
+import { Connection, ConnectionEvents, UplinkState, websocketUrl, withToken } from './connection';
 import { WebSocketConnection } from './websocket-connection';
 import { WebTransportConnection } from './webtransport-connection';
 
@@ -99,6 +99,11 @@ export class TransportService {
 
   send(msg: ClientMessage): void {
     this.conn?.sendControl(msg);
+  }
+
+  /** The live connection's uplink (nothing queued, nothing dropped while disconnected). */
+  uplink(): UplinkState {
+    return this.conn?.uplink() ?? { backlogBytes: 0, drops: 0 };
   }
 
   sendFrame(frame: MediaFrame): void {

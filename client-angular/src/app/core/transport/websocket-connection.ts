@@ -1,6 +1,6 @@
 import { ClientMessage, parseControl, parseControlBytes, parseWsMessage, wsControl, wsMessage, WS_MEDIA } from '../protocol/control';
 import { decodeWholeFrame, encodeFrame, MediaFrame, MediaKind } from '../protocol/frame';
-import { Connection, ConnectionEvents, TransportError } from './connection';
+import { Connection, ConnectionEvents, TransportError, UplinkState } from './connection';
 
 /** Past this many queued bytes we drop video until its next keyframe (TCP has no way to skip). */
 const VIDEO_BACKLOG_LIMIT = 512 * 1024;
@@ -12,6 +12,7 @@ export class WebSocketConnection implements Connection {
   private finished = false;
   /** Tracks whose video we are skipping until a keyframe. */
   private readonly skipping = new Set<number>();
+  private drops = 0;
 
   private constructor(
     private readonly ws: WebSocket,
@@ -51,12 +52,17 @@ export class WebSocketConnection implements Connection {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(wsControl(msg));
   }
 
+  uplink(): UplinkState {
+    return { backlogBytes: this.ws.bufferedAmount, drops: this.drops };
+  }
+
   sendFrame(frame: MediaFrame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (frame.kind !== MediaKind.Audio) {
       if (frame.keyframe) this.skipping.delete(frame.trackId);
       else if (this.skipping.has(frame.trackId)) return;
       if (this.ws.bufferedAmount > VIDEO_BACKLOG_LIMIT) {
+        this.drops++;
         this.skipping.add(frame.trackId);
         this.events.keyframeNeeded?.(frame.trackId);
         return;

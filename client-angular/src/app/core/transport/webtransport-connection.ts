@@ -1,7 +1,7 @@
 import { ClientMessage, ControlStreamReader, encodeControlFrame, parseControlBytes } from '../protocol/control';
 import { decodeWholeFrame, encodeFrame, FrameStreamReader, MediaFrame, MediaKind } from '../protocol/frame';
 import { CertHash } from '../api/api.models';
-import { Connection, ConnectionEvents, hexToBytes, TransportError } from './connection';
+import { Connection, ConnectionEvents, hexToBytes, TransportError, UplinkState } from './connection';
 
 /** Chromium's datagram limit here is 1211 bytes; stay under it with a margin. */
 const DATAGRAM_LIMIT = 1200;
@@ -29,6 +29,8 @@ export class WebTransportConnection implements Connection {
   private finished = false;
   private controlChain: Promise<void> = Promise.resolve();
   private groupOrder = 0;
+  private queuedBytes = 0;
+  private drops = 0;
 
   private constructor(
     private readonly wt: WebTransport,
@@ -124,6 +126,10 @@ export class WebTransportConnection implements Connection {
     this.finish(reason);
   }
 
+  uplink(): UplinkState {
+    return { backlogBytes: this.queuedBytes, drops: this.drops };
+  }
+
   private sendVideo(frame: MediaFrame, bytes: Uint8Array): void {
     let g = this.video.get(frame.trackId);
     if (!g) {
@@ -137,11 +143,13 @@ export class WebTransportConnection implements Connection {
       return;
     }
     if (group.queued > VIDEO_QUEUE_LIMIT && !frame.keyframe) {
+      this.drops++;
       group.skipping = true;
       this.events.keyframeNeeded?.(frame.trackId);
       return;
     }
     group.queued++;
+    this.queuedBytes += bytes.byteLength;
     group.chain = group.chain
       .then(async () => {
         if (frame.keyframe || !group.writer) {
@@ -164,6 +172,7 @@ export class WebTransportConnection implements Connection {
       })
       .finally(() => {
         group.queued--;
+        this.queuedBytes -= bytes.byteLength;
       });
   }
 

@@ -33,6 +33,7 @@ function setup(join: JoinAnswer = answer) {
     }),
     disconnect: vi.fn(),
     reconnect: vi.fn(),
+    uplink: () => ({ backlogBytes: 0, drops: 0 }),
   };
   const micOn = signal(true);
   const camOn = signal(true);

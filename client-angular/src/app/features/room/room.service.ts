@@ -129,7 +129,7 @@ export class RoomService implements OnDestroy {
       }
     });
     this.p2p.bind({ selfId: this.selfId, participants: this.participants, tracks: this.tracks });
-    environment.installTestHook?.({ room: this, transport: this.transport, publish: this.publish, playback: this.playback, p2p: this.p2p });
+    environment.installTestHook?.({ room: this, transport: this.transport, capture: this.capture, publish: this.publish, playback: this.playback, p2p: this.p2p });
   }
 
   ngOnDestroy(): void {
@@ -415,6 +415,7 @@ export class RoomService implements OnDestroy {
       frame: (f) => this.transport.sendFrame(f),
       announced: (t) => this.upsertTrack(t),
       retracted: (trackId) => this.removeTrack(trackId),
+      uplink: () => this.transport.uplink(),
     });
     this.sendMute();
     if (this.handRaised()) this.transport.send({ type: 'hand', raised: true });

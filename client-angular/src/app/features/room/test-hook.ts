@@ -1,4 +1,5 @@
 import type { P2pService } from '../../core/p2p/p2p.service';
+import type { CaptureService } from '../../core/media/publish/capture.service';
 import type { PublishService } from '../../core/media/publish/publish.service';
 import type { PlaybackService } from '../../core/media/watch/playback.service';
 import type { TransportService } from '../../core/transport/transport.service';
@@ -7,6 +8,7 @@ import type { RoomService } from './room.service';
 export interface TestHookSources {
   room: RoomService;
   transport: TransportService;
+  capture: CaptureService;
   publish: PublishService;
   playback: PlaybackService;
   p2p: P2pService;
@@ -16,7 +18,7 @@ export interface TestHookSources {
  * window.__quicmeet: read-only figures for the end-to-end tests and for debugging. Only the
  * development and e2e builds import this file (see src/environments); production has no hook.
  */
-export function installTestHook({ room, transport, publish, playback, p2p }: TestHookSources): void {
+export function installTestHook({ room, transport, capture, publish, playback, p2p }: TestHookSources): void {
   (globalThis as unknown as { __quicmeet: unknown }).__quicmeet = {
     state: () => ({
       phase: room.phase(),
@@ -30,15 +32,27 @@ export function installTestHook({ room, transport, publish, playback, p2p }: Tes
       participants: room.participants(),
       tracks: room.tracks(),
       firstFrameMs: room.firstFrameMs(),
-      media: { encoded: publish.stats(), remotes: playback.stats() },
+      media: { encoded: publish.stats(), remotes: playback.stats(), decodeIn: playback.decodeIn },
       audio: room
         .tracks()
         .filter((t) => t.kind === 'audio' && t.participant_id !== room.selfId())
         .map((t) => ({ trackId: t.track_id, loudness: playback.loudness(t.track_id), frames: playback.audioFrames(t.track_id), played: playback.audioPlayed(t.track_id) })),
       levels: room.levels(),
       p2p: { path: p2p.path(), receivingDirect: p2p.receivingDirect(), switches: p2p.switches.map((s) => ({ ...s })), events: [...p2p.events], available: p2p.available() },
+      quality: room.quality(),
+      devices: { camera: capture.camera()?.label ?? null, mic: capture.mic()?.label ?? null, problems: capture.problems().map((p) => p.kind) },
     }),
     /** The live direct session's ICE state and whether a candidate pair succeeded (getStats). */
     p2pStats: () => p2p.stats(),
+    /** What unplugging does to a track: it ends without the page stopping it. */
+    unplug(kind: 'camera' | 'microphone'): boolean {
+      const t = kind === 'camera' ? capture.camera() : capture.mic();
+      if (!t) return false;
+      t.stop();
+      t.dispatchEvent(new Event('ended'));
+      return true;
+    },
+    /** Per-frame timings for the latency benchmark: what we sent, and what we received per track. */
+    timings: async () => ({ sent: publish.sentTimings(), received: await playback.timings() }),
   };
 }

@@ -1,22 +1,24 @@
 import { MediaFrame, MediaKind } from '../../protocol/frame';
-import { rms, rmsToDbov } from '../levels';
+import { pump } from './pump';
+import { mediaWorkersOn } from '../workers';
+import { AudioChunkOut, AudioEncodeLoop } from './audio-encode-loop';
+import type { FromAudioEncoder, ToAudioEncoder } from './audio-encode-messages';
 
 /**
- * Microphone → Opus 48 kHz mono, 20 ms frames. Each frame's header carries the audio level of
- * the samples that went into it. `paused` (mute) stops sending altogether.
+ * Microphone (or tab audio) → Opus frames for `sink`. With `?workers=on` it encodes in a Web
+ * Worker when the browser can move the track's sample stream there; by default on the page. Each frame's header carries the audio level of its samples.
+ * `paused` (mute) stops sending altogether.
  */
 export class AudioPublisher {
-  private encoder: AudioEncoder | null = null;
+  private worker: Worker | null = null;
+  private loop: AudioEncodeLoop | null = null;
   private reader: ReadableStreamDefaultReader<AudioData> | null = null;
   private seq = 0;
   private stopped = false;
-  /** Loudest level (lowest -dBov) seen since the last encoded frame. */
-  private pendingLevel = 127;
-  private configuredRate = 0;
-  paused = false;
-  /** Last measured level, -dBov, for the local meter. */
-  level = 127;
+  private _paused = false;
   framesEncoded = 0;
+  /** 'worker' | 'main': where encoding runs (for diagnostics and tests). */
+  mode = '';
 
   constructor(
     readonly track: MediaStreamTrack,
@@ -25,96 +27,61 @@ export class AudioPublisher {
     private readonly onError: (message: string) => void = (m) => console.warn(m),
   ) {}
 
+  get paused(): boolean {
+    return this._paused;
+  }
+
+  set paused(p: boolean) {
+    this._paused = p;
+    if (this.loop) this.loop.paused = p;
+    this.worker?.postMessage({ type: 'paused', paused: p } satisfies ToAudioEncoder);
+  }
+
   start(): void {
     if (typeof MediaStreamTrackProcessor !== 'function' || typeof AudioEncoder !== 'function') {
       this.onError('This browser cannot encode audio (no WebCodecs AudioEncoder).');
       return;
     }
-    const proc = new MediaStreamTrackProcessor<AudioData>({ track: this.track });
-    this.reader = proc.readable.getReader();
-    void this.pump();
+    const readable = new MediaStreamTrackProcessor<AudioData>({ track: this.track }).readable;
+    if (mediaWorkersOn() && this.startWorker(readable)) return;
+    this.mode = 'main';
+    this.loop = new AudioEncodeLoop((c) => this.onChunk(c), this.onError);
+    this.loop.paused = this._paused;
+    this.reader = readable.getReader();
+    void pump(this.reader, (v) => this.loop?.push(v), (m) => this.onError(`microphone ${m}`), () => this.stopped);
   }
 
   stop(): void {
     this.stopped = true;
+    this.worker?.postMessage({ type: 'stop' } satisfies ToAudioEncoder);
+    this.worker = null;
     this.reader?.cancel().catch(() => undefined);
-    if (this.encoder && this.encoder.state !== 'closed') this.encoder.close();
-    this.encoder = null;
+    this.loop?.close();
+    this.loop = null;
   }
 
-  private async pump(): Promise<void> {
-    const reader = this.reader;
-    if (!reader) return;
+  private startWorker(readable: ReadableStream<AudioData>): boolean {
+    let worker: Worker;
     try {
-      while (!this.stopped) {
-        const { value, done } = await reader.read();
-        if (done || !value) break;
-        this.handle(value);
-      }
-    } catch (e) {
-      if (!this.stopped) this.onError(`microphone capture stopped: ${(e as Error).message}`);
+      worker = new Worker(new URL('./audio-encode.worker', import.meta.url), { type: 'module' });
+      worker.postMessage({ type: 'start', readable, paused: this._paused } satisfies ToAudioEncoder, [readable as unknown as Transferable]);
+    } catch {
+      // No transferable streams here: encode on the main thread.
+      return false;
     }
+    worker.onmessage = ({ data }: MessageEvent<FromAudioEncoder>) => {
+      if (this.stopped) return;
+      if (data.type === 'chunk') this.onChunk({ payload: new Uint8Array(data.payload), level: data.level, timestampUs: data.timestampUs });
+      else this.onError(data.message);
+    };
+    worker.onerror = (e) => this.onError(`audio worker failed: ${e.message}`);
+    this.worker = worker;
+    this.mode = 'worker';
+    return true;
   }
 
-  private handle(data: AudioData): void {
-    try {
-      const samples = new Float32Array(data.numberOfFrames);
-      data.copyTo(samples, { planeIndex: 0, format: 'f32-planar' });
-      const lvl = rmsToDbov(rms(samples));
-      this.level = lvl;
-      if (this.paused || this.stopped) return;
-      this.pendingLevel = Math.min(this.pendingLevel, lvl);
-      this.ensureEncoder(data.sampleRate);
-      if (!this.encoder || this.encoder.state !== 'configured') return;
-      if (data.numberOfChannels === 1) {
-        this.encoder.encode(data);
-      } else {
-        // Downmix: we publish mono.
-        const mono = new AudioData({
-          format: 'f32-planar',
-          sampleRate: data.sampleRate,
-          numberOfFrames: data.numberOfFrames,
-          numberOfChannels: 1,
-          timestamp: data.timestamp,
-          data: samples,
-        });
-        this.encoder.encode(mono);
-        mono.close();
-      }
-    } catch (e) {
-      this.onError(`audio encode failed: ${(e as Error).message}`);
-    } finally {
-      data.close();
-    }
-  }
-
-  private ensureEncoder(sampleRate: number): void {
-    if (this.encoder && this.encoder.state === 'configured' && this.configuredRate === sampleRate) return;
-    if (!this.encoder || this.encoder.state === 'closed') {
-      this.encoder = new AudioEncoder({
-        output: (chunk) => this.onChunk(chunk),
-        error: (e) => {
-          this.onError(`audio encoder error: ${e.message}`);
-          this.configuredRate = 0;
-        },
-      });
-    }
-    this.encoder.configure({
-      codec: 'opus',
-      sampleRate,
-      numberOfChannels: 1,
-      bitrate: 32000,
-      opus: { frameDuration: 20000, format: 'opus' },
-    } as AudioEncoderConfig);
-    this.configuredRate = sampleRate;
-  }
-
-  private onChunk(chunk: EncodedAudioChunk): void {
-    if (this.stopped || this.paused) return;
-    const payload = new Uint8Array(chunk.byteLength);
-    chunk.copyTo(payload);
-    const level = this.pendingLevel;
-    this.pendingLevel = 127;
+  private onChunk(c: AudioChunkOut): void {
+    if (this.stopped || this._paused) return;
     this.framesEncoded++;
     this.sink({
       kind: MediaKind.Audio,
@@ -122,9 +89,9 @@ export class AudioPublisher {
       keyframe: false,
       trackId: this.trackId,
       seq: this.seq++ >>> 0,
-      captureTsUs: Math.round((performance.timeOrigin + performance.now()) * 1000),
-      audioLevel: level,
-      payload,
+      captureTsUs: c.timestampUs,
+      audioLevel: c.level,
+      payload: c.payload,
     });
   }
 }

@@ -3,6 +3,7 @@ import { TestBed } from '@angular/core/testing';
 import type { ClientMessage } from '../../protocol/control';
 import { CaptureService } from './capture.service';
 import { ENCODERS, PublishService, PublishSession, SlotEncoder } from './publish.service';
+import type { UplinkStep } from './uplink';
 
 /** A MediaStreamTrack as far as PublishService looks at one. */
 function fakeTrack(id: string, kind: 'audio' | 'video') {
@@ -11,6 +12,7 @@ function fakeTrack(id: string, kind: 'audio' | 'video') {
 
 class FakeEncoder implements SlotEncoder {
   framesEncoded = 0;
+  steps: UplinkStep[] = [];
   started = false;
   stopped = false;
   paused?: boolean;
@@ -26,6 +28,9 @@ class FakeEncoder implements SlotEncoder {
   }
   stop(): void {
     this.stopped = true;
+  }
+  adapt(step: UplinkStep): void {
+    this.steps.push(step);
   }
 }
 
@@ -56,7 +61,8 @@ function setup() {
   });
   const publish = TestBed.inject(PublishService);
   const sent: ClientMessage[] = [];
-  const session = (selfId: number): PublishSession => ({ selfId, control: (m) => sent.push(m), frame: () => undefined, announced: () => undefined, retracted: () => undefined });
+  const uplink = { backlogBytes: 0, drops: 0 };
+  const session = (selfId: number): PublishSession => ({ selfId, control: (m) => sent.push(m), frame: () => undefined, announced: () => undefined, retracted: () => undefined, uplink: () => uplink });
   /** Lets the effect see signal changes and the scheduled reconcile run. */
   const settle = async () => {
     TestBed.tick();
@@ -64,7 +70,7 @@ function setup() {
     await Promise.resolve();
   };
   const running = (slot: number) => encoders.filter((e) => e.slot === slot && e.started && !e.stopped);
-  return { publish, capture, encoders, sent, session, settle, running };
+  return { publish, capture, encoders, sent, session, settle, running, uplink };
 }
 
 describe('PublishService reconciliation', () => {
@@ -187,5 +193,25 @@ describe('PublishService reconciliation', () => {
     // The muted microphone stays paused; camera and screen resume.
     expect(encoders.map((e) => e.paused)).toEqual([true, false, false]);
     expect(encoders.every((e) => !e.stopped)).toBe(true);
+  });
+
+  it('follows the uplink: a send backlog lowers the camera bitrate, and a new camera starts at that step', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    const { publish, capture, encoders, session, uplink } = setup();
+    capture.camera.set(fakeTrack('cam', 'video'));
+    publish.bind(session(2));
+    const cam = encoders[0];
+    uplink.backlogBytes = 200_000; // 2 s of 800 kbit/s waiting to be sent
+    vi.advanceTimersByTime(1000);
+    expect(cam.steps.at(-1)).toEqual({ bitrate: 0.7, framerate: 30, scale: 1 });
+    expect(publish.stats().uplink.step).toBe(1);
+    uplink.backlogBytes = 0;
+    capture.camera.set(fakeTrack('cam2', 'video'));
+    TestBed.tick();
+    return Promise.resolve().then(() => {
+      const next = encoders.at(-1)!;
+      expect(next.track.id).toBe('cam2');
+      expect(next.steps[0]).toEqual({ bitrate: 0.7, framerate: 30, scale: 1 });
+    });
   });
 });

@@ -4,7 +4,9 @@ import { MediaFrame, MediaKind, Slot } from '../../protocol/frame';
 import { AudioPublisher } from './audio-publisher';
 import { CAMERA, CaptureService, DeviceKind, isLive, SCREEN } from './capture.service';
 import { Current, PUBLISH_SLOTS, PublishSlot, reconcile, Step, Wanted } from './reconcile';
-import { VideoPublisher } from './video-publisher';
+import { UplinkController, UplinkStep } from './uplink';
+import { SentTiming, VideoPublisher } from './video-publisher';
+import type { UplinkState } from '../../transport/connection';
 
 const KEYFRAME_MS = 2000;
 /** A live, unmuted source whose encoder produced nothing for this long is restarted. */
@@ -21,6 +23,8 @@ export interface PublishSession {
   /** A track of ours was announced (the room shows it before the server's echo). */
   announced(track: Track): void;
   retracted(trackId: number): void;
+  /** The connection's send backlog and transport drops (see UplinkController). */
+  uplink(): UplinkState;
 }
 
 /** What PublishService needs from an encoder (AudioPublisher and VideoPublisher have it). */
@@ -31,6 +35,8 @@ export interface SlotEncoder {
   /** Audio: muted, so no frames are expected. */
   paused?: boolean;
   requestKeyframe?(): void;
+  /** Video: follow the uplink's step. */
+  adapt?(step: UplinkStep): void;
   framesDropped?: number;
   mode?: string;
 }
@@ -67,6 +73,8 @@ export interface PublishStats {
   starts: number[];
   /** Frames the camera/screen encoders dropped because they fell behind. */
   droppedFrames: number;
+  /** The uplink step (0 = full quality) and what it means for the camera. */
+  uplink: { step: number; bitrate: number; framerate: number; scale: number };
 }
 
 /**
@@ -88,11 +96,18 @@ export class PublishService implements OnDestroy {
   private readonly gaveUp = new Set<PublishSlot>();
   /** The source each slot's encoder last read from: a new one resets the restart count. */
   private readonly lastSource = new Map<PublishSlot, string>();
+  /** Next sequence number per track id on this connection. */
+  private seqs = new Map<number, number>();
   private readonly starts = [0, 0, 0, 0];
   private scheduled = false;
   /** A direct call carries our media (P2P): tracks stay announced, nothing is encoded. */
   private suspended = false;
-  private readonly health = setInterval(() => this.checkHealth(), HEALTH_EVERY_MS);
+  private readonly health = setInterval(() => {
+    this.checkHealth();
+    this.followUplink();
+  }, HEALTH_EVERY_MS);
+  private uplinkCtl = new UplinkController();
+  private lastDrops = 0;
 
   constructor() {
     effect(() => {
@@ -129,6 +144,10 @@ export class PublishService implements OnDestroy {
     this.stopEncoders();
     this.suspended = false;
     this.session = session;
+    this.seqs = new Map();
+    // A new connection may be a new network: start from full quality again.
+    this.uplinkCtl = new UplinkController();
+    this.lastDrops = 0;
     this.announced = new Map();
     this.restarts.clear();
     this.gaveUp.clear();
@@ -181,7 +200,14 @@ export class PublishService implements OnDestroy {
       videoMode: cam?.mode ?? '',
       starts: [...this.starts],
       droppedFrames: dropped,
+      uplink: { step: this.uplinkCtl.stepIndex, bitrate: Math.round(CAMERA.bitrate * this.uplinkCtl.step.bitrate), framerate: Math.min(CAMERA.framerate, this.uplinkCtl.step.framerate), scale: this.uplinkCtl.step.scale },
     };
+  }
+
+  /** Capture timestamp → send time of the camera's last frames (the latency benchmark reads them). */
+  sentTimings(): readonly SentTiming[] {
+    const cam = this.encoders.get(Slot.Camera)?.pub;
+    return cam instanceof VideoPublisher ? cam.sent : [];
   }
 
   // ---- reconciliation ---------------------------------------------------------------------
@@ -254,7 +280,13 @@ export class PublishService implements OnDestroy {
   private startEncoder(session: PublishSession, slot: PublishSlot, trackId: number, sourceId: string): void {
     const track = this.sourceOf(slot);
     if (!track || track.id !== sourceId) return;
-    const sink = (f: MediaFrame) => session.frame(f);
+    // One sequence per track for the whole connection: a restarted encoder (device switch,
+    // recovery) continues it, so subscribers and the server see one unbroken track.
+    const sink = (f: MediaFrame) => {
+      const seq = this.seqs.get(trackId) ?? 0;
+      this.seqs.set(trackId, (seq + 1) >>> 0);
+      session.frame({ ...f, seq });
+    };
     // Marked only: the health check restarts it, counted, so a failing device cannot spin.
     const failed = (message: string) => {
       const e = this.encoders.get(slot);
@@ -269,6 +301,7 @@ export class PublishService implements OnDestroy {
     }
     const pub = this.makeEncoder(slot, track, trackId, sink, failed);
     this.applyPause(slot, pub);
+    if (this.uplinkCtl.stepIndex > 0) pub.adapt?.(this.uplinkCtl.step);
     this.encoders.set(slot, { pub, trackId, sourceId, healthy: true, lastFrames: 0, lastProgressAt: performance.now() });
     this.starts[slot]++;
     pub.start();
@@ -312,6 +345,24 @@ export class PublishService implements OnDestroy {
       restart = true;
     }
     if (restart) this.run();
+  }
+
+  /** Feeds the uplink controller; a new step goes to every video encoder. */
+  private followUplink(): void {
+    const session = this.session;
+    if (!session) return;
+    const { backlogBytes, drops } = session.uplink();
+    const newDrops = drops >= this.lastDrops ? drops - this.lastDrops : drops;
+    this.lastDrops = drops;
+    let bitrate = 0;
+    for (const [slot, e] of this.encoders) {
+      if (slot === Slot.Camera) bitrate += CAMERA.bitrate * this.uplinkCtl.step.bitrate;
+      else if (slot === Slot.ScreenVideo) bitrate += SCREEN.bitrate * this.uplinkCtl.step.bitrate;
+      else if (!e.pub.paused) bitrate += 32_000;
+    }
+    const step = this.uplinkCtl.sample({ now: performance.now(), backlogBytes, drops: newDrops, bitrate });
+    if (!step) return;
+    for (const e of this.encoders.values()) e.pub.adapt?.(step);
   }
 
   private stopEncoders(): void {

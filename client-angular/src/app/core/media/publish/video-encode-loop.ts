@@ -4,6 +4,11 @@
  * request, frames dropped rather than queued when the encoder falls behind.
  */
 
+import type { UplinkStep } from './uplink';
+
+/** Frames inside the encoder at once: more only adds latency. */
+const MAX_IN_FLIGHT = 2;
+
 export interface EncodeOptions {
   bitrate: number;
   maxWidth: number;
@@ -16,15 +21,24 @@ export interface EncodedChunkOut {
   keyframe: boolean;
   /** Wall-clock capture time, µs. */
   timestamp: number;
+  /** Wall-clock time the encoder produced it, ms. */
+  encodedAt: number;
   data: Uint8Array<ArrayBuffer>;
 }
 
 export class VideoEncodeLoop {
   private encoder: VideoEncoder | null = null;
   private configured = '';
+  private configuredBitrate = 0;
+  /** The uplink's step (uplink.ts): share of the bitrate, frame rate, share of the size. */
+  private adaptation: UplinkStep = { bitrate: 1, framerate: Infinity, scale: 1 };
+  private lastFrameAt = -Infinity;
+  /** When each frame still inside the encoder was handed to it (performance.now()). */
+  private readonly inFlight: number[] = [];
   private lastKeyAt = -Infinity;
   private forceKey = true;
   private closed = false;
+  private canvas: OffscreenCanvas | null = null;
   width = 0;
   height = 0;
   framesEncoded = 0;
@@ -54,23 +68,36 @@ export class VideoEncodeLoop {
         this.forceKey = true;
         return;
       }
-      const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth, this.opts.maxHeight);
+      const now = performance.now();
+      // Frame rate follows the uplink: skip frames that come sooner than it allows.
+      const fps = Math.min(this.opts.framerate, this.adaptation.framerate);
+      if (fps < this.opts.framerate && now - this.lastFrameAt < 1000 / fps - 5) return;
+      const a = this.adaptation;
+      const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth * a.scale, this.opts.maxHeight * a.scale);
       this.ensureEncoder(w, h);
       const enc = this.encoder;
       if (!enc || enc.state !== 'configured') return;
-      // Realtime: never let the encoder queue up; drop instead.
-      if (enc.encodeQueueSize > 2) {
+      // Realtime: never let the encoder queue up; drop instead. encodeQueueSize only counts
+      // requests not yet handed to the codec thread, so count frames without output ourselves
+      // (a starved CPU otherwise builds seconds of queue inside the codec). The encoder's rate
+      // control may drop a frame without output: entries older than a second are forgotten.
+      while (this.inFlight.length && now - this.inFlight[0] > 1000) this.inFlight.shift();
+      if (enc.encodeQueueSize > 2 || this.inFlight.length >= MAX_IN_FLIGHT) {
         this.framesDropped++;
         return;
       }
-      const now = performance.now();
+      this.inFlight.push(now);
+      this.lastFrameAt = now;
       const key = this.forceKey || now - this.lastKeyAt >= this.opts.keyframeIntervalMs;
       if (key) {
         this.forceKey = false;
         this.lastKeyAt = now;
       }
-      // Stamp with wall-clock capture time so receivers can measure latency.
-      const stamped = new VideoFrame(frame, { timestamp: Math.round((performance.timeOrigin + now) * 1000) });
+      // Stamp with wall-clock capture time so receivers can measure latency. Frames in a pixel
+      // format the encoder cannot read (format null: a depth camera's Y16, say) go through a
+      // canvas first, which gives RGBA.
+      const timestamp = Math.round((performance.timeOrigin + now) * 1000);
+      const stamped = frame.format === null ? this.convert(frame, timestamp) : new VideoFrame(frame, { timestamp });
       enc.encode(stamped, { keyFrame: key });
       stamped.close();
     } catch (e) {
@@ -81,15 +108,37 @@ export class VideoEncodeLoop {
     }
   }
 
+  private convert(frame: VideoFrame, timestamp: number): VideoFrame {
+    const w = frame.displayWidth;
+    const h = frame.displayHeight;
+    if (!this.canvas || this.canvas.width !== w || this.canvas.height !== h) this.canvas = new OffscreenCanvas(w, h);
+    const ctx = this.canvas.getContext('2d');
+    if (!ctx) throw new Error('no 2D canvas to convert the camera frames');
+    ctx.drawImage(frame, 0, 0, w, h);
+    return new VideoFrame(this.canvas, { timestamp });
+  }
+
   close(): void {
     this.closed = true;
     if (this.encoder && this.encoder.state !== 'closed') this.encoder.close();
     this.encoder = null;
   }
 
+  /** Follows the uplink: a new bitrate applies at once, a new size at the next frame (with a keyframe). */
+  adapt(step: UplinkStep): void {
+    this.adaptation = step;
+  }
+
   private ensureEncoder(w: number, h: number): void {
     const key = `${w}x${h}`;
-    if (this.encoder && this.configured === key && this.encoder.state === 'configured') return;
+    const bitrate = Math.round(this.opts.bitrate * this.adaptation.bitrate);
+    if (this.encoder && this.configured === key && this.encoder.state === 'configured') {
+      if (bitrate === this.configuredBitrate) return;
+      // Same size, new bitrate: reconfigure without forcing a keyframe.
+      this.encoder.configure(this.config(w, h, bitrate));
+      this.configuredBitrate = bitrate;
+      return;
+    }
     if (!this.encoder || this.encoder.state === 'closed') {
       this.encoder = new VideoEncoder({
         output: (chunk) => this.onChunk(chunk),
@@ -100,27 +149,25 @@ export class VideoEncodeLoop {
         },
       });
     }
-    this.encoder.configure({
-      codec: 'vp8',
-      width: w,
-      height: h,
-      bitrate: this.opts.bitrate,
-      framerate: this.opts.framerate,
-      latencyMode: 'realtime',
-      bitrateMode: 'variable',
-    });
+    this.encoder.configure(this.config(w, h, bitrate));
     this.configured = key;
+    this.configuredBitrate = bitrate;
     this.width = w;
     this.height = h;
     this.forceKey = true;
   }
 
+  private config(w: number, h: number, bitrate: number): VideoEncoderConfig {
+    return { codec: 'vp8', width: w, height: h, bitrate, framerate: Math.min(this.opts.framerate, this.adaptation.framerate), latencyMode: 'realtime', bitrateMode: 'variable' };
+  }
+
   private onChunk(chunk: EncodedVideoChunk): void {
     if (this.closed) return;
+    this.inFlight.shift();
     const data = new Uint8Array(chunk.byteLength);
     chunk.copyTo(data);
     this.framesEncoded++;
-    this.emit({ keyframe: chunk.type === 'key', timestamp: chunk.timestamp, data });
+    this.emit({ keyframe: chunk.type === 'key', timestamp: chunk.timestamp, data, encodedAt: performance.timeOrigin + performance.now() });
   }
 }
 

@@ -1,3 +1,4 @@
+import type { UplinkStep } from './uplink';
 import { EncodeOptions } from './video-encode-loop';
 
 /** Messages between VideoPublisher and video-encode.worker.ts. */
@@ -5,8 +6,9 @@ export type ToWorker =
   | { type: 'start'; readable: ReadableStream<VideoFrame>; opts: EncodeOptions }
   | { type: 'keyframe' }
   | { type: 'pause'; paused: boolean }
+  | { type: 'adapt'; step: UplinkStep }
   | { type: 'stop' };
 
 export type FromWorker =
-  | { type: 'chunk'; keyframe: boolean; timestamp: number; data: ArrayBuffer; width: number; height: number; dropped: number }
+  | { type: 'chunk'; keyframe: boolean; timestamp: number; encodedAt: number; data: ArrayBuffer; width: number; height: number; dropped: number }
   | { type: 'error'; message: string };

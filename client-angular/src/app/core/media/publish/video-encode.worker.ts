@@ -2,6 +2,7 @@
  * Runs the camera/screen encode loop off the main thread: the page transfers the track's
  * MediaStreamTrackProcessor stream here and gets encoded chunks back (their buffers transferred).
  */
+import { pump } from './pump';
 import { VideoEncodeLoop } from './video-encode-loop';
 import { FromWorker, ToWorker } from './video-encode-messages';
 
@@ -15,12 +16,12 @@ addEventListener('message', ({ data }: MessageEvent<ToWorker>) => {
     case 'start': {
       const l = new VideoEncodeLoop(
         data.opts,
-        (c) => post({ type: 'chunk', keyframe: c.keyframe, timestamp: c.timestamp, data: c.data.buffer, width: l.width, height: l.height, dropped: l.framesDropped }, [c.data.buffer]),
+        (c) => post({ type: 'chunk', keyframe: c.keyframe, timestamp: c.timestamp, encodedAt: c.encodedAt, data: c.data.buffer, width: l.width, height: l.height, dropped: l.framesDropped }, [c.data.buffer]),
         (message) => post({ type: 'error', message }),
       );
       loop = l;
       reader = data.readable.getReader();
-      void pump(reader, l);
+      void pump(reader, (v) => l.push(v), (message) => post({ type: 'error', message }));
       break;
     }
     case 'keyframe':
@@ -28,6 +29,9 @@ addEventListener('message', ({ data }: MessageEvent<ToWorker>) => {
       break;
     case 'pause':
       if (loop) loop.paused = data.paused;
+      break;
+    case 'adapt':
+      loop?.adapt(data.step);
       break;
     case 'stop':
       reader?.cancel().catch(() => undefined);
@@ -37,15 +41,3 @@ addEventListener('message', ({ data }: MessageEvent<ToWorker>) => {
       break;
   }
 });
-
-async function pump(r: ReadableStreamDefaultReader<VideoFrame>, l: VideoEncodeLoop): Promise<void> {
-  try {
-    for (;;) {
-      const { value, done } = await r.read();
-      if (done || !value) return;
-      l.push(value);
-    }
-  } catch (e) {
-    post({ type: 'error', message: `capture stopped: ${(e as Error).message}` });
-  }
-}

@@ -1,8 +1,17 @@
 import { MediaFrame, MediaKind } from '../../protocol/frame';
+import { pump } from './pump';
 import { EncodedChunkOut, EncodeOptions, VideoEncodeLoop } from './video-encode-loop';
+import type { UplinkStep } from './uplink';
 import type { FromWorker, ToWorker } from './video-encode-messages';
 
 export { fit } from './video-encode-loop';
+
+/** When one encoded frame came out of the encoder and when it left for the network, wall ms. */
+export interface SentTiming {
+  captureTsUs: number;
+  encodedAt: number;
+  sentAt: number;
+}
 
 export interface VideoPublisherOptions extends EncodeOptions {
   trackId: number;
@@ -19,6 +28,7 @@ export class VideoPublisher {
   private loop: VideoEncodeLoop | null = null;
   private seq = 0;
   private stopped = false;
+  private step: UplinkStep | null = null;
   private reader: ReadableStreamDefaultReader<VideoFrame> | null = null;
   private fallbackTimer: ReturnType<typeof setInterval> | undefined;
   private fallbackVideo: HTMLVideoElement | null = null;
@@ -27,7 +37,7 @@ export class VideoPublisher {
   framesEncoded = 0;
   framesDropped = 0;
   /** Capture timestamp (µs) → when its encoded frame left for the network (wall ms), last frames. */
-  readonly sent: { captureTsUs: number; sentAt: number }[] = [];
+  readonly sent: SentTiming[] = [];
   /** 'worker' | 'main' | 'canvas': where encoding runs (for diagnostics and tests). */
   mode = '';
 
@@ -52,7 +62,8 @@ export class VideoPublisher {
     };
     if (typeof MediaStreamTrackProcessor !== 'function') {
       this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
-      this.loop.paused = this._paused;
+    this.loop.paused = this._paused;
+    if (this.step) this.loop.adapt(this.step);
       this.startCanvasFallback();
       return;
     }
@@ -61,8 +72,16 @@ export class VideoPublisher {
     this.mode = 'main';
     this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
     this.loop.paused = this._paused;
+    if (this.step) this.loop.adapt(this.step);
     this.reader = readable.getReader();
-    void this.pump();
+    void pump(this.reader, (v) => this.loop?.push(v), (m) => this.onError(`camera ${m}`), () => this.stopped);
+  }
+
+  /** Follows the uplink (see uplink.ts); kept for an encoder that starts later. */
+  adapt(step: UplinkStep): void {
+    this.step = step;
+    this.loop?.adapt(step);
+    this.worker?.postMessage({ type: 'adapt', step } satisfies ToWorker);
   }
 
   private _paused = false;
@@ -104,13 +123,14 @@ export class VideoPublisher {
       // No transferable streams here: encode on the main thread.
       return false;
     }
+    if (this.step) worker.postMessage({ type: 'adapt', step: this.step } satisfies ToWorker);
     worker.onmessage = ({ data }: MessageEvent<FromWorker>) => {
       if (this.stopped) return;
       if (data.type === 'chunk') {
         this.width = data.width;
         this.height = data.height;
         this.framesDropped = data.dropped;
-        this.onChunk({ keyframe: data.keyframe, timestamp: data.timestamp, data: new Uint8Array(data.data) });
+        this.onChunk({ keyframe: data.keyframe, timestamp: data.timestamp, encodedAt: data.encodedAt, data: new Uint8Array(data.data) });
       } else {
         this.onError(data.message);
       }
@@ -119,20 +139,6 @@ export class VideoPublisher {
     this.worker = worker;
     this.mode = 'worker';
     return true;
-  }
-
-  private async pump(): Promise<void> {
-    const reader = this.reader;
-    if (!reader) return;
-    try {
-      while (!this.stopped) {
-        const { value, done } = await reader.read();
-        if (done || !value) break;
-        this.loop?.push(value);
-      }
-    } catch (e) {
-      if (!this.stopped) this.onError(`camera capture stopped: ${(e as Error).message}`);
-    }
   }
 
   private startCanvasFallback(): void {
@@ -163,7 +169,7 @@ export class VideoPublisher {
     }
     this.framesEncoded++;
     if (this.sent.length >= 600) this.sent.shift();
-    this.sent.push({ captureTsUs: c.timestamp, sentAt: performance.timeOrigin + performance.now() });
+    this.sent.push({ captureTsUs: c.timestamp, encodedAt: c.encodedAt, sentAt: performance.timeOrigin + performance.now() });
     this.sink({
       kind: this.opts.kind,
       layer: 0,

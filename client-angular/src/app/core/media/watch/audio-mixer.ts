@@ -1,6 +1,9 @@
 import { MediaFrame } from '../../protocol/frame';
 import { rms } from '../levels';
 import { MediaPath, PathGate } from './path-gate';
+import { FromAudioDecoder, ToAudioDecoder } from './audio-decode-messages';
+import { OpusDecoders } from './opus-decoders';
+import { mediaWorkersOn } from '../workers';
 
 /**
  * The AudioWorklet: one queue per remote speaker at 48 kHz, resampled by linear interpolation to
@@ -12,7 +15,7 @@ class QmMixer extends AudioWorkletProcessor {
   constructor() {
     super();
     this.sources = new Map();
-    this.port.onmessage = (e) => {
+    const onPcm = (e) => {
       const m = e.data;
       if (m.type === 'pcm') {
         let s = this.sources.get(m.id);
@@ -25,6 +28,11 @@ class QmMixer extends AudioWorkletProcessor {
       } else if (m.type === 'remove') {
         this.sources.delete(m.id);
       }
+    };
+    // The decode worker's port, when decoding runs in a worker: PCM then bypasses the page.
+    this.port.onmessage = (e) => {
+      if (e.data.type === 'port') e.data.port.onmessage = onPcm;
+      else onPcm(e);
     };
   }
   process(inputs, outputs) {
@@ -60,19 +68,36 @@ class QmMixer extends AudioWorkletProcessor {
 registerProcessor('qm-mixer', QmMixer);
 `;
 
-interface Speaker {
-  decoder: AudioDecoder;
-  frames: number;
-  /** Server packets or the direct (P2P) track: which one is heard. */
-  gate: PathGate;
-}
-
-/** Decodes every remote Opus track and plays the mix through one AudioWorklet. */
+/**
+ * Decodes every remote Opus track and plays the mix through one AudioWorklet. With `?workers=on`
+ * decoding runs in a worker (audio-decode.worker.ts) that hands PCM to the worklet through a
+ * MessagePort, so the page only forwards the encoded frames; by default it runs on the page.
+ * A track may also arrive decoded over a direct (P2P) path; a PathGate per track picks which
+ * path is heard.
+ */
 export class AudioMixer {
   private ctx: AudioContext | null = null;
   private node: AudioWorkletNode | null = null;
   private ready: Promise<void> | null = null;
-  private readonly speakers = new Map<number, Speaker>();
+  private worker: Worker | null = null;
+  private local: OpusDecoders | null = null;
+  private stats = new Map<number, { rms: number; frames: number }>();
+  /** 'worker' or 'main': where Opus is decoded. */
+  readonly decodeIn: 'worker' | 'main';
+
+  constructor() {
+    if (mediaWorkersOn()) {
+      try {
+        this.worker = new Worker(new URL('./audio-decode.worker', import.meta.url), { type: 'module' });
+        this.worker.onmessage = ({ data }: MessageEvent<FromAudioDecoder>) => {
+          this.stats = new Map(data.tracks.map(([id, rms, frames]) => [id, { rms, frames }]));
+        };
+      } catch {
+        this.worker = null;
+      }
+    }
+    this.decodeIn = this.worker ? 'worker' : 'main';
+  }
 
   /** Creates/resumes the AudioContext. Call from a user gesture (the Join click). */
   start(): Promise<void> {
@@ -86,8 +111,14 @@ export class AudioMixer {
     this.ready = ctx.audioWorklet
       .addModule(url)
       .then(() => {
-        this.node = new AudioWorkletNode(ctx, 'qm-mixer', { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [2] });
-        this.node.connect(ctx.destination);
+        const node = new AudioWorkletNode(ctx, 'qm-mixer', { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [2] });
+        node.connect(ctx.destination);
+        this.node = node;
+        if (this.worker) {
+          const ch = new MessageChannel();
+          node.port.postMessage({ type: 'port', port: ch.port1 }, [ch.port1]);
+          this.worker.postMessage({ type: 'port', port: ch.port2 } satisfies ToAudioDecoder, [ch.port2]);
+        }
         void ctx.resume();
       })
       .catch((e: Error) => console.warn('quicmeet: audio output unavailable', e))
@@ -96,34 +127,30 @@ export class AudioMixer {
   }
 
   push(f: MediaFrame): void {
-    let s = this.speakers.get(f.trackId);
-    if (!s) {
-      const id = f.trackId;
-      const decoder = new AudioDecoder({
-        output: (data) => this.onDecoded(id, data),
-        error: () => this.speakers.delete(id),
-      });
-      decoder.configure({ codec: 'opus', sampleRate: 48000, numberOfChannels: 1 });
-      s = { decoder, frames: 0, gate: this.gateFor(id) };
-      this.speakers.set(f.trackId, s);
+    const now = performance.now();
+    if (this.worker) {
+      // The worker hands PCM straight to the worklet, so the path is chosen before decoding.
+      if (!this.gateFor(f.trackId).accept('server', now)) return;
+      this.countPlayed(f.trackId);
+      const payload = f.payload.slice();
+      this.worker.postMessage({ type: 'frame', trackId: f.trackId, timestampUs: f.captureTsUs, payload } satisfies ToAudioDecoder, [payload.buffer]);
+      return;
     }
-    if (s.decoder.state !== 'configured') return;
-    try {
-      s.decoder.decode(new EncodedAudioChunk({ type: 'key', timestamp: f.captureTsUs, data: f.payload }));
-    } catch {
-      /* a bad packet: skip it */
-    }
+    this.local ??= new OpusDecoders((id, rate, samples) => this.onServerPcm(id, rate, samples));
+    this.local.push(f.trackId, f.captureTsUs, f.payload);
   }
 
   /** Decoded audio of the direct (P2P) track: into the same queue as the server's packets. */
   pushDirect(trackId: number, data: AudioData): void {
-    const s = this.speakers.get(trackId);
-    const gate = s?.gate ?? this.gateFor(trackId);
-    if (!gate.accept('p2p', performance.now())) {
+    const gate = this.gateFor(trackId);
+    try {
+      if (!gate.accept('p2p', performance.now())) return;
+      const samples = new Float32Array(data.numberOfFrames);
+      data.copyTo(samples, { planeIndex: 0, format: 'f32-planar' });
+      this.play(trackId, data.sampleRate, samples);
+    } finally {
       data.close();
-      return;
     }
-    this.play(trackId, data);
   }
 
   /** Which path of a remote track is heard (the other fills in while it is silent). */
@@ -133,11 +160,13 @@ export class AudioMixer {
 
   /** Decoded loudness of one remote track (0..1 RMS, smoothed). */
   loudness(trackId: number): number {
-    return this.loud.get(trackId) ?? 0;
+    const direct = this.loud.get(trackId) ?? 0;
+    if (this.worker) return Math.max(direct, this.stats.get(trackId)?.rms ?? 0);
+    return direct;
   }
 
   framesDecoded(trackId: number): number {
-    return this.speakers.get(trackId)?.frames ?? 0;
+    return this.local ? this.local.frames(trackId) : (this.stats.get(trackId)?.frames ?? 0);
   }
 
   /** Frames played from either path (server packets decoded, or the direct track). */
@@ -149,14 +178,17 @@ export class AudioMixer {
     this.gates.delete(trackId);
     this.played.delete(trackId);
     this.loud.delete(trackId);
-    const s = this.speakers.get(trackId);
-    if (s && s.decoder.state !== 'closed') s.decoder.close();
-    this.speakers.delete(trackId);
+    this.stats.delete(trackId);
+    if (this.worker) this.worker.postMessage({ type: 'remove', trackId } satisfies ToAudioDecoder);
+    this.local?.remove(trackId);
     this.node?.port.postMessage({ type: 'remove', id: trackId });
   }
 
+  /** Ends audio output; the decode worker stays for a later start() (rejoining). */
   close(): void {
-    for (const id of [...this.speakers.keys()]) this.remove(id);
+    for (const id of new Set([...this.stats.keys(), ...this.gates.keys()])) this.remove(id);
+    this.local?.close();
+    this.local = null;
     this.node?.disconnect();
     this.node = null;
     void this.ctx?.close();
@@ -164,9 +196,17 @@ export class AudioMixer {
     this.ready = null;
   }
 
+  /** Ends the decode worker too (the meeting page is going away). */
+  destroy(): void {
+    this.close();
+    this.worker?.terminate();
+    this.worker = null;
+  }
+
   private readonly gates = new Map<number, PathGate>();
-  /** Decoded frames played per track, from either path. */
+  /** Frames played per track, from either path. */
   private readonly played = new Map<number, number>();
+  /** Loudness of what is played on the page (server audio decoded here, or the direct track). */
   private readonly loud = new Map<number, number>();
 
   private gateFor(trackId: number): PathGate {
@@ -179,25 +219,19 @@ export class AudioMixer {
     return g;
   }
 
-  private onDecoded(id: number, data: AudioData): void {
-    const s = this.speakers.get(id);
-    if (s) s.frames++;
-    if (s && !s.gate.accept('server', performance.now())) {
-      data.close();
-      return;
-    }
-    this.play(id, data);
+  private countPlayed(id: number): void {
+    this.played.set(id, (this.played.get(id) ?? 0) + 1);
   }
 
-  private play(id: number, data: AudioData): void {
-    try {
-      const samples = new Float32Array(data.numberOfFrames);
-      data.copyTo(samples, { planeIndex: 0, format: 'f32-planar' });
-      this.played.set(id, (this.played.get(id) ?? 0) + 1);
-      this.loud.set(id, (this.loud.get(id) ?? 0) * 0.7 + rms(samples) * 0.3);
-      this.node?.port.postMessage({ type: 'pcm', id, rate: data.sampleRate, samples }, [samples.buffer]);
-    } finally {
-      data.close();
-    }
+  /** Server audio decoded on the page: heard only if its path is the one chosen. */
+  private onServerPcm(id: number, rate: number, samples: Float32Array<ArrayBuffer>): void {
+    if (!this.gateFor(id).accept('server', performance.now())) return;
+    this.play(id, rate, samples);
+  }
+
+  private play(id: number, rate: number, samples: Float32Array<ArrayBuffer>): void {
+    this.countPlayed(id);
+    this.loud.set(id, (this.loud.get(id) ?? 0) * 0.7 + rms(samples) * 0.3);
+    this.node?.port.postMessage({ type: 'pcm', id, rate, samples }, [samples.buffer]);
   }
 }

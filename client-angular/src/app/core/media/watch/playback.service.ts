@@ -2,36 +2,36 @@ import { Injectable, OnDestroy } from '@angular/core';
 import { MediaFrame, MediaKind } from '../../protocol/frame';
 import { AudioMixer } from './audio-mixer';
 import { MediaPath } from './path-gate';
-import { FrameTiming, RemoteVideo } from './remote-video';
+import { FrameTiming } from './remote-video';
+import { RemoteVideoStats } from './video-decode-messages';
+import { videoPlayback } from './video-playback';
 
-export interface RemoteVideoStats {
-  trackId: number;
-  painted: number;
-  decoded: number;
-  dropped: number;
-  layer: number;
-  width: number;
-  height: number;
-  latencyMs: number | null;
-}
+export type { RemoteVideoStats } from './video-decode-messages';
 
 /**
- * What we receive: one decoder per remote video track painting into its tile's canvas, and every
- * remote Opus track decoded into one AudioWorklet mix. Provided by the meeting page, so its
- * decoders and audio context end with the meeting.
+ * What we receive: every remote video track decoded and painted into its tile's canvas (in a
+ * worker with OffscreenCanvas where the browser can), and every remote Opus track decoded into
+ * one AudioWorklet mix. Provided by the meeting page, so its decoders and audio context end with
+ * the meeting.
  */
 @Injectable()
 export class PlaybackService implements OnDestroy {
-  private readonly remotes = new Map<number, RemoteVideo>();
-  private readonly canvases = new Map<number, HTMLCanvasElement>();
+  private readonly video = videoPlayback({
+    keyframeNeeded: (id) => this.keyframeRequester(id),
+    firstPaint: (id) => this.paintListener(id),
+  });
   private readonly mixer = new AudioMixer();
-  /** Tracks told to play from the direct path (PathGate), kept for decoders made later. */
-  private readonly paths = new Map<number, MediaPath>();
+  private readonly tracks = new Set<number>();
   private keyframeRequester: (trackId: number) => void = () => undefined;
-  private paintListener: (v: RemoteVideo) => void = () => undefined;
+  private paintListener: (trackId: number) => void = () => undefined;
+
+  /** 'worker' or 'main': where video is decoded (diagnostics and tests). */
+  readonly decodeIn = { video: this.video.where, audio: this.mixer.decodeIn };
 
   ngOnDestroy(): void {
-    this.closeRemotes();
+    this.reset();
+    this.mixer.destroy();
+    this.video.close();
   }
 
   /** Call from the Join click: browsers only start audio output after a user gesture. */
@@ -43,34 +43,22 @@ export class PlaybackService implements OnDestroy {
     this.keyframeRequester = fn;
   }
 
-  onPaint(fn: (v: RemoteVideo) => void): void {
+  /** `fn` runs when a remote video track's first frame is painted. */
+  onPaint(fn: (trackId: number) => void): void {
     this.paintListener = fn;
   }
 
   push(f: MediaFrame): void {
+    this.tracks.add(f.trackId);
     if (f.kind === MediaKind.Audio) {
       this.mixer.push(f);
       return;
     }
-    this.remote(f.trackId).push(f);
-  }
-
-  remote(trackId: number): RemoteVideo {
-    let r = this.remotes.get(trackId);
-    if (!r) {
-      r = new RemoteVideo(trackId, (id) => this.keyframeRequester(id), (v) => this.paintListener(v));
-      r.gate.preferred = this.paths.get(trackId) ?? 'server';
-      this.remotes.set(trackId, r);
-      const c = this.canvases.get(trackId);
-      if (c) r.attach(c);
-    }
-    return r;
+    this.video.push(f);
   }
 
   attachCanvas(trackId: number, canvas: HTMLCanvasElement | null): void {
-    if (canvas) this.canvases.set(trackId, canvas);
-    else this.canvases.delete(trackId);
-    this.remotes.get(trackId)?.attach(canvas);
+    this.video.attach(trackId, canvas);
   }
 
   loudness(trackId: number): number {
@@ -88,39 +76,38 @@ export class PlaybackService implements OnDestroy {
 
   /** A frame of a direct (peer-to-peer) video track: into the same tile as the server's. */
   pushDirectVideo(trackId: number, frame: VideoFrame): void {
-    this.remote(trackId).showDirect(frame);
+    this.tracks.add(trackId);
+    this.video.pushDirect(trackId, frame);
   }
 
   /** Decoded audio of a direct (peer-to-peer) track: into the same mix as the server's. */
   pushDirectAudio(trackId: number, data: AudioData): void {
+    this.tracks.add(trackId);
     this.mixer.pushDirect(trackId, data);
   }
 
   /** Which path these tracks play from; the other fills in until the chosen one delivers. */
   prefer(trackIds: readonly number[], path: MediaPath): void {
     for (const id of trackIds) {
-      this.paths.set(id, path);
-      const r = this.remotes.get(id);
-      if (r) r.gate.preferred = path;
+      this.video.prefer(id, path);
       this.mixer.prefer(id, path);
     }
   }
 
   /** When a track's video last came over `path` (performance.now() ms; -Infinity if never). */
   lastVideoAt(trackId: number, path: MediaPath): number {
-    return this.remotes.get(trackId)?.gate.lastAt(path) ?? -Infinity;
+    return this.video.lastAt(trackId, path);
   }
 
   remove(trackId: number): void {
-    this.remotes.get(trackId)?.close();
-    this.remotes.delete(trackId);
-    this.paths.delete(trackId);
+    this.tracks.delete(trackId);
+    this.video.remove(trackId);
     this.mixer.remove(trackId);
   }
 
   /** Drops every remote decoder but keeps audio output running (used on reconnect). */
   reset(): void {
-    for (const id of [...this.remotes.keys()]) this.remove(id);
+    for (const id of [...this.tracks]) this.remove(id);
   }
 
   closeRemotes(): void {
@@ -129,20 +116,11 @@ export class PlaybackService implements OnDestroy {
   }
 
   stats(): RemoteVideoStats[] {
-    return [...this.remotes.values()].map((r) => ({
-      trackId: r.trackId,
-      painted: r.framesPainted,
-      decoded: r.framesDecoded,
-      dropped: r.framesDropped,
-      layer: r.layer,
-      width: r.width,
-      height: r.height,
-      latencyMs: r.latencyMs,
-    }));
+    return this.video.stats();
   }
 
-  /** Per-frame timings of one remote track (the latency benchmark reads them). */
-  timings(trackId: number): FrameTiming[] {
-    return this.remotes.get(trackId)?.timings ?? [];
+  /** Per-frame timings of every remote video track (the latency benchmark reads them). */
+  timings(): Promise<Record<number, FrameTiming[]>> {
+    return this.video.timings();
   }
 }

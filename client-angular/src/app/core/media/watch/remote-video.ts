@@ -15,7 +15,8 @@ export function wallMs(): number {
 }
 
 /**
- * One remote video track: VP8 frames → VideoDecoder → a canvas. Waits for a keyframe before
+ * One remote video track: VP8 frames → VideoDecoder → a canvas (on the page, or an OffscreenCanvas
+ * in the decode worker). Waits for a keyframe before
  * decoding, asks for one after a gap or a decode error, and paints the newest decoded frame.
  * Frames on a stream arrive in order, so the "jitter buffer" is a one-frame hold that lets a late
  * canvas attach and always shows the latest picture.
@@ -24,8 +25,8 @@ export class RemoteVideo {
   private decoder: VideoDecoder | null = null;
   private waitingForKey = true;
   private lastSeq = -1;
-  private canvas: HTMLCanvasElement | null = null;
-  private ctx: CanvasRenderingContext2D | null = null;
+  private canvas: HTMLCanvasElement | OffscreenCanvas | null = null;
+  private ctx: CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D | null = null;
   private held: VideoFrame | null = null;
   private lastKeyRequest = 0;
   /** Layer of the group being decoded (-1 before the first keyframe). */
@@ -54,9 +55,9 @@ export class RemoteVideo {
     private readonly onPaint: (v: RemoteVideo) => void = () => undefined,
   ) {}
 
-  attach(canvas: HTMLCanvasElement | null): void {
+  attach(canvas: HTMLCanvasElement | OffscreenCanvas | null): void {
     this.canvas = canvas;
-    this.ctx = canvas ? canvas.getContext('2d') : null;
+    this.ctx = canvas ? (canvas.getContext("2d") as CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D | null) : null;
     if (this.held && canvas) this.paint(this.held, !this.heldDirect);
   }
 

@@ -1,0 +1,142 @@
+// Glass-to-glass latency benchmark (not a test: it prints figures). For each transport (wt, ws)
+// and meeting size (2, 4) it starts N headless Chromium contexts whose cameras are canvases that
+// stamp their wall-clock time into the picture (latency-source.mjs), lets them join one meeting,
+// and reads the stamps back from the painted tiles. Every page also records per-frame timings
+// (sent, arrived, decode start, decoded, painted) through window.__quicmeet, which give the
+// breakdown. Same machine, so all clocks agree.
+//
+// Run: QUICMEET_BIN=… node e2e/latency.bench.mjs   (scripts/bench-client.sh does it all)
+// Env: QM_BENCH_SECONDS (measurement window, default 15), QM_BENCH_CASES (e.g. "wt:2,ws:4").
+import { apiMeeting, apiUser, cleanup, launchBrowser, newPage, roomState, sleep, startServer, waitFor } from './harness.mjs';
+import { installStampingCamera, startStripeReader } from './latency-source.mjs';
+
+const SECONDS = Number(process.env.QM_BENCH_SECONDS || 15);
+/** The stamping camera: QM_BENCH_SOURCE=WxH@FPS (default 640x480@30, the client's camera cap). */
+const [SRC_W, SRC_H, SRC_FPS] = (process.env.QM_BENCH_SOURCE || '640x480@30').split(/[x@]/).map(Number);
+const CASES = (process.env.QM_BENCH_CASES || 'wt:2,ws:2,wt:4,ws:4').split(',').map((c) => {
+  const [t, n] = c.split(':');
+  return { transport: t, n: Number(n) };
+});
+
+function pct(xs, p) {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–');
+
+async function runCase(server, { transport, n }) {
+  const browser = await launchBrowser();
+  try {
+    const pages = [];
+    for (let i = 0; i < n; i++) {
+      const p = await newPage(browser, server.base, `p${i}`);
+      await p.addInitScript(installStampingCamera, { width: SRC_W, height: SRC_H, fps: SRC_FPS });
+      pages.push(p);
+    }
+    await apiUser(pages[0], server, 'Lat Host', `lat-${Date.now()}-${transport}${n}@example.com`);
+    const code = (await apiMeeting(pages[0], { title: `Latency ${transport} ${n}` })).code;
+    const firstFrame = [];
+    for (let i = 0; i < n; i++) {
+      const p = pages[i];
+      await p.goto(`/${code}?transport=${transport}${process.env.QM_BENCH_QUERY ? `&${process.env.QM_BENCH_QUERY}` : ''}`);
+      await p.waitForSelector('.join-btn', { timeout: 15_000 });
+      if (i > 0) {
+        await p.fill('#gname', `Guest ${i}`);
+        await p.fill('#gemail', `g${i}@example.com`);
+      }
+      await p.waitForSelector('.preview video', { timeout: 15_000 });
+      await p.click('.join-btn:not([disabled])');
+      await p.waitForSelector('.room', { timeout: 20_000 });
+      if (i > 0) {
+        await waitFor(p, () => globalThis.__quicmeet.state().firstFrameMs !== null, undefined, 20_000, 'first frame');
+        firstFrame.push((await roomState(p)).firstFrameMs);
+      }
+    }
+    for (const p of pages) await waitFor(p, (k) => document.querySelectorAll('.tile[data-self="false"] canvas').length >= k, n - 1, 20_000, 'all tiles');
+    await sleep(3000); // warm-up: encoders settle, layers chosen
+    // Phase 1: the call alone, for the main thread's long tasks (the stripe reader below reads
+    // canvases on the main thread, which costs more when a worker owns them).
+    const longTasks = () => Promise.all(pages.map((p) => p.evaluate(() => ({ ...globalThis.__qmLongTasks }))));
+    const longBefore = await longTasks();
+    const l0 = Date.now();
+    await sleep(SECONDS * 1000);
+    const longSecs = (Date.now() - l0) / 1000;
+    const longAfter = await longTasks();
+    // Phase 2: read the stamps back from the painted tiles.
+    for (const p of pages) await p.evaluate(startStripeReader);
+    const t0 = Date.now();
+    await sleep(SECONDS * 1000);
+    const elapsed = (Date.now() - t0) / 1000;
+    const g2g = [];
+    const parts = { encode: [], handoffOut: [], network: [], jitter: [], decode: [], paint: [] };
+    const timings = await Promise.all(pages.map((p) => p.evaluate(async () => ({ id: globalThis.__quicmeet.state().selfId, t: await globalThis.__quicmeet.timings(), g: globalThis.__qmG2g }))));
+    const sentBy = new Map(timings.map((x) => [x.id, new Map(x.t.sent.map((s) => [s.captureTsUs, s]))]));
+    let fps = 0;
+    for (const x of timings) {
+      for (const s of x.g) if (s.readAt >= 0) g2g.push(s.g2g);
+      fps += x.g.length;
+      for (const [trackId, frames] of Object.entries(x.t.received)) {
+        const sent = sentBy.get(Math.floor(Number(trackId) / 16));
+        for (const fr of frames) {
+          const out = sent?.get(fr.captureTsUs);
+          if (!out || !fr.painted) continue;
+          // Older builds did not record encodedAt: the hand-off then counts as encode.
+          const encodedAt = out.encodedAt ?? out.sentAt;
+          parts.encode.push(encodedAt - fr.captureTsUs / 1000);
+          parts.handoffOut.push(out.sentAt - encodedAt);
+          parts.network.push(fr.arrived - out.sentAt);
+          parts.jitter.push(fr.decodeStart - fr.arrived);
+          parts.decode.push(fr.decoded - fr.decodeStart);
+          parts.paint.push(fr.painted - fr.decoded);
+        }
+      }
+    }
+    const sum = Object.keys(parts).reduce((a, k) => a + pct(parts[k], 50), 0);
+    const longCount = longAfter.map((a, i) => a.count - longBefore[i].count);
+    const longMs = longAfter.map((a, i) => a.ms - longBefore[i].ms);
+    return {
+      transport,
+      n,
+      samples: g2g.length,
+      readFps: fps / elapsed / (n * (n - 1)),
+      p50: pct(g2g, 50),
+      p95: pct(g2g, 95),
+      firstFrameP50: pct(firstFrame, 50),
+      firstFrameMax: Math.max(...firstFrame),
+      parts: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, pct(v, 50)])),
+      // Capture (canvas → encoder input) and display (painted → seen by rAF) are what the
+      // stamped picture shows beyond the header timings.
+      rest: pct(g2g, 50) - sum,
+      longTasksPerPagePerMin: (longCount.reduce((a, b) => a + b, 0) / n / longSecs) * 60,
+      longTaskMsPerPagePerMin: (longMs.reduce((a, b) => a + b, 0) / n / longSecs) * 60,
+    };
+  } finally {
+    await browser.close();
+  }
+}
+
+// Measures the path through the server; with P2P on, two-person cases would go direct
+// (e2e/bench/p2p-latency.mjs compares the two paths).
+const server = await startServer({ extraArgs: ['--p2p', 'off'] });
+const rows = [];
+try {
+  for (const c of CASES) {
+    const r = await runCase(server, c);
+    rows.push(r);
+    console.log(JSON.stringify(r));
+  }
+} finally {
+  await cleanup(() => server.stop());
+}
+console.log('');
+console.log(`source ${SRC_W}x${SRC_H}@${SRC_FPS}; load average at the end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log('| transport | people | g2g p50 | g2g p95 | encode | to main thread | network | jitter buf + to decoder | decode | paint | capture + display | join→first frame p50 / max | long tasks /page/min (ms/min) | samples |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  const p = r.parts;
+  console.log(
+    `| ${r.transport === 'wt' ? 'WebTransport' : 'WebSocket'} | ${r.n} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(p.encode)} | ${f1(p.handoffOut)} | ${f1(p.network)} | ${f1(p.jitter)} | ${f1(p.decode)} | ${f1(p.paint)} | ${f1(r.rest)} | ${f1(r.firstFrameP50)} / ${f1(r.firstFrameMax)} | ${f1(r.longTasksPerPagePerMin)} (${f1(r.longTaskMsPerPagePerMin)}) | ${r.samples} |`,
+  );
+}
+process.exit(0);
