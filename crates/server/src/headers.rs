@@ -52,8 +52,12 @@ impl SecurityHeaders {
                 }
             }
         }
+        // `blob:` in script-src: the audio mixer's AudioWorklet module is made in the page
+        // (`audio-mixer.ts`) and worklets load under script-src, not worker-src. A blob: URL
+        // can only be minted by a script already running in this origin; inline script stays
+        // refused.
         let csp = format!(
-            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+            "default-src 'self'; script-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
              img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; \
              connect-src {}; object-src 'none'; base-uri 'self'; form-action 'self'; \
              frame-ancestors 'none'",

@@ -31,7 +31,7 @@ async fn every_answer_carries_the_security_headers() {
         }
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(
-            csp.starts_with("default-src 'self'; script-src 'self';"),
+            csp.starts_with("default-src 'self'; script-src 'self' blob:;"),
             "{csp}"
         );
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
