@@ -80,8 +80,19 @@ pub struct SetP2p {
 
 /// Host: allow or forbid peer-to-peer calls in a meeting. Takes effect for joins from now on;
 /// the host's own client ends a running direct call (PROTOCOL.md §5.12).
-#[utoipa::path(put, path = "/api/meetings/{code}/p2p", params(("code" = String, Path)), request_body = SetP2p,
-    responses((status = 200, body = MeetingResponse), (status = 403, body = crate::api::ErrorBody), (status = 404, body = crate::api::ErrorBody)))]
+#[utoipa::path(
+    put, path = "/api/meetings/{code}/p2p", params(("code" = String, Path, description = "Meeting code")), request_body = SetP2p,
+    responses(
+        (status = 200, description = "The meeting with the new setting", body = MeetingResponse),
+        (status = 400, description = "Invalid input: `bad_json` or `invalid_field`", body = crate::api::ErrorBody),
+        (status = 401, description = "Not signed in: `unauthenticated`", body = crate::api::ErrorBody),
+        (status = 403, description = "Not the host: `not_host`", body = crate::api::ErrorBody),
+        (status = 404, description = "No such meeting: `meeting_not_found`", body = crate::api::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB: `body_too_large`", body = crate::api::ErrorBody),
+        (status = 415, description = "The body is not sent as application/json: `bad_content_type`", body = crate::api::ErrorBody)
+    ),
+    security(("session_cookie" = []), ("bearer" = []))
+)]
 pub async fn set(
     State(state): State<SharedState>,
     CurrentUser(user, _): CurrentUser,
