@@ -8,7 +8,7 @@ mod meet;
 
 use std::time::{Duration, Instant};
 
-use meet::{Meet, Peer};
+use meet::{metric, Meet, Peer};
 use quicmeet_client::proto::track::Slot;
 use quicmeet_client::proto::{ClientMessage, MediaKind, ServerMessage};
 use quicmeet_client::{ClientSender, ConnectOptions, Event, MediaEvent, TrackPublisher, Transport};
@@ -125,21 +125,6 @@ async fn collect(
         }
     }
     got
-}
-
-async fn metric(m: &Meet, name: &str) -> f64 {
-    let text = reqwest::get(m.s.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

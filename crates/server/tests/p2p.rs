@@ -7,7 +7,7 @@ mod common;
 mod meet;
 
 use common::post;
-use meet::{Meet, Peer};
+use meet::{metric, Meet, Peer};
 use quicmeet_client::proto::{ClientMessage, MediaPathKind, ServerMessage};
 use quicmeet_client::Transport;
 use serde_json::{json, Value};
@@ -21,21 +21,6 @@ async fn join_answer(m: &Meet, c: &reqwest::Client, code: &str) -> Value {
     .await;
     assert_eq!(st, 200, "{body}");
     body
-}
-
-async fn metric(m: &Meet, name: &str) -> f64 {
-    let text = reqwest::get(m.s.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -337,3 +337,19 @@ impl Peer {
             .collect()
     }
 }
+
+/// An unlabelled sample of the meeting server's /metrics, by its full name.
+pub async fn metric(m: &Meet, name: &str) -> f64 {
+    let text = reqwest::get(m.s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
