@@ -434,6 +434,24 @@ impl Attached {
     }
 }
 
+impl Attached {
+    /// Reports a sample of this subscriber's transport statistics to its room. Never waits:
+    /// a busy room skips a sample.
+    pub fn report_stats(&self, stats: quicmeet_sfu::bwe::TransportStats) {
+        let _ = self.room.try_send(RoomCmd::Stats(self.out.id, stats));
+    }
+
+    /// Tells the room about tracks the queue cut back while popping.
+    pub async fn report_lagged(&self) {
+        for track_id in self.out.take_lagged() {
+            self.keyframe_needed(track_id).await;
+        }
+    }
+}
+
+/// How often a connection reports its transport statistics to its room.
+pub const STATS_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Drop for Attached {
     fn drop(&mut self) {
         let reason = self.out.close_reason().unwrap_or("left");

@@ -104,6 +104,8 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
     let cancel = hub.cancel.clone();
 
     let writer = async {
+        let mut stats_tick = tokio::time::interval(super::STATS_PERIOD);
+        stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while let Some(item) = out.pop() {
                 // One copy per message: the WebSocket layer needs the type byte and the body
@@ -116,12 +118,16 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
                     return;
                 }
             }
+            attached.report_lagged().await;
             if out.is_closing() {
                 let _ = sink.send(Message::Close(None)).await;
                 return;
             }
             tokio::select! {
                 _ = out.wait() => {}
+                // TCP hides its state behind the socket; the queue's drain while backlogged
+                // is the estimate's signal here.
+                _ = stats_tick.tick() => attached.report_stats(out.queue_sample()),
                 _ = cancel.cancelled() => {
                     let _ = sink.send(control_message(&ServerMessage::goodbye(
                         "shutdown", "The server is restarting. Reconnect in a moment."))).await;

@@ -36,7 +36,7 @@ pub struct TransportStats {
 /// Loss ratio above which the estimate is cut.
 const LOSS_CUT: f64 = 0.10;
 /// Fastest growth of the estimate, per second.
-const GROWTH_PER_SEC: f64 = 0.08;
+const GROWTH_PER_SEC: f64 = 0.15;
 /// Queue backlog above which the drain rate is the path's capacity, not the demand.
 const BACKLOG_BYTES: u64 = 16 * 1024;
 /// Shortest interval between two samples that is used.

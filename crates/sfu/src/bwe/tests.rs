@@ -254,3 +254,148 @@ fn grid_points_are_multiples_of_the_period() {
         t0 + 3 * p
     );
 }
+
+// ----- the bandwidth estimate and the video budget -----
+
+const CAM: [u64; 3] = [1_500_000, 500_000, 150_000];
+
+/// A QUIC-like sample whose window allows `bps` at 100 ms RTT.
+fn quic(bps: f64, sent: u64, lost: u64) -> TransportStats {
+    TransportStats {
+        rtt: Some(Duration::from_millis(100)),
+        cwnd_bytes: Some((bps / 8.0 * 0.1) as u64),
+        sent_packets: Some(sent),
+        lost_packets: Some(lost),
+        ..TransportStats::default()
+    }
+}
+
+impl Sim {
+    fn track(&mut self, track_id: u32, screen: bool, bps: [u64; 3]) {
+        self.input(Input::Track {
+            track_id,
+            screen,
+            bps,
+        });
+    }
+
+    /// Feeds one sample every 500 ms from `from` to `to` ms with the path allowing
+    /// `bps(t)`, running timeouts in between; returns the layer outputs with their times.
+    fn path(
+        &mut self,
+        conn: ConnId,
+        from: u64,
+        to: u64,
+        bps: impl Fn(u64) -> f64,
+    ) -> Vec<(u64, u8)> {
+        let mut out = Vec::new();
+        let mut sent = from * 10;
+        let mut t = from;
+        while t <= to {
+            for (ms, o) in self.run_until(t) {
+                let Output::Layer { layer, .. } = o;
+                out.push((ms, layer));
+            }
+            sent += 500;
+            let sample = quic(bps(t), sent, 0);
+            self.at(t).input(Input::Feedback {
+                conn,
+                feedback: Feedback::Stats(sample),
+            });
+            t += 500;
+        }
+        out
+    }
+}
+
+#[test]
+fn the_budget_ramps_a_subscription_down_as_the_estimate_falls() {
+    let mut s = Sim::new(Config::default());
+    s.track(17, false, CAM);
+    s.subscribe(A, 17, 0);
+    assert!(
+        s.path(A, 0, 5_000, |_| 10e6).is_empty(),
+        "10 Mbit/s carries 720p"
+    );
+    // 1 Mbit/s: 0.85 * 1M - 100k = 750k fits the 500k layer, not 1.5M.
+    let got = s.path(A, 5_500, 9_000, |_| 1e6);
+    assert_eq!(got, vec![(6_000, 1)]);
+    // 300 kbit/s: only the 150k layer fits.
+    let got = s.path(A, 9_500, 12_000, |_| 300e3);
+    assert_eq!(got, vec![(10_000, 2)]);
+}
+
+#[test]
+fn the_budget_recovers_one_layer_at_a_time_after_a_hold() {
+    let mut s = Sim::new(Config::default());
+    s.track(17, false, CAM);
+    s.subscribe(A, 17, 0);
+    s.path(A, 0, 3_000, |_| 300e3);
+    assert_eq!(s.bwe.preferred(A, 17), Some(0));
+    // The path opens up again: the estimate grows by at most 15 %/s and each step up needs
+    // 25 % headroom and 4 s since the last move down, so it climbs 2 -> 1 -> 0 in order.
+    let got = s.path(A, 3_500, 40_000, |_| 10e6);
+    let layers: Vec<u8> = got.iter().map(|(_, l)| *l).collect();
+    assert_eq!(layers, vec![1, 0], "{got:?}");
+    assert!(got[0].0 >= 7_000, "no step up within the hold: {got:?}");
+}
+
+#[test]
+fn an_estimate_hovering_at_a_threshold_does_not_oscillate() {
+    let mut s = Sim::new(Config::default());
+    s.track(17, false, CAM);
+    s.subscribe(A, 17, 0);
+    s.path(A, 0, 2_000, |_| 10e6);
+    // The path swings ±15 % around what the 720p layer needs, every sample, for a minute.
+    let need = (1_500_000.0 + 100_000.0) / 0.85;
+    let got = s.path(A, 2_500, 62_000, |t| {
+        if (t / 500) % 2 == 0 {
+            need * 1.15
+        } else {
+            need * 0.85
+        }
+    });
+    assert!(got.len() <= 2, "layer changes: {got:?}");
+}
+
+#[test]
+fn a_screen_share_and_the_speaker_get_the_budget_first() {
+    let mut s = Sim::new(Config::default());
+    s.track(17, false, CAM);
+    s.track(33, false, CAM);
+    s.track(50, true, [1_000_000, 300_000, 100_000]);
+    s.subscribe(A, 17, 0);
+    s.subscribe(A, 33, 0);
+    s.subscribe(A, 50, 0);
+    s.input(Input::Speaker(Some(33)));
+    // 3.3 Mbit/s: 0.85 * 3.3M - 100k = 2.7M: screen 1M + speaker 1.5M, the other camera
+    // gets the 150k layer.
+    s.path(A, 0, 6_000, |_| 3.3e6);
+    let told = |track| {
+        s.bwe
+            .subs
+            .get(&A)
+            .and_then(|x| x.prefs.iter().find(|p| p.track_id == track))
+            .map(|p| p.told)
+    };
+    assert_eq!(told(50), Some(0), "screen share");
+    assert_eq!(told(33), Some(0), "active speaker");
+    assert_eq!(told(17), Some(2), "the rest");
+}
+
+#[test]
+fn heavy_loss_cuts_the_estimate_to_what_was_delivered() {
+    let mut e = Estimator::default();
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let sample = |bps: f64, sent: u64, lost: u64, drained: u64| TransportStats {
+        drained_bytes: Some(drained),
+        ..quic(bps, sent, lost)
+    };
+    e.update(ms(0), sample(10e6, 0, 0, 0));
+    e.update(ms(1_000), sample(10e6, 1_000, 0, 1_250_000));
+    assert_eq!(e.bps(), Some(10_000_000));
+    // 30 % loss while 2 Mbit/s drained: the estimate drops to at most 85 % of that.
+    e.update(ms(2_000), sample(10e6, 2_000, 300, 1_500_000));
+    assert!(e.bps().unwrap() <= 1_700_000, "{:?}", e.bps());
+}
