@@ -8,6 +8,7 @@
 pub mod conn;
 mod metrics;
 mod room;
+mod tcp_info;
 pub mod ws;
 pub mod wt;
 pub mod xcode;
@@ -33,6 +34,7 @@ pub use metrics::{MediaMetrics, MediaMetricsView};
 
 #[cfg(feature = "fault-injection")]
 pub use room::FAULT_PANIC_CHAT;
+pub use tcp_info::TcpSocket;
 use room::{RoomCmd, ROOM_QUEUE};
 
 /// Why a connection was refused before it joined a room.

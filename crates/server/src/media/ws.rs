@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     extract::{
         ws::{Message, WebSocket, WebSocketUpgrade},
-        State,
+        Extension, State,
     },
     response::Response,
 };
@@ -19,16 +19,21 @@ use futures::{SinkExt, StreamExt};
 use quicmeet_proto::{control, frame::MAX_FRAME_LEN, ClientMessage, ServerMessage, WsMessage};
 use quicmeet_sfu::Popped;
 
-use super::{conn::Strikes, MediaHub, Transport};
+use super::{conn::Strikes, MediaHub, TcpSocket, Transport};
 use crate::SharedState;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn handler(State(state): State<SharedState>, ws: WebSocketUpgrade) -> Response {
+pub async fn handler(
+    State(state): State<SharedState>,
+    tcp: Option<Extension<TcpSocket>>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let hub = state.media.clone();
+    let tcp = tcp.map(|Extension(t)| t);
     ws.max_message_size(MAX_FRAME_LEN + 1)
         .max_frame_size(MAX_FRAME_LEN + 1)
-        .on_upgrade(move |socket| run(hub, socket))
+        .on_upgrade(move |socket| run(hub, socket, tcp))
 }
 
 fn control_message(msg: &ServerMessage) -> Message {
@@ -50,7 +55,7 @@ async fn refuse(mut socket: WebSocket, code: &str, message: &str) {
     let _ = socket.send(Message::Close(None)).await;
 }
 
-async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
+async fn run(hub: Arc<MediaHub>, mut socket: WebSocket, tcp: Option<TcpSocket>) {
     // The first message must be hello with a join token.
     let first = tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await;
     let token = match first {
@@ -125,9 +130,16 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
             }
             tokio::select! {
                 _ = out.wait() => {}
-                // TCP hides its state behind the socket; the queue's drain while backlogged
-                // is the estimate's signal here.
-                _ = stats_tick.tick() => attached.report_stats(out.queue_sample()),
+                // The kernel's view of the TCP path, plus the queue's drain while backlogged.
+                _ = stats_tick.tick() => {
+                    let queue = out.queue_sample();
+                    let tcp = tcp.and_then(TcpSocket::stats).unwrap_or_default();
+                    attached.report_stats(quicmeet_sfu::bwe::TransportStats {
+                        drained_bytes: queue.drained_bytes,
+                        queued_bytes: queue.queued_bytes,
+                        ..tcp
+                    });
+                }
                 _ = cancel.cancelled() => {
                     let _ = sink.send(control_message(&ServerMessage::goodbye(
                         "shutdown", "The server is restarting. Reconnect in a moment."))).await;

@@ -399,3 +399,100 @@ fn heavy_loss_cuts_the_estimate_to_what_was_delivered() {
     e.update(ms(2_000), sample(10e6, 2_000, 300, 1_500_000));
     assert!(e.bps().unwrap() <= 1_700_000, "{:?}", e.bps());
 }
+
+/// A WebSocket-like sample: only the queue's counters.
+fn queue(drained: u64, queued: u64) -> TransportStats {
+    TransportStats {
+        drained_bytes: Some(drained),
+        queued_bytes: Some(queued),
+        ..TransportStats::default()
+    }
+}
+
+#[test]
+fn a_stalled_subscriber_is_held_at_the_floor_then_lifted_after_a_calm_hold() {
+    let mut e = Estimator::default();
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    // Reading 1 Mbit/s with an empty queue: nothing limits it.
+    let mut drained = 0;
+    for t in (0..=2_000).step_by(500) {
+        e.update(ms(t), queue(drained, 0));
+        drained += 62_500;
+    }
+    assert_eq!(e.bps(), None);
+    // The reader stalls: the queue backs up and nothing drains; it lags.
+    e.lag();
+    e.update(ms(2_500), queue(drained, 200_000));
+    e.update(ms(3_000), queue(drained, 300_000));
+    assert_eq!(e.bps(), Some(MIN_BPS as u64), "a stall must not estimate zero");
+    // It reads again, calmly, at 300 kbit/s (a lower layer): the ceiling follows what was
+    // delivered and is lifted after the hold.
+    let mut t = 3_500;
+    while t < 8_000 {
+        drained += 18_750;
+        e.update(ms(t), queue(drained, 0));
+        assert!(e.bps().is_some(), "lifted too early at {t} ms");
+        t += 500;
+    }
+    assert!(e.bps().unwrap() >= 290_000, "{:?}", e.bps());
+    drained += 18_750;
+    e.update(ms(8_000), queue(drained, 0));
+    assert_eq!(e.bps(), None, "the ceiling was not lifted after a calm hold");
+}
+
+#[test]
+fn a_limit_that_returns_right_after_it_was_lifted_doubles_the_hold() {
+    let mut e = Estimator::default();
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let mut drained = 0;
+    let mut t = 0;
+    let mut step = |e: &mut Estimator, t: &mut u64, backlog: bool| {
+        drained += 31_250; // 500 kbit/s drained
+        e.update(ms(*t), queue(drained, if backlog { 100_000 } else { 0 }));
+        *t += 500;
+    };
+    step(&mut e, &mut t, false);
+    let mut holds = Vec::new();
+    for _ in 0..4 {
+        // The better layer backs the queue up at once; it is held, lifted, tried again.
+        step(&mut e, &mut t, true);
+        holds.push(e.hold());
+        while e.bps().is_some() {
+            step(&mut e, &mut t, false);
+        }
+    }
+    assert_eq!(
+        holds,
+        [5, 10, 20, 40].map(Duration::from_secs).to_vec(),
+        "each failed try waits twice as long"
+    );
+}
+
+#[test]
+fn a_quic_stall_does_not_leave_the_window_estimate_stuck_at_the_floor() {
+    let mut e = Estimator::default();
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let sample = |drained: u64| TransportStats {
+        drained_bytes: Some(drained),
+        ..quic(10e6, 0, 0)
+    };
+    e.update(ms(0), sample(0));
+    e.update(ms(500), sample(60_000));
+    assert_eq!(e.bps(), Some(10_000_000));
+    // Flow control stalls the streams: lag with nothing delivered.
+    e.lag();
+    e.update(ms(1_000), sample(60_000));
+    assert_eq!(e.bps(), Some(MIN_BPS as u64));
+    let mut t = 1_500;
+    while e.bps() != Some(10_000_000) && t < 20_000 {
+        e.update(ms(t), sample(60_000 + t * 10));
+        t += 500;
+    }
+    assert!(
+        (6_000..=7_000).contains(&t),
+        "back to the window after one hold, not after a slow climb: {t} ms"
+    );
+}
