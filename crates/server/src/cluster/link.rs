@@ -42,8 +42,14 @@ pub enum Inbound {
 #[derive(Debug)]
 pub enum Outbound {
     Event(Envelope),
-    Command { node: String, cmd: Command },
-    Keyframe { node: String, ask: KeyframeAsk },
+    Command {
+        node: String,
+        cmd: Command,
+    },
+    Keyframe {
+        node: String,
+        ask: KeyframeAsk,
+    },
     /// The (track, layer) pairs of other nodes' tracks to subscribe to; replaces the last.
     Interest(Vec<(u32, u8)>),
     /// Ask every node for its snapshot.
@@ -244,11 +250,18 @@ async fn outbound(
                 };
                 match net.client.subscribe(subject).await {
                     Ok(sub) => {
-                        let task =
-                            tokio::spawn(receive_media(net.clone(), sub, to_room.clone(), track_id, layer));
+                        let task = tokio::spawn(receive_media(
+                            net.clone(),
+                            sub,
+                            to_room.clone(),
+                            track_id,
+                            layer,
+                        ));
                         subs.insert((track_id, layer), Abort(task));
                     }
-                    Err(e) => tracing::warn!(track_id, layer, error = %e, "media subscription failed"),
+                    Err(e) => {
+                        tracing::warn!(track_id, layer, error = %e, "media subscription failed")
+                    }
                 }
             }
         }

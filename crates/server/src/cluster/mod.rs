@@ -253,13 +253,34 @@ impl prometheus_client::collector::Collector for ClusterGauges {
             self.kv_put_us as f64 / 1e6,
         )?;
         const CROSS: [(&str, &str); 7] = [
-            ("quicmeet_cluster_frames_out_total", "Media frames this node published to other nodes."),
-            ("quicmeet_cluster_bytes_out_total", "Bytes of media this node published to other nodes."),
-            ("quicmeet_cluster_frames_in_total", "Media frames this node received from other nodes."),
-            ("quicmeet_cluster_bytes_in_total", "Bytes of media this node received from other nodes."),
-            ("quicmeet_cluster_dropped_total", "Cross-node messages dropped (full queues, frames disagreeing with their subject)."),
-            ("quicmeet_cluster_events_out_total", "Room events, commands and requests this node published."),
-            ("quicmeet_cluster_events_in_total", "Room events, commands and requests this node received."),
+            (
+                "quicmeet_cluster_frames_out_total",
+                "Media frames this node published to other nodes.",
+            ),
+            (
+                "quicmeet_cluster_bytes_out_total",
+                "Bytes of media this node published to other nodes.",
+            ),
+            (
+                "quicmeet_cluster_frames_in_total",
+                "Media frames this node received from other nodes.",
+            ),
+            (
+                "quicmeet_cluster_bytes_in_total",
+                "Bytes of media this node received from other nodes.",
+            ),
+            (
+                "quicmeet_cluster_dropped_total",
+                "Cross-node messages dropped (full queues, frames disagreeing with their subject).",
+            ),
+            (
+                "quicmeet_cluster_events_out_total",
+                "Room events, commands and requests this node published.",
+            ),
+            (
+                "quicmeet_cluster_events_in_total",
+                "Room events, commands and requests this node received.",
+            ),
         ];
         for ((name, help), v) in CROSS.iter().zip(self.cross) {
             crate::metrics::counter(&mut enc, name, help, v)?;

@@ -12,8 +12,7 @@ use quicmeet_sfu::MAX_LAYER;
 /// True for a node id usable as one subject token: 1–64 of `[a-z0-9-]`.
 pub fn valid_node_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
@@ -115,7 +114,10 @@ mod tests {
         assert_eq!(s.all_events(), "qm.abc-defg-hij.ev.*");
         assert_eq!(s.commands("n2").unwrap(), "qm.abc-defg-hij.cmd.n2");
         assert_eq!(s.keyframes("n2").unwrap(), "qm.abc-defg-hij.kf.n2");
-        assert_eq!(s.media(u32::MAX, 2).unwrap(), "qm.abc-defg-hij.m.4294967295.2");
+        assert_eq!(
+            s.media(u32::MAX, 2).unwrap(),
+            "qm.abc-defg-hij.m.4294967295.2"
+        );
         assert_eq!(s.sync(), "qm.abc-defg-hij.sync");
         assert_eq!(s.end(), "qm.abc-defg-hij.end");
         assert_eq!(heartbeat("node-0").unwrap(), "qm.hb.node-0");

@@ -56,8 +56,7 @@ impl ClusterRoom {
 
     /// Whether `track_id` belongs to a participant of another node.
     pub fn is_remote_track(&self, track_id: u32) -> bool {
-        self.mirrors
-            .contains_key(&track::participant_of(track_id))
+        self.mirrors.contains_key(&track::participant_of(track_id))
     }
 
     /// The node and participant id behind a mirror's handle.
@@ -206,7 +205,10 @@ impl Actor {
         };
         let own: Vec<Want> = wants
             .into_iter()
-            .filter(|w| self.pid_conn.contains_key(&track::participant_of(w.track_id)))
+            .filter(|w| {
+                self.pid_conn
+                    .contains_key(&track::participant_of(w.track_id))
+            })
             .collect();
         c.wants_of.insert(node.to_owned(), own);
         c.recompute_wants();

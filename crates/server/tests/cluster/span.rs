@@ -101,7 +101,12 @@ async fn warm_up(from: &mut Peer, mic: &mut TrackPublisher, to: &mut Peer) -> u3
 
 /// Frames of `sent` (per track) must arrive at `got` complete, in order and byte-exact;
 /// probe frames (sequence numbers below `skip`) are left out.
-fn assert_byte_exact(who: &str, sent: &HashMap<u32, Vec<EncodedFrame>>, got: &[MediaEvent], skip: u32) {
+fn assert_byte_exact(
+    who: &str,
+    sent: &HashMap<u32, Vec<EncodedFrame>>,
+    got: &[MediaEvent],
+    skip: u32,
+) {
     for (track, frames) in sent {
         let recv: Vec<&EncodedFrame> = got
             .iter()
@@ -117,7 +122,11 @@ fn assert_byte_exact(who: &str, sent: &HashMap<u32, Vec<EncodedFrame>>, got: &[M
             frames.len()
         );
         for (i, (r, s)) in recv.iter().zip(frames).enumerate() {
-            assert_eq!(r.as_bytes(), s.as_bytes(), "{who}: frame {i} of track {track} differs");
+            assert_eq!(
+                r.as_bytes(),
+                s.as_bytes(),
+                "{who}: frame {i} of track {track} differs"
+            );
         }
     }
 }
@@ -198,9 +207,15 @@ async fn a_meeting_spans_nodes_media_events_and_host_powers_cross() {
         .expect("Bob's chat", |m| matches!(m, ServerMessage::Chat(c) if c.text == "hello from B" && c.participant_id == bob_id))
         .await;
     let at_bob = bob
-        .expect("own chat back", |m| matches!(m, ServerMessage::Chat(c) if c.text == "hello from B"))
+        .expect(
+            "own chat back",
+            |m| matches!(m, ServerMessage::Chat(c) if c.text == "hello from B"),
+        )
         .await;
-    assert_eq!(at_ann, at_bob, "one chat message, the same id and time everywhere");
+    assert_eq!(
+        at_ann, at_bob,
+        "one chat message, the same id and time everywhere"
+    );
     ann.send(ClientMessage::Mute {
         audio: true,
         video: false,
@@ -223,9 +238,10 @@ async fn a_meeting_spans_nodes_media_events_and_host_powers_cross() {
         participant_id: bob_id,
     })
     .await;
-    bob.expect("goodbye removed", |m| {
-        matches!(m, ServerMessage::Goodbye { reason, .. } if reason == "removed")
-    })
+    bob.expect(
+        "goodbye removed",
+        |m| matches!(m, ServerMessage::Goodbye { reason, .. } if reason == "removed"),
+    )
     .await;
     bob.wait_closed().await;
     ann.expect("Bob removed", |m| {
@@ -255,9 +271,9 @@ async fn a_node_killed_with_sigkill_leaves_the_other_nodes_rooms_within_5_s() {
     // Its tracks went with it (announced before the departure), and the meeting goes on.
     let cam = bob_id * 16 + 1;
     assert!(
-        ann.log.iter().any(
-            |m| matches!(m, ServerMessage::TrackUnpublished { track_id } if *track_id == cam)
-        ),
+        ann.log
+            .iter()
+            .any(|m| matches!(m, ServerMessage::TrackUnpublished { track_id } if *track_id == cam)),
         "{:?}",
         ann.log
     );

@@ -175,7 +175,12 @@ impl Room {
         );
         self.layers_version += 1;
         let local = self.members.get(&from).is_some_and(|m| !m.remote);
-        self.announce(local, ServerMessage::TrackPublished { track: info.clone() });
+        self.announce(
+            local,
+            ServerMessage::TrackPublished {
+                track: info.clone(),
+            },
+        );
         self.broadcast(None, ServerMessage::TrackPublished { track: info });
     }
 

@@ -75,7 +75,8 @@ impl Room {
         chat_history: Vec<ChatMessage>,
     ) -> Self {
         let seen = chat_history.iter().map(|c| c.id).max().unwrap_or(0);
-        let next_chat_id = remote::chat_id_after(seen, config.chat_id_stride, config.chat_id_offset);
+        let next_chat_id =
+            remote::chat_id_after(seen, config.chat_id_stride, config.chat_id_offset);
         let last_chat_ts = chat_history.iter().map(|c| c.ts_ms).max().unwrap_or(0);
         let keep = config.chat_history_len;
         let skip = chat_history.len().saturating_sub(keep);

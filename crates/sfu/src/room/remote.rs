@@ -209,7 +209,140 @@ mod tests {
         assert_eq!(chat_id_after(41, 1, 0), 42);
         assert_eq!(chat_id_after(0, 1024, 5), 5);
         assert_eq!(chat_id_after(5, 1024, 5), 1029);
-        assert_eq!(chat_id_after(1030, 1024, 7), 2055);
-        assert_eq!(chat_id_after(2054, 1024, 7), 2055);
+        assert_eq!(chat_id_after(1030, 1024, 7), 1031);
+        assert_eq!(chat_id_after(1031, 1024, 7), 2055);
+    }
+
+    use std::time::Instant;
+
+    use quicmeet_proto::{ClientMessage, Participant, Role, ServerMessage};
+
+    use crate::{ConnId, Input, Join, Output, Remote, Room, RoomConfig};
+
+    fn drain(room: &mut Room) -> Vec<Output> {
+        std::iter::from_fn(|| room.poll_output()).collect()
+    }
+
+    fn clustered() -> (Room, Instant) {
+        let now = Instant::now();
+        let config = RoomConfig {
+            announce: true,
+            participant_ids: 1025..2049,
+            ..RoomConfig::default()
+        };
+        let mut room = Room::new(config, now, 1_764_000_000_000, vec![]);
+        room.handle_input(
+            now,
+            Input::Join(Join {
+                conn: ConnId(1),
+                name: "Ann".into(),
+                email: String::new(),
+                role: Role::Host,
+                lobby: false,
+                transport: "webtransport".into(),
+            }),
+        );
+        room.handle_input(
+            now,
+            Input::Remote(Remote::Member {
+                conn: ConnId(900),
+                participant: Participant {
+                    id: 7,
+                    name: "Bob".into(),
+                    role: Role::Guest,
+                    audio_muted: false,
+                    video_muted: false,
+                    hand_raised: false,
+                    transport: "websocket".into(),
+                },
+                email: "bob@x.test".into(),
+                lobby: false,
+            }),
+        );
+        (room, now)
+    }
+
+    #[test]
+    fn a_remote_member_is_shown_never_announced_and_host_powers_go_to_its_node() {
+        let (mut room, now) = clustered();
+        let outs = drain(&mut room);
+        assert_eq!(
+            room.participant_id(ConnId(1)),
+            Some(1025),
+            "ids from the room's block"
+        );
+        let announced: Vec<&ServerMessage> = outs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Announce(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(announced.as_slice(), [ServerMessage::ParticipantJoined { participant }] if participant.id == 1025),
+            "only the local join is announced: {announced:?}"
+        );
+        assert!(outs.iter().any(|o| matches!(o,
+            Output::Control { to, msg: ServerMessage::ParticipantJoined { participant } }
+                if to.contains(ConnId(1)) && participant.id == 7)));
+        assert_eq!(room.local_count(), 1);
+        assert_eq!(room.participant_count(), 2);
+
+        // The host removes the remote member: the room forwards, and keeps the mirror until
+        // the member's node says it left.
+        room.handle_input(
+            now,
+            Input::Control(ConnId(1), ClientMessage::Remove { participant_id: 7 }),
+        );
+        let outs = drain(&mut room);
+        assert_eq!(
+            outs,
+            vec![Output::RemoteCommand {
+                target: ConnId(900),
+                by: 1025,
+                msg: ClientMessage::Remove { participant_id: 7 },
+            }]
+        );
+        assert_eq!(room.participant_count(), 2);
+        room.handle_input(now, Input::Leave(ConnId(900), "removed".into()));
+        let outs = drain(&mut room);
+        assert!(
+            outs.iter().all(|o| !matches!(o, Output::Announce(_))),
+            "{outs:?}"
+        );
+        assert!(outs.iter().any(|o| matches!(o,
+            Output::Control { msg: ServerMessage::ParticipantLeft { participant_id: 7, reason }, .. } if reason == "removed")));
+    }
+
+    #[test]
+    fn remote_chat_keeps_its_id_and_local_ids_move_above_it() {
+        let (mut room, now) = clustered();
+        drain(&mut room);
+        let chat = quicmeet_proto::ChatMessage {
+            id: 5000,
+            participant_id: 7,
+            name: "Bob".into(),
+            text: "hi".into(),
+            ts_ms: 1_764_000_000_001,
+        };
+        room.handle_input(now, Input::Remote(Remote::Chat(chat.clone())));
+        let outs = drain(&mut room);
+        assert!(outs.iter().any(|o| matches!(o,
+            Output::Control { to, msg: ServerMessage::Chat(c) } if to.contains(ConnId(1)) && *c == chat)));
+        assert!(!outs
+            .iter()
+            .any(|o| matches!(o, Output::ChatPersist(_) | Output::Announce(_))));
+        room.handle_input(
+            now,
+            Input::Control(ConnId(1), ClientMessage::Chat { text: "yo".into() }),
+        );
+        let mine = drain(&mut room)
+            .into_iter()
+            .find_map(|o| match o {
+                Output::ChatPersist(c) => Some(c),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(mine.id, 5001);
     }
 }
