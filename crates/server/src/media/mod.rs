@@ -337,8 +337,7 @@ impl MediaHub {
             generation,
             config,
             history,
-            tx.clone(),
-            rx,
+            (tx.clone(), rx),
             cluster,
         ));
         // The actor contains its own panics; should one escape anyway, forget the room so

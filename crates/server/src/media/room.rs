@@ -87,8 +87,7 @@ pub async fn run(
     generation: u64,
     config: RoomConfig,
     history: Vec<ChatMessage>,
-    tx: mpsc::Sender<RoomCmd>,
-    mut rx: mpsc::Receiver<RoomCmd>,
+    (tx, mut rx): (mpsc::Sender<RoomCmd>, mpsc::Receiver<RoomCmd>),
     cluster: Option<ClusterRoom>,
 ) {
     let wall_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
