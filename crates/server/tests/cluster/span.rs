@@ -280,3 +280,45 @@ async fn a_node_killed_with_sigkill_leaves_the_other_nodes_rooms_within_5_s() {
     ann.sync().await;
     assert!(ann.closed.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_hands_reactions_cross_nodes_and_end_for_all_ends_every_node() {
+    let cl = Cluster::start(2, &[]);
+    let (mut ann, mut bob) = spanning_meeting(&cl).await;
+    let (ann_id, bob_id) = (ann.id, bob.id);
+
+    let data = serde_json::json!({"sdp": "v=0 offer"});
+    bob.send(ClientMessage::Signal {
+        to: ann_id,
+        data: data.clone(),
+    })
+    .await;
+    ann.expect(
+        "Bob's signal",
+        |m| matches!(m, ServerMessage::Signal { from, data: d } if *from == bob_id && *d == data),
+    )
+    .await;
+    bob.send(ClientMessage::Hand { raised: true }).await;
+    ann.expect("Bob's hand", |m| {
+        matches!(m, ServerMessage::Hand { participant_id, raised: true } if *participant_id == bob_id)
+    })
+    .await;
+    ann.send(ClientMessage::Reaction {
+        emoji: "👍".into()
+    })
+    .await;
+    bob.expect("Ann's reaction", |m| {
+        matches!(m, ServerMessage::Reaction { participant_id, emoji } if *participant_id == ann_id && emoji == "👍")
+    })
+    .await;
+
+    ann.send(ClientMessage::EndMeeting {}).await;
+    for p in [&mut ann, &mut bob] {
+        p.expect(
+            "goodbye ended",
+            |m| matches!(m, ServerMessage::Goodbye { reason, .. } if reason == "ended"),
+        )
+        .await;
+        p.wait_closed().await;
+    }
+}
