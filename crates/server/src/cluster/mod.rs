@@ -2,9 +2,11 @@
 //! and the rate limits that must hold across nodes.
 //!
 //! Only built when `--nats-url` is given; a node without it never touches this module's
-//! network code. What is here today: shared state (section 3), its health (section 10), the
-//! shared login/join counters and where a joiner lands (section 8, [`nodes`]). Rooms spanning
-//! nodes are not built yet (section 12).
+//! network code. Here: shared state (section 3), its health (section 10), the shared
+//! login/join counters, where a joiner lands (section 8, [`nodes`]), and the pieces of rooms
+//! spanning nodes (sections 4–9): [`net`] (id blocks, heartbeats, cross-node counters),
+//! [`link`] (one room's NATS subscriptions and publications), [`subjects`], [`wire`]. The
+//! room actor's side is `media/cluster_room.rs`.
 
 pub mod link;
 pub mod net;
