@@ -322,3 +322,57 @@ async fn signals_hands_reactions_cross_nodes_and_end_for_all_ends_every_node() {
         p.wait_closed().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_knock_on_one_node_is_admitted_or_denied_by_the_host_on_another() {
+    let cl = Cluster::start(2, &[]);
+    let host = verified_user(&cl.nodes[0], &cl.outbox(0), "Ann", "ann@acme.test").await;
+    let (st, body, _) = super::common::post(
+        &host,
+        &cl.nodes[0].url("/api/meetings"),
+        serde_json::json!({"title": "Private", "start": super::common::in_one_hour(),
+            "duration_minutes": 30, "type": "private", "invitees": []}),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    let code = body["meeting"]["code"].as_str().unwrap().to_owned();
+    let hj = quicmeet_client::join(&host, &cl.nodes[0].base, &code, &JoinAs::Session)
+        .await
+        .expect("host join");
+    let mut ann = Peer::join("Ann on A", &hj, WT).await;
+
+    for (name, admit) in [("Otto", true), ("Dora", false)] {
+        let j = cl.guest_join(1, 1, &code, name).await;
+        assert_eq!(j.status, quicmeet_client::JoinStatus::Waiting);
+        let mut k = Peer::connect_with(name, &j, WS, Default::default()).await;
+        k.expect("lobby", |m| matches!(m, ServerMessage::Lobby { .. }))
+            .await;
+        let knock = ann
+            .expect(
+                "a knock from the other node",
+                |m| matches!(m, ServerMessage::Knock { name: n, .. } if n == name),
+            )
+            .await;
+        let ServerMessage::Knock { participant_id, .. } = knock else {
+            unreachable!()
+        };
+        if admit {
+            ann.send(ClientMessage::Admit { participant_id }).await;
+            k.welcome().await;
+            assert_eq!(k.id, participant_id);
+            ann.expect("the admitted guest joined", |m| {
+                matches!(m, ServerMessage::ParticipantJoined { participant } if participant.id == participant_id)
+            })
+            .await;
+        } else {
+            ann.send(ClientMessage::Deny { participant_id }).await;
+            k.expect("denied", |m| matches!(m, ServerMessage::Denied { .. }))
+                .await;
+            k.wait_closed().await;
+            ann.expect("the denied knock is gone", |m| {
+                matches!(m, ServerMessage::ParticipantLeft { participant_id: p, reason } if *p == participant_id && reason == "denied")
+            })
+            .await;
+        }
+    }
+}
