@@ -1,7 +1,15 @@
 //! One participant's connection as the rooms see it: a bounded outgoing queue that the room
-//! fills and the transport's writer drains.
+//! fills and the transport's writer drains, and, on WebTransport, a direct way out for audio.
+//!
+//! Audio is most of what a big meeting forwards (one frame per talker every 20 ms, to every
+//! other participant). Waking the subscriber's writer task for each of those frames cost
+//! more than the rest of the forwarding together, so a fresh audio frame is handed to QUIC
+//! straight from the fan-out whenever no audio is waiting in the queue (see
+//! [`ConnOut::set_direct`]). The queue still takes over whenever audio backs up, so the order
+//! of audio, its bound and its age limit are unchanged.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -30,6 +38,55 @@ impl Transport {
     }
 }
 
+/// A transport's unreliable, non-blocking way to send one audio frame at once (WebTransport
+/// datagrams). It never waits: QUIC buffers the datagram (boundedly) and its connection task
+/// sends it.
+pub trait DirectSink: Send + Sync {
+    /// True when the transport took the frame; false (too large for a datagram, connection
+    /// gone) leaves the frame to the queue and the writer, which know what to do with it.
+    /// `wire` carries the frame's encoding for the transport from one subscriber to the next.
+    fn send(&self, frame: &EncodedFrame, wire: &mut WireCache) -> bool;
+}
+
+/// The last frame put into a transport's own framing (a WebTransport datagram is the session's
+/// quarter stream id, then the frame). The fan-out hands one frame to every subscriber in a
+/// row, and their sessions nearly always share that prefix, so the framed copy is made once
+/// per frame instead of once per subscriber.
+#[derive(Default)]
+pub struct WireCache {
+    /// The frame the cached copy was made from. Holding it keeps its memory from being
+    /// reused, so the same address and length mean the same bytes.
+    src: Bytes,
+    prefix: SmallVec<[u8; 8]>,
+    framed: Bytes,
+}
+
+impl WireCache {
+    /// `frame` behind `prefix`, copied only when the last call was for another frame or
+    /// prefix.
+    pub fn framed(&mut self, prefix: &[u8], frame: &Bytes) -> Bytes {
+        let hit = !self.framed.is_empty()
+            && self.src.as_ptr() == frame.as_ptr()
+            && self.src.len() == frame.len()
+            && self.prefix.as_slice() == prefix;
+        if !hit {
+            let mut b = bytes::BytesMut::with_capacity(prefix.len() + frame.len());
+            b.extend_from_slice(prefix);
+            b.extend_from_slice(frame);
+            self.framed = b.freeze();
+            self.src = frame.clone();
+            self.prefix = prefix.into();
+        }
+        self.framed.clone()
+    }
+
+    /// Lets go of the last frame (the fan-out calls it when a batch is done).
+    pub fn clear(&mut self) {
+        self.src = Bytes::new();
+        self.framed = Bytes::new();
+    }
+}
+
 /// The outgoing side of a connection, shared by its room (producer) and its writer (consumer).
 ///
 /// The queue's lock is held for one push or one pop: the room and the writer are the only
@@ -50,6 +107,8 @@ pub struct ConnOut {
     lagged: Mutex<SmallVec<[u32; 4]>>,
     /// Bytes handed to the transport so far (the drain rate, for the bandwidth estimate).
     drained: AtomicU64,
+    /// Where fresh audio goes without the writer, once the transport set it.
+    direct: OnceLock<Box<dyn DirectSink>>,
 }
 
 impl ConnOut {
@@ -79,7 +138,14 @@ impl ConnOut {
             transport_lag: AtomicU64::new(0),
             lagged: Mutex::new(SmallVec::new()),
             drained: AtomicU64::new(0),
+            direct: OnceLock::new(),
         }
+    }
+
+    /// Lets the fan-out send fresh audio straight to the transport (set once, by a transport
+    /// whose audio is unreliable and unordered anyway: WebTransport datagrams).
+    pub fn set_direct(&self, sink: Box<dyn DirectSink>) {
+        let _ = self.direct.set(sink);
     }
 
     /// Queues an encoded control message (JSON body). False when the control queue overflowed:
@@ -93,26 +159,38 @@ impl ConnOut {
         ok
     }
 
-    /// Queues a media frame; returns what the queue did and how many frames it dropped doing
-    /// it (the pushed one, or older ones evicted for it), and collects its events.
+    /// Queues a media frame, or sends a fresh audio frame at once (see the module docs);
+    /// returns what happened and how many frames were dropped doing it (the pushed one, or
+    /// older ones evicted for it), and collects the queue's events.
     pub fn push_media(
         &self,
         frame: EncodedFrame,
         events: &mut SmallVec<[QueueEvent; 2]>,
+        wire: &mut WireCache,
     ) -> (Pushed, u64) {
+        let audio = !frame.header().kind.is_video();
         let (pushed, evicted) = {
             let mut q = self.queue.lock();
-            let before = q.stats();
+            // Only while no audio waits, so audio never overtakes audio; the lock is held
+            // across the hand-over so the writer cannot pop audio in between.
+            if audio && q.audio_len() == 0 && !self.is_closing() {
+                if let Some(sink) = self.direct.get() {
+                    if sink.send(&frame, wire) {
+                        drop(q);
+                        self.drained
+                            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+                        return (Pushed::Queued, 0);
+                    }
+                }
+            }
+            let before = q.dropped_frames();
             let p = q.push_media_at(frame, Instant::now());
-            let after = q.stats();
             while let Some(e) = q.poll_event() {
                 events.push(e);
             }
             // Frames dropped by this push, the pushed one included when it was refused:
             // older queued frames evicted to make room count too.
-            let dropped = (after.dropped_audio + after.dropped_video)
-                - (before.dropped_audio + before.dropped_video);
-            (p, dropped)
+            (p, q.dropped_frames() - before)
         };
         for e in events.iter() {
             if let QueueEvent::ResetGroup { track_id } = e {
@@ -130,8 +208,28 @@ impl ConnOut {
     /// is dropped here rather than sent late, and video that waited too long cuts its track
     /// back to the next keyframe (see [`ConnOut::take_lagged`]).
     pub fn pop(&self) -> Option<Popped> {
+        let mut one = SmallVec::<[Popped; 1]>::new();
+        self.pop_batch(&mut one, 1);
+        one.pop()
+    }
+
+    /// Takes up to `max` items in send order (as [`ConnOut::pop`]) under one lock and one
+    /// clock reading: a writer woken once sends everything that arrived meanwhile.
+    pub fn pop_batch<A: smallvec::Array<Item = Popped>>(
+        &self,
+        batch: &mut SmallVec<A>,
+        max: usize,
+    ) {
+        let mut drained = 0u64;
         let mut q = self.queue.lock();
-        let item = q.pop_at(Instant::now());
+        let now = Instant::now();
+        while batch.len() < max {
+            let Some(item) = q.pop_at(now) else { break };
+            if let Popped::Media { frame, .. } = &item {
+                drained += frame.len() as u64;
+            }
+            batch.push(item);
+        }
         while let Some(e) = q.poll_event() {
             match e {
                 QueueEvent::NeedKeyframe { track_id, .. } => {
@@ -149,11 +247,9 @@ impl ConnOut {
             }
         }
         drop(q);
-        if let Some(Popped::Media { frame, .. }) = &item {
-            self.drained
-                .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        if drained > 0 {
+            self.drained.fetch_add(drained, Ordering::Relaxed);
         }
-        item
     }
 
     /// Tracks cut back while popping since the last call.

@@ -26,7 +26,7 @@ use quicmeet_store::ChatRecord;
 use smallvec::SmallVec;
 use tokio::sync::mpsc;
 
-use super::{xcode::TrackTranscoder, ConnOut, MediaHub};
+use super::{conn::WireCache, xcode::TrackTranscoder, ConnOut, MediaHub};
 use crate::cluster::{link::Inbound, net::NodeChange};
 
 #[path = "cluster_room.rs"]
@@ -68,6 +68,8 @@ struct Actor {
     conns: HashMap<ConnId, Arc<ConnOut>>,
     feedback: Vec<Input>,
     events: SmallVec<[QueueEvent; 2]>,
+    /// The audio frame being fanned out, framed once for the subscribers' datagrams.
+    wire: WireCache,
     tx: mpsc::Sender<RoomCmd>,
     xcode: HashMap<u32, TrackTranscoder>,
     pid_conn: HashMap<u32, ConnId>,
@@ -100,6 +102,7 @@ pub async fn run(
         conns: HashMap::new(),
         feedback: Vec::new(),
         events: SmallVec::new(),
+        wire: WireCache::default(),
         tx,
         xcode: HashMap::new(),
         pid_conn: HashMap::new(),
@@ -348,7 +351,7 @@ impl Actor {
                     };
                     let len = frame.len() as u64;
                     self.events.clear();
-                    let (pushed, dropped) = conn.push_media(frame, &mut self.events);
+                    let (pushed, dropped) = conn.push_media(frame, &mut self.events, &mut self.wire);
                     if pushed == Pushed::Queued {
                         frames_out += 1;
                         bytes_out += len;
@@ -435,6 +438,7 @@ impl Actor {
                 Output::Announce(_) | Output::RemoteCommand { .. } => {}
             }
         }
+        self.wire.clear();
         if frames_out > 0 {
             m.frames_out.fetch_add(frames_out, Ordering::Relaxed);
             m.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);

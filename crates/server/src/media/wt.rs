@@ -20,6 +20,7 @@ use quicmeet_proto::{
     ServerMessage, StreamDecoder,
 };
 use quicmeet_sfu::Popped;
+use smallvec::SmallVec;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use wtransport::{endpoint::IncomingSession, Connection, Endpoint, ServerConfig, VarInt};
@@ -45,6 +46,8 @@ const DATAGRAM_SEND_BUFFER: usize = 16 * 1024;
 /// delivering seconds-old video.
 const STREAM_RECEIVE_WINDOW: u32 = 256 * 1024;
 const RECEIVE_WINDOW: u32 = 1024 * 1024;
+/// Items the writer takes from the queue per lock (it sends them before taking more).
+const WRITE_BATCH: usize = 16;
 /// Application error code used when a lagging group's stream is reset.
 const RESET_LAGGING: u32 = 0x10;
 
@@ -218,6 +221,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         }
     };
     hub.metrics.sessions_wt.fetch_add(1, Ordering::Relaxed);
+    attached.out.set_direct(Box::new(Datagrams::new(&conn)));
     let stop = CancellationToken::new();
 
     // Whatever else the hello chunk carried belongs to the control stream.
@@ -362,6 +366,45 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     drop(attached);
 }
 
+/// Audio straight from the room's fan-out into the session's datagrams. Sent through quinn
+/// with the HTTP/3 datagram framing done here (RFC 9297: the quarter stream id of the
+/// session's CONNECT stream as a varint, then the payload), byte for byte what
+/// `wtransport::Connection::send_datagram` sends, but framed once per frame for the whole
+/// room instead of copied once per subscriber.
+struct Datagrams {
+    quic: wtransport::quinn::Connection,
+    prefix: SmallVec<[u8; 8]>,
+}
+
+impl Datagrams {
+    fn new(conn: &Connection) -> Self {
+        let quarter = conn.session_id().into_u64() >> 2;
+        let mut prefix = SmallVec::new();
+        put_varint(&mut prefix, quarter);
+        Self {
+            quic: conn.quic_connection().clone(),
+            prefix,
+        }
+    }
+}
+
+/// QUIC's variable-length integer (RFC 9000 §16), for values below 2^62.
+fn put_varint(out: &mut SmallVec<[u8; 8]>, v: u64) {
+    match v {
+        0..=0x3f => out.push(v as u8),
+        0x40..=0x3fff => out.extend_from_slice(&(v as u16 | 0x4000).to_be_bytes()),
+        0x4000..=0x3fff_ffff => out.extend_from_slice(&(v as u32 | 0x8000_0000).to_be_bytes()),
+        _ => out.extend_from_slice(&(v | 0xc000_0000_0000_0000).to_be_bytes()),
+    }
+}
+
+impl super::conn::DirectSink for Datagrams {
+    fn send(&self, frame: &EncodedFrame, wire: &mut super::conn::WireCache) -> bool {
+        let d = wire.framed(&self.prefix, frame.as_bytes());
+        self.quic.send_datagram(d).is_ok()
+    }
+}
+
 struct Group {
     tx: mpsc::Sender<Bytes>,
     cancel: CancellationToken,
@@ -424,6 +467,7 @@ async fn write_loop(
     let out = attached.out.clone();
     let mut groups: HashMap<u32, Group> = HashMap::new();
     let mut next_priority: i32 = 0;
+    let mut batch: SmallVec<[Popped; WRITE_BATCH]> = SmallVec::new();
     let mut stats_tick = tokio::time::interval(super::STATS_PERIOD);
     stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -432,67 +476,74 @@ async fn write_loop(
                 g.cancel.cancel();
             }
         }
-        while let Some(item) = out.pop() {
-            match item {
-                Popped::Control(json) => {
-                    let Ok(framed) = quicmeet_proto::wt::frame_control_json(&json) else {
-                        continue;
-                    };
-                    if ctl_send.write_all(&framed).await.is_err() {
-                        return;
+        loop {
+            batch.clear();
+            out.pop_batch(&mut batch, WRITE_BATCH);
+            if batch.is_empty() {
+                break;
+            }
+            for item in batch.drain(..) {
+                match item {
+                    Popped::Control(json) => {
+                        let Ok(framed) = quicmeet_proto::wt::frame_control_json(&json) else {
+                            continue;
+                        };
+                        if ctl_send.write_all(&framed).await.is_err() {
+                            return;
+                        }
                     }
-                }
-                Popped::Media {
-                    frame,
-                    starts_group,
-                } => {
-                    let kind = frame.header().kind;
-                    let track = frame.header().track_id;
-                    if kind == MediaKind::Audio {
-                        match conn.send_datagram(frame.as_bytes()) {
-                            Ok(()) => {}
-                            Err(wtransport::error::SendDatagramError::TooLarge) => {
-                                // Rare large audio frames go on a stream of their own.
-                                hub.metrics
-                                    .datagrams_too_large
-                                    .fetch_add(1, Ordering::Relaxed);
-                                let g = Group::start(conn.clone(), i32::MAX, hub.clone());
-                                let _ = g.tx.try_send(frame.into_bytes());
+                    Popped::Media {
+                        frame,
+                        starts_group,
+                    } => {
+                        let kind = frame.header().kind;
+                        let track = frame.header().track_id;
+                        if kind == MediaKind::Audio {
+                            match conn.send_datagram(frame.as_bytes()) {
+                                Ok(()) => {}
+                                Err(wtransport::error::SendDatagramError::TooLarge) => {
+                                    // Rare large audio frames go on a stream of their own.
+                                    hub.metrics
+                                        .datagrams_too_large
+                                        .fetch_add(1, Ordering::Relaxed);
+                                    let g = Group::start(conn.clone(), i32::MAX, hub.clone());
+                                    let _ = g.tx.try_send(frame.into_bytes());
+                                }
+                                Err(_) => return,
                             }
-                            Err(_) => return,
+                            continue;
                         }
-                        continue;
-                    }
-                    if starts_group {
-                        if let Some(old) = groups.remove(&track) {
-                            // A group with frames still waiting is stale: reset it, don't queue.
-                            if old.has_backlog() {
-                                old.cancel.cancel();
+                        if starts_group {
+                            if let Some(old) = groups.remove(&track) {
+                                // A group with frames still waiting is stale: reset it, don't queue.
+                                if old.has_backlog() {
+                                    old.cancel.cancel();
+                                }
                             }
+                            next_priority = next_priority.wrapping_add(1);
+                            groups.insert(
+                                track,
+                                Group::start(conn.clone(), next_priority, hub.clone()),
+                            );
                         }
-                        next_priority = next_priority.wrapping_add(1);
-                        groups.insert(
-                            track,
-                            Group::start(conn.clone(), next_priority, hub.clone()),
-                        );
-                    }
-                    let Some(g) = groups.get(&track) else {
-                        // Waiting for this track's next keyframe.
-                        hub.metrics
-                            .dropped_stream_backlog
-                            .fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    };
-                    if g.tx.try_send(frame.into_bytes()).is_err() {
-                        // The subscriber cannot keep up with this group: reset it and ask
-                        // for a keyframe to start over.
-                        hub.metrics
-                            .dropped_stream_backlog
-                            .fetch_add(1, Ordering::Relaxed);
-                        if let Some(g) = groups.remove(&track) {
-                            g.cancel.cancel();
+                        let Some(g) = groups.get(&track) else {
+                            // Waiting for this track's next keyframe.
+                            hub.metrics
+                                .dropped_stream_backlog
+                                .fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        };
+                        if g.tx.try_send(frame.into_bytes()).is_err() {
+                            // The subscriber cannot keep up with this group: reset it and ask
+                            // for a keyframe to start over.
+                            hub.metrics
+                                .dropped_stream_backlog
+                                .fetch_add(1, Ordering::Relaxed);
+                            if let Some(g) = groups.remove(&track) {
+                                g.cancel.cancel();
+                            }
+                            attached.keyframe_needed(track).await;
                         }
-                        attached.keyframe_needed(track).await;
                     }
                 }
             }
@@ -544,6 +595,25 @@ impl Attached {
 #[cfg(test)]
 mod tests {
     use super::token_from_path;
+
+    #[test]
+    fn datagram_prefix_is_a_quic_varint() {
+        // RFC 9000 appendix A.1's examples.
+        for (v, want) in [
+            (0u64, &[0x00u8][..]),
+            (37, &[0x25]),
+            (15_293, &[0x7b, 0xbd]),
+            (494_878_333, &[0x9d, 0x7f, 0x3e, 0x7d]),
+            (
+                151_288_809_941_952_652,
+                &[0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c],
+            ),
+        ] {
+            let mut b = smallvec::SmallVec::new();
+            super::put_varint(&mut b, v);
+            assert_eq!(b.as_slice(), want, "{v}");
+        }
+    }
 
     #[test]
     fn token_is_read_from_the_wt_path_only() {

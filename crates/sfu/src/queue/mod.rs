@@ -431,6 +431,12 @@ impl SubscriberQueue {
         by_count.max(by_bytes).min(1.0)
     }
 
+    /// Audio frames queued now. A sender may hand a fresh audio frame to the transport
+    /// directly, skipping the queue, only while this is zero: audio then stays in order.
+    pub fn audio_len(&self) -> usize {
+        self.audio.len()
+    }
+
     /// Items queued (all classes).
     pub fn len(&self) -> usize {
         self.control.len() + self.audio.len() + self.video.len()
@@ -444,6 +450,12 @@ impl SubscriberQueue {
     /// Bytes queued (all classes).
     pub fn bytes(&self) -> usize {
         self.control_bytes + self.audio_bytes + self.video_bytes
+    }
+
+    /// Media frames dropped so far (audio and video), without building the whole
+    /// [`QueueStats`]: the hot path reads it around every push.
+    pub fn dropped_frames(&self) -> u64 {
+        self.stats.dropped_audio + self.stats.dropped_video
     }
 
     /// Counters, with the current depths filled in.
