@@ -44,46 +44,32 @@ impl Transport {
 pub trait DirectSink: Send + Sync {
     /// True when the transport took the frame; false (too large for a datagram, connection
     /// gone) leaves the frame to the queue and the writer, which know what to do with it.
-    /// `wire` carries the frame's encoding for the transport from one subscriber to the next.
+    /// `wire` is the frame's framing for the transport, shared by all its subscribers.
     fn send(&self, frame: &EncodedFrame, wire: &mut WireCache) -> bool;
 }
 
-/// The last frame put into a transport's own framing (a WebTransport datagram is the session's
-/// quarter stream id, then the frame). The fan-out hands one frame to every subscriber in a
-/// row, and their sessions nearly always share that prefix, so the framed copy is made once
-/// per frame instead of once per subscriber.
+/// One frame put into a transport's own framing (a WebTransport datagram is the session's
+/// quarter stream id, then the frame). The fan-out keeps one per frame and hands the frame to
+/// all its subscribers with it; their sessions nearly always share the prefix, so the framed
+/// copy is made once per frame instead of once per subscriber.
 #[derive(Default)]
 pub struct WireCache {
-    /// The frame the cached copy was made from. Holding it keeps its memory from being
-    /// reused, so the same address and length mean the same bytes.
-    src: Bytes,
     prefix: SmallVec<[u8; 8]>,
     framed: Bytes,
 }
 
 impl WireCache {
-    /// `frame` behind `prefix`, copied only when the last call was for another frame or
-    /// prefix.
+    /// `frame` (always the same frame for one cache) behind `prefix`, copied only the first
+    /// time or when the prefix differs from the last one.
     pub fn framed(&mut self, prefix: &[u8], frame: &Bytes) -> Bytes {
-        let hit = !self.framed.is_empty()
-            && self.src.as_ptr() == frame.as_ptr()
-            && self.src.len() == frame.len()
-            && self.prefix.as_slice() == prefix;
-        if !hit {
+        if self.framed.is_empty() || self.prefix.as_slice() != prefix {
             let mut b = bytes::BytesMut::with_capacity(prefix.len() + frame.len());
             b.extend_from_slice(prefix);
             b.extend_from_slice(frame);
             self.framed = b.freeze();
-            self.src = frame.clone();
             self.prefix = prefix.into();
         }
         self.framed.clone()
-    }
-
-    /// Lets go of the last frame (the fan-out calls it when a batch is done).
-    pub fn clear(&mut self) {
-        self.src = Bytes::new();
-        self.framed = Bytes::new();
     }
 }
 

@@ -6,6 +6,7 @@
 //! into `ClientMessage`s and `EncodedFrame`s for the room, and drain a [`conn::ConnOut`].
 
 pub mod conn;
+mod fanout;
 mod metrics;
 mod room;
 mod tcp_info;

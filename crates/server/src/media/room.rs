@@ -20,13 +20,13 @@ use quicmeet_proto::{
 };
 use quicmeet_sfu::{
     bwe::{Feedback, TransportStats},
-    ConnId, Input, Join, MediaDrops, Output, Pushed, QueueEvent, Room, RoomConfig, RoomStats,
+    ConnId, Input, Join, MediaDrops, Output, Room, RoomConfig, RoomStats,
 };
 use quicmeet_store::ChatRecord;
 use smallvec::SmallVec;
 use tokio::sync::mpsc;
 
-use super::{conn::WireCache, xcode::TrackTranscoder, ConnOut, MediaHub};
+use super::{fanout::Fanout, xcode::TrackTranscoder, ConnOut, MediaHub};
 use crate::cluster::{link::Inbound, net::NodeChange};
 
 #[path = "cluster_room.rs"]
@@ -67,9 +67,8 @@ struct Actor {
     room: Room,
     conns: HashMap<ConnId, Arc<ConnOut>>,
     feedback: Vec<Input>,
-    events: SmallVec<[QueueEvent; 2]>,
-    /// The audio frame being fanned out, framed once for the subscribers' datagrams.
-    wire: WireCache,
+    /// Media of the current batch, handed to each subscriber back to back when it ends.
+    fanout: Fanout,
     tx: mpsc::Sender<RoomCmd>,
     xcode: HashMap<u32, TrackTranscoder>,
     pid_conn: HashMap<u32, ConnId>,
@@ -101,8 +100,7 @@ pub async fn run(
         code: code.clone(),
         conns: HashMap::new(),
         feedback: Vec::new(),
-        events: SmallVec::new(),
-        wire: WireCache::default(),
+        fanout: Fanout::default(),
         tx,
         xcode: HashMap::new(),
         pid_conn: HashMap::new(),
@@ -184,6 +182,7 @@ impl Actor {
     /// After a batch of input: bring the transcoders in line with the wanted layers and
     /// report the room's counters.
     fn settle(&mut self) {
+        self.flush_media();
         let version = self.room.layers_version();
         let retry_due = self.xcode_retry.is_some_and(|t| Instant::now() >= t);
         if self.layers_synced != Some(version) || retry_due {
@@ -194,7 +193,24 @@ impl Actor {
         self.report();
     }
 
+    /// Hands out the batch's media, then lets the room react to what the queues reported
+    /// (which may fan out more).
+    fn flush_media(&mut self) {
+        while !self.fanout.is_empty() {
+            self.fanout
+                .flush(&self.conns, &self.hub.metrics, &mut self.feedback);
+            while let Some(i) = self.feedback.pop() {
+                self.room.handle_input(Instant::now(), i);
+                self.drain();
+            }
+        }
+    }
+
     fn handle(&mut self, cmd: RoomCmd) {
+        // Media waits for the end of the batch; anything else must not overtake it.
+        if !matches!(cmd, RoomCmd::Media(..) | RoomCmd::LayerMedia(_)) {
+            self.flush_media();
+        }
         match cmd {
             RoomCmd::Join(join, out) => {
                 self.conns.insert(join.conn, out);
@@ -338,45 +354,12 @@ impl Actor {
     fn drain(&mut self) {
         let hub = self.hub.clone();
         let m = &hub.metrics;
-        let mut frames_out = 0u64;
-        let mut bytes_out = 0u64;
         while let Some(out) = self.room.poll_output() {
             if self.cluster.is_some() && self.cluster_output(&out) {
                 continue;
             }
             match out {
-                Output::Media { to, frame } => {
-                    let Some(conn) = self.conns.get(&to) else {
-                        continue;
-                    };
-                    let len = frame.len() as u64;
-                    self.events.clear();
-                    let (pushed, dropped) = conn.push_media(frame, &mut self.events, &mut self.wire);
-                    if pushed == Pushed::Queued {
-                        frames_out += 1;
-                        bytes_out += len;
-                    }
-                    if dropped > 0 {
-                        m.dropped_by_queue.fetch_add(dropped, Ordering::Relaxed);
-                    }
-                    for e in self.events.drain(..) {
-                        match e {
-                            QueueEvent::NeedKeyframe { track_id, .. } => {
-                                self.feedback
-                                    .push(Input::KeyframeNeeded { from: to, track_id });
-                                // The subscriber could not keep up: the layer policy's fast
-                                // signal.
-                                self.feedback.push(Input::Feedback {
-                                    conn: to,
-                                    feedback: Feedback::Lag { events: 1 },
-                                });
-                            }
-                            QueueEvent::ResetGroup { .. } => {
-                                m.group_resets.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                }
+                Output::Media { to, frame } => self.fanout.add(to, frame),
                 Output::Control { to, msg } => {
                     let json = Bytes::from(control::encode(&msg));
                     for c in to.as_slice() {
@@ -437,11 +420,6 @@ impl Actor {
                 // Only in cluster mode, handled above.
                 Output::Announce(_) | Output::RemoteCommand { .. } => {}
             }
-        }
-        self.wire.clear();
-        if frames_out > 0 {
-            m.frames_out.fetch_add(frames_out, Ordering::Relaxed);
-            m.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
         }
     }
 
