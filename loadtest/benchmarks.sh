@@ -3,12 +3,15 @@
 # 10 steps of 10 s of media; fixed: 20 s), each wrapped in a timeout.
 #
 #   cargo build --release -p quicmeet-loadtest -p quicmeet-server
-#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel]...
+#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|audio-path]...
 #
 # lab: the impairment lab's figures (issue 10), both transports, 20 s each. QM=/path/to/quicmeet
 # picks the server binary (to compare two builds); LT likewise the load tester.
 # lab-kernel: the shared 8 Mbit/s bottleneck done by the kernel instead (needs root: a network
 # namespace whose loopback has MTU 1500 and a tbf cap).
+# audio-path: issue 15's comparison, interleaved on a shared machine: QM_BEFORE (a server
+# binary built from an older commit, required) and QM against the relay, same tester, for the
+# audio-only capacity and µs per frame in fixed audio-only and 720p meetings.
 set -u
 OUT=${1:?usage: benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel]...}
 shift
@@ -54,6 +57,24 @@ for what in "$@"; do
       run lab-up600k-$t --spawn-server "$QM" --transport $t $M --impair up600k --impair-participants 1
       run lab-lossy2-$t --spawn-server "$QM" --transport $t $M --impair lossy2
     done
+    ;;
+  audio-path)
+    B=${QM_BEFORE:?audio-path needs QM_BEFORE=/path/to/older/quicmeet}
+    A="--rooms 1 --subscribers-per-room 0 --video-res none"
+    for round in 1 2; do
+      for n in 32 48; do
+        run fixa$n-before-$round --spawn-server "$B" --transport wt $A --publishers-per-room $n --duration 15
+        run fixa$n-after-$round --spawn-server "$QM" --transport wt $A --publishers-per-room $n --duration 15
+        run fixa$n-relay-$round --target relay $A --publishers-per-room $n --duration 15
+      done
+    done
+    V="--rooms 1 --subscribers-per-room 0 --publishers-per-room 8 $V720 --duration 15"
+    run fixv8-before --spawn-server "$B" --transport wt $V
+    run fixv8-after --spawn-server "$QM" --transport wt $V
+    run fixv8-relay --target relay $V
+    run capaudio-before --spawn-server "$B" --transport wt $A --publishers-per-room 16 $CAP --capacity-max 100
+    run capaudio-after --spawn-server "$QM" --transport wt $A --publishers-per-room 16 $CAP --capacity-max 100
+    run capaudio-relay --target relay $A --publishers-per-room 16 $CAP --capacity-max 100
     ;;
   lab-kernel)
     # 3 publishers all-to-all at 720p (about 14 Mbit/s) through an 8 Mbit/s kernel cap.

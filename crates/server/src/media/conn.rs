@@ -332,3 +332,64 @@ impl Strikes {
         self.count > Self::LIMIT
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{atomic::Ordering, Arc};
+
+    use quicmeet_proto::MediaKind;
+    use quicmeet_sfu::{ConnId, Popped};
+    use smallvec::SmallVec;
+
+    use super::{ConnOut, Transport, WireCache};
+    use crate::media::fanout::tests::{frame, Recorder};
+
+    #[test]
+    fn audio_never_overtakes_queued_audio() {
+        let rec = Arc::new(Recorder::default());
+        let out = ConnOut::new(ConnId(1), Transport::WebTransport);
+        out.set_direct(Box::new(rec.clone()));
+        let push = |seq| {
+            let mut ev = SmallVec::new();
+            out.push_media(
+                frame(MediaKind::Audio, 17, seq),
+                &mut ev,
+                &mut WireCache::default(),
+            )
+        };
+        // The transport refuses frame 0 (say, too large): it waits in the queue, and so
+        // does frame 1 although the transport would take it.
+        rec.refuse.store(true, Ordering::Relaxed);
+        push(0);
+        rec.refuse.store(false, Ordering::Relaxed);
+        push(1);
+        assert!(rec.sent.lock().is_empty());
+        let seqs: Vec<u32> = std::iter::from_fn(|| out.pop())
+            .map(|p| match p {
+                Popped::Media { frame, .. } => frame.header().seq,
+                Popped::Control(_) => u32::MAX,
+            })
+            .collect();
+        assert_eq!(seqs, [0, 1]);
+        // Queue empty again: fresh audio goes straight out, and counts as drained.
+        push(2);
+        assert_eq!(rec.sent.lock().len(), 1);
+        assert!(out.pop().is_none());
+        assert!(out.queue_sample().drained_bytes.unwrap() > 0);
+    }
+
+    #[test]
+    fn video_always_takes_the_queue() {
+        let rec = Arc::new(Recorder::default());
+        let out = ConnOut::new(ConnId(1), Transport::WebTransport);
+        out.set_direct(Box::new(rec.clone()));
+        let mut ev = SmallVec::new();
+        out.push_media(
+            frame(MediaKind::Video, 33, 0),
+            &mut ev,
+            &mut WireCache::default(),
+        );
+        assert!(rec.sent.lock().is_empty());
+        assert!(matches!(out.pop(), Some(Popped::Media { .. })));
+    }
+}

@@ -131,3 +131,128 @@ impl Fanout {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use parking_lot::Mutex;
+    use quicmeet_proto::{EncodedFrame, Frame, FrameHeader, MediaKind};
+    use quicmeet_sfu::{ConnId, Popped};
+
+    use super::Fanout;
+    use crate::media::conn::{ConnOut, DirectSink, Transport, WireCache};
+
+    pub(crate) fn frame(kind: MediaKind, track_id: u32, seq: u32) -> EncodedFrame {
+        Frame::new(
+            FrameHeader {
+                kind,
+                layer: 0,
+                keyframe: kind.is_video() && seq == 0,
+                track_id,
+                seq,
+                capture_ts_us: 0,
+                audio_level: None,
+                payload_len: 0,
+            },
+            Bytes::from(vec![seq as u8; 40]),
+        )
+        .encode()
+        .unwrap()
+    }
+
+    /// A datagram sink that records what it was given, or refuses while `open` is false.
+    #[derive(Default)]
+    pub(crate) struct Recorder {
+        pub sent: Mutex<Vec<(u32, u32, Bytes)>>,
+        pub refuse: std::sync::atomic::AtomicBool,
+    }
+
+    impl DirectSink for Arc<Recorder> {
+        fn send(&self, f: &EncodedFrame, wire: &mut WireCache) -> bool {
+            if self.refuse.load(std::sync::atomic::Ordering::Relaxed) {
+                return false;
+            }
+            let d = wire.framed(&[0], f.as_bytes());
+            self.sent
+                .lock()
+                .push((f.header().track_id, f.header().seq, d));
+            true
+        }
+    }
+
+    fn popped(out: &ConnOut) -> Vec<(MediaKind, u32, u32)> {
+        let mut v = Vec::new();
+        while let Some(p) = out.pop() {
+            if let Popped::Media { frame, .. } = p {
+                let h = frame.header();
+                v.push((h.kind, h.track_id, h.seq));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn each_subscriber_gets_its_batch_in_order_with_audio_first() {
+        let a = Arc::new(ConnOut::new(ConnId(1), Transport::WebSocket));
+        let b = Arc::new(ConnOut::new(ConnId(2), Transport::WebSocket));
+        let conns = [(ConnId(1), a.clone()), (ConnId(2), b.clone())]
+            .into_iter()
+            .collect();
+        let mut fan = Fanout::default();
+        // As the room emits them: frame by frame, every subscriber in turn.
+        for seq in 0..3 {
+            let v = frame(MediaKind::Video, 33, seq);
+            fan.add(ConnId(1), v.clone());
+            fan.add(ConnId(2), v);
+            let au = frame(MediaKind::Audio, 17, seq);
+            fan.add(ConnId(2), au.clone());
+            fan.add(ConnId(1), au);
+        }
+        let m = crate::media::MediaMetrics::default();
+        let mut feedback = Vec::new();
+        fan.flush(&conns, &m, &mut feedback);
+        assert!(fan.is_empty());
+        let want: Vec<_> = (0..3)
+            .map(|s| (MediaKind::Audio, 17, s))
+            .chain((0..3).map(|s| (MediaKind::Video, 33, s)))
+            .collect();
+        assert_eq!(popped(&a), want);
+        assert_eq!(popped(&b), want);
+        assert_eq!(m.frames_out.load(std::sync::atomic::Ordering::Relaxed), 12);
+    }
+
+    #[test]
+    fn fresh_audio_goes_direct_and_is_framed_once_per_frame() {
+        let rec = Arc::new(Recorder::default());
+        let mut conns = std::collections::HashMap::new();
+        for id in 1..=3 {
+            let o = Arc::new(ConnOut::new(ConnId(id), Transport::WebTransport));
+            o.set_direct(Box::new(rec.clone()));
+            conns.insert(ConnId(id), o);
+        }
+        let mut fan = Fanout::default();
+        for seq in 0..2 {
+            let au = frame(MediaKind::Audio, 17, seq);
+            for id in 1..=3 {
+                fan.add(ConnId(id), au.clone());
+            }
+        }
+        let m = crate::media::MediaMetrics::default();
+        fan.flush(&conns, &m, &mut Vec::new());
+        let sent = rec.sent.lock();
+        assert_eq!(sent.len(), 6, "nothing waits in a queue");
+        for o in conns.values() {
+            assert!(o.pop().is_none());
+        }
+        // Per subscriber in order; the three copies of one frame share one framed buffer.
+        let seqs: Vec<u32> = sent.iter().map(|s| s.1).collect();
+        assert_eq!(seqs, [0, 1, 0, 1, 0, 1]);
+        for (i, s) in sent.iter().enumerate() {
+            assert_eq!(s.2[0], 0, "the session prefix comes first");
+            let first = sent.iter().find(|t| t.1 == s.1).unwrap();
+            assert_eq!(s.2.as_ptr(), first.2.as_ptr(), "copy {i} was framed again");
+        }
+    }
+}
