@@ -350,7 +350,11 @@ mod tests {
     #[test]
     fn demand_maps_to_a_rung() {
         assert_eq!(demand_rung(0, 3), 0, "someone needs the full layer");
-        assert_eq!(demand_rung(1, 3), 2, "lower layers only: less bitrate, same size");
+        assert_eq!(
+            demand_rung(1, 3),
+            2,
+            "lower layers only: less bitrate, same size"
+        );
         assert_eq!(demand_rung(2, 1), 2);
         assert_eq!(demand_rung(0, 0), 3, "nobody watches");
         for (layer, viewers) in [(1, 3), (0, 0)] {

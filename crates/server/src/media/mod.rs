@@ -34,8 +34,8 @@ pub use metrics::{MediaMetrics, MediaMetricsView};
 
 #[cfg(feature = "fault-injection")]
 pub use room::FAULT_PANIC_CHAT;
-pub use tcp_info::TcpSocket;
 use room::{ClusterRoom, RoomCmd, ROOM_QUEUE};
+pub use tcp_info::TcpSocket;
 
 use crate::cluster::{
     link::{Inbound, Link},

@@ -425,7 +425,11 @@ fn a_stalled_subscriber_is_held_at_the_floor_then_lifted_after_a_calm_hold() {
     e.lag();
     e.update(ms(2_500), queue(drained, 200_000));
     e.update(ms(3_000), queue(drained, 300_000));
-    assert_eq!(e.bps(), Some(MIN_BPS as u64), "a stall must not estimate zero");
+    assert_eq!(
+        e.bps(),
+        Some(MIN_BPS as u64),
+        "a stall must not estimate zero"
+    );
     // It reads again, calmly, at 300 kbit/s (a lower layer): the ceiling follows what was
     // delivered and is lifted after the hold.
     let mut t = 3_500;
@@ -438,7 +442,11 @@ fn a_stalled_subscriber_is_held_at_the_floor_then_lifted_after_a_calm_hold() {
     assert!(e.bps().unwrap() >= 290_000, "{:?}", e.bps());
     drained += 18_750;
     e.update(ms(8_000), queue(drained, 0));
-    assert_eq!(e.bps(), None, "the ceiling was not lifted after a calm hold");
+    assert_eq!(
+        e.bps(),
+        None,
+        "the ceiling was not lifted after a calm hold"
+    );
 }
 
 #[test]
