@@ -182,9 +182,13 @@ async fn capped_subscriber(transport: &str) {
     );
     assert!(me.video.received > 30, "{t}");
     // Audio is never queued behind video for long: the server drops audio older than
-    // 150 ms, and the link's own queue holds at most 200 ms.
-    assert!(me.audio.p99_ms < 450.0, "stale audio\n{t}");
-    assert!(me.audio.loss_pct < 5.0, "{t}");
+    // 150 ms, the kernel keeps at most 8 KiB unsent per WebSocket (90 ms here), and the
+    // link's own queue holds at most 200 ms; the rest is slack for a busy CI machine
+    // (before the server's age limits and estimate this case measured 860 ms).
+    assert!(me.audio.p99_ms < 600.0, "stale audio\n{t}");
+    // A FIFO bottleneck drops audio datagrams too while video overfills it: before the
+    // subscriber settles, and again when a try at a better layer fails. Bounded, not zero.
+    assert!(me.audio.loss_pct < 10.0, "{t}");
     let others = group(&lab, "unimpaired receivers");
     assert!(
         others.audio.loss_pct < 2.0 && others.video.loss_pct < 2.0,

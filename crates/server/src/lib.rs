@@ -382,7 +382,7 @@ pub(crate) fn tune_tcp(tcp: &mut tokio::net::TcpStream) {
     let _ = tcp.set_nodelay(true);
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        let _ = socket2::SockRef::from(&*tcp).set_tcp_notsent_lowat(32 * 1024);
+        let _ = socket2::SockRef::from(&*tcp).set_tcp_notsent_lowat(8 * 1024);
     }
 }
 
