@@ -12,7 +12,7 @@ use std::sync::{
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use quicmeet_proto::{EncodedFrame, Frame, FrameHeader, MediaKind};
-use quicmeet_server::media::{ConnOut, Transport};
+use quicmeet_server::media::{conn::WireCache, ConnOut, Transport};
 use quicmeet_sfu::{ConnId, QueueConfig, SubscriberQueue};
 use smallvec::SmallVec;
 
@@ -68,7 +68,7 @@ fn bench(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             ev.clear();
-            out.push_media(frames[i % 64].clone(), &mut ev);
+            out.push_media(frames[i % 64].clone(), &mut ev, &mut WireCache::default());
             i += 1;
             out.pop()
         })
@@ -89,7 +89,7 @@ fn bench(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             ev.clear();
-            out.push_media(frames[i % 64].clone(), &mut ev);
+            out.push_media(frames[i % 64].clone(), &mut ev, &mut WireCache::default());
             i += 1;
         });
         stop.store(true, Ordering::Relaxed);
