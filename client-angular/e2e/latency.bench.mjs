@@ -97,7 +97,7 @@ async function runCase(server, { transport, n, query }) {
     }
     // The size the tiles received (the publishers' encoders shrink it when the CPU cannot keep up).
     const sizes = {};
-    for (const p of pages) for (const r of (await roomState(p)).media.remotes) if (r.width) sizes[`${r.width}x${r.height}`] = (sizes[`${r.width}x${r.height}`] ?? 0) + 1;
+    for (const p of pages) for (const r of (await roomState(p)).media.remotes) if (r.width) sizes[`${r.width}x${r.height} L${r.layer}`] = (sizes[`${r.width}x${r.height} L${r.layer}`] ?? 0) + 1;
     const sum = Object.keys(parts).reduce((a, k) => a + pct(parts[k], 50), 0);
     const longCount = longAfter.map((a, i) => a.count - longBefore[i].count);
     const longMs = longAfter.map((a, i) => a.ms - longBefore[i].ms);
