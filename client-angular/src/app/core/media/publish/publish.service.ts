@@ -39,6 +39,11 @@ export interface SlotEncoder {
   adapt?(step: UplinkStep): void;
   framesDropped?: number;
   mode?: string;
+  /** Video: the size it encodes at, the share of the full size its CPU allows, ms per frame. */
+  width?: number;
+  height?: number;
+  cpuScale?: number;
+  encodeMs?: number;
 }
 
 export type EncoderFactory = (slot: PublishSlot, track: MediaStreamTrack, trackId: number, sink: (f: MediaFrame) => void, onError: (message: string) => void) => SlotEncoder;
@@ -75,6 +80,8 @@ export interface PublishStats {
   droppedFrames: number;
   /** The uplink step (0 = full quality) and what it means for the camera. */
   uplink: { step: number; bitrate: number; framerate: number; scale: number };
+  /** The camera's encoder: the size it encodes at, the share its CPU allows, mean ms per frame. */
+  camera: { width: number; height: number; cpuScale: number; encodeMs: number };
 }
 
 /**
@@ -200,6 +207,7 @@ export class PublishService implements OnDestroy {
       videoMode: cam?.mode ?? '',
       starts: [...this.starts],
       droppedFrames: dropped,
+      camera: { width: cam?.width ?? 0, height: cam?.height ?? 0, cpuScale: cam?.cpuScale ?? 1, encodeMs: Math.round(cam?.encodeMs ?? 0) },
       uplink: { step: this.uplinkCtl.stepIndex, bitrate: Math.round(CAMERA.bitrate * this.uplinkCtl.step.bitrate), framerate: Math.min(CAMERA.framerate, this.uplinkCtl.step.framerate), scale: this.uplinkCtl.step.scale },
     };
   }
