@@ -20,6 +20,11 @@ export interface EncodeOptions {
   maxHeight: number;
   framerate: number;
   keyframeIntervalMs: number;
+  /**
+   * Keep the size when the CPU cannot keep up (a screen: its text must stay readable). Frames
+   * that come while the encoder is busy are still dropped, so it loses frame rate instead.
+   */
+  keepSize?: boolean;
 }
 
 export interface EncodedChunkOut {
@@ -83,7 +88,7 @@ export class VideoEncodeLoop {
       const a = this.adaptation;
       this.fps = fps;
       // The smaller of the sizes the uplink and the CPU allow.
-      const sc = Math.min(a.scale, this.load.scale);
+      const sc = this.opts.keepSize ? a.scale : Math.min(a.scale, this.load.scale);
       const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth * sc, this.opts.maxHeight * sc);
       this.ensureEncoder(w, h);
       const enc = this.encoder;

@@ -62,6 +62,7 @@ export class VideoPublisher {
       maxHeight: this.opts.maxHeight,
       framerate: this.opts.framerate,
       keyframeIntervalMs: this.opts.keyframeIntervalMs,
+      keepSize: this.opts.keepSize,
     };
     if (typeof MediaStreamTrackProcessor !== 'function') {
       this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
