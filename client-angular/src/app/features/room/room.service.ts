@@ -359,6 +359,9 @@ export class RoomService implements OnDestroy {
       case 'keyframe_request':
         this.publish.requestLocalKeyframe(m.track_id);
         break;
+      case 'track_demand':
+        this.publish.onDemand(m.track_id, m.layer, m.viewers);
+        break;
       case 'layer_changed':
         // Keep the published size on the track (layer choice is computed from it).
         this.receivedLayer.set(m.track_id, { layer: m.layer, width: m.width, height: m.height });
