@@ -4,7 +4,7 @@
 //! [--steps]`
 //!
 //! Runs the transcoder variants interleaved in one process (A, B, A, B, …; `--rounds` times,
-//! 3 by default), because on a shared machine only figures taken side by side compare. For each
+//! 5 by default, 3 with `--steps`), because on a shared machine only figures taken side by side compare. For each
 //! variant it prints the decode cost, each layer's scale+encode cost, the whole pipeline's wall
 //! time per frame, 720p publishers per core at 30 fps, each layer's bitrate, and each layer's
 //! mean Y-PSNR against the *uncompressed* test pattern scaled with Lanczos (a filter none of the
@@ -12,7 +12,8 @@
 //!
 //! Variants: `before` (the transcoder before issue 15: 360p and 180p both scaled from 720p,
 //! libvpx `cpu-used=12`) and `after` (today's defaults). `--steps` adds each change on its own
-//! on top of `before`, and the options that were measured and rejected.
+//! on top of `before`, and the options that were measured and rejected; `--only A,B` keeps the
+//! step variants whose names contain A or B.
 //! `--gop N` sets the source's keyframe interval (30 by default; browsers send far fewer).
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ fn before() -> Config {
         cascade: false,
         filter: ScaleFilter::Bilinear,
         encoder_threads: 1,
+        error_resilient: true,
         decoder: DecoderSettings::default(),
     };
     for l in &mut c.layers {
@@ -68,7 +70,7 @@ fn variants(steps: bool) -> Vec<Variant> {
     if !steps {
         return v;
     }
-    v.push(variant("cascade", |c| c.tuning.cascade = true));
+    v.push(variant("cascade (bilinear)", |c| c.tuning.cascade = true));
     for (a, b) in [(-6, -6), (-8, -8), (-12, -12), (-16, -16)] {
         v.push(variant(&format!("cpu-used {a}/{b}"), |c| {
             c.layers[0].cpu_used = a;
@@ -82,23 +84,33 @@ fn variants(steps: bool) -> Vec<Variant> {
     ] {
         v.push(variant(name, |c| c.tuning.filter = filter));
     }
+    v.push(variant("scale bicubic + cascade", |c| {
+        c.tuning.filter = ScaleFilter::Bicubic;
+        c.tuning.cascade = true;
+    }));
+    v.push(variant("error-resilient off", |c| {
+        c.tuning.error_resilient = false
+    }));
+    v.push(variant("encoder threads 2", |c| {
+        c.tuning.encoder_threads = 2
+    }));
     v.push(variant("decoder skip loop filter", |c| {
         c.tuning.decoder.skip_loop_filter = true
     }));
-    // Combinations: a better filter buys back what a faster encoder loses.
-    for (name, filter, cascade, speed) in [
-        ("bicubic+cascade -16/-16", ScaleFilter::Bicubic, true, -16),
-        ("bicubic+cascade -12/-12", ScaleFilter::Bicubic, true, -12),
-        ("bicubic -16/-16", ScaleFilter::Bicubic, false, -16),
-        ("area+cascade -16/-16", ScaleFilter::Area, true, -16),
+    // What the defaults turned down: a faster 360p speed, the decoder's loop filter.
+    let after = || Config::new(TrackKind::Camera);
+    let mut faster = after();
+    faster.layers[0].cpu_used = -16;
+    let mut no_lf = after();
+    no_lf.tuning.decoder.skip_loop_filter = true;
+    for (name, config) in [
+        ("after, 360p at -16", faster),
+        ("after + skip loop filter", no_lf),
     ] {
-        v.push(variant(name, |c| {
-            c.tuning.filter = filter;
-            c.tuning.cascade = cascade;
-            for l in &mut c.layers {
-                l.cpu_used = speed;
-            }
-        }));
+        v.push(Variant {
+            name: name.into(),
+            config,
+        });
     }
     v
 }
@@ -178,7 +190,10 @@ fn psnr(frames: &[(u64, Vec<u8>)], index_of: &HashMap<u64, u32>, (w, h): (u32, u
             continue;
         };
         let source = testsrc::pattern(1280, 720, index_of[pts]);
-        for (k, filter) in [ScaleFilter::Lanczos, ScaleFilter::Bilinear].into_iter().enumerate() {
+        for (k, filter) in [ScaleFilter::Lanczos, ScaleFilter::Bilinear]
+            .into_iter()
+            .enumerate()
+        {
             let reference = source.scaled_with(w, h, filter).unwrap();
             sum[k] += psnr_y(&pic, &reference).unwrap();
         }
@@ -194,12 +209,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut frames, mut rounds, mut gop, mut steps) = (150u32, 3usize, 30u32, false);
+    let (mut frames, mut rounds, mut gop, mut steps) = (150u32, 0usize, 30u32, false);
+    let mut only: Vec<String> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(3),
+            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--gop" => gop = args.next().and_then(|v| v.parse().ok()).unwrap_or(30),
             "--steps" => steps = true,
+            "--only" => {
+                steps = true;
+                only = args
+                    .next()
+                    .map(|v| v.split(',').map(str::to_string).collect())
+                    .unwrap_or_default();
+            }
             n => frames = n.parse().expect("frames"),
         }
     }
@@ -222,7 +245,18 @@ fn main() {
     }
     let idle_ns = start.elapsed().as_secs_f64() * 1e9 / clip.len() as f64;
 
-    let vs = variants(steps);
+    // Two variants alone are cheap: more rounds for a steadier median.
+    if rounds == 0 {
+        rounds = if steps { 3 } else { 5 };
+    }
+    let mut vs = variants(steps);
+    if !only.is_empty() {
+        vs.retain(|v| {
+            v.name == "before"
+                || v.name == "after"
+                || only.iter().any(|o| v.name.contains(o.as_str()))
+        });
+    }
     let mut passes: Vec<Vec<Pass>> = vec![Vec::new(); vs.len()];
     let mut quality = vec![[[0.0f64; 2]; 2]; vs.len()];
     for round in 0..rounds.max(1) {

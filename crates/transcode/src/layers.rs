@@ -59,11 +59,13 @@ const REFERENCE_AREA: u64 = 1280 * 720;
 pub const MAX_SOURCE_PIXELS: u64 = 3840 * 2160;
 /// Smallest layer side we bother to make.
 const MIN_SIDE: u32 = 16;
-/// libvpx speed of the camera layers (source / 2, source / 4).
-const CAMERA_CPU_USED: [i32; 2] = [-12, -12];
-/// libvpx speed of the screen layers: text needs the encoder's care more than speed, and they
-/// run at a third of the frame rate or less.
-const SCREEN_CPU_USED: i32 = -8;
+/// libvpx speed of the camera layers (source / 2, source / 4): the fastest settings that keep
+/// each layer within 1 dB PSNR of the old time-budget mode on the 720p test pattern (the 180p
+/// layer is cheap and bit-starved at 150 kbit/s, so it keeps a slower, better search).
+const CAMERA_CPU_USED: [i32; 2] = [-12, -8];
+/// libvpx `cpu-used` of the screen layers: unchanged (time-budget mode), because no screen
+/// content has been measured yet; they run at a third of the frame rate or less.
+const SCREEN_CPU_USED: i32 = vp8::CPU_USED;
 
 /// The swscale filter that makes the smaller layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,17 +106,26 @@ pub struct Tuning {
     pub filter: ScaleFilter,
     /// Threads per layer encoder. One is the most work per core; more only cut latency.
     pub encoder_threads: usize,
+    /// libvpx error resilience (entropy contexts reset every frame, so a decoder can go on past
+    /// a lost frame). It costs bits, and buys nothing here: receivers wait for a keyframe after
+    /// any gap in `seq` (docs/PROTOCOL.md).
+    pub error_resilient: bool,
     /// How the source is decoded.
     pub decoder: vp8::DecoderSettings,
 }
 
 impl Default for Tuning {
-    /// The measured best (BENCHMARKS.md, transcoder).
+    /// The measured best (BENCHMARKS.md, transcoder): cascade on, bicubic (sharper than
+    /// bilinear at the same cost, and a second bilinear 2:1 step blurs the 180p layer by 1 dB),
+    /// one encoder thread, no error resilience, full decoding (skipping the decoder's loop
+    /// filter saved 10–20 % of the decode but lost up to 0.8 dB over a 10 s GOP, and more as
+    /// the GOP grows).
     fn default() -> Self {
         Tuning {
             cascade: true,
-            filter: ScaleFilter::Bilinear,
+            filter: ScaleFilter::Bicubic,
             encoder_threads: 1,
+            error_resilient: false,
             decoder: vp8::DecoderSettings::default(),
         }
     }
@@ -126,8 +137,7 @@ impl LayerSpec {
     /// Camera: layer 1 = source / 2 at 500 kbit/s, layer 2 = source / 4 at 150 kbit/s (640x360
     /// and 320x180 from 720p; 320x240 and 160x120 from 640x480). Screen: full resolution at a
     /// third (layer 1, 600 kbit/s) and a sixth (layer 2, 250 kbit/s) of the frame rate.
-    /// Speeds were chosen with `examples/capacity.rs` (BENCHMARKS.md, transcoder): the
-    /// fastest that keeps each layer's PSNR within 1 dB of libvpx's slow realtime speeds.
+    /// Camera speeds were chosen with `examples/capacity.rs` (BENCHMARKS.md, transcoder).
     pub fn defaults(kind: TrackKind) -> Vec<LayerSpec> {
         match kind {
             TrackKind::Camera => vec![
@@ -603,6 +613,7 @@ impl LayerTranscoder {
                     },
                     cpu_used: l.spec.cpu_used,
                     threads: tuning.encoder_threads,
+                    error_resilient: tuning.error_resilient,
                 };
                 match open_layer_encoder(&settings, &self.metrics) {
                     Ok(enc) => l.encoder = Some(enc),

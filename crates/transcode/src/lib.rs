@@ -64,7 +64,9 @@ pub mod vp8;
 mod checked;
 
 pub use ffmpeg_next as ffmpeg;
-pub use layers::{LayerFrame, LayerSpec, LayerStats, LayerTranscoder, ScaleFilter, TrackKind, Tuning};
+pub use layers::{
+    LayerFrame, LayerSpec, LayerStats, LayerTranscoder, ScaleFilter, TrackKind, Tuning,
+};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use pool::{Pool, PoolConfig, PoolEvent, Submit, Track};
 pub use vp8::{psnr_y, DecoderSettings, Picture, Vp8Decoder, Vp8Encoder};

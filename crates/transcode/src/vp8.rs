@@ -50,6 +50,8 @@ pub(crate) struct EncoderSettings {
     pub cpu_used: i32,
     /// Encoder threads (libvpx splits macroblock rows between them).
     pub threads: usize,
+    /// libvpx `error-resilient`.
+    pub error_resilient: bool,
 }
 
 /// The realtime libvpx options, as FFmpeg names them. Kept apart so a test can prove FFmpeg
@@ -59,7 +61,7 @@ pub(crate) fn realtime_options(s: &EncoderSettings) -> Dictionary<'static> {
     d.set("deadline", "realtime");
     d.set("cpu-used", &s.cpu_used.to_string());
     d.set("lag-in-frames", "0");
-    d.set("error-resilient", "1");
+    d.set("error-resilient", if s.error_resilient { "1" } else { "0" });
     d.set("static-thresh", &s.static_thresh.to_string());
     d.set("auto-alt-ref", "0");
     d.set("noise-sensitivity", "0");
@@ -149,6 +151,7 @@ impl Vp8Encoder {
             static_thresh: 1,
             cpu_used: CPU_USED,
             threads: 1,
+            error_resilient: true,
         })?;
         Ok(Vp8Encoder {
             enc,
@@ -426,6 +429,7 @@ mod tests {
             static_thresh: 1,
             cpu_used: -12,
             threads: 1,
+            error_resilient: false,
         }
     }
 

@@ -172,7 +172,10 @@ fn both_camera_layers_are_valid_vp8_with_keyframes_where_asked_and_keep_their_qu
     eprintln!("PSNR 360p {c360:.2} dB, 180p {c180:.2} dB (180p from 720p: {d180:.2} dB)");
     assert!(c360 > PSNR_FLOOR_DB + 3.0, "360p mean PSNR {c360:.1} dB");
     assert!(c180 > PSNR_FLOOR_DB, "180p mean PSNR {c180:.1} dB");
-    assert!((c360 - d360).abs() < 0.01, "the 360p layer does not depend on the cascade");
+    assert!(
+        (c360 - d360).abs() < 0.01,
+        "the 360p layer does not depend on the cascade"
+    );
     assert!(
         c180 > d180 - 1.0,
         "the cascade costs 180p at most 1 dB: {c180:.2} vs {d180:.2} dB"
