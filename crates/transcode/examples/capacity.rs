@@ -15,6 +15,7 @@
 //! on top of `before`, and the options that were measured and rejected; `--only A,B` keeps the
 //! step variants whose names contain A or B.
 //! `--gop N` sets the source's keyframe interval (30 by default; browsers send far fewer).
+//! `--no-psnr` skips the quality check (for a profiler: only the transcoder runs).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -103,9 +104,24 @@ fn variants(steps: bool) -> Vec<Variant> {
     faster.layers[0].cpu_used = -16;
     let mut no_lf = after();
     no_lf.tuning.decoder.skip_loop_filter = true;
+    // The same speeds with the other filters, with and without the cascade.
+    let mut bilinear = after();
+    bilinear.tuning.filter = ScaleFilter::Bilinear;
+    bilinear.tuning.cascade = false;
+    let mut area = after();
+    area.tuning.filter = ScaleFilter::Area;
+    let mut bicubic = after();
+    bicubic.tuning.filter = ScaleFilter::Bicubic;
+    let mut bilinear6 = bilinear.clone();
+    bilinear6.layers[0].cpu_used = -6;
+    bilinear6.layers[1].cpu_used = -6;
     for (name, config) in [
         ("after, 360p at -16", faster),
         ("after + skip loop filter", no_lf),
+        ("after, bilinear, no cascade", bilinear),
+        ("after, bilinear, -6/-6", bilinear6),
+        ("after, area", area),
+        ("after, bicubic", bicubic),
     ] {
         v.push(Variant {
             name: name.into(),
@@ -129,6 +145,8 @@ fn thread_cpu_ns() -> u64 {
 #[derive(Clone, Copy, Default)]
 struct Pass {
     decode: f64,
+    /// Scaling, both layers (part of `layer`).
+    scale: f64,
     layer: [f64; 2],
     full: f64,
     kbps: [f64; 2],
@@ -172,6 +190,7 @@ fn run(config: &Config, clip: &[EncodedFrame], keep: bool) -> (Pass, Vec<Vec<(u6
         full: cpu / n,
         ..Pass::default()
     };
+    pass.scale = ms(s1[0].scale_ns + s1[1].scale_ns - s0[0].scale_ns - s0[1].scale_ns);
     for k in 0..2 {
         pass.layer[k] = ms(s1[k].scale_ns + s1[k].encode_ns - s0[k].scale_ns - s0[k].encode_ns);
         pass.kbps[k] = (s1[k].bytes - s0[k].bytes) as f64 * 8.0 / (n / FPS) / 1e3;
@@ -211,16 +230,24 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let (mut frames, mut rounds, mut gop, mut steps) = (150u32, 0usize, 30u32, false);
     let mut only: Vec<String> = Vec::new();
+    let mut quality_check = true;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--gop" => gop = args.next().and_then(|v| v.parse().ok()).unwrap_or(30),
             "--steps" => steps = true,
+            // For profilers: nothing but the transcoder runs.
+            "--no-psnr" => quality_check = false,
             "--only" => {
                 steps = true;
                 only = args
                     .next()
-                    .map(|v| v.split(',').map(str::to_string).collect())
+                    .map(|v| {
+                        v.split(',')
+                            .filter(|o| !o.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default();
             }
             n => frames = n.parse().expect("frames"),
@@ -261,9 +288,10 @@ fn main() {
     let mut quality = vec![[[0.0f64; 2]; 2]; vs.len()];
     for round in 0..rounds.max(1) {
         for (k, v) in vs.iter().enumerate() {
-            let (pass, kept) = run(&v.config, &clip, round == 0);
+            let check = round == 0 && quality_check;
+            let (pass, kept) = run(&v.config, &clip, check);
             passes[k].push(pass);
-            if round == 0 {
+            if check {
                 quality[k] = [
                     psnr(&kept[0], &index_of, (640, 360)),
                     psnr(&kept[1], &index_of, (320, 180)),
@@ -282,9 +310,10 @@ fn main() {
         idle.metrics().snapshot().frames_decoded
     );
     println!(
-        "{:<32} {:>6} {:>6} {:>6} {:>6} {:>5} {:>8} {:>13} {:>13} {:>7} {:>7}",
+        "{:<28} {:>6} {:>6} {:>6} {:>6} {:>6} {:>5} {:>8} {:>13} {:>13} {:>7} {:>7}",
         "variant",
         "decode",
+        "scale",
         "360p",
         "180p",
         "full",
@@ -300,9 +329,10 @@ fn main() {
         let p = &passes[k];
         let full = median(p.iter().map(|p| p.full).collect());
         println!(
-            "{:<32} {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>5.2} {:>8.1} {:>6.2}/{:<6.2} {:>6.2}/{:<6.2} {:>7.0} {:>7.0}",
+            "{:<28} {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>5.2} {:>8.1} {:>6.2}/{:<6.2} {:>6.2}/{:<6.2} {:>7.0} {:>7.0}",
             v.name,
             median(p.iter().map(|p| p.decode).collect()),
+            median(p.iter().map(|p| p.scale).collect()),
             median(p.iter().map(|p| p.layer[0]).collect()),
             median(p.iter().map(|p| p.layer[1]).collect()),
             full,
@@ -317,7 +347,7 @@ fn main() {
         );
     }
     println!(
-        "ms per source frame; 360p/180p = that layer's scale + encode; full = wall time of the \
+        "ms per source frame; scale = both layers' scaling; 360p/180p = that layer's scale + encode; full = wall time of the \
          whole pipeline (thread CPU time; stages scaled to it); x = before's full / this full; pub/core = 720p publishers with both \
          layers per core at 30 fps; PSNR (dB) against the uncompressed source scaled with Lanczos \
          (L) and with bilinear (B)"

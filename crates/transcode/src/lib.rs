@@ -62,6 +62,7 @@ pub mod testsrc;
 pub mod vp8;
 
 mod checked;
+mod halve;
 
 pub use ffmpeg_next as ffmpeg;
 pub use layers::{

@@ -170,8 +170,10 @@ fn both_camera_layers_are_valid_vp8_with_keyframes_where_asked_and_keep_their_qu
     }
     let [(c360, c180), (d360, d180)] = <[(f64, f64); 2]>::try_from(psnr).unwrap();
     eprintln!("PSNR 360p {c360:.2} dB, 180p {c180:.2} dB (180p from 720p: {d180:.2} dB)");
-    assert!(c360 > PSNR_FLOOR_DB + 3.0, "360p mean PSNR {c360:.1} dB");
-    assert!(c180 > PSNR_FLOOR_DB, "180p mean PSNR {c180:.1} dB");
+    // Measured 41.0 and 38.1 dB (libvpx 1.12); the floors sit 5 and 4 dB below, which still
+    // catches an aliasing scaler (fast bilinear: 37 and 32 dB) or a careless speed setting.
+    assert!(c360 > 36.0, "360p mean PSNR {c360:.1} dB");
+    assert!(c180 > 34.0, "180p mean PSNR {c180:.1} dB");
     assert!(
         (c360 - d360).abs() < 0.01,
         "the 360p layer does not depend on the cascade"
