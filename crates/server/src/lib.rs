@@ -252,8 +252,15 @@ impl Server {
             Duration::from_secs(state.config.cert_check_secs.max(1)),
             cancel.clone(),
         );
-        if state.cluster.is_some() {
+        if let Some(c) = &state.cluster {
             cluster::spawn_advertiser(state.clone(), cancel.clone());
+            state.media.set_cluster(c.net.clone());
+            let hub = state.media.clone();
+            cluster::net::spawn_liveness(
+                c.net.clone(),
+                move |change| hub.node_change(change),
+                cancel.clone(),
+            );
         }
         on_ready(Bound {
             http,

@@ -1,10 +1,16 @@
 //! Cluster mode on the real binary: several `quicmeet` nodes sharing one private
 //! `nats-server -js` (started here) behave as one service for accounts, sessions, meetings,
-//! join tokens and the security rate limits (docs/CLUSTER.md sections 3 and 10).
+//! join tokens and the security rate limits (docs/CLUSTER.md sections 3 and 10), and one
+//! meeting spans nodes: media, room events and host powers cross between them, and a node
+//! killed with -9 leaves everyone else's rooms (sections 4–9, tests in `cluster/span.rs`).
 
 mod common;
+#[path = "common/media.rs"]
+mod media;
 #[path = "common/meet.rs"]
 mod meet;
+#[path = "cluster/span.rs"]
+mod span;
 
 use std::time::{Duration, Instant};
 

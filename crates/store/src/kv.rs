@@ -241,6 +241,22 @@ async fn modify<R>(
     Err(StoreError::Contended(format!("{}/{key}", kv.name)))
 }
 
+/// Adds one to the decimal counter under `key` (compare-and-set, so racing nodes each get
+/// their own value) and returns the new value; a missing counter counts from 0.
+pub async fn increment(kv: &kv::Store, key: &str) -> StoreResult<u64> {
+    modify(kv, key, |cur| {
+        let n = match cur {
+            Some(b) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("counter {key}")))?,
+            None => 0,
+        } + 1;
+        Ok((Some(n.to_string().into_bytes()), n))
+    })
+    .await
+}
+
 /// Takes a single-use record: reads it and deletes exactly that revision. Of racing takers
 /// only one gets `Some`.
 async fn take(kv: &kv::Store, key: &str) -> StoreResult<Option<bytes::Bytes>> {

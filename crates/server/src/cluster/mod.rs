@@ -2,11 +2,17 @@
 //! and the rate limits that must hold across nodes.
 //!
 //! Only built when `--nats-url` is given; a node without it never touches this module's
-//! network code. What is here today: shared state (section 3), its health (section 10), the
-//! shared login/join counters and where a joiner lands (section 8, [`nodes`]). Rooms spanning
-//! nodes are not built yet (section 12).
+//! network code. Here: shared state (section 3), its health (section 10), the shared
+//! login/join counters, where a joiner lands (section 8, [`nodes`]), and the pieces of rooms
+//! spanning nodes (sections 4–9): [`net`] (id blocks, heartbeats, cross-node counters),
+//! [`link`] (one room's NATS subscriptions and publications), [`subjects`], [`wire`]. The
+//! room actor's side is `media/cluster_room.rs`.
 
+pub mod link;
+pub mod net;
 pub mod nodes;
+pub mod subjects;
+pub mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -33,6 +39,8 @@ pub struct Cluster {
     pub nats_rtt_us: AtomicU64,
     /// Last duration of writing this node's directory record to JetStream KV (µs).
     pub kv_put_us: AtomicU64,
+    /// The media plane's side of the cluster (rooms spanning nodes).
+    pub net: std::sync::Arc<net::Net>,
 }
 
 impl Cluster {
@@ -52,9 +60,13 @@ impl Cluster {
         )
         .await
         .context("opening the node directory bucket")?;
+        let net = net::Net::open(node_id.clone(), client.clone())
+            .await
+            .context("opening the participant-id bucket")?;
         tracing::info!(node = %node_id, nats = %url, "cluster mode: state in JetStream KV");
         Ok((
             Self {
+                net,
                 node_id,
                 client,
                 directory: Directory::default(),
@@ -187,6 +199,7 @@ pub struct ClusterGauges {
     pub nodes: u64,
     pub nats_rtt_us: u64,
     pub kv_put_us: u64,
+    pub cross: [u64; 7],
 }
 
 impl ClusterGauges {
@@ -198,6 +211,18 @@ impl ClusterGauges {
                 .live_count(chrono::Utc::now().timestamp_millis()) as u64,
             nats_rtt_us: c.nats_rtt_us.load(Relaxed),
             kv_put_us: c.kv_put_us.load(Relaxed),
+            cross: {
+                let s = &c.net.stats;
+                [
+                    s.frames_out.load(Relaxed),
+                    s.bytes_out.load(Relaxed),
+                    s.frames_in.load(Relaxed),
+                    s.bytes_in.load(Relaxed),
+                    s.dropped.load(Relaxed),
+                    s.events_out.load(Relaxed),
+                    s.events_in.load(Relaxed),
+                ]
+            },
         }
     }
 }
@@ -228,7 +253,41 @@ impl prometheus_client::collector::Collector for ClusterGauges {
             "quicmeet_kv_put_seconds",
             "Last JetStream KV write of this node's directory record (every 2 s).",
             self.kv_put_us as f64 / 1e6,
-        )
+        )?;
+        const CROSS: [(&str, &str); 7] = [
+            (
+                "quicmeet_cluster_frames_out_total",
+                "Media frames this node published to other nodes.",
+            ),
+            (
+                "quicmeet_cluster_bytes_out_total",
+                "Bytes of media this node published to other nodes.",
+            ),
+            (
+                "quicmeet_cluster_frames_in_total",
+                "Media frames this node received from other nodes.",
+            ),
+            (
+                "quicmeet_cluster_bytes_in_total",
+                "Bytes of media this node received from other nodes.",
+            ),
+            (
+                "quicmeet_cluster_dropped_total",
+                "Cross-node messages dropped (full queues, frames disagreeing with their subject).",
+            ),
+            (
+                "quicmeet_cluster_events_out_total",
+                "Room events, commands and requests this node published.",
+            ),
+            (
+                "quicmeet_cluster_events_in_total",
+                "Room events, commands and requests this node received.",
+            ),
+        ];
+        for ((name, help), v) in CROSS.iter().zip(self.cross) {
+            crate::metrics::counter(&mut enc, name, help, v)?;
+        }
+        Ok(())
     }
 }
 

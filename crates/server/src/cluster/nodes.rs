@@ -2,8 +2,9 @@
 //! endpoints, certificate hash, load and meetings in the `qm_nodes` KV bucket; the join answer
 //! names the node chosen by [`choose`] from that directory.
 //!
-//! While meetings do not span nodes, the rule keeps a meeting's participants together: a
-//! meeting that has a room on a live node goes there, a new one goes to the least-loaded node.
+//! The rule keeps a meeting's participants together (no media has to cross nodes): a meeting
+//! that has a room on a live node goes there, a new one goes to the least-loaded node. A client
+//! that connects elsewhere still joins the same meeting (rooms span nodes).
 
 use std::time::Duration;
 

@@ -16,7 +16,7 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
 };
 
@@ -33,7 +33,13 @@ pub use metrics::{MediaMetrics, MediaMetricsView};
 
 #[cfg(feature = "fault-injection")]
 pub use room::FAULT_PANIC_CHAT;
-use room::{RoomCmd, ROOM_QUEUE};
+use room::{ClusterRoom, RoomCmd, ROOM_QUEUE};
+
+use crate::cluster::{
+    link::{Inbound, Link},
+    net::{IdBlock, Net, NodeChange, CHAT_LANES},
+    subjects::Subjects,
+};
 
 /// Why a connection was refused before it joined a room.
 #[derive(Debug, Clone)]
@@ -75,6 +81,8 @@ pub struct MediaHub {
     pub metrics: Arc<MediaMetrics>,
     pub cancel: CancellationToken,
     pub transcoders: Option<Arc<xcode::Transcoders>>,
+    /// Cluster mode: rooms span nodes through this node's NATS connection.
+    cluster: OnceLock<Arc<Net>>,
 }
 
 /// A connection that joined a room: where to send its input.
@@ -107,7 +115,31 @@ impl MediaHub {
             next_generation: AtomicU64::new(1),
             metrics: Arc::new(MediaMetrics::default()),
             cancel,
+            cluster: OnceLock::new(),
         })
+    }
+
+    /// Puts the media plane in cluster mode (once, at start): rooms then span nodes.
+    pub fn set_cluster(&self, net: Arc<Net>) {
+        let _ = self.cluster.set(net);
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<Net>> {
+        self.cluster.get()
+    }
+
+    /// A fresh connection handle (also used for mirrors of other nodes' participants).
+    pub(crate) fn new_conn_id(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Tells every room a node died or came back.
+    pub fn node_change(&self, change: NodeChange) {
+        for e in self.rooms.lock().values() {
+            if e.tx.try_send(RoomCmd::NodeChange(change.clone())).is_err() {
+                tracing::warn!(?change, "a busy room missed a node change");
+            }
+        }
     }
 
     /// Checks a join token (single use: it is consumed here) and the meeting behind it.
@@ -172,7 +204,7 @@ impl MediaHub {
         grant: &JoinGrant,
         transport: Transport,
     ) -> Result<Attached, Refusal> {
-        let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let id = self.new_conn_id();
         let out = Arc::new(ConnOut::new(id, transport));
         let join = Join {
             conn: id,
@@ -215,11 +247,23 @@ impl MediaHub {
                 ts_ms: c.ts_ms.max(0) as u64,
             })
             .collect();
+        // In a cluster the room takes its own block of participant ids and chat-id lane, so
+        // its ids never clash with the meeting's rooms on other nodes.
+        let ids = match self.cluster() {
+            Some(net) => Some(net.reserve_ids(code).await.map_err(|e| {
+                tracing::warn!(error = %e, "reserving participant ids failed");
+                Refusal::new(
+                    "cluster_unavailable",
+                    "The meeting service cannot reach its cluster right now. Try again shortly.",
+                )
+            })?),
+            None => None,
+        };
         let cmd = match self.join_running(code, cmd, &out)? {
             Ok(attached) => return Ok(attached),
             Err(cmd) => cmd,
         };
-        let config = RoomConfig {
+        let mut config = RoomConfig {
             meeting: MeetingInfo {
                 code: meeting.code.clone(),
                 title: meeting.title.clone(),
@@ -242,6 +286,16 @@ impl MediaHub {
             },
             ..RoomConfig::default()
         };
+        if let Some(IdBlock {
+            participants,
+            chat_offset,
+        }) = ids
+        {
+            config.participant_ids = participants;
+            config.chat_id_stride = CHAT_LANES;
+            config.chat_id_offset = chat_offset;
+            config.announce = true;
+        }
         let (tx, rx) = mpsc::channel(ROOM_QUEUE);
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         {
@@ -267,14 +321,24 @@ impl MediaHub {
             );
         }
         self.metrics.rooms_opened.fetch_add(1, Ordering::Relaxed);
+        let cluster = match (self.cluster(), Subjects::new(&meeting.code)) {
+            (Some(net), Some(subjects)) => {
+                let to_room = tx.clone();
+                let link = Link::start(net.clone(), subjects, move |i: Inbound| {
+                    to_room.try_send(RoomCmd::Cluster(i)).is_ok()
+                });
+                Some(ClusterRoom::new(link))
+            }
+            _ => None,
+        };
         let actor = tokio::spawn(room::run(
             self.clone(),
             meeting.code.clone(),
             generation,
             config,
             history,
-            tx.clone(),
-            rx,
+            (tx.clone(), rx),
+            cluster,
         ));
         // The actor contains its own panics; should one escape anyway, forget the room so
         // the next join starts a fresh one (its connections see the channel close).
@@ -354,8 +418,8 @@ impl MediaHub {
     }
 
     /// Records that the host ended the meeting, so later joins are refused until the host
-    /// starts it again.
-    pub fn mark_ended(&self, code: &str) {
+    /// starts it again. The handle completes once it is stored.
+    pub fn mark_ended(&self, code: &str) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let code = code.to_owned();
         tokio::spawn(async move {
@@ -367,7 +431,7 @@ impl MediaHub {
                 }
                 let _ = store.flush().await;
             }
-        });
+        })
     }
 
     pub fn store(&self) -> &Store {

@@ -27,6 +27,11 @@ use smallvec::SmallVec;
 use tokio::sync::mpsc;
 
 use super::{xcode::TrackTranscoder, ConnOut, MediaHub};
+use crate::cluster::{link::Inbound, net::NodeChange};
+
+#[path = "cluster_room.rs"]
+mod cluster_room;
+pub use cluster_room::ClusterRoom;
 
 /// Commands a room's input channel holds at most (media is dropped, not queued, beyond it).
 pub const ROOM_QUEUE: usize = 4096;
@@ -48,6 +53,10 @@ pub enum RoomCmd {
     LayerMedia(EncodedFrame),
     /// The transcoder needs a keyframe from the publisher of this track.
     SourceKeyframe(u32),
+    /// Something from another node of the cluster.
+    Cluster(Inbound),
+    /// A node of the cluster died or came back.
+    NodeChange(NodeChange),
 }
 
 struct Actor {
@@ -68,6 +77,8 @@ struct Actor {
     reported: RoomStats,
     /// Connections whose media goes peer to peer (`media_path{p2p}`), for /metrics.
     direct: HashSet<ConnId>,
+    /// Cluster mode: the meeting's participants on other nodes.
+    cluster: Option<ClusterRoom>,
 }
 
 pub async fn run(
@@ -76,8 +87,8 @@ pub async fn run(
     generation: u64,
     config: RoomConfig,
     history: Vec<ChatMessage>,
-    tx: mpsc::Sender<RoomCmd>,
-    mut rx: mpsc::Receiver<RoomCmd>,
+    (tx, mut rx): (mpsc::Sender<RoomCmd>, mpsc::Receiver<RoomCmd>),
+    cluster: Option<ClusterRoom>,
 ) {
     let wall_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
     let mut actor = Actor {
@@ -94,6 +105,7 @@ pub async fn run(
         xcode_retry: None,
         reported: RoomStats::default(),
         direct: HashSet::new(),
+        cluster,
     };
     tracing::debug!(code = %code, "room started");
     let sleep = tokio::time::sleep(Duration::ZERO);
@@ -139,7 +151,8 @@ pub async fn run(
             hub.drop_room(&code, generation);
             break;
         }
-        if actor.room.is_empty()
+        // Mirrors of other nodes' participants do not keep a room alive here.
+        if actor.room.local_count() == 0
             && actor.conns.is_empty()
             && hub.retire_room(&code, generation, &rx)
         {
@@ -170,6 +183,7 @@ impl Actor {
         let retry_due = self.xcode_retry.is_some_and(|t| Instant::now() >= t);
         if self.layers_synced != Some(version) || retry_due {
             self.layers_synced = Some(version);
+            self.sync_interest();
             self.sync_transcoders();
         }
         self.report();
@@ -210,7 +224,7 @@ impl Actor {
                         }
                     }
                 }
-                self.input(Input::Media(from, frame));
+                self.input_local_media(Input::Media(from, frame));
                 self.hub
                     .metrics
                     .forward_latency
@@ -225,7 +239,9 @@ impl Actor {
                 self.pid_conn.retain(|_, c| *c != conn);
                 self.input(Input::Leave(conn, reason));
             }
-            RoomCmd::LayerMedia(frame) => self.input(Input::LayerMedia(frame)),
+            RoomCmd::LayerMedia(frame) => self.input_local_media(Input::LayerMedia(frame)),
+            RoomCmd::Cluster(i) => self.cluster_inbound(i),
+            RoomCmd::NodeChange(c) => self.node_change(c),
             RoomCmd::SourceKeyframe(track_id) => {
                 let pid = quicmeet_proto::track::participant_of(track_id);
                 if let Some(conn) = self.pid_conn.get(&pid).and_then(|c| self.conns.get(c)) {
@@ -266,6 +282,22 @@ impl Actor {
         }
     }
 
+    /// A frame of one of this node's own tracks (from its publisher or the transcoder): once
+    /// the room accepted it, it also goes to the other nodes that want its layer.
+    fn input_local_media(&mut self, input: Input) {
+        let frame = match (&input, &self.cluster) {
+            (Input::Media(_, f) | Input::LayerMedia(f), Some(_)) => Some(f.clone()),
+            _ => None,
+        };
+        let before = self.room.stats().frames_in;
+        self.input(input);
+        if let (Some(f), Some(c)) = (frame, &self.cluster) {
+            if self.room.stats().frames_in > before {
+                c.forward_local(&f);
+            }
+        }
+    }
+
     /// Adds what the room counted since the last report to the server's metrics.
     fn report(&mut self) {
         let now = *self.room.stats();
@@ -288,10 +320,14 @@ impl Actor {
     }
 
     fn drain(&mut self) {
-        let m = &self.hub.metrics;
+        let hub = self.hub.clone();
+        let m = &hub.metrics;
         let mut frames_out = 0u64;
         let mut bytes_out = 0u64;
         while let Some(out) = self.room.poll_output() {
+            if self.cluster.is_some() && self.cluster_output(&out) {
+                continue;
+            }
             match out {
                 Output::Media { to, frame } => {
                     let Some(conn) = self.conns.get(&to) else {
@@ -380,8 +416,10 @@ impl Actor {
                 }
                 Output::MeetingEnded { by } => {
                     tracing::info!(room = %self.code, by, "meeting ended by the host");
-                    self.hub.mark_ended(&self.code);
+                    drop(self.hub.mark_ended(&self.code));
                 }
+                // Only in cluster mode, handled above.
+                Output::Announce(_) | Output::RemoteCommand { .. } => {}
             }
         }
         if frames_out > 0 {
@@ -416,13 +454,22 @@ impl Actor {
         };
         let mut live: SmallVec<[(u32, quicmeet_proto::MediaKind); 8]> = SmallVec::new();
         for t in self.room.tracks() {
-            if t.kind.is_video() {
+            // Each track is transcoded once, on its publisher's node.
+            let remote = self
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.is_remote_track(t.track_id));
+            if t.kind.is_video() && !remote {
                 live.push((t.track_id, t.kind));
             }
         }
         self.xcode.retain(|id, _| live.iter().any(|(t, _)| t == id));
         for (track_id, kind) in live {
-            let wanted = self.room.wanted_layers(track_id) & !1;
+            let elsewhere = self
+                .cluster
+                .as_ref()
+                .map_or(0, |c| c.remote_wants(track_id));
+            let wanted = (self.room.wanted_layers(track_id) | elsewhere) & !1;
             match self.xcode.get_mut(&track_id) {
                 Some(x) => x.set_wanted(wanted),
                 None if wanted != 0 => match xc.start(self.tx.clone(), track_id, kind) {

@@ -23,12 +23,13 @@ impl Room {
         let Some(m) = self.members.get_mut(&from) else {
             return self.violation();
         };
-        if !m.chat.try_take(now, 1.0) {
+        if !m.remote && !m.chat.try_take(now, 1.0) {
             self.stats.control_rate_limited += 1;
             return self.error(from, "rate_limited", "You are sending messages too fast");
         }
         let ts_ms = wall.max(self.last_chat_ts);
         self.last_chat_ts = ts_ms;
+        let local = !m.remote;
         let msg = ChatMessage {
             id: self.next_chat_id,
             participant_id: m.pid,
@@ -36,7 +37,7 @@ impl Room {
             text,
             ts_ms,
         };
-        self.next_chat_id += 1;
+        self.next_chat_id += self.config.chat_id_stride.max(1);
         self.stats.chat_messages += 1;
         if self.chat.len() >= self.config.chat_history_len {
             self.chat.pop_front();
@@ -45,6 +46,7 @@ impl Room {
             self.chat.push_back(msg.clone());
         }
         self.outputs.push_back(Output::ChatPersist(msg.clone()));
+        self.announce(local, ServerMessage::Chat(msg.clone()));
         self.broadcast(None, ServerMessage::Chat(msg));
     }
 }

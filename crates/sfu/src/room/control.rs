@@ -83,7 +83,8 @@ impl Room {
     /// handled; `None` when the sender is unknown or over its rate (answered already).
     fn pass_gate(&mut self, now: Instant, from: ConnId) -> Option<bool> {
         let m = self.members.get_mut(&from)?;
-        if m.control.try_take(now, 1.0) {
+        // A remote participant's home node already charged its budget.
+        if m.remote || m.control.try_take(now, 1.0) {
             return Some(m.admitted());
         }
         self.stats.control_rate_limited += 1;
@@ -173,6 +174,13 @@ impl Room {
             },
         );
         self.layers_version += 1;
+        let local = self.members.get(&from).is_some_and(|m| !m.remote);
+        self.announce(
+            local,
+            ServerMessage::TrackPublished {
+                track: info.clone(),
+            },
+        );
         self.broadcast(None, ServerMessage::TrackPublished { track: info });
     }
 
@@ -195,15 +203,14 @@ impl Room {
         if audio {
             m.loudness = 0.0;
         }
-        let participant_id = m.pid;
-        self.broadcast(
-            None,
-            ServerMessage::MuteState {
-                participant_id,
-                audio,
-                video,
-            },
-        );
+        let (participant_id, local) = (m.pid, !m.remote);
+        let msg = ServerMessage::MuteState {
+            participant_id,
+            audio,
+            video,
+        };
+        self.announce(local, msg.clone());
+        self.broadcast(None, msg);
     }
 
     fn react(&mut self, now: Instant, from: ConnId, emoji: String) {
@@ -216,13 +223,13 @@ impl Room {
         let Some(participant_id) = self.pid_of(from) else {
             return;
         };
-        self.broadcast(
-            None,
-            ServerMessage::Reaction {
-                participant_id,
-                emoji,
-            },
-        );
+        let msg = ServerMessage::Reaction {
+            participant_id,
+            emoji,
+        };
+        let local = self.members.get(&from).is_some_and(|m| !m.remote);
+        self.announce(local, msg.clone());
+        self.broadcast(None, msg);
     }
 
     fn raise_hand(&mut self, now: Instant, from: ConnId, raised: bool) {
@@ -233,14 +240,13 @@ impl Room {
             return self.violation();
         };
         m.hand_raised = raised;
-        let participant_id = m.pid;
-        self.broadcast(
-            None,
-            ServerMessage::Hand {
-                participant_id,
-                raised,
-            },
-        );
+        let (participant_id, local) = (m.pid, !m.remote);
+        let msg = ServerMessage::Hand {
+            participant_id,
+            raised,
+        };
+        self.announce(local, msg.clone());
+        self.broadcast(None, msg);
     }
 
     fn take_reaction(&mut self, now: Instant, from: ConnId) -> bool {
@@ -248,7 +254,7 @@ impl Room {
             self.violation();
             return false;
         };
-        if m.reaction.try_take(now, 1.0) {
+        if m.remote || m.reaction.try_take(now, 1.0) {
             return true;
         }
         self.stats.control_rate_limited += 1;
@@ -269,6 +275,13 @@ impl Room {
         let Some(from_pid) = self.pid_of(from) else {
             return;
         };
+        if self.members.get(&target).is_some_and(|m| m.remote) {
+            return self.outputs.push_back(Output::RemoteCommand {
+                target,
+                by: from_pid,
+                msg: ClientMessage::Signal { to, data },
+            });
+        }
         self.send(
             target,
             ServerMessage::Signal {

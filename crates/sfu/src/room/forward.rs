@@ -21,7 +21,9 @@ impl Room {
         let len = frame.len();
         // Both buckets are checked before either is charged, so a refused frame costs nothing.
         let pid = m.pid;
-        if !(m.publish_frames.has(now, 1.0) && m.publish_bytes.has(now, len as f64)) {
+        // A remote participant's home node already charged its publish budget.
+        let within = m.publish_frames.has(now, 1.0) && m.publish_bytes.has(now, len as f64);
+        if !m.remote && !within {
             self.stats.dropped.rate_limited += 1;
             self.break_group(now, pid, &frame);
             self.count_flood(now, from);

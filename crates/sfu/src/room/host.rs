@@ -21,8 +21,19 @@ impl Room {
         let Some(&target) = self.by_pid.get(&target_pid) else {
             return self.error(from, "unknown_participant", "No such participant");
         };
-        let Some(target_admitted) = self.members.get(&target).map(|m| m.admitted()) else {
+        let Some((target_admitted, remote)) =
+            self.members.get(&target).map(|m| (m.admitted(), m.remote))
+        else {
             return self.violation();
+        };
+        // A participant of another node: the checks above were made on this room's mirror,
+        // and its home node carries the action out (and announces the result).
+        let forward = |room: &mut Room| {
+            room.outputs.push_back(Output::RemoteCommand {
+                target,
+                by: host_pid,
+                msg: msg.clone(),
+            });
         };
         match msg {
             ClientMessage::Admit { .. } => {
@@ -32,11 +43,17 @@ impl Room {
                 if self.participant_count() >= self.config.max_participants {
                     return self.error(from, "room_full", "The meeting is full");
                 }
+                if remote {
+                    return forward(self);
+                }
                 self.admit_member(target);
             }
             ClientMessage::Deny { .. } => {
                 if target_admitted {
                     return self.error(from, "not_in_lobby", "Already admitted");
+                }
+                if remote {
+                    return forward(self);
                 }
                 self.expel(
                     target,
@@ -50,8 +67,12 @@ impl Room {
                 if !target_admitted {
                     return self.error(from, "not_admitted", "Still in the lobby");
                 }
+                if remote {
+                    return forward(self);
+                }
                 self.send(target, ServerMessage::PleaseMute { by: host_pid });
             }
+            ClientMessage::Remove { .. } if remote => forward(self),
             ClientMessage::Remove { .. } => {
                 self.expel(
                     target,
@@ -71,6 +92,12 @@ impl Room {
             return self.error(from, "forbidden", "Only the host can end the meeting");
         }
         let by = m.pid;
+        self.end_here();
+        self.outputs.push_back(Output::MeetingEnded { by });
+    }
+
+    /// Everyone here gets `goodbye{reason:"ended"}` and is disconnected; the room is over.
+    pub(super) fn end_here(&mut self) {
         let all: Vec<ConnId> = self.by_pid.values().copied().collect();
         self.outputs.push_back(Output::Control {
             to: Recipients::Many(all.clone()),
@@ -91,6 +118,5 @@ impl Room {
         self.tracks.clear();
         self.layers_version += 1;
         self.ended = true;
-        self.outputs.push_back(Output::MeetingEnded { by });
     }
 }

@@ -2,12 +2,11 @@
 
 use std::time::Instant;
 
-use quicmeet_proto::{Role, ServerMessage};
+use quicmeet_proto::{Participant, Role, ServerMessage};
 
-use super::state::{Admission, Flood, Member};
+use super::state::{Admission, Member};
 use super::{ConnId, Join, Output, Recipients, Room};
 use crate::bwe;
-use crate::rate::TokenBucket;
 
 impl Room {
     pub(super) fn join(&mut self, now: Instant, j: Join) {
@@ -27,37 +26,32 @@ impl Room {
         if full {
             return self.refuse(j.conn, "room_full", "The meeting is full");
         }
+        if self.next_pid >= self.config.participant_ids.end {
+            // This room's block of ids is used up (cluster mode); never reuse an id.
+            return self.refuse(j.conn, "room_full", "The meeting is full");
+        }
         let pid = self.next_pid;
         self.next_pid += 1;
-        let c = &self.config;
-        let member = Member {
-            pid,
-            name: j.name,
-            email: j.email,
-            role: j.role,
-            admission: if lobby {
+        let member = Member::new(
+            now,
+            &self.config,
+            Participant {
+                id: pid,
+                name: j.name,
+                role: j.role,
+                audio_muted: false,
+                video_muted: false,
+                hand_raised: false,
+                transport: j.transport,
+            },
+            j.email,
+            if lobby {
                 Admission::Lobby
             } else {
                 Admission::Admitted
             },
-            audio_muted: false,
-            video_muted: false,
-            hand_raised: false,
-            transport: j.transport,
-            publish_frames: TokenBucket::new(now, c.publish_frames_per_sec, c.publish_frames_burst),
-            publish_bytes: TokenBucket::new(now, c.publish_bytes_per_sec, c.publish_bytes_burst),
-            control: TokenBucket::new(now, c.control_per_sec, c.control_burst),
-            chat: TokenBucket::new(now, c.chat_per_sec, c.chat_burst),
-            reaction: TokenBucket::new(now, c.reaction_per_sec, c.reaction_burst),
-            flood: Flood {
-                window_start: now,
-                drops: 0,
-                strikes: 0,
-            },
-            subscriptions: Vec::new(),
-            loudness: 0.0,
-            last_audio: None,
-        };
+            false,
+        );
         self.members.insert(j.conn, member);
         self.by_pid.insert(pid, j.conn);
         self.outputs.push_back(Output::Joined {
@@ -72,6 +66,14 @@ impl Room {
                 },
             );
             self.knock(j.conn);
+            if let Some(m) = self.members.get(&j.conn) {
+                let msg = ServerMessage::Knock {
+                    participant_id: m.pid,
+                    name: m.name.clone(),
+                    email: m.email.clone(),
+                };
+                self.announce(true, msg);
+            }
         } else {
             self.admit_member(j.conn);
         }
@@ -84,7 +86,7 @@ impl Room {
             .push_back(Output::Disconnect { who: conn, reason });
     }
 
-    fn knock(&mut self, conn: ConnId) {
+    pub(super) fn knock(&mut self, conn: ConnId) {
         let Some(m) = self.members.get(&conn) else {
             return self.violation();
         };
@@ -108,7 +110,7 @@ impl Room {
             return self.violation();
         };
         m.admission = Admission::Admitted;
-        let (pid, role) = (m.pid, m.role);
+        let (pid, role, local) = (m.pid, m.role, !m.remote);
         let participant = m.participant();
         let welcome = ServerMessage::Welcome {
             participant_id: pid,
@@ -125,8 +127,14 @@ impl Room {
             chat: self.chat.iter().cloned().collect(),
         };
         self.send(conn, welcome);
+        self.announce(
+            local,
+            ServerMessage::ParticipantJoined {
+                participant: participant.clone(),
+            },
+        );
         self.broadcast(Some(conn), ServerMessage::ParticipantJoined { participant });
-        if role == Role::Host {
+        if role == Role::Host && local {
             let knocks: Vec<ServerMessage> = self
                 .by_pid
                 .values()
@@ -173,6 +181,7 @@ impl Room {
             participant_id: m.pid,
             reason: reason.to_owned(),
         };
+        self.announce(!m.remote, msg.clone());
         if m.admitted() {
             self.broadcast(None, msg);
         } else {
@@ -198,6 +207,9 @@ impl Room {
         let Some(t) = self.tracks.remove(&track_id) else {
             return;
         };
+        // A departing owner is already gone from `members`: its `participant_left` says it.
+        let local = self.members.get(&t.owner).is_some_and(|m| !m.remote);
+        self.announce(local, ServerMessage::TrackUnpublished { track_id });
         for s in &t.subs {
             if let Some(m) = self.members.get_mut(&s.conn) {
                 m.subscriptions.retain(|x| *x != track_id);

@@ -17,6 +17,7 @@ mod forward;
 mod host;
 mod keyframe;
 mod membership;
+mod remote;
 mod speaker;
 mod state;
 mod subscription;
@@ -33,7 +34,8 @@ use state::{Member, Track};
 use timer::{Timer, TimerTable};
 
 pub use types::{
-    ConnId, Input, Join, MediaDrops, Output, Recipients, RoomConfig, RoomStats, SfuError, MAX_LAYER,
+    ConnId, Input, Join, MediaDrops, Output, Recipients, Remote, RoomConfig, RoomStats,
+    RosterEntry, SfuError, MAX_LAYER,
 };
 
 /// One meeting's SFU state. See the crate docs for the protocol it implements.
@@ -72,7 +74,9 @@ impl Room {
         wall_clock_ms: u64,
         chat_history: Vec<ChatMessage>,
     ) -> Self {
-        let next_chat_id = chat_history.iter().map(|c| c.id + 1).max().unwrap_or(1);
+        let seen = chat_history.iter().map(|c| c.id).max().unwrap_or(0);
+        let next_chat_id =
+            remote::chat_id_after(seen, config.chat_id_stride, config.chat_id_offset);
         let last_chat_ts = chat_history.iter().map(|c| c.ts_ms).max().unwrap_or(0);
         let keep = config.chat_history_len;
         let skip = chat_history.len().saturating_sub(keep);
@@ -81,7 +85,7 @@ impl Room {
             wall_ms_at_created: wall_clock_ms,
             members: HashMap::new(),
             by_pid: BTreeMap::new(),
-            next_pid: 1,
+            next_pid: config.participant_ids.start.max(1),
             tracks: BTreeMap::new(),
             chat: chat_history.into_iter().skip(skip).collect(),
             next_chat_id,
@@ -134,6 +138,7 @@ impl Room {
                         .handle_input(now, bwe::Input::Feedback { conn, feedback });
                 }
             }
+            Input::Remote(r) => self.remote(now, r),
             Input::Tick => {}
         }
         self.handle_timeout(now);

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use quicmeet_proto::{EncodedFrame, Participant, Role, TrackInfo};
 
-use super::types::{ConnId, LAYERS};
+use super::types::{ConnId, RoomConfig, LAYERS};
 use crate::rate::TokenBucket;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +42,47 @@ pub(super) struct Member {
     /// Smoothed loudness (127 - level), 0 = silent.
     pub(super) loudness: f32,
     pub(super) last_audio: Option<Instant>,
+    /// A mirror of another node's participant (cluster mode): its home node decides about
+    /// it, this room only shows it to local participants and forwards its media.
+    pub(super) remote: bool,
 }
 
 impl Member {
+    pub(super) fn new(
+        now: Instant,
+        c: &RoomConfig,
+        p: Participant,
+        email: String,
+        admission: Admission,
+        remote: bool,
+    ) -> Member {
+        Member {
+            pid: p.id,
+            name: p.name,
+            email,
+            role: p.role,
+            admission,
+            audio_muted: p.audio_muted,
+            video_muted: p.video_muted,
+            hand_raised: p.hand_raised,
+            transport: p.transport,
+            publish_frames: TokenBucket::new(now, c.publish_frames_per_sec, c.publish_frames_burst),
+            publish_bytes: TokenBucket::new(now, c.publish_bytes_per_sec, c.publish_bytes_burst),
+            control: TokenBucket::new(now, c.control_per_sec, c.control_burst),
+            chat: TokenBucket::new(now, c.chat_per_sec, c.chat_burst),
+            reaction: TokenBucket::new(now, c.reaction_per_sec, c.reaction_burst),
+            flood: Flood {
+                window_start: now,
+                drops: 0,
+                strikes: 0,
+            },
+            subscriptions: Vec::new(),
+            loudness: 0.0,
+            last_audio: None,
+            remote,
+        }
+    }
+
     pub(super) fn participant(&self) -> Participant {
         Participant {
             id: self.pid,

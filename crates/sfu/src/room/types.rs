@@ -1,8 +1,11 @@
 //! The room's public vocabulary: identifiers, settings, inputs, outputs, errors, counters.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use quicmeet_proto::{ChatMessage, ClientMessage, EncodedFrame, MeetingInfo, Role, ServerMessage};
+
+pub use super::remote::{Remote, RosterEntry};
 
 use crate::bwe;
 
@@ -64,6 +67,19 @@ pub struct RoomConfig {
     pub gop_cache_bytes: usize,
     /// The layer policy: which layers exist and how congestion moves subscribers.
     pub bwe: bwe::Config,
+    /// Participant ids this room hands out. In a cluster each node's room gets its own
+    /// block, so ids stay unique across the nodes a meeting spans; a room whose block is
+    /// used up refuses further joins with `room_full`.
+    pub participant_ids: Range<u32>,
+    /// Chat ids this room hands out are `offset + k * stride`, above every id it has seen.
+    /// In a cluster every node's room has its own offset, so two nodes never give out the
+    /// same id; on one node the defaults (1, 0) number chat 1, 2, 3, …
+    pub chat_id_stride: u64,
+    /// See [`RoomConfig::chat_id_stride`].
+    pub chat_id_offset: u64,
+    /// Emit [`Output::Announce`] for facts about this room's own participants (cluster
+    /// mode: other nodes' rooms mirror them).
+    pub announce: bool,
 }
 
 impl Default for RoomConfig {
@@ -92,6 +108,10 @@ impl Default for RoomConfig {
             gop_cache_frames: 300,
             gop_cache_bytes: 4 * 1024 * 1024,
             bwe: bwe::Config::default(),
+            participant_ids: 1..u32::MAX / 16,
+            chat_id_stride: 1,
+            chat_id_offset: 0,
+            announce: false,
         }
     }
 }
@@ -143,6 +163,11 @@ pub enum Input {
         /// The measurement.
         feedback: bwe::Feedback,
     },
+    /// Something another node of a cluster decided (docs/CLUSTER.md section 4). Remote
+    /// participants' mute, hand, reactions and tracks come as [`Input::Control`] from their
+    /// mirror's `ConnId`, their media as [`Input::Media`], their departure as
+    /// [`Input::Leave`].
+    Remote(Remote),
     /// Time passed; feed it when [`Room::poll_timeout`] is due. Any other input also counts
     /// as a tick.
     Tick,
@@ -221,6 +246,20 @@ pub enum Output {
     MeetingEnded {
         /// The host who ended it.
         by: u32,
+    },
+    /// A fact about one of this room's own participants (joined, knocked, left, published,
+    /// unpublished, mute, hand, reaction, chat) that the other nodes of a cluster must
+    /// learn. Only with [`RoomConfig::announce`].
+    Announce(ServerMessage),
+    /// A host power or a signal aimed at a participant of another node: that node must
+    /// carry `msg` out as if `by` had sent it there (its room checks again).
+    RemoteCommand {
+        /// The target's mirror.
+        target: ConnId,
+        /// The sender's participant id.
+        by: u32,
+        /// The host's or sender's message, unchanged.
+        msg: ClientMessage,
     },
 }
 
