@@ -1,20 +1,23 @@
 //! How many 720p publishers one core can give two lower layers, and at what quality.
 //!
-//! `cargo run --release -p quicmeet-transcode --example capacity [frames] [--rounds N] [--gop N]
-//! [--steps]`
+//! `cargo run --release -p quicmeet-transcode --example capacity [frames] [--rounds N]
+//! [--gop N] [--steps] [--only A,B] [--no-psnr]`
 //!
-//! Runs the transcoder variants interleaved in one process (A, B, A, B, …; `--rounds` times,
-//! 5 by default, 3 with `--steps`), because on a shared machine only figures taken side by side compare. For each
-//! variant it prints the decode cost, each layer's scale+encode cost, the whole pipeline's wall
-//! time per frame, 720p publishers per core at 30 fps, each layer's bitrate, and each layer's
-//! mean Y-PSNR against the *uncompressed* test pattern scaled with Lanczos (a filter none of the
-//! variants uses). Figures are medians over the rounds; PSNR comes from the first round.
+//! Runs the transcoder variants interleaved in one process (A, B, A, B, …; `--rounds` times, 5
+//! by default, 3 with `--steps`), because on a shared machine only figures taken side by side
+//! compare. Costs are CPU time (the thread's run time from `/proc/thread-self/schedstat`), so
+//! time spent waiting for a core while others compile does not count. For each variant it
+//! prints the decode cost, the scaling cost, each layer's scale + encode cost, the whole
+//! pipeline's cost per frame, 720p publishers per core at 30 fps, each layer's bitrate, and
+//! each layer's mean Y-PSNR against the *uncompressed* test pattern scaled with Lanczos (a
+//! filter none of the variants uses) and with bilinear (the old pipeline's own filter, which
+//! therefore favours it). Figures are medians over the rounds; PSNR comes from the first round.
 //!
-//! Variants: `before` (the transcoder before issue 15: 360p and 180p both scaled from 720p,
-//! libvpx `cpu-used=12`) and `after` (today's defaults). `--steps` adds each change on its own
-//! on top of `before`, and the options that were measured and rejected; `--only A,B` keeps the
-//! step variants whose names contain A or B.
-//! `--gop N` sets the source's keyframe interval (30 by default; browsers send far fewer).
+//! Variants: `before` (the transcoder before issue 15: both layers scaled from the source with
+//! swscale's bilinear, libvpx `cpu-used=12` in its time-budget mode, error resilience on) and
+//! `after` (today's defaults). `--steps` adds each change on its own on top of `before`, and
+//! what the defaults turned down; `--only A,B` keeps the step variants whose names contain A or
+//! B. `--gop N` sets the source's keyframe interval (30 by default; browsers send far fewer).
 //! `--no-psnr` skips the quality check (for a profiler: only the transcoder runs).
 
 use std::collections::HashMap;
@@ -347,9 +350,10 @@ fn main() {
         );
     }
     println!(
-        "ms per source frame; scale = both layers' scaling; 360p/180p = that layer's scale + encode; full = wall time of the \
-         whole pipeline (thread CPU time; stages scaled to it); x = before's full / this full; pub/core = 720p publishers with both \
-         layers per core at 30 fps; PSNR (dB) against the uncompressed source scaled with Lanczos \
-         (L) and with bilinear (B)"
+        "ms of CPU per source frame (this thread's run time; the stage timers are scaled to it)\n\
+         scale = both layers' scaling; 360p/180p = that layer's scale + encode; full = the whole\n\
+         pipeline; x = before's full / this full; pub/core = 720p publishers with both layers\n\
+         per core at 30 fps; PSNR (dB) of the decoded layer against the uncompressed source\n\
+         scaled with Lanczos (L) and with bilinear (B, the old pipeline's own filter)"
     );
 }
