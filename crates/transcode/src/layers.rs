@@ -119,11 +119,11 @@ pub struct Tuning {
 }
 
 impl Default for Tuning {
-    /// The measured best (BENCHMARKS.md, transcoder): cascade on; the 2×2 box filter (exact
-    /// 2:1 steps cost a seventh of swscale's bilinear, and are sharper: bilinear twice in a
+    /// The measured best (BENCHMARKS.md, section 4): cascade on; the 2×2 box filter (exact
+    /// 2:1 steps cost a fifth of swscale's bilinear and are sharper: bilinear twice in a
     /// cascade blurs the 180p layer by 1 dB); one encoder thread; no error resilience; full
-    /// decoding (skipping the decoder's loop filter saved 20 % of the decode but lost up to
-    /// 1.4 dB, more as the source's keyframes grow apart).
+    /// decoding (skipping the decoder's loop filter saved 20 % of the decode but lost 1–1.7 dB,
+    /// because the decoder's pictures drift from the publisher's until the next keyframe).
     fn default() -> Self {
         Tuning {
             cascade: true,
@@ -141,7 +141,7 @@ impl LayerSpec {
     /// Camera: layer 1 = source / 2 at 500 kbit/s, layer 2 = source / 4 at 150 kbit/s (640x360
     /// and 320x180 from 720p; 320x240 and 160x120 from 640x480). Screen: full resolution at a
     /// third (layer 1, 600 kbit/s) and a sixth (layer 2, 250 kbit/s) of the frame rate.
-    /// Camera speeds were chosen with `examples/capacity.rs` (BENCHMARKS.md, transcoder).
+    /// Camera speeds were chosen with `examples/capacity.rs` (BENCHMARKS.md, section 4).
     pub fn defaults(kind: TrackKind) -> Vec<LayerSpec> {
         match kind {
             TrackKind::Camera => vec![
