@@ -9,6 +9,9 @@
 //!   caller passes payload bytes, capture timestamps, the keyframe flag and the current time; it
 //!   returns encoded [`LayerFrame`]s. Encoders start when a layer is activated and are dropped a
 //!   linger period after the last subscriber leaves ([`LayerTranscoder::tick`]).
+//! - [`layers::Tuning`] and [`LayerSpec::cpu_used`]: the CPU/quality trade-offs (cascade,
+//!   scaling filter, libvpx speed per layer, threads, decoder), with defaults measured by
+//!   `examples/capacity.rs` (BENCHMARKS.md, section 4).
 //! - [`pool::Pool`]: a bounded pool of plain OS threads that hosts the transcoders, so CPU-heavy
 //!   codec work never runs on the async runtime. A full per-track queue drops frames up to the
 //!   next keyframe instead of building latency.

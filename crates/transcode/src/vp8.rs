@@ -292,9 +292,9 @@ pub fn psnr_y(a: &Picture, b: &Picture) -> Option<f64> {
 /// How a [`Vp8Decoder`] decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecoderSettings {
-    /// Decoder threads. FFmpeg's VP8 decoder threads by slice (token partitions), so more than
-    /// one only helps sources that send several partitions; frame threading is never used (it
-    /// would delay output by a frame per thread).
+    /// Decoder threads (slice threading: macroblock rows split between them). One is the most
+    /// work per core; frame threading is never used (it would delay output by a frame per
+    /// thread).
     pub threads: usize,
     /// Skip the in-loop deblocking filter. Faster, but the decoder's references then differ
     /// from the publisher's and the error grows until the next source keyframe.
