@@ -155,13 +155,16 @@ struct Pass {
     kbps: [f64; 2],
 }
 
-fn run(config: &Config, clip: &[EncodedFrame], keep: bool) -> (Pass, Vec<Vec<(u64, Vec<u8>)>>) {
+/// A layer's encoded frames: (capture time in µs, VP8 payload).
+type Stream = Vec<(u64, Vec<u8>)>;
+
+fn run(config: &Config, clip: &[EncodedFrame], keep: bool) -> (Pass, Vec<Stream>) {
     let mut t = LayerTranscoder::new(config.clone()).expect("transcoder");
     let now = Instant::now();
     t.set_active(1, true, now).unwrap();
     t.set_active(2, true, now).unwrap();
     let warm = clip.len().min(WARM_UP);
-    let mut kept = vec![Vec::new(), Vec::new()];
+    let mut kept: Vec<Stream> = vec![Vec::new(), Vec::new()];
     let mut keep_out = |out: Vec<quicmeet_transcode::LayerFrame>| {
         for o in out {
             if keep {
@@ -204,7 +207,7 @@ fn run(config: &Config, clip: &[EncodedFrame], keep: bool) -> (Pass, Vec<Vec<(u6
 /// Mean Y-PSNR of a decoded layer stream against the uncompressed pattern scaled with Lanczos
 /// and, second, with bilinear (the reference of the tests). The stream is decoded from its first
 /// frame (a keyframe); every frame counts.
-fn psnr(frames: &[(u64, Vec<u8>)], index_of: &HashMap<u64, u32>, (w, h): (u32, u32)) -> [f64; 2] {
+fn psnr(frames: &Stream, index_of: &HashMap<u64, u32>, (w, h): (u32, u32)) -> [f64; 2] {
     let mut dec = Vp8Decoder::new().unwrap();
     let (mut sum, mut n) = ([0.0; 2], 0);
     for (pts, data) in frames {

@@ -597,7 +597,7 @@ impl LayerTranscoder {
                 continue;
             }
             l.seen += 1;
-            let due = (l.seen - 1) % u64::from(l.spec.frame_step.max(1)) == 0;
+            let due = (l.seen - 1).is_multiple_of(u64::from(l.spec.frame_step.max(1)));
             if !due && !l.force_keyframe {
                 continue;
             }
@@ -633,7 +633,7 @@ impl LayerTranscoder {
             let from = if tuning.cascade {
                 made.iter().rev().copied().find(|&j| {
                     let d = self.layers[j].spec.divisor;
-                    d > 1 && d < divisor && divisor % d == 0
+                    d > 1 && d < divisor && divisor.is_multiple_of(d)
                 })
             } else {
                 None
