@@ -78,8 +78,9 @@ pub struct Sample {
 /// The publisher's rung choice.
 #[derive(Debug, Clone)]
 pub struct Adapter {
-    rung: usize,
-    /// Highest rung allowed from above (the server says nobody needs more).
+    /// The rung the uplink allows.
+    own: usize,
+    /// The lowest rung the server's demand asks for (0: someone needs full quality).
     ceiling: usize,
     last_change: Option<Instant>,
     clear_since: Option<Instant>,
@@ -111,7 +112,7 @@ impl Adapter {
     /// Start at the top rung.
     pub fn new() -> Self {
         Adapter {
-            rung: 0,
+            own: 0,
             ceiling: 0,
             last_change: None,
             clear_since: None,
@@ -122,7 +123,7 @@ impl Adapter {
 
     /// The current rung (index into [`LADDER`]; 0 is full quality).
     pub fn rung(&self) -> usize {
-        self.rung
+        self.own.max(self.ceiling)
     }
 
     /// The current hold time before a step up.
@@ -130,17 +131,20 @@ impl Adapter {
         self.hold
     }
 
-    /// Never go above `rung` (0: no limit), as when the server says nobody watches the full
-    /// layer. Returns the new rung if this moved it.
+    /// Send no more than `rung` asks for (0: no limit), as when the server says nobody
+    /// watches the full layer ([`demand_rung`]). Lifting it goes straight back to the rung
+    /// the uplink allows, so a new viewer gets full quality at once. Returns the new rung if
+    /// this moved it.
     pub fn set_ceiling(&mut self, now: Instant, rung: usize) -> Option<usize> {
+        let before = self.rung();
         self.ceiling = rung.min(LADDER.len() - 1);
-        if self.rung < self.ceiling {
-            self.rung = self.ceiling;
-            self.last_change = Some(now);
-            self.clear_since = None;
-            return Some(self.rung);
+        let after = self.rung();
+        if after == before {
+            return None;
         }
-        None
+        self.last_change = Some(now);
+        self.clear_since = None;
+        Some(after)
     }
 
     /// Feed one interval's measurements; returns the new rung when it changes.
@@ -152,7 +156,7 @@ impl Adapter {
             .is_none_or(|t| now.duration_since(t) >= Self::SETTLE);
         if congested {
             self.clear_since = None;
-            if !settled || self.rung + 1 >= LADDER.len() {
+            if !settled || self.rung() + 1 >= LADDER.len() {
                 return None;
             }
             if self
@@ -167,9 +171,10 @@ impl Adapter {
             } else {
                 1
             };
-            self.rung = (self.rung + steps).min(LADDER.len() - 1);
+            let before = self.rung();
+            self.own = (before + steps).min(LADDER.len() - 1);
             self.last_change = Some(now);
-            return Some(self.rung);
+            return (self.rung() != before).then(|| self.rung());
         }
         if !clear {
             self.clear_since = None;
@@ -181,14 +186,27 @@ impl Adapter {
             // A long quiet spell: the link has changed, probe at the normal pace again.
             self.hold = Self::MIN_HOLD;
         }
-        if self.rung > self.ceiling && quiet >= self.hold {
-            self.rung -= 1;
+        if self.own > self.ceiling && quiet >= self.hold {
+            self.own -= 1;
             self.last_change = Some(now);
             self.climbed_at = Some(now);
             self.clear_since = Some(now);
-            return Some(self.rung);
+            return Some(self.own);
         }
         None
+    }
+}
+
+/// The rung a publisher needs at most for what the server says its subscribers get
+/// (`track_demand`, PROTOCOL §5.6): full quality while anybody gets the full layer; when
+/// only the server's lower layers are watched, the lowest rung that keeps size and frame rate
+/// (the server scales those layers from it); when nobody watches, the lowest rung that keeps
+/// the size, so the next viewer's first keyframe needs no new resolution.
+pub fn demand_rung(layer: u8, viewers: u32) -> usize {
+    match (layer, viewers) {
+        (_, 0) => 3,
+        (0, _) => 0,
+        _ => 2,
     }
 }
 
@@ -318,9 +336,30 @@ mod tests {
         assert_eq!(a.set_ceiling(t, 4), Some(4));
         let mut t2 = t;
         assert!(feed(&mut a, &mut t2, clear(), 30.0).is_empty());
+        // Somebody needs full quality again: the uplink was clear, so back to the top.
+        assert_eq!(a.set_ceiling(t2, 0), Some(0));
+        // A congested uplink under a ceiling steps down from where it is.
+        assert_eq!(a.set_ceiling(t2, 2), Some(2));
+        let moves = feed(&mut a, &mut t2, congested(), 0.5);
+        assert_eq!(moves, [3]);
+        // Lifting the ceiling now keeps what the uplink allows.
         assert_eq!(a.set_ceiling(t2, 0), None);
-        // The link was clear all along: the first climb comes at once, then one per hold.
-        let moves = feed(&mut a, &mut t2, clear(), 7.0);
-        assert_eq!(moves, [3, 2, 1]);
+        assert_eq!(a.rung(), 3);
+    }
+
+    #[test]
+    fn demand_maps_to_a_rung() {
+        assert_eq!(demand_rung(0, 3), 0, "someone needs the full layer");
+        assert_eq!(
+            demand_rung(1, 3),
+            2,
+            "lower layers only: less bitrate, same size"
+        );
+        assert_eq!(demand_rung(2, 1), 2);
+        assert_eq!(demand_rung(0, 0), 3, "nobody watches");
+        for (layer, viewers) in [(1, 3), (0, 0)] {
+            let r = LADDER[demand_rung(layer, viewers)];
+            assert_eq!(r.scale_divisor, 1, "the size stays for the server's layers");
+        }
     }
 }

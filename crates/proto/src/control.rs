@@ -337,6 +337,19 @@ pub enum ServerMessage {
         /// The layer (0 for a publisher's own encoding).
         layer: u8,
     },
+    /// Publisher only: the best layer any subscriber now gets (or waits for) of this track,
+    /// and how many subscribers it has. Sent when that changes; until the first one the
+    /// publisher assumes its full layer is needed. Advisory: while `layer` > 0 (or `viewers`
+    /// is 0) nobody needs the full layer, so the publisher may lower its encoder's bitrate and
+    /// frame rate, keeping its resolution (the server's lower layers are scaled from it).
+    TrackDemand {
+        /// The publisher's track.
+        track_id: u32,
+        /// The best layer wanted (0 full, 1 half, 2 quarter); 0 when `viewers` is 0.
+        layer: u8,
+        /// Subscribers of the track.
+        viewers: u32,
+    },
     /// The receiver now gets another layer of a subscribed track (from this keyframe on).
     LayerChanged {
         /// The track.
@@ -461,6 +474,7 @@ pub const SERVER_TYPES: &[&str] = &[
     "active_speaker",
     "knock",
     "keyframe_request",
+    "track_demand",
     "layer_changed",
     "signal",
     "pong",

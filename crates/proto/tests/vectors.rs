@@ -460,6 +460,14 @@ fn server_cases() -> Vec<(&'static str, ServerMessage)> {
             },
         ),
         (
+            "track_demand",
+            TrackDemand {
+                track_id: 17,
+                layer: 1,
+                viewers: 3,
+            },
+        ),
+        (
             "layer_changed",
             LayerChanged {
                 track_id: 17,

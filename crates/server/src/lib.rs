@@ -16,7 +16,7 @@ pub mod mail;
 pub mod media;
 pub mod metrics;
 pub mod ratelimit;
-mod tls;
+mod serve;
 mod web;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -272,22 +272,12 @@ impl Server {
         if let Some(e) = h3_endpoint {
             tokio::spawn(http3::serve(e, router.clone(), cancel.clone()));
         }
-        let serve = async {
-            if state.config.tls_enabled() {
-                let tls = state.cert.https_config()?;
-                tls::serve_https(listener, tls, router, cancel.clone()).await
-            } else {
-                use axum::serve::ListenerExt;
-                axum::serve(
-                    listener.tap_io(tune_tcp),
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(cancel.clone().cancelled_owned())
-                .await
-                .context("HTTP server")
-            }
+        let tls = if state.config.tls_enabled() {
+            Some(state.cert.https_config()?)
+        } else {
+            None
         };
-        serve.await?;
+        serve::serve(listener, tls, router, cancel.clone()).await?;
         state.store.flush().await?;
         tracing::info!("QuicMeet stopped");
         Ok(())
@@ -392,7 +382,7 @@ pub(crate) fn tune_tcp(tcp: &mut tokio::net::TcpStream) {
     let _ = tcp.set_nodelay(true);
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        let _ = socket2::SockRef::from(&*tcp).set_tcp_notsent_lowat(32 * 1024);
+        let _ = socket2::SockRef::from(&*tcp).set_tcp_notsent_lowat(8 * 1024);
     }
 }
 

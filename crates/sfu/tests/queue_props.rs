@@ -34,7 +34,7 @@ proptest! {
 
     #[test]
     fn queue_keeps_its_promises(ops in proptest::collection::vec(op(), 1..400)) {
-        let cfg = QueueConfig { max_control: 4, max_audio: 5, max_audio_bytes: 4000, max_video: 8, max_video_bytes: 12_000 };
+        let cfg = QueueConfig { max_control: 4, max_audio: 5, max_audio_bytes: 4000, max_video: 8, max_video_bytes: 12_000, ..QueueConfig::default() };
         let mut q = SubscriberQueue::new(cfg);
         let mut seq: HashMap<u32, u32> = HashMap::new();
         // Last video frame popped per track, and whether a gap was announced since.

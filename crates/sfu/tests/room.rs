@@ -905,3 +905,48 @@ fn a_refused_publisher_frame_breaks_its_group_until_the_next_keyframe() {
     got.extend(media_to(&outs, 2).iter().map(|f| f.header().seq));
     assert_eq!(got, vec![0, 1, 2, 5]);
 }
+
+#[test]
+fn the_publisher_hears_when_nobody_needs_its_full_layer() {
+    let demand = |outs: &[Output]| -> Vec<ServerMessage> {
+        msgs_to(outs, 1)
+            .into_iter()
+            .filter(|m| matches!(m, ServerMessage::TrackDemand { .. }))
+            .collect()
+    };
+    let mut s = two_party();
+    s.media(1, video(17, 0, true));
+    // A full-layer subscriber is what a publisher assumes: nothing to say.
+    assert!(demand(&s.subscribe(2, 17)).is_empty());
+    s.room.set_layer(s.now, ConnId(2), 17, 1).unwrap();
+    assert!(
+        demand(&s.drain()).is_empty(),
+        "layer 0 still flows until layer 1's keyframe"
+    );
+    let outs = s.input(Input::LayerMedia(frame(
+        MediaKind::Video,
+        17,
+        1,
+        true,
+        1,
+        50,
+    )));
+    assert_eq!(
+        demand(&outs),
+        vec![ServerMessage::TrackDemand {
+            track_id: 17,
+            layer: 1,
+            viewers: 1
+        }]
+    );
+    let outs = s.control(2, ClientMessage::Unsubscribe { track_id: 17 });
+    assert_eq!(
+        demand(&outs),
+        vec![ServerMessage::TrackDemand {
+            track_id: 17,
+            layer: 0,
+            viewers: 0
+        }]
+    );
+    assert!(msgs_to(&outs, 2).is_empty(), "only the publisher hears it");
+}

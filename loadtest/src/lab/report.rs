@@ -103,6 +103,8 @@ pub struct Group {
     pub layer_switches: u64,
     /// Seconds after media start of the last layer switch (`None`: no switch).
     pub settled_at_s: Option<f64>,
+    /// The lowest layer (highest index) any of these streams was moved to.
+    pub lowest_layer: u8,
 }
 
 /// The lab's section of the report.
@@ -195,6 +197,7 @@ pub fn build(
             ),
             layer_switches: mine.len() as u64,
             settled_at_s: last.values().copied().reduce(f64::max),
+            lowest_layer: mine.iter().map(|w| w.layer).max().unwrap_or(0),
         });
     };
     group("impaired receivers", &|s| impaired_rx(s));
@@ -242,7 +245,7 @@ impl LabReport {
         );
         let _ = writeln!(
             s,
-            "  {:<27} {:>15} {:>7} {:>15} {:>7} {:>12} {:>8} {:>9}",
+            "  {:<27} {:>15} {:>7} {:>15} {:>7} {:>12} {:>8} {:>6} {:>9}",
             "group",
             "audio p50/p99",
             "loss%",
@@ -250,12 +253,13 @@ impl LabReport {
             "loss%",
             "video p99>3s",
             "switches",
+            "lowest",
             "settled"
         );
         for g in &self.groups {
             let _ = writeln!(
                 s,
-                "  {:<27} {:>15} {:>7.2} {:>15} {:>7.2} {:>12.1} {:>8} {:>9}",
+                "  {:<27} {:>15} {:>7.2} {:>15} {:>7.2} {:>12.1} {:>8} {:>6} {:>9}",
                 g.name,
                 format!("{:.1}/{:.1}", g.audio.p50_ms, g.audio.p99_ms),
                 g.audio.loss_pct,
@@ -263,6 +267,7 @@ impl LabReport {
                 g.video.loss_pct,
                 g.video.settled_p99_ms,
                 g.layer_switches,
+                g.lowest_layer,
                 g.settled_at_s
                     .map_or("-".to_owned(), |t| format!("{t:.1} s"))
             );

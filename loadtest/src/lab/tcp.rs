@@ -28,9 +28,10 @@ pub const MSS: usize = 1448;
 /// IPv4 and TCP headers (with timestamps) per segment, counted against the rate cap.
 pub const TCP_OVERHEAD: usize = 52;
 /// Receive buffer of the shim's sockets: bounds what the peer can have in flight into the
-/// shim beyond the modelled queue (Linux doubles it). Larger buffers hide seconds of a capped
-/// link's backlog in the kernel, where neither end can see it.
-const SOCKET_BUFFER: u32 = 16 * 1024;
+/// shim beyond the modelled queue (Linux doubles it). On a real path those bytes would sit in
+/// the bottleneck's queue, which the model already bounds, so this is kept near the kernel's
+/// minimum: at 700 kbit/s even 32 KiB would add 370 ms that no real link has.
+const SOCKET_BUFFER: u32 = 4 * 1024;
 /// Segments in flight per direction.
 const MAX_SEGMENTS: usize = 4096;
 /// Connections kept per shim (a participant has one; reconnects add more).

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quicmeet_client::{now_us, Event};
-use quicmeet_proto::{ClientMessage, MediaKind, ServerMessage};
+use quicmeet_client::{now_us, uplink, Event};
+use quicmeet_proto::{track, ClientMessage, MediaKind, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::time::sleep_until;
 
@@ -88,7 +88,7 @@ pub(super) async fn run(
     let keyframes: Arc<[AtomicBool; 3]> = Arc::default();
     let slots = spec.slots(&ctx.args, &ctx.lib);
     // The highest rung the server allows this publisher (0: full quality).
-    let (_ceiling_tx, ceiling_rx) = tokio::sync::watch::channel(0usize);
+    let (ceiling_tx, ceiling_rx) = tokio::sync::watch::channel(0usize);
     let sender = tokio::spawn(sender::run(
         ctx.clone(),
         spec.clone(),
@@ -247,6 +247,13 @@ pub(super) async fn run(
                                 layer,
                                 at_s: since_start(*go.borrow()),
                             });
+                        }
+                        // Nobody needs this publisher's full camera layer (or nobody watches
+                        // it): send no more than that, as a browser publisher does.
+                        ServerMessage::TrackDemand { track_id, layer, viewers }
+                            if Some(track_id) == track::track_id(pid, track::Slot::Camera) =>
+                        {
+                            let _ = ceiling_tx.send(uplink::demand_rung(layer, viewers));
                         }
                         ServerMessage::KeyframeRequest { track_id, .. } => {
                             if let Some(f) = keyframes.get((track_id % 16) as usize) {

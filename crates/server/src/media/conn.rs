@@ -1,12 +1,16 @@
 //! One participant's connection as the rooms see it: a bounded outgoing queue that the room
 //! fills and the transport's writer drains.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use quicmeet_proto::EncodedFrame;
-use quicmeet_sfu::{ConnId, Popped, Pushed, QueueConfig, QueueEvent, QueueStats, SubscriberQueue};
+use quicmeet_sfu::{
+    bwe::TransportStats, ConnId, Popped, Pushed, QueueConfig, QueueEvent, QueueStats,
+    SubscriberQueue,
+};
 use smallvec::SmallVec;
 use tokio::sync::Notify;
 
@@ -40,7 +44,12 @@ pub struct ConnOut {
     /// Tracks whose current group must be reset (WebTransport).
     resets: Mutex<SmallVec<[u32; 4]>>,
     /// Times the transport could not keep up (WebTransport group streams reset for backlog).
-    transport_lag: std::sync::atomic::AtomicU64,
+    transport_lag: AtomicU64,
+    /// Tracks the queue cut back while popping (video that waited too long): the writer
+    /// tells the room, which asks for a keyframe and counts it as lag.
+    lagged: Mutex<SmallVec<[u32; 4]>>,
+    /// Bytes handed to the transport so far (the drain rate, for the bandwidth estimate).
+    drained: AtomicU64,
 }
 
 impl ConnOut {
@@ -67,7 +76,9 @@ impl ConnOut {
             closing: AtomicBool::new(false),
             reason: Mutex::new(None),
             resets: Mutex::new(SmallVec::new()),
-            transport_lag: std::sync::atomic::AtomicU64::new(0),
+            transport_lag: AtomicU64::new(0),
+            lagged: Mutex::new(SmallVec::new()),
+            drained: AtomicU64::new(0),
         }
     }
 
@@ -92,7 +103,7 @@ impl ConnOut {
         let (pushed, evicted) = {
             let mut q = self.queue.lock();
             let before = q.stats();
-            let p = q.push_media(frame);
+            let p = q.push_media_at(frame, Instant::now());
             let after = q.stats();
             while let Some(e) = q.poll_event() {
                 events.push(e);
@@ -115,9 +126,48 @@ impl ConnOut {
         (pushed, evicted)
     }
 
-    /// Next item to send, control first, then audio, then video.
+    /// Next item to send, control first, then audio, then video. Audio that waited too long
+    /// is dropped here rather than sent late, and video that waited too long cuts its track
+    /// back to the next keyframe (see [`ConnOut::take_lagged`]).
     pub fn pop(&self) -> Option<Popped> {
-        self.queue.lock().pop()
+        let mut q = self.queue.lock();
+        let item = q.pop_at(Instant::now());
+        while let Some(e) = q.poll_event() {
+            match e {
+                QueueEvent::NeedKeyframe { track_id, .. } => {
+                    let mut l = self.lagged.lock();
+                    if !l.contains(&track_id) {
+                        l.push(track_id);
+                    }
+                }
+                QueueEvent::ResetGroup { track_id } => {
+                    let mut r = self.resets.lock();
+                    if !r.contains(&track_id) {
+                        r.push(track_id);
+                    }
+                }
+            }
+        }
+        drop(q);
+        if let Some(Popped::Media { frame, .. }) = &item {
+            self.drained
+                .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        }
+        item
+    }
+
+    /// Tracks cut back while popping since the last call.
+    pub fn take_lagged(&self) -> SmallVec<[u32; 4]> {
+        std::mem::take(&mut *self.lagged.lock())
+    }
+
+    /// What the queue knows about the downlink: bytes drained so far and bytes waiting.
+    pub fn queue_sample(&self) -> TransportStats {
+        TransportStats {
+            drained_bytes: Some(self.drained.load(Ordering::Relaxed)),
+            queued_bytes: Some(self.queue.lock().bytes() as u64),
+            ..TransportStats::default()
+        }
     }
 
     /// Tracks whose group stream should be reset now.

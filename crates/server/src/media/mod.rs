@@ -8,6 +8,7 @@
 pub mod conn;
 mod metrics;
 mod room;
+mod tcp_info;
 pub mod ws;
 pub mod wt;
 pub mod xcode;
@@ -34,6 +35,7 @@ pub use metrics::{MediaMetrics, MediaMetricsView};
 #[cfg(feature = "fault-injection")]
 pub use room::FAULT_PANIC_CHAT;
 use room::{ClusterRoom, RoomCmd, ROOM_QUEUE};
+pub use tcp_info::TcpSocket;
 
 use crate::cluster::{
     link::{Inbound, Link},
@@ -497,6 +499,24 @@ impl Attached {
         }
     }
 }
+
+impl Attached {
+    /// Reports a sample of this subscriber's transport statistics to its room. Never waits:
+    /// a busy room skips a sample.
+    pub fn report_stats(&self, stats: quicmeet_sfu::bwe::TransportStats) {
+        let _ = self.room.try_send(RoomCmd::Stats(self.out.id, stats));
+    }
+
+    /// Tells the room about tracks the queue cut back while popping.
+    pub async fn report_lagged(&self) {
+        for track_id in self.out.take_lagged() {
+            self.keyframe_needed(track_id).await;
+        }
+    }
+}
+
+/// How often a connection reports its transport statistics to its room.
+pub const STATS_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Drop for Attached {
     fn drop(&mut self) {

@@ -19,8 +19,8 @@ use quicmeet_proto::{
     control, ChatMessage, ClientMessage, EncodedFrame, MediaPathKind, ServerMessage,
 };
 use quicmeet_sfu::{
-    bwe::Feedback, ConnId, Input, Join, MediaDrops, Output, Pushed, QueueEvent, Room, RoomConfig,
-    RoomStats,
+    bwe::{Feedback, TransportStats},
+    ConnId, Input, Join, MediaDrops, Output, Pushed, QueueEvent, Room, RoomConfig, RoomStats,
 };
 use quicmeet_store::ChatRecord;
 use smallvec::SmallVec;
@@ -53,6 +53,8 @@ pub enum RoomCmd {
     LayerMedia(EncodedFrame),
     /// The transcoder needs a keyframe from the publisher of this track.
     SourceKeyframe(u32),
+    /// A sample of a subscriber's transport statistics, for its bandwidth estimate.
+    Stats(ConnId, TransportStats),
     /// Something from another node of the cluster.
     Cluster(Inbound),
     /// A node of the cluster died or came back.
@@ -231,8 +233,19 @@ impl Actor {
                     .observe_us(t.elapsed().as_micros() as u64);
             }
             RoomCmd::KeyframeNeeded(from, track_id) => {
+                // The transport could not keep up with this subscriber (a WebTransport group
+                // reset for backlog, or video that waited too long): it needs a keyframe,
+                // and it is the layer policy's fast signal.
                 self.input(Input::KeyframeNeeded { from, track_id });
+                self.input(Input::Feedback {
+                    conn: from,
+                    feedback: Feedback::Lag { events: 1 },
+                });
             }
+            RoomCmd::Stats(conn, stats) => self.input(Input::Feedback {
+                conn,
+                feedback: Feedback::Stats(stats),
+            }),
             RoomCmd::Leave(conn, reason) => {
                 self.set_direct(conn, false);
                 self.conns.remove(&conn);

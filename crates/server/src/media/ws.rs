@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     extract::{
         ws::{Message, WebSocket, WebSocketUpgrade},
-        State,
+        Extension, State,
     },
     response::Response,
 };
@@ -19,16 +19,21 @@ use futures::{SinkExt, StreamExt};
 use quicmeet_proto::{control, frame::MAX_FRAME_LEN, ClientMessage, ServerMessage, WsMessage};
 use quicmeet_sfu::Popped;
 
-use super::{conn::Strikes, MediaHub, Transport};
+use super::{conn::Strikes, MediaHub, TcpSocket, Transport};
 use crate::SharedState;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn handler(State(state): State<SharedState>, ws: WebSocketUpgrade) -> Response {
+pub async fn handler(
+    State(state): State<SharedState>,
+    tcp: Option<Extension<TcpSocket>>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let hub = state.media.clone();
+    let tcp = tcp.map(|Extension(t)| t);
     ws.max_message_size(MAX_FRAME_LEN + 1)
         .max_frame_size(MAX_FRAME_LEN + 1)
-        .on_upgrade(move |socket| run(hub, socket))
+        .on_upgrade(move |socket| run(hub, socket, tcp))
 }
 
 fn control_message(msg: &ServerMessage) -> Message {
@@ -50,7 +55,7 @@ async fn refuse(mut socket: WebSocket, code: &str, message: &str) {
     let _ = socket.send(Message::Close(None)).await;
 }
 
-async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
+async fn run(hub: Arc<MediaHub>, mut socket: WebSocket, tcp: Option<TcpSocket>) {
     // The first message must be hello with a join token.
     let first = tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await;
     let token = match first {
@@ -104,6 +109,8 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
     let cancel = hub.cancel.clone();
 
     let writer = async {
+        let mut stats_tick = tokio::time::interval(super::STATS_PERIOD);
+        stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while let Some(item) = out.pop() {
                 // One copy per message: the WebSocket layer needs the type byte and the body
@@ -116,12 +123,23 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket) {
                     return;
                 }
             }
+            attached.report_lagged().await;
             if out.is_closing() {
                 let _ = sink.send(Message::Close(None)).await;
                 return;
             }
             tokio::select! {
                 _ = out.wait() => {}
+                // The kernel's view of the TCP path, plus the queue's drain while backlogged.
+                _ = stats_tick.tick() => {
+                    let queue = out.queue_sample();
+                    let tcp = tcp.and_then(TcpSocket::stats).unwrap_or_default();
+                    attached.report_stats(quicmeet_sfu::bwe::TransportStats {
+                        drained_bytes: queue.drained_bytes,
+                        queued_bytes: queue.queued_bytes,
+                        ..tcp
+                    });
+                }
                 _ = cancel.cancelled() => {
                     let _ = sink.send(control_message(&ServerMessage::goodbye(
                         "shutdown", "The server is restarting. Reconnect in a moment."))).await;

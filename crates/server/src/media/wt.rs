@@ -31,10 +31,20 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames a group stream may have waiting before the subscriber counts as lagging
 /// (about half a second at 30 fps).
 const GROUP_BACKLOG: usize = 16;
-/// Bytes QUIC may hold unacknowledged per connection (about 1.5 s of 720p video at 2 Mbit/s).
-const SEND_WINDOW: u64 = 384 * 1024;
-/// Bytes of outgoing datagrams QUIC may buffer (about 0.5 s of audio).
+/// Bytes QUIC may hold unacknowledged per connection (about 1 s of 720p video at 2 Mbit/s):
+/// past this, group streams back up and stale groups are reset instead of queued.
+const SEND_WINDOW: u64 = 256 * 1024;
+/// Bytes of outgoing datagrams QUIC may buffer. QUIC sends datagrams before stream data, so
+/// this only fills when the path cannot carry even the audio; then the oldest datagrams are
+/// dropped (audio that waited in the subscriber's queue too long never gets here). It must
+/// still hold one burst of fresh audio that the writer hands over at once after a stall.
 const DATAGRAM_SEND_BUFFER: usize = 16 * 1024;
+/// What one publisher may have in flight towards the server on one stream, and on all its
+/// streams together: bounds how far a publisher's video can run ahead of what the server
+/// reads, so a capped uplink backs up in the publisher (which can adapt) instead of
+/// delivering seconds-old video.
+const STREAM_RECEIVE_WINDOW: u32 = 256 * 1024;
+const RECEIVE_WINDOW: u32 = 1024 * 1024;
 /// Application error code used when a lagging group's stream is reset.
 const RESET_LAGGING: u32 = 0x10;
 
@@ -48,6 +58,8 @@ fn server_config(socket: UdpSocket, cert: &SharedCert) -> anyhow::Result<ServerC
     // delivering seconds-old video. Stale audio datagrams are dropped rather than queued.
     transport.send_window(SEND_WINDOW);
     transport.datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
+    transport.stream_receive_window(wtransport::quinn::VarInt::from_u32(STREAM_RECEIVE_WINDOW));
+    transport.receive_window(wtransport::quinn::VarInt::from_u32(RECEIVE_WINDOW));
     Ok(ServerConfig::builder()
         .with_bind_socket(socket)
         .with_custom_tls_and_transport(tls, transport)
@@ -412,6 +424,8 @@ async fn write_loop(
     let out = attached.out.clone();
     let mut groups: HashMap<u32, Group> = HashMap::new();
     let mut next_priority: i32 = 0;
+    let mut stats_tick = tokio::time::interval(super::STATS_PERIOD);
+    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         for track in out.take_resets() {
             if let Some(g) = groups.remove(&track) {
@@ -483,12 +497,14 @@ async fn write_loop(
                 }
             }
         }
+        attached.report_lagged().await;
         if out.is_closing() {
             let _ = ctl_send.finish().await;
             return;
         }
         tokio::select! {
             _ = out.wait() => {}
+            _ = stats_tick.tick() => attached.report_stats(path_stats(&conn, &out)),
             _ = hub.cancel.cancelled() => {
                 if let Ok(b) = quicmeet_proto::wt::encode_control(&ServerMessage::goodbye(
                     "shutdown", "The server is restarting. Reconnect in a moment.")) {
@@ -499,6 +515,19 @@ async fn write_loop(
                 return;
             }
         }
+    }
+}
+
+/// QUIC's view of the subscriber's downlink plus the queue's drain.
+fn path_stats(conn: &Connection, out: &super::ConnOut) -> quicmeet_sfu::bwe::TransportStats {
+    let s = conn.quic_connection().stats();
+    quicmeet_sfu::bwe::TransportStats {
+        rtt: Some(s.path.rtt),
+        cwnd_bytes: Some(s.path.cwnd),
+        sent_packets: Some(s.path.sent_packets),
+        lost_packets: Some(s.path.lost_packets),
+        congestion_events: Some(s.path.congestion_events),
+        ..out.queue_sample()
     }
 }
 

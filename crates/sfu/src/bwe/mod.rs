@@ -21,7 +21,12 @@
 //! - the layer never exceeds [`Config::max_layer`] (0 when the server makes no lower layers)
 //!   and never goes above what the tile needs ([`choose_layer`]);
 //! - a new choice of the subscriber (subscribe, tile change) is carried out as asked;
-//!   congestion moves it again from the next decision on.
+//!   congestion moves it again from the next decision on;
+//! - when the transport reports statistics, a downlink estimate ([`Estimator`]) sets a video
+//!   budget per subscriber, shared screen shares first, then the active speaker's camera, then
+//!   the rest; a subscription never gets a layer above what its share of the budget fits. It
+//!   steps up one layer at a time with margin and a hold after a step down. While nothing the
+//!   transport sees limits the subscriber (no estimate), only the rules above apply.
 //!
 //! Feedback is an open set ([`Feedback`] is `#[non_exhaustive]`): transport statistics are
 //! new variants, not a new shape of [`Input`].
@@ -34,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
-pub use estimate::{Estimator, TransportStats};
+pub use estimate::{Estimator, TransportStats, MIN_BPS};
 pub use tile::choose_layer;
 
 use crate::room::{ConnId, MAX_LAYER};
@@ -337,8 +342,10 @@ impl Bwe {
                 }
             }
             Feedback::Stats(stats) => {
+                let before = s.est.bps();
                 s.est.update(now, stats);
-                if s.est.bps().is_some() && !s.prefs.is_empty() {
+                // Look again while an estimate constrains video, and once when it is lifted.
+                if (before.is_some() || s.est.bps().is_some()) && !s.prefs.is_empty() {
                     self.schedule(conn, now);
                 }
             }
@@ -441,6 +448,11 @@ fn budget(
     max: u8,
 ) -> bool {
     let Some(bps) = s.est.bps() else {
+        // Nothing the transport sees limits this subscriber: only its own choice and the
+        // lag rule hold its layers down.
+        for p in s.prefs.iter_mut() {
+            p.fit = 0;
+        }
         return false;
     };
     let mut left = bps as f64 * VIDEO_SHARE - AUDIO_RESERVE_BPS;

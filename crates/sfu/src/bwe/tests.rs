@@ -254,3 +254,253 @@ fn grid_points_are_multiples_of_the_period() {
         t0 + 3 * p
     );
 }
+
+// ----- the bandwidth estimate and the video budget -----
+
+const CAM: [u64; 3] = [1_500_000, 500_000, 150_000];
+
+/// A QUIC-like sample whose window allows `bps` at 100 ms RTT.
+fn quic(bps: f64, sent: u64, lost: u64) -> TransportStats {
+    TransportStats {
+        rtt: Some(Duration::from_millis(100)),
+        cwnd_bytes: Some((bps / 8.0 * 0.1) as u64),
+        sent_packets: Some(sent),
+        lost_packets: Some(lost),
+        ..TransportStats::default()
+    }
+}
+
+impl Sim {
+    fn track(&mut self, track_id: u32, screen: bool, bps: [u64; 3]) {
+        self.input(Input::Track {
+            track_id,
+            screen,
+            bps,
+        });
+    }
+
+    /// Feeds one sample every 500 ms from `from` to `to` ms with the path allowing
+    /// `bps(t)`, running timeouts in between; returns the layer outputs with their times.
+    fn path(
+        &mut self,
+        conn: ConnId,
+        from: u64,
+        to: u64,
+        bps: impl Fn(u64) -> f64,
+    ) -> Vec<(u64, u8)> {
+        let mut out = Vec::new();
+        let mut sent = from * 10;
+        let mut t = from;
+        while t <= to {
+            for (ms, o) in self.run_until(t) {
+                let Output::Layer { layer, .. } = o;
+                out.push((ms, layer));
+            }
+            sent += 500;
+            let sample = quic(bps(t), sent, 0);
+            self.at(t).input(Input::Feedback {
+                conn,
+                feedback: Feedback::Stats(sample),
+            });
+            t += 500;
+        }
+        out
+    }
+}
+
+#[test]
+fn the_budget_ramps_a_subscription_down_as_the_estimate_falls() {
+    let mut s = Sim::new(Config::default());
+    s.track(17, false, CAM);
+    s.subscribe(A, 17, 0);
+    assert!(
+        s.path(A, 0, 5_000, |_| 10e6).is_empty(),
+        "10 Mbit/s carries 720p"
+    );
+    // 1 Mbit/s: 0.85 * 1M - 100k = 750k fits the 500k layer, not 1.5M.
+    let got = s.path(A, 5_500, 9_000, |_| 1e6);
+    assert_eq!(got, vec![(6_000, 1)]);
+    // 300 kbit/s: only the 150k layer fits.
+    let got = s.path(A, 9_500, 12_000, |_| 300e3);
+    assert_eq!(got, vec![(10_000, 2)]);
+}
+
+#[test]
+fn the_budget_recovers_one_layer_at_a_time_after_a_hold() {
+    let mut s = Sim::new(Config::default());
+    s.track(17, false, CAM);
+    s.subscribe(A, 17, 0);
+    s.path(A, 0, 3_000, |_| 300e3);
+    assert_eq!(s.bwe.preferred(A, 17), Some(0));
+    // The path opens up again: the estimate grows by at most 15 %/s and each step up needs
+    // 25 % headroom and 4 s since the last move down, so it climbs 2 -> 1 -> 0 in order.
+    let got = s.path(A, 3_500, 40_000, |_| 10e6);
+    let layers: Vec<u8> = got.iter().map(|(_, l)| *l).collect();
+    assert_eq!(layers, vec![1, 0], "{got:?}");
+    assert!(got[0].0 >= 7_000, "no step up within the hold: {got:?}");
+}
+
+#[test]
+fn an_estimate_hovering_at_a_threshold_does_not_oscillate() {
+    let mut s = Sim::new(Config::default());
+    s.track(17, false, CAM);
+    s.subscribe(A, 17, 0);
+    s.path(A, 0, 2_000, |_| 10e6);
+    // The path swings ±15 % around what the 720p layer needs, every sample, for a minute.
+    let need = (1_500_000.0 + 100_000.0) / 0.85;
+    let got = s.path(A, 2_500, 62_000, |t| {
+        if (t / 500) % 2 == 0 {
+            need * 1.15
+        } else {
+            need * 0.85
+        }
+    });
+    assert!(got.len() <= 2, "layer changes: {got:?}");
+}
+
+#[test]
+fn a_screen_share_and_the_speaker_get_the_budget_first() {
+    let mut s = Sim::new(Config::default());
+    s.track(17, false, CAM);
+    s.track(33, false, CAM);
+    s.track(50, true, [1_000_000, 300_000, 100_000]);
+    s.subscribe(A, 17, 0);
+    s.subscribe(A, 33, 0);
+    s.subscribe(A, 50, 0);
+    s.input(Input::Speaker(Some(33)));
+    // 3.3 Mbit/s: 0.85 * 3.3M - 100k = 2.7M: screen 1M + speaker 1.5M, the other camera
+    // gets the 150k layer.
+    s.path(A, 0, 6_000, |_| 3.3e6);
+    let told = |track| {
+        s.bwe
+            .subs
+            .get(&A)
+            .and_then(|x| x.prefs.iter().find(|p| p.track_id == track))
+            .map(|p| p.told)
+    };
+    assert_eq!(told(50), Some(0), "screen share");
+    assert_eq!(told(33), Some(0), "active speaker");
+    assert_eq!(told(17), Some(2), "the rest");
+}
+
+#[test]
+fn heavy_loss_cuts_the_estimate_to_what_was_delivered() {
+    let mut e = Estimator::default();
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let sample = |bps: f64, sent: u64, lost: u64, drained: u64| TransportStats {
+        drained_bytes: Some(drained),
+        ..quic(bps, sent, lost)
+    };
+    e.update(ms(0), sample(10e6, 0, 0, 0));
+    e.update(ms(1_000), sample(10e6, 1_000, 0, 1_250_000));
+    assert_eq!(e.bps(), Some(10_000_000));
+    // 30 % loss while 2 Mbit/s drained: the estimate drops to at most 85 % of that.
+    e.update(ms(2_000), sample(10e6, 2_000, 300, 1_500_000));
+    assert!(e.bps().unwrap() <= 1_700_000, "{:?}", e.bps());
+}
+
+/// A WebSocket-like sample: only the queue's counters.
+fn queue(drained: u64, queued: u64) -> TransportStats {
+    TransportStats {
+        drained_bytes: Some(drained),
+        queued_bytes: Some(queued),
+        ..TransportStats::default()
+    }
+}
+
+#[test]
+fn a_stalled_subscriber_is_held_at_the_floor_then_lifted_after_a_calm_hold() {
+    let mut e = Estimator::default();
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    // Reading 1 Mbit/s with an empty queue: nothing limits it.
+    let mut drained = 0;
+    for t in (0..=2_000).step_by(500) {
+        e.update(ms(t), queue(drained, 0));
+        drained += 62_500;
+    }
+    assert_eq!(e.bps(), None);
+    // The reader stalls: the queue backs up and nothing drains; it lags.
+    e.lag();
+    e.update(ms(2_500), queue(drained, 200_000));
+    e.update(ms(3_000), queue(drained, 300_000));
+    assert_eq!(
+        e.bps(),
+        Some(MIN_BPS as u64),
+        "a stall must not estimate zero"
+    );
+    // It reads again, calmly, at 300 kbit/s (a lower layer): the ceiling follows what was
+    // delivered and is lifted after the hold.
+    let mut t = 3_500;
+    while t < 8_000 {
+        drained += 18_750;
+        e.update(ms(t), queue(drained, 0));
+        assert!(e.bps().is_some(), "lifted too early at {t} ms");
+        t += 500;
+    }
+    assert!(e.bps().unwrap() >= 290_000, "{:?}", e.bps());
+    drained += 18_750;
+    e.update(ms(8_000), queue(drained, 0));
+    assert_eq!(
+        e.bps(),
+        None,
+        "the ceiling was not lifted after a calm hold"
+    );
+}
+
+#[test]
+fn a_limit_that_returns_right_after_it_was_lifted_doubles_the_hold() {
+    let mut e = Estimator::default();
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let mut drained = 0;
+    let mut t = 0;
+    let mut step = |e: &mut Estimator, t: &mut u64, backlog: bool| {
+        drained += 31_250; // 500 kbit/s drained
+        e.update(ms(*t), queue(drained, if backlog { 100_000 } else { 0 }));
+        *t += 500;
+    };
+    step(&mut e, &mut t, false);
+    let mut holds = Vec::new();
+    for _ in 0..4 {
+        // The better layer backs the queue up at once; it is held, lifted, tried again.
+        step(&mut e, &mut t, true);
+        holds.push(e.hold());
+        while e.bps().is_some() {
+            step(&mut e, &mut t, false);
+        }
+    }
+    assert_eq!(
+        holds,
+        [5, 10, 20, 40].map(Duration::from_secs).to_vec(),
+        "each failed try waits twice as long"
+    );
+}
+
+#[test]
+fn a_quic_stall_does_not_leave_the_window_estimate_stuck_at_the_floor() {
+    let mut e = Estimator::default();
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let sample = |drained: u64| TransportStats {
+        drained_bytes: Some(drained),
+        ..quic(10e6, 0, 0)
+    };
+    e.update(ms(0), sample(0));
+    e.update(ms(500), sample(60_000));
+    assert_eq!(e.bps(), Some(10_000_000));
+    // Flow control stalls the streams: lag with nothing delivered.
+    e.lag();
+    e.update(ms(1_000), sample(60_000));
+    assert_eq!(e.bps(), Some(MIN_BPS as u64));
+    let mut t = 1_500;
+    while e.bps() != Some(10_000_000) && t < 20_000 {
+        e.update(ms(t), sample(60_000 + t * 10));
+        t += 500;
+    }
+    assert!(
+        (6_000..=7_000).contains(&t),
+        "back to the window after one hold, not after a slow climb: {t} ms"
+    );
+}

@@ -171,6 +171,8 @@ impl Room {
                 keyframes: Default::default(),
                 broken: [false; LAYERS],
                 wanted: 0,
+                rx_bytes: [0; LAYERS],
+                demand: (0, true),
             },
         );
         self.layers_version += 1;

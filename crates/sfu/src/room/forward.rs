@@ -115,6 +115,9 @@ impl Room {
         let video = h.kind.is_video();
         let layer = h.layer as usize;
         let mut switched = false;
+        if let Some(b) = track.rx_bytes.get_mut(layer) {
+            *b += len;
+        }
         if video {
             let (Some(broken), Some(gop), Some(kf)) = (
                 track.broken.get_mut(layer),

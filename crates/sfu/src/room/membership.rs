@@ -176,6 +176,7 @@ impl Room {
         }
         if self.speaker == Some(m.pid) {
             self.speaker = None;
+            self.bwe.handle_input(self.now, bwe::Input::Speaker(None));
         }
         let msg = ServerMessage::ParticipantLeft {
             participant_id: m.pid,
@@ -222,6 +223,8 @@ impl Room {
                 },
             );
         }
+        self.bwe
+            .handle_input(self.now, bwe::Input::TrackGone(track_id));
         self.layers_version += 1;
         self.broadcast(None, ServerMessage::TrackUnpublished { track_id });
     }

@@ -63,6 +63,8 @@ pub struct Room {
     layers_version: u64,
     /// The latest time fed in (for bookkeeping that happens outside a timed input).
     now: Instant,
+    /// When track rates were last reported to the layer policy.
+    rates_at: Instant,
 }
 
 impl Room {
@@ -99,6 +101,7 @@ impl Room {
             timers: TimerTable::default(),
             layers_version: 0,
             now,
+            rates_at: now,
             config,
         }
     }
@@ -153,8 +156,33 @@ impl Room {
             self.evaluate_speaker(now);
         }
         if self.bwe.poll_timeout().is_some_and(|t| now >= t) {
+            self.report_track_rates(now);
             self.bwe.handle_timeout(now);
             self.apply_bwe(now);
+        }
+    }
+
+    /// Tells the layer policy what each video track's layers cost since it last heard.
+    fn report_track_rates(&mut self, now: Instant) {
+        let secs = now.saturating_duration_since(self.rates_at).as_secs_f64();
+        if secs < 0.2 {
+            return;
+        }
+        self.rates_at = now;
+        for (id, t) in self.tracks.iter_mut() {
+            let rx = std::mem::take(&mut t.rx_bytes);
+            if !t.info.kind.is_video() {
+                continue;
+            }
+            let bps = rx.map(|b| (b as f64 * 8.0 / secs) as u64);
+            self.bwe.handle_input(
+                now,
+                bwe::Input::Track {
+                    track_id: *id,
+                    screen: t.info.kind == quicmeet_proto::MediaKind::Screen,
+                    bps,
+                },
+            );
         }
     }
 

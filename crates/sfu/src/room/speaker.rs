@@ -62,6 +62,10 @@ impl Room {
                 && (self.speaker.is_none() || loud > current_loudness + SPEAKER_HYSTERESIS)
             {
                 self.speaker = Some(pid);
+                let camera =
+                    quicmeet_proto::track::track_id(pid, quicmeet_proto::track::Slot::Camera);
+                self.bwe
+                    .handle_input(now, crate::bwe::Input::Speaker(camera));
                 self.broadcast(
                     None,
                     ServerMessage::ActiveSpeaker {

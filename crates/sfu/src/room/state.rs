@@ -140,6 +140,10 @@ pub(super) struct Track {
     /// Layers some subscriber forwards or waits for (bit n = layer n), as last announced
     /// through `Room::layers_version`.
     pub(super) wanted: u8,
+    /// Bytes received per layer since the layer policy last heard the track's rates.
+    pub(super) rx_bytes: [u64; LAYERS],
+    /// What the publisher was last told it must send: (best layer wanted, anybody watching).
+    pub(super) demand: (u8, bool),
 }
 
 impl Track {

@@ -222,7 +222,9 @@ impl Room {
         self.request_keyframe(now, track_id, layer);
     }
 
-    /// Re-reads which layers of a track are wanted; a change bumps `layers_version`.
+    /// Re-reads which layers of a track are wanted; a change bumps `layers_version`, and a
+    /// change of the best layer anybody wants is told to the publisher (`track_demand`), so
+    /// it can send less when nobody needs its full layer.
     pub(super) fn refresh_wanted(&mut self, track_id: u32) {
         let Some(t) = self.tracks.get_mut(&track_id) else {
             return;
@@ -231,6 +233,29 @@ impl Room {
         if wanted != t.wanted {
             t.wanted = wanted;
             self.layers_version += 1;
+        }
+        if !t.info.kind.is_video() {
+            return;
+        }
+        let viewers = t.subs.len();
+        // While a subscription waits for its first layer, it wants that layer's source.
+        let best = if wanted == 0 {
+            0
+        } else {
+            wanted.trailing_zeros() as u8
+        };
+        let demand = (best, viewers > 0);
+        if demand != t.demand {
+            t.demand = demand;
+            let owner = t.owner;
+            self.send(
+                owner,
+                ServerMessage::TrackDemand {
+                    track_id,
+                    layer: best,
+                    viewers: viewers as u32,
+                },
+            );
         }
     }
 }

@@ -94,6 +94,7 @@ export type ServerMessage =
   | { type: 'active_speaker'; participant_id: number }
   | { type: 'knock'; participant_id: number; name: string; email: string }
   | { type: 'keyframe_request'; track_id: number; layer: number }
+  | { type: 'track_demand'; track_id: number; layer: number; viewers: number }
   | { type: 'layer_changed'; track_id: number; layer: number; width: number; height: number }
   | { type: 'signal'; from: number; data: unknown }
   | { type: 'pong'; t: number }
@@ -147,6 +148,7 @@ const SERVER_FIELDS: Record<ServerMessageType, Record<string, FieldKind>> = {
   active_speaker: { participant_id: u },
   knock: { participant_id: u, name: str, email: str },
   keyframe_request: { track_id: u, layer: 'u8' },
+  track_demand: { track_id: u, layer: 'u8', viewers: u },
   layer_changed: { track_id: u, layer: 'u8', width: u, height: u },
   signal: { from: u, data: 'any' },
   pong: { t: 'number' },

@@ -20,6 +20,7 @@
 //! track and finishes the previous one.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use quicmeet_proto::EncodedFrame;
@@ -38,6 +39,13 @@ pub struct QueueConfig {
     pub max_video: usize,
     /// Video (and screen) bytes queued at most.
     pub max_video_bytes: usize,
+    /// Audio older than this is dropped, not sent: late audio is worse than none. Applies to
+    /// frames pushed with [`SubscriberQueue::push_media_at`] and popped with
+    /// [`SubscriberQueue::pop_at`].
+    pub max_audio_age: Duration,
+    /// Video older than this cuts its track back to the next keyframe, so latency stays
+    /// bounded in time and not only in bytes (same condition as `max_audio_age`).
+    pub max_video_age: Duration,
 }
 
 impl Default for QueueConfig {
@@ -50,6 +58,8 @@ impl Default for QueueConfig {
             max_audio_bytes: 64 * 1024,
             max_video: 120,
             max_video_bytes: 1024 * 1024,
+            max_audio_age: Duration::from_millis(150),
+            max_video_age: Duration::from_millis(400),
         }
     }
 }
@@ -121,6 +131,26 @@ pub struct QueueStats {
     pub keyframes_needed: u64,
     /// Control pushes refused because the control queue was full.
     pub control_overflows: u64,
+    /// Audio frames dropped because they waited longer than `max_audio_age` (included in
+    /// `dropped_audio`).
+    pub stale_audio: u64,
+    /// Times a track was cut back because its oldest queued video waited longer than
+    /// `max_video_age` (included in `keyframes_needed`).
+    pub stale_video: u64,
+}
+
+/// A queued frame and when it was queued (`None`: pushed without a time, never ages).
+#[derive(Debug)]
+struct Queued {
+    frame: EncodedFrame,
+    at: Option<Instant>,
+}
+
+impl Queued {
+    fn older_than(&self, age: Duration, now: Instant) -> bool {
+        self.at
+            .is_some_and(|at| now.saturating_duration_since(at) > age)
+    }
 }
 
 /// Per-subscriber bounded queue. See the module docs for the policy.
@@ -128,8 +158,8 @@ pub struct QueueStats {
 pub struct SubscriberQueue {
     config: QueueConfig,
     control: VecDeque<Bytes>,
-    audio: VecDeque<EncodedFrame>,
-    video: VecDeque<EncodedFrame>,
+    audio: VecDeque<Queued>,
+    video: VecDeque<Queued>,
     control_bytes: usize,
     audio_bytes: usize,
     video_bytes: usize,
@@ -172,17 +202,31 @@ impl SubscriberQueue {
         Ok(())
     }
 
-    /// Queue a media frame, applying the drop policy.
+    /// Queue a media frame, applying the drop policy (bounds by count and bytes only).
     pub fn push_media(&mut self, frame: EncodedFrame) -> Pushed {
+        self.push(frame, None)
+    }
+
+    /// Queue a media frame received at `now`: as [`SubscriberQueue::push_media`], and the
+    /// frame ages (see [`QueueConfig::max_audio_age`]); video already queued too long is
+    /// cut back first.
+    pub fn push_media_at(&mut self, frame: EncodedFrame, now: Instant) -> Pushed {
+        self.push(frame, Some(now))
+    }
+
+    fn push(&mut self, frame: EncodedFrame, at: Option<Instant>) -> Pushed {
         if frame.header().kind.is_video() {
-            self.push_video(frame)
+            if let Some(now) = at {
+                self.expire_video(now);
+            }
+            self.push_video(Queued { frame, at })
         } else {
-            self.push_audio(frame)
+            self.push_audio(Queued { frame, at })
         }
     }
 
-    fn push_audio(&mut self, frame: EncodedFrame) -> Pushed {
-        let len = frame.len();
+    fn push_audio(&mut self, q: Queued) -> Pushed {
+        let len = q.frame.len();
         if len > self.config.max_audio_bytes || self.config.max_audio == 0 {
             self.stats.dropped_audio += 1;
             self.stats.dropped_bytes += len as u64;
@@ -194,53 +238,54 @@ impl SubscriberQueue {
             let Some(old) = self.audio.pop_front() else {
                 break;
             };
-            self.audio_bytes -= old.len();
+            self.audio_bytes -= old.frame.len();
             self.stats.dropped_audio += 1;
-            self.stats.dropped_bytes += old.len() as u64;
+            self.stats.dropped_bytes += old.frame.len() as u64;
         }
         self.audio_bytes += len;
-        self.audio.push_back(frame);
+        self.audio.push_back(q);
         Pushed::Queued
     }
 
-    fn push_video(&mut self, frame: EncodedFrame) -> Pushed {
-        let h = *frame.header();
+    fn push_video(&mut self, q: Queued) -> Pushed {
+        let h = *q.frame.header();
+        let len = q.frame.len();
         if let Some(i) = self.waiting.iter().position(|&t| t == h.track_id) {
             if !h.keyframe {
-                self.count_video_drop(frame.len());
+                self.count_video_drop(len);
                 return Pushed::Dropped;
             }
             self.waiting.swap_remove(i);
         }
-        if self.video_fits(frame.len()) {
-            self.video_bytes += frame.len();
-            self.video.push_back(frame);
+        if self.video_fits(len) {
+            self.video_bytes += len;
+            self.video.push_back(q);
             return Pushed::Queued;
         }
         // Backlog over the bound: this track's queued frames are stale either way.
         self.drop_track_video(h.track_id);
         if !h.keyframe {
-            self.count_video_drop(frame.len());
+            self.count_video_drop(len);
             self.start_waiting(h.track_id, h.layer);
             return Pushed::Dropped;
         }
         // A keyframe restarts the track; make room by cutting the other tracks that are
         // furthest behind (the owner of the oldest queued frame first).
-        while !self.video_fits(frame.len()) {
+        while !self.video_fits(len) {
             let Some(oldest) = self.video.front() else {
                 break;
             };
-            let (t, l) = (oldest.header().track_id, oldest.header().layer);
+            let (t, l) = (oldest.frame.header().track_id, oldest.frame.header().layer);
             self.drop_track_video(t);
             self.start_waiting(t, l);
         }
-        if self.video_fits(frame.len()) {
-            self.video_bytes += frame.len();
-            self.video.push_back(frame);
+        if self.video_fits(len) {
+            self.video_bytes += len;
+            self.video.push_back(q);
             Pushed::Queued
         } else {
             // A single keyframe larger than the whole video bound.
-            self.count_video_drop(frame.len());
+            self.count_video_drop(len);
             self.start_waiting(h.track_id, h.layer);
             Pushed::Dropped
         }
@@ -260,9 +305,9 @@ impl SubscriberQueue {
     fn drop_track_video(&mut self, track_id: u32) -> bool {
         let before = self.video.len();
         let mut dropped_bytes = 0;
-        self.video.retain(|f| {
-            if f.header().track_id == track_id {
-                dropped_bytes += f.len();
+        self.video.retain(|q| {
+            if q.frame.header().track_id == track_id {
+                dropped_bytes += q.frame.len();
                 false
             } else {
                 true
@@ -295,19 +340,53 @@ impl SubscriberQueue {
             return Some(Popped::Control(c));
         }
         if let Some(a) = self.audio.pop_front() {
-            self.audio_bytes -= a.len();
+            self.audio_bytes -= a.frame.len();
             return Some(Popped::Media {
-                frame: a,
+                frame: a.frame,
                 starts_group: false,
             });
         }
         let v = self.video.pop_front()?;
-        self.video_bytes -= v.len();
-        let starts_group = v.header().keyframe;
+        self.video_bytes -= v.frame.len();
+        let starts_group = v.frame.header().keyframe;
         Some(Popped::Media {
-            frame: v,
+            frame: v.frame,
             starts_group,
         })
+    }
+
+    /// Take the next item to send at `now`: as [`SubscriberQueue::pop`], but audio that
+    /// waited longer than `max_audio_age` is dropped instead of sent, and a track whose
+    /// oldest video waited longer than `max_video_age` is cut back to its next keyframe
+    /// (events follow, as for a backlog).
+    pub fn pop_at(&mut self, now: Instant) -> Option<Popped> {
+        if self.control.is_empty() {
+            let max = self.config.max_audio_age;
+            while self.audio.front().is_some_and(|a| a.older_than(max, now)) {
+                let Some(old) = self.audio.pop_front() else {
+                    break;
+                };
+                self.audio_bytes -= old.frame.len();
+                self.stats.dropped_audio += 1;
+                self.stats.stale_audio += 1;
+                self.stats.dropped_bytes += old.frame.len() as u64;
+            }
+            if self.audio.is_empty() {
+                self.expire_video(now);
+            }
+        }
+        self.pop()
+    }
+
+    /// Cuts back every track whose oldest queued video is older than `max_video_age`.
+    fn expire_video(&mut self, now: Instant) {
+        let max = self.config.max_video_age;
+        while let Some(oldest) = self.video.front().filter(|v| v.older_than(max, now)) {
+            let (t, l) = (oldest.frame.header().track_id, oldest.frame.header().layer);
+            self.drop_track_video(t);
+            self.stats.stale_video += 1;
+            self.start_waiting(t, l);
+        }
     }
 
     /// Next event for the caller (keyframe needed, stream to reset).
@@ -318,19 +397,19 @@ impl SubscriberQueue {
     /// The subscriber stopped receiving a track: drop its frames and its waiting state.
     pub fn forget_track(&mut self, track_id: u32) {
         let mut bytes = 0;
-        self.video.retain(|f| {
-            let keep = f.header().track_id != track_id;
+        self.video.retain(|q| {
+            let keep = q.frame.header().track_id != track_id;
             if !keep {
-                bytes += f.len();
+                bytes += q.frame.len();
             }
             keep
         });
         self.video_bytes -= bytes;
         let mut abytes = 0;
-        self.audio.retain(|f| {
-            let keep = f.header().track_id != track_id;
+        self.audio.retain(|q| {
+            let keep = q.frame.header().track_id != track_id;
             if !keep {
-                abytes += f.len();
+                abytes += q.frame.len();
             }
             keep
         });
@@ -380,218 +459,4 @@ impl SubscriberQueue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use quicmeet_proto::{Frame, FrameHeader, MediaKind};
-
-    fn frame(kind: MediaKind, track_id: u32, seq: u32, keyframe: bool, len: usize) -> EncodedFrame {
-        Frame::new(
-            FrameHeader {
-                kind,
-                layer: 0,
-                keyframe,
-                track_id,
-                seq,
-                capture_ts_us: seq as u64 * 1000,
-                audio_level: None,
-                payload_len: 0,
-            },
-            Bytes::from(vec![seq as u8; len]),
-        )
-        .encode()
-        .unwrap()
-    }
-
-    fn small() -> QueueConfig {
-        QueueConfig {
-            max_control: 2,
-            max_audio: 3,
-            max_audio_bytes: 10_000,
-            max_video: 4,
-            max_video_bytes: 10_000,
-        }
-    }
-
-    fn seqs(q: &mut SubscriberQueue) -> Vec<(u32, u32)> {
-        let mut out = vec![];
-        while let Some(p) = q.pop() {
-            if let Popped::Media { frame, .. } = p {
-                out.push((frame.header().track_id, frame.header().seq));
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn pops_control_then_audio_then_video() {
-        let mut q = SubscriberQueue::new(small());
-        q.push_media(frame(MediaKind::Video, 17, 1, true, 10));
-        q.push_media(frame(MediaKind::Audio, 16, 2, false, 10));
-        q.push_control(Bytes::from_static(b"c")).unwrap();
-        assert_eq!(q.pop(), Some(Popped::Control(Bytes::from_static(b"c"))));
-        let Some(Popped::Media {
-            frame: a,
-            starts_group,
-        }) = q.pop()
-        else {
-            panic!()
-        };
-        assert_eq!((a.header().track_id, starts_group), (16, false));
-        let Some(Popped::Media {
-            frame: v,
-            starts_group,
-        }) = q.pop()
-        else {
-            panic!()
-        };
-        assert_eq!((v.header().track_id, starts_group), (17, true));
-        assert!(q.pop().is_none());
-        assert_eq!(q.bytes(), 0);
-    }
-
-    #[test]
-    fn control_overflow_is_an_error_not_a_drop() {
-        let mut q = SubscriberQueue::new(small());
-        q.push_control(Bytes::from_static(b"1")).unwrap();
-        q.push_control(Bytes::from_static(b"2")).unwrap();
-        assert_eq!(
-            q.push_control(Bytes::from_static(b"3")),
-            Err(ControlOverflow)
-        );
-        assert_eq!(q.stats().control_overflows, 1);
-    }
-
-    #[test]
-    fn audio_drops_oldest_only_over_its_own_bound() {
-        let mut q = SubscriberQueue::new(small());
-        for s in 0..5 {
-            assert_eq!(
-                q.push_media(frame(MediaKind::Audio, 16, s, false, 10)),
-                Pushed::Queued
-            );
-        }
-        assert_eq!(q.stats().dropped_audio, 2);
-        assert_eq!(seqs(&mut q), vec![(16, 2), (16, 3), (16, 4)]);
-    }
-
-    #[test]
-    fn video_backlog_drops_to_next_keyframe_and_reports_once() {
-        let mut q = SubscriberQueue::new(small());
-        q.push_media(frame(MediaKind::Video, 17, 0, true, 100));
-        for s in 1..4 {
-            assert_eq!(
-                q.push_media(frame(MediaKind::Video, 17, s, false, 100)),
-                Pushed::Queued
-            );
-        }
-        // Audio meanwhile is untouched by video pressure.
-        q.push_media(frame(MediaKind::Audio, 16, 100, false, 10));
-        // Fifth video frame exceeds max_video = 4.
-        assert_eq!(
-            q.push_media(frame(MediaKind::Video, 17, 4, false, 100)),
-            Pushed::Dropped
-        );
-        assert_eq!(
-            q.poll_event(),
-            Some(QueueEvent::ResetGroup { track_id: 17 })
-        );
-        assert_eq!(
-            q.poll_event(),
-            Some(QueueEvent::NeedKeyframe {
-                track_id: 17,
-                layer: 0
-            })
-        );
-        assert_eq!(q.poll_event(), None);
-        assert!(q.is_waiting_for_keyframe(17));
-        // More deltas: dropped silently, no second report.
-        assert_eq!(
-            q.push_media(frame(MediaKind::Video, 17, 5, false, 100)),
-            Pushed::Dropped
-        );
-        assert_eq!(q.poll_event(), None);
-        // The keyframe resumes the track.
-        assert_eq!(
-            q.push_media(frame(MediaKind::Video, 17, 6, true, 100)),
-            Pushed::Queued
-        );
-        assert_eq!(
-            q.push_media(frame(MediaKind::Video, 17, 7, false, 100)),
-            Pushed::Queued
-        );
-        assert_eq!(seqs(&mut q), vec![(16, 100), (17, 6), (17, 7)]);
-        let s = q.stats();
-        assert_eq!(
-            (s.dropped_video, s.dropped_audio, s.keyframes_needed),
-            (6, 0, 1)
-        );
-    }
-
-    #[test]
-    fn byte_bound_applies_to_video() {
-        let mut q = SubscriberQueue::new(small());
-        q.push_media(frame(MediaKind::Video, 17, 0, true, 6000));
-        assert_eq!(
-            q.push_media(frame(MediaKind::Video, 17, 1, false, 6000)),
-            Pushed::Dropped
-        );
-        assert!(q.is_waiting_for_keyframe(17));
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn keyframe_under_pressure_evicts_the_track_furthest_behind() {
-        let mut q = SubscriberQueue::new(small());
-        q.push_media(frame(MediaKind::Screen, 18, 0, true, 100));
-        q.push_media(frame(MediaKind::Screen, 18, 1, false, 100));
-        q.push_media(frame(MediaKind::Video, 33, 0, true, 100));
-        q.push_media(frame(MediaKind::Video, 33, 1, false, 100));
-        // Keyframe of 33 while full: 33's stale frames go, and that is enough room.
-        assert_eq!(
-            q.push_media(frame(MediaKind::Video, 33, 2, true, 100)),
-            Pushed::Queued
-        );
-        assert!(!q.is_waiting_for_keyframe(33));
-        assert!(!q.is_waiting_for_keyframe(18));
-        assert_eq!(seqs(&mut q), vec![(18, 0), (18, 1), (33, 2)]);
-
-        // Keyframe that only fits after cutting another track.
-        let mut q = SubscriberQueue::new(small());
-        for s in 0..4 {
-            q.push_media(frame(MediaKind::Screen, 18, s, s == 0, 100));
-        }
-        assert_eq!(
-            q.push_media(frame(MediaKind::Video, 33, 0, true, 100)),
-            Pushed::Queued
-        );
-        assert!(q.is_waiting_for_keyframe(18));
-        assert_eq!(
-            q.poll_event(),
-            Some(QueueEvent::ResetGroup { track_id: 18 })
-        );
-        assert_eq!(seqs(&mut q), vec![(33, 0)]);
-    }
-
-    #[test]
-    fn video_fill_reports_the_fuller_bound() {
-        let mut q = SubscriberQueue::new(small());
-        assert_eq!(q.video_fill(), 0.0);
-        q.push_media(frame(MediaKind::Video, 17, 0, true, 100));
-        assert_eq!(q.video_fill(), 0.25); // 1 of 4 frames beats 128 of 10 000 bytes
-        q.push_media(frame(MediaKind::Video, 17, 1, false, 7000));
-        assert!(q.video_fill() > 0.7);
-    }
-
-    #[test]
-    fn forget_track_clears_state() {
-        let mut q = SubscriberQueue::new(small());
-        q.push_media(frame(MediaKind::Video, 17, 0, false, 20_000));
-        assert!(q.is_waiting_for_keyframe(17));
-        q.push_media(frame(MediaKind::Audio, 16, 0, false, 10));
-        q.forget_track(17);
-        q.forget_track(16);
-        assert!(!q.is_waiting_for_keyframe(17));
-        assert!(q.is_empty());
-        assert_eq!(q.bytes(), 0);
-    }
-}
+mod tests;
