@@ -3,7 +3,8 @@
 # participants and its breakdown, main-thread long tasks, and the long form of the repeated-join
 # check. Needs a built server binary:
 #   QUICMEET_BIN=target/debug/quicmeet scripts/bench-client.sh [latency|joins|all]
-# Env: QM_BENCH_SECONDS (latency window per case, default 15), QM_BENCH_CASES ("wt:2,ws:4"),
+# Env: QM_BENCH_SECONDS (latency window per case, default 15), QM_BENCH_CASES ("wt:2,ws:4";
+#      a case may name a page query to compare client variants in one run: "wt:2,wt:2:workers=on"),
 #      QM_JOINS (joins in the long form, default 100).
 set -euo pipefail
 

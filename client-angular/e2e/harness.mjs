@@ -197,7 +197,18 @@ export async function newPage(browser, base, name) {
   });
   page.on('pageerror', (e) => page.qmLog.push(`[${name}] pageerror: ${e.message}`));
   page.on('dialog', (d) => d.accept());
+  // Every Content-Security-Policy violation the page meets (a script, worker or worklet the
+  // server's policy refused), for cspViolations().
+  await page.addInitScript(() => {
+    globalThis.__qmCsp = [];
+    document.addEventListener('securitypolicyviolation', (e) => globalThis.__qmCsp.push(`${e.effectiveDirective} ${e.blockedURI}`));
+  });
   return page;
+}
+
+/** The CSP violations the page has reported so far ("directive blocked-uri" strings). */
+export function cspViolations(page) {
+  return page.evaluate(() => globalThis.__qmCsp ?? []);
 }
 
 export async function screenshot(page, name) {

@@ -13,9 +13,11 @@ import { installStampingCamera, startStripeReader } from './latency-source.mjs';
 const SECONDS = Number(process.env.QM_BENCH_SECONDS || 15);
 /** The stamping camera: QM_BENCH_SOURCE=WxH@FPS (default 640x480@30, the client's camera cap). */
 const [SRC_W, SRC_H, SRC_FPS] = (process.env.QM_BENCH_SOURCE || '640x480@30').split(/[x@]/).map(Number);
+// A case is transport:people[:query]; the query (e.g. "workers=on") goes on every page's URL,
+// so variants of the client can be compared in one run under the same load.
 const CASES = (process.env.QM_BENCH_CASES || 'wt:2,ws:2,wt:4,ws:4').split(',').map((c) => {
-  const [t, n] = c.split(':');
-  return { transport: t, n: Number(n) };
+  const [t, n, query = ''] = c.split(':');
+  return { transport: t, n: Number(n), query };
 });
 
 function pct(xs, p) {
@@ -25,7 +27,7 @@ function pct(xs, p) {
 }
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–');
 
-async function runCase(server, { transport, n }) {
+async function runCase(server, { transport, n, query }) {
   const browser = await launchBrowser();
   try {
     const pages = [];
@@ -39,7 +41,8 @@ async function runCase(server, { transport, n }) {
     const firstFrame = [];
     for (let i = 0; i < n; i++) {
       const p = pages[i];
-      await p.goto(`/${code}?transport=${transport}${process.env.QM_BENCH_QUERY ? `&${process.env.QM_BENCH_QUERY}` : ''}`);
+      const extra = [process.env.QM_BENCH_QUERY, query].filter(Boolean).map((q) => `&${q}`).join('');
+      await p.goto(`/${code}?transport=${transport}${extra}`);
       await p.waitForSelector('.join-btn', { timeout: 15_000 });
       if (i > 0) {
         await p.fill('#gname', `Guest ${i}`);
@@ -92,12 +95,17 @@ async function runCase(server, { transport, n }) {
         }
       }
     }
+    // The size the tiles received (the publishers' encoders shrink it when the CPU cannot keep up).
+    const sizes = {};
+    for (const p of pages) for (const r of (await roomState(p)).media.remotes) if (r.width) sizes[`${r.width}x${r.height} L${r.layer}`] = (sizes[`${r.width}x${r.height} L${r.layer}`] ?? 0) + 1;
     const sum = Object.keys(parts).reduce((a, k) => a + pct(parts[k], 50), 0);
     const longCount = longAfter.map((a, i) => a.count - longBefore[i].count);
     const longMs = longAfter.map((a, i) => a.ms - longBefore[i].ms);
     return {
       transport,
       n,
+      query,
+      sizes,
       samples: g2g.length,
       readFps: fps / elapsed / (n * (n - 1)),
       p50: pct(g2g, 50),
@@ -131,12 +139,12 @@ try {
 }
 console.log('');
 console.log(`source ${SRC_W}x${SRC_H}@${SRC_FPS}; load average at the end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-console.log('| transport | people | g2g p50 | g2g p95 | encode | to main thread | network | jitter buf + to decoder | decode | paint | capture + display | join→first frame p50 / max | long tasks /page/min (ms/min) | samples |');
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('| transport | people | g2g p50 | g2g p95 | encode | to main thread | network | jitter buf + to decoder | decode | paint | capture + display | join→first frame p50 / max | long tasks /page/min (ms/min) | samples | received size |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   const p = r.parts;
   console.log(
-    `| ${r.transport === 'wt' ? 'WebTransport' : 'WebSocket'} | ${r.n} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(p.encode)} | ${f1(p.handoffOut)} | ${f1(p.network)} | ${f1(p.jitter)} | ${f1(p.decode)} | ${f1(p.paint)} | ${f1(r.rest)} | ${f1(r.firstFrameP50)} / ${f1(r.firstFrameMax)} | ${f1(r.longTasksPerPagePerMin)} (${f1(r.longTaskMsPerPagePerMin)}) | ${r.samples} |`,
+    `| ${r.transport === 'wt' ? 'WebTransport' : 'WebSocket'}${r.query ? ` ?${r.query}` : ''} | ${r.n} | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(p.encode)} | ${f1(p.handoffOut)} | ${f1(p.network)} | ${f1(p.jitter)} | ${f1(p.decode)} | ${f1(p.paint)} | ${f1(r.rest)} | ${f1(r.firstFrameP50)} / ${f1(r.firstFrameMax)} | ${f1(r.longTasksPerPagePerMin)} (${f1(r.longTaskMsPerPagePerMin)}) | ${r.samples} | ${Object.entries(r.sizes).map(([k, v]) => `${k}×${v}`).join(' ')} |`,
   );
 }
 process.exit(0);

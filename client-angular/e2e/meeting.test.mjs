@@ -6,6 +6,7 @@ import {
   apiMeeting,
   apiUser,
   cleanup,
+  cspViolations,
   expectLiveCanvas,
   launchBrowser,
   newPage,
@@ -50,6 +51,10 @@ async function firstFrameMs(p) {
   return (await roomState(p)).firstFrameMs;
 }
 
+/**
+ * Remote audio is decoded (the tile's level moves) and played: the mixer's AudioWorklet module
+ * loaded under the server's CSP and has rendered remote samples, with no policy violation.
+ */
 async function expectAudio(p) {
   await waitFor(
     p,
@@ -58,6 +63,17 @@ async function expectAudio(p) {
     20_000,
     'remote audio level > 0',
   );
+  await waitFor(
+    p,
+    () => {
+      const o = globalThis.__quicmeet.state().audioOutput;
+      return o.state === 'running' && o.samplesRendered > 0;
+    },
+    undefined,
+    10_000,
+    'the audio mixer worklet playing remote audio',
+  );
+  assert.deepEqual(await cspViolations(p), [], 'no Content-Security-Policy violation');
 }
 
 let serverLogShown = 0;

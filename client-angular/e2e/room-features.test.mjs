@@ -174,6 +174,8 @@ describe('room features', { timeout: 300_000 }, () => {
     await waitFor(host, () => parseInt(document.querySelector('[data-testid=ts-in]').textContent, 10) > 50, undefined, 10_000, 'bitrate in');
     await waitFor(host, () => parseInt(document.querySelector('[data-testid=ts-out]').textContent, 10) > 50, undefined, 10_000, 'bitrate out');
     assert.match(await host.textContent('[data-testid=ts-rtt]'), /^\d+ ms$/);
+    // What the camera encodes at, and whether the CPU made it smaller.
+    assert.match(await host.textContent('[data-testid=ts-camera]'), /^[1-9]\d*×[1-9]\d*, encode \d+ ms\/frame(, reduced to (75|50) % for the CPU)?$/);
     const guestCam = (await roomState(guest)).selfId * 16 + 1;
     const row = `[data-testid=ts-tiles] tr[data-track-id="${guestCam}"]`;
     await host.waitForSelector(row);

@@ -111,8 +111,8 @@ pub struct Config {
     pub max_participants: usize,
 
     /// Worker threads that make lower video layers with FFmpeg (0 turns server-side layers
-    /// off; subscribers then always get the publisher's own layer).
-    #[arg(long, env = "QUICMEET_TRANSCODE_WORKERS", default_value_t = 1)]
+    /// off; subscribers then always get the publisher's own layer). Default: one per core.
+    #[arg(long, env = "QUICMEET_TRANSCODE_WORKERS", default_value_t = transcode_workers_default())]
     pub transcode_workers: usize,
 
     /// Take the client address from X-Forwarded-For (only behind a trusted reverse proxy).
@@ -195,6 +195,12 @@ fn parse_node_id(s: &str) -> Result<String, String> {
 }
 
 /// `--p2p on|off` (also true/false, as a TOML boolean becomes).
+/// One transcoder worker per core: each publisher's layers are made on one thread, so more
+/// workers than cores only add contention, and fewer leave cores idle while queues drop frames.
+fn transcode_workers_default() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn on_off(s: &str) -> Result<bool, String> {
     match s {
         "on" | "true" => Ok(true),
@@ -280,6 +286,11 @@ mod tests {
         assert!(c.smtp_url.is_none());
         assert!(!c.tls_enabled());
         assert!(c.nats_url.is_none(), "cluster mode is opt-in");
+        assert_eq!(
+            c.transcode_workers,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "one transcoder worker per core"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Security headers on every answer (pages, API, metrics), and `Alt-Svc` to advertise
 //! HTTP/3 on answers over TCP.
 //!
-//! The Content-Security-Policy allows scripts from our own origin only (no inline script);
+//! The Content-Security-Policy allows scripts, workers and worklets from our own origin only
+//! (files of the built app: no inline script, no blob:);
 //! styles may be inline because Angular adds component styles at run time. `connect-src`
 //! names the WebSocket and WebTransport endpoints the join answer hands out, because
 //! WebTransport runs on its own port and so is not `'self'`.
@@ -52,13 +53,11 @@ impl SecurityHeaders {
                 }
             }
         }
-        // `blob:` in script-src: the audio mixer's AudioWorklet module is made in the page
-        // (`audio-mixer.ts`) and worklets load under script-src, not worker-src. A blob: URL
-        // can only be minted by a script already running in this origin; inline script stays
-        // refused.
+        // Scripts, workers and the audio mixer's AudioWorklet (which loads under script-src)
+        // all come from files of the built app: no blob:, no inline script.
         let csp = format!(
-            "default-src 'self'; script-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
-             img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; \
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self'; \
              connect-src {}; object-src 'none'; base-uri 'self'; form-action 'self'; \
              frame-ancestors 'none'",
             connect.join(" ")
@@ -128,7 +127,8 @@ mod tests {
         assert!(csp
             .contains("connect-src 'self' wss://meet.example.org https://meet.example.org:4433;"));
         assert!(csp.contains("frame-ancestors 'none'"));
-        assert!(!csp.contains("script-src 'self' 'unsafe-inline'"));
+        assert!(csp.contains("script-src 'self';"), "{csp}");
+        assert!(csp.contains("worker-src 'self';"), "{csp}");
         assert!(h.always.contains_key(header::STRICT_TRANSPORT_SECURITY));
         assert_eq!(h.alt_svc.unwrap(), "h3=\":443\"; ma=86400");
         let plain = SecurityHeaders::new(false, "ws://x:1/ws", "https://localhost:2/wt", Some(1));

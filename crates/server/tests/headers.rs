@@ -31,9 +31,10 @@ async fn every_answer_carries_the_security_headers() {
         }
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(
-            csp.starts_with("default-src 'self'; script-src 'self' blob:;"),
+            csp.starts_with("default-src 'self'; script-src 'self';"),
             "{csp}"
         );
+        assert!(csp.contains("worker-src 'self';"), "{csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         // The WebTransport endpoint runs on its own port, so it is named.
         assert!(

@@ -1,8 +1,10 @@
 //! Cost of each transcoding stage per frame, single-threaded, on the 720p test pattern.
 //!
 //! `cargo bench -p quicmeet-transcode --bench layers -- --warm-up-time 1 --measurement-time 3`
-//! For the "publishers per core" figure run `cargo run --release -p quicmeet-transcode
-//! --example capacity`.
+//! The single-stage rows use swscale's bilinear and the test-material encoder (`cpu-used=12`,
+//! libvpx's time-budget mode), i.e. the settings before issue 15; the full pipeline row uses
+//! today's defaults. For the layers' own costs, quality and "publishers per core" run
+//! `cargo run --release -p quicmeet-transcode --example capacity 300`.
 
 use std::time::Instant;
 

@@ -21,6 +21,7 @@ use ffmpeg_next::format::Pixel;
 use ffmpeg_next::software::scaling;
 use ffmpeg_next::{frame, Packet};
 
+use crate::halve;
 use crate::metrics::{EncoderGauge, Metrics};
 use crate::vp8::{self, EncoderSettings, Vp8Decoder};
 use crate::{Error, Result};
@@ -47,6 +48,10 @@ pub struct LayerSpec {
     /// Target bitrate for a 1280x720 source; scaled down with the source's area (to no less
     /// than a quarter of it) for smaller sources.
     pub bitrate_bps: u32,
+    /// libvpx `cpu-used` of this layer's encoder. Negative values are a fixed speed (-16 is the
+    /// fastest); positive ones make libvpx pick its own speed from a time budget, which
+    /// wastes CPU on small pictures and varies with machine load (see [`vp8::CPU_USED`]).
+    pub cpu_used: i32,
 }
 
 /// Reference area for [`LayerSpec::bitrate_bps`].
@@ -55,6 +60,80 @@ const REFERENCE_AREA: u64 = 1280 * 720;
 pub const MAX_SOURCE_PIXELS: u64 = 3840 * 2160;
 /// Smallest layer side we bother to make.
 const MIN_SIDE: u32 = 16;
+/// libvpx speed of the camera layers (source / 2, source / 4): the fastest settings that keep
+/// each layer within 1 dB PSNR of the old time-budget mode on the 720p test pattern (the 180p
+/// layer is cheap and bit-starved at 150 kbit/s, so it keeps a slower, better search).
+const CAMERA_CPU_USED: [i32; 2] = [-12, -8];
+/// libvpx `cpu-used` of the screen layers: unchanged (time-budget mode), because no screen
+/// content has been measured yet; they run at a third of the frame rate or less.
+const SCREEN_CPU_USED: i32 = vp8::CPU_USED;
+
+/// The swscale filter that makes the smaller layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ScaleFilter {
+    /// swscale's fast bilinear (a cheaper, less exact bilinear).
+    FastBilinear,
+    /// Bilinear.
+    Bilinear,
+    /// Bicubic.
+    Bicubic,
+    /// Area averaging.
+    Area,
+    /// Lanczos (the sharpest, and the slowest).
+    Lanczos,
+    /// Average of each 2×2 block, by our own code, for exact 2:1 steps (what [`Self::Area`]
+    /// computes there, at a fraction of the cost); swscale's area filter for other ratios.
+    Box2,
+}
+
+impl ScaleFilter {
+    pub(crate) fn flags(self) -> scaling::Flags {
+        match self {
+            ScaleFilter::FastBilinear => scaling::Flags::FAST_BILINEAR,
+            ScaleFilter::Bilinear => scaling::Flags::BILINEAR,
+            ScaleFilter::Bicubic => scaling::Flags::BICUBIC,
+            ScaleFilter::Area | ScaleFilter::Box2 => scaling::Flags::AREA,
+            ScaleFilter::Lanczos => scaling::Flags::LANCZOS,
+        }
+    }
+}
+
+/// How the pictures are made: knobs that trade CPU for quality, shared by every layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuning {
+    /// Scale a layer from a larger layer's picture of the same frame when its divisor is a
+    /// multiple of that layer's (180p from 360p instead of from 720p): a quarter of the pixels
+    /// to read. Only applies while the larger layer is made for that frame too.
+    pub cascade: bool,
+    /// The scaling filter.
+    pub filter: ScaleFilter,
+    /// Threads per layer encoder. One is the most work per core; more only cut latency.
+    pub encoder_threads: usize,
+    /// libvpx error resilience (entropy contexts reset every frame, so a decoder can go on past
+    /// a lost frame). It costs bits, and buys nothing here: receivers wait for a keyframe after
+    /// any gap in `seq` (docs/PROTOCOL.md).
+    pub error_resilient: bool,
+    /// How the source is decoded.
+    pub decoder: vp8::DecoderSettings,
+}
+
+impl Default for Tuning {
+    /// The measured best (BENCHMARKS.md, section 4): cascade on; the 2×2 box filter (exact
+    /// 2:1 steps cost a fifth of swscale's bilinear and are sharper: bilinear twice in a
+    /// cascade blurs the 180p layer by 1 dB); one encoder thread; no error resilience; full
+    /// decoding (skipping the decoder's loop filter saved 20 % of the decode but lost 1–1.7 dB,
+    /// because the decoder's pictures drift from the publisher's until the next keyframe).
+    fn default() -> Self {
+        Tuning {
+            cascade: true,
+            filter: ScaleFilter::Box2,
+            encoder_threads: 1,
+            error_resilient: false,
+            decoder: vp8::DecoderSettings::default(),
+        }
+    }
+}
 
 impl LayerSpec {
     /// Default lower layers for a track kind.
@@ -62,6 +141,7 @@ impl LayerSpec {
     /// Camera: layer 1 = source / 2 at 500 kbit/s, layer 2 = source / 4 at 150 kbit/s (640x360
     /// and 320x180 from 720p; 320x240 and 160x120 from 640x480). Screen: full resolution at a
     /// third (layer 1, 600 kbit/s) and a sixth (layer 2, 250 kbit/s) of the frame rate.
+    /// Camera speeds were chosen with `examples/capacity.rs` (BENCHMARKS.md, section 4).
     pub fn defaults(kind: TrackKind) -> Vec<LayerSpec> {
         match kind {
             TrackKind::Camera => vec![
@@ -70,12 +150,14 @@ impl LayerSpec {
                     divisor: 2,
                     frame_step: 1,
                     bitrate_bps: 500_000,
+                    cpu_used: CAMERA_CPU_USED[0],
                 },
                 LayerSpec {
                     layer: 2,
                     divisor: 4,
                     frame_step: 1,
                     bitrate_bps: 150_000,
+                    cpu_used: CAMERA_CPU_USED[1],
                 },
             ],
             TrackKind::Screen => vec![
@@ -84,12 +166,14 @@ impl LayerSpec {
                     divisor: 1,
                     frame_step: 3,
                     bitrate_bps: 600_000,
+                    cpu_used: SCREEN_CPU_USED,
                 },
                 LayerSpec {
                     layer: 2,
                     divisor: 1,
                     frame_step: 6,
                     bitrate_bps: 250_000,
+                    cpu_used: SCREEN_CPU_USED,
                 },
             ],
         }
@@ -128,6 +212,8 @@ pub struct Config {
     pub fps_hint: u32,
     /// Safety-net keyframe interval of the layer encoders, in encoded frames.
     pub gop: u32,
+    /// CPU/quality knobs.
+    pub tuning: Tuning,
 }
 
 impl Config {
@@ -139,6 +225,7 @@ impl Config {
             linger: Duration::from_secs(5),
             fps_hint: 30,
             gop: 300,
+            tuning: Tuning::default(),
         }
     }
 
@@ -186,11 +273,31 @@ pub struct LayerFrame {
     pub height: u32,
 }
 
+/// What one layer cost so far ([`LayerTranscoder::layer_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Frames encoded.
+    pub frames: u64,
+    /// Payload bytes produced.
+    pub bytes: u64,
+    /// Time spent scaling pictures for this layer, ns.
+    pub scale_ns: u64,
+    /// Time spent encoding this layer, ns.
+    pub encode_ns: u64,
+}
+
+/// A scaler and the input it was built for.
+struct Scaler {
+    input: (u32, u32, Pixel),
+    context: scaling::Context,
+}
+
 /// An open encoder for one layer plus its scaler.
 struct LayerEncoder {
     encoder: encoder::video::Encoder,
-    /// `None` when the layer has the source's size and format (screen layers).
-    scaler: Option<scaling::Context>,
+    /// `None` until the layer needs scaling; rebuilt when its input changes (the source's size,
+    /// or a cascade switching between the source and a larger layer).
+    scaler: Option<Scaler>,
     scaled: frame::Video,
     width: u32,
     height: u32,
@@ -207,6 +314,7 @@ struct LayerState {
     force_keyframe: bool,
     /// Source frames seen since activation, for `frame_step`.
     seen: u64,
+    stats: LayerStats,
 }
 
 /// Lower layers for one published VP8 track. See the [module docs](self).
@@ -217,6 +325,8 @@ pub struct LayerTranscoder {
     waiting_keyframe: bool,
     source: Option<(u32, u32, Pixel)>,
     layers: Vec<LayerState>,
+    /// Indices into `layers`, largest pictures first, so a cascade finds its input made.
+    order: Vec<usize>,
     packets: Vec<Packet>,
 }
 
@@ -252,8 +362,11 @@ impl LayerTranscoder {
                 next_seq: 0,
                 force_keyframe: true,
                 seen: 0,
+                stats: LayerStats::default(),
             })
             .collect();
+        let mut order: Vec<usize> = (0..config.layers.len()).collect();
+        order.sort_by_key(|&i| config.layers[i].divisor);
         Ok(LayerTranscoder {
             config,
             metrics,
@@ -261,6 +374,7 @@ impl LayerTranscoder {
             waiting_keyframe: true,
             source: None,
             layers,
+            order,
             packets: Vec::new(),
         })
     }
@@ -297,6 +411,14 @@ impl LayerTranscoder {
             .find(|l| l.spec.layer == layer)?
             .spec
             .output_size(w, h)
+    }
+
+    /// What `layer` has cost since this transcoder was made (`None` for an unknown layer).
+    pub fn layer_stats(&self, layer: u8) -> Option<LayerStats> {
+        self.layers
+            .iter()
+            .find(|l| l.spec.layer == layer)
+            .map(|l| l.stats)
     }
 
     /// Number of open layer encoders (active or lingering).
@@ -423,7 +545,7 @@ impl LayerTranscoder {
             return Ok(Vec::new());
         }
         if self.decoder.is_none() {
-            self.decoder = Some(Vp8Decoder::new()?);
+            self.decoder = Some(Vp8Decoder::with_settings(self.config.tuning.decoder)?);
         }
         let Some(decoder) = self.decoder.as_mut() else {
             return Ok(Vec::new());
@@ -465,10 +587,17 @@ impl LayerTranscoder {
         // Decoded keyframes arrive marked I; never let that leak into the layer encoders.
         vp8::set_force_key(src, false);
 
+        let tuning = &self.config.tuning;
         let mut out = Vec::new();
-        for l in self.layers.iter_mut().filter(|l| l.active) {
+        // Layers whose `scaled` picture holds this frame, for the cascade.
+        let mut made: Vec<usize> = Vec::with_capacity(self.layers.len());
+        for &i in &self.order {
+            let l = &mut self.layers[i];
+            if !l.active {
+                continue;
+            }
             l.seen += 1;
-            let due = (l.seen - 1) % u64::from(l.spec.frame_step.max(1)) == 0;
+            let due = (l.seen - 1).is_multiple_of(u64::from(l.spec.frame_step.max(1)));
             if !due && !l.force_keyframe {
                 continue;
             }
@@ -486,8 +615,11 @@ impl LayerTranscoder {
                         TrackKind::Camera => 1,
                         TrackKind::Screen => 100,
                     },
+                    cpu_used: l.spec.cpu_used,
+                    threads: tuning.encoder_threads,
+                    error_resilient: tuning.error_resilient,
                 };
-                match open_layer_encoder(&settings, (w, h, fmt), &self.metrics) {
+                match open_layer_encoder(&settings, &self.metrics) {
                     Ok(enc) => l.encoder = Some(enc),
                     Err(e) => {
                         tracing::warn!(layer = l.spec.layer, error = %e, "cannot open layer encoder");
@@ -496,18 +628,45 @@ impl LayerTranscoder {
                     }
                 }
             }
+            // The nearest larger layer made from this frame whose size divides evenly.
+            let divisor = l.spec.divisor;
+            let from = if tuning.cascade {
+                made.iter().rev().copied().find(|&j| {
+                    let d = self.layers[j].spec.divisor;
+                    d > 1 && d < divisor && divisor.is_multiple_of(d)
+                })
+            } else {
+                None
+            };
+            let (l, input) = match from {
+                Some(j) => {
+                    let (l, larger) = pair_mut(&mut self.layers, i, j);
+                    match larger.encoder.as_mut() {
+                        Some(enc) => (l, &mut enc.scaled),
+                        None => (l, &mut *src),
+                    }
+                }
+                None => (&mut self.layers[i], &mut *src),
+            };
             let Some(enc) = l.encoder.as_mut() else {
                 continue;
             };
+            let key = l.force_keyframe;
             match encode_layer(
                 enc,
-                src,
+                input,
                 pts_us,
-                l.force_keyframe,
+                key,
+                tuning.filter,
+                &mut l.stats,
                 &self.metrics,
                 &mut self.packets,
             ) {
-                Ok(()) => {}
+                Ok(scaled) => {
+                    if scaled {
+                        made.push(i);
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(layer = l.spec.layer, error = %e, "layer encode failed");
                     Metrics::add(&self.metrics.encode_errors, 1);
@@ -526,6 +685,8 @@ impl LayerTranscoder {
                 }
                 Metrics::add(&self.metrics.frames_out, 1);
                 Metrics::add(&self.metrics.bytes_out, data.len() as u64);
+                l.stats.frames += 1;
+                l.stats.bytes += data.len() as u64;
                 out.push(LayerFrame {
                     layer: l.spec.layer,
                     data: Bytes::copy_from_slice(data),
@@ -542,28 +703,23 @@ impl LayerTranscoder {
     }
 }
 
-fn open_layer_encoder(
-    settings: &EncoderSettings,
-    (sw, sh, sfmt): (u32, u32, Pixel),
-    metrics: &Arc<Metrics>,
-) -> Result<LayerEncoder> {
-    let encoder = vp8::open_encoder(settings)?;
-    let scaler = if (sw, sh, sfmt) == (settings.width, settings.height, Pixel::YUV420P) {
-        None
+/// Two distinct elements of a slice, both mutable.
+fn pair_mut<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
+    debug_assert_ne!(a, b);
+    if a < b {
+        let (x, y) = v.split_at_mut(b);
+        (&mut x[a], &mut y[0])
     } else {
-        Some(scaling::Context::get(
-            sfmt,
-            sw,
-            sh,
-            Pixel::YUV420P,
-            settings.width,
-            settings.height,
-            scaling::Flags::BILINEAR,
-        )?)
-    };
+        let (x, y) = v.split_at_mut(a);
+        (&mut y[0], &mut x[b])
+    }
+}
+
+fn open_layer_encoder(settings: &EncoderSettings, metrics: &Arc<Metrics>) -> Result<LayerEncoder> {
+    let encoder = vp8::open_encoder(settings)?;
     Ok(LayerEncoder {
         encoder,
-        scaler,
+        scaler: None,
         scaled: frame::Video::new(Pixel::YUV420P, settings.width, settings.height),
         width: settings.width,
         height: settings.height,
@@ -572,35 +728,65 @@ fn open_layer_encoder(
     })
 }
 
+/// Scale `input` to the layer's size (unless it already has it) and encode it. Returns whether
+/// the layer's own `scaled` picture now holds this frame (a cascade may read it).
+#[allow(clippy::too_many_arguments)]
 fn encode_layer(
     enc: &mut LayerEncoder,
-    src: &mut frame::Video,
+    input: &mut frame::Video,
     pts_us: u64,
     key: bool,
+    filter: ScaleFilter,
+    stats: &mut LayerStats,
     metrics: &Metrics,
     packets: &mut Vec<Packet>,
-) -> Result<()> {
+) -> Result<bool> {
     // libvpx wants strictly increasing timestamps; publishers' clocks are not always kind.
     let pts = (pts_us.min(i64::MAX as u64) as i64).max(enc.last_pts.saturating_add(1));
     enc.last_pts = pts;
-    let frame: &mut frame::Video = match enc.scaler.as_mut() {
-        Some(sc) => {
-            let t = Instant::now();
-            sc.run(src, &mut enc.scaled)?;
-            Metrics::add(&metrics.scale_ns, t.elapsed().as_nanos() as u64);
-            &mut enc.scaled
+    let in_key = (input.width(), input.height(), input.format());
+    let scaled = in_key != (enc.width, enc.height, Pixel::YUV420P);
+    let frame: &mut frame::Video = if scaled {
+        let t = Instant::now();
+        if filter == ScaleFilter::Box2 && halve::fits(input, &enc.scaled) {
+            halve::halve(input, &mut enc.scaled);
+        } else {
+            if enc.scaler.as_ref().is_none_or(|s| s.input != in_key) {
+                enc.scaler = Some(Scaler {
+                    input: in_key,
+                    context: scaling::Context::get(
+                        in_key.2,
+                        in_key.0,
+                        in_key.1,
+                        Pixel::YUV420P,
+                        enc.width,
+                        enc.height,
+                        filter.flags(),
+                    )?,
+                });
+            }
+            if let Some(sc) = enc.scaler.as_mut() {
+                sc.context.run(input, &mut enc.scaled)?;
+            }
         }
-        None => src,
+        let ns = t.elapsed().as_nanos() as u64;
+        Metrics::add(&metrics.scale_ns, ns);
+        stats.scale_ns += ns;
+        &mut enc.scaled
+    } else {
+        input
     };
     debug_assert_eq!((frame.width(), frame.height()), (enc.width, enc.height));
     frame.set_pts(Some(pts));
     vp8::set_force_key(frame, key);
     let t = Instant::now();
     let res = vp8::encode(&mut enc.encoder, frame, packets);
-    Metrics::add(&metrics.encode_ns, t.elapsed().as_nanos() as u64);
+    let ns = t.elapsed().as_nanos() as u64;
+    Metrics::add(&metrics.encode_ns, ns);
+    stats.encode_ns += ns;
     // Leave shared frames unmarked for the next layer.
     vp8::set_force_key(frame, false);
-    res
+    res.map(|()| scaled)
 }
 
 #[cfg(test)]

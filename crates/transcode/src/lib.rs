@@ -9,6 +9,9 @@
 //!   caller passes payload bytes, capture timestamps, the keyframe flag and the current time; it
 //!   returns encoded [`LayerFrame`]s. Encoders start when a layer is activated and are dropped a
 //!   linger period after the last subscriber leaves ([`LayerTranscoder::tick`]).
+//! - [`layers::Tuning`] and [`LayerSpec::cpu_used`]: the CPU/quality trade-offs (cascade,
+//!   scaling filter, libvpx speed per layer, threads, decoder), with defaults measured by
+//!   `examples/capacity.rs` (BENCHMARKS.md, section 4).
 //! - [`pool::Pool`]: a bounded pool of plain OS threads that hosts the transcoders, so CPU-heavy
 //!   codec work never runs on the async runtime. A full per-track queue drops frames up to the
 //!   next keyframe instead of building latency.
@@ -62,12 +65,15 @@ pub mod testsrc;
 pub mod vp8;
 
 mod checked;
+mod halve;
 
 pub use ffmpeg_next as ffmpeg;
-pub use layers::{LayerFrame, LayerSpec, LayerTranscoder, TrackKind};
+pub use layers::{
+    LayerFrame, LayerSpec, LayerStats, LayerTranscoder, ScaleFilter, TrackKind, Tuning,
+};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use pool::{Pool, PoolConfig, PoolEvent, Submit, Track};
-pub use vp8::{psnr_y, Picture, Vp8Decoder, Vp8Encoder};
+pub use vp8::{psnr_y, DecoderSettings, Picture, Vp8Decoder, Vp8Encoder};
 
 use std::sync::Once;
 

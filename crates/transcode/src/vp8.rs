@@ -6,11 +6,17 @@ use ffmpeg_next::software::scaling;
 use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{frame, picture, Dictionary, Packet, Rational};
 
+use crate::layers::ScaleFilter;
 use crate::{checked, init, Error, Result};
 
-/// libvpx `cpu-used` for every encoder we open. Higher is faster; STACK.md measured that 16
-/// breaks rate control (2× over target) while 12 holds it.
-pub const CPU_USED: u32 = 12;
+/// libvpx `cpu-used` of the test-material encoder ([`Vp8Encoder`]).
+///
+/// In realtime mode a positive VP8 `cpu-used` is not a speed but a time budget: libvpx times
+/// itself and picks its speed so that encoding takes `(16 - cpu-used) / 16` of a frame interval
+/// (`vp8_auto_select_speed`). With 12 that is 8.3 ms at 30 fps, so a small picture is encoded at
+/// the slowest realtime speed, and the result depends on how busy the machine is. The layer
+/// encoders therefore use negative values (a fixed speed, see [`crate::LayerSpec::cpu_used`]).
+pub const CPU_USED: i32 = 12;
 
 /// Time base of every encoder we open: microseconds, the unit of capture timestamps.
 pub(crate) const TIME_BASE: Rational = Rational(1, 1_000_000);
@@ -40,6 +46,12 @@ pub(crate) struct EncoderSettings {
     pub gop: u32,
     /// libvpx `static-thresh`: higher skips more unchanged blocks (good for screens).
     pub static_thresh: u32,
+    /// libvpx `cpu-used`: negative = that fixed speed (-16 fastest), positive = time budget.
+    pub cpu_used: i32,
+    /// Encoder threads (libvpx splits macroblock rows between them).
+    pub threads: usize,
+    /// libvpx `error-resilient`.
+    pub error_resilient: bool,
 }
 
 /// The realtime libvpx options, as FFmpeg names them. Kept apart so a test can prove FFmpeg
@@ -47,9 +59,9 @@ pub(crate) struct EncoderSettings {
 pub(crate) fn realtime_options(s: &EncoderSettings) -> Dictionary<'static> {
     let mut d = Dictionary::new();
     d.set("deadline", "realtime");
-    d.set("cpu-used", &CPU_USED.to_string());
+    d.set("cpu-used", &s.cpu_used.to_string());
     d.set("lag-in-frames", "0");
-    d.set("error-resilient", "1");
+    d.set("error-resilient", if s.error_resilient { "1" } else { "0" });
     d.set("static-thresh", &s.static_thresh.to_string());
     d.set("auto-alt-ref", "0");
     d.set("noise-sensitivity", "0");
@@ -64,7 +76,7 @@ pub(crate) fn realtime_options(s: &EncoderSettings) -> Dictionary<'static> {
     d
 }
 
-/// Open a realtime single-threaded libvpx VP8 encoder, failing loudly on unused options.
+/// Open a realtime libvpx VP8 encoder, failing loudly on unused options.
 pub(crate) fn open_encoder(s: &EncoderSettings) -> Result<encoder::video::Encoder> {
     open_encoder_with(s, realtime_options(s))
 }
@@ -76,7 +88,7 @@ pub(crate) fn open_encoder_with(
     init();
     let codec = encoder::find_by_name("libvpx").ok_or(Error::CodecMissing("libvpx"))?;
     let mut ctx = codec::Context::new_with_codec(codec);
-    ctx.set_threading(threading::Config::count(1));
+    ctx.set_threading(threading::Config::count(s.threads.max(1)));
     let mut enc = ctx.encoder().video()?;
     enc.set_width(s.width);
     enc.set_height(s.height);
@@ -108,7 +120,7 @@ pub(crate) fn encode(
     }
 }
 
-/// A realtime VP8 encoder (the settings the layers use), for test material and benches.
+/// A realtime VP8 encoder for test material and benches ([`CPU_USED`], one thread).
 pub struct Vp8Encoder {
     enc: encoder::video::Encoder,
     width: u32,
@@ -137,6 +149,9 @@ impl Vp8Encoder {
             fps,
             gop,
             static_thresh: 1,
+            cpu_used: CPU_USED,
+            threads: 1,
+            error_resilient: true,
         })?;
         Ok(Vp8Encoder {
             enc,
@@ -221,9 +236,14 @@ impl Picture {
         out
     }
 
-    /// This picture scaled to `width`×`height` YUV420P with swscale (bilinear, the transcoder's
-    /// filter), e.g. as the reference for a PSNR check.
+    /// This picture scaled to `width`×`height` YUV420P with swscale (bilinear), e.g. as the
+    /// reference for a PSNR check.
     pub fn scaled(&self, width: u32, height: u32) -> Result<Picture> {
+        self.scaled_with(width, height, ScaleFilter::Bilinear)
+    }
+
+    /// This picture scaled to `width`×`height` YUV420P with swscale's `filter`.
+    pub fn scaled_with(&self, width: u32, height: u32, filter: ScaleFilter) -> Result<Picture> {
         let mut sc = scaling::Context::get(
             self.0.format(),
             self.width(),
@@ -231,7 +251,7 @@ impl Picture {
             Pixel::YUV420P,
             width,
             height,
-            scaling::Flags::BILINEAR,
+            filter.flags(),
         )?;
         let mut out = frame::Video::empty();
         sc.run(&self.0, &mut out)?;
@@ -269,7 +289,29 @@ pub fn psnr_y(a: &Picture, b: &Picture) -> Option<f64> {
     Some(10.0 * (255.0 * 255.0 / mse).log10())
 }
 
-/// A single-threaded VP8 decoder (no frame delay: one frame out per frame in).
+/// How a [`Vp8Decoder`] decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoderSettings {
+    /// Decoder threads (slice threading: macroblock rows split between them). One is the most
+    /// work per core; frame threading is never used (it would delay output by a frame per
+    /// thread).
+    pub threads: usize,
+    /// Skip the in-loop deblocking filter. Faster, but the decoder's references then differ
+    /// from the publisher's and the error grows until the next source keyframe.
+    pub skip_loop_filter: bool,
+}
+
+impl Default for DecoderSettings {
+    /// One thread, full decoding.
+    fn default() -> Self {
+        DecoderSettings {
+            threads: 1,
+            skip_loop_filter: false,
+        }
+    }
+}
+
+/// A VP8 decoder (no frame delay: one frame out per frame in).
 pub struct Vp8Decoder {
     dec: decoder::Video,
     frame: frame::Video,
@@ -283,13 +325,25 @@ impl std::fmt::Debug for Vp8Decoder {
 }
 
 impl Vp8Decoder {
-    /// Open FFmpeg's native VP8 decoder.
+    /// Open FFmpeg's native VP8 decoder, single-threaded.
     pub fn new() -> Result<Self> {
+        Self::with_settings(DecoderSettings::default())
+    }
+
+    /// Open FFmpeg's native VP8 decoder with `settings`.
+    pub fn with_settings(settings: DecoderSettings) -> Result<Self> {
         init();
         let codec = decoder::find(codec::Id::VP8).ok_or(Error::CodecMissing("vp8"))?;
         let mut ctx = codec::Context::new_with_codec(codec);
-        ctx.set_threading(threading::Config::count(1));
-        let dec = ctx.decoder().video()?;
+        // Slice threads only: a thread count without a type means no threading at all.
+        ctx.set_threading(threading::Config {
+            kind: threading::Type::Slice,
+            ..threading::Config::count(settings.threads.max(1))
+        });
+        let mut dec = ctx.decoder().video()?;
+        if settings.skip_loop_filter {
+            dec.skip_loop_filter(ffmpeg_next::Discard::All);
+        }
         Ok(Vp8Decoder {
             dec,
             frame: frame::Video::empty(),
@@ -373,6 +427,9 @@ mod tests {
             fps: 30,
             gop: 60,
             static_thresh: 1,
+            cpu_used: -12,
+            threads: 1,
+            error_resilient: false,
         }
     }
 

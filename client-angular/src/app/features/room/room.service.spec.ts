@@ -211,4 +211,13 @@ describe('layerBound', () => {
     expect(layerBound(640, 480, 620, 380)).toEqual({ w: 640, h: 480 });
     expect(layerBound(undefined, undefined, 300, 200)).toEqual({ w: 300, h: 200 });
   });
+
+  it('chooses against what the publisher really sends when its CPU made the picture smaller', () => {
+    // Published 640x480, sending 320x240: a 300x220 tile needs layer 0 (asked as the full size),
+    // not layer 1, which would be 160x120.
+    expect(layerBound(640, 480, 300, 220, { w: 320, h: 240 })).toEqual({ w: 640, h: 480 });
+    expect(layerBound(640, 480, 300, 220)).toEqual({ w: 320, h: 240 });
+    // A tile half that size gets layer 1 (160x120 of the real picture), asked in published sizes.
+    expect(layerBound(640, 480, 150, 110, { w: 320, h: 240 })).toEqual({ w: 320, h: 240 });
+  });
 });

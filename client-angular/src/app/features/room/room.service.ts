@@ -115,6 +115,9 @@ export class RoomService implements OnDestroy {
   private readonly receivedLayer = new Map<number, { layer: number; width: number; height: number }>();
   /** The subscribe bound we last asked for, per video track. */
   private readonly asked = new Map<number, SubState>();
+  /** The size a publisher really sends (layer 0), per video track, when we have seen it. */
+  private readonly sentSize = new Map<number, SubState>();
+  private levelTicks = 0;
   private readonly loss = new LossMeter();
   private ticks = 0;
   /** Welcomes received since the page loaded: more than one means we reconnected. */
@@ -356,6 +359,9 @@ export class RoomService implements OnDestroy {
       case 'keyframe_request':
         this.publish.requestLocalKeyframe(m.track_id);
         break;
+      case 'track_demand':
+        this.publish.onDemand(m.track_id, m.layer, m.viewers);
+        break;
       case 'layer_changed':
         // Keep the published size on the track (layer choice is computed from it).
         this.receivedLayer.set(m.track_id, { layer: m.layer, width: m.width, height: m.height });
@@ -396,6 +402,7 @@ export class RoomService implements OnDestroy {
     this.rawLevels.clear();
     this.loss.clear();
     this.asked.clear();
+    this.sentSize.clear();
     this.selfId.set(m.participant_id);
     this.role.set(m.role);
     this.meetingInfo.set(m.meeting ?? null);
@@ -440,7 +447,7 @@ export class RoomService implements OnDestroy {
     }
     const def = t.kind === 'screen' ? { w: 1280, h: 720 } : { w: 640, h: 480 };
     const tile = this.wanted.get(trackId) ?? def;
-    const bound = layerBound(t.width, t.height, tile.w, tile.h);
+    const bound = layerBound(t.width, t.height, tile.w, tile.h, this.sentSize.get(trackId));
     this.transport.send({ type: 'subscribe', track_id: trackId, max_width: bound.w, max_height: bound.h });
     this.subscribed.set(trackId, tile);
     this.asked.set(trackId, bound);
@@ -454,7 +461,32 @@ export class RoomService implements OnDestroy {
     this.playback.push(f);
   }
 
+  /**
+   * A publisher whose CPU cannot keep up sends a smaller picture than it announced
+   * (encode-load.ts), and the server's lower layers are halvings of what it sends. So the layer
+   * that covers a tile follows the size that really arrives: otherwise a tile would get a layer
+   * transcoded down from an already small picture (smaller than the tile, and later).
+   */
+  private followSentSizes(): void {
+    if (this.p2p.receivingDirect()) return;
+    for (const r of this.playback.stats()) {
+      if (r.layer < 0 || !r.width || !r.height || !this.subscribed.has(r.trackId)) continue;
+      const sent = { w: r.width << r.layer, h: r.height << r.layer };
+      const prev = this.sentSize.get(r.trackId);
+      if (prev && prev.w === sent.w && prev.h === sent.h) continue;
+      this.sentSize.set(r.trackId, sent);
+      const t = this._tracks().get(r.trackId);
+      const tile = this.subscribed.get(r.trackId);
+      const asked = this.asked.get(r.trackId);
+      if (!t || !tile || !asked) continue;
+      const bound = layerBound(t.width, t.height, tile.w, tile.h, sent);
+      if (bound.w !== asked.w || bound.h !== asked.h) this.subscribe(r.trackId);
+    }
+  }
+
   private publishLevels(): void {
+    // Every second, not every level tick: a size only settles after a keyframe.
+    if (++this.levelTicks % 5 === 0) this.followSentSizes();
     const now = performance.now();
     const out: Record<number, number> = {};
     for (const [pid, v] of this.rawLevels) out[pid] = now - v.at < 500 ? v.level : 127;
@@ -528,6 +560,7 @@ export class RoomService implements OnDestroy {
     });
     this.subscribed.delete(trackId);
     this.asked.delete(trackId);
+    this.sentSize.delete(trackId);
     this.loss.remove(trackId);
     this.playback.remove(trackId);
   }
@@ -552,6 +585,7 @@ export class RoomService implements OnDestroy {
     this.rawLevels.clear();
     this.loss.clear();
     this.asked.clear();
+    this.sentSize.clear();
     this.levels.set({});
   }
 }
@@ -559,14 +593,16 @@ export class RoomService implements OnDestroy {
 /**
  * The subscribe bound for a tile of tw×th device pixels: the size of the smallest layer (full,
  * ½, ¼ of the published size) that still covers the tile, so the server (which picks the largest
- * layer fitting the bound) sends that layer. Unknown published size: the tile itself.
+ * layer fitting the bound, by the published size) sends that layer. `sent`: what the publisher
+ * really sends when it is less than it published; the layers are halvings of that, so the
+ * choice is made against it and expressed in published sizes. Unknown published size: the tile.
  */
-export function layerBound(width: number | undefined, height: number | undefined, tw: number, th: number): SubState {
+export function layerBound(width: number | undefined, height: number | undefined, tw: number, th: number, sent?: SubState): SubState {
   if (!width || !height) return { w: tw, h: th };
+  const sw = sent?.w || width;
+  const sh = sent?.h || height;
   for (const shift of [2, 1]) {
-    const lw = width >> shift;
-    const lh = height >> shift;
-    if (lw >= tw * 0.9 && lh >= th * 0.9) return { w: lw, h: lh };
+    if (sw >> shift >= tw * 0.9 && sh >> shift >= th * 0.9) return { w: width >> shift, h: height >> shift };
   }
   return { w: width, h: height };
 }

@@ -42,6 +42,7 @@ interface TileRow extends RemoteVideoStats {
           <dt>Bitrate out</dt><dd data-testid="ts-out">{{ transport.bitrateKbps().out }} kbit/s</dd>
           @if (sent(); as s) {
             <dt>Sending</dt><dd>camera {{ s.video }} frames ({{ s.videoMode || 'off' }}), mic {{ s.audio }}, screen {{ s.screen }}, dropped {{ s.droppedFrames }}</dd>
+            <dt>Camera</dt><dd data-testid="ts-camera">{{ s.camera.width }}×{{ s.camera.height }}, encode {{ s.camera.encodeMs }} ms/frame{{ s.camera.cpuScale < 1 ? ', reduced to ' + s.camera.cpuScale * 100 + ' % for the CPU' : '' }}</dd>
             <dt>Uplink</dt><dd data-testid="ts-uplink">{{ s.uplink.step === 0 ? 'full quality' : 'step ' + s.uplink.step }}: {{ s.uplink.bitrate / 1000 }} kbit/s, {{ s.uplink.framerate }} fps, {{ s.uplink.scale === 1 ? 'full size' : 'half size' }}</dd>
           }
         </dl>

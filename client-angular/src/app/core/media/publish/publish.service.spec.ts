@@ -2,8 +2,8 @@ import { signal } from '@angular/core';
 import { TestBed } from '@angular/core/testing';
 import type { ClientMessage } from '../../protocol/control';
 import { CaptureService } from './capture.service';
-import { ENCODERS, PublishService, PublishSession, SlotEncoder } from './publish.service';
-import type { UplinkStep } from './uplink';
+import { demandStep, ENCODERS, PublishService, PublishSession, SlotEncoder } from './publish.service';
+import { LADDER, UplinkStep } from './uplink';
 
 /** A MediaStreamTrack as far as PublishService looks at one. */
 function fakeTrack(id: string, kind: 'audio' | 'video') {
@@ -72,6 +72,41 @@ function setup() {
   const running = (slot: number) => encoders.filter((e) => e.slot === slot && e.started && !e.stopped);
   return { publish, capture, encoders, sent, session, settle, running, uplink };
 }
+
+describe('PublishService and track_demand', () => {
+  it('lowers the bitrate of a camera only lower layers are watched, keeps its size, and goes back to full quality', () => {
+    const { publish, capture, session, running } = setup();
+    capture.camera.set(fakeTrack('cam', 'video'));
+    capture.mic.set(fakeTrack('mic', 'audio'));
+    publish.bind(session(2));
+    const cam = running(1)[0];
+    publish.onDemand(33, 1, 2);
+    const low = cam.steps.at(-1)!;
+    expect(low.bitrate).toBeLessThan(1);
+    expect(low.scale).toBe(1);
+    expect(low.framerate).toBe(LADDER[0].framerate);
+    publish.onDemand(33, 0, 0);
+    const idle = cam.steps.at(-1)!;
+    expect(idle.framerate).toBeLessThan(LADDER[0].framerate);
+    expect(idle.scale).toBe(1);
+    publish.onDemand(33, 0, 1);
+    expect(cam.steps.at(-1)).toEqual(LADDER[0]);
+    // Another track's demand leaves the camera alone.
+    const n = cam.steps.length;
+    publish.onDemand(34, 1, 1);
+    expect(cam.steps.length).toBe(n);
+  });
+
+  it('maps demand to the uplink ladder: full, lower bitrate, lower frame rate, never a smaller size', () => {
+    expect(demandStep(0, 3)).toBe(0);
+    for (const [layer, viewers] of [[1, 2], [2, 1], [0, 0]]) {
+      const i = demandStep(layer, viewers);
+      expect(i).toBeGreaterThan(0);
+      expect(LADDER[i].scale).toBe(1);
+    }
+    expect(demandStep(0, 0)).toBeGreaterThan(demandStep(1, 2));
+  });
+});
 
 describe('PublishService reconciliation', () => {
   afterEach(() => vi.useRealTimers());

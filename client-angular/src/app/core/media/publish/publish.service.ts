@@ -4,7 +4,7 @@ import { MediaFrame, MediaKind, Slot } from '../../protocol/frame';
 import { AudioPublisher } from './audio-publisher';
 import { CAMERA, CaptureService, DeviceKind, isLive, SCREEN } from './capture.service';
 import { Current, PUBLISH_SLOTS, PublishSlot, reconcile, Step, Wanted } from './reconcile';
-import { UplinkController, UplinkStep } from './uplink';
+import { LADDER, UplinkController, UplinkStep } from './uplink';
 import { SentTiming, VideoPublisher } from './video-publisher';
 import type { UplinkState } from '../../transport/connection';
 
@@ -39,6 +39,11 @@ export interface SlotEncoder {
   adapt?(step: UplinkStep): void;
   framesDropped?: number;
   mode?: string;
+  /** Video: the size it encodes at, the share of the full size its CPU allows, ms per frame. */
+  width?: number;
+  height?: number;
+  cpuScale?: number;
+  encodeMs?: number;
 }
 
 export type EncoderFactory = (slot: PublishSlot, track: MediaStreamTrack, trackId: number, sink: (f: MediaFrame) => void, onError: (message: string) => void) => SlotEncoder;
@@ -48,7 +53,7 @@ export const defaultEncoders: EncoderFactory = (slot, track, trackId, sink, onEr
   if (slot === Slot.Microphone || slot === Slot.ScreenAudio) return new AudioPublisher(track, trackId, sink, onError);
   const o = slot === Slot.Camera ? CAMERA : SCREEN;
   const kind = slot === Slot.Camera ? MediaKind.Video : MediaKind.Screen;
-  return new VideoPublisher(track, { trackId, kind, bitrate: o.bitrate, maxWidth: o.width, maxHeight: o.height, framerate: o.framerate, keyframeIntervalMs: KEYFRAME_MS }, sink, onError);
+  return new VideoPublisher(track, { trackId, kind, bitrate: o.bitrate, maxWidth: o.width, maxHeight: o.height, framerate: o.framerate, keyframeIntervalMs: KEYFRAME_MS, keepSize: slot === Slot.ScreenVideo }, sink, onError);
 };
 
 /** The encoders PublishService starts; specs replace it with counting fakes. */
@@ -75,6 +80,8 @@ export interface PublishStats {
   droppedFrames: number;
   /** The uplink step (0 = full quality) and what it means for the camera. */
   uplink: { step: number; bitrate: number; framerate: number; scale: number };
+  /** The camera's encoder: the size it encodes at, the share its CPU allows, mean ms per frame. */
+  camera: { width: number; height: number; cpuScale: number; encodeMs: number };
 }
 
 /**
@@ -107,6 +114,8 @@ export class PublishService implements OnDestroy {
     this.followUplink();
   }, HEALTH_EVERY_MS);
   private uplinkCtl = new UplinkController();
+  /** What the server says each video track's subscribers need (`track_demand`), as a LADDER step. */
+  private demand = new Map<number, number>();
   private lastDrops = 0;
 
   constructor() {
@@ -147,6 +156,8 @@ export class PublishService implements OnDestroy {
     this.seqs = new Map();
     // A new connection may be a new network: start from full quality again.
     this.uplinkCtl = new UplinkController();
+    // Before the first track_demand a publisher assumes its full layer is wanted (PROTOCOL §5.6).
+    this.demand = new Map();
     this.lastDrops = 0;
     this.announced = new Map();
     this.restarts.clear();
@@ -200,6 +211,7 @@ export class PublishService implements OnDestroy {
       videoMode: cam?.mode ?? '',
       starts: [...this.starts],
       droppedFrames: dropped,
+      camera: { width: cam?.width ?? 0, height: cam?.height ?? 0, cpuScale: cam?.cpuScale ?? 1, encodeMs: Math.round(cam?.encodeMs ?? 0) },
       uplink: { step: this.uplinkCtl.stepIndex, bitrate: Math.round(CAMERA.bitrate * this.uplinkCtl.step.bitrate), framerate: Math.min(CAMERA.framerate, this.uplinkCtl.step.framerate), scale: this.uplinkCtl.step.scale },
     };
   }
@@ -301,7 +313,8 @@ export class PublishService implements OnDestroy {
     }
     const pub = this.makeEncoder(slot, track, trackId, sink, failed);
     this.applyPause(slot, pub);
-    if (this.uplinkCtl.stepIndex > 0) pub.adapt?.(this.uplinkCtl.step);
+    const step = this.stepFor(trackId);
+    if (step !== LADDER[0]) pub.adapt?.(step);
     this.encoders.set(slot, { pub, trackId, sourceId, healthy: true, lastFrames: 0, lastProgressAt: performance.now() });
     this.starts[slot]++;
     pub.start();
@@ -362,11 +375,38 @@ export class PublishService implements OnDestroy {
     }
     const step = this.uplinkCtl.sample({ now: performance.now(), backlogBytes, drops: newDrops, bitrate });
     if (!step) return;
-    for (const e of this.encoders.values()) e.pub.adapt?.(step);
+    for (const e of this.encoders.values()) e.pub.adapt?.(this.stepFor(e.trackId));
+  }
+
+  /**
+   * `track_demand{track_id, layer, viewers}`: what the server says this track's subscribers get.
+   * The encoder then runs at the lower of that and what the uplink allows.
+   */
+  onDemand(trackId: number, layer: number, viewers: number): void {
+    this.demand.set(trackId, demandStep(layer, viewers));
+    for (const e of this.encoders.values()) if (e.trackId === trackId) e.pub.adapt?.(this.stepFor(trackId));
+  }
+
+  /** The encoder settings for a track: the lower of the uplink's step and its demand. */
+  private stepFor(trackId: number): UplinkStep {
+    return LADDER[Math.max(this.uplinkCtl.stepIndex, this.demand.get(trackId) ?? 0)];
   }
 
   private stopEncoders(): void {
     for (const e of this.encoders.values()) e.pub.stop();
     this.encoders.clear();
   }
+}
+
+/**
+ * The uplink LADDER step a track's demand (PROTOCOL §5.6) asks for at most: full quality while
+ * someone gets the full layer; when only the server's lower layers are watched, the lowest
+ * bitrate that keeps size and frame rate (those layers are scaled from what we send: a ½ layer
+ * has a quarter of the pixels); when nobody watches, also a lower frame rate, still at full
+ * size, so the next viewer's first keyframe needs no new resolution.
+ */
+export function demandStep(layer: number, viewers: number): number {
+  if (viewers === 0) return LADDER.findIndex((s) => s.framerate <= 15 && s.scale === 1);
+  if (layer === 0) return 0;
+  return LADDER.findIndex((s) => s.bitrate <= 0.35);
 }

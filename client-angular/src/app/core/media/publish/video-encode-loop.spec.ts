@@ -22,6 +22,9 @@ class FakeEncoder {
   encodeQueueSize = 0;
   config: { width: number; height: number } | null = null;
   keys: boolean[] = [];
+  /** Held: outputs wait for flush(), as a busy codec thread's do. */
+  static hold = false;
+  private held: unknown[] = [];
   constructor(private readonly init: { output: (c: unknown) => void }) {
     FakeEncoder.last = this;
   }
@@ -31,7 +34,10 @@ class FakeEncoder {
   }
   encode(f: FakeFrame, o: { keyFrame: boolean }) {
     this.keys.push(o.keyFrame);
-    this.init.output({ type: o.keyFrame ? 'key' : 'delta', timestamp: f.timestamp, byteLength: 3, copyTo: (d: Uint8Array) => d.set([1, 2, 3]) });
+    (FakeEncoder.hold ? (c: unknown) => this.held.push(c) : this.init.output)({ type: o.keyFrame ? 'key' : 'delta', timestamp: f.timestamp, byteLength: 3, copyTo: (d: Uint8Array) => d.set([1, 2, 3]) });
+  }
+  flush() {
+    for (const c of this.held.splice(0)) this.init.output(c);
   }
   close() {
     this.state = 'closed';
@@ -46,6 +52,7 @@ describe('VideoEncodeLoop', () => {
     vi.spyOn(performance, 'now').mockImplementation(() => now);
   });
   afterEach(() => {
+    FakeEncoder.hold = false;
     vi.unstubAllGlobals();
     vi.restoreAllMocks();
   });
@@ -115,5 +122,23 @@ describe('VideoEncodeLoop', () => {
     now += 33;
     loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
     expect(out.map((c) => c.keyframe)).toEqual([true, false, true]);
+  });
+
+  it('encodes a smaller camera picture while each frame takes longer than the frame interval; a screen keeps its size', () => {
+    FakeEncoder.hold = true;
+    const sizes = (o: typeof opts & { keepSize?: boolean }) => {
+      const loop = new VideoEncodeLoop(o, () => undefined, () => undefined);
+      const seen = new Set<number>();
+      for (let i = 0; i < 60; i++) {
+        loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+        const enc = FakeEncoder.last;
+        seen.add(enc.config!.width);
+        now += 100; // three frame intervals at 30 fps
+        enc.flush();
+      }
+      return [...seen];
+    };
+    expect(sizes(opts)).toEqual([640, 480, 320]);
+    expect(sizes({ ...opts, keepSize: true })).toEqual([640]);
   });
 });

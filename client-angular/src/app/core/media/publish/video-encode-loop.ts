@@ -4,10 +4,15 @@
  * request, frames dropped rather than queued when the encoder falls behind.
  */
 
+import { EncodeLoad } from './encode-load';
 import type { UplinkStep } from './uplink';
 
-/** Frames inside the encoder at once: more only adds latency. */
-const MAX_IN_FLIGHT = 2;
+/**
+ * Frames inside the encoder at once. One: a frame that comes while the encoder is busy is
+ * dropped, and the next one after it is fresh; a second frame would wait behind the first and
+ * arrive a whole encode late (measured: g2g p50 over 2× higher with two, BENCHMARKS.md §3).
+ */
+const MAX_IN_FLIGHT = 1;
 
 export interface EncodeOptions {
   bitrate: number;
@@ -15,6 +20,11 @@ export interface EncodeOptions {
   maxHeight: number;
   framerate: number;
   keyframeIntervalMs: number;
+  /**
+   * Keep the size when the CPU cannot keep up (a screen: its text must stay readable). Frames
+   * that come while the encoder is busy are still dropped, so it loses frame rate instead.
+   */
+  keepSize?: boolean;
 }
 
 export interface EncodedChunkOut {
@@ -36,6 +46,9 @@ export class VideoEncodeLoop {
   /** When each frame still inside the encoder was handed to it (performance.now()). */
   private readonly inFlight: number[] = [];
   private lastKeyAt = -Infinity;
+  /** Encode time against the frame interval: the size follows what the CPU can encode in time. */
+  readonly load = new EncodeLoad();
+  private fps = 30;
   private forceKey = true;
   private closed = false;
   private canvas: OffscreenCanvas | null = null;
@@ -73,7 +86,10 @@ export class VideoEncodeLoop {
       const fps = Math.min(this.opts.framerate, this.adaptation.framerate);
       if (fps < this.opts.framerate && now - this.lastFrameAt < 1000 / fps - 5) return;
       const a = this.adaptation;
-      const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth * a.scale, this.opts.maxHeight * a.scale);
+      this.fps = fps;
+      // The smaller of the sizes the uplink and the CPU allow.
+      const sc = this.opts.keepSize ? a.scale : Math.min(a.scale, this.load.scale);
+      const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth * sc, this.opts.maxHeight * sc);
       this.ensureEncoder(w, h);
       const enc = this.encoder;
       if (!enc || enc.state !== 'configured') return;
@@ -163,7 +179,9 @@ export class VideoEncodeLoop {
 
   private onChunk(chunk: EncodedVideoChunk): void {
     if (this.closed) return;
-    this.inFlight.shift();
+    const started = this.inFlight.shift();
+    const now = performance.now();
+    if (started !== undefined) this.load.sample(now, now - started, this.fps);
     const data = new Uint8Array(chunk.byteLength);
     chunk.copyTo(data);
     this.framesEncoded++;

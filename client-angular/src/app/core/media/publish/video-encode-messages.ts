@@ -10,5 +10,5 @@ export type ToWorker =
   | { type: 'stop' };
 
 export type FromWorker =
-  | { type: 'chunk'; keyframe: boolean; timestamp: number; encodedAt: number; data: ArrayBuffer; width: number; height: number; dropped: number }
+  | { type: 'chunk'; keyframe: boolean; timestamp: number; encodedAt: number; data: ArrayBuffer; width: number; height: number; dropped: number; cpuScale: number; encodeMs: number }
   | { type: 'error'; message: string };

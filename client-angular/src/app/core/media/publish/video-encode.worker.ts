@@ -16,7 +16,7 @@ addEventListener('message', ({ data }: MessageEvent<ToWorker>) => {
     case 'start': {
       const l = new VideoEncodeLoop(
         data.opts,
-        (c) => post({ type: 'chunk', keyframe: c.keyframe, timestamp: c.timestamp, encodedAt: c.encodedAt, data: c.data.buffer, width: l.width, height: l.height, dropped: l.framesDropped }, [c.data.buffer]),
+        (c) => post({ type: 'chunk', keyframe: c.keyframe, timestamp: c.timestamp, encodedAt: c.encodedAt, data: c.data.buffer, width: l.width, height: l.height, dropped: l.framesDropped, cpuScale: l.load.scale, encodeMs: l.load.encodeMs }, [c.data.buffer]),
         (message) => post({ type: 'error', message }),
       );
       loop = l;

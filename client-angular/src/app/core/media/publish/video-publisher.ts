@@ -36,6 +36,9 @@ export class VideoPublisher {
   height = 0;
   framesEncoded = 0;
   framesDropped = 0;
+  /** Share of the size the CPU allows (encode-load.ts) and the mean encode time, ms. */
+  cpuScale = 1;
+  encodeMs = 0;
   /** Capture timestamp (µs) → when its encoded frame left for the network (wall ms), last frames. */
   readonly sent: SentTiming[] = [];
   /** 'worker' | 'main' | 'canvas': where encoding runs (for diagnostics and tests). */
@@ -59,6 +62,7 @@ export class VideoPublisher {
       maxHeight: this.opts.maxHeight,
       framerate: this.opts.framerate,
       keyframeIntervalMs: this.opts.keyframeIntervalMs,
+      keepSize: this.opts.keepSize,
     };
     if (typeof MediaStreamTrackProcessor !== 'function') {
       this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
@@ -130,6 +134,8 @@ export class VideoPublisher {
         this.width = data.width;
         this.height = data.height;
         this.framesDropped = data.dropped;
+        this.cpuScale = data.cpuScale;
+        this.encodeMs = data.encodeMs;
         this.onChunk({ keyframe: data.keyframe, timestamp: data.timestamp, encodedAt: data.encodedAt, data: new Uint8Array(data.data) });
       } else {
         this.onError(data.message);
@@ -166,6 +172,8 @@ export class VideoPublisher {
       this.width = this.loop.width;
       this.height = this.loop.height;
       this.framesDropped = this.loop.framesDropped;
+      this.cpuScale = this.loop.load.scale;
+      this.encodeMs = this.loop.load.encodeMs;
     }
     this.framesEncoded++;
     if (this.sent.length >= 600) this.sent.shift();

@@ -1,7 +1,9 @@
-import { WORKLET_SOURCE } from './audio-mixer';
+import WORKLET_SOURCE from './audio-mixer.worklet.js' with { loader: 'text' };
 
 interface Port {
   onmessage: ((e: { data: unknown }) => void) | null;
+  sent: unknown[];
+  postMessage(m: unknown): void;
 }
 interface Processor {
   port: Port;
@@ -12,7 +14,13 @@ interface Processor {
 function loadMixer(contextRate: number): Processor {
   let ctor: (new () => Processor) | null = null;
   class Base {
-    port: Port = { onmessage: null };
+    port: Port = {
+      onmessage: null,
+      sent: [],
+      postMessage(m: unknown) {
+        this.sent.push(m);
+      },
+    };
   }
   new Function('AudioWorkletProcessor', 'registerProcessor', 'sampleRate', WORKLET_SOURCE)(
     Base,
@@ -70,5 +78,13 @@ describe('audio mixer worklet', () => {
     for (let i = 0; i < 20; i++) p.port.onmessage!({ data: { type: 'pcm', id: 16, rate: 48000, samples: tone(960, i < 10 ? 0.1 : 0.9) } });
     // 400 ms sent, at most 200 ms kept: what plays first is from the newer half.
     expect(render(p, 1)[0]).toBeCloseTo(0.9);
+  });
+
+  it('reports how many samples of remote audio it played', () => {
+    const p = loadMixer(48000);
+    p.port.onmessage!({ data: { type: 'pcm', id: 16, rate: 48000, samples: tone(1920, 0.5) } });
+    render(p, 100);
+    // 40 ms at 48 kHz were played in the first 100 quanta, then silence.
+    expect(p.port.sent).toEqual([{ type: 'rendered', samples: 1920 }]);
   });
 });

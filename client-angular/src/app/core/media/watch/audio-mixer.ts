@@ -4,69 +4,7 @@ import { MediaPath, PathGate } from './path-gate';
 import { FromAudioDecoder, ToAudioDecoder } from './audio-decode-messages';
 import { OpusDecoders } from './opus-decoders';
 import { mediaWorkersOn } from '../workers';
-
-/**
- * The AudioWorklet: one queue per remote speaker at 48 kHz, resampled by linear interpolation to
- * the context's rate (44.1 kHz here) and summed. A speaker starts playing once 40 ms are
- * buffered; more than 200 ms buffered drops the oldest audio to keep latency down.
- */
-export const WORKLET_SOURCE = `
-class QmMixer extends AudioWorkletProcessor {
-  constructor() {
-    super();
-    this.sources = new Map();
-    const onPcm = (e) => {
-      const m = e.data;
-      if (m.type === 'pcm') {
-        let s = this.sources.get(m.id);
-        if (!s) { s = { chunks: [], offset: 0, buffered: 0, playing: false, pos: 0, rate: m.rate }; this.sources.set(m.id, s); }
-        s.rate = m.rate;
-        s.chunks.push(m.samples);
-        s.buffered += m.samples.length;
-        const max = m.rate * 0.2;
-        while (s.buffered > max && s.chunks.length > 1) { const c = s.chunks.shift(); s.buffered -= c.length - s.offset; s.offset = 0; }
-      } else if (m.type === 'remove') {
-        this.sources.delete(m.id);
-      }
-    };
-    // The decode worker's port, when decoding runs in a worker: PCM then bypasses the page.
-    this.port.onmessage = (e) => {
-      if (e.data.type === 'port') e.data.port.onmessage = onPcm;
-      else onPcm(e);
-    };
-  }
-  process(inputs, outputs) {
-    const out = outputs[0][0];
-    out.fill(0);
-    for (const s of this.sources.values()) {
-      if (!s.playing) { if (s.buffered >= s.rate * 0.04) s.playing = true; else continue; }
-      const step = s.rate / sampleRate;
-      for (let i = 0; i < out.length; i++) {
-        if (s.chunks.length === 0) { s.playing = false; break; }
-        const c = s.chunks[0];
-        const idx = s.offset + s.pos;
-        const i0 = Math.floor(idx);
-        const frac = idx - i0;
-        const a = c[i0];
-        const b = i0 + 1 < c.length ? c[i0 + 1] : (s.chunks[1] ? s.chunks[1][0] : a);
-        out[i] += a + (b - a) * frac;
-        s.pos += step;
-        while (s.chunks.length && s.offset + s.pos >= s.chunks[0].length) {
-          const used = s.chunks[0].length - s.offset;
-          s.pos -= used;
-          s.buffered -= used;
-          s.offset = 0;
-          s.chunks.shift();
-        }
-      }
-    }
-    for (let i = 0; i < out.length; i++) out[i] = Math.max(-1, Math.min(1, out[i]));
-    for (let ch = 1; ch < outputs[0].length; ch++) outputs[0][ch].set(out);
-    return true;
-  }
-}
-registerProcessor('qm-mixer', QmMixer);
-`;
+import workletUrl from './audio-mixer.worklet.js' with { loader: 'file' };
 
 /**
  * Decodes every remote Opus track and plays the mix through one AudioWorklet. With `?workers=on`
@@ -84,6 +22,10 @@ export class AudioMixer {
   private stats = new Map<number, { rms: number; frames: number }>();
   /** 'worker' or 'main': where Opus is decoded. */
   readonly decodeIn: 'worker' | 'main';
+  /** Audio output: 'off' before start(), 'running' once the worklet is loaded, 'failed' if it cannot load. */
+  output: 'off' | 'running' | 'failed' = 'off';
+  /** Samples of remote speech the worklet has played (it reports every ~0.3 s). */
+  samplesRendered = 0;
 
   constructor() {
     if (mediaWorkersOn()) {
@@ -106,14 +48,19 @@ export class AudioMixer {
       return this.ready;
     }
     this.ctx = new AudioContext({ latencyHint: 'interactive' });
-    const url = URL.createObjectURL(new Blob([WORKLET_SOURCE], { type: 'text/javascript' }));
     const ctx = this.ctx;
+    // The worklet is a file the build emits (see audio-mixer.worklet.js), resolved against the
+    // page's base so it loads from our origin whatever the route.
     this.ready = ctx.audioWorklet
-      .addModule(url)
+      .addModule(new URL(workletUrl, document.baseURI).href)
       .then(() => {
         const node = new AudioWorkletNode(ctx, 'qm-mixer', { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [2] });
         node.connect(ctx.destination);
+        node.port.onmessage = ({ data }: MessageEvent<{ type: string; samples: number }>) => {
+          if (data.type === 'rendered') this.samplesRendered = data.samples;
+        };
         this.node = node;
+        this.output = 'running';
         if (this.worker) {
           const ch = new MessageChannel();
           node.port.postMessage({ type: 'port', port: ch.port1 }, [ch.port1]);
@@ -121,8 +68,10 @@ export class AudioMixer {
         }
         void ctx.resume();
       })
-      .catch((e: Error) => console.warn('quicmeet: audio output unavailable', e))
-      .finally(() => URL.revokeObjectURL(url));
+      .catch((e: Error) => {
+        this.output = 'failed';
+        console.warn('quicmeet: audio output unavailable', e);
+      });
     return this.ready;
   }
 
@@ -191,6 +140,8 @@ export class AudioMixer {
     this.local = null;
     this.node?.disconnect();
     this.node = null;
+    this.output = 'off';
+    this.samplesRendered = 0;
     void this.ctx?.close();
     this.ctx = null;
     this.ready = null;

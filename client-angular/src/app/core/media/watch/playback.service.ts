@@ -39,6 +39,11 @@ export class PlaybackService implements OnDestroy {
     return this.mixer.start();
   }
 
+  /** Whether the audio output (the mixer's AudioWorklet) runs, and how much remote speech it played. */
+  audioOutput(): { state: 'off' | 'running' | 'failed'; samplesRendered: number } {
+    return { state: this.mixer.output, samplesRendered: this.mixer.samplesRendered };
+  }
+
   onKeyframeNeeded(fn: (trackId: number) => void): void {
     this.keyframeRequester = fn;
   }
