@@ -1,6 +1,8 @@
 //! The media plane: authenticated connections over WebTransport or WebSocket, one actor task
 //! per meeting room driving `quicmeet_sfu::Room`, and per-connection writers draining each
-//! subscriber's bounded queue.
+//! subscriber's bounded queue. Fresh audio for a WebTransport subscriber with no audio waiting
+//! skips the queue and goes from the room's fan-out straight into QUIC datagrams
+//! (`conn`, `fanout`).
 //!
 //! Nothing above [`conn`] knows which transport a participant uses: both transports turn bytes
 //! into `ClientMessage`s and `EncodedFrame`s for the room, and drain a [`conn::ConnOut`].

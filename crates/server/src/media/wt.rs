@@ -6,6 +6,9 @@
 //! on the group's keyframe with a higher priority than the groups before it. When a
 //! subscriber cannot take a group's frames as fast as they come, that group's stream is reset
 //! and the subscriber waits for the next keyframe, which is asked of the publisher.
+//!
+//! Audio normally leaves from the room's fan-out (the `Datagrams` sink on the connection's
+//! `ConnOut`); the writer here sends only audio that had to wait in the queue.
 
 use std::{
     collections::HashMap,
