@@ -29,9 +29,11 @@ fn quicmeet_bin() -> PathBuf {
     bin
 }
 
-async fn run(transport: &str, profile: &str) -> Report {
+/// One meeting through the lab, against the real server: `meeting` gives its size and media,
+/// one participant is impaired by `profile`.
+async fn run_lab(transport: &str, profile: &str, meeting: &[&str]) -> Report {
     let bin = quicmeet_bin();
-    let v = vec![
+    let mut v = vec![
         "quicmeet-loadtest",
         "--spawn-server",
         bin.to_str().unwrap(),
@@ -39,6 +41,16 @@ async fn run(transport: &str, profile: &str) -> Report {
         transport,
         "--rooms",
         "1",
+    ];
+    v.extend_from_slice(meeting);
+    v.extend_from_slice(&["--impair", profile, "--impair-participants", "1", "--quiet"]);
+    let args = Cli::try_parse_from(v).unwrap().args;
+    quicmeet_loadtest::run::run(&args).await.unwrap()
+}
+
+/// A small 3-second meeting: 2 publishers at 180p and one listener.
+async fn run(transport: &str, profile: &str) -> Report {
+    let meeting = [
         "--publishers-per-room",
         "2",
         "--subscribers-per-room",
@@ -53,14 +65,8 @@ async fn run(transport: &str, profile: &str) -> Report {
         "1",
         "--duration",
         "3",
-        "--impair",
-        profile,
-        "--impair-participants",
-        "1",
-        "--quiet",
     ];
-    let args = Cli::try_parse_from(v).unwrap().args;
-    quicmeet_loadtest::run::run(&args).await.unwrap()
+    run_lab(transport, profile, &meeting).await
 }
 
 fn group<'a>(lab: &'a LabReport, name: &str) -> &'a quicmeet_loadtest::lab::report::Group {
@@ -140,15 +146,7 @@ async fn websocket_through_a_capped_link() {
 /// cameras at 500 kbit/s do not fit, so the server must move its video down a layer, while
 /// its audio stays fresh and the other two keep everything.
 async fn capped_subscriber(transport: &str) {
-    let bin = quicmeet_bin();
-    let v = vec![
-        "quicmeet-loadtest",
-        "--spawn-server",
-        bin.to_str().unwrap(),
-        "--transport",
-        transport,
-        "--rooms",
-        "1",
+    let meeting = [
         "--publishers-per-room",
         "3",
         "--subscribers-per-room",
@@ -163,14 +161,8 @@ async fn capped_subscriber(transport: &str) {
         "2",
         "--duration",
         "10",
-        "--impair",
-        "down=700kbit,queue=200ms,delay=15ms",
-        "--impair-participants",
-        "1",
-        "--quiet",
     ];
-    let args = Cli::try_parse_from(v).unwrap().args;
-    let r = quicmeet_loadtest::run::run(&args).await.unwrap();
+    let r = run_lab(transport, "down=700kbit,queue=200ms,delay=15ms", &meeting).await;
     let t = r.table();
     println!("{t}");
     assert_eq!((r.join.joined, r.join.failed), (3, 0), "{t}");
