@@ -3,7 +3,7 @@
 # 10 steps of 10 s of media; fixed: 20 s), each wrapped in a timeout.
 #
 #   cargo build --release -p quicmeet-loadtest -p quicmeet-server
-#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|audio-path]...
+#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|audio-path|cluster]...
 #
 # lab: the impairment lab's figures (issue 10), both transports, 20 s each. QM=/path/to/quicmeet
 # picks the server binary (to compare two builds); LT likewise the load tester.
@@ -12,6 +12,10 @@
 # audio-path: issue 15's comparison, interleaved on a shared machine: QM_BEFORE (a server
 # binary built from an older commit, required) and QM against the relay, same tester, for the
 # audio-only capacity and µs per frame in fixed audio-only and 720p meetings.
+# cluster: issue 13's figures, one node against three nodes and a nats-server (the tester
+# starts them: --nodes 3; needs Debian's nats-server), interleaved: one meeting split over the
+# nodes (cross-node latency, CPU per delivered frame), three meetings one per node, and a
+# meeting larger than a node's capacity (--max-node-participants) spread over three.
 set -u
 OUT=${1:?usage: benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel]...}
 shift
@@ -75,6 +79,22 @@ for what in "$@"; do
     run capaudio-before --spawn-server "$B" --transport wt $A --publishers-per-room 16 $CAP --capacity-max 100
     run capaudio-after --spawn-server "$QM" --transport wt $A --publishers-per-room 16 $CAP --capacity-max 100
     run capaudio-relay --target relay $A --publishers-per-room 16 $CAP --capacity-max 100
+    ;;
+  cluster)
+    M12="--rooms 1 --publishers-per-room 12 --subscribers-per-room 0 --video-res 360p --video-kbps 600 --fps 30 --duration 20"
+    R3="--rooms 3 --publishers-per-room 6 --subscribers-per-room 0 --video-res 360p --video-kbps 600 --fps 30 --duration 20"
+    BIG="--rooms 1 --publishers-per-room 6 --subscribers-per-room 18 --video-res 360p --video-kbps 600 --fps 30 --duration 20"
+    for round in 1 2; do
+      # One meeting of 12, everyone publishing and watching everyone: 4 per node on three.
+      run clu-meet12-1node-$round --spawn-server "$QM" --transport wt $M12
+      run clu-meet12-3nodes-$round --spawn-server "$QM" --nodes 3 --transport wt $M12
+      # Three meetings of 6: one per node on three, nothing crosses.
+      run clu-rooms3-1node-$round --spawn-server "$QM" --transport wt $R3
+      run clu-rooms3-3nodes-$round --spawn-server "$QM" --nodes 3 --transport wt $R3
+    done
+    # A meeting of 24 (6 publishers, 18 viewers) on nodes that each carry 10: 10/10/4.
+    run clu-big24-1node --spawn-server "$QM" --transport wt $BIG
+    run clu-big24-3nodes --spawn-server "$QM" --nodes 3 --server-arg=--max-node-participants=10 --transport wt $BIG
     ;;
   lab-kernel)
     # 3 publishers all-to-all at 720p (about 14 Mbit/s) through an 8 Mbit/s kernel cap.

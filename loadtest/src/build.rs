@@ -20,6 +20,8 @@ use crate::stats::{kind_index, KindReport, Shared, SummaryMs, KIND_NAMES};
 pub(crate) struct WindowMark {
     at: Instant,
     server: Option<server::ProcSample>,
+    /// The NATS server of a `--nodes` cluster (also inside `server`).
+    nats: Option<server::ProcSample>,
     tester: Option<server::ProcSample>,
     machine_busy_us: Option<u64>,
     frames_rx: u64,
@@ -27,11 +29,13 @@ pub(crate) struct WindowMark {
 }
 
 impl WindowMark {
-    /// Read the counters now (`pid`: the server's, if known).
-    pub(crate) fn take(sh: &Shared, pid: &Option<String>) -> Self {
+    /// Read the counters now (`pids`: the server's processes, if known; `nats`: a cluster's
+    /// NATS server).
+    pub(crate) fn take(sh: &Shared, pids: &[String], nats: Option<&str>) -> Self {
         WindowMark {
             at: Instant::now(),
-            server: pid.as_deref().and_then(proc_sample),
+            server: server::procs_sample(pids),
+            nats: nats.and_then(proc_sample),
             tester: proc_sample("self"),
             machine_busy_us: server::machine_busy_us(),
             frames_rx: sh.frames_rx.load(Relaxed),
@@ -52,6 +56,8 @@ pub(crate) struct BuildInput {
     pub(crate) metrics_end: Option<BTreeMap<String, f64>>,
     pub(crate) pid: Option<u32>,
     pub(crate) rss_max: Option<f64>,
+    /// `--nodes`: how many nodes the server was.
+    pub(crate) nodes: Option<usize>,
 }
 
 fn ms(h: &Hist) -> SummaryMs {
@@ -259,6 +265,15 @@ pub(crate) fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report 
         passed: true,
         capacity: None,
         lab: crate::lab::report::build(args, ctx.lab.as_ref(), &sh.lab, &streams),
+        cluster: input.nodes.map(|n| {
+            crate::cluster::report(
+                n,
+                sh,
+                &streams,
+                input.metrics_end.as_ref(),
+                cores(w0.nats, w1.nats),
+            )
+        }),
     }
 }
 

@@ -127,6 +127,13 @@ pub struct Args {
     /// rate limits raised for load) and stop it at the end.
     #[arg(long, value_name = "PATH")]
     pub spawn_server: Option<PathBuf>,
+    /// With --spawn-server: start a cluster of this many nodes instead of one server, with
+    /// a private `nats-server -js` on loopback. Each node takes `participants / N` media
+    /// connections (`--max-node-participants`, unless given with --server-arg) before the
+    /// placement rule sends further joiners elsewhere, so one meeting spreads over the nodes.
+    /// Joins go through the first node; CPU and `/metrics` are summed over all nodes and NATS.
+    #[arg(long, default_value_t = 1, requires = "spawn_server", value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub nodes: u16,
     /// Extra arguments for the spawned server (repeatable), e.g. --server-arg=--max-participants=200.
     #[arg(long, allow_hyphen_values = true)]
     pub server_arg: Vec<String>,

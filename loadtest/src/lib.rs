@@ -20,6 +20,7 @@ pub mod api;
 pub mod build;
 pub mod capacity;
 pub mod cli;
+pub mod cluster;
 pub mod hist;
 pub mod lab;
 pub mod media;

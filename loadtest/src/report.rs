@@ -274,6 +274,8 @@ pub struct Report {
     pub capacity: Option<CapacityReport>,
     /// The impairment lab's section, when the run had one.
     pub lab: Option<crate::lab::report::LabReport>,
+    /// `--nodes`: placement, same-node and cross-node latency.
+    pub cluster: Option<crate::cluster::ClusterReport>,
 }
 
 impl Report {
@@ -385,6 +387,30 @@ impl Report {
         );
         if let Some(lab) = &self.lab {
             lab.table(&mut s);
+        }
+        if let Some(c) = &self.cluster {
+            let _ = writeln!(
+                s,
+                "cluster: {} nodes (server figures above sum every node and NATS; NATS alone {} cores) · participants per node {:?}",
+                c.nodes,
+                opt(c.nats_cpu_cores, 2),
+                c.participants_per_node.iter().map(|(_, n)| *n).collect::<Vec<_>>()
+            );
+            let _ = writeln!(
+                s,
+                "cluster latency: same node p50 {:.1} p99 {:.1} ms ({} frames) · across nodes p50 {:.1} p99 {:.1} ms ({} frames) · NATS hop adds p50 {:+.1} p99 {:+.1} ms · cross-node frames out {} · NATS-hop drops audio {} video {}",
+                c.same_node_ms.p50,
+                c.same_node_ms.p99,
+                c.same_node_ms.count,
+                c.cross_node_ms.p50,
+                c.cross_node_ms.p99,
+                c.cross_node_ms.count,
+                c.added_p50_ms,
+                c.added_p99_ms,
+                opt(c.cross_frames_out, 0),
+                opt(c.cross_audio_dropped, 0),
+                opt(c.cross_video_dropped, 0)
+            );
         }
         if self.tester.bottleneck.is_empty() {
             let _ = writeln!(

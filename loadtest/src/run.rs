@@ -17,7 +17,7 @@ use crate::cli::{Args, Target as TargetArg};
 use crate::media::Library;
 use crate::participant::{participant, Ctx, Gate, Spec, Target};
 use crate::report::{Report, TimePoint};
-use crate::server::{self, proc_sample, scrape, Spawned};
+use crate::server::{self, proc_sample, Spawned};
 use crate::stats::Shared;
 
 /// Time receivers keep reading after publishers stop.
@@ -35,10 +35,17 @@ pub struct Env {
     pub relay: Option<(std::net::SocketAddr, [u8; 32])>,
     /// Logged-in client (creates meetings), if any.
     pub host: Option<reqwest::Client>,
-    /// pid to sample.
+    /// pid to sample (the first node of a cluster).
     pub pid: Option<u32>,
+    /// Every process the server's cost is summed over: the server, or a cluster's nodes and
+    /// its NATS server.
+    pub pids: Vec<u32>,
     /// `/metrics` URL.
     pub metrics_url: Option<String>,
+    /// Every node's `/metrics` (summed), or just `metrics_url`.
+    pub metrics_urls: Vec<String>,
+    /// `--nodes N`: the spawned cluster.
+    pub cluster: Option<crate::cluster::Nodes>,
     /// Plain HTTP client.
     pub http: reqwest::Client,
 }
@@ -66,7 +73,10 @@ pub async fn prepare(args: &Args) -> Result<Env> {
         relay: None,
         host: None,
         pid: args.server_pid,
+        pids: vec![],
         metrics_url: args.metrics_url.clone(),
+        metrics_urls: vec![],
+        cluster: None,
         http: http.clone(),
     };
     match args.target {
@@ -89,7 +99,30 @@ pub async fn prepare(args: &Args) -> Result<Env> {
         }
         TargetArg::Quicmeet => {
             let mut outbox = args.outbox.clone();
-            let base = if let Some(bin) = &args.spawn_server {
+            let base = if let (Some(bin), true) = (&args.spawn_server, args.nodes > 1) {
+                let c =
+                    crate::cluster::spawn(bin, &args.server_arg, args.nodes.into(), args.total())?;
+                let http_of = |s: &Spawned| {
+                    s.fields
+                        .get("http")
+                        .cloned()
+                        .context("a node did not say its http address")
+                };
+                env.metrics_urls = c
+                    .nodes
+                    .iter()
+                    .map(|s| http_of(s).map(|h| format!("http://{h}/metrics")))
+                    .collect::<Result<_>>()?;
+                let first = &c.nodes[0];
+                outbox = first.data_dir.as_ref().map(|d| d.join("outbox"));
+                env.pid = Some(first.pid);
+                env.pids = c.nodes.iter().map(|s| s.pid).collect();
+                env.pids.push(c.nats.pid);
+                let base = format!("http://{}", http_of(first)?);
+                crate::cluster::wait_directory(&http, &base, args.nodes.into()).await?;
+                env.cluster = Some(c);
+                base
+            } else if let Some(bin) = &args.spawn_server {
                 let s = server::spawn_quicmeet(bin, &args.server_arg, args.per_room() + 10)?;
                 let http_addr = s
                     .fields
@@ -110,6 +143,9 @@ pub async fn prepare(args: &Args) -> Result<Env> {
             if env.metrics_url.is_none() {
                 env.metrics_url = Some(format!("{base}/metrics"));
             }
+            if env.metrics_urls.is_empty() {
+                env.metrics_urls.extend(env.metrics_url.clone());
+            }
             if !args.guest || args.meeting.is_empty() {
                 let host = crate::api::http()?;
                 if let (Some(e), Some(p)) = (&args.email, &args.password) {
@@ -123,6 +159,9 @@ pub async fn prepare(args: &Args) -> Result<Env> {
             }
             env.base = Some(base);
         }
+    }
+    if env.pids.is_empty() {
+        env.pids.extend(env.pid);
     }
     Ok(env)
 }
@@ -212,15 +251,13 @@ pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
     let mut timeline = vec![];
     let sh = &ctx.shared;
     let self_pid = "self".to_owned();
-    let pid_s = env.pid.map(|p| p.to_string());
+    let pid_s: Vec<String> = env.pids.iter().map(|p| p.to_string()).collect();
+    let nats_pid = env.cluster.as_ref().map(|c| c.nats.pid.to_string());
     let mut last_t = Instant::now();
-    let mut last_srv = pid_s.as_deref().and_then(proc_sample);
+    let mut last_srv = server::procs_sample(&pid_s);
     let mut last_self = proc_sample(&self_pid);
     let (mut last_rx, mut last_tx, mut last_bytes) = (0u64, 0u64, 0u64);
-    let metrics0 = match &env.metrics_url {
-        Some(u) => scrape(&env.http, u).await,
-        None => None,
-    };
+    let metrics0 = server::scrape_sum(&env.http, &env.metrics_urls).await;
     let mut metrics_last = metrics0.clone();
     let mut window: Option<WindowMark> = None;
     let mut rss_max: Option<f64> = None;
@@ -243,7 +280,7 @@ pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
         let rx = sh.frames_rx.load(Relaxed);
         let tx: u64 = sh.frames_sent.iter().map(|a| a.load(Relaxed)).sum();
         let bytes = sh.bytes_rx.load(Relaxed);
-        let srv = pid_s.as_deref().and_then(proc_sample);
+        let srv = server::procs_sample(&pid_s);
         let me = proc_sample(&self_pid);
         let cpu = |a: Option<server::ProcSample>, b: Option<server::ProcSample>| match (a, b) {
             (Some(a), Some(b)) => {
@@ -251,10 +288,7 @@ pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
             }
             _ => None,
         };
-        let metrics = match &env.metrics_url {
-            Some(u) => scrape(&env.http, u).await,
-            None => None,
-        };
+        let metrics = server::scrape_sum(&env.http, &env.metrics_urls).await;
         if metrics.is_some() {
             metrics_last = metrics.clone();
         }
@@ -299,10 +333,10 @@ pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
         last_self = me;
         let all_open = ctx.gates.iter().all(|g| g.opened().is_some());
         if window.is_none() && (all_open || now > ramp_end + ROOM_START_TIMEOUT) {
-            window = Some(WindowMark::take(sh, &pid_s));
+            window = Some(WindowMark::take(sh, &pid_s, nats_pid.as_deref()));
         }
     }
-    let mark_end = WindowMark::take(sh, &pid_s);
+    let mark_end = WindowMark::take(sh, &pid_s, nats_pid.as_deref());
     let _ = stop_tx.send(true);
     tokio::time::sleep(DRAIN).await;
     let _ = end_tx.send(true);
@@ -319,10 +353,9 @@ pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
         tasks.abort_all();
     }
     bar.finish_and_clear();
-    let metrics_end = match &env.metrics_url {
-        Some(u) => scrape(&env.http, u).await.or(metrics_last),
-        None => None,
-    };
+    let metrics_end = server::scrape_sum(&env.http, &env.metrics_urls)
+        .await
+        .or(metrics_last);
 
     let mut report = build_report(
         args,
@@ -338,6 +371,7 @@ pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
             metrics_end,
             pid: env.pid,
             rss_max,
+            nodes: env.cluster.as_ref().map(|c| c.nodes.len()),
         },
     );
     report.machine = crate::report::Machine {

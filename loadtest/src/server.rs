@@ -153,6 +153,21 @@ pub fn proc_sample(pid: &str) -> Option<ProcSample> {
     })
 }
 
+/// CPU time and resident memory summed over several processes; `None` when any of them
+/// cannot be read (a sum missing a part would look like a saving).
+pub fn procs_sample(pids: &[String]) -> Option<ProcSample> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut sum = ProcSample::default();
+    for p in pids {
+        let s = proc_sample(p)?;
+        sum.cpu_us += s.cpu_us;
+        sum.rss_bytes += s.rss_bytes;
+    }
+    Some(sum)
+}
+
 /// Busy CPU time of the whole machine in µs (all CPUs, `/proc/stat`: everything but idle
 /// and iowait), which also catches kernel network work done in softirq context.
 pub fn machine_busy_us() -> Option<u64> {
@@ -195,6 +210,21 @@ pub async fn scrape(http: &reqwest::Client, url: &str) -> Option<BTreeMap<String
         return None;
     }
     Some(parse_metrics(&r.text().await.ok()?))
+}
+
+/// Fetch every `/metrics` page of `urls` and add them up series by series (a cluster's
+/// nodes); `None` unless every page could be read.
+pub async fn scrape_sum(http: &reqwest::Client, urls: &[String]) -> Option<BTreeMap<String, f64>> {
+    if urls.is_empty() {
+        return None;
+    }
+    let mut sum = BTreeMap::new();
+    for u in urls {
+        for (k, v) in scrape(http, u).await? {
+            *sum.entry(k).or_insert(0.0) += v;
+        }
+    }
+    Some(sum)
 }
 
 /// Sum of every series whose name starts with `prefix`.

@@ -201,6 +201,8 @@ pub struct Shared {
     pub join_total: Mutex<Hist>,
     /// Errors by kind.
     pub errors: Mutex<BTreeMap<String, u64>>,
+    /// Where each participant (by run index) got its media connection, last join.
+    pub placed: Mutex<HashMap<usize, crate::cluster::Placed>>,
     /// Finished streams.
     pub streams: Mutex<Vec<StreamStat>>,
     /// Last sequence number each publisher sent, per (room, track).

@@ -126,6 +126,13 @@ pub struct Config {
     #[arg(long, env = "QUICMEET_NATS_URL")]
     pub nats_url: Option<String>,
 
+    /// In a cluster, the media connections this node takes before the placement rule sends
+    /// further joiners of its meetings to another node (docs/CLUSTER.md section 8). A
+    /// placement threshold, not an admission limit: a client that connects here with a valid
+    /// token is still let in. Unset: the node is never full.
+    #[arg(long, env = "QUICMEET_MAX_NODE_PARTICIPANTS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_node_participants: Option<u64>,
+
     /// This node's name in a cluster (lower-case letters, digits and `-`, at most 32).
     /// Default: a random name made at start.
     #[arg(long, env = "QUICMEET_NODE_ID", value_parser = parse_node_id)]
@@ -303,6 +310,13 @@ mod tests {
         }
         let c = Config::parse_from(["quicmeet", "--nats-url", "nats://127.0.0.1:4222"]);
         assert_eq!(c.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
+        assert_eq!(
+            c.max_node_participants, None,
+            "a node is never full by default"
+        );
+        let c = Config::parse_from(["quicmeet", "--max-node-participants", "40"]);
+        assert_eq!(c.max_node_participants, Some(40));
+        assert!(Config::try_parse_from(["quicmeet", "--max-node-participants", "0"]).is_err());
     }
 
     #[test]

@@ -5,10 +5,14 @@
 //! killed with -9 leaves everyone else's rooms (sections 4–9, tests in `cluster/span.rs`).
 
 mod common;
+#[path = "cluster/faults.rs"]
+mod faults;
 #[path = "common/media.rs"]
 mod media;
 #[path = "common/meet.rs"]
 mod meet;
+#[path = "cluster/placement.rs"]
+mod placement;
 #[path = "cluster/span.rs"]
 mod span;
 
@@ -23,7 +27,7 @@ use serde_json::json;
 const PASSWORD: &str = "correct horse battery";
 
 /// One NATS server and `n` nodes pointing at it, each with its own data directory.
-struct Cluster {
+pub(crate) struct Cluster {
     nodes: Vec<ServerProc>,
     nats: NatsServer,
     _tmp: tempfile::TempDir,
@@ -258,11 +262,11 @@ async fn login_limit_holds_across_nodes() {
     panic!("three rounds in a row crossed a minute boundary");
 }
 
-async fn health(s: &ServerProc) -> (u16, serde_json::Value) {
+pub(crate) async fn health(s: &ServerProc) -> (u16, serde_json::Value) {
     get(&client(), &s.url("/healthz")).await
 }
 
-async fn wait_health(s: &ServerProc, status: u16) -> serde_json::Value {
+pub(crate) async fn wait_health(s: &ServerProc, status: u16) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (st, body) = health(s).await;
@@ -334,7 +338,7 @@ async fn losing_nats_refuses_joins_clearly_and_recovers_when_it_returns() {
 
 /// Asks node `via` to let a guest into `code` until the answer's media node is `want`
 /// (the directory refreshes every 2 s); returns that answer.
-async fn join_lands_on(cl: &Cluster, via: usize, code: &str, want: usize) -> JoinInfo {
+pub(crate) async fn join_lands_on(cl: &Cluster, via: usize, code: &str, want: usize) -> JoinInfo {
     let quic_port = format!(":{}/wt", cl.nodes[want].quic.port());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

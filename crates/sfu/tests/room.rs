@@ -558,6 +558,24 @@ fn keyframe_requests_are_rate_limited_per_track_and_deferred_ones_follow() {
 }
 
 #[test]
+fn subscribing_to_audio_makes_it_wanted_and_bumps_the_layers_version() {
+    // A cluster node forwards what `wanted_layers` says once `layers_version` moves; an
+    // audio-only subscription must move it too, or a remote publisher's audio never comes.
+    let mut s = two_party();
+    let before = s.room.layers_version();
+    s.subscribe(2, 16);
+    assert_eq!(s.room.wanted_layers(16), 0b001);
+    assert_ne!(s.room.layers_version(), before);
+    let after = s.room.layers_version();
+    s.input(Input::Control(
+        ConnId(2),
+        ClientMessage::Unsubscribe { track_id: 16 },
+    ));
+    assert_eq!(s.room.wanted_layers(16), 0);
+    assert_ne!(s.room.layers_version(), after);
+}
+
+#[test]
 fn layer_switch_happens_at_the_next_keyframe_of_that_layer() {
     let mut s = two_party();
     s.media(1, video(17, 0, true));

@@ -143,6 +143,7 @@ pub(super) async fn connect(
                 .await
                 .map_err(|(k, _)| k)?;
             let api_us = t0.elapsed().as_micros() as u64;
+            let node = crate::cluster::node_of(&join.websocket_url);
             if let Some(s) = shims {
                 s.route(&mut join).await.map_err(|e| {
                     tracing::warn!(error = %e, "starting the lab's shims");
@@ -169,6 +170,14 @@ pub(super) async fn connect(
                         ..
                     })) => {
                         let connect_us = t1.elapsed().as_micros() as u64;
+                        ctx.shared.placed.lock().insert(
+                            spec.index,
+                            crate::cluster::Placed {
+                                room: spec.room,
+                                participant_id,
+                                node,
+                            },
+                        );
                         let tracks = tracks
                             .into_iter()
                             .map(|t| (t.track_id, t.participant_id, t.kind))

@@ -3,19 +3,21 @@
 //! subjects the room's local subscribers want, hands what arrives to the room actor, and
 //! publishes what the actor sends out.
 //!
-//! The actor never waits on NATS: it hands messages to this task through bounded channels
-//! (media frames are dropped and counted when the channel is full, like a slow subscriber's
-//! queue). The task ends when the room drops its [`Link`], after publishing what was queued,
+//! The actor never waits on NATS: it hands messages to this task through a bounded channel
+//! and media through a [`MediaQueue`] (audio ahead of video, stale audio and overflowing
+//! video dropped and counted per kind, like a slow subscriber's queue). The task ends when the room drops its [`Link`], after publishing what was queued,
 //! so a room's last `participant_left` still reaches the others.
 
 use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
 use futures::{stream::select_all, StreamExt};
+use parking_lot::Mutex;
 use quicmeet_proto::EncodedFrame;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::{
+    media_queue::{Dropped, MediaQueue},
     net::Net,
     subjects::Subjects,
     wire::{self, Command, End, Envelope, KeyframeAsk},
@@ -23,8 +25,15 @@ use super::{
 
 /// Messages the actor queues for other nodes at most (events, commands, requests).
 const OUT_QUEUE: usize = 1024;
-/// Media frames queued for NATS at most.
-const MEDIA_QUEUE: usize = 1024;
+/// Frames published per turn of the link task before it looks at events again.
+const MEDIA_BATCH: usize = 64;
+
+/// The room's media for other nodes, shared by the actor (push) and the link task (pop).
+#[derive(Default)]
+struct Outgoing {
+    queue: Mutex<MediaQueue>,
+    ready: Notify,
+}
 
 /// What the room hears from other nodes.
 #[derive(Debug)]
@@ -60,7 +69,7 @@ pub enum Outbound {
 pub struct Link {
     pub subjects: Subjects,
     out: mpsc::Sender<Outbound>,
-    media: mpsc::Sender<EncodedFrame>,
+    media: Arc<Outgoing>,
     net: Arc<Net>,
 }
 
@@ -72,13 +81,13 @@ impl Link {
         to_room: impl Fn(Inbound) -> bool + Send + Sync + 'static,
     ) -> Link {
         let (out, out_rx) = mpsc::channel(OUT_QUEUE);
-        let (media, media_rx) = mpsc::channel(MEDIA_QUEUE);
+        let media = Arc::new(Outgoing::default());
         tokio::spawn(run(
             net.clone(),
             subjects.clone(),
             Arc::new(to_room),
             out_rx,
-            media_rx,
+            media.clone(),
         ));
         Link {
             subjects,
@@ -109,12 +118,13 @@ impl Link {
 
     /// Queues a frame of one of this room's own tracks for the nodes that want it.
     pub fn media(&self, frame: EncodedFrame) {
-        if self.media.try_send(frame).is_err() {
-            self.net
-                .stats
-                .dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        let dropped = self
+            .media
+            .queue
+            .lock()
+            .push(frame, std::time::Instant::now());
+        self.net.stats.count_dropped(dropped);
+        self.media.ready.notify_one();
     }
 }
 
@@ -143,7 +153,7 @@ async fn run(
     subjects: Subjects,
     to_room: ToRoom,
     mut out: mpsc::Receiver<Outbound>,
-    mut media: mpsc::Receiver<EncodedFrame>,
+    media: Arc<Outgoing>,
 ) {
     let client = &net.client;
     let me = net.node_id.clone();
@@ -173,13 +183,22 @@ async fn run(
                 Some(m) => outbound(&net, &subjects, &to_room, &mut subs, m).await,
                 None => break,
             },
-            Some(f) = media.recv() => {
-                let h = f.header();
-                if let Some(subject) = subjects.media(h.track_id, h.layer) {
-                    let len = f.len();
-                    if client.publish(subject, f.as_bytes().clone()).await.is_ok() {
-                        net.stats.count_out(len);
+            _ = media.ready.notified() => {
+                for _ in 0..MEDIA_BATCH {
+                    let (f, dropped) = media.queue.lock().pop(std::time::Instant::now());
+                    net.stats.count_dropped(dropped);
+                    let Some(f) = f else { break };
+                    let h = f.header();
+                    if let Some(subject) = subjects.media(h.track_id, h.layer) {
+                        let len = f.len();
+                        if client.publish(subject, f.as_bytes().clone()).await.is_ok() {
+                            net.stats.count_out(len);
+                        }
                     }
+                }
+                if !media.queue.lock().is_empty() {
+                    // Come back for the rest after a look at events and commands.
+                    media.ready.notify_one();
                 }
             }
             Some((kind, m)) = inbound.next() => {
@@ -199,10 +218,8 @@ async fn run(
             }
         }
     }
-    // The room is gone: flush what it queued last (its participants' departures).
-    while let Ok(f) = media.try_recv() {
-        drop(f);
-    }
+    // The room is gone: flush what it queued last (its participants' departures); its
+    // remaining media is worthless now.
     let _ = client.flush().await;
 }
 
@@ -282,10 +299,12 @@ async fn receive_media(
         match EncodedFrame::decode(m.payload) {
             Ok(f) if f.header().track_id == track_id && f.header().layer == layer => {
                 net.stats.count_in(len);
+                let audio = f.header().kind == quicmeet_proto::MediaKind::Audio;
                 if !to_room(Inbound::Media(f)) {
-                    net.stats
-                        .dropped
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    net.stats.count_dropped(Dropped {
+                        audio: u64::from(audio),
+                        video: u64::from(!audio),
+                    });
                 }
             }
             _ => {

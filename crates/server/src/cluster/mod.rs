@@ -9,6 +9,7 @@
 //! room actor's side is `media/cluster_room.rs`.
 
 pub mod link;
+pub mod media_queue;
 pub mod net;
 pub mod nodes;
 pub mod subjects;
@@ -92,6 +93,7 @@ fn own_record(state: &SharedState, id: &str) -> NodeRecord {
         ws_url: state.ws_url.clone(),
         cert_sha256_hex: state.cert.read().dev_hash_hex.clone(),
         participants: state.media.connection_count() as u64,
+        capacity: state.config.max_node_participants,
         meetings: state.media.room_codes(),
         at_ms: chrono::Utc::now().timestamp_millis(),
     }
@@ -109,10 +111,35 @@ pub fn spawn_advertiser(state: SharedState, cancel: CancellationToken) {
         // is the round trip the metrics report.
         let echo_subject = c.client.new_inbox();
         let mut echo = c.client.subscribe(echo_subject.clone()).await.ok();
+        let stats = c.client.statistics();
+        let mut connects = stats.connects.load(Relaxed);
+        let mut recheck = false;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => {}
+            }
+            // Reconnected: an `end` may have been missed while cut off (section 5's
+            // backstop). Retried every round until the shared state could be read (JetStream
+            // may need a moment after a server restart).
+            let now_connects = stats.connects.load(Relaxed);
+            if now_connects != connects {
+                connects = now_connects;
+                recheck = true;
+            }
+            if recheck && c.nats_up() {
+                match state.media.end_rooms_of_ended_meetings().await {
+                    Ok(n) => {
+                        recheck = false;
+                        tracing::info!(
+                            ended = n,
+                            "reconnected to NATS: rooms checked against the meetings"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "rereading meetings after a reconnect failed")
+                    }
+                }
             }
             if let Some(sub) = echo.as_mut() {
                 if let Some(rtt) = nats_round_trip(&c.client, &echo_subject, sub).await {
@@ -199,7 +226,7 @@ pub struct ClusterGauges {
     pub nodes: u64,
     pub nats_rtt_us: u64,
     pub kv_put_us: u64,
-    pub cross: [u64; 7],
+    pub cross: [u64; 9],
 }
 
 impl ClusterGauges {
@@ -221,6 +248,8 @@ impl ClusterGauges {
                     s.dropped.load(Relaxed),
                     s.events_out.load(Relaxed),
                     s.events_in.load(Relaxed),
+                    s.audio_dropped.load(Relaxed),
+                    s.video_dropped.load(Relaxed),
                 ]
             },
         }
@@ -254,7 +283,7 @@ impl prometheus_client::collector::Collector for ClusterGauges {
             "Last JetStream KV write of this node's directory record (every 2 s).",
             self.kv_put_us as f64 / 1e6,
         )?;
-        const CROSS: [(&str, &str); 7] = [
+        const CROSS: [(&str, &str); 9] = [
             (
                 "quicmeet_cluster_frames_out_total",
                 "Media frames this node published to other nodes.",
@@ -282,6 +311,16 @@ impl prometheus_client::collector::Collector for ClusterGauges {
             (
                 "quicmeet_cluster_events_in_total",
                 "Room events, commands and requests this node received.",
+            ),
+            (
+                "quicmeet_cluster_audio_dropped_total",
+                "Audio frames dropped on the NATS hop (aged past 150 ms or overflowing, \
+                 either way; also counted in quicmeet_cluster_dropped_total).",
+            ),
+            (
+                "quicmeet_cluster_video_dropped_total",
+                "Video and screen frames dropped on the NATS hop (full queue, either way; \
+                 also counted in quicmeet_cluster_dropped_total).",
             ),
         ];
         for ((name, help), v) in CROSS.iter().zip(self.cross) {

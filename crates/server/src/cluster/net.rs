@@ -39,12 +39,25 @@ pub struct CrossStats {
     pub dropped: AtomicU64,
     pub events_out: AtomicU64,
     pub events_in: AtomicU64,
+    /// The media part of `dropped`, by kind (screen counts as video).
+    pub audio_dropped: AtomicU64,
+    pub video_dropped: AtomicU64,
 }
 
 impl CrossStats {
     pub fn count_out(&self, bytes: usize) {
         self.frames_out.fetch_add(1, Relaxed);
         self.bytes_out.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Media frames dropped on the way to or from NATS.
+    pub fn count_dropped(&self, d: super::media_queue::Dropped) {
+        if d.audio + d.video == 0 {
+            return;
+        }
+        self.dropped.fetch_add(d.audio + d.video, Relaxed);
+        self.audio_dropped.fetch_add(d.audio, Relaxed);
+        self.video_dropped.fetch_add(d.video, Relaxed);
     }
 
     pub fn count_in(&self, bytes: usize) {

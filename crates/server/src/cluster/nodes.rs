@@ -1,10 +1,11 @@
 //! Where a joiner lands (docs/CLUSTER.md section 8): every node advertises its public media
-//! endpoints, certificate hash, load and meetings in the `qm_nodes` KV bucket; the join answer
-//! names the node chosen by [`choose`] from that directory.
+//! endpoints, certificate hash, load, capacity and meetings in the `qm_nodes` KV bucket; the
+//! join answer names the node chosen by [`choose`] from that directory.
 //!
-//! The rule keeps a meeting's participants together (no media has to cross nodes): a meeting
-//! that has a room on a live node goes there, a new one goes to the least-loaded node. A client
-//! that connects elsewhere still joins the same meeting (rooms span nodes).
+//! The rule keeps a meeting's participants together (no media has to cross nodes) until the
+//! node holding it is full (`--max-node-participants`); then further joiners go to the
+//! least-loaded node, which joins the meeting over NATS. A client that connects elsewhere
+//! still joins the same meeting (rooms span nodes).
 
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ pub const ADVERTISE_EVERY: Duration = Duration::from_secs(2);
 pub const STALE_AFTER_MS: i64 = 6_000;
 /// The bucket forgets records of vanished nodes after this.
 pub const RECORD_MAX_AGE: Duration = Duration::from_secs(30);
+/// Placements this node remembers at most (a burst of joins beyond it is judged on the
+/// records alone until the next refresh).
+const MAX_PENDING: usize = 4096;
 
 /// What a node tells the others about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,47 +34,112 @@ pub struct NodeRecord {
     pub cert_sha256_hex: Option<String>,
     /// Media connections on the node.
     pub participants: u64,
+    /// Connections after which the node counts as full (`--max-node-participants`); `None`:
+    /// never full. Absent in records of nodes that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u64>,
     /// Codes of the meetings with a room on the node.
     pub meetings: Vec<String>,
     /// When the record was written (Unix ms).
     pub at_ms: i64,
 }
 
-/// The placement rule. Among live records: the node holding `code` (the lowest id, should two
-/// claim it); else the node with the fewest participants (ties: lowest id). `None` when no
-/// record is live.
-pub fn choose<'a>(nodes: &'a [NodeRecord], code: &str, now_ms: i64) -> Option<&'a NodeRecord> {
+/// A join answer this node handed out, pointing at `node` for meeting `code`, at `at_ms`.
+/// Records are up to [`ADVERTISE_EVERY`] old, so without these a burst of joins would all
+/// see the same counts and overfill one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub node: String,
+    pub code: String,
+    pub at_ms: i64,
+}
+
+impl Placement {
+    /// Whether `n`'s record cannot include this placement yet: it was written before the
+    /// answer went out. (A joiner placed just before a record was written and connected just
+    /// after is in neither for one refresh, which errs towards filling a node a little past
+    /// its capacity rather than splitting a meeting early.)
+    fn unseen_by(&self, n: &NodeRecord) -> bool {
+        self.node == n.id && self.at_ms >= n.at_ms
+    }
+}
+
+/// The placement rule, over live records and the placements made since they were written:
+///
+/// 1. a node that holds a room for `code` (or was just given one of its joiners) and is not
+///    full: the lowest id, should several;
+/// 2. otherwise the node with the fewest participants among those not full (ties: lowest id);
+/// 3. when every node is full, the one with the fewest participants.
+///
+/// `None` when no record is live.
+pub fn choose<'a>(
+    nodes: &'a [NodeRecord],
+    placed: &[Placement],
+    code: &str,
+    now_ms: i64,
+) -> Option<&'a NodeRecord> {
+    let load =
+        |n: &NodeRecord| n.participants + placed.iter().filter(|p| p.unseen_by(n)).count() as u64;
+    let full = |n: &NodeRecord| n.capacity.is_some_and(|c| load(n) >= c);
+    let holds = |n: &NodeRecord| {
+        n.meetings.iter().any(|m| m == code)
+            || placed.iter().any(|p| p.code == code && p.unseen_by(n))
+    };
     let live = || {
         nodes
             .iter()
             .filter(move |n| now_ms - n.at_ms <= STALE_AFTER_MS)
     };
+    let least_loaded = |a: &&NodeRecord, b: &&NodeRecord| (load(a), &a.id).cmp(&(load(b), &b.id));
     live()
-        .filter(|n| n.meetings.iter().any(|m| m == code))
+        .filter(|n| holds(n) && !full(n))
         .min_by(|a, b| a.id.cmp(&b.id))
-        .or_else(|| live().min_by(|a, b| (a.participants, &a.id).cmp(&(b.participants, &b.id))))
+        .or_else(|| live().filter(|n| !full(n)).min_by(least_loaded))
+        .or_else(|| live().min_by(least_loaded))
 }
 
-/// This node's view of the directory, refreshed every [`ADVERTISE_EVERY`].
+/// This node's view of the directory, refreshed every [`ADVERTISE_EVERY`], and the joiners it
+/// placed since.
 #[derive(Default)]
 pub struct Directory {
-    nodes: RwLock<Vec<NodeRecord>>,
+    inner: RwLock<View>,
+}
+
+#[derive(Default)]
+struct View {
+    nodes: Vec<NodeRecord>,
+    placed: Vec<Placement>,
 }
 
 impl Directory {
+    /// A fresh reading of the bucket: placements the new records already include are
+    /// forgotten.
     pub fn replace(&self, nodes: Vec<NodeRecord>) {
-        *self.nodes.write() = nodes;
+        let mut v = self.inner.write();
+        v.placed.retain(|p| nodes.iter().any(|n| p.unseen_by(n)));
+        v.nodes = nodes;
     }
 
-    /// The record of the node a joiner of `code` should use.
+    /// The record of the node a joiner of `code` should use; remembers the placement.
     pub fn choose(&self, code: &str, now_ms: i64) -> Option<NodeRecord> {
-        choose(&self.nodes.read(), code, now_ms).cloned()
+        let mut v = self.inner.write();
+        let chosen = choose(&v.nodes, &v.placed, code, now_ms).cloned()?;
+        if v.placed.len() >= MAX_PENDING {
+            v.placed.remove(0);
+        }
+        v.placed.push(Placement {
+            node: chosen.id.clone(),
+            code: code.to_owned(),
+            at_ms: now_ms,
+        });
+        Some(chosen)
     }
 
     /// Live nodes in the directory.
     pub fn live_count(&self, now_ms: i64) -> usize {
-        self.nodes
+        self.inner
             .read()
+            .nodes
             .iter()
             .filter(|n| now_ms - n.at_ms <= STALE_AFTER_MS)
             .count()
@@ -88,6 +157,7 @@ mod tests {
             ws_url: format!("ws://{id}:8080/ws"),
             cert_sha256_hex: None,
             participants,
+            capacity: None,
             meetings: meetings.iter().map(|s| s.to_string()).collect(),
             at_ms,
         }
@@ -99,7 +169,7 @@ mod tests {
             node("a", 40, &["abc-defg-hij"], 10_000),
             node("b", 1, &[], 10_000),
         ];
-        assert_eq!(choose(&nodes, "abc-defg-hij", 11_000).unwrap().id, "a");
+        assert_eq!(choose(&nodes, &[], "abc-defg-hij", 11_000).unwrap().id, "a");
     }
 
     #[test]
@@ -109,7 +179,7 @@ mod tests {
             node("b", 2, &["x"], 10_000),
             node("a", 2, &[], 10_000),
         ];
-        assert_eq!(choose(&nodes, "new-meet-ing", 10_000).unwrap().id, "a");
+        assert_eq!(choose(&nodes, &[], "new-meet-ing", 10_000).unwrap().id, "a");
     }
 
     #[test]
@@ -118,7 +188,71 @@ mod tests {
             node("a", 0, &["abc-defg-hij"], 0),
             node("b", 9, &[], 10_000),
         ];
-        assert_eq!(choose(&nodes, "abc-defg-hij", 10_000).unwrap().id, "b");
-        assert!(choose(&nodes[..1], "abc-defg-hij", 10_000).is_none());
+        assert_eq!(choose(&nodes, &[], "abc-defg-hij", 10_000).unwrap().id, "b");
+        assert!(choose(&nodes[..1], &[], "abc-defg-hij", 10_000).is_none());
+    }
+
+    fn capped(id: &str, participants: u64, cap: u64, meetings: &[&str]) -> NodeRecord {
+        NodeRecord {
+            capacity: Some(cap),
+            ..node(id, participants, meetings, 10_000)
+        }
+    }
+
+    #[test]
+    fn a_full_node_sends_its_meetings_next_joiner_to_the_least_loaded_node() {
+        let code = "abc-defg-hij";
+        let nodes = [
+            capped("a", 3, 4, &[code]),
+            capped("b", 2, 4, &["other-meet-ing"]),
+            capped("c", 1, 4, &[]),
+        ];
+        // Not full yet: stays on a, however busy.
+        assert_eq!(choose(&nodes, &[], code, 10_000).unwrap().id, "a");
+        let full = [
+            capped("a", 4, 4, &[code]),
+            nodes[1].clone(),
+            nodes[2].clone(),
+        ];
+        assert_eq!(choose(&full, &[], code, 10_000).unwrap().id, "c");
+        // Once c holds part of the meeting, it keeps getting its joiners, even though b is
+        // less loaded by then.
+        let spread = [
+            full[0].clone(),
+            capped("b", 0, 4, &[]),
+            capped("c", 2, 4, &[code]),
+        ];
+        assert_eq!(choose(&spread, &[], code, 10_000).unwrap().id, "c");
+        // Everyone full: the least loaded, rather than no answer.
+        let all = [capped("a", 5, 4, &[code]), capped("b", 4, 4, &[])];
+        assert_eq!(choose(&all, &[], code, 10_000).unwrap().id, "b");
+    }
+
+    #[test]
+    fn joiners_placed_since_the_last_refresh_count_until_a_record_includes_them() {
+        let code = "abc-defg-hij";
+        let dir = Directory::default();
+        dir.replace(vec![capped("a", 0, 2, &[]), capped("b", 0, 2, &[])]);
+        // A burst of five joiners within one refresh: two on a (the first makes a hold the
+        // meeting), then b, which holds it from then on.
+        let got: Vec<String> = (0..5)
+            .map(|i| dir.choose(code, 10_100 + i).unwrap().id)
+            .collect();
+        assert_eq!(got, ["a", "a", "b", "b", "a"]);
+        // The next records include the connections: the placements are forgotten.
+        // (One of a's joiners never connected.)
+        let at = |n: NodeRecord| NodeRecord { at_ms: 12_000, ..n };
+        dir.replace(vec![
+            at(capped("a", 1, 2, &[code])),
+            at(capped("b", 2, 2, &[code])),
+        ]);
+        assert!(dir.inner.read().placed.is_empty());
+        assert_eq!(dir.choose(code, 12_500).unwrap().id, "a");
+        assert_eq!(
+            dir.choose(code, 12_600).unwrap().id,
+            "a",
+            "all full: least loaded"
+        );
+        assert_eq!(dir.choose(code, 12_700).unwrap().id, "b");
     }
 }

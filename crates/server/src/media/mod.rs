@@ -65,6 +65,9 @@ impl Refusal {
 struct RoomEntry {
     tx: mpsc::Sender<RoomCmd>,
     generation: u64,
+    /// When this room started: an `ended_at` before it belongs to an earlier session of
+    /// the meeting.
+    started: chrono::DateTime<Utc>,
 }
 
 /// Settings of the media plane taken from the server configuration.
@@ -322,6 +325,7 @@ impl MediaHub {
                 RoomEntry {
                     tx: tx.clone(),
                     generation,
+                    started: Utc::now(),
                 },
             );
         }
@@ -437,6 +441,37 @@ impl MediaHub {
                 let _ = store.flush().await;
             }
         })
+    }
+
+    /// The end-for-all backstop (docs/CLUSTER.md section 5): rereads the meeting of every
+    /// room on this node and ends, as if the `end` message had arrived, each room whose
+    /// meeting was ended after the room started. A node runs it when it reconnects to NATS,
+    /// since it may have missed an `end` while it was cut off. Returns how many rooms it
+    /// ended, or the first error reading the shared state (the caller tries again later).
+    pub async fn end_rooms_of_ended_meetings(&self) -> Result<usize, quicmeet_store::StoreError> {
+        let rooms: Vec<(String, chrono::DateTime<Utc>)> = self
+            .rooms
+            .lock()
+            .iter()
+            .map(|(code, e)| (code.clone(), e.started))
+            .collect();
+        let mut ended = 0;
+        for (code, started) in rooms {
+            let Some(m) = self.store.meeting(&code).await? else {
+                continue;
+            };
+            if !m.ended_at.is_some_and(|at| at >= started) {
+                continue;
+            }
+            let tx = self.rooms.lock().get(&code).map(|e| e.tx.clone());
+            if let Some(tx) = tx {
+                tracing::warn!(room = %code, "the meeting ended while this node was cut off: ending its room");
+                if tx.send(RoomCmd::EndedElsewhere).await.is_ok() {
+                    ended += 1;
+                }
+            }
+        }
+        Ok(ended)
     }
 
     pub fn store(&self) -> &Store {

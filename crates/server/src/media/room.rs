@@ -59,6 +59,8 @@ pub enum RoomCmd {
     Cluster(Inbound),
     /// A node of the cluster died or came back.
     NodeChange(NodeChange),
+    /// The shared state says the meeting ended (the backstop for a missed `end`).
+    EndedElsewhere,
 }
 
 struct Actor {
@@ -274,6 +276,7 @@ impl Actor {
             RoomCmd::LayerMedia(frame) => self.input_local_media(Input::LayerMedia(frame)),
             RoomCmd::Cluster(i) => self.cluster_inbound(i),
             RoomCmd::NodeChange(c) => self.node_change(c),
+            RoomCmd::EndedElsewhere => self.input(Input::Remote(quicmeet_sfu::Remote::End)),
             RoomCmd::SourceKeyframe(track_id) => {
                 let pid = quicmeet_proto::track::participant_of(track_id);
                 if let Some(conn) = self.pid_conn.get(&pid).and_then(|c| self.conns.get(c)) {

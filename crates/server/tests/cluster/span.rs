@@ -17,7 +17,7 @@ use super::{public_meeting, Cluster};
 
 /// Node 0's host over WebTransport and node 1's guest over WebSocket in one meeting, each
 /// having seen the other join.
-async fn spanning_meeting(cl: &Cluster) -> (Peer, Peer) {
+pub(super) async fn spanning_meeting(cl: &Cluster) -> (Peer, Peer) {
     let host = verified_user(&cl.nodes[0], &cl.outbox(0), "Ann", "ann@acme.test").await;
     let code = public_meeting(cl, &host, 0, "Spanning").await;
     let hj = quicmeet_client::join(&host, &cl.nodes[0].base, &code, &JoinAs::Session)
@@ -53,7 +53,10 @@ async fn spanning_meeting(cl: &Cluster) -> (Peer, Peer) {
 }
 
 /// Publishes mic and camera and waits until `other` heard of both tracks.
-async fn publish_both(p: &mut Peer, other: &mut Peer) -> (TrackPublisher, TrackPublisher) {
+pub(super) async fn publish_both(
+    p: &mut Peer,
+    other: &mut Peer,
+) -> (TrackPublisher, TrackPublisher) {
     let mic = p.publish(Slot::Mic).await;
     let cam = p.publish(Slot::Camera).await;
     let cam_id = p.track(Slot::Camera);
@@ -75,7 +78,7 @@ async fn publish_both(p: &mut Peer, other: &mut Peer) -> (TrackPublisher, TrackP
 /// Sends probe audio frames from `from` until `to` receives one: the cross-node
 /// subscription and the publisher node's interest are then in place. Returns how many
 /// probes were sent (their sequence numbers come before the clip's).
-async fn warm_up(from: &mut Peer, mic: &mut TrackPublisher, to: &mut Peer) -> u32 {
+pub(super) async fn warm_up(from: &mut Peer, mic: &mut TrackPublisher, to: &mut Peer) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(8);
     let mut sent = 0;
     loop {
@@ -101,7 +104,7 @@ async fn warm_up(from: &mut Peer, mic: &mut TrackPublisher, to: &mut Peer) -> u3
 
 /// Frames of `sent` (per track) must arrive at `got` complete, in order and byte-exact;
 /// probe frames (sequence numbers below `skip`) are left out.
-fn assert_byte_exact(
+pub(super) fn assert_byte_exact(
     who: &str,
     sent: &HashMap<u32, Vec<EncodedFrame>>,
     got: &[MediaEvent],
@@ -132,7 +135,7 @@ fn assert_byte_exact(
 }
 
 /// A cross-node counter from a node's /metrics.
-async fn cross_metric(cl: &Cluster, node: usize, name: &str) -> f64 {
+pub(super) async fn cross_metric(cl: &Cluster, node: usize, name: &str) -> f64 {
     let text = client()
         .get(cl.nodes[node].url("/metrics"))
         .send()

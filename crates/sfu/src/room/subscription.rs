@@ -113,6 +113,11 @@ impl Room {
             if let Some(m) = self.members.get_mut(&from) {
                 m.subscriptions.push(track_id);
             }
+            if !video {
+                // Audio is forwarded from the first frame: wanted now, which a cluster node
+                // must tell the publisher's node (`layers_version`), or it never sends it.
+                self.refresh_wanted(track_id);
+            }
         }
         if video {
             // The policy answers with the layer to use: the preference, held down as far as
