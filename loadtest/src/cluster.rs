@@ -169,9 +169,10 @@ pub struct ClusterReport {
     pub same_node_ms: SummaryMs,
     /// Latency of frames that crossed nodes through NATS (ms).
     pub cross_node_ms: SummaryMs,
-    /// `cross_node − same_node` at p50 and p99 (ms): what the NATS hop adds.
-    pub added_p50_ms: f64,
-    pub added_p99_ms: f64,
+    /// `cross_node − same_node` at p50 and p99 (ms): what the NATS hop adds (when both kinds
+    /// of frames were received).
+    pub added_p50_ms: Option<f64>,
+    pub added_p99_ms: Option<f64>,
     /// Cross-node frames and drops from the nodes' `/metrics` (sums over nodes, whole run).
     pub cross_frames_out: Option<f64>,
     pub cross_audio_dropped: Option<f64>,
@@ -218,11 +219,12 @@ pub fn report(
     let (same_ms, cross_ms): (SummaryMs, SummaryMs) =
         (same.summary().into(), cross.summary().into());
     let m = |name: &str| metrics.and_then(|m| m.get(name).copied());
+    let both = same_ms.count > 0 && cross_ms.count > 0;
     ClusterReport {
         nodes,
         participants_per_node,
-        added_p50_ms: cross_ms.p50 - same_ms.p50,
-        added_p99_ms: cross_ms.p99 - same_ms.p99,
+        added_p50_ms: both.then(|| cross_ms.p50 - same_ms.p50),
+        added_p99_ms: both.then(|| cross_ms.p99 - same_ms.p99),
         same_node_ms: same_ms,
         cross_node_ms: cross_ms,
         cross_frames_out: m("quicmeet_cluster_frames_out_total"),
@@ -274,7 +276,7 @@ mod tests {
         let r = report(2, &sh, &streams, None, None);
         assert_eq!(r.same_node_ms.count, 100);
         assert_eq!(r.cross_node_ms.count, 200);
-        assert!((r.added_p50_ms - 3.0).abs() < 0.1, "{r:?}");
+        assert!((r.added_p50_ms.unwrap() - 3.0).abs() < 0.1, "{r:?}");
         assert_eq!(r.participants_per_node, [("a".into(), 2), ("b".into(), 1)]);
     }
 }

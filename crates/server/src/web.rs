@@ -68,7 +68,7 @@ async fn healthz(State(state): State<SharedState>) -> impl IntoResponse {
             StatusCode::OK,
             Json(serde_json::json!({
                 "status": "ok", "nats": "up", "node": c.node_id,
-                "nodes": c.directory.live_count(chrono::Utc::now().timestamp_millis()),
+                "nodes": c.net.directory.live_count(chrono::Utc::now().timestamp_millis()),
             })),
         ),
         Some(c) => (

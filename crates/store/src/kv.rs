@@ -228,7 +228,7 @@ async fn modify<R>(
     key: &str,
     mut f: impl FnMut(Option<&[u8]>) -> StoreResult<(Option<Vec<u8>>, R)> + Send,
 ) -> StoreResult<R> {
-    for _ in 0..CAS_ROUNDS {
+    for round in 0..CAS_ROUNDS {
         let cur = current(kv, key).await?;
         let (new, out) = f(cur.value.as_deref())?;
         let Some(new) = new else {
@@ -237,8 +237,21 @@ async fn modify<R>(
         if compare_and_set(kv, key, &cur, new).await? {
             return Ok(out);
         }
+        // Lost the race: wait a random moment that grows with each loss, so a burst of
+        // writers on one key (two dozen joins at once share the per-IP join counter) spreads
+        // out instead of colliding again in lockstep.
+        tokio::time::sleep(backoff(round)).await;
     }
     Err(StoreError::Contended(format!("{}/{key}", kv.name)))
+}
+
+/// A random wait below `(round + 1)` ms (the clock's nanoseconds are random enough to
+/// break lockstep; this is not a secret).
+fn backoff(round: usize) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    Duration::from_micros(u64::from(nanos) % (1000 * (round as u64 + 1)))
 }
 
 /// Adds one to the decimal counter under `key` (compare-and-set, so racing nodes each get

@@ -24,7 +24,7 @@ use quicmeet_store::{RateDecision, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::{error::ApiError, SharedState};
-use nodes::{Directory, NodeRecord};
+use nodes::NodeRecord;
 
 /// Bucket name prefix of the shared state (`qm_users`, `qm_meetings`, …).
 pub const KV_PREFIX: &str = "qm";
@@ -33,8 +33,6 @@ pub const KV_PREFIX: &str = "qm";
 pub struct Cluster {
     pub node_id: String,
     pub client: async_nats::Client,
-    /// Every node's record (section 8), this node's included.
-    pub directory: Directory,
     nodes_kv: kv::Store,
     /// Last measured round trip through the NATS server (µs; 0 = not measured yet).
     pub nats_rtt_us: AtomicU64,
@@ -70,7 +68,6 @@ impl Cluster {
                 net,
                 node_id,
                 client,
-                directory: Directory::default(),
                 nodes_kv,
                 nats_rtt_us: AtomicU64::new(0),
                 kv_put_us: AtomicU64::new(0),
@@ -195,7 +192,7 @@ async fn advertise_round(state: &SharedState, c: &Cluster) -> anyhow::Result<()>
         }
     }
     all.push(own);
-    c.directory.replace(all);
+    c.net.directory.replace(all);
     Ok(())
 }
 
@@ -207,7 +204,7 @@ pub fn media_node(state: &SharedState, code: &str) -> NodeRecord {
     let chosen = state
         .cluster
         .as_ref()
-        .and_then(|c| c.directory.choose(code, now));
+        .and_then(|c| c.net.directory.choose(code, now));
     chosen.unwrap_or_else(|| {
         own_record(
             state,
@@ -234,6 +231,7 @@ impl ClusterGauges {
         Self {
             nats_up: c.nats_up(),
             nodes: c
+                .net
                 .directory
                 .live_count(chrono::Utc::now().timestamp_millis()) as u64,
             nats_rtt_us: c.nats_rtt_us.load(Relaxed),

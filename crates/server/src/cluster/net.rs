@@ -84,6 +84,9 @@ pub enum NodeChange {
 
 pub struct Net {
     pub node_id: String,
+    /// Every node's record (section 8), this node's included, and the joiners this node
+    /// placed since.
+    pub directory: super::nodes::Directory,
     pub client: async_nats::Client,
     pub stats: Arc<CrossStats>,
     ids: kv::Store,
@@ -100,6 +103,7 @@ impl Net {
         )
         .await?;
         Ok(Arc::new(Self {
+            directory: super::nodes::Directory::default(),
             node_id,
             client,
             stats: Arc::new(CrossStats::default()),

@@ -135,6 +135,25 @@ impl Directory {
         Some(chosen)
     }
 
+    /// Other live nodes than `me` that hold a room for `code`, or that this node recently
+    /// sent one of its joiners to: the nodes whose snapshot a room starting here waits for
+    /// before its first `welcome`.
+    pub fn holders(&self, code: &str, me: &str, now_ms: i64) -> Vec<String> {
+        let v = self.inner.read();
+        let mut out: Vec<String> = v
+            .nodes
+            .iter()
+            .filter(|n| n.id != me && now_ms - n.at_ms <= STALE_AFTER_MS)
+            .filter(|n| {
+                n.meetings.iter().any(|m| m == code)
+                    || v.placed.iter().any(|p| p.code == code && p.unseen_by(n))
+            })
+            .map(|n| n.id.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Live nodes in the directory.
     pub fn live_count(&self, now_ms: i64) -> usize {
         self.inner
@@ -254,5 +273,7 @@ mod tests {
             "all full: least loaded"
         );
         assert_eq!(dir.choose(code, 12_700).unwrap().id, "b");
+        assert_eq!(dir.holders(code, "a", 12_800), ["b"]);
+        assert!(dir.holders("new-meet-ing", "a", 12_800).is_empty());
     }
 }

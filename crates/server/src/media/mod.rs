@@ -336,7 +336,7 @@ impl MediaHub {
                 let link = Link::start(net.clone(), subjects, move |i: Inbound| {
                     to_room.try_send(RoomCmd::Cluster(i)).is_ok()
                 });
-                Some(ClusterRoom::new(link))
+                Some(ClusterRoom::new(link, &meeting.code))
             }
             _ => None,
         };

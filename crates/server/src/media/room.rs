@@ -159,6 +159,7 @@ pub async fn run(
         // Mirrors of other nodes' participants do not keep a room alive here.
         if actor.room.local_count() == 0
             && actor.conns.is_empty()
+            && !actor.holding()
             && hub.retire_room(&code, generation, &rx)
         {
             break;
@@ -175,15 +176,17 @@ enum Step {
 impl Actor {
     /// The earliest time something is due: the room's own deadline or a transcoder retry.
     fn poll_timeout(&self) -> Option<Instant> {
-        match (self.room.poll_timeout(), self.xcode_retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let hold = self.cluster.as_ref().and_then(|c| c.hold_deadline());
+        [self.room.poll_timeout(), self.xcode_retry, hold]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// After a batch of input: bring the transcoders in line with the wanted layers and
     /// report the room's counters.
     fn settle(&mut self) {
+        self.release_held();
         self.flush_media();
         let version = self.room.layers_version();
         let retry_due = self.xcode_retry.is_some_and(|t| Instant::now() >= t);
@@ -215,8 +218,10 @@ impl Actor {
         }
         match cmd {
             RoomCmd::Join(join, out) => {
-                self.conns.insert(join.conn, out);
-                self.input(Input::Join(join));
+                if let Some((join, out)) = self.hold_join(join, out) {
+                    self.conns.insert(join.conn, out);
+                    self.input(Input::Join(join));
+                }
             }
             RoomCmd::Control(from, msg) => {
                 #[cfg(feature = "fault-injection")]
@@ -267,6 +272,7 @@ impl Actor {
                 conn,
                 feedback: Feedback::Stats(stats),
             }),
+            RoomCmd::Leave(conn, _) if self.drop_held(conn) => {}
             RoomCmd::Leave(conn, reason) => {
                 self.set_direct(conn, false);
                 self.conns.remove(&conn);
