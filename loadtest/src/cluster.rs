@@ -223,8 +223,8 @@ pub fn report(
     ClusterReport {
         nodes,
         participants_per_node,
-        added_p50_ms: both.then(|| cross_ms.p50 - same_ms.p50),
-        added_p99_ms: both.then(|| cross_ms.p99 - same_ms.p99),
+        added_p50_ms: both.then_some(cross_ms.p50 - same_ms.p50),
+        added_p99_ms: both.then_some(cross_ms.p99 - same_ms.p99),
         same_node_ms: same_ms,
         cross_node_ms: cross_ms,
         cross_frames_out: m("quicmeet_cluster_frames_out_total"),

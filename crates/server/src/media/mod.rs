@@ -460,7 +460,7 @@ impl MediaHub {
             let Some(m) = self.store.meeting(&code).await? else {
                 continue;
             };
-            if !m.ended_at.is_some_and(|at| at >= started) {
+            if m.ended_at.is_none_or(|at| at < started) {
                 continue;
             }
             let tx = self.rooms.lock().get(&code).map(|e| e.tx.clone());
