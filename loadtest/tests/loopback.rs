@@ -195,3 +195,46 @@ async fn counts_match_through_the_baseline_relay() {
     let r = quicmeet_loadtest::run::run(&a).await.unwrap();
     check_counts(&r);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_match_across_a_cluster_with_the_meeting_split_over_its_nodes() {
+    // The tester starts a private nats-server and two nodes that take two participants
+    // each: the meeting of four is split, and every frame still reaches everyone.
+    let bin = quicmeet_bin();
+    let spawn = bin.to_str().unwrap().to_owned();
+    let a = args(&[
+        "--spawn-server",
+        &spawn,
+        "--nodes",
+        "2",
+        "--transport",
+        "mix",
+    ]);
+    let r = quicmeet_loadtest::run::run(&a).await.unwrap();
+    check_counts(&r);
+    let c = r.cluster.as_ref().expect("a cluster section");
+    assert_eq!(c.nodes, 2);
+    let per: Vec<u64> = c.participants_per_node.iter().map(|(_, n)| *n).collect();
+    // Two each as a rule; a directory refresh in the middle of the joins may let one more
+    // onto the first node (docs/CLUSTER.md section 8), never keep the meeting on one node.
+    assert!(
+        per.len() == 2 && per.iter().all(|n| *n >= 1),
+        "{per:?}\n{}",
+        r.table()
+    );
+    // Latency is split, nothing left out: same-node plus cross-node frames are all frames.
+    let all = r.all();
+    assert!(
+        c.same_node_ms.count > 0 && c.cross_node_ms.count > 0,
+        "{}",
+        r.table()
+    );
+    assert_eq!(
+        c.same_node_ms.count + c.cross_node_ms.count,
+        all.latency_ms.count,
+        "{}",
+        r.table()
+    );
+    assert!(c.cross_frames_out.is_some_and(|n| n > 0.0), "{}", r.table());
+    assert!(c.nats_cpu_cores.is_some(), "NATS CPU sampled");
+}
