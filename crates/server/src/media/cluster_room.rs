@@ -6,14 +6,12 @@
 //! The SFU room stays sans-IO: it sees a mirror as a member with a `ConnId` of its own that
 //! never has a connection, so its outputs for a mirror are simply not delivered.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
 
 use quicmeet_proto::{track, ClientMessage, EncodedFrame, Participant, Role, ServerMessage};
-use quicmeet_sfu::{ConnId, Input, Join, Remote};
+use quicmeet_sfu::{ConnId, Input, Remote};
 
-use super::{Actor, ConnOut};
+use super::{cluster_hold::Hold, Actor};
 use crate::cluster::{
     link::{Inbound, Link, Outbound},
     net::NodeChange,
@@ -37,36 +35,14 @@ pub struct ClusterRoom {
     my_wants: Vec<Want>,
     /// A room starting here while other nodes hold the meeting: joins wait for their
     /// snapshots, so the first `welcome`s list everyone.
-    hold: Option<Hold>,
-}
-
-/// How long a starting room holds its first joins at most for the other nodes' snapshots
-/// (they answer within a NATS round trip; a node that does not answer in time is only seen
-/// later, through `participant_joined`).
-pub const HOLD_JOINS: Duration = Duration::from_millis(300);
-
-pub struct Hold {
-    until: Instant,
-    waiting: HashSet<String>,
-    joins: Vec<(Join, Arc<ConnOut>)>,
+    pub(super) hold: Option<Hold>,
 }
 
 impl ClusterRoom {
     /// The cluster side of a room of meeting `code` starting now: if the directory says other
-    /// nodes hold the meeting, its first joins wait (at most [`HOLD_JOINS`]) for their
-    /// snapshots.
+    /// nodes hold the meeting, its first joins wait for their snapshots ([`Hold`]).
     pub fn new(link: Link, code: &str) -> Self {
-        let net = link.net();
-        let waiting: HashSet<String> = net
-            .directory
-            .holders(code, &net.node_id, chrono::Utc::now().timestamp_millis())
-            .into_iter()
-            .collect();
-        let hold = (!waiting.is_empty()).then(|| Hold {
-            until: Instant::now() + HOLD_JOINS,
-            waiting,
-            joins: Vec::new(),
-        });
+        let hold = Hold::starting(link.net(), code);
         Self {
             hold,
             link,
@@ -78,11 +54,6 @@ impl ClusterRoom {
             remote_wants: HashMap::new(),
             my_wants: Vec::new(),
         }
-    }
-
-    /// When held joins are let in at the latest.
-    pub fn hold_deadline(&self) -> Option<Instant> {
-        self.hold.as_ref().map(|h| h.until)
     }
 
     /// Layers of this node's track `track_id` other nodes want.
@@ -134,58 +105,6 @@ impl ClusterRoom {
 impl Actor {
     fn new_mirror_conn(&self) -> ConnId {
         self.hub.new_conn_id()
-    }
-
-    /// Keeps a join while the room waits for other nodes' snapshots; gives it back when the
-    /// room is not waiting.
-    pub(super) fn hold_join(
-        &mut self,
-        join: Join,
-        out: Arc<ConnOut>,
-    ) -> Option<(Join, Arc<ConnOut>)> {
-        match self.cluster.as_mut().and_then(|c| c.hold.as_mut()) {
-            Some(h) => {
-                h.joins.push((join, out));
-                None
-            }
-            None => Some((join, out)),
-        }
-    }
-
-    /// A held joiner left before it was let in: `true` if it was held.
-    pub(super) fn drop_held(&mut self, conn: ConnId) -> bool {
-        let Some(h) = self.cluster.as_mut().and_then(|c| c.hold.as_mut()) else {
-            return false;
-        };
-        let before = h.joins.len();
-        h.joins.retain(|(j, _)| j.conn != conn);
-        h.joins.len() != before
-    }
-
-    /// Whether joins are being held (the room must not retire meanwhile).
-    pub(super) fn holding(&self) -> bool {
-        self.cluster.as_ref().is_some_and(|c| c.hold.is_some())
-    }
-
-    /// Lets the held joins in once every awaited snapshot came, or the time is up.
-    pub(super) fn release_held(&mut self) {
-        let due = match self.cluster.as_ref().and_then(|c| c.hold.as_ref()) {
-            Some(h) => h.waiting.is_empty() || Instant::now() >= h.until,
-            None => return,
-        };
-        if !due {
-            return;
-        }
-        let Some(h) = self.cluster.as_mut().and_then(|c| c.hold.take()) else {
-            return;
-        };
-        if !h.waiting.is_empty() {
-            tracing::debug!(room = %self.code, missing = ?h.waiting, "no snapshot in time; letting joins in");
-        }
-        for (join, out) in h.joins {
-            self.conns.insert(join.conn, out);
-            self.input(Input::Join(join));
-        }
     }
 
     /// Something from another node.
@@ -275,10 +194,7 @@ impl Actor {
             Event::Snapshot { roster, wants } => {
                 self.set_wants(&node, wants);
                 self.apply_snapshot(&node, roster);
-                if let Some(h) = self.cluster.as_mut().and_then(|c| c.hold.as_mut()) {
-                    h.waiting.remove(&node);
-                }
-                self.release_held();
+                self.snapshot_arrived(&node);
             }
             Event::Wants { wants } => self.set_wants(&node, wants),
             Event::Room { msg } => self.apply_room_event(&node, msg),

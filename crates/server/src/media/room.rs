@@ -29,6 +29,8 @@ use tokio::sync::mpsc;
 use super::{fanout::Fanout, xcode::TrackTranscoder, ConnOut, MediaHub};
 use crate::cluster::{link::Inbound, net::NodeChange};
 
+#[path = "cluster_hold.rs"]
+mod cluster_hold;
 #[path = "cluster_room.rs"]
 mod cluster_room;
 pub use cluster_room::ClusterRoom;
@@ -176,7 +178,7 @@ enum Step {
 impl Actor {
     /// The earliest time something is due: the room's own deadline or a transcoder retry.
     fn poll_timeout(&self) -> Option<Instant> {
-        let hold = self.cluster.as_ref().and_then(|c| c.hold_deadline());
+        let hold = self.hold_deadline();
         [self.room.poll_timeout(), self.xcode_retry, hold]
             .into_iter()
             .flatten()
