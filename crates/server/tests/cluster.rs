@@ -2,7 +2,10 @@
 //! `nats-server -js` (started here) behave as one service for accounts, sessions, meetings,
 //! join tokens and the security rate limits (docs/CLUSTER.md sections 3 and 10), and one
 //! meeting spans nodes: media, room events and host powers cross between them, and a node
-//! killed with -9 leaves everyone else's rooms (sections 4–9, tests in `cluster/span.rs`).
+//! killed with -9 leaves everyone else's rooms (sections 4–9, tests in `cluster/span.rs`); a
+//! full node sends the next joiner elsewhere (section 8, `cluster/placement.rs`); a node cut
+//! off while its meeting ends ends its room when it is back, and everything recovers after
+//! nats-server restarts (sections 5 and 10, `cluster/faults.rs`).
 
 mod common;
 #[path = "cluster/faults.rs"]
