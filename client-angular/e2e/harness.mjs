@@ -133,6 +133,8 @@ export async function startServer({ extraArgs = [] } = {}) {
   return {
     base,
     dataDir,
+    /** The server process's id (the benchmarks read its CPU time from /proc). */
+    pid: () => child?.pid ?? null,
     log: () => log.join(''),
     /** Graceful stop (SIGTERM: clients are told to reconnect), then the same server again. */
     async restart(downMs = 500) {

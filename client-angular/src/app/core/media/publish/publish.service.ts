@@ -5,6 +5,7 @@ import { AudioPublisher } from './audio-publisher';
 import { CAMERA, CaptureService, DeviceKind, isLive, SCREEN } from './capture.service';
 import { Current, PUBLISH_SLOTS, PublishSlot, reconcile, Step, Wanted } from './reconcile';
 import { LADDER, UplinkController, UplinkStep } from './uplink';
+import { PressureFollow, PressureState, watchCpuPressure } from './cpu-pressure';
 import { SentTiming, VideoPublisher } from './video-publisher';
 import type { UplinkState } from '../../transport/connection';
 
@@ -80,8 +81,14 @@ export interface PublishStats {
   droppedFrames: number;
   /** The uplink step (0 = full quality) and what it means for the camera. */
   uplink: { step: number; bitrate: number; framerate: number; scale: number };
-  /** The camera's encoder: the size it encodes at, the share its CPU allows, mean ms per frame. */
-  camera: { width: number; height: number; cpuScale: number; encodeMs: number };
+  /**
+   * The camera's encoder: the size it encodes at, the share its CPU allows, mean ms per frame,
+   * and the LADDER step it runs at (the lower of the uplink's and the server's `track_demand`)
+   * with that step's bitrate; `demandStep` is the demand's part alone.
+   */
+  camera: { width: number; height: number; cpuScale: number; encodeMs: number; step: number; bitrate: number; demandStep: number };
+  /** The machine's CPU pressure as the browser reports it, and the LADDER step it holds video to. */
+  pressure: { state: PressureState; step: number };
 }
 
 /**
@@ -112,7 +119,14 @@ export class PublishService implements OnDestroy {
   private readonly health = setInterval(() => {
     this.checkHealth();
     this.followUplink();
+    this.followPressure();
   }, HEALTH_EVERY_MS);
+  private readonly pressure = new PressureFollow();
+  private pressureState: PressureState = 'nominal';
+  private readonly stopPressure = watchCpuPressure((state) => {
+    this.pressureState = state;
+    this.followPressure();
+  });
   private uplinkCtl = new UplinkController();
   /** What the server says each video track's subscribers need (`track_demand`), as a LADDER step. */
   private demand = new Map<number, number>();
@@ -139,6 +153,7 @@ export class PublishService implements OnDestroy {
 
   ngOnDestroy(): void {
     clearInterval(this.health);
+    this.stopPressure();
     this.unbind();
   }
 
@@ -200,7 +215,10 @@ export class PublishService implements OnDestroy {
 
   stats(): PublishStats {
     const frames = (slot: PublishSlot) => this.encoders.get(slot)?.pub.framesEncoded ?? 0;
-    const cam = this.encoders.get(Slot.Camera)?.pub;
+    const camEntry = this.encoders.get(Slot.Camera);
+    const cam = camEntry?.pub;
+    const demandStep = camEntry ? (this.demand.get(camEntry.trackId) ?? 0) : 0;
+    const step = Math.max(this.uplinkCtl.stepIndex, demandStep, this.pressure.step);
     let dropped = 0;
     for (const e of this.encoders.values()) dropped += e.pub.framesDropped ?? 0;
     return {
@@ -211,7 +229,8 @@ export class PublishService implements OnDestroy {
       videoMode: cam?.mode ?? '',
       starts: [...this.starts],
       droppedFrames: dropped,
-      camera: { width: cam?.width ?? 0, height: cam?.height ?? 0, cpuScale: cam?.cpuScale ?? 1, encodeMs: Math.round(cam?.encodeMs ?? 0) },
+      camera: { width: cam?.width ?? 0, height: cam?.height ?? 0, cpuScale: cam?.cpuScale ?? 1, encodeMs: Math.round(cam?.encodeMs ?? 0), step, bitrate: Math.round(CAMERA.bitrate * LADDER[step].bitrate), demandStep },
+      pressure: { state: this.pressureState, step: this.pressure.step },
       uplink: { step: this.uplinkCtl.stepIndex, bitrate: Math.round(CAMERA.bitrate * this.uplinkCtl.step.bitrate), framerate: Math.min(CAMERA.framerate, this.uplinkCtl.step.framerate), scale: this.uplinkCtl.step.scale },
     };
   }
@@ -378,6 +397,12 @@ export class PublishService implements OnDestroy {
     for (const e of this.encoders.values()) e.pub.adapt?.(this.stepFor(e.trackId));
   }
 
+  /** Feeds the CPU pressure policy; a new step goes to every video encoder. */
+  private followPressure(): void {
+    if (this.pressure.sample(performance.now(), this.pressureState) === null) return;
+    for (const e of this.encoders.values()) e.pub.adapt?.(this.stepFor(e.trackId));
+  }
+
   /**
    * `track_demand{track_id, layer, viewers}`: what the server says this track's subscribers get.
    * The encoder then runs at the lower of that and what the uplink allows.
@@ -387,9 +412,9 @@ export class PublishService implements OnDestroy {
     for (const e of this.encoders.values()) if (e.trackId === trackId) e.pub.adapt?.(this.stepFor(trackId));
   }
 
-  /** The encoder settings for a track: the lower of the uplink's step and its demand. */
+  /** The encoder settings for a track: the lowest of what the uplink, its demand and the CPU allow. */
   private stepFor(trackId: number): UplinkStep {
-    return LADDER[Math.max(this.uplinkCtl.stepIndex, this.demand.get(trackId) ?? 0)];
+    return LADDER[Math.max(this.uplinkCtl.stepIndex, this.demand.get(trackId) ?? 0, this.pressure.step)];
   }
 
   private stopEncoders(): void {
