@@ -27,6 +27,7 @@ export function installTestHook({ room, transport, capture, publish, playback, p
       transportError: transport.lastError(),
       error: room.error(),
       rttMs: transport.rttMs(),
+      uplinkState: transport.uplink(),
       selfId: room.selfId(),
       welcomes: room.welcomes,
       participants: room.participants(),

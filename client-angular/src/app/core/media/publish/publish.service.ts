@@ -83,10 +83,11 @@ export interface PublishStats {
   uplink: { step: number; bitrate: number; framerate: number; scale: number };
   /**
    * The camera's encoder: the size it encodes at, the share its CPU allows, mean ms per frame,
-   * and the LADDER step it runs at (the lower of the uplink's and the server's `track_demand`)
-   * with that step's bitrate; `demandStep` is the demand's part alone.
+   * and the LADDER step it runs at (the lowest of what the uplink, the server's `track_demand` and
+   * the CPU allow) with that step's bitrate; `demandStep` is the demand's part alone; `bytes`
+   * the encoded bytes sent so far.
    */
-  camera: { width: number; height: number; cpuScale: number; encodeMs: number; step: number; bitrate: number; demandStep: number };
+  camera: { width: number; height: number; cpuScale: number; encodeMs: number; step: number; bitrate: number; demandStep: number; bytes: number };
   /** The machine's CPU pressure as the browser reports it, and the LADDER step it holds video to. */
   pressure: { state: PressureState; step: number };
 }
@@ -229,7 +230,7 @@ export class PublishService implements OnDestroy {
       videoMode: cam?.mode ?? '',
       starts: [...this.starts],
       droppedFrames: dropped,
-      camera: { width: cam?.width ?? 0, height: cam?.height ?? 0, cpuScale: cam?.cpuScale ?? 1, encodeMs: Math.round(cam?.encodeMs ?? 0), step, bitrate: Math.round(CAMERA.bitrate * LADDER[step].bitrate), demandStep },
+      camera: { width: cam?.width ?? 0, height: cam?.height ?? 0, cpuScale: cam?.cpuScale ?? 1, encodeMs: Math.round(cam?.encodeMs ?? 0), step, bitrate: Math.round(CAMERA.bitrate * LADDER[step].bitrate), demandStep, bytes: cam instanceof VideoPublisher ? cam.bytesEncoded : 0 },
       pressure: { state: this.pressureState, step: this.pressure.step },
       uplink: { step: this.uplinkCtl.stepIndex, bitrate: Math.round(CAMERA.bitrate * this.uplinkCtl.step.bitrate), framerate: Math.min(CAMERA.framerate, this.uplinkCtl.step.framerate), scale: this.uplinkCtl.step.scale },
     };
@@ -383,7 +384,7 @@ export class PublishService implements OnDestroy {
   private followUplink(): void {
     const session = this.session;
     if (!session) return;
-    const { backlogBytes, drops } = session.uplink();
+    const { backlogBytes, drops, rttMs } = session.uplink();
     const newDrops = drops >= this.lastDrops ? drops - this.lastDrops : drops;
     this.lastDrops = drops;
     let bitrate = 0;
@@ -392,7 +393,7 @@ export class PublishService implements OnDestroy {
       else if (slot === Slot.ScreenVideo) bitrate += SCREEN.bitrate * this.uplinkCtl.step.bitrate;
       else if (!e.pub.paused) bitrate += 32_000;
     }
-    const step = this.uplinkCtl.sample({ now: performance.now(), backlogBytes, drops: newDrops, bitrate });
+    const step = this.uplinkCtl.sample({ now: performance.now(), backlogBytes, drops: newDrops, bitrate, rttMs });
     if (!step) return;
     for (const e of this.encoders.values()) e.pub.adapt?.(this.stepFor(e.trackId));
   }

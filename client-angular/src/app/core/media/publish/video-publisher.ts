@@ -35,6 +35,8 @@ export class VideoPublisher {
   width = 0;
   height = 0;
   framesEncoded = 0;
+  /** Encoded bytes handed to the connection so far. */
+  bytesEncoded = 0;
   framesDropped = 0;
   /** Share of the size the CPU allows (encode-load.ts) and the mean encode time, ms. */
   cpuScale = 1;
@@ -176,6 +178,7 @@ export class VideoPublisher {
       this.encodeMs = this.loop.load.encodeMs;
     }
     this.framesEncoded++;
+    this.bytesEncoded += c.data.byteLength;
     if (this.sent.length >= 600) this.sent.shift();
     this.sent.push({ captureTsUs: c.timestamp, encodedAt: c.encodedAt, sentAt: performance.timeOrigin + performance.now() });
     this.sink({
