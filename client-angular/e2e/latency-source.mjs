@@ -5,13 +5,8 @@
 // can tell a clean read from a smeared one. The receiving page reads the stripe back from the
 // tile canvas the client painted, on every animation frame, and records now − stamp.
 
-/**
- * Replaces the camera (not the microphone) with the stamping canvas. Runs before the app.
- * `noise`: repaint random 32-pixel blocks every frame, so the encoder needs every bit it is
- * allowed (a calm picture uses a fraction of the target bitrate, which hides what a
- * lower target does).
- */
-export function installStampingCamera({ width = 640, height = 480, fps = 30, noise = false } = {}) {
+/** Replaces the camera (not the microphone) with the stamping canvas. Runs before the app. */
+export function installStampingCamera({ width = 640, height = 480, fps = 30 } = {}) {
   const W = width;
   const H = height;
   const BITS = 32;
@@ -23,20 +18,10 @@ export function installStampingCamera({ width = 640, height = 480, fps = 30, noi
   const paint = () => {
     n++;
     // A moving picture, so the encoder has real work and frames differ.
-    if (!noise || n === 1) {
-      ctx.fillStyle = `hsl(${(n * 3) % 360} 60% 45%)`;
-      ctx.fillRect(0, 0, W, H);
-    }
+    ctx.fillStyle = `hsl(${(n * 3) % 360} 60% 45%)`;
+    ctx.fillRect(0, 0, W, H);
     ctx.fillStyle = '#ddd';
     ctx.fillRect((n * 7) % W, H / 4, H / 6, H / 6);
-    if (noise) {
-      // Half of the 32-pixel blocks change colour each frame: busy, but still compressible (pure
-      // noise cannot go below the codec's coarsest quantizer).
-      for (let k = 0; k < ((W / 32) * (H / 32)) / 2; k++) {
-        ctx.fillStyle = `rgb(${(Math.random() * 256) | 0} ${(Math.random() * 256) | 0} ${(Math.random() * 256) | 0})`;
-        ctx.fillRect(((Math.random() * W) / 32 | 0) * 32, H / 10 + (((Math.random() * (H * 0.9)) / 32) | 0) * 32, 32, 32);
-      }
-    }
     const stamp = Math.floor(performance.timeOrigin + performance.now()) >>> 0;
     const bw = W / BITS;
     for (let i = 0; i < BITS; i++) {
