@@ -208,7 +208,7 @@ export class AudioMixer {
     const ms = Math.round(j.policy.targetMs(now));
     if (ms === j.sent || !this.node) return;
     j.sent = ms;
-    this.node?.port.postMessage({ type: 'target', id: trackId, ms });
+    this.node.port.postMessage({ type: 'target', id: trackId, ms });
   }
 
   private gateFor(trackId: number): PathGate {
