@@ -5,7 +5,9 @@
  * use. Queueing shows either as bytes waiting (WebSocket's bufferedAmount, our own WebTransport
  * queue) or, where the browser hides its send queue (WebTransport accepts writes at once), as a
  * round trip far above the lowest one seen in the last minute (delay-based, as GCC does; measured
- * in a real browser behind a 200 kbit/s link: 3 ms → 0.5–2 s, with no bytes waiting at all). Down: bitrate
+ * in a real browser behind a 200 kbit/s link: 3 ms → 0.5–2 s, with no bytes waiting at all).
+ * The round trip also grows when the downlink is congested or the page is starved of CPU; then
+ * sending less is still the right answer (it frees the shared link, and the CPU encodes less). Down: bitrate
  * first, then frame rate, then resolution, one step per second at most. Up: one step at a time,
  * only after the uplink has been clear for a while, waiting longer after each fall so a link at
  * its limit does not oscillate.
