@@ -521,6 +521,15 @@ impl Attached {
 /// How often a connection reports its transport statistics to its room.
 pub const STATS_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// Waits until the pacer lets held-back video leave (`None`: forever; the writers only
+/// poll this branch when there is such a time).
+async fn sleep_until_paced(at: Option<std::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Drop for Attached {
     fn drop(&mut self) {
         let reason = self.out.close_reason().unwrap_or("left");

@@ -261,10 +261,15 @@ impl Actor {
                     feedback: Feedback::Lag { events: 1 },
                 });
             }
-            RoomCmd::Stats(conn, stats) => self.input(Input::Feedback {
-                conn,
-                feedback: Feedback::Stats(stats),
-            }),
+            RoomCmd::Stats(conn, stats) => {
+                self.input(Input::Feedback {
+                    conn,
+                    feedback: Feedback::Stats(stats),
+                });
+                if let Some(out) = self.conns.get(&conn) {
+                    out.set_video_pace(self.room.bwe().pace_bps(conn));
+                }
+            }
             RoomCmd::Leave(conn, reason) => {
                 self.set_direct(conn, false);
                 self.conns.remove(&conn);
