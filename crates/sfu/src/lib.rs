@@ -45,7 +45,7 @@
 //! room.handle_input(now, join(1, Role::Host));
 //! room.handle_input(now, join(2, Role::Member));
 //! room.handle_input(now, Input::Control(ConnId(1), ClientMessage::Publish {
-//!     track_id: 17, kind: MediaKind::Video, codec: "vp8".into(), width: Some(1280), height: Some(720),
+//!     track_id: 17, kind: MediaKind::Video, codec: "vp8".into(), width: Some(1280), height: Some(720), layers_capable: false,
 //! }));
 //! room.handle_input(now, Input::Control(ConnId(2), ClientMessage::Subscribe {
 //!     track_id: 17, max_width: None, max_height: None, layer: None,

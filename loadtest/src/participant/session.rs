@@ -116,6 +116,7 @@ pub(super) async fn run(
                 },
                 width,
                 height,
+                layers_capable: false,
             })
             .await;
     }
