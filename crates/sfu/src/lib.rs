@@ -81,6 +81,6 @@ pub use queue::{
     ControlOverflow, Popped, Pushed, QueueConfig, QueueEvent, QueueStats, SubscriberQueue,
 };
 pub use room::{
-    ConnId, Input, Join, MediaDrops, Output, Recipients, Remote, Room, RoomConfig, RoomStats,
-    RosterEntry, SfuError, MAX_LAYER,
+    ConnId, Input, Join, LayerSource, MediaDrops, OffloadConfig, Output, Recipients, Remote, Room,
+    RoomConfig, RoomStats, RosterEntry, SfuError, TranscoderLoad, MAX_LAYER,
 };
