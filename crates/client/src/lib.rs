@@ -67,6 +67,7 @@
 mod error;
 mod frames;
 mod join;
+pub mod layers;
 pub mod uplink;
 mod ws;
 mod wt;

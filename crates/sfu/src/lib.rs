@@ -28,6 +28,13 @@
 //!   track and layer; suppressed ones are sent when the interval ends unless a keyframe came;
 //! - a subscription forwards exactly one layer; a layer change takes effect at the next
 //!   keyframe of the new layer and is announced with `layer_changed`.
+//! - publisher-made layers: fed [`TranscoderLoad`] samples, the room asks publishers that
+//!   declared `layers_capable` to make the wanted lower layers themselves while the server's
+//!   transcoder pool is saturated (`produce_layer`), and gives the layers back one at a time,
+//!   after a hold, once it has room (`stop_layer`). A layer's source changes only at the new
+//!   source's keyframe, announced with `layer_changed`; [`Room::publisher_layers`] tells the
+//!   server which layers its transcoder must not make and whose keyframe requests go to the
+//!   publisher.
 
 //! # Driving a room
 //!
