@@ -133,9 +133,17 @@ mod tests {
         let mut r = LayerRequests::new();
         assert!(matches!(
             r.handle(&produce(1)),
-            Some(LayerChange::Start(LayerRequest { layer: 1, width: 640, .. }))
+            Some(LayerChange::Start(LayerRequest {
+                layer: 1,
+                width: 640,
+                ..
+            }))
         ));
-        assert_eq!(r.handle(&produce(1)), None, "a repeated request changes nothing");
+        assert_eq!(
+            r.handle(&produce(1)),
+            None,
+            "a repeated request changes nothing"
+        );
         assert!(r.handle(&produce(2)).is_some());
         assert_eq!(r.mask(17), 0b110);
         assert_eq!(

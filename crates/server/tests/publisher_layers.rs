@@ -183,8 +183,18 @@ async fn a_saturated_pool_hands_layer_one_to_the_publisher_and_takes_it_back() {
 
     // Two small tiles: layer 1 (WebSocket, whose control messages overtake queued video, so
     // `layer_changed` is in order with the frames) and layer 2.
-    let mut a = Peer::join("Al", &m.join_guest(&m.code, "Al").await, Transport::WebSocket).await;
-    let mut b = Peer::join("Bo", &m.join_guest(&m.code, "Bo").await, Transport::WebTransport).await;
+    let mut a = Peer::join(
+        "Al",
+        &m.join_guest(&m.code, "Al").await,
+        Transport::WebSocket,
+    )
+    .await;
+    let mut b = Peer::join(
+        "Bo",
+        &m.join_guest(&m.code, "Bo").await,
+        Transport::WebTransport,
+    )
+    .await;
     for (p, layer) in [(&mut a, 1u8), (&mut b, 2u8)] {
         p.send(ClientMessage::Subscribe {
             track_id: track,
@@ -206,12 +216,36 @@ async fn a_saturated_pool_hands_layer_one_to_the_publisher_and_takes_it_back() {
     loop {
         let by_pub = seen
             .iter()
-            .filter(|s| matches!(s, Seen::Frame { by_publisher: true, .. }))
+            .filter(|s| {
+                matches!(
+                    s,
+                    Seen::Frame {
+                        by_publisher: true,
+                        ..
+                    }
+                )
+            })
             .count();
         let back = seen
             .iter()
-            .skip_while(|s| !matches!(s, Seen::Frame { by_publisher: true, .. }))
-            .filter(|s| matches!(s, Seen::Frame { by_publisher: false, .. }))
+            .skip_while(|s| {
+                !matches!(
+                    s,
+                    Seen::Frame {
+                        by_publisher: true,
+                        ..
+                    }
+                )
+            })
+            .filter(|s| {
+                matches!(
+                    s,
+                    Seen::Frame {
+                        by_publisher: false,
+                        ..
+                    }
+                )
+            })
             .count();
         if back >= 15 {
             break;
@@ -242,7 +276,10 @@ async fn a_saturated_pool_hands_layer_one_to_the_publisher_and_takes_it_back() {
                 });
             }
             Ok(Some(Event::Control(ServerMessage::LayerChanged {
-                track_id, layer, width, height,
+                track_id,
+                layer,
+                width,
+                height,
             }))) if track_id == track => {
                 assert_eq!((layer, width, height), (1, 320, 180));
                 seen.push(Seen::Changed);
@@ -338,8 +375,14 @@ async fn a_saturated_pool_hands_layer_one_to_the_publisher_and_takes_it_back() {
             _ => None,
         })
         .collect();
-    assert!(stopped.contains(&1), "layer 1 was not stopped: {publisher_log:?}");
-    assert!(stopped.contains(&2), "layer 2 was not stopped: {publisher_log:?}");
+    assert!(
+        stopped.contains(&1),
+        "layer 1 was not stopped: {publisher_log:?}"
+    );
+    assert!(
+        stopped.contains(&2),
+        "layer 2 was not stopped: {publisher_log:?}"
+    );
     assert!(metric(&m, "quicmeet_publisher_layers_started_total").await >= 1.0);
     assert!(metric(&m, "quicmeet_produce_layer_total").await >= 2.0);
 }

@@ -65,7 +65,11 @@ fn watch(s: &mut Sim, conn: u64, layer: u8, seq: u32) {
         },
     );
     let outs = s.input(Input::LayerMedia(layer_frame(layer, seq, true)));
-    assert_eq!(media_to(&outs, conn).len(), 1, "conn {conn} starts on layer {layer}");
+    assert_eq!(
+        media_to(&outs, conn).len(),
+        1,
+        "conn {conn} starts on layer {layer}"
+    );
 }
 
 fn produce_requests(outs: &[Output], conn: u64) -> Vec<(u8, u32, u32, u32)> {
@@ -155,13 +159,20 @@ fn a_saturated_pool_asks_the_capable_publisher_and_subscribers_switch_at_its_key
     let outs = s.media(1, layer_frame(1, 900, true));
     assert_eq!(layer_changes(&outs, 2), vec![1]);
     let (changed, media) = order(&outs, 2);
-    assert!(changed < media, "layer_changed comes before the new source's keyframe");
+    assert!(
+        changed < media,
+        "layer_changed comes before the new source's keyframe"
+    );
     let got = media_to(&outs, 2);
     assert_eq!(got.len(), 1);
     assert!(got[0].header().keyframe);
     assert_eq!(got[0].header().seq, 900);
     assert_eq!(s.room.publisher_layers(CAM), 0b10);
-    assert_ne!(s.room.layers_version(), before, "the server re-reads which layers to make");
+    assert_ne!(
+        s.room.layers_version(),
+        before,
+        "the server re-reads which layers to make"
+    );
     assert_eq!(s.room.stats().publisher_layers_started, 1);
 
     // From now on the publisher's frames, never the transcoder's.
@@ -221,7 +232,11 @@ fn layers_go_back_one_at_a_time_after_the_pool_had_room_for_a_hold() {
     assert_ne!(s.room.layers_version(), before);
     assert!(stops(&outs, 1).is_empty());
     let outs = s.media(1, layer_frame(2, 701, false));
-    assert_eq!(media_to(&outs, 3).len(), 1, "no gap while the transcoder starts");
+    assert_eq!(
+        media_to(&outs, 3).len(),
+        1,
+        "no gap while the transcoder starts"
+    );
     let outs = s.input(Input::LayerMedia(layer_frame(2, 1, false)));
     assert!(media_to(&outs, 3).is_empty());
     let outs = s.input(Input::LayerMedia(layer_frame(2, 2, true)));
@@ -274,7 +289,10 @@ fn saturation_while_giving_back_keeps_the_publishers_layer() {
     assert_eq!(s.room.layer_source(CAM, 1), Some(LayerSource::Returning));
     s.advance(1000);
     let outs = s.input(Input::TranscoderLoad(saturated()));
-    assert!(produce_requests(&outs, 1).is_empty(), "it never stopped sending");
+    assert!(
+        produce_requests(&outs, 1).is_empty(),
+        "it never stopped sending"
+    );
     assert_eq!(s.room.layer_source(CAM, 1), Some(LayerSource::Publisher));
     let outs = s.input(Input::LayerMedia(layer_frame(1, 3, true)));
     assert!(media_to(&outs, 2).is_empty());
@@ -292,7 +310,10 @@ fn more_layers_than_the_operators_cap_counts_as_saturated() {
         max_layers: Some(1),
     };
     let outs = s.input(Input::TranscoderLoad(load(1)));
-    assert!(produce_requests(&outs, 1).is_empty(), "at the cap is not over it");
+    assert!(
+        produce_requests(&outs, 1).is_empty(),
+        "at the cap is not over it"
+    );
     let outs = s.input(Input::TranscoderLoad(load(2)));
     assert_eq!(produce_requests(&outs, 1).len(), 1);
     s.media(1, layer_frame(1, 40, true));
@@ -351,7 +372,10 @@ fn lower_layers_nobody_asked_for_are_refused_with_one_error() {
     assert_eq!(error_codes(&outs, 1), vec!["layer_not_requested"]);
     let outs = s.media(1, layer_frame(1, 6, false));
     assert!(media_to(&outs, 2).is_empty());
-    assert!(error_codes(&outs, 1).is_empty(), "one error, not one per frame");
+    assert!(
+        error_codes(&outs, 1).is_empty(),
+        "one error, not one per frame"
+    );
     assert_eq!(s.room.stats().dropped.layer_not_requested, 2);
     // Somebody else's track: not theirs at all.
     let outs = s.media(2, layer_frame(1, 7, true));

@@ -19,12 +19,12 @@ use std::{
 use bytes::Bytes;
 use parking_lot::Mutex;
 use quicmeet_proto::{Frame, FrameHeader, MediaKind};
+use quicmeet_sfu::TranscoderLoad;
+use quicmeet_transcode::MetricsSnapshot;
 use quicmeet_transcode::{
     layers::{Config, TrackKind},
     pool::{Pool, PoolConfig, PoolEvent, Track},
 };
-use quicmeet_sfu::TranscoderLoad;
-use quicmeet_transcode::MetricsSnapshot;
 use tokio::sync::mpsc;
 
 use super::room::RoomCmd;
@@ -189,7 +189,9 @@ impl LoadSampler {
             0.0
         };
         let load = TranscoderLoad {
-            dropped: now_m.frames_dropped.saturating_sub(self.last.frames_dropped),
+            dropped: now_m
+                .frames_dropped
+                .saturating_sub(self.last.frames_dropped),
             busy,
             layers: xc.layers(),
             max_layers: self.max_layers,

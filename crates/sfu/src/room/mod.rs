@@ -34,11 +34,11 @@ use crate::bwe::{self, Bwe};
 use state::{Member, Track};
 use timer::{Timer, TimerTable};
 
+pub use offload::{LayerSource, OffloadConfig, TranscoderLoad};
 pub use types::{
     ConnId, Input, Join, MediaDrops, Output, Recipients, Remote, RoomConfig, RoomStats,
     RosterEntry, SfuError, MAX_LAYER,
 };
-pub use offload::{LayerSource, OffloadConfig, TranscoderLoad};
 
 /// One meeting's SFU state. See the crate docs for the protocol it implements.
 #[derive(Debug)]

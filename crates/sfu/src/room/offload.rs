@@ -136,7 +136,10 @@ impl Room {
         }
         let since = *self.offload.calm_since.get_or_insert(now);
         let held = now >= since + cfg.hold;
-        let spaced = self.offload.last_release.is_none_or(|t| now >= t + cfg.hold);
+        let spaced = self
+            .offload
+            .last_release
+            .is_none_or(|t| now >= t + cfg.hold);
         if held && spaced {
             if let Some((id, layer)) = self.next_to_give_back() {
                 self.give_back(now, id, layer);
