@@ -389,3 +389,53 @@ fn lower_layers_nobody_asked_for_are_refused_with_one_error() {
     let outs = s.input(Input::LayerMedia(layer_frame(1, 1, false)));
     assert_eq!(media_to(&outs, 2).len(), 1);
 }
+
+#[test]
+fn a_remote_participants_lower_layers_come_from_its_home_node_and_pass() {
+    use quicmeet_proto::{Participant, Role as R};
+    use quicmeet_sfu::Remote;
+    let mut s = Sim::new(RoomConfig::default());
+    s.join(2, "Bob", Role::Member, false);
+    // A mirror of a participant whose node made (or was sent) the lower layers.
+    s.input(Input::Remote(Remote::Member {
+        conn: ConnId(90),
+        participant: Participant {
+            id: 40,
+            name: "Far".into(),
+            role: R::Member,
+            audio_muted: false,
+            video_muted: false,
+            hand_raised: false,
+            transport: "webtransport".into(),
+        },
+        email: "far@example.org".into(),
+        lobby: false,
+    }));
+    let track = 40 * 16 + 1;
+    s.control(
+        90,
+        ClientMessage::Publish {
+            track_id: track,
+            kind: MediaKind::Video,
+            codec: "vp8".into(),
+            width: Some(1280),
+            height: Some(720),
+            layers_capable: true,
+        },
+    );
+    s.control(
+        2,
+        ClientMessage::Subscribe {
+            track_id: track,
+            max_width: None,
+            max_height: None,
+            layer: Some(1),
+        },
+    );
+    let outs = s.media(90, frame(MediaKind::Video, track, 0, true, 1, 50));
+    assert_eq!(media_to(&outs, 2).len(), 1);
+    assert!(error_codes(&outs, 90).is_empty());
+    // Saturation here never asks a remote publisher: its home node decides.
+    let outs = s.input(Input::TranscoderLoad(saturated()));
+    assert!(msgs_to(&outs, 90).is_empty());
+}

@@ -59,8 +59,11 @@ impl Room {
                 self.arm_speaker();
             }
         }
-        // A lower layer from the publisher only when it was asked to make it.
-        if h.layer > 0 && h.kind.is_video() && !self.accept_publisher_layer(from, &frame) {
+        // A lower layer from the publisher only when it was asked to make it. A remote
+        // participant's lower layers were made (and checked) on its home node.
+        let remote = self.members.get(&from).is_some_and(|m| m.remote);
+        if h.layer > 0 && h.kind.is_video() && !remote && !self.accept_publisher_layer(from, &frame)
+        {
             return;
         }
         self.forward(frame);
