@@ -3,7 +3,7 @@ import { TestBed } from '@angular/core/testing';
 import type { ClientMessage } from '../../protocol/control';
 import { MediaFrame, MediaKind } from '../../protocol/frame';
 import { CaptureService } from './capture.service';
-import { LayerEncoders } from './layer-encoders';
+import { defaultLayerEncoder, LayerEncoders } from './layer-encoders';
 import { ENCODERS, LAYER_ENCODERS, PublishService, PublishSession, SlotEncoder } from './publish.service';
 import type { VideoPublisherOptions } from './video-publisher';
 
@@ -118,6 +118,18 @@ describe('LayerEncoders (publisher-made layers, PROTOCOL §5.6)', () => {
     expect(live().length).toBe(2);
     layers.forget(33);
     expect(live().length).toBe(0);
+  });
+});
+
+describe('the default layer encoder', () => {
+  it('encodes from a clone of the camera and releases the clone when stopped', () => {
+    const clone = { ...fakeTrack('cam-clone', 'video'), stop: vi.fn() } as unknown as MediaStreamTrack;
+    const source = { ...fakeTrack('cam', 'video'), clone: () => clone } as unknown as MediaStreamTrack;
+    const opts: VideoPublisherOptions = { trackId: 33, kind: MediaKind.Video, layer: 1, bitrate: 400_000, maxWidth: 320, maxHeight: 240, framerate: 30, keyframeIntervalMs: 2000 };
+    const enc = defaultLayerEncoder(source, opts, () => undefined, () => undefined);
+    expect(enc.framesEncoded).toBe(0);
+    enc.stop();
+    expect(clone.stop).toHaveBeenCalledTimes(1);
   });
 });
 

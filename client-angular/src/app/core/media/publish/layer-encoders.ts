@@ -17,9 +17,37 @@ export type LayerEncoderFactory = (source: MediaStreamTrack, opts: VideoPublishe
 
 /**
  * A second VideoEncoder on a clone of the camera track: its own frame stream, its own size
- * and bitrate; its frames carry the layer and number themselves from 0.
+ * and bitrate; its frames carry the layer and number themselves from 0. Stopping it stops the
+ * clone, so the camera is released once the user turns it off.
  */
-export const defaultLayerEncoder: LayerEncoderFactory = (source, opts, sink, onError) => new VideoPublisher(source.clone(), opts, sink, onError);
+export const defaultLayerEncoder: LayerEncoderFactory = (source, opts, sink, onError) => {
+  const clone = source.clone();
+  return new ClonedSourceEncoder(clone, new VideoPublisher(clone, opts, sink, onError));
+};
+
+class ClonedSourceEncoder implements SlotEncoder {
+  constructor(
+    private readonly clone: MediaStreamTrack,
+    private readonly pub: VideoPublisher,
+  ) {}
+
+  get framesEncoded(): number {
+    return this.pub.framesEncoded;
+  }
+
+  start(): void {
+    this.pub.start();
+  }
+
+  stop(): void {
+    this.pub.stop();
+    this.clone.stop();
+  }
+
+  requestKeyframe(): void {
+    this.pub.requestKeyframe();
+  }
+}
 
 const KEYFRAME_MS = 2000;
 
