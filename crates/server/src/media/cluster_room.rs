@@ -300,6 +300,7 @@ impl Actor {
                         codec: track.codec,
                         width: track.width,
                         height: track.height,
+                        layers_capable: false,
                     };
                     self.input(Input::Control(conn, m));
                 }
@@ -411,6 +412,7 @@ impl Actor {
                     codec: t.codec.clone(),
                     width: t.width,
                     height: t.height,
+                    layers_capable: false,
                 };
                 self.input(Input::Control(conn, msg));
             }

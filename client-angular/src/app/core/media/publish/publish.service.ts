@@ -7,6 +7,7 @@ import { Current, PUBLISH_SLOTS, PublishSlot, reconcile, Step, Wanted } from './
 import { LADDER, UplinkController, UplinkStep } from './uplink';
 import { PressureFollow, PressureState, watchCpuPressure } from './cpu-pressure';
 import { SentTiming, VideoPublisher } from './video-publisher';
+import { defaultLayerEncoder, LayerEncoderFactory, LayerEncoders, LayerRequest } from './layer-encoders';
 import type { UplinkState } from '../../transport/connection';
 
 const KEYFRAME_MS = 2000;
@@ -60,6 +61,17 @@ export const defaultEncoders: EncoderFactory = (slot, track, trackId, sink, onEr
 /** The encoders PublishService starts; specs replace it with counting fakes. */
 export const ENCODERS = new InjectionToken<EncoderFactory>('publish encoders', { factory: () => defaultEncoders });
 
+/** The encoders of layers the server asks us to make (PROTOCOL §5.6); specs replace it. */
+export const LAYER_ENCODERS = new InjectionToken<LayerEncoderFactory>('layer encoders', { factory: () => defaultLayerEncoder });
+
+/**
+ * Whether this browser can encode a second, smaller copy of its camera when the server's
+ * transcoder is saturated: declared with `publish{layers_capable: true}`.
+ */
+export function canMakeLayers(): boolean {
+  return typeof VideoEncoder === 'function';
+}
+
 interface Encoder {
   pub: SlotEncoder;
   trackId: number;
@@ -102,6 +114,8 @@ export interface PublishStats {
 export class PublishService implements OnDestroy {
   readonly capture = inject(CaptureService);
   private readonly makeEncoder = inject(ENCODERS);
+  /** Lower layers of our camera the server asked for (`produce_layer`). */
+  private readonly layers = new LayerEncoders((f) => this.session?.frame(f), inject(LAYER_ENCODERS), CAMERA.framerate);
   private session: PublishSession | null = null;
   /** What we announced on this connection, per slot. */
   private announced = new Map<PublishSlot, TrackKindName | null>();
@@ -197,6 +211,9 @@ export class PublishService implements OnDestroy {
     if (this.suspended === on) return;
     this.suspended = on;
     for (const [slot, e] of this.encoders) this.applyPause(slot, e.pub);
+    // A direct call needs no server layers; coming back, they resume with a keyframe.
+    const cam = this.encoders.get(Slot.Camera);
+    if (cam) this.layers.restart(cam.trackId, on ? null : this.sourceOf(Slot.Camera));
   }
 
   private applyPause(slot: PublishSlot, pub: SlotEncoder): void {
@@ -204,9 +221,30 @@ export class PublishService implements OnDestroy {
     pub.paused = this.suspended || (slot === Slot.Microphone && !this.capture.micOn());
   }
 
-  /** The server (or a subscriber) needs a fresh keyframe on one of our tracks. */
-  requestLocalKeyframe(trackId: number): void {
+  /** The server (or a subscriber) needs a fresh keyframe on one of our tracks (and layers). */
+  requestLocalKeyframe(trackId: number, layer = 0): void {
+    if (layer > 0) return this.layers.requestKeyframe(trackId, layer);
     for (const e of this.encoders.values()) if (e.trackId === trackId) e.pub.requestKeyframe?.();
+  }
+
+  /**
+   * `produce_layer`: the server's transcoder is saturated, so we encode that layer of our
+   * camera ourselves, at the size and bitrate asked, until `stop_layer`.
+   */
+  produceLayer(req: LayerRequest): void {
+    const cam = this.encoders.get(Slot.Camera);
+    if (!cam || cam.trackId !== req.trackId) return;
+    this.layers.produce(req, this.suspended ? null : this.sourceOf(Slot.Camera));
+  }
+
+  /** `stop_layer`: the server makes the layer again (or nobody watches it). */
+  stopLayer(trackId: number, layer: number): void {
+    this.layers.stop(trackId, layer);
+  }
+
+  /** Layers we make for the server now. */
+  producedLayers(): LayerRequest[] {
+    return this.layers.active();
   }
 
   cameraSize(): { width: number; height: number } {
@@ -289,12 +327,15 @@ export class PublishService implements OnDestroy {
     switch (s.type) {
       case 'publish': {
         const msg = { type: 'publish', track_id: s.trackId, kind: s.kind, codec: s.kind === 'audio' ? 'opus' : 'vp8' } as const;
-        const sized = s.kind === 'audio' ? msg : { ...msg, width: s.width, height: s.height };
+        const video = { ...msg, width: s.width, height: s.height };
+        // The camera can make lower layers on request; the screen keeps one encoder.
+        const sized = s.kind === 'audio' ? msg : s.kind === 'video' && canMakeLayers() ? { ...video, layers_capable: true } : video;
         session.control(sized);
         session.announced({ track_id: s.trackId, participant_id: session.selfId, kind: s.kind, codec: sized.codec, width: s.width, height: s.height });
         break;
       }
       case 'unpublish':
+        this.layers.forget(s.trackId);
         session.control({ type: 'unpublish', track_id: s.trackId });
         session.retracted(s.trackId);
         break;
@@ -338,6 +379,8 @@ export class PublishService implements OnDestroy {
     this.encoders.set(slot, { pub, trackId, sourceId, healthy: true, lastFrames: 0, lastProgressAt: performance.now() });
     this.starts[slot]++;
     pub.start();
+    // Layers we make follow the camera to its new source.
+    if (slot === Slot.Camera) this.layers.restart(trackId, this.suspended ? null : track);
   }
 
   private sourceOf(slot: PublishSlot): MediaStreamTrack | null {
@@ -421,6 +464,7 @@ export class PublishService implements OnDestroy {
   private stopEncoders(): void {
     for (const e of this.encoders.values()) e.pub.stop();
     this.encoders.clear();
+    this.layers.stopAll();
   }
 }
 

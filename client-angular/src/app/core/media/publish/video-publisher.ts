@@ -16,6 +16,8 @@ export interface SentTiming {
 export interface VideoPublisherOptions extends EncodeOptions {
   trackId: number;
   kind: MediaKind.Video | MediaKind.Screen;
+  /** The layer its frames carry: 0 for the published track, 1 or 2 for a layer the server asked us to make (PROTOCOL §5.6). */
+  layer?: number;
 }
 
 /**
@@ -183,7 +185,7 @@ export class VideoPublisher {
     this.sent.push({ captureTsUs: c.timestamp, encodedAt: c.encodedAt, sentAt: performance.timeOrigin + performance.now() });
     this.sink({
       kind: this.opts.kind,
-      layer: 0,
+      layer: this.opts.layer ?? 0,
       keyframe: c.keyframe,
       trackId: this.opts.trackId,
       seq: this.seq++ >>> 0,
