@@ -3,7 +3,7 @@
 # 10 steps of 10 s of media; fixed: 20 s), each wrapped in a timeout.
 #
 #   cargo build --release -p quicmeet-loadtest -p quicmeet-server
-#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|audio-path|cluster]...
+#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|audio-path|publayers|cluster]...
 #
 # lab: the impairment lab's figures (issue 10), both transports, 20 s each. QM=/path/to/quicmeet
 # picks the server binary (to compare two builds); LT likewise the load tester.
@@ -16,6 +16,9 @@
 # starts them: --nodes 3; needs Debian's nats-server), interleaved: one meeting split over the
 # nodes (cross-node latency, CPU per delivered frame), three meetings one per node, and a
 # meeting larger than a node's capacity (--max-node-participants) spread over three.
+# publayers: issue 15's saturated-transcoder meeting (PUBLAYERS_N 720p publishers, default 16,
+# two layer-1 subscribers, 2 transcoder workers), without and with publisher-made layers,
+# interleaved twice.
 set -u
 OUT=${1:?usage: benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel]...}
 shift
@@ -95,6 +98,39 @@ for what in "$@"; do
     # A meeting of 24 (6 publishers, 18 viewers) on nodes that each carry 10: 10/10/4.
     run clu-big24-1node --spawn-server "$QM" --transport wt $BIG
     run clu-big24-3nodes --spawn-server "$QM" --nodes 3 --server-arg=--max-node-participants=10 --transport wt $BIG
+    ;;
+  publayers)
+    # Issue 15: a meeting where transcoding saturates: 720p publishers, small-tile subscribers
+    # on layer 1, the transcoder pool on 2 workers; without and with publisher-made layers
+    # (the publishers declare layers_capable and send the layer themselves when asked).
+    P="--rooms 1 --publishers-per-room ${PUBLAYERS_N:-16} --subscribers-per-room 2 --publishers-watch off --layer 1 $V720 --duration 20 --server-arg=--transcode-workers=2"
+    for round in 1 2; do
+      run publayers-off-$round --spawn-server "$QM" --transport wt $P
+      run publayers-on-$round --spawn-server "$QM" --transport wt $P --publisher-layers on
+    done
+    # One line per run: the transcoder's dropped input, what layer-1 subscribers got, server CPU.
+    python3 - publayers-*.json <<'PY'
+import json, sys
+for f in sys.argv[1:]:
+    r = json.load(open(f))
+    v = next(k for k in r["kinds"] if k["kind"] == "video")
+    d = r["server"]["drops"]
+    dropped = d.get("quicmeet_transcode_frames_dropped_total", 0)
+    fed = d.get("quicmeet_transcode_frames_in_total", 0)
+    w = r["server"]["window_s"] or 1
+    a = r["args"]
+    # Subscriber x publisher pairs: a layer whose source changed counts as two streams.
+    pairs = a["rooms"] * a["publishers_per_room"] * a["subscribers_per_room"]
+    m = r["machine"]
+    print(f"{f}: transcoder dropped {dropped:.0f} of {dropped + fed:.0f} source frames "
+          f"({100 * dropped / max(1, dropped + fed):.1f} %) · {pairs} layer-1 subscriptions got "
+          f"{v['frames_received'] / max(1, pairs) / w:.1f} fps each, seq loss {v['loss_pct']:.2f} %, "
+          f"latency p50 {v['latency_ms']['p50']:.1f} / p99 {v['latency_ms']['p99']:.1f} ms · "
+          f"layers taken over {d.get('quicmeet_publisher_layers_started_total', 0):.0f}, "
+          f"stop_layer sent {d.get('quicmeet_stop_layer_total', 0):.0f} · "
+          f"server {r['server']['cpu_cores'] or 0:.2f} cores, tester {r['tester']['cpu_cores'] or 0:.2f} · "
+          f"load {m.get('load_start')} → {m.get('load_end')}")
+PY
     ;;
   lab-kernel)
     # 3 publishers all-to-all at 720p (about 14 Mbit/s) through an 8 Mbit/s kernel cap.

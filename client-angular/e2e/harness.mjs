@@ -133,6 +133,8 @@ export async function startServer({ extraArgs = [] } = {}) {
   return {
     base,
     dataDir,
+    /** The server process's id (the benchmarks read its CPU time from /proc). */
+    pid: () => child?.pid ?? null,
     log: () => log.join(''),
     /** Graceful stop (SIGTERM: clients are told to reconnect), then the same server again. */
     async restart(downMs = 500) {
@@ -187,9 +189,13 @@ export async function launchBrowser({ cameras = 1 } = {}) {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
 }
 
-/** A page in its own context (own cookies), with console errors collected. */
-export async function newPage(browser, base, name) {
-  const context = await browser.newContext({ baseURL: base, viewport: { width: 1280, height: 800 }, permissions: ['camera', 'microphone'] });
+/**
+ * A page in its own context (own cookies), with console errors collected. `contextOptions` go to
+ * browser.newContext (e.g. `{ bypassCSP: true }` for a page whose media goes through a test relay
+ * the server's policy does not list).
+ */
+export async function newPage(browser, base, name, contextOptions = {}) {
+  const context = await browser.newContext({ baseURL: base, viewport: { width: 1280, height: 800 }, permissions: ['camera', 'microphone'], ...contextOptions });
   const page = await context.newPage();
   page.qmLog = [];
   page.on('console', (m) => {

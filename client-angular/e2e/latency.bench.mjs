@@ -9,10 +9,12 @@
 // Env: QM_BENCH_SECONDS (measurement window, default 15), QM_BENCH_CASES (e.g. "wt:2,ws:4").
 import { apiMeeting, apiUser, cleanup, launchBrowser, newPage, roomState, sleep, startServer, waitFor } from './harness.mjs';
 import { installStampingCamera, startStripeReader } from './latency-source.mjs';
+import { childrenOf, cpuWindow } from './cpu-sample.mjs';
+import { cpus, loadavg } from 'node:os';
 
 const SECONDS = Number(process.env.QM_BENCH_SECONDS || 15);
 /** The stamping camera: QM_BENCH_SOURCE=WxH@FPS (default 640x480@30, the client's camera cap). */
-const [SRC_W, SRC_H, SRC_FPS] = (process.env.QM_BENCH_SOURCE || '640x480@30').split(/[x@]/).map(Number);
+const [DEF_W, DEF_H, DEF_FPS] = (process.env.QM_BENCH_SOURCE || '640x480@30').split(/[x@]/).map(Number);
 // A case is transport:people[:query]; the query (e.g. "workers=on") goes on every page's URL,
 // so variants of the client can be compared in one run under the same load.
 const CASES = (process.env.QM_BENCH_CASES || 'wt:2,ws:2,wt:4,ws:4').split(',').map((c) => {
@@ -27,8 +29,23 @@ function pct(xs, p) {
 }
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–');
 
+/** The server's queue and layer figures (Prometheus text), summed over labels. */
+async function serverMetrics(server) {
+  const text = await (await fetch(`${server.base}/metrics`)).text();
+  const want = ['quicmeet_queue_frames', 'quicmeet_queue_bytes', 'quicmeet_layer_switches_total', 'quicmeet_media_dropped_by_queue_total', 'quicmeet_media_group_resets_total', 'quicmeet_transcode_frames_out_total'];
+  const out = Object.fromEntries(want.map((k) => [k, 0]));
+  for (const line of text.split('\n')) {
+    const m = line.match(/^([a-z_]+)(?:\{[^}]*\})? ([0-9.e+-]+)$/);
+    if (m && m[1] in out) out[m[1]] += Number(m[2]);
+  }
+  return out;
+}
+
 async function runCase(server, { transport, n, query }) {
   const browser = await launchBrowser();
+  // A case may set its own stamping camera: "wt:4:src=320x240@15".
+  const src = /(?:^|&)src=(\d+)x(\d+)@(\d+)/.exec(query);
+  const [SRC_W, SRC_H, SRC_FPS] = src ? src.slice(1).map(Number) : [DEF_W, DEF_H, DEF_FPS];
   try {
     const pages = [];
     for (let i = 0; i < n; i++) {
@@ -58,12 +75,30 @@ async function runCase(server, { transport, n, query }) {
     }
     for (const p of pages) await waitFor(p, (k) => document.querySelectorAll('.tile[data-self="false"] canvas').length >= k, n - 1, 20_000, 'all tiles');
     await sleep(3000); // warm-up: encoders settle, layers chosen
+    if (process.env.QM_BENCH_DEBUG) {
+      for (const p of pages) {
+        const d = await p.evaluate(() => ({
+          tiles: [...document.querySelectorAll('.tile[data-self="false"] canvas')].map((c) => `${c.clientWidth}x${c.clientHeight}@${devicePixelRatio}`),
+          remotes: globalThis.__quicmeet.state().media.remotes.map((r) => `${r.trackId}:L${r.layer} ${r.width}x${r.height}`),
+          encoded: globalThis.__quicmeet.state().media.encoded.camera,
+        }));
+        console.log(JSON.stringify(d));
+      }
+      for (const l of server.log().split('\n').filter((l) => /layer|demand|estimate/i.test(l)).slice(-30)) console.log(l);
+    }
     // Phase 1: the call alone, for the main thread's long tasks (the stripe reader below reads
     // canvases on the main thread, which costs more when a worker owns them).
     const longTasks = () => Promise.all(pages.map((p) => p.evaluate(() => ({ ...globalThis.__qmLongTasks }))));
     const longBefore = await longTasks();
     const l0 = Date.now();
+    const load1 = loadavg()[0];
+    // Where the CPU goes meanwhile: this case's browser (all its pages), the server, the rest.
+    // (playwright-core's launched Browser does not expose its process: it is this script's
+    // child that is not the server.)
+    const cpu = cpuWindow({ browser: childrenOf(process.pid, [server.pid()]), server: server.pid() });
     await sleep(SECONDS * 1000);
+    const cpuUse = cpu.end();
+    const metrics = await serverMetrics(server);
     const longSecs = (Date.now() - l0) / 1000;
     const longAfter = await longTasks();
     // Phase 2: read the stamps back from the painted tiles.
@@ -73,6 +108,9 @@ async function runCase(server, { transport, n, query }) {
     const elapsed = (Date.now() - t0) / 1000;
     const g2g = [];
     const parts = { encode: [], handoffOut: [], network: [], jitter: [], decode: [], paint: [] };
+    // Network split by the layer received: the publisher's own (forwarded) or the server's.
+    const networkDirect = [];
+    const networkTranscoded = [];
     const timings = await Promise.all(pages.map((p) => p.evaluate(async () => ({ id: globalThis.__quicmeet.state().selfId, t: await globalThis.__quicmeet.timings(), g: globalThis.__qmG2g }))));
     const sentBy = new Map(timings.map((x) => [x.id, new Map(x.t.sent.map((s) => [s.captureTsUs, s]))]));
     let fps = 0;
@@ -89,6 +127,7 @@ async function runCase(server, { transport, n, query }) {
           parts.encode.push(encodedAt - fr.captureTsUs / 1000);
           parts.handoffOut.push(out.sentAt - encodedAt);
           parts.network.push(fr.arrived - out.sentAt);
+          (fr.layer > 0 ? networkTranscoded : networkDirect).push(fr.arrived - out.sentAt);
           parts.jitter.push(fr.decodeStart - fr.arrived);
           parts.decode.push(fr.decoded - fr.decodeStart);
           parts.paint.push(fr.painted - fr.decoded);
@@ -116,6 +155,16 @@ async function runCase(server, { transport, n, query }) {
       // Capture (canvas → encoder input) and display (painted → seen by rAF) are what the
       // stamped picture shows beyond the header timings.
       rest: pct(g2g, 50) - sum,
+      networkL0: pct(networkDirect, 50),
+      networkL0Share: networkDirect.length / Math.max(1, networkDirect.length + networkTranscoded.length),
+      networkTranscoded: pct(networkTranscoded, 50),
+      pressure: await Promise.all(pages.map((p) => p.evaluate(() => globalThis.__quicmeet.state().media.encoded.pressure?.state))),
+      metrics,
+      source: `${SRC_W}x${SRC_H}@${SRC_FPS}`,
+      load1,
+      machineBusy: cpuUse.machineBusy,
+      browserCores: cpuUse.trees.browser,
+      serverCores: cpuUse.trees.server,
       longTasksPerPagePerMin: (longCount.reduce((a, b) => a + b, 0) / n / longSecs) * 60,
       longTaskMsPerPagePerMin: (longMs.reduce((a, b) => a + b, 0) / n / longSecs) * 60,
     };
@@ -138,7 +187,12 @@ try {
   await cleanup(() => server.stop());
 }
 console.log('');
-console.log(`source ${SRC_W}x${SRC_H}@${SRC_FPS}; load average at the end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(`source ${DEF_W}x${DEF_H}@${DEF_FPS} unless a case says otherwise; ${cpus().length} cores; load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log('CPU during the long-task window (cores used; the machine has ' + cpus().length + '):');
+for (const r of rows) {
+  const other = r.machineBusy * cpus().length - r.browserCores - r.serverCores;
+  console.log(`  ${r.transport}:${r.n}${r.query ? ':' + r.query : ''}: network p50 ${f1(r.networkL0)} ms for the publisher's own layer (${(r.networkL0Share * 100).toFixed(0)} % of frames), ${f1(r.networkTranscoded)} ms for server-made layers; CPU pressure ${r.pressure.join('/')}; server queues ${r.metrics.quicmeet_queue_frames} frames / ${r.metrics.quicmeet_queue_bytes} B, layer switches ${r.metrics.quicmeet_layer_switches_total}, transcoded frames ${r.metrics.quicmeet_transcode_frames_out_total}; load ${r.load1.toFixed(1)}, machine ${(r.machineBusy * 100).toFixed(0)} % busy; browser ${r.browserCores.toFixed(2)}, server ${r.serverCores.toFixed(2)}, everything else ${other.toFixed(2)}`);
+}
 console.log('| transport | people | g2g p50 | g2g p95 | encode | to main thread | network | jitter buf + to decoder | decode | paint | capture + display | join→first frame p50 / max | long tasks /page/min (ms/min) | samples | received size |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {

@@ -74,6 +74,10 @@ async function expectAudio(p) {
     'the audio mixer worklet playing remote audio',
   );
   assert.deepEqual(await cspViolations(p), [], 'no Content-Security-Policy violation');
+  // Each remote speaker's jitter buffer has a target from measured jitter, within its bounds.
+  const buffers = (await roomState(p)).audio.map((a) => a.buffer.targetMs).filter((x) => x !== null);
+  assert.ok(buffers.length > 0 && buffers.every((ms) => ms >= 20 && ms <= 120), `audio jitter buffer targets ${JSON.stringify(buffers)} within 20–120 ms`);
+  console.log(`# audio jitter buffer targets: ${buffers.join(', ')} ms`);
 }
 
 let serverLogShown = 0;

@@ -9,6 +9,7 @@ import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
 import { expectLiveCanvas, freeUdpPort, launchBrowser, newPage, roomState, screenshot, STATIC_DIR, waitFor } from './harness.mjs';
+import { installStampingCamera } from './latency-source.mjs';
 
 const CODE = 'abc-defg-hij';
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.ico': 'image/x-icon', '.json': 'application/json' };
@@ -124,6 +125,12 @@ let deadUdpPort = 0;
 async function mockedPage(browser, base, sfu, name) {
   deadUdpPort ||= await freeUdpPort();
   const page = await newPage(browser, base, name);
+  // Every media frame crosses the test runner (routeWebSocket) on the same connection as the
+  // test's clicks; under load, Chromium's 640x480 fake camera at 20 fps once queued a chat click
+  // behind seconds of video and the test timed out. A small moving camera (320x240 at 10 fps)
+  // checks the same path (capture → encode → frames → decode → canvas) with an eighth of the
+  // bytes.
+  await page.addInitScript(installStampingCamera, { width: 320, height: 240, fps: 10 });
   await page.route('**/api/**', async (route) => {
     const url = new URL(route.request().url());
     const json = (status, body) => route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });

@@ -159,6 +159,11 @@ pub(crate) fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report 
             if k.starts_with("quicmeet_media_dropped_")
                 || k.starts_with("quicmeet_media_group_resets")
                 || k.starts_with("quicmeet_media_keyframe_requests")
+                // The transcoder's dropped input and publisher-made layers (issue 15).
+                || k.starts_with("quicmeet_transcode_frames_")
+                || k.starts_with("quicmeet_produce_layer")
+                || k.starts_with("quicmeet_stop_layer")
+                || k.starts_with("quicmeet_publisher_layers")
             {
                 drops.insert(k.clone(), v - a.get(k).copied().unwrap_or(0.0));
             }

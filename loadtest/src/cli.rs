@@ -252,6 +252,11 @@ pub struct Args {
     /// resolution when sends back up, and climb back one step at a time.
     #[arg(long, value_enum, default_value = "on")]
     pub adapt: OnOff,
+    /// Publishers declare `layers_capable` on their camera and, when the server's transcoder
+    /// is saturated and asks (`produce_layer`), send the half and quarter layers themselves
+    /// from clips encoded at those sizes, until `stop_layer` (PROTOCOL.md §5.6).
+    #[arg(long, value_enum, default_value = "off")]
+    pub publisher_layers: OnOff,
     /// Drop received audio datagrams older than this many ms instead of accounting them late,
     /// as browsers do (0: keep every datagram). The tool's own drops are reported apart.
     #[arg(long, default_value_t = 150)]

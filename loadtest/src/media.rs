@@ -56,6 +56,9 @@ pub struct Library {
     /// The camera clip at each rung of the publishers' adaptation ladder
     /// ([`quicmeet_client::uplink::LADDER`]); empty when publishers do not adapt.
     pub video_ladder: Vec<Arc<Clip>>,
+    /// The camera at half and quarter size (index = layer; 0 unused), for layers the server
+    /// asks publishers to make (`--publisher-layers on`).
+    pub video_layers: [Option<Arc<Clip>>; 3],
 }
 
 fn vp8(width: u32, height: u32, fps: u32, kbps: u32, keyframe_secs: f64) -> Result<Arc<Clip>> {
@@ -121,6 +124,21 @@ impl Library {
                 )?);
             }
         }
+        let mut video_layers: [Option<Arc<Clip>>; 3] = Default::default();
+        if let (Some((w, h)), OnOff::On) = (args.video_res.size(), args.publisher_layers) {
+            // The server's own targets for these layers are about a third and an eighth of a
+            // 720p camera's bitrate.
+            for (layer, share) in [(1usize, 3u32), (2, 8)] {
+                let even = |x: u32| (x >> layer).max(16) & !1;
+                video_layers[layer] = Some(vp8(
+                    even(w),
+                    even(h),
+                    args.fps,
+                    (args.video_kbps / share).max(50),
+                    args.keyframe_secs,
+                )?);
+            }
+        }
         let screen = if args.screen {
             Some(vp8(1280, 720, 5, 800, 3.0)?)
         } else {
@@ -151,6 +169,7 @@ impl Library {
             screen,
             audio,
             video_ladder,
+            video_layers,
         })
     }
 }

@@ -428,6 +428,7 @@ pub(crate) fn clone_lib(lib: &Arc<Library>) -> Library {
         screen: lib.screen.clone(),
         audio: lib.audio.clone(),
         video_ladder: lib.video_ladder.clone(),
+        video_layers: lib.video_layers.clone(),
     }
 }
 

@@ -67,6 +67,21 @@ impl TrackPublisher {
         }
     }
 
+    /// A publisher for a lower layer (1 half, 2 quarter) of a video track that the server
+    /// asked this client to make (`produce_layer`, PROTOCOL.md §5.6). The layer has its own
+    /// `seq` from 0; its first frame must be a keyframe.
+    pub fn for_layer(track_id: u32, kind: MediaKind, layer: u8) -> Self {
+        TrackPublisher {
+            layer,
+            ..TrackPublisher::new(track_id, kind)
+        }
+    }
+
+    /// The layer this publisher's frames carry.
+    pub fn layer(&self) -> u8 {
+        self.layer
+    }
+
     /// The track id.
     pub fn track_id(&self) -> u32 {
         self.track_id

@@ -42,7 +42,7 @@
 //!     .await?;
 //! let mic = track::track_id(me, track::Slot::Mic).unwrap();
 //! tx.send_control(&ClientMessage::Publish {
-//!     track_id: mic, kind: track::Slot::Mic.kind(), codec: "opus".into(), width: None, height: None,
+//!     track_id: mic, kind: track::Slot::Mic.kind(), codec: "opus".into(), width: None, height: None, layers_capable: false,
 //! })
 //! .await?;
 //! let mut publisher = TrackPublisher::new(mic, track::Slot::Mic.kind());
@@ -67,6 +67,7 @@
 mod error;
 mod frames;
 mod join;
+pub mod layers;
 pub mod uplink;
 mod ws;
 mod wt;

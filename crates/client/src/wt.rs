@@ -36,8 +36,9 @@ pub(crate) struct WtSender {
     _endpoint: Endpoint<Client>,
     conn: Connection,
     control: SendStream,
-    /// The open group stream per video track.
-    groups: HashMap<u32, SendStream>,
+    /// The open group stream of each (track, layer): a publisher that makes a lower layer
+    /// too sends it on groups of its own (PROTOCOL.md §3.1).
+    groups: HashMap<(u32, u8), SendStream>,
     /// Incremented per group so newer groups get a higher send priority.
     group_priority: i32,
 }
@@ -141,7 +142,7 @@ impl WtSender {
             }
             return self.raw_uni_stream(frame.as_bytes()).await;
         }
-        let track = h.track_id;
+        let track = (h.track_id, h.layer);
         if h.keyframe || !self.groups.contains_key(&track) {
             if let Some(mut old) = self.groups.remove(&track) {
                 let _ = old.quic_stream_mut().finish();

@@ -124,6 +124,10 @@ pub enum ClientMessage {
         /// Height of the full layer.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         height: Option<u32>,
+        /// The publisher can encode lower layers of this video track itself when the server
+        /// asks (`produce_layer`, PROTOCOL.md §5.6). Omitted when false.
+        #[serde(default, skip_serializing_if = "is_false")]
+        layers_capable: bool,
     },
     /// Stop a track.
     Unpublish {
@@ -350,6 +354,29 @@ pub enum ServerMessage {
         /// Subscribers of the track.
         viewers: u32,
     },
+    /// Publisher only (it declared `layers_capable`): the server's transcoder is saturated,
+    /// so encode `layer` of this track yourself at this size and bitrate, and send it with
+    /// that `layer` in the frame header, starting with a keyframe, until `stop_layer`.
+    ProduceLayer {
+        /// The publisher's track.
+        track_id: u32,
+        /// The layer to make (1 half, 2 quarter).
+        layer: u8,
+        /// Width in pixels (0 if the published size is unknown: halve per layer yourself).
+        width: u32,
+        /// Height in pixels (0 if unknown).
+        height: u32,
+        /// Target bitrate in bits per second.
+        bitrate: u32,
+    },
+    /// Publisher only: stop sending `layer` of this track (the server makes it again, or
+    /// nobody watches it).
+    StopLayer {
+        /// The publisher's track.
+        track_id: u32,
+        /// The layer to stop.
+        layer: u8,
+    },
     /// The receiver now gets another layer of a subscribed track (from this keyframe on).
     LayerChanged {
         /// The track.
@@ -475,6 +502,8 @@ pub const SERVER_TYPES: &[&str] = &[
     "knock",
     "keyframe_request",
     "track_demand",
+    "produce_layer",
+    "stop_layer",
     "layer_changed",
     "signal",
     "pong",
@@ -559,6 +588,11 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
         msg,
     })
     .expect("control messages always serialize")
+}
+
+/// For `skip_serializing_if`: optional flags are omitted when false.
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn decode_as<T: DeserializeOwned>(json: &[u8], known: &[&str]) -> Result<T, ControlError> {

@@ -68,7 +68,8 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
                     kind,
                     codec,
                     width,
-                    height
+                    height,
+                    layers_capable: width.is_some(),
                 }
             ),
         (

@@ -245,6 +245,7 @@ fn client_cases() -> Vec<(&'static str, ClientMessage)> {
                 codec: "vp8".into(),
                 width: Some(1280),
                 height: Some(720),
+                layers_capable: false,
             },
         ),
         (
@@ -255,6 +256,18 @@ fn client_cases() -> Vec<(&'static str, ClientMessage)> {
                 codec: "opus".into(),
                 width: None,
                 height: None,
+                layers_capable: false,
+            },
+        ),
+        (
+            "publish_camera_layers_capable",
+            Publish {
+                track_id: 17,
+                kind: MediaKind::Video,
+                codec: "vp8".into(),
+                width: Some(1280),
+                height: Some(720),
+                layers_capable: true,
             },
         ),
         ("unpublish", Unpublish { track_id: 18 }),
@@ -468,6 +481,23 @@ fn server_cases() -> Vec<(&'static str, ServerMessage)> {
             },
         ),
         (
+            "produce_layer",
+            ProduceLayer {
+                track_id: 17,
+                layer: 1,
+                width: 640,
+                height: 360,
+                bitrate: 500_000,
+            },
+        ),
+        (
+            "stop_layer",
+            StopLayer {
+                track_id: 17,
+                layer: 1,
+            },
+        ),
+        (
             "layer_changed",
             LayerChanged {
                 track_id: 17,
@@ -580,6 +610,25 @@ fn invalid_control() -> Vec<(&'static str, &'static str, Vec<u8>, &'static str)>
             "negative_id",
             "client",
             br#"{"v":1,"type":"admit","participant_id":-1}"#.to_vec(),
+            "invalid_message",
+        ),
+        (
+            "publish_layers_capable_not_bool",
+            "client",
+            br#"{"v":1,"type":"publish","track_id":17,"kind":"video","codec":"vp8","layers_capable":1}"#
+                .to_vec(),
+            "invalid_message",
+        ),
+        (
+            "produce_layer_from_client",
+            "client",
+            br#"{"v":1,"type":"produce_layer","track_id":17,"layer":1}"#.to_vec(),
+            "unknown_message",
+        ),
+        (
+            "produce_layer_missing_size",
+            "server",
+            br#"{"v":1,"type":"produce_layer","track_id":17,"layer":1}"#.to_vec(),
             "invalid_message",
         ),
         (

@@ -115,6 +115,15 @@ pub struct Config {
     #[arg(long, env = "QUICMEET_TRANSCODE_WORKERS", default_value_t = transcode_workers_default())]
     pub transcode_workers: usize,
 
+    /// Treat the transcoder pool as saturated when it would make more than this many lower
+    /// layers at once (all meetings together), as it is when it drops input: publishers that
+    /// declared `layers_capable` are then asked to make their wanted lower layers themselves
+    /// (PROTOCOL.md §5.6), and get them back one at a time when the pool has room. Keeps CPU
+    /// for forwarding on a small machine; 0 asks for every lower layer a capable publisher can
+    /// make. Without it only dropped input counts as saturated.
+    #[arg(long, env = "QUICMEET_TRANSCODE_SATURATION_LAYERS")]
+    pub transcode_saturation_layers: Option<u32>,
+
     /// Take the client address from X-Forwarded-For (only behind a trusted reverse proxy).
     #[arg(long, env = "QUICMEET_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,

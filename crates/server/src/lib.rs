@@ -196,9 +196,11 @@ impl Server {
             media::MediaConfig {
                 max_participants: config.max_participants,
                 transcode_workers: config.transcode_workers,
+                transcode_saturation_layers: config.transcode_saturation_layers,
             },
             cancel.child_token(),
         );
+        media.spawn_load_sampler();
         let dummy_hash =
             tokio::task::spawn_blocking(|| quicmeet_store::hash_password("not a password"))
                 .await??;

@@ -40,6 +40,7 @@ async fn publish_camera(p: &mut Peer, width: u32, height: u32) -> TrackPublisher
         codec: "vp8".into(),
         width: Some(width),
         height: Some(height),
+        layers_capable: false,
     })
     .await;
     p.expect(

@@ -118,6 +118,7 @@ fn setup(publishers: u64, subscribers: u64) -> Setup {
                     codec: "vp8".into(),
                     width: Some(1280),
                     height: Some(720),
+                    layers_capable: false,
                 },
             ),
         );

@@ -28,6 +28,13 @@
 //!   track and layer; suppressed ones are sent when the interval ends unless a keyframe came;
 //! - a subscription forwards exactly one layer; a layer change takes effect at the next
 //!   keyframe of the new layer and is announced with `layer_changed`.
+//! - publisher-made layers: fed [`TranscoderLoad`] samples, the room asks publishers that
+//!   declared `layers_capable` to make the wanted lower layers themselves while the server's
+//!   transcoder pool is saturated (`produce_layer`), and gives the layers back one at a time,
+//!   after a hold, once it has room (`stop_layer`). A layer's source changes only at the new
+//!   source's keyframe, announced with `layer_changed`; [`Room::publisher_layers`] tells the
+//!   server which layers its transcoder must not make and whose keyframe requests go to the
+//!   publisher.
 
 //! # Driving a room
 //!
@@ -45,7 +52,7 @@
 //! room.handle_input(now, join(1, Role::Host));
 //! room.handle_input(now, join(2, Role::Member));
 //! room.handle_input(now, Input::Control(ConnId(1), ClientMessage::Publish {
-//!     track_id: 17, kind: MediaKind::Video, codec: "vp8".into(), width: Some(1280), height: Some(720),
+//!     track_id: 17, kind: MediaKind::Video, codec: "vp8".into(), width: Some(1280), height: Some(720), layers_capable: false,
 //! }));
 //! room.handle_input(now, Input::Control(ConnId(2), ClientMessage::Subscribe {
 //!     track_id: 17, max_width: None, max_height: None, layer: None,
@@ -81,6 +88,6 @@ pub use queue::{
     ControlOverflow, Popped, Pushed, QueueConfig, QueueEvent, QueueStats, SubscriberQueue,
 };
 pub use room::{
-    ConnId, Input, Join, MediaDrops, Output, Recipients, Remote, Room, RoomConfig, RoomStats,
-    RosterEntry, SfuError, MAX_LAYER,
+    ConnId, Input, Join, LayerSource, MediaDrops, OffloadConfig, Output, Recipients, Remote, Room,
+    RoomConfig, RoomStats, RosterEntry, SfuError, TranscoderLoad, MAX_LAYER,
 };

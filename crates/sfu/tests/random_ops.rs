@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use common::*;
 use quicmeet_proto::{ClientMessage, MediaKind, Role, ServerMessage};
-use quicmeet_sfu::{ConnId, Input, Join, Output, RoomConfig};
+use quicmeet_sfu::{ConnId, Input, Join, Output, RoomConfig, TranscoderLoad};
 use quicmeet_testkit::Rng;
 
 #[derive(Default)]
@@ -20,8 +20,9 @@ struct Model {
     admitted: HashSet<u64>,
     /// (subscriber, track) → (layer, seq) of the last video frame received.
     last: HashMap<(u64, u32), (u8, u32)>,
-    /// (track, layer) → next seq the publisher (or transcoder) sends.
-    seq: HashMap<(u32, u8), u32>,
+    /// (track, layer, made by the publisher) → next seq that source sends. The publisher and
+    /// the transcoder number a lower layer each in their own sequence.
+    seq: HashMap<(u32, u8, bool), u32>,
     media_out: u64,
 }
 
@@ -79,7 +80,10 @@ impl Model {
     }
 }
 
-fn run(seed: u64, steps: usize) -> u64 {
+/// Runs one seed; answers the video frames delivered and the lower layers publishers took
+/// over from the transcoder.
+fn run(seed: u64, steps: usize) -> (u64, u64) {
+    let mut handovers = 0;
     let config = RoomConfig {
         max_participants: 6,
         max_lobby: 3,
@@ -131,7 +135,17 @@ fn run(seed: u64, steps: usize) -> u64 {
                     2 => MediaKind::Screen,
                     _ => MediaKind::Audio,
                 };
-                s.publish(c, p * 16 + slot, kind)
+                s.control(
+                    c,
+                    ClientMessage::Publish {
+                        track_id: p * 16 + slot,
+                        kind,
+                        codec: "vp8".into(),
+                        width: Some(1280),
+                        height: Some(720),
+                        layers_capable: rng.chance(2),
+                    },
+                )
             }
             (Some(_), 2 | 3) => s.control(
                 c,
@@ -209,7 +223,7 @@ fn run(seed: u64, steps: usize) -> u64 {
                 } else {
                     MediaKind::Video
                 };
-                let seq = m.seq.entry((any_track, layer)).or_default();
+                let seq = m.seq.entry((any_track, layer, false)).or_default();
                 let f = frame(kind, any_track, *seq, rng.chance(8), layer, 30);
                 *seq = seq.wrapping_add(1);
                 s.input(Input::LayerMedia(f))
@@ -217,6 +231,17 @@ fn run(seed: u64, steps: usize) -> u64 {
             (Some(_), 11) => {
                 s.advance(rng.below(300));
                 s.input(Input::Tick)
+            }
+            (Some(_), 12) if rng.chance(4) => {
+                // The transcoder pool's load: publishers take layers over and give them back.
+                s.advance(rng.below(2000));
+                let dropped = if rng.chance(2) { 3 } else { 0 };
+                s.input(Input::TranscoderLoad(TranscoderLoad {
+                    dropped,
+                    busy: 0.1,
+                    layers: rng.below(4) as u32,
+                    max_layers: None,
+                }))
             }
             (Some(p), _) => {
                 // Media from this participant, mostly on its own tracks.
@@ -231,14 +256,18 @@ fn run(seed: u64, steps: usize) -> u64 {
                     2 => MediaKind::Screen,
                     _ => MediaKind::Audio,
                 };
-                let layer = if rng.chance(20) { 1 } else { 0 };
+                let layer = if rng.chance(10) {
+                    1 + rng.below(2) as u8
+                } else {
+                    0
+                };
                 // A frame for somebody else's track is refused; it must not use up a seq
                 // of the real publisher's sequence.
                 let mut spare = 0;
                 let seq = if foreign && any_track / 16 != p {
                     &mut spare
                 } else {
-                    m.seq.entry((track_id, layer)).or_default()
+                    m.seq.entry((track_id, layer, true)).or_default()
                 };
                 let f = if kind == MediaKind::Audio {
                     audio(track_id, *seq, Some(rng.below(128) as u8))
@@ -252,6 +281,7 @@ fn run(seed: u64, steps: usize) -> u64 {
         };
         m.check(&outs);
         if s.room.is_ended() {
+            handovers += s.room.stats().publisher_layers_started;
             // Start over in a fresh room; the model starts over too.
             s = Sim::new(s.room.config().clone());
             m = Model {
@@ -261,15 +291,19 @@ fn run(seed: u64, steps: usize) -> u64 {
             };
         }
     }
-    m.media_out
+    handovers += s.room.stats().publisher_layers_started;
+    (m.media_out, handovers)
 }
 
 #[test]
 fn random_operations_keep_the_room_consistent() {
-    let mut media = 0;
+    let (mut media, mut handovers) = (0, 0);
     for seed in 1..=8u64 {
-        media += run(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 20_000);
+        let (m, h) = run(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15), 20_000);
+        media += m;
+        handovers += h;
     }
+    assert!(handovers > 0, "no publisher ever took a layer over");
     assert!(
         media > 50_000,
         "the random walk forwarded enough media to mean something: {media}"

@@ -210,6 +210,7 @@ fn lobby_participant_gets_no_media_until_admitted() {
             codec: "vp8".into(),
             width: None,
             height: None,
+            layers_capable: false,
         },
     );
     s.media(3, video(p3 * 16 + 1, 0, true));

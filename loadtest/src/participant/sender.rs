@@ -27,6 +27,8 @@ const CONTROL_BURST: f64 = 80.0;
 struct Track {
     kind: MediaKind,
     slot: u32,
+    /// 0 for the published track; 1 or 2 for a layer the server asked this publisher to make.
+    layer: u8,
     player: Player,
     publisher: TrackPublisher,
     due: Instant,
@@ -81,16 +83,22 @@ impl Uplink {
 fn next_frame(
     t: &mut Track,
     ctx: &Ctx,
-    keyframes: &[AtomicBool; 3],
+    keys: Keys<'_>,
     stamp_schedule: bool,
 ) -> Option<EncodedFrame> {
+    let (keyframes, layer_keys) = keys;
     let now = Instant::now();
     if t.due > now {
         return None;
     }
     let late = now.duration_since(t.due);
     ctx.shared.sender_lag.record(late.as_micros() as u64);
-    if keyframes[t.slot as usize].swap(false, Relaxed) {
+    let flag = if t.layer > 0 {
+        layer_keys.get(t.layer as usize)
+    } else {
+        keyframes.get(t.slot as usize)
+    };
+    if flag.is_some_and(|f| f.swap(false, Relaxed)) {
         t.player.want_keyframe = true;
     }
     let f = t.player.next_frame();
@@ -118,6 +126,32 @@ fn next_frame(
             ctx.shared.error("frame_encode");
             None
         }
+    }
+}
+
+/// Keyframe requests: per slot for the published tracks, per layer for the camera's layers
+/// this publisher makes.
+type Keys<'a> = (&'a [AtomicBool; 3], &'a [AtomicBool; 3]);
+
+/// Starts and stops the camera layers this publisher makes so they match `mask` (bit n =
+/// layer n). A new layer starts at its clip's first frame, a keyframe.
+fn follow_layer_requests(tracks: &mut Vec<Track>, ctx: &Ctx, pid: u32, mask: u8) {
+    tracks.retain(|t| t.layer == 0 || mask & (1 << t.layer) != 0);
+    for layer in 1..=2u8 {
+        if mask & (1 << layer) == 0 || tracks.iter().any(|t| t.layer == layer) {
+            continue;
+        }
+        let Some(clip) = ctx.lib.video_layers.get(layer as usize).cloned().flatten() else {
+            continue;
+        };
+        tracks.push(Track {
+            kind: MediaKind::Video,
+            slot: 1,
+            layer,
+            player: Player::new(clip),
+            publisher: TrackPublisher::for_layer(pid * 16 + 1, MediaKind::Video, layer),
+            due: Instant::now(),
+        });
     }
 }
 
@@ -159,7 +193,10 @@ pub(super) async fn run(
     mut ctl: mpsc::Receiver<ClientMessage>,
     keyframes: Arc<[AtomicBool; 3]>,
     mut ceiling: watch::Receiver<usize>,
+    (mut layer_mask, layer_keys): (watch::Receiver<u8>, Arc<[AtomicBool; 3]>),
 ) {
+    let keys: Keys<'_> = (&keyframes, &layer_keys);
+    let mut layers_open = true;
     let sh = &ctx.shared;
     let mut tracks: Vec<Track> = slots
         .iter()
@@ -176,6 +213,7 @@ pub(super) async fn run(
             Some(Track {
                 kind: *kind,
                 slot: *slot,
+                layer: 0,
                 player: Player::new(clip),
                 publisher,
                 due: Instant::now(),
@@ -231,7 +269,10 @@ pub(super) async fn run(
     };
     // Move the camera to `rung` (a new clip starts on a keyframe).
     let set_rung = |tracks: &mut Vec<Track>, rung: usize, cause: &'static str| {
-        for t in tracks.iter_mut().filter(|t| t.kind == MediaKind::Video) {
+        for t in tracks
+            .iter_mut()
+            .filter(|t| t.kind == MediaKind::Video && t.layer == 0)
+        {
             if let Some(clip) = ctx.lib.video_ladder.get(rung) {
                 t.player = Player::new(clip.clone());
             }
@@ -302,6 +343,14 @@ pub(super) async fn run(
                     start_sending(&mut tracks, &mut audio, &mut chat_due, &mut adapt_due);
                 }
             }
+            r = layer_mask.changed(), if layers_open => {
+                if r.is_ok() {
+                    let mask = *layer_mask.borrow();
+                    follow_layer_requests(&mut tracks, &ctx, pid, mask);
+                } else {
+                    layers_open = false;
+                }
+            }
             r = ceiling.changed(), if adapts => {
                 if r.is_ok() {
                     let c = *ceiling.borrow();
@@ -311,7 +360,7 @@ pub(super) async fn run(
                 }
             }
             _ = sleep_until(next.into()), if sending => {
-                if let Some(f) = audio.as_mut().and_then(|a| next_frame(a, &ctx, &keyframes, stamp_schedule)) {
+                if let Some(f) = audio.as_mut().and_then(|a| next_frame(a, &ctx, keys, stamp_schedule)) {
                     send_audio(&ctx, &mut conn, dg.as_ref(), f).await;
                 }
                 if adapts && adapt_due <= Instant::now() {
@@ -322,7 +371,7 @@ pub(super) async fn run(
                     }
                 }
                 for t in tracks.iter_mut() {
-                    let Some(frame) = next_frame(t, &ctx, &keyframes, stamp_schedule) else {
+                    let Some(frame) = next_frame(t, &ctx, keys, stamp_schedule) else {
                         continue;
                     };
                     let started = Instant::now();
@@ -342,7 +391,7 @@ pub(super) async fn run(
                                     let (Some(a), Some(d)) = (audio.as_mut(), dg.as_ref()) else {
                                         continue;
                                     };
-                                    if let Some(f) = next_frame(a, &ctx, &keyframes, stamp_schedule) {
+                                    if let Some(f) = next_frame(a, &ctx, keys, stamp_schedule) {
                                         let r = d.send_frame(&f).map_err(|e| e.to_string());
                                         sent(&ctx, MediaKind::Audio, &f, r);
                                     }
@@ -373,7 +422,9 @@ pub(super) async fn run(
 
 fn record_last<'a>(ctx: &Ctx, spec: &Spec, tracks: impl Iterator<Item = &'a Track>) {
     let mut last = ctx.shared.last_seq.lock();
-    for t in tracks {
+    // A layer this publisher made is numbered apart; the published track's count is what
+    // receivers' tail loss is measured against.
+    for t in tracks.filter(|t| t.layer == 0) {
         let n = t.publisher.next_seq();
         if n > 0 {
             last.insert((spec.room, t.publisher.track_id()), n - 1);

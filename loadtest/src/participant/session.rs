@@ -86,6 +86,12 @@ pub(super) async fn run(
     };
     let (ctl_tx, ctl_rx) = mpsc::channel::<ClientMessage>(256);
     let keyframes: Arc<[AtomicBool; 3]> = Arc::default();
+    // Layers of the camera the server asked this publisher to make (bit n = layer n), and
+    // keyframe requests for them (index = layer).
+    let (layers_tx, layers_rx) = tokio::sync::watch::channel(0u8);
+    let layer_keys: Arc<[AtomicBool; 3]> = Arc::default();
+    let mut requests = quicmeet_client::layers::LayerRequests::new();
+    let capable = ctx.args.publisher_layers == crate::cli::OnOff::On;
     let slots = spec.slots(&ctx.args, &ctx.lib);
     // The highest rung the server allows this publisher (0: full quality).
     let (ceiling_tx, ceiling_rx) = tokio::sync::watch::channel(0usize);
@@ -98,6 +104,7 @@ pub(super) async fn run(
         ctl_rx,
         keyframes.clone(),
         ceiling_rx,
+        (layers_rx, layer_keys.clone()),
     ));
     for (slot, kind) in &slots {
         let (width, height) = match kind {
@@ -116,6 +123,7 @@ pub(super) async fn run(
                 },
                 width,
                 height,
+                layers_capable: capable && *kind == MediaKind::Video,
             })
             .await;
     }
@@ -239,7 +247,14 @@ pub(super) async fn run(
                             }
                         }
                         ServerMessage::LayerChanged { track_id, layer, .. } => {
-                            layers.insert(track_id, layer);
+                            // The same layer again: its source changed (publisher-made layers,
+                            // PROTOCOL §5.6) and it is numbered anew from a keyframe, so the
+                            // stream so far is finished and a new one starts.
+                            if layers.insert(track_id, layer) == Some(layer) {
+                                if let Some(s) = streams.remove(&(track_id, layer)) {
+                                    sh.streams.lock().push(s);
+                                }
+                            }
                             sh.lab.layer_switches.lock().push(LayerSwitch {
                                 room: spec.room,
                                 receiver: spec.index,
@@ -255,9 +270,20 @@ pub(super) async fn run(
                         {
                             let _ = ceiling_tx.send(uplink::demand_rung(layer, viewers));
                         }
-                        ServerMessage::KeyframeRequest { track_id, .. } => {
+                        ServerMessage::KeyframeRequest { track_id, layer: 0 } => {
                             if let Some(f) = keyframes.get((track_id % 16) as usize) {
                                 f.store(true, Relaxed);
+                            }
+                        }
+                        ServerMessage::KeyframeRequest { layer, .. } => {
+                            if let Some(f) = layer_keys.get(layer as usize) {
+                                f.store(true, Relaxed);
+                            }
+                        }
+                        m @ (ServerMessage::ProduceLayer { .. } | ServerMessage::StopLayer { .. }) => {
+                            requests.handle(&m);
+                            if let Some(cam) = track::track_id(pid, track::Slot::Camera) {
+                                let _ = layers_tx.send(requests.mask(cam));
                             }
                         }
                         ServerMessage::Chat(c) => {

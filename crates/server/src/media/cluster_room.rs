@@ -308,6 +308,7 @@ impl Actor {
                         codec: track.codec,
                         width: track.width,
                         height: track.height,
+                        layers_capable: false,
                     };
                     self.input(Input::Control(conn, m));
                 }
@@ -419,6 +420,7 @@ impl Actor {
                     codec: t.codec.clone(),
                     width: t.width,
                     height: t.height,
+                    layers_capable: false,
                 };
                 self.input(Input::Control(conn, msg));
             }

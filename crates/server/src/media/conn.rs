@@ -243,13 +243,36 @@ impl ConnOut {
         std::mem::take(&mut *self.lagged.lock())
     }
 
-    /// What the queue knows about the downlink: bytes drained so far and bytes waiting.
+    /// What the queue knows about the downlink: bytes drained so far, bytes waiting, and how
+    /// often the pacer held video back.
     pub fn queue_sample(&self) -> TransportStats {
+        let (queued, paced) = {
+            let q = self.queue.lock();
+            (q.bytes() as u64, q.stats().paced)
+        };
         TransportStats {
             drained_bytes: Some(self.drained.load(Ordering::Relaxed)),
-            queued_bytes: Some(self.queue.lock().bytes() as u64),
+            queued_bytes: Some(queued),
+            paced: Some(paced),
             ..TransportStats::default()
         }
+    }
+
+    /// Paces this subscriber's video at `bps` (`None`: unpaced), as the room's bandwidth
+    /// policy says. Wakes the writer, which may now send video it held back.
+    pub fn set_video_pace(&self, bps: Option<u64>) {
+        let mut q = self.queue.lock();
+        let before = q.paced_until();
+        q.set_video_pace(bps, Instant::now());
+        if before.is_some() {
+            drop(q);
+            self.notify.notify_one();
+        }
+    }
+
+    /// When the writer should try again for video the pacer holds back now.
+    pub fn paced_until(&self) -> Option<Instant> {
+        self.queue.lock().paced_until()
     }
 
     /// Tracks whose group stream should be reset now.

@@ -35,6 +35,12 @@ pub struct MediaMetrics {
     pub sessions_ws: AtomicU64,
     pub datagrams_too_large: AtomicU64,
     pub layer_switches: AtomicU64,
+    /// `produce_layer` sent to publishers (the transcoder pool was saturated).
+    pub produce_layer_sent: AtomicU64,
+    /// `stop_layer` sent to publishers.
+    pub stop_layer_sent: AtomicU64,
+    /// Lower layers publishers took over from the transcoder.
+    pub publisher_layers_started: AtomicU64,
     /// Participants whose media goes peer to peer (`media_path{p2p}`), a gauge.
     pub p2p_participants: AtomicU64,
     /// Steps a room skipped because its own state contradicted itself (bugs, not clients).
@@ -123,11 +129,26 @@ impl Collector for MediaMetricsView {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let out = &mut enc;
         let m = &self.m;
-        let counters: [(&str, &str, &AtomicU64); 18] = [
+        let counters: [(&str, &str, &AtomicU64); 21] = [
             (
                 "quicmeet_layer_switches_total",
                 "Layer changes made by the congestion controller.",
                 &m.layer_switches,
+            ),
+            (
+                "quicmeet_produce_layer_total",
+                "produce_layer requests sent to publishers (transcoder pool saturated).",
+                &m.produce_layer_sent,
+            ),
+            (
+                "quicmeet_stop_layer_total",
+                "stop_layer messages sent to publishers.",
+                &m.stop_layer_sent,
+            ),
+            (
+                "quicmeet_publisher_layers_started_total",
+                "Lower layers publishers took over from the transcoder.",
+                &m.publisher_layers_started,
             ),
             (
                 "quicmeet_media_frames_in_total",

@@ -76,6 +76,8 @@ pub struct MediaConfig {
     pub max_participants: usize,
     /// Worker threads making lower video layers; 0 turns server-side layers off.
     pub transcode_workers: usize,
+    /// More lower layers than this at once count as a saturated transcoder pool.
+    pub transcode_saturation_layers: Option<u32>,
 }
 
 /// All rooms and connections of this server.
@@ -402,6 +404,37 @@ impl MediaHub {
         }
     }
 
+    /// Every second, tells each room how loaded the transcoder pool is, so its SFU can ask
+    /// capable publishers to make lower layers while the pool is saturated (PROTOCOL.md §5.6).
+    /// Nothing to do without a pool.
+    pub fn spawn_load_sampler(self: &Arc<Self>) {
+        let Some(xc) = self.transcoders.clone() else {
+            return;
+        };
+        let hub = Arc::downgrade(self);
+        let cancel = self.cancel.clone();
+        let mut sampler = xcode::LoadSampler::new(&xc, self.config.transcode_saturation_layers);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let Some(hub) = hub.upgrade() else { break };
+                let load = sampler.sample(&xc);
+                let rooms: Vec<mpsc::Sender<RoomCmd>> =
+                    hub.rooms.lock().values().map(|e| e.tx.clone()).collect();
+                for tx in rooms {
+                    // A busy room misses one sample; the next one comes in a second.
+                    let _ = tx.try_send(RoomCmd::TranscoderLoad(load));
+                }
+            }
+        });
+    }
+
     /// Removes a room that found itself empty, unless a join raced in.
     fn retire_room(&self, code: &str, generation: u64, rx: &mpsc::Receiver<RoomCmd>) -> bool {
         let mut rooms = self.rooms.lock();
@@ -555,6 +588,15 @@ impl Attached {
 
 /// How often a connection reports its transport statistics to its room.
 pub const STATS_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Waits until the pacer lets held-back video leave (`None`: forever; the writers only
+/// poll this branch when there is such a time).
+async fn sleep_until_paced(at: Option<std::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
 
 impl Drop for Attached {
     fn drop(&mut self) {

@@ -20,7 +20,7 @@ use quicmeet_proto::{
 };
 use quicmeet_sfu::{
     bwe::{Feedback, TransportStats},
-    ConnId, Input, Join, MediaDrops, Output, Room, RoomConfig, RoomStats,
+    ConnId, Input, Join, MediaDrops, Output, Room, RoomConfig, RoomStats, TranscoderLoad,
 };
 use quicmeet_store::ChatRecord;
 use smallvec::SmallVec;
@@ -63,6 +63,8 @@ pub enum RoomCmd {
     NodeChange(NodeChange),
     /// The shared state says the meeting ended (the backstop for a missed `end`).
     EndedElsewhere,
+    /// A sample of the transcoder pool's load (publisher-made layers).
+    TranscoderLoad(TranscoderLoad),
 }
 
 struct Actor {
@@ -270,10 +272,15 @@ impl Actor {
                     feedback: Feedback::Lag { events: 1 },
                 });
             }
-            RoomCmd::Stats(conn, stats) => self.input(Input::Feedback {
-                conn,
-                feedback: Feedback::Stats(stats),
-            }),
+            RoomCmd::Stats(conn, stats) => {
+                self.input(Input::Feedback {
+                    conn,
+                    feedback: Feedback::Stats(stats),
+                });
+                if let Some(out) = self.conns.get(&conn) {
+                    out.set_video_pace(self.room.bwe().pace_bps(conn));
+                }
+            }
             RoomCmd::Leave(conn, _) if self.drop_held(conn) => {}
             RoomCmd::Leave(conn, reason) => {
                 self.set_direct(conn, false);
@@ -285,6 +292,7 @@ impl Actor {
             RoomCmd::Cluster(i) => self.cluster_inbound(i),
             RoomCmd::NodeChange(c) => self.node_change(c),
             RoomCmd::EndedElsewhere => self.input(Input::Remote(quicmeet_sfu::Remote::End)),
+            RoomCmd::TranscoderLoad(load) => self.input(Input::TranscoderLoad(load)),
             RoomCmd::SourceKeyframe(track_id) => {
                 let pid = quicmeet_proto::track::participant_of(track_id);
                 if let Some(conn) = self.pid_conn.get(&pid).and_then(|c| self.conns.get(c)) {
@@ -353,6 +361,27 @@ impl Actor {
         if switches > 0 {
             m.layer_switches.fetch_add(switches, Ordering::Relaxed);
         }
+        for (counter, new, old) in [
+            (
+                &m.produce_layer_sent,
+                now.produce_layer_sent,
+                self.reported.produce_layer_sent,
+            ),
+            (
+                &m.stop_layer_sent,
+                now.stop_layer_sent,
+                self.reported.stop_layer_sent,
+            ),
+            (
+                &m.publisher_layers_started,
+                now.publisher_layers_started,
+                self.reported.publisher_layers_started,
+            ),
+        ] {
+            if new > old {
+                counter.fetch_add(new - old, Ordering::Relaxed);
+            }
+        }
         let broken = now.invariant_violations - self.reported.invariant_violations;
         if broken > 0 {
             m.room_invariant_violations
@@ -384,7 +413,10 @@ impl Actor {
                     track_id,
                     layer,
                 } => {
-                    if layer == 0 {
+                    // Layer 0 and the layers the publisher makes itself come from it.
+                    let from_publisher = layer == 0
+                        || self.room.publisher_layers(track_id) & (1u8 << layer.min(7)) != 0;
+                    if from_publisher {
                         if let Some(conn) = self.conns.get(&publisher) {
                             m.keyframe_requests.fetch_add(1, Ordering::Relaxed);
                             let msg = ServerMessage::KeyframeRequest { track_id, layer };
@@ -475,7 +507,10 @@ impl Actor {
                 .cluster
                 .as_ref()
                 .map_or(0, |c| c.remote_wants(track_id));
-            let wanted = (self.room.wanted_layers(track_id) | elsewhere) & !1;
+            // Layers the publisher makes itself are not the transcoder's job.
+            let wanted = (self.room.wanted_layers(track_id) | elsewhere)
+                & !1
+                & !self.room.publisher_layers(track_id);
             match self.xcode.get_mut(&track_id) {
                 Some(x) => x.set_wanted(wanted),
                 None if wanted != 0 => match xc.start(self.tx.clone(), track_id, kind) {
@@ -500,4 +535,5 @@ fn total_drops(d: &MediaDrops) -> u64 {
         + d.bad_layer
         + d.oversized
         + d.rate_limited
+        + d.layer_not_requested
 }

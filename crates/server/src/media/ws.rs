@@ -128,8 +128,11 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket, tcp: Option<TcpSocket>) 
                 let _ = sink.send(Message::Close(None)).await;
                 return;
             }
+            let paced = out.paced_until();
             tokio::select! {
                 _ = out.wait() => {}
+                // Video the pacer held back may leave now.
+                _ = super::sleep_until_paced(paced), if paced.is_some() => {}
                 // The kernel's view of the TCP path, plus the queue's drain while backlogged.
                 _ = stats_tick.tick() => {
                     let queue = out.queue_sample();

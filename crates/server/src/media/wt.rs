@@ -556,8 +556,11 @@ async fn write_loop(
             let _ = ctl_send.finish().await;
             return;
         }
+        let paced = out.paced_until();
         tokio::select! {
             _ = out.wait() => {}
+            // Video the pacer held back may leave now.
+            _ = super::sleep_until_paced(paced), if paced.is_some() => {}
             _ = stats_tick.tick() => attached.report_stats(path_stats(&conn, &out)),
             _ = hub.cancel.cancelled() => {
                 if let Ok(b) = quicmeet_proto::wt::encode_control(&ServerMessage::goodbye(

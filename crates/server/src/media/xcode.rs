@@ -3,6 +3,9 @@
 //! A room starts a track's transcoder when some subscriber wants a lower layer of it and
 //! tells it which layers are wanted; the pool's worker threads hand finished layer frames
 //! back to the room through its input channel, like any other frame.
+//!
+//! It also measures the pool's load ([`LoadSampler`]): dropped input, busy share and how many
+//! lower layers run, which every room's SFU turns into publisher-made layers when saturated.
 
 use std::{
     collections::HashMap,
@@ -10,11 +13,14 @@ use std::{
         atomic::{AtomicU32, Ordering},
         Arc,
     },
+    time::Instant,
 };
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use quicmeet_proto::{Frame, FrameHeader, MediaKind};
+use quicmeet_sfu::TranscoderLoad;
+use quicmeet_transcode::MetricsSnapshot;
 use quicmeet_transcode::{
     layers::{Config, TrackKind},
     pool::{Pool, PoolConfig, PoolEvent, Track},
@@ -34,6 +40,9 @@ pub struct Transcoders {
     pool: Pool,
     routes: Arc<Mutex<HashMap<u32, Route>>>,
     next_key: AtomicU32,
+    /// Lower layers switched on, all tracks together.
+    layers: Arc<AtomicU32>,
+    workers: usize,
 }
 
 /// One track's transcoder, owned by its room. Dropping it stops the work.
@@ -43,11 +52,14 @@ pub struct TrackTranscoder {
     routes: Arc<Mutex<HashMap<u32, Route>>>,
     /// Layers (bit n = layer n) currently switched on.
     pub active: u8,
+    layers: Arc<AtomicU32>,
 }
 
 impl Drop for TrackTranscoder {
     fn drop(&mut self) {
         self.routes.lock().remove(&self.key);
+        self.layers
+            .fetch_sub(self.active.count_ones(), Ordering::Relaxed);
     }
 }
 
@@ -85,8 +97,9 @@ impl Transcoders {
                 }
             }
         };
+        let workers = workers.max(1);
         let config = PoolConfig {
-            workers: workers.max(1),
+            workers,
             ..PoolConfig::default()
         };
         let pool = Pool::new(config, sink)
@@ -95,6 +108,8 @@ impl Transcoders {
             pool,
             routes,
             next_key: AtomicU32::new(1),
+            layers: Arc::default(),
+            workers,
         })
     }
 
@@ -131,11 +146,59 @@ impl Transcoders {
             key,
             routes: self.routes.clone(),
             active: 0,
+            layers: self.layers.clone(),
         })
     }
 
     pub fn metrics(&self) -> quicmeet_transcode::metrics::MetricsSnapshot {
         self.pool.metrics().snapshot()
+    }
+
+    /// Lower layers switched on now, all tracks together.
+    pub fn layers(&self) -> u32 {
+        self.layers.load(Ordering::Relaxed)
+    }
+}
+
+/// Turns the pool's counters into [`TranscoderLoad`] samples, one per call.
+pub struct LoadSampler {
+    last: MetricsSnapshot,
+    at: Instant,
+    max_layers: Option<u32>,
+}
+
+impl LoadSampler {
+    pub fn new(xc: &Transcoders, max_layers: Option<u32>) -> Self {
+        Self {
+            last: xc.metrics(),
+            at: Instant::now(),
+            max_layers,
+        }
+    }
+
+    /// What happened since the previous call.
+    pub fn sample(&mut self, xc: &Transcoders) -> TranscoderLoad {
+        let now_m = xc.metrics();
+        let now = Instant::now();
+        let wall_ns = now.saturating_duration_since(self.at).as_nanos() as f64;
+        let work = |m: &MetricsSnapshot| m.decode_ns + m.scale_ns + m.encode_ns;
+        let busy_ns = work(&now_m).saturating_sub(work(&self.last)) as f64;
+        let busy = if wall_ns > 0.0 {
+            (busy_ns / (wall_ns * xc.workers as f64)).clamp(0.0, 1.0) as f32
+        } else {
+            0.0
+        };
+        let load = TranscoderLoad {
+            dropped: now_m
+                .frames_dropped
+                .saturating_sub(self.last.frames_dropped),
+            busy,
+            layers: xc.layers(),
+            max_layers: self.max_layers,
+        };
+        self.last = now_m;
+        self.at = now;
+        load
     }
 }
 
@@ -160,6 +223,10 @@ impl TrackTranscoder {
                 self.track.set_active(layer, wanted & bit != 0);
             }
         }
+        self.layers
+            .fetch_add(wanted.count_ones(), Ordering::Relaxed);
+        self.layers
+            .fetch_sub(self.active.count_ones(), Ordering::Relaxed);
         self.active = wanted;
     }
 }

@@ -298,6 +298,7 @@ impl Peer {
             codec: codec.into(),
             width,
             height,
+            layers_capable: false,
         })
         .await;
         self.expect(

@@ -9,12 +9,23 @@
 //!   most [`GROWTH_PER_SEC`], so a layer chosen from it does not flap. A transport that
 //!   reports neither (WebSocket without TCP_INFO) has no base.
 //! - the **ceiling**: evidence of a limit that the base does not show: what the
-//!   subscriber's queue drained while it was backlogged, or what was delivered when the
-//!   subscriber lagged or lost heavily. Evidence goes stale: after a calm hold (no backlog,
-//!   no lag, no heavy loss) the ceiling is lifted and the layer policy may try a better
-//!   layer. When that try brings the limit back soon, the next hold is twice as long (up to
-//!   [`MAX_HOLD`]), so a link that cannot carry the better layer is not probed every few
-//!   seconds.
+//!   subscriber's queue drained while the transport held it back, or a cut below what was
+//!   delivered when the subscriber lagged, lost heavily, or its round trip grew by more
+//!   than [`QUEUE_DELAY`] over the shortest one seen (a queue building at the bottleneck,
+//!   where the subscriber's audio waits behind its video).
+//!
+//! Evidence goes stale: after a calm hold (no backlog, no lag, no heavy loss, no queueing
+//! delay) the ceiling grows by [`PROBE_GROWTH_PER_SEC`], so the layer policy tries a better
+//! layer only once the ceiling has grown to it, and an overshoot is small. When the limit
+//! comes back soon after growth started, the next hold is twice as long (up to
+//! [`MAX_HOLD`]), so a link that cannot carry the better layer is not probed every few
+//! seconds. A ceiling at the floor (a stall, not a measured rate) is lifted at once instead,
+//! and so is one that has grown to the base or far past what the subscriber takes.
+//!
+//! While a ceiling holds, the subscriber's video is paced at it ([`Estimator::pace_bps`]):
+//! what the path cannot carry waits in our queue, where audio goes first, not in the
+//! bottleneck's. A backlog that the pacer made says nothing about the path and is not taken
+//! as evidence.
 //!
 //! The estimate never goes below [`MIN_BPS`]: a stall delivers nothing for a moment, and an
 //! estimate of zero would never grow back.
@@ -43,6 +54,9 @@ pub struct TransportStats {
     pub drained_bytes: Option<u64>,
     /// Bytes waiting in the subscriber's queue now.
     pub queued_bytes: Option<u64>,
+    /// Times the queue's pacer held video back so far: a backlog then is our own doing and
+    /// says nothing about the path.
+    pub paced: Option<u64>,
 }
 
 /// Loss ratio above which the estimate is cut.
@@ -61,6 +75,21 @@ const HOLD: Duration = Duration::from_secs(5);
 const MAX_HOLD: Duration = Duration::from_secs(40);
 /// Share of the delivered rate kept when the subscriber lagged or lost heavily.
 const CUT: f64 = 0.85;
+/// Round trip above the shortest seen that means a queue is building on the path.
+pub const QUEUE_DELAY: Duration = Duration::from_millis(40);
+/// After a cut for queueing delay, the queue needs this long to drain before a delay still
+/// seen means the cut was not enough.
+const CUT_COOLDOWN: Duration = Duration::from_secs(1);
+/// How fast a calm ceiling grows, per second.
+const PROBE_GROWTH_PER_SEC: f64 = 0.08;
+/// The shortest round trip is the minimum over this window (and the one before it), so a
+/// route that got longer is learnt.
+const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
+/// A calm ceiling this many times above what the subscriber takes is lifted: a better
+/// layer costs about three times the one below it, plus the policy's margin.
+const UNUSED: f64 = 4.0;
+/// A limit that comes back this soon after growth started (at least) counts as a failed try.
+const FAILED_TRY: Duration = Duration::from_secs(10);
 
 /// The estimate of one subscriber. Starts unknown; the first usable sample sets it.
 #[derive(Debug, Clone)]
@@ -76,6 +105,43 @@ pub struct Estimator {
     lifted_at: Option<Instant>,
     /// A lag event arrived since the last sample.
     lagged: bool,
+    /// The shortest round trip seen lately.
+    min_rtt: MinRtt,
+    /// When the ceiling was last cut for lag, loss or delay.
+    last_cut: Option<Instant>,
+    /// The ceiling is growing (a try of a better layer is under way).
+    growing: bool,
+}
+
+/// A windowed minimum of the round trip: the minimum of the current window and the one
+/// before it.
+#[derive(Debug, Clone, Copy, Default)]
+struct MinRtt {
+    current: Option<(Duration, Instant)>,
+    previous: Option<Duration>,
+}
+
+impl MinRtt {
+    /// Folds in `rtt` and returns how far above the minimum it is.
+    fn excess(&mut self, now: Instant, rtt: Duration) -> Duration {
+        match self.current {
+            Some((_, start)) if now.saturating_duration_since(start) >= MIN_RTT_WINDOW => {
+                self.previous = self.current.map(|(m, _)| m);
+                self.current = Some((rtt, now));
+            }
+            Some((m, start)) if rtt < m => self.current = Some((rtt, start)),
+            Some(_) => {}
+            None => self.current = Some((rtt, now)),
+        }
+        let min = self
+            .current
+            .map(|(m, _)| m)
+            .into_iter()
+            .chain(self.previous)
+            .min()
+            .unwrap_or(rtt);
+        rtt.saturating_sub(min)
+    }
 }
 
 impl Default for Estimator {
@@ -87,6 +153,9 @@ impl Default for Estimator {
             hold: HOLD,
             lifted_at: None,
             lagged: false,
+            min_rtt: MinRtt::default(),
+            last_cut: None,
+            growing: false,
         }
     }
 }
@@ -102,6 +171,17 @@ impl Estimator {
             (None, None) => return None,
         };
         Some(e.max(MIN_BPS) as u64)
+    }
+
+    /// The rate to pace the subscriber's video at: the estimate while a ceiling (evidence
+    /// of a limit the transport does not show) holds it; `None` otherwise, when the
+    /// transport's own congestion control paces.
+    pub fn pace_bps(&self) -> Option<u64> {
+        let (c, _) = self.ceiling?;
+        if self.base.is_some_and(|b| b <= c) {
+            return None;
+        }
+        Some(c.max(MIN_BPS) as u64)
     }
 
     /// How long a ceiling currently holds before it is lifted.
@@ -120,6 +200,9 @@ impl Estimator {
         let Some((t0, prev)) = self.last else {
             self.last = Some((now, s));
             self.base = capacity(&s);
+            if let Some(r) = s.rtt {
+                self.min_rtt.excess(now, r);
+            }
             return;
         };
         let dt = now.saturating_duration_since(t0);
@@ -133,6 +216,7 @@ impl Estimator {
             _ => None,
         };
         let drained = delta(s.drained_bytes, prev.drained_bytes).map(|b| b as f64 * 8.0 / secs);
+        let paced = delta(s.paced, prev.paced).is_some_and(|n| n > 0);
         let backlogged = s.queued_bytes.is_some_and(|q| q >= BACKLOG_BYTES);
         let loss = match (
             delta(s.lost_packets, prev.lost_packets),
@@ -143,6 +227,9 @@ impl Estimator {
         };
         let lagged = std::mem::take(&mut self.lagged);
         let heavy_loss = loss > LOSS_CUT;
+        let delayed = s
+            .rtt
+            .is_some_and(|r| self.min_rtt.excess(now, r) > QUEUE_DELAY);
 
         self.base = match (self.base, capacity(&s)) {
             (_, None) => None,
@@ -151,41 +238,83 @@ impl Estimator {
             (Some(old), Some(c)) => Some(c.min(old * (1.0 + GROWTH_PER_SEC * secs))),
         };
 
-        if backlogged || lagged || heavy_loss {
-            // What went out is the path's capacity while the queue stayed full; when the
-            // subscriber lagged or lost heavily, keep a margin under it.
+        // The transport held the queue back: what drained is the path's capacity. A
+        // backlog the pacer made is ours, not the path's.
+        let held_back = backlogged && !paced;
+        let cut = lagged || heavy_loss || delayed;
+        if cut
+            && !lagged
+            && !heavy_loss
+            && self
+                .last_cut
+                .is_some_and(|t| now.saturating_duration_since(t) < CUT_COOLDOWN)
+        {
+            // Still the queue of before the last cut, draining: not a new limit.
+            self.hold_ceiling(now);
+            return;
+        }
+        if held_back || cut {
             let delivered = drained.unwrap_or(MIN_BPS).max(MIN_BPS);
-            let limit = if lagged || heavy_loss {
-                let cut = (1.0 - loss / 2.0).clamp(0.5, CUT);
+            let limit = if cut {
+                self.last_cut = Some(now);
+                let factor = (1.0 - loss / 2.0).clamp(0.5, CUT);
                 self.ceiling
                     .map_or(delivered, |(c, _)| c.min(delivered))
                     .min(self.base.unwrap_or(f64::MAX))
-                    * cut
+                    * factor
             } else {
                 delivered
             };
-            if self.ceiling.is_none() {
-                // A limit that comes back soon after the last one was lifted means the try
+            if self.ceiling.is_none() || self.growing {
+                // A limit that comes back soon after the last try began means the try
                 // failed: wait longer before the next one.
+                let window = (self.hold * 2).max(FAILED_TRY);
                 self.hold = match self.lifted_at {
-                    Some(t) if now.saturating_duration_since(t) < self.hold * 2 => {
+                    Some(t) if now.saturating_duration_since(t) < window => {
                         (self.hold * 2).min(MAX_HOLD)
                     }
                     _ => HOLD,
                 };
             }
+            self.growing = false;
             self.ceiling = Some((limit.max(MIN_BPS), now));
+            return;
+        }
+        if backlogged {
+            // Our own pacing holds video back: not calm, but no news about the path either.
+            self.hold_ceiling(now);
             return;
         }
         if let Some((c, since)) = self.ceiling {
             if now.saturating_duration_since(since) >= self.hold {
-                self.ceiling = None;
-                self.lifted_at = Some(now);
+                let stall = c <= MIN_BPS * 1.5;
+                // Grown far past what the subscriber takes: no better layer waits on it.
+                let unused = drained.is_some_and(|d| c >= d * UNUSED);
+                if stall || unused || self.base.is_some_and(|b| c >= b) {
+                    self.ceiling = None;
+                    self.growing = false;
+                    self.lifted_at = Some(now);
+                } else {
+                    if !self.growing {
+                        self.growing = true;
+                        self.lifted_at = Some(now);
+                    }
+                    let grown = c * (1.0 + PROBE_GROWTH_PER_SEC * secs);
+                    self.ceiling = Some((grown.max(drained.unwrap_or(0.0)), since));
+                }
             } else if let Some(d) = drained.filter(|d| *d > c) {
                 // Delivered more than the ceiling without backing up: it was too low.
                 self.ceiling = Some((d, since));
             }
         }
+    }
+
+    /// Not calm, but no new limit: the ceiling stays and its hold starts over.
+    fn hold_ceiling(&mut self, now: Instant) {
+        if let Some((c, _)) = self.ceiling {
+            self.ceiling = Some((c, now));
+        }
+        self.growing = false;
     }
 }
 

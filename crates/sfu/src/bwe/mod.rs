@@ -427,6 +427,12 @@ impl Bwe {
             .map(|p| p.preferred)
     }
 
+    /// The rate to pace `conn`'s video at, while its estimate rests on evidence the
+    /// transport does not see (see [`Estimator::pace_bps`]).
+    pub fn pace_bps(&self, conn: ConnId) -> Option<u64> {
+        self.subs.get(&conn)?.est.pace_bps()
+    }
+
     /// How many layers below its preferences congestion holds a subscriber now.
     pub fn held_down(&self, conn: ConnId) -> u8 {
         self.subs.get(&conn).map_or(0, |s| s.down)
@@ -512,5 +518,7 @@ fn grid_at_or_after(origin: Instant, period: Duration, t: Instant) -> Instant {
     origin + Duration::from_nanos(u64::try_from(k * p).unwrap_or(u64::MAX))
 }
 
+#[cfg(test)]
+mod delay_tests;
 #[cfg(test)]
 mod tests;

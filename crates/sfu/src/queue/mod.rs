@@ -26,6 +26,9 @@ use bytes::Bytes;
 use quicmeet_proto::EncodedFrame;
 use smallvec::SmallVec;
 
+mod pace;
+use pace::Pacer;
+
 /// Bounds of one subscriber queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueConfig {
@@ -137,6 +140,8 @@ pub struct QueueStats {
     /// Times a track was cut back because its oldest queued video waited longer than
     /// `max_video_age` (included in `keyframes_needed`).
     pub stale_video: u64,
+    /// Times video was held back by the pacer (see [`SubscriberQueue::set_video_pace`]).
+    pub paced: u64,
 }
 
 /// A queued frame and when it was queued (`None`: pushed without a time, never ages).
@@ -167,6 +172,8 @@ pub struct SubscriberQueue {
     waiting: SmallVec<[u32; 8]>,
     events: VecDeque<QueueEvent>,
     stats: QueueStats,
+    /// Video leaves no faster than this, when set.
+    pacer: Option<Pacer>,
 }
 
 impl SubscriberQueue {
@@ -183,6 +190,7 @@ impl SubscriberQueue {
             waiting: SmallVec::new(),
             events: VecDeque::with_capacity(16),
             stats: QueueStats::default(),
+            pacer: None,
         }
     }
 
@@ -375,7 +383,36 @@ impl SubscriberQueue {
                 self.expire_video(now);
             }
         }
+        if self.control.is_empty() && self.audio.is_empty() && !self.video.is_empty() {
+            if let Some(p) = self.pacer.as_mut() {
+                if !p.ready(now) {
+                    self.stats.paced += 1;
+                    return None;
+                }
+                p.spend(self.video.front().map_or(0, |v| v.frame.len()));
+            }
+        }
         self.pop()
+    }
+
+    /// Paces video at `bps` from now on (`None`: video leaves as fast as it is popped).
+    /// Control and audio are never paced. Applies to [`SubscriberQueue::pop_at`].
+    pub fn set_video_pace(&mut self, bps: Option<u64>, now: Instant) {
+        match (bps, self.pacer.as_mut()) {
+            (None, _) => self.pacer = None,
+            (Some(b), Some(p)) => p.set_rate(b, now),
+            (Some(b), None) => self.pacer = Some(Pacer::new(b, now)),
+        }
+    }
+
+    /// When the pacer lets the next video frame leave, while video waits for it; the caller
+    /// should pop again then.
+    pub fn paced_until(&self) -> Option<Instant> {
+        let p = self.pacer.as_ref()?;
+        if self.video.is_empty() {
+            return None;
+        }
+        Some(p.ready_at())
     }
 
     /// Cuts back every track whose oldest queued video is older than `max_video_age`.

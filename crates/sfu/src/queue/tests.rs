@@ -285,3 +285,41 @@ fn pushing_new_video_expires_video_that_waited_too_long() {
     assert_eq!(q.stats().video_depth, 1, "track 17's stale frame went");
     assert!(q.is_waiting_for_keyframe(17));
 }
+
+#[test]
+fn paced_video_waits_while_audio_and_control_pass() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let mut q = SubscriberQueue::new(QueueConfig::default());
+    // 400 kbit/s = 50 bytes per ms, 2 kB saved up.
+    q.set_video_pace(Some(400_000), ms(0));
+    q.push_media_at(frame(MediaKind::Video, 17, 0, true, 5_000), ms(0));
+    q.push_media_at(frame(MediaKind::Video, 17, 1, false, 1_000), ms(0));
+    // The keyframe leaves whole; the next frame waits until its debt (3 kB and the
+    // header) is paid, 60 ms later.
+    assert!(matches!(q.pop_at(ms(0)), Some(Popped::Media { .. })));
+    assert_eq!(q.pop_at(ms(0)), None);
+    let at = q.paced_until().unwrap();
+    assert!(at >= ms(60) && at < ms(62), "{:?}", at - t0);
+    assert_eq!(q.stats().paced, 1);
+    // Audio and control are not paced.
+    q.push_media_at(frame(MediaKind::Audio, 16, 0, false, 100), ms(10));
+    q.push_control(Bytes::from_static(b"{}")).unwrap();
+    assert!(matches!(q.pop_at(ms(10)), Some(Popped::Control(_))));
+    assert!(matches!(q.pop_at(ms(10)), Some(Popped::Media { .. })));
+    assert_eq!(q.pop_at(ms(10)), None);
+    assert_eq!(q.pop_at(ms(55)), None);
+    let Some(Popped::Media { frame, .. }) = q.pop_at(ms(62)) else {
+        panic!("the paced frame leaves once its time came");
+    };
+    assert_eq!(frame.header().seq, 1);
+    // Unpaced again: nothing waits.
+    q.set_video_pace(None, ms(62));
+    q.push_media_at(frame_of(2), ms(62));
+    assert!(q.pop_at(ms(62)).is_some());
+    assert_eq!(q.paced_until(), None);
+}
+
+fn frame_of(seq: u32) -> EncodedFrame {
+    frame(MediaKind::Video, 17, seq, false, 1_000)
+}

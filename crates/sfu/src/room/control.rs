@@ -35,7 +35,11 @@ impl Room {
                 codec,
                 width,
                 height,
-            } => self.publish(from, track_id, kind, codec, width, height),
+                layers_capable,
+            } => {
+                let capable = layers_capable && kind.is_video();
+                self.publish(from, track_id, kind, codec, (width, height), capable)
+            }
             ClientMessage::Unpublish { track_id } => self.unpublish(from, track_id),
             ClientMessage::Subscribe {
                 track_id,
@@ -133,8 +137,8 @@ impl Room {
         track_id: u32,
         kind: MediaKind,
         codec: String,
-        width: Option<u32>,
-        height: Option<u32>,
+        (width, height): (Option<u32>, Option<u32>),
+        layers_capable: bool,
     ) {
         let Some(pid) = self.pid_of(from) else {
             return;
@@ -173,6 +177,9 @@ impl Room {
                 wanted: 0,
                 rx_bytes: [0; LAYERS],
                 demand: (0, true),
+                layers_capable,
+                sources: Default::default(),
+                unrequested_told: [false; LAYERS],
             },
         );
         self.layers_version += 1;

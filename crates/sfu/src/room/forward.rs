@@ -6,7 +6,7 @@ use std::time::Instant;
 use quicmeet_proto::track::{self, Slot};
 use quicmeet_proto::{EncodedFrame, ServerMessage};
 
-use super::{speaker, ConnId, Output, Recipients, Room, MAX_LAYER};
+use super::{speaker, ConnId, LayerSource, Output, Recipients, Room, MAX_LAYER};
 
 impl Room {
     pub(super) fn media(&mut self, now: Instant, from: ConnId, frame: EncodedFrame) {
@@ -59,6 +59,13 @@ impl Room {
                 self.arm_speaker();
             }
         }
+        // A lower layer from the publisher only when it was asked to make it. A remote
+        // participant's lower layers were made (and checked) on its home node.
+        let remote = self.members.get(&from).is_some_and(|m| m.remote);
+        if h.layer > 0 && h.kind.is_video() && !remote && !self.accept_publisher_layer(from, &frame)
+        {
+            return;
+        }
         self.forward(frame);
     }
 
@@ -76,6 +83,16 @@ impl Room {
             return;
         }
         let l = h.layer as usize;
+        // A lower layer's group is the publisher's only while it makes that layer; otherwise
+        // the refused frame was never going to be forwarded and the transcoder's group is
+        // intact.
+        let publisher_made = matches!(
+            t.sources.get(l),
+            Some(LayerSource::Publisher | LayerSource::Returning)
+        );
+        if l > 0 && !publisher_made {
+            return;
+        }
         let (Some(broken), Some(gop)) = (t.broken.get_mut(l), t.gops.get_mut(l)) else {
             return self.violation();
         };
@@ -96,7 +113,11 @@ impl Room {
             return;
         }
         match self.tracks.get(&h.track_id) {
-            Some(t) if t.info.kind == h.kind => self.forward(frame),
+            Some(t) if t.info.kind == h.kind => {
+                if self.accept_transcoder_layer(&frame) {
+                    self.forward(frame)
+                }
+            }
             Some(_) => self.stats.dropped.kind_mismatch += 1,
             None => self.stats.dropped.unpublished += 1,
         }

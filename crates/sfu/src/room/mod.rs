@@ -17,6 +17,7 @@ mod forward;
 mod host;
 mod keyframe;
 mod membership;
+mod offload;
 mod remote;
 mod speaker;
 mod state;
@@ -33,6 +34,7 @@ use crate::bwe::{self, Bwe};
 use state::{Member, Track};
 use timer::{Timer, TimerTable};
 
+pub use offload::{LayerSource, OffloadConfig, TranscoderLoad};
 pub use types::{
     ConnId, Input, Join, MediaDrops, Output, Recipients, Remote, RoomConfig, RoomStats,
     RosterEntry, SfuError, MAX_LAYER,
@@ -65,6 +67,8 @@ pub struct Room {
     now: Instant,
     /// When track rates were last reported to the layer policy.
     rates_at: Instant,
+    /// Publisher-made layers: the room's view of the transcoder pool.
+    offload: offload::Offload,
 }
 
 impl Room {
@@ -102,6 +106,7 @@ impl Room {
             layers_version: 0,
             now,
             rates_at: now,
+            offload: offload::Offload::default(),
             config,
         }
     }
@@ -142,6 +147,7 @@ impl Room {
                 }
             }
             Input::Remote(r) => self.remote(now, r),
+            Input::TranscoderLoad(load) => self.transcoder_load(now, load),
             Input::Tick => {}
         }
         self.handle_timeout(now);

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use quicmeet_proto::{EncodedFrame, Participant, Role, TrackInfo};
 
+use super::offload::LayerSource;
 use super::types::{ConnId, RoomConfig, LAYERS};
 use crate::rate::TokenBucket;
 
@@ -144,6 +145,13 @@ pub(super) struct Track {
     pub(super) rx_bytes: [u64; LAYERS],
     /// What the publisher was last told it must send: (best layer wanted, anybody watching).
     pub(super) demand: (u8, bool),
+    /// The publisher declared it can make lower layers itself (`publish.layers_capable`).
+    pub(super) layers_capable: bool,
+    /// Who makes each lower layer (index 0 is always the publisher's own).
+    pub(super) sources: [LayerSource; LAYERS],
+    /// A `layer_not_requested` error was sent for the layer (or it was just stopped, when
+    /// frames in flight are expected): do not repeat it.
+    pub(super) unrequested_told: [bool; LAYERS],
 }
 
 impl Track {

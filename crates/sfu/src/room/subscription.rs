@@ -235,13 +235,20 @@ impl Room {
             return;
         };
         let wanted = wanted_of(&t.subs);
-        if wanted != t.wanted {
+        let changed = wanted != t.wanted;
+        if changed {
             t.wanted = wanted;
             self.layers_version += 1;
         }
         if !t.info.kind.is_video() {
             return;
         }
+        if changed {
+            self.steer_sources(track_id);
+        }
+        let Some(t) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
         let viewers = t.subs.len();
         // While a subscription waits for its first layer, it wants that layer's source.
         let best = if wanted == 0 {

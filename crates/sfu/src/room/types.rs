@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use quicmeet_proto::{ChatMessage, ClientMessage, EncodedFrame, MeetingInfo, Role, ServerMessage};
 
+pub use super::offload::{OffloadConfig, TranscoderLoad};
 pub use super::remote::{Remote, RosterEntry};
 
 use crate::bwe;
@@ -80,6 +81,8 @@ pub struct RoomConfig {
     /// Emit [`Output::Announce`] for facts about this room's own participants (cluster
     /// mode: other nodes' rooms mirror them).
     pub announce: bool,
+    /// Publisher-made layers while the transcoder pool is saturated (PROTOCOL.md §5.6).
+    pub offload: OffloadConfig,
 }
 
 impl Default for RoomConfig {
@@ -112,6 +115,7 @@ impl Default for RoomConfig {
             chat_id_stride: 1,
             chat_id_offset: 0,
             announce: false,
+            offload: OffloadConfig::default(),
         }
     }
 }
@@ -168,6 +172,9 @@ pub enum Input {
     /// mirror's `ConnId`, their media as [`Input::Media`], their departure as
     /// [`Input::Leave`].
     Remote(Remote),
+    /// A sample of the server's transcoder pool load (about once a second): drives
+    /// publisher-made layers ([`TranscoderLoad`]).
+    TranscoderLoad(TranscoderLoad),
     /// Time passed; feed it when [`Room::poll_timeout`] is due. Any other input also counts
     /// as a tick.
     Tick,
@@ -300,6 +307,8 @@ pub struct MediaDrops {
     pub oversized: u64,
     /// Over the publisher's frame or byte rate.
     pub rate_limited: u64,
+    /// A lower layer from a publisher that was not asked for it (`produce_layer`).
+    pub layer_not_requested: u64,
 }
 
 /// Room counters for metrics.
@@ -332,6 +341,17 @@ pub struct RoomStats {
     pub flood_disconnects: u64,
     /// Layer changes the layer policy made for congestion or recovery.
     pub layer_switches: u64,
+    /// `produce_layer` messages sent to publishers.
+    pub produce_layer_sent: u64,
+    /// `stop_layer` messages sent to publishers.
+    pub stop_layer_sent: u64,
+    /// Lower layers a publisher took over from the transcoder (its first keyframe arrived).
+    pub publisher_layers_started: u64,
+    /// Publisher-made layers given back to the transcoder.
+    pub publisher_layers_returned: u64,
+    /// Frames of a lower layer not forwarded because the other source makes it now (the
+    /// transcoder's after a handover, or a publisher's before its keyframe).
+    pub skipped_superseded: u64,
     /// Times the room found its own state inconsistent and skipped the step instead of
     /// panicking (a bug to report, never the client's fault).
     pub invariant_violations: u64,

@@ -86,6 +86,7 @@ impl Sim {
                 codec: codec.into(),
                 width,
                 height,
+                layers_capable: false,
             },
         )
     }

@@ -47,7 +47,7 @@ export interface ChatMessage {
 /** Messages the client sends. */
 export type ClientMessage =
   | { type: 'hello'; token: string; client?: string }
-  | { type: 'publish'; track_id: number; kind: TrackKindName; codec: string; width?: number; height?: number }
+  | { type: 'publish'; track_id: number; kind: TrackKindName; codec: string; width?: number; height?: number; layers_capable?: boolean }
   | { type: 'unpublish'; track_id: number }
   | { type: 'subscribe'; track_id: number; max_width?: number; max_height?: number; layer?: number }
   | { type: 'unsubscribe'; track_id: number }
@@ -95,6 +95,8 @@ export type ServerMessage =
   | { type: 'knock'; participant_id: number; name: string; email: string }
   | { type: 'keyframe_request'; track_id: number; layer: number }
   | { type: 'track_demand'; track_id: number; layer: number; viewers: number }
+  | { type: 'produce_layer'; track_id: number; layer: number; width: number; height: number; bitrate: number }
+  | { type: 'stop_layer'; track_id: number; layer: number }
   | { type: 'layer_changed'; track_id: number; layer: number; width: number; height: number }
   | { type: 'signal'; from: number; data: unknown }
   | { type: 'pong'; t: number }
@@ -149,6 +151,8 @@ const SERVER_FIELDS: Record<ServerMessageType, Record<string, FieldKind>> = {
   knock: { participant_id: u, name: str, email: str },
   keyframe_request: { track_id: u, layer: 'u8' },
   track_demand: { track_id: u, layer: 'u8', viewers: u },
+  produce_layer: { track_id: u, layer: 'u8', width: u, height: u, bitrate: u },
+  stop_layer: { track_id: u, layer: 'u8' },
   layer_changed: { track_id: u, layer: 'u8', width: u, height: u },
   signal: { from: u, data: 'any' },
   pong: { t: 'number' },
@@ -161,7 +165,7 @@ type ClientMessageType = ClientMessage['type'];
 /** Required and optional fields of each client message (crates/proto's ClientMessage). */
 const CLIENT_FIELDS: Record<ClientMessageType, [Record<string, FieldKind | 'media_kind' | 'media_path'>, Record<string, FieldKind>?]> = {
   hello: [{ token: str }, { client: str }],
-  publish: [{ track_id: u, kind: 'media_kind', codec: str }, { width: u, height: u }],
+  publish: [{ track_id: u, kind: 'media_kind', codec: str }, { width: u, height: u, layers_capable: bool }],
   unpublish: [{ track_id: u }],
   subscribe: [{ track_id: u }, { max_width: u, max_height: u, layer: 'u8' }],
   unsubscribe: [{ track_id: u }],

@@ -21,6 +21,12 @@ export interface UplinkState {
   backlogBytes: number;
   /** Video frames dropped because the connection could not keep up, since it opened. */
   drops: number;
+  /**
+   * The control stream's latest round trip, ms (ping/pong), when known. On WebTransport the
+   * browser accepts stream writes at once and queues them itself, so `backlogBytes` stays near
+   * zero on a congested uplink; the round trip, whose pings wait behind that queue, shows it.
+   */
+  rttMs?: number | null;
 }
 
 export interface Connection {

@@ -26,7 +26,8 @@ export interface TransportListener {
   keyframeNeeded?(trackId: number): void;
 }
 
-const PING_EVERY_MS = 2000;
+// Once a second: the uplink controller reads congestion from the round trip (connection.ts).
+const PING_EVERY_MS = 1000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 8000, 8000];
 
 /**
@@ -103,7 +104,7 @@ export class TransportService {
 
   /** The live connection's uplink (nothing queued, nothing dropped while disconnected). */
   uplink(): UplinkState {
-    return this.conn?.uplink() ?? { backlogBytes: 0, drops: 0 };
+    return this.conn ? { ...this.conn.uplink(), rttMs: this._rttMs() } : { backlogBytes: 0, drops: 0 };
   }
 
   sendFrame(frame: MediaFrame): void {

@@ -357,7 +357,13 @@ export class RoomService implements OnDestroy {
         this.knocks.update((l) => [...l.filter((k) => k.participant_id !== m.participant_id), { participant_id: m.participant_id, name: m.name, email: m.email }]);
         break;
       case 'keyframe_request':
-        this.publish.requestLocalKeyframe(m.track_id);
+        this.publish.requestLocalKeyframe(m.track_id, m.layer);
+        break;
+      case 'produce_layer':
+        this.publish.produceLayer({ trackId: m.track_id, layer: m.layer, width: m.width, height: m.height, bitrate: m.bitrate });
+        break;
+      case 'stop_layer':
+        this.publish.stopLayer(m.track_id, m.layer);
         break;
       case 'track_demand':
         this.publish.onDemand(m.track_id, m.layer, m.viewers);

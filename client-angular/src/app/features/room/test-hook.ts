@@ -27,6 +27,7 @@ export function installTestHook({ room, transport, capture, publish, playback, p
       transportError: transport.lastError(),
       error: room.error(),
       rttMs: transport.rttMs(),
+      uplinkState: transport.uplink(),
       selfId: room.selfId(),
       welcomes: room.welcomes,
       participants: room.participants(),
@@ -36,7 +37,7 @@ export function installTestHook({ room, transport, capture, publish, playback, p
       audio: room
         .tracks()
         .filter((t) => t.kind === 'audio' && t.participant_id !== room.selfId())
-        .map((t) => ({ trackId: t.track_id, loudness: playback.loudness(t.track_id), frames: playback.audioFrames(t.track_id), played: playback.audioPlayed(t.track_id) })),
+        .map((t) => ({ trackId: t.track_id, loudness: playback.loudness(t.track_id), frames: playback.audioFrames(t.track_id), played: playback.audioPlayed(t.track_id), buffer: playback.audioBuffer(t.track_id) })),
       audioOutput: playback.audioOutput(),
       levels: room.levels(),
       p2p: { path: p2p.path(), receivingDirect: p2p.receivingDirect(), switches: p2p.switches.map((s) => ({ ...s })), events: [...p2p.events], available: p2p.available() },

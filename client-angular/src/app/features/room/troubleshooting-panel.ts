@@ -43,6 +43,8 @@ interface TileRow extends RemoteVideoStats {
           @if (sent(); as s) {
             <dt>Sending</dt><dd>camera {{ s.video }} frames ({{ s.videoMode || 'off' }}), mic {{ s.audio }}, screen {{ s.screen }}, dropped {{ s.droppedFrames }}</dd>
             <dt>Camera</dt><dd data-testid="ts-camera">{{ s.camera.width }}×{{ s.camera.height }}, encode {{ s.camera.encodeMs }} ms/frame{{ s.camera.cpuScale < 1 ? ', reduced to ' + s.camera.cpuScale * 100 + ' % for the CPU' : '' }}</dd>
+            <dt>Camera sent at</dt><dd data-testid="ts-camera-rate">{{ s.camera.bitrate / 1000 }} kbit/s{{ s.camera.demandStep > 0 ? (s.camera.demandStep === s.camera.step ? ': nobody needs the full picture' : '') : '' }}</dd>
+            <dt>CPU</dt><dd data-testid="ts-pressure">{{ s.pressure.state }}{{ s.pressure.step > 0 ? ': video held to step ' + s.pressure.step : '' }}</dd>
             <dt>Uplink</dt><dd data-testid="ts-uplink">{{ s.uplink.step === 0 ? 'full quality' : 'step ' + s.uplink.step }}: {{ s.uplink.bitrate / 1000 }} kbit/s, {{ s.uplink.framerate }} fps, {{ s.uplink.scale === 1 ? 'full size' : 'half size' }}</dd>
           }
         </dl>

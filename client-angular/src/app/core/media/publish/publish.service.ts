@@ -5,7 +5,9 @@ import { AudioPublisher } from './audio-publisher';
 import { CAMERA, CaptureService, DeviceKind, isLive, SCREEN } from './capture.service';
 import { Current, PUBLISH_SLOTS, PublishSlot, reconcile, Step, Wanted } from './reconcile';
 import { LADDER, UplinkController, UplinkStep } from './uplink';
+import { PressureFollow, PressureState, watchCpuPressure } from './cpu-pressure';
 import { SentTiming, VideoPublisher } from './video-publisher';
+import { defaultLayerEncoder, LayerEncoderFactory, LayerEncoders, LayerRequest } from './layer-encoders';
 import type { UplinkState } from '../../transport/connection';
 
 const KEYFRAME_MS = 2000;
@@ -59,6 +61,17 @@ export const defaultEncoders: EncoderFactory = (slot, track, trackId, sink, onEr
 /** The encoders PublishService starts; specs replace it with counting fakes. */
 export const ENCODERS = new InjectionToken<EncoderFactory>('publish encoders', { factory: () => defaultEncoders });
 
+/** The encoders of layers the server asks us to make (PROTOCOL §5.6); specs replace it. */
+export const LAYER_ENCODERS = new InjectionToken<LayerEncoderFactory>('layer encoders', { factory: () => defaultLayerEncoder });
+
+/**
+ * Whether this browser can encode a second, smaller copy of its camera when the server's
+ * transcoder is saturated: declared with `publish{layers_capable: true}`.
+ */
+export function canMakeLayers(): boolean {
+  return typeof VideoEncoder === 'function';
+}
+
 interface Encoder {
   pub: SlotEncoder;
   trackId: number;
@@ -80,8 +93,15 @@ export interface PublishStats {
   droppedFrames: number;
   /** The uplink step (0 = full quality) and what it means for the camera. */
   uplink: { step: number; bitrate: number; framerate: number; scale: number };
-  /** The camera's encoder: the size it encodes at, the share its CPU allows, mean ms per frame. */
-  camera: { width: number; height: number; cpuScale: number; encodeMs: number };
+  /**
+   * The camera's encoder: the size it encodes at, the share its CPU allows, mean ms per frame,
+   * and the LADDER step it runs at (the lowest of what the uplink, the server's `track_demand` and
+   * the CPU allow) with that step's bitrate; `demandStep` is the demand's part alone; `bytes`
+   * the encoded bytes sent so far.
+   */
+  camera: { width: number; height: number; cpuScale: number; encodeMs: number; step: number; bitrate: number; demandStep: number; bytes: number };
+  /** The machine's CPU pressure as the browser reports it, and the LADDER step it holds video to. */
+  pressure: { state: PressureState; step: number };
 }
 
 /**
@@ -94,6 +114,8 @@ export interface PublishStats {
 export class PublishService implements OnDestroy {
   readonly capture = inject(CaptureService);
   private readonly makeEncoder = inject(ENCODERS);
+  /** Lower layers of our camera the server asked for (`produce_layer`). */
+  private readonly layers = new LayerEncoders((f) => this.session?.frame(f), inject(LAYER_ENCODERS), CAMERA.framerate);
   private session: PublishSession | null = null;
   /** What we announced on this connection, per slot. */
   private announced = new Map<PublishSlot, TrackKindName | null>();
@@ -112,7 +134,14 @@ export class PublishService implements OnDestroy {
   private readonly health = setInterval(() => {
     this.checkHealth();
     this.followUplink();
+    this.followPressure();
   }, HEALTH_EVERY_MS);
+  private readonly pressure = new PressureFollow();
+  private pressureState: PressureState = 'nominal';
+  private readonly stopPressure = watchCpuPressure((state) => {
+    this.pressureState = state;
+    this.followPressure();
+  });
   private uplinkCtl = new UplinkController();
   /** What the server says each video track's subscribers need (`track_demand`), as a LADDER step. */
   private demand = new Map<number, number>();
@@ -139,6 +168,7 @@ export class PublishService implements OnDestroy {
 
   ngOnDestroy(): void {
     clearInterval(this.health);
+    this.stopPressure();
     this.unbind();
   }
 
@@ -181,6 +211,9 @@ export class PublishService implements OnDestroy {
     if (this.suspended === on) return;
     this.suspended = on;
     for (const [slot, e] of this.encoders) this.applyPause(slot, e.pub);
+    // A direct call needs no server layers; coming back, they resume with a keyframe.
+    const cam = this.encoders.get(Slot.Camera);
+    if (cam) this.layers.restart(cam.trackId, on ? null : this.sourceOf(Slot.Camera));
   }
 
   private applyPause(slot: PublishSlot, pub: SlotEncoder): void {
@@ -188,9 +221,30 @@ export class PublishService implements OnDestroy {
     pub.paused = this.suspended || (slot === Slot.Microphone && !this.capture.micOn());
   }
 
-  /** The server (or a subscriber) needs a fresh keyframe on one of our tracks. */
-  requestLocalKeyframe(trackId: number): void {
+  /** The server (or a subscriber) needs a fresh keyframe on one of our tracks (and layers). */
+  requestLocalKeyframe(trackId: number, layer = 0): void {
+    if (layer > 0) return this.layers.requestKeyframe(trackId, layer);
     for (const e of this.encoders.values()) if (e.trackId === trackId) e.pub.requestKeyframe?.();
+  }
+
+  /**
+   * `produce_layer`: the server's transcoder is saturated, so we encode that layer of our
+   * camera ourselves, at the size and bitrate asked, until `stop_layer`.
+   */
+  produceLayer(req: LayerRequest): void {
+    const cam = this.encoders.get(Slot.Camera);
+    if (!cam || cam.trackId !== req.trackId) return;
+    this.layers.produce(req, this.suspended ? null : this.sourceOf(Slot.Camera));
+  }
+
+  /** `stop_layer`: the server makes the layer again (or nobody watches it). */
+  stopLayer(trackId: number, layer: number): void {
+    this.layers.stop(trackId, layer);
+  }
+
+  /** Layers we make for the server now. */
+  producedLayers(): LayerRequest[] {
+    return this.layers.active();
   }
 
   cameraSize(): { width: number; height: number } {
@@ -200,7 +254,10 @@ export class PublishService implements OnDestroy {
 
   stats(): PublishStats {
     const frames = (slot: PublishSlot) => this.encoders.get(slot)?.pub.framesEncoded ?? 0;
-    const cam = this.encoders.get(Slot.Camera)?.pub;
+    const camEntry = this.encoders.get(Slot.Camera);
+    const cam = camEntry?.pub;
+    const demandStep = camEntry ? (this.demand.get(camEntry.trackId) ?? 0) : 0;
+    const step = Math.max(this.uplinkCtl.stepIndex, demandStep, this.pressure.step);
     let dropped = 0;
     for (const e of this.encoders.values()) dropped += e.pub.framesDropped ?? 0;
     return {
@@ -211,7 +268,8 @@ export class PublishService implements OnDestroy {
       videoMode: cam?.mode ?? '',
       starts: [...this.starts],
       droppedFrames: dropped,
-      camera: { width: cam?.width ?? 0, height: cam?.height ?? 0, cpuScale: cam?.cpuScale ?? 1, encodeMs: Math.round(cam?.encodeMs ?? 0) },
+      camera: { width: cam?.width ?? 0, height: cam?.height ?? 0, cpuScale: cam?.cpuScale ?? 1, encodeMs: Math.round(cam?.encodeMs ?? 0), step, bitrate: Math.round(CAMERA.bitrate * LADDER[step].bitrate), demandStep, bytes: cam instanceof VideoPublisher ? cam.bytesEncoded : 0 },
+      pressure: { state: this.pressureState, step: this.pressure.step },
       uplink: { step: this.uplinkCtl.stepIndex, bitrate: Math.round(CAMERA.bitrate * this.uplinkCtl.step.bitrate), framerate: Math.min(CAMERA.framerate, this.uplinkCtl.step.framerate), scale: this.uplinkCtl.step.scale },
     };
   }
@@ -269,12 +327,15 @@ export class PublishService implements OnDestroy {
     switch (s.type) {
       case 'publish': {
         const msg = { type: 'publish', track_id: s.trackId, kind: s.kind, codec: s.kind === 'audio' ? 'opus' : 'vp8' } as const;
-        const sized = s.kind === 'audio' ? msg : { ...msg, width: s.width, height: s.height };
+        const video = { ...msg, width: s.width, height: s.height };
+        // The camera can make lower layers on request; the screen keeps one encoder.
+        const sized = s.kind === 'audio' ? msg : s.kind === 'video' && canMakeLayers() ? { ...video, layers_capable: true } : video;
         session.control(sized);
         session.announced({ track_id: s.trackId, participant_id: session.selfId, kind: s.kind, codec: sized.codec, width: s.width, height: s.height });
         break;
       }
       case 'unpublish':
+        this.layers.forget(s.trackId);
         session.control({ type: 'unpublish', track_id: s.trackId });
         session.retracted(s.trackId);
         break;
@@ -318,6 +379,8 @@ export class PublishService implements OnDestroy {
     this.encoders.set(slot, { pub, trackId, sourceId, healthy: true, lastFrames: 0, lastProgressAt: performance.now() });
     this.starts[slot]++;
     pub.start();
+    // Layers we make follow the camera to its new source.
+    if (slot === Slot.Camera) this.layers.restart(trackId, this.suspended ? null : track);
   }
 
   private sourceOf(slot: PublishSlot): MediaStreamTrack | null {
@@ -364,7 +427,7 @@ export class PublishService implements OnDestroy {
   private followUplink(): void {
     const session = this.session;
     if (!session) return;
-    const { backlogBytes, drops } = session.uplink();
+    const { backlogBytes, drops, rttMs } = session.uplink();
     const newDrops = drops >= this.lastDrops ? drops - this.lastDrops : drops;
     this.lastDrops = drops;
     let bitrate = 0;
@@ -373,8 +436,14 @@ export class PublishService implements OnDestroy {
       else if (slot === Slot.ScreenVideo) bitrate += SCREEN.bitrate * this.uplinkCtl.step.bitrate;
       else if (!e.pub.paused) bitrate += 32_000;
     }
-    const step = this.uplinkCtl.sample({ now: performance.now(), backlogBytes, drops: newDrops, bitrate });
+    const step = this.uplinkCtl.sample({ now: performance.now(), backlogBytes, drops: newDrops, bitrate, rttMs });
     if (!step) return;
+    for (const e of this.encoders.values()) e.pub.adapt?.(this.stepFor(e.trackId));
+  }
+
+  /** Feeds the CPU pressure policy; a new step goes to every video encoder. */
+  private followPressure(): void {
+    if (this.pressure.sample(performance.now(), this.pressureState) === null) return;
     for (const e of this.encoders.values()) e.pub.adapt?.(this.stepFor(e.trackId));
   }
 
@@ -387,14 +456,15 @@ export class PublishService implements OnDestroy {
     for (const e of this.encoders.values()) if (e.trackId === trackId) e.pub.adapt?.(this.stepFor(trackId));
   }
 
-  /** The encoder settings for a track: the lower of the uplink's step and its demand. */
+  /** The encoder settings for a track: the lowest of what the uplink, its demand and the CPU allow. */
   private stepFor(trackId: number): UplinkStep {
-    return LADDER[Math.max(this.uplinkCtl.stepIndex, this.demand.get(trackId) ?? 0)];
+    return LADDER[Math.max(this.uplinkCtl.stepIndex, this.demand.get(trackId) ?? 0, this.pressure.step)];
   }
 
   private stopEncoders(): void {
     for (const e of this.encoders.values()) e.pub.stop();
     this.encoders.clear();
+    this.layers.stopAll();
   }
 }
 

@@ -52,4 +52,24 @@ describe('UplinkController', () => {
     while (c.stepIndex > 0) c.sample({ now: (t += 500), backlogBytes: 0, drops: 0, bitrate: RATE });
     expect(t - fell).toBeGreaterThan(firstClimb);
   });
+
+  it('reads congestion from a round trip far above its floor when no bytes are seen waiting (WebTransport)', () => {
+    const c = new UplinkController();
+    // A calm minute at 3 ms sets the floor.
+    for (let t = 0; t < 10_000; t += 1000) expect(c.sample({ now: t, backlogBytes: 0, drops: 0, bitrate: RATE, rttMs: 3 })).toBeNull();
+    // Capped: the pings wait behind the browser's own send queue.
+    expect(c.sample({ now: 10_000, backlogBytes: 0, drops: 0, bitrate: RATE, rttMs: 120 })).toBeNull(); // under the threshold: hold
+    expect(c.sample({ now: 11_000, backlogBytes: 0, drops: 0, bitrate: RATE, rttMs: 530 })).toEqual(LADDER[1]);
+    expect(c.sample({ now: 12_000, backlogBytes: 0, drops: 0, bitrate: RATE, rttMs: 900 })).toEqual(LADDER[2]);
+    // Back at the floor: it climbs again once the link has stayed clear.
+    let t = 13_000;
+    for (; t < 30_000 && c.stepIndex > 0; t += 1000) c.sample({ now: t, backlogBytes: 0, drops: 0, bitrate: RATE, rttMs: 4 });
+    expect(c.stepIndex).toBe(0);
+  });
+
+  it('judges the round trip against the path itself: a long but steady one is not congestion', () => {
+    const c = new UplinkController();
+    for (let t = 0; t < 20_000; t += 1000) expect(c.sample({ now: t, backlogBytes: 0, drops: 0, bitrate: RATE, rttMs: 300 + (t % 3000 === 0 ? 20 : 0) })).toBeNull();
+    expect(c.stepIndex).toBe(0);
+  });
 });

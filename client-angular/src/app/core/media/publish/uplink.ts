@@ -1,7 +1,13 @@
 /**
  * The publisher follows its uplink. Pure code, no clock of its own: every tick it gets what the
- * transport knows (bytes waiting to be sent, video frames the transport had to drop) and the
- * bitrate it asked the encoder for, and answers with the encoder settings to use. Down: bitrate
+ * transport knows (bytes waiting to be sent, video frames the transport had to drop, the control
+ * round trip) and the bitrate it asked the encoder for, and answers with the encoder settings to
+ * use. Queueing shows either as bytes waiting (WebSocket's bufferedAmount, our own WebTransport
+ * queue) or, where the browser hides its send queue (WebTransport accepts writes at once), as a
+ * round trip far above the lowest one seen in the last minute (delay-based, as GCC does; measured
+ * in a real browser behind a 200 kbit/s link: 3 ms → 0.5–2 s, with no bytes waiting at all).
+ * The round trip also grows when the downlink is congested or the page is starved of CPU; then
+ * sending less is still the right answer (it frees the shared link, and the CPU encodes less). Down: bitrate
  * first, then frame rate, then resolution, one step per second at most. Up: one step at a time,
  * only after the uplink has been clear for a while, waiting longer after each fall so a link at
  * its limit does not oscillate.
@@ -36,6 +42,8 @@ export interface UplinkSample {
   drops: number;
   /** Bitrate the encoder runs at now, bit/s. */
   bitrate: number;
+  /** The latest control round trip, ms, if known. */
+  rttMs?: number | null;
 }
 
 /** Backlog that counts as congestion, in seconds of the current bitrate. */
@@ -45,12 +53,16 @@ const LOW_S = 0.05;
 const DOWN_EVERY_MS = 1000;
 const UP_AFTER_MS = 4000;
 const UP_AFTER_MAX_MS = 30_000;
+/** How long the lowest round trip is remembered (the path's own delay, without queueing). */
+const RTT_FLOOR_WINDOW_MS = 60_000;
 
 export class UplinkController {
   private level = 0;
   private lastDown = -Infinity;
   private clearSince: number | null = null;
   private upAfter = UP_AFTER_MS;
+  /** Round trips of the last minute, for the floor (time, ms). */
+  private rtts: { at: number; ms: number }[] = [];
 
   get step(): UplinkStep {
     return LADDER[this.level];
@@ -62,7 +74,7 @@ export class UplinkController {
 
   /** Feeds one sample; returns the new step when it changed, else null. */
   sample(s: UplinkSample): UplinkStep | null {
-    const backlogS = s.bitrate > 0 ? (s.backlogBytes * 8) / s.bitrate : 0;
+    const backlogS = Math.max(s.bitrate > 0 ? (s.backlogBytes * 8) / s.bitrate : 0, this.queueDelayS(s));
     if (s.drops > 0 || backlogS > HIGH_S) {
       this.clearSince = null;
       if (this.level < LADDER.length - 1 && s.now - this.lastDown >= DOWN_EVERY_MS) {
@@ -87,5 +99,15 @@ export class UplinkController {
     // A long calm brings the patience back to normal.
     if (s.now - this.lastDown > UP_AFTER_MAX_MS) this.upAfter = UP_AFTER_MS;
     return null;
+  }
+
+  /** How far the round trip is above its floor of the last minute, in seconds. */
+  private queueDelayS(s: UplinkSample): number {
+    if (s.rttMs === null || s.rttMs === undefined || !Number.isFinite(s.rttMs)) return 0;
+    while (this.rtts.length && s.now - this.rtts[0].at > RTT_FLOOR_WINDOW_MS) this.rtts.shift();
+    // Kept sorted by time with a falling tail (a monotonic queue): the first entry is the floor.
+    while (this.rtts.length && this.rtts[this.rtts.length - 1].ms >= s.rttMs) this.rtts.pop();
+    this.rtts.push({ at: s.now, ms: s.rttMs });
+    return Math.max(0, s.rttMs - this.rtts[0].ms) / 1000;
   }
 }

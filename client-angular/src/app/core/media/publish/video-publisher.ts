@@ -16,6 +16,8 @@ export interface SentTiming {
 export interface VideoPublisherOptions extends EncodeOptions {
   trackId: number;
   kind: MediaKind.Video | MediaKind.Screen;
+  /** The layer its frames carry: 0 for the published track, 1 or 2 for a layer the server asked us to make (PROTOCOL §5.6). */
+  layer?: number;
 }
 
 /**
@@ -35,6 +37,8 @@ export class VideoPublisher {
   width = 0;
   height = 0;
   framesEncoded = 0;
+  /** Encoded bytes handed to the connection so far. */
+  bytesEncoded = 0;
   framesDropped = 0;
   /** Share of the size the CPU allows (encode-load.ts) and the mean encode time, ms. */
   cpuScale = 1;
@@ -176,11 +180,12 @@ export class VideoPublisher {
       this.encodeMs = this.loop.load.encodeMs;
     }
     this.framesEncoded++;
+    this.bytesEncoded += c.data.byteLength;
     if (this.sent.length >= 600) this.sent.shift();
     this.sent.push({ captureTsUs: c.timestamp, encodedAt: c.encodedAt, sentAt: performance.timeOrigin + performance.now() });
     this.sink({
       kind: this.opts.kind,
-      layer: 0,
+      layer: this.opts.layer ?? 0,
       keyframe: c.keyframe,
       trackId: this.opts.trackId,
       seq: this.seq++ >>> 0,

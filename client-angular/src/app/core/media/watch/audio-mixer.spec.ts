@@ -73,18 +73,45 @@ describe('audio mixer worklet', () => {
     expect(render(p, 1)[10]).toBeCloseTo(0.5);
   });
 
-  it('drops the oldest audio past 200 ms buffered', () => {
+  it('drops the oldest audio more than 80 ms above its target', () => {
     const p = loadMixer(48000);
     for (let i = 0; i < 20; i++) p.port.onmessage!({ data: { type: 'pcm', id: 16, rate: 48000, samples: tone(960, i < 10 ? 0.1 : 0.9) } });
-    // 400 ms sent, at most 200 ms kept: what plays first is from the newer half.
+    // 400 ms sent, at most 40 + 80 ms kept: what plays first is from the newer half.
     expect(render(p, 1)[0]).toBeCloseTo(0.9);
   });
 
-  it('reports how many samples of remote audio it played', () => {
+  it('starts at the target the page sets, and waits for it again after running dry', () => {
+    const p = loadMixer(48000);
+    p.port.onmessage!({ data: { type: 'target', id: 16, ms: 60 } });
+    for (let i = 0; i < 2; i++) p.port.onmessage!({ data: { type: 'pcm', id: 16, rate: 48000, samples: tone(960, 0.5) } });
+    expect(Math.max(...render(p, 2))).toBe(0); // 40 ms buffered, 60 wanted
+    p.port.onmessage!({ data: { type: 'pcm', id: 16, rate: 48000, samples: tone(960, 0.5) } });
+    expect(render(p, 1)[0]).toBeCloseTo(0.5);
+    // 60 ms = 22.5 quanta: it runs dry, then waits for a full target again.
+    render(p, 25);
+    p.port.onmessage!({ data: { type: 'pcm', id: 16, rate: 48000, samples: tone(960, 0.5) } });
+    expect(Math.max(...render(p, 2))).toBe(0);
+  });
+
+  it('plays an excess above the target slightly faster, so latency comes down without a gap', () => {
+    const p = loadMixer(48000);
+    p.port.onmessage!({ data: { type: 'target', id: 16, ms: 20 } });
+    // 100 ms arrive at once (a burst after a stall): 80 ms above the target.
+    for (let i = 0; i < 5; i++) p.port.onmessage!({ data: { type: 'pcm', id: 16, rate: 48000, samples: tone(960, 0.5) } });
+    const out = render(p, 40); // 40 quanta = 5120 samples of output time
+    const played = out.filter((x) => x !== 0).length;
+    // At normal speed 4800 input samples last 4800 output samples; compressed they end sooner,
+    // with no gap before the end.
+    expect(played).toBeLessThan(4800);
+    expect(played).toBeGreaterThan(4500);
+    expect(out.slice(0, played).every((x) => x !== 0)).toBe(true);
+  });
+
+  it('reports how many samples of remote audio it played, and how often a speaker ran dry', () => {
     const p = loadMixer(48000);
     p.port.onmessage!({ data: { type: 'pcm', id: 16, rate: 48000, samples: tone(1920, 0.5) } });
     render(p, 100);
-    // 40 ms at 48 kHz were played in the first 100 quanta, then silence.
-    expect(p.port.sent).toEqual([{ type: 'rendered', samples: 1920 }]);
+    // 40 ms at 48 kHz were played in the first 100 quanta, then the speaker ran dry once.
+    expect(p.port.sent).toEqual([{ type: 'rendered', samples: 1920, underruns: [[16, 1]] }]);
   });
 });

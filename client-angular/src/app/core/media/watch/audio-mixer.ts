@@ -3,6 +3,7 @@ import { rms } from '../levels';
 import { MediaPath, PathGate } from './path-gate';
 import { FromAudioDecoder, ToAudioDecoder } from './audio-decode-messages';
 import { OpusDecoders } from './opus-decoders';
+import { AudioJitter } from './audio-jitter';
 import { mediaWorkersOn } from '../workers';
 import workletUrl from './audio-mixer.worklet.js' with { loader: 'file' };
 
@@ -11,7 +12,9 @@ import workletUrl from './audio-mixer.worklet.js' with { loader: 'file' };
  * decoding runs in a worker (audio-decode.worker.ts) that hands PCM to the worklet through a
  * MessagePort, so the page only forwards the encoded frames; by default it runs on the page.
  * A track may also arrive decoded over a direct (P2P) path; a PathGate per track picks which
- * path is heard.
+ * path is heard. Each server track's jitter buffer target follows the jitter its packets arrive
+ * with (audio-jitter.ts), measured here where every packet passes, and the underruns the worklet
+ * reports.
  */
 export class AudioMixer {
   private ctx: AudioContext | null = null;
@@ -56,8 +59,10 @@ export class AudioMixer {
       .then(() => {
         const node = new AudioWorkletNode(ctx, 'qm-mixer', { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [2] });
         node.connect(ctx.destination);
-        node.port.onmessage = ({ data }: MessageEvent<{ type: string; samples: number }>) => {
-          if (data.type === 'rendered') this.samplesRendered = data.samples;
+        node.port.onmessage = ({ data }: MessageEvent<{ type: string; samples: number; underruns?: [number, number][] }>) => {
+          if (data.type !== 'rendered') return;
+          this.samplesRendered = data.samples;
+          for (const [id, n] of data.underruns ?? []) this.onUnderruns(id, n);
         };
         this.node = node;
         this.output = 'running';
@@ -77,6 +82,7 @@ export class AudioMixer {
 
   push(f: MediaFrame): void {
     const now = performance.now();
+    this.follow(f.trackId, now, f.captureTsUs);
     if (this.worker) {
       // The worker hands PCM straight to the worklet, so the path is chosen before decoding.
       if (!this.gateFor(f.trackId).accept('server', now)) return;
@@ -123,7 +129,18 @@ export class AudioMixer {
     return this.played.get(trackId) ?? 0;
   }
 
+  /** The jitter buffer target of a remote track, ms (diagnostics and tests). */
+  bufferTargetMs(trackId: number): number | null {
+    return this.jitter.get(trackId)?.sent ?? null;
+  }
+
+  /** Underruns the worklet reported for a track (it ran dry while the track was flowing). */
+  underruns(trackId: number): number {
+    return this.jitter.get(trackId)?.policy.underruns ?? 0;
+  }
+
   remove(trackId: number): void {
+    this.jitter.delete(trackId);
     this.gates.delete(trackId);
     this.played.delete(trackId);
     this.loud.delete(trackId);
@@ -159,6 +176,40 @@ export class AudioMixer {
   private readonly played = new Map<number, number>();
   /** Loudness of what is played on the page (server audio decoded here, or the direct track). */
   private readonly loud = new Map<number, number>();
+
+  /** Per server track: the jitter policy, the target last sent to the worklet, the last arrival. */
+  private readonly jitter = new Map<number, { policy: AudioJitter; sent: number; lastArrival: number; reported: number }>();
+
+  private follow(trackId: number, now: number, captureTsUs: number): void {
+    let j = this.jitter.get(trackId);
+    if (!j) {
+      j = { policy: new AudioJitter(), sent: -1, lastArrival: now, reported: 0 };
+      this.jitter.set(trackId, j);
+    }
+    j.lastArrival = now;
+    j.policy.arrival(now, captureTsUs);
+    this.sendTarget(trackId, j, now);
+  }
+
+  private onUnderruns(trackId: number, total: number): void {
+    const j = this.jitter.get(trackId);
+    if (!j) return;
+    const fresh = total - j.reported;
+    j.reported = total;
+    const now = performance.now();
+    // Running dry because the speaker's packets stopped (muted, left, path switched) is not
+    // jitter: only count it while packets are still coming.
+    if (fresh <= 0 || now - j.lastArrival > 100) return;
+    for (let i = 0; i < fresh; i++) j.policy.underrun(now);
+    this.sendTarget(trackId, j, now);
+  }
+
+  private sendTarget(trackId: number, j: { policy: AudioJitter; sent: number }, now: number): void {
+    const ms = Math.round(j.policy.targetMs(now));
+    if (ms === j.sent || !this.node) return;
+    j.sent = ms;
+    this.node.port.postMessage({ type: 'target', id: trackId, ms });
+  }
 
   private gateFor(trackId: number): PathGate {
     let g = this.gates.get(trackId);

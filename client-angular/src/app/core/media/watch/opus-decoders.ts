@@ -1,12 +1,15 @@
 import { rms } from '../levels';
 
+/** Opus packets (20 ms each) allowed to wait in a decoder: 60 ms. */
+export const MAX_QUEUED = 3;
+
 /**
  * One Opus decoder per remote audio track, DOM-free so it runs in the audio decode worker or, as
  * a fallback, on the page. Decoded PCM (48 kHz mono, f32) goes to `pcm`; loudness and frame
  * counts are kept for meters and tests.
  */
 export class OpusDecoders {
-  private readonly tracks = new Map<number, { decoder: AudioDecoder; rms: number; frames: number }>();
+  private readonly tracks = new Map<number, { decoder: AudioDecoder; rms: number; frames: number; stale: number }>();
 
   constructor(private readonly pcm: (trackId: number, rate: number, samples: Float32Array<ArrayBuffer>) => void) {}
 
@@ -18,10 +21,16 @@ export class OpusDecoders {
         error: () => this.tracks.delete(trackId),
       });
       decoder.configure({ codec: 'opus', sampleRate: 48000, numberOfChannels: 1 });
-      s = { decoder, rms: 0, frames: 0 };
+      s = { decoder, rms: 0, frames: 0, stale: 0 };
       this.tracks.set(trackId, s);
     }
     if (s.decoder.state !== 'configured') return;
+    // The decoder is behind (its thread was starved): what waits there would be played late, and
+    // the jitter buffer would drop it anyway. Drop it before decoding, and count it.
+    if (s.decoder.decodeQueueSize >= MAX_QUEUED) {
+      s.stale++;
+      return;
+    }
     try {
       s.decoder.decode(new EncodedAudioChunk({ type: 'key', timestamp: timestampUs, data: payload }));
     } catch {
@@ -31,6 +40,11 @@ export class OpusDecoders {
 
   loudness(trackId: number): number {
     return this.tracks.get(trackId)?.rms ?? 0;
+  }
+
+  /** Packets dropped unplayed because the decoder was behind. */
+  stale(trackId: number): number {
+    return this.tracks.get(trackId)?.stale ?? 0;
   }
 
   frames(trackId: number): number {

@@ -79,6 +79,11 @@ export class PlaybackService implements OnDestroy {
     return this.mixer.framesPlayed(trackId);
   }
 
+  /** A remote track's audio jitter buffer: its target (ms) and how often it ran dry. */
+  audioBuffer(trackId: number): { targetMs: number | null; underruns: number } {
+    return { targetMs: this.mixer.bufferTargetMs(trackId), underruns: this.mixer.underruns(trackId) };
+  }
+
   /** A frame of a direct (peer-to-peer) video track: into the same tile as the server's. */
   pushDirectVideo(trackId: number, frame: VideoFrame): void {
     this.tracks.add(trackId);

@@ -4,6 +4,8 @@ import { PathGate } from './path-gate';
 /** One received frame's way through the client, wall-clock ms (same-machine clocks agree). */
 export interface FrameTiming {
   captureTsUs: number;
+  /** The layer it came in (0: the publisher's own; higher: made by the server's transcoder). */
+  layer: number;
   arrived: number;
   decodeStart: number;
   decoded: number;
@@ -92,7 +94,7 @@ export class RemoteVideo {
       return;
     }
     if (this.pending.size > 30) this.pending.clear();
-    this.pending.set(f.captureTsUs, { captureTsUs: f.captureTsUs, arrived, decodeStart: wallMs(), decoded: 0, painted: 0 });
+    this.pending.set(f.captureTsUs, { captureTsUs: f.captureTsUs, layer: f.layer, arrived, decodeStart: wallMs(), decoded: 0, painted: 0 });
     try {
       dec.decode(new EncodedVideoChunk({ type: f.keyframe ? 'key' : 'delta', timestamp: f.captureTsUs, data: f.payload }));
     } catch {

@@ -1,0 +1,155 @@
+//! The estimate on a path with a FIFO bottleneck (a capped link whose queue fills): the
+//! round trip grows, the ceiling is cut once per drain, video is paced at it, and a calm
+//! ceiling grows back instead of being lifted. Simulated clock and synthetic statistics.
+
+use std::time::{Duration, Instant};
+
+use super::{Estimator, TransportStats, MIN_BPS};
+
+/// A QUIC sample: the round trip, what the queue drained so far, what waits, and how often
+/// the pacer held video back. The window is large (the path's queue is full of it), so the
+/// base is far above the link and only the ceiling can see the limit.
+fn sample(rtt_ms: u64, drained: u64, queued: u64, paced: u64) -> TransportStats {
+    TransportStats {
+        rtt: Some(Duration::from_millis(rtt_ms)),
+        cwnd_bytes: Some(1_000_000),
+        sent_packets: Some(0),
+        lost_packets: Some(0),
+        drained_bytes: Some(drained),
+        queued_bytes: Some(queued),
+        paced: Some(paced),
+        ..TransportStats::default()
+    }
+}
+
+struct Path {
+    e: Estimator,
+    t0: Instant,
+    t: u64,
+    drained: u64,
+}
+
+impl Path {
+    fn new() -> Self {
+        Path {
+            e: Estimator::default(),
+            t0: Instant::now(),
+            t: 0,
+            drained: 0,
+        }
+    }
+
+    /// Half a second at `kbps` delivered, with this round trip and queue.
+    fn step(&mut self, kbps: u64, rtt_ms: u64, queued: u64, paced: u64) {
+        self.drained += kbps * 1000 / 8 / 2;
+        let now = self.t0 + Duration::from_millis(self.t);
+        self.e
+            .update(now, sample(rtt_ms, self.drained, queued, paced));
+        self.t += 500;
+    }
+}
+
+#[test]
+fn a_growing_round_trip_cuts_the_estimate_below_what_was_delivered_and_paces_video() {
+    let mut p = Path::new();
+    // 30 ms when the path is empty: nothing limits the subscriber, nothing is paced.
+    p.step(900, 30, 0, 0);
+    p.step(900, 30, 0, 0);
+    assert_eq!(p.e.pace_bps(), None);
+    // The link carries 1 Mbit/s and the layers ask more: its queue fills, the round trip
+    // grows by 150 ms.
+    p.step(1_000, 180, 0, 0);
+    let cut = p.e.bps().unwrap();
+    assert!((800_000..=900_000).contains(&cut), "{cut}");
+    assert_eq!(p.e.pace_bps(), Some(cut), "video is paced at the estimate");
+}
+
+#[test]
+fn a_queue_that_is_still_draining_after_a_cut_is_not_cut_again() {
+    let mut p = Path::new();
+    p.step(1_000, 30, 0, 0);
+    p.step(1_000, 200, 0, 0);
+    let first = p.e.bps().unwrap();
+    // Half a second later the queue of before the cut is still there, shrinking.
+    p.step(850, 120, 0, 0);
+    assert_eq!(
+        p.e.bps(),
+        Some(first),
+        "one cut per drain, not one per sample"
+    );
+    // A second later the delay is still there: the cut was not enough.
+    p.step(850, 110, 0, 0);
+    p.step(850, 110, 0, 0);
+    assert!(p.e.bps().unwrap() < first);
+}
+
+#[test]
+fn a_backlog_the_pacer_made_is_not_taken_for_the_path() {
+    let mut p = Path::new();
+    p.step(1_000, 30, 0, 0);
+    p.step(1_000, 200, 0, 0);
+    let cut = p.e.bps().unwrap();
+    // The pacer holds video back and our queue backs up; the path is empty again. What
+    // drained is the pacer's rate, which says nothing new: the estimate stays.
+    for _ in 0..20 {
+        p.step(cut / 1000, 30, 100_000, 1 + p.t);
+    }
+    assert_eq!(p.e.bps(), Some(cut));
+    // Without the pacer, the same backlog is the path's own limit.
+    let mut q = Path::new();
+    q.step(1_000, 30, 0, 0);
+    q.step(600, 30, 100_000, 0);
+    assert_eq!(q.e.bps(), Some(600_000));
+}
+
+#[test]
+fn a_calm_ceiling_grows_gradually_and_a_failed_try_doubles_the_hold() {
+    let mut p = Path::new();
+    p.step(1_000, 30, 0, 0);
+    p.step(1_000, 200, 0, 0);
+    let cut = p.e.bps().unwrap();
+    // Calm for most of the hold (5 s): the ceiling stays.
+    for _ in 0..9 {
+        p.step(cut / 1000, 30, 0, 0);
+    }
+    assert_eq!(p.e.bps(), Some(cut));
+    // Then it grows by about 8 % a second, not all at once.
+    p.step(cut / 1000, 30, 0, 0);
+    let grown = p.e.bps().unwrap();
+    assert!(grown > cut && grown < cut * 105 / 100, "{cut} → {grown}");
+    for _ in 0..10 {
+        p.step(cut / 1000, 30, 0, 0);
+    }
+    let grown = p.e.bps().unwrap();
+    assert!(
+        grown > cut * 130 / 100 && grown < cut * 160 / 100,
+        "{cut} → {grown}"
+    );
+    // The better layer it let in fills the path's queue again: cut, and the next try
+    // waits twice as long.
+    p.step(1_100, 200, 0, 0);
+    assert!(p.e.bps().unwrap() < 1_000_000);
+    assert_eq!(p.e.hold(), Duration::from_secs(10));
+}
+
+#[test]
+fn a_longer_route_is_learnt_and_not_taken_for_a_queue() {
+    let mut p = Path::new();
+    p.step(500, 30, 0, 0);
+    // The route changes: 120 ms from now on, with an empty queue. The first samples look
+    // like a queue (one cut), and after two windows of the shortest round trip the new
+    // route is the baseline.
+    for _ in 0..60 {
+        p.step(500, 120, 0, 0);
+    }
+    let settled = p.e.bps();
+    for _ in 0..40 {
+        p.step(500, 120, 0, 0);
+    }
+    assert!(p.e.bps().is_none_or(|b| b >= settled.unwrap_or(0)));
+    assert!(
+        p.e.bps().is_none_or(|b| b as f64 > MIN_BPS),
+        "{:?}",
+        p.e.bps()
+    );
+}
