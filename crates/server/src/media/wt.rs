@@ -584,6 +584,7 @@ fn path_stats(conn: &Connection, out: &super::ConnOut) -> quicmeet_sfu::bwe::Tra
         sent_packets: Some(s.path.sent_packets),
         lost_packets: Some(s.path.lost_packets),
         congestion_events: Some(s.path.congestion_events),
+        sent_bytes: Some(s.udp_tx.bytes),
         ..out.queue_sample()
     }
 }

@@ -61,7 +61,27 @@ fn a_growing_round_trip_cuts_the_estimate_below_what_was_delivered_and_paces_vid
     p.step(1_000, 180, 0, 0);
     let cut = p.e.bps().unwrap();
     assert!((800_000..=900_000).contains(&cut), "{cut}");
-    assert_eq!(p.e.pace_bps(), Some(cut), "video is paced at the estimate");
+    // Video is paced at its share of the estimate: the subscriber's audio crosses the same
+    // bottleneck unpaced.
+    assert_eq!(p.e.pace_bps(), Some(cut * 85 / 100));
+}
+
+#[test]
+fn what_the_transport_buffered_but_did_not_send_is_not_taken_for_delivered() {
+    let mut p = Path::new();
+    let sample = |drained: u64, sent: u64, rtt: u64| TransportStats {
+        sent_bytes: Some(sent),
+        ..super::delay_tests::sample(rtt, drained, 0, 0)
+    };
+    let t0 = p.t0;
+    p.e.update(t0, sample(0, 0, 30));
+    // QUIC took 2 Mbit/s from the queue into its buffers but sent only 1 Mbit/s, and the
+    // path's queue grew: the cut is below what was sent, not what was handed over.
+    p.e.update(
+        t0 + Duration::from_millis(500),
+        sample(125_000, 62_500, 200),
+    );
+    assert_eq!(p.e.bps(), Some(850_000));
 }
 
 #[test]

@@ -22,7 +22,8 @@
 //! seconds. A ceiling at the floor (a stall, not a measured rate) is lifted at once instead,
 //! and so is one that has grown to the base or far past what the subscriber takes.
 //!
-//! While a ceiling holds, the subscriber's video is paced at it ([`Estimator::pace_bps`]):
+//! While a ceiling holds, the subscriber's video is paced at its share of it
+//! ([`Estimator::pace_bps`]):
 //! what the path cannot carry waits in our queue, where audio goes first, not in the
 //! bottleneck's. A backlog that the pacer made says nothing about the path and is not taken
 //! as evidence.
@@ -52,6 +53,9 @@ pub struct TransportStats {
     pub delivery_rate_bps: Option<u64>,
     /// Bytes the subscriber's queue handed to the transport so far.
     pub drained_bytes: Option<u64>,
+    /// Bytes the transport itself sent so far (QUIC: UDP payload bytes, retransmissions
+    /// included). Handed over is not sent: QUIC buffers what its window does not allow yet.
+    pub sent_bytes: Option<u64>,
     /// Bytes waiting in the subscriber's queue now.
     pub queued_bytes: Option<u64>,
     /// Times the queue's pacer held video back so far: a backlog then is our own doing and
@@ -80,6 +84,9 @@ pub const QUEUE_DELAY: Duration = Duration::from_millis(40);
 /// After a cut for queueing delay, the queue needs this long to drain before a delay still
 /// seen means the cut was not enough.
 const CUT_COOLDOWN: Duration = Duration::from_secs(1);
+/// Share of the estimate video is paced at (the rest is the audio's and the overhead's; the
+/// layer policy budgets video below this, so the pacer only smooths its bursts).
+const PACE_SHARE: f64 = 0.85;
 /// How fast a calm ceiling grows, per second.
 const PROBE_GROWTH_PER_SEC: f64 = 0.08;
 /// The shortest round trip is the minimum over this window (and the one before it), so a
@@ -173,15 +180,16 @@ impl Estimator {
         Some(e.max(MIN_BPS) as u64)
     }
 
-    /// The rate to pace the subscriber's video at: the estimate while a ceiling (evidence
-    /// of a limit the transport does not show) holds it; `None` otherwise, when the
-    /// transport's own congestion control paces.
+    /// The rate to pace the subscriber's video at while a ceiling (evidence of a limit the
+    /// transport does not show) holds the estimate: the video's share of it, since audio
+    /// (unpaced) crosses the same bottleneck; `None` otherwise, when the transport's own
+    /// congestion control paces.
     pub fn pace_bps(&self) -> Option<u64> {
         let (c, _) = self.ceiling?;
         if self.base.is_some_and(|b| b <= c) {
             return None;
         }
-        Some(c.max(MIN_BPS) as u64)
+        Some((c.max(MIN_BPS) * PACE_SHARE) as u64)
     }
 
     /// How long a ceiling currently holds before it is lifted.
@@ -215,7 +223,15 @@ impl Estimator {
             (Some(a), Some(b)) => Some(a.saturating_sub(b)),
             _ => None,
         };
-        let drained = delta(s.drained_bytes, prev.drained_bytes).map(|b| b as f64 * 8.0 / secs);
+        let rate = |b: u64| b as f64 * 8.0 / secs;
+        // What went out: handed to the transport, and no more than the transport sent.
+        let drained = match (
+            delta(s.drained_bytes, prev.drained_bytes).map(rate),
+            delta(s.sent_bytes, prev.sent_bytes).map(rate),
+        ) {
+            (Some(d), Some(sent)) => Some(d.min(sent)),
+            (d, sent) => d.or(sent),
+        };
         let paced = delta(s.paced, prev.paced).is_some_and(|n| n > 0);
         let backlogged = s.queued_bytes.is_some_and(|q| q >= BACKLOG_BYTES);
         let loss = match (
