@@ -8,6 +8,10 @@ use std::time::Duration;
 use quicmeet_proto::wt::encode_control;
 use quicmeet_proto::{ClientMessage, ControlStreamDecoder, Decoded, EncodedFrame, StreamDecoder};
 use wtransport::config::QuicTransportConfig;
+
+/// Bytes of received datagrams QUIC keeps until the reader takes them, when the caller asks
+/// for browser-like freshness: about 150 ms of fifty Opus tracks.
+const DATAGRAM_RECEIVE_BUFFER: usize = 64 * 1024;
 use wtransport::endpoint::endpoint_side::Client;
 use wtransport::error::{ConnectionError, SendDatagramError, StreamReadError, StreamWriteError};
 use wtransport::quinn;
@@ -71,6 +75,13 @@ pub(crate) async fn connect(
     }
     if let Some(b) = opts.datagram_send_buffer {
         transport.datagram_send_buffer_size(b);
+    }
+    if opts.datagram_max_age.is_some() {
+        // Audio that waits inside QUIC never reaches the age check of the reader: bound
+        // what QUIC keeps (it drops the oldest), as a browser's small datagram queue does.
+        // quinn's default (1.25 MB) held seconds of a big meeting's audio when this client
+        // was short of CPU.
+        transport.datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER));
     }
     if let Some(w) = opts.send_window {
         transport.send_window(w);
