@@ -140,6 +140,7 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket, tcp: Option<TcpSocket>) 
                     attached.report_stats(quicmeet_sfu::bwe::TransportStats {
                         drained_bytes: queue.drained_bytes,
                         queued_bytes: queue.queued_bytes,
+                        paced: queue.paced,
                         ..tcp
                     });
                 }
