@@ -26,7 +26,8 @@
 //! ([`Estimator::pace_bps`]):
 //! what the path cannot carry waits in our queue, where audio goes first, not in the
 //! bottleneck's. A backlog that the pacer made says nothing about the path and is not taken
-//! as evidence.
+//! as evidence, when the transport reports the pacer's count ([`TransportStats::paced`]);
+//! without it, a paced backlog holds the ceiling at what drained, which ratchets it down.
 //!
 //! The estimate never goes below [`MIN_BPS`]: a stall delivers nothing for a moment, and an
 //! estimate of zero would never grow back.
