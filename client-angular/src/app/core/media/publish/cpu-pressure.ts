@@ -1,3 +1,4 @@
+import { StepLadder } from './step-ladder';
 import { LADDER } from './uplink';
 
 /**
@@ -15,7 +16,7 @@ import { LADDER } from './uplink';
  * Pure policy (`PressureFollow`, no clock of its own) plus a thin observer (`watchCpuPressure`).
  * Down one level after 2 s of `critical` (or `serious` for 4 s), at most one level per 2 s; up one
  * level after 10 s of `nominal` or `fair`, waiting twice as long after each fall that followed a
- * climb (up to 60 s), so a machine at its limit does not flip back and forth.
+ * climb (up to 60 s; step-ladder.ts), so a machine at its limit does not flip back and forth.
  */
 
 export type PressureState = 'nominal' | 'fair' | 'serious' | 'critical';
@@ -30,21 +31,22 @@ export const PRESSURE_STEPS: readonly number[] = [
 
 const CRITICAL_FOR_MS = 2000;
 const SERIOUS_FOR_MS = 4000;
-const DOWN_EVERY_MS = 2000;
-const UP_AFTER_MS = 10_000;
-const UP_AFTER_MAX_MS = 60_000;
 
 export class PressureFollow {
-  private level = 0;
+  private readonly ladder = new StepLadder({
+    steps: PRESSURE_STEPS.length - 1,
+    fallEveryMs: 2000,
+    fallAfterClimbMs: 2000,
+    climbAfterMs: 10_000,
+    climbAfterMaxMs: 60_000,
+    backOffFrom: 'climb',
+  });
   private state: PressureState = 'nominal';
   private since = 0;
-  private lastDown = -Infinity;
-  private lastUp = -Infinity;
-  private upAfter = UP_AFTER_MS;
 
   /** The LADDER step the CPU allows at most (0: no limit). */
   get step(): number {
-    return PRESSURE_STEPS[this.level];
+    return PRESSURE_STEPS[this.ladder.level];
   }
 
   /** Feeds the latest state (on every change and on a timer); returns the new step when it changed. */
@@ -52,26 +54,14 @@ export class PressureFollow {
     if (state !== this.state) {
       this.state = state;
       this.since = now;
+      // Calm is counted within one state: nominal after fair starts it over.
+      this.ladder.hold();
     }
     const held = now - this.since;
     const hot = (state === 'critical' && held >= CRITICAL_FOR_MS) || (state === 'serious' && held >= SERIOUS_FOR_MS);
-    if (hot) {
-      if (this.level < PRESSURE_STEPS.length - 1 && now - this.lastDown >= DOWN_EVERY_MS && now - this.lastUp >= DOWN_EVERY_MS) {
-        // Falling soon after a climb: the machine is at its limit, climb more slowly next time.
-        if (now - this.lastUp < this.upAfter * 2) this.upAfter = Math.min(UP_AFTER_MAX_MS, this.upAfter * 2);
-        this.level++;
-        this.lastDown = now;
-        return this.step;
-      }
-      return null;
-    }
-    const calm = state === 'nominal' || state === 'fair';
-    if (calm && this.level > 0 && held >= this.upAfter && now - this.lastDown >= this.upAfter && now - this.lastUp >= this.upAfter) {
-      this.level--;
-      this.lastUp = now;
-      return this.step;
-    }
-    if (calm && now - this.lastDown > UP_AFTER_MAX_MS) this.upAfter = UP_AFTER_MS;
+    if (hot) return this.ladder.hot(now) ? this.step : null;
+    if (state === 'nominal' || state === 'fair') return this.ladder.calm(now) ? this.step : null;
+    this.ladder.hold();
     return null;
   }
 }

@@ -1,3 +1,5 @@
+import { StepLadder } from './step-ladder';
+
 /**
  * The publisher follows its CPU. A software VP8 encoder that gets less CPU than a frame needs
  * does not slow down gracefully: frames wait behind each other inside the codec and every one
@@ -6,8 +8,8 @@
  * takes too long: the picture gets smaller, not late. Pure code, no clock of its own.
  *
  * Down one step when the mean encode time passes 85% of the frame interval, at most one step a
- * second; up one step after the mean has stayed under 40% for a while, waiting longer after each
- * fall that followed a climb, so a machine at its limit does not flip back and forth.
+ * second; up one step after the mean has stayed under 40% for 5 s, waiting longer after each fall
+ * that followed a climb (step-ladder.ts), so a machine at its limit does not flip back and forth.
  */
 
 /** Share of the full width and height, from no limit down. */
@@ -15,25 +17,24 @@ export const CPU_SCALES: readonly number[] = [1, 0.75, 0.5];
 
 const HIGH = 0.85;
 const LOW = 0.4;
-const DOWN_EVERY_MS = 1000;
 /** Frames to average after a change before judging the new size. */
 const SETTLE_FRAMES = 10;
-const UP_AFTER_MS = 5000;
-const UP_AFTER_MAX_MS = 60_000;
 
 export class EncodeLoad {
-  private level = 0;
+  private readonly ladder = new StepLadder({
+    steps: CPU_SCALES.length - 1,
+    fallEveryMs: 1000,
+    fallAfterClimbMs: 1000,
+    climbAfterMs: 5000,
+    climbAfterMaxMs: 60_000,
+    backOffFrom: 'climb',
+  });
   private meanMs = 0;
   private frames = 0;
-  private lastChange = -Infinity;
-  private lastDown = -Infinity;
-  private lastUp = -Infinity;
-  private calmSince: number | null = null;
-  private upAfter = UP_AFTER_MS;
 
   /** The share of the full size to encode at now. */
   get scale(): number {
-    return CPU_SCALES[this.level];
+    return CPU_SCALES[this.ladder.level];
   }
 
   /** Mean encode time of the last frames, ms. */
@@ -48,35 +49,21 @@ export class EncodeLoad {
   sample(now: number, encodeMs: number, framerate: number): number | null {
     this.frames++;
     this.meanMs = this.frames === 1 ? encodeMs : this.meanMs * 0.9 + encodeMs * 0.1;
-    if (this.frames < SETTLE_FRAMES) return null;
+    if (this.frames < SETTLE_FRAMES) {
+      // A new size is not judged yet, and its calm only counts once it is.
+      this.ladder.hold();
+      return null;
+    }
     const budget = 1000 / framerate;
-    if (this.meanMs > budget * HIGH) {
-      this.calmSince = null;
-      if (this.level < CPU_SCALES.length - 1 && now - this.lastChange >= DOWN_EVERY_MS) {
-        // Falling soon after climbing: the step up was too much for this machine; wait longer.
-        if (now - this.lastUp < this.upAfter * 2) this.upAfter = Math.min(UP_AFTER_MAX_MS, this.upAfter * 2);
-        this.lastDown = now;
-        return this.change(now, this.level + 1);
-      }
-      return null;
-    }
-    if (this.meanMs > budget * LOW) {
-      this.calmSince = null;
-      return null;
-    }
-    this.calmSince ??= now;
-    if (this.level > 0 && now - this.calmSince >= this.upAfter) {
-      this.lastUp = now;
-      return this.change(now, this.level - 1);
-    }
-    if (now - this.lastDown > UP_AFTER_MAX_MS) this.upAfter = UP_AFTER_MS;
+    if (this.meanMs > budget * HIGH) return this.moved(this.ladder.hot(now));
+    if (this.meanMs <= budget * LOW) return this.moved(this.ladder.calm(now));
+    this.ladder.hold();
     return null;
   }
 
-  private change(now: number, level: number): number {
-    this.level = level;
-    this.lastChange = now;
-    this.calmSince = null;
+  private moved(moved: boolean): number | null {
+    if (!moved) return null;
+    // Judge the new size on its own frames.
     this.frames = 0;
     return this.scale;
   }

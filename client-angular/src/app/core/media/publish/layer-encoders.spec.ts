@@ -1,15 +1,8 @@
-import { signal } from '@angular/core';
-import { TestBed } from '@angular/core/testing';
-import type { ClientMessage } from '../../protocol/control';
 import { MediaFrame, MediaKind } from '../../protocol/frame';
-import { CaptureService } from './capture.service';
 import { defaultLayerEncoder, LayerEncoders } from './layer-encoders';
-import { ENCODERS, LAYER_ENCODERS, PublishService, PublishSession, SlotEncoder } from './publish.service';
+import type { SlotEncoder } from './publish.service';
+import { fakeCapture, fakeTrack, publishTestBed } from './publish.testing';
 import type { VideoPublisherOptions } from './video-publisher';
-
-function fakeTrack(id: string, kind: 'audio' | 'video') {
-  return { id, kind, readyState: 'live', getSettings: () => (kind === 'video' ? { width: 640, height: 480 } : {}) } as unknown as MediaStreamTrack;
-}
 
 /** A layer encoder that records how it was made and emits frames on demand, as VideoPublisher would. */
 class FakeLayerEncoder implements SlotEncoder {
@@ -135,36 +128,17 @@ describe('the default layer encoder', () => {
 
 describe('PublishService and produce_layer', () => {
   function setup() {
-    const capture = {
-      camera: signal<MediaStreamTrack | null>(fakeTrack('cam', 'video')),
-      mic: signal<MediaStreamTrack | null>(null),
-      screen: signal<MediaStreamTrack | null>(null),
-      screenAudio: signal<MediaStreamTrack | null>(null),
-      camOn: signal(true),
-      micOn: signal(true),
-      reportBroken: vi.fn(),
-    };
     const made: FakeLayerEncoder[] = [];
-    TestBed.configureTestingModule({
-      providers: [
-        PublishService,
-        { provide: CaptureService, useValue: capture },
-        { provide: ENCODERS, useValue: () => ({ framesEncoded: 0, start: () => undefined, stop: () => undefined, requestKeyframe: () => undefined }) },
-        {
-          provide: LAYER_ENCODERS,
-          useValue: (source: MediaStreamTrack, opts: VideoPublisherOptions, sink: (f: MediaFrame) => void) => {
-            const e = new FakeLayerEncoder(source, opts, sink);
-            made.push(e);
-            return e;
-          },
-        },
-      ],
+    const { publish, sent, frames, session } = publishTestBed({
+      capture: fakeCapture(fakeTrack('cam', 'video')),
+      encoders: () => ({ framesEncoded: 0, start: () => undefined, stop: () => undefined, requestKeyframe: () => undefined }),
+      layerEncoders: (source, opts, sink) => {
+        const e = new FakeLayerEncoder(source, opts, sink);
+        made.push(e);
+        return e;
+      },
     });
-    const publish = TestBed.inject(PublishService);
-    const sent: ClientMessage[] = [];
-    const frames: MediaFrame[] = [];
-    const session: PublishSession = { selfId: 2, control: (m) => sent.push(m), frame: (f) => frames.push(f), announced: () => undefined, retracted: () => undefined, uplink: () => ({ backlogBytes: 0, drops: 0 }) };
-    return { publish, sent, frames, made, session };
+    return { publish, sent, frames, made, session: session(2) };
   }
 
   afterEach(() => vi.unstubAllGlobals());

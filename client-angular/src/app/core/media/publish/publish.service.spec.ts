@@ -1,14 +1,7 @@
-import { signal } from '@angular/core';
 import { TestBed } from '@angular/core/testing';
-import type { ClientMessage } from '../../protocol/control';
-import { CaptureService } from './capture.service';
-import { demandStep, ENCODERS, PublishService, PublishSession, SlotEncoder } from './publish.service';
+import { demandStep, SlotEncoder } from './publish.service';
+import { fakeCapture, fakeTrack, publishTestBed } from './publish.testing';
 import { LADDER, UplinkStep } from './uplink';
-
-/** A MediaStreamTrack as far as PublishService looks at one. */
-function fakeTrack(id: string, kind: 'audio' | 'video') {
-  return { id, kind, readyState: 'live', getSettings: () => (kind === 'video' ? { width: 640, height: 480 } : {}) } as unknown as MediaStreamTrack;
-}
 
 class FakeEncoder implements SlotEncoder {
   framesEncoded = 0;
@@ -35,34 +28,16 @@ class FakeEncoder implements SlotEncoder {
 }
 
 function setup() {
-  const capture = {
-    camera: signal<MediaStreamTrack | null>(null),
-    mic: signal<MediaStreamTrack | null>(null),
-    screen: signal<MediaStreamTrack | null>(null),
-    screenAudio: signal<MediaStreamTrack | null>(null),
-    camOn: signal(true),
-    micOn: signal(true),
-    reportBroken: vi.fn(),
-  };
+  const capture = fakeCapture();
   const encoders: FakeEncoder[] = [];
-  TestBed.configureTestingModule({
-    providers: [
-      PublishService,
-      { provide: CaptureService, useValue: capture },
-      {
-        provide: ENCODERS,
-        useValue: (slot: number, track: MediaStreamTrack, _id: number, _sink: unknown, onError: (m: string) => void) => {
-          const e = new FakeEncoder(slot, track, onError);
-          encoders.push(e);
-          return e;
-        },
-      },
-    ],
+  const { publish, sent, session, uplink } = publishTestBed({
+    capture,
+    encoders: (slot, track, _id, _sink, onError) => {
+      const e = new FakeEncoder(slot, track, onError);
+      encoders.push(e);
+      return e;
+    },
   });
-  const publish = TestBed.inject(PublishService);
-  const sent: ClientMessage[] = [];
-  const uplink = { backlogBytes: 0, drops: 0 };
-  const session = (selfId: number): PublishSession => ({ selfId, control: (m) => sent.push(m), frame: () => undefined, announced: () => undefined, retracted: () => undefined, uplink: () => uplink });
   /** Lets the effect see signal changes and the scheduled reconcile run. */
   const settle = async () => {
     TestBed.tick();

@@ -1,3 +1,5 @@
+import { StepLadder } from './step-ladder';
+
 /**
  * The publisher follows its uplink. Pure code, no clock of its own: every tick it gets what the
  * transport knows (bytes waiting to be sent, video frames the transport had to drop, the control
@@ -9,8 +11,8 @@
  * The round trip also grows when the downlink is congested or the page is starved of CPU; then
  * sending less is still the right answer (it frees the shared link, and the CPU encodes less). Down: bitrate
  * first, then frame rate, then resolution, one step per second at most. Up: one step at a time,
- * only after the uplink has been clear for a while, waiting longer after each fall so a link at
- * its limit does not oscillate.
+ * only after the uplink has been clear for a while, waiting longer after each quick fall
+ * (step-ladder.ts) so a link at its limit does not oscillate.
  */
 
 export interface UplinkStep {
@@ -50,54 +52,36 @@ export interface UplinkSample {
 const HIGH_S = 0.25;
 /** Backlog that counts as clear. */
 const LOW_S = 0.05;
-const DOWN_EVERY_MS = 1000;
-const UP_AFTER_MS = 4000;
-const UP_AFTER_MAX_MS = 30_000;
 /** How long the lowest round trip is remembered (the path's own delay, without queueing). */
 const RTT_FLOOR_WINDOW_MS = 60_000;
 
 export class UplinkController {
-  private level = 0;
-  private lastDown = -Infinity;
-  private clearSince: number | null = null;
-  private upAfter = UP_AFTER_MS;
+  private readonly ladder = new StepLadder({
+    steps: LADDER.length - 1,
+    fallEveryMs: 1000,
+    // Congestion right after a climb means the climb overshot: fall back at once.
+    fallAfterClimbMs: 0,
+    climbAfterMs: 4000,
+    climbAfterMaxMs: 30_000,
+    backOffFrom: 'fall',
+  });
   /** Round trips of the last minute, for the floor (time, ms). */
   private rtts: { at: number; ms: number }[] = [];
 
   get step(): UplinkStep {
-    return LADDER[this.level];
+    return LADDER[this.ladder.level];
   }
 
   get stepIndex(): number {
-    return this.level;
+    return this.ladder.level;
   }
 
   /** Feeds one sample; returns the new step when it changed, else null. */
   sample(s: UplinkSample): UplinkStep | null {
     const backlogS = Math.max(s.bitrate > 0 ? (s.backlogBytes * 8) / s.bitrate : 0, this.queueDelayS(s));
-    if (s.drops > 0 || backlogS > HIGH_S) {
-      this.clearSince = null;
-      if (this.level < LADDER.length - 1 && s.now - this.lastDown >= DOWN_EVERY_MS) {
-        this.level++;
-        // Falling again soon after climbing means the link is at its limit: climb more slowly.
-        if (s.now - this.lastDown < this.upAfter * 2) this.upAfter = Math.min(UP_AFTER_MAX_MS, this.upAfter * 2);
-        this.lastDown = s.now;
-        return this.step;
-      }
-      return null;
-    }
-    if (backlogS > LOW_S) {
-      this.clearSince = null;
-      return null;
-    }
-    this.clearSince ??= s.now;
-    if (this.level > 0 && s.now - this.clearSince >= this.upAfter) {
-      this.level--;
-      this.clearSince = s.now;
-      return this.step;
-    }
-    // A long calm brings the patience back to normal.
-    if (s.now - this.lastDown > UP_AFTER_MAX_MS) this.upAfter = UP_AFTER_MS;
+    if (s.drops > 0 || backlogS > HIGH_S) return this.ladder.hot(s.now) ? this.step : null;
+    if (backlogS <= LOW_S) return this.ladder.calm(s.now) ? this.step : null;
+    this.ladder.hold();
     return null;
   }
 
