@@ -275,6 +275,21 @@ export async function waitFor(page, fn, arg, timeoutMs = 20_000, what = 'conditi
   }
 }
 
+/**
+ * Opens the meeting's page with `?query` (e.g. `transport=wt&pressure=off`), fills the guest
+ * form when `guest` is given, joins and waits for the room.
+ */
+export async function joinMeeting(p, code, { guest = null, query = 'transport=wt' } = {}) {
+  await p.goto(`/${code}?${query}`);
+  await p.waitForSelector('.join-btn', { timeout: 15_000 });
+  if (guest) {
+    await p.fill('#gname', guest.name);
+    await p.fill('#gemail', guest.email);
+  }
+  await p.click('.join-btn:not([disabled])');
+  await p.waitForSelector('.room', { timeout: 20_000 });
+}
+
 /** Signs up, verifies through the outbox link and logs in, all through the REST API. */
 export async function apiUser(page, server, name, email, password = 'correct horse 42') {
   const r = await page.request.post('/api/auth/signup', { data: { name, email, password } });

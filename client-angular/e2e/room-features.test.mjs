@@ -4,7 +4,7 @@
 // troubleshooting panel, and screen share with tab audio (Chromium's fake screen offers audio).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { apiMeeting, apiUser, cleanup, expectLiveCanvas, launchBrowser, newPage, roomState, screenshot, sleep, startServer, waitFor } from './harness.mjs';
+import { apiMeeting, apiUser, cleanup, expectLiveCanvas, joinMeeting, launchBrowser, newPage, roomState, screenshot, sleep, startServer, waitFor } from './harness.mjs';
 
 const REMOTE_TILE = '.tile[data-self="false"]';
 
@@ -21,16 +21,7 @@ describe('room features', { timeout: 300_000 }, () => {
     return p;
   }
 
-  async function join(p, code, { guest, transport = 'wt' } = {}) {
-    await p.goto(`/${code}?transport=${transport}`);
-    await p.waitForSelector('.join-btn', { timeout: 15_000 });
-    if (guest) {
-      await p.fill('#gname', guest.name);
-      await p.fill('#gemail', guest.email);
-    }
-    await p.click('.join-btn:not([disabled])');
-    await p.waitForSelector('.room', { timeout: 20_000 });
-  }
+  const join = (p, code, { guest, transport = 'wt' } = {}) => joinMeeting(p, code, { guest, query: `transport=${transport}` });
 
   /** Frames painted from `trackId` on `p` so far. */
   async function painted(p, trackId) {

@@ -11,8 +11,11 @@ export interface ConnectionEvents {
   frame(frame: MediaFrame): void;
   /** The connection ended; `expected` is true when we closed it ourselves. */
   closed(reason: string, expected: boolean): void;
-  /** We started dropping one of our own video tracks' deltas (backlog): encode a keyframe soon. */
-  keyframeNeeded?(trackId: number): void;
+  /**
+   * We started dropping one of our own video tracks' deltas (backlog): encode a keyframe of that
+   * layer soon (layer > 0: one we make for the server, PROTOCOL.md §5.6).
+   */
+  keyframeNeeded?(trackId: number, layer: number): void;
 }
 
 /** What the connection knows about its own uplink, for the publisher's adaptation. */
@@ -42,6 +45,11 @@ export class TransportError extends Error {
     super(message);
     this.name = 'TransportError';
   }
+}
+
+/** One video group sequence of ours: a track's layer (the layer is a u8, section 1). */
+export function groupKey(frame: Pick<MediaFrame, 'trackId' | 'layer'>): number {
+  return frame.trackId * 256 + frame.layer;
 }
 
 export function hexToBytes(hex: string): Uint8Array<ArrayBuffer> {

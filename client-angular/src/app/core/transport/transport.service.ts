@@ -23,7 +23,7 @@ export interface TransportListener {
   /** Gave up: the connection is gone for good. */
   failed(message: string): void;
   /** The transport dropped our video to the next keyframe: ask the encoder for one now. */
-  keyframeNeeded?(trackId: number): void;
+  keyframeNeeded?(trackId: number, layer: number): void;
 }
 
 // Once a second: the uplink controller reads congestion from the round trip (connection.ts).
@@ -158,8 +158,8 @@ export class TransportService {
         if (gen !== this.generation || expected) return;
         this.onDrop(reason, gen);
       },
-      keyframeNeeded: (trackId) => {
-        if (gen === this.generation) this.listener?.keyframeNeeded?.(trackId);
+      keyframeNeeded: (trackId, layer) => {
+        if (gen === this.generation) this.listener?.keyframeNeeded?.(trackId, layer);
       },
     };
     let conn: Connection | null = null;

@@ -27,7 +27,7 @@ class FakeWs {
   }
 }
 
-const frame = (kind: MediaKind, seq: number, keyframe = false): MediaFrame => ({ kind, layer: 0, keyframe, trackId: 17, seq, captureTsUs: 1, payload: new Uint8Array(10) });
+const frame = (kind: MediaKind, seq: number, keyframe = false, layer = 0): MediaFrame => ({ kind, layer, keyframe, trackId: 17, seq, captureTsUs: 1, payload: new Uint8Array(10) });
 
 describe('WebSocketConnection', () => {
   beforeEach(() => vi.stubGlobal('WebSocket', FakeWs));
@@ -50,6 +50,24 @@ describe('WebSocketConnection', () => {
     expect(ws.sent.length).toBe(2);
     conn.sendFrame(frame(MediaKind.Video, 4, true));
     conn.sendFrame(frame(MediaKind.Video, 5));
+    expect(ws.sent.length).toBe(4);
+  });
+
+  it('skips to the next keyframe per layer: a layer we make for the server does not hold back layer 0', async () => {
+    const needed: [number, number][] = [];
+    const conn = await WebSocketConnection.open('ws://x/ws', { control: () => undefined, frame: () => undefined, closed: () => undefined, keyframeNeeded: (id, layer) => needed.push([id, layer]) });
+    const ws = FakeWs.last;
+    conn.sendFrame(frame(MediaKind.Video, 1, true, 0));
+    conn.sendFrame(frame(MediaKind.Video, 1, true, 1));
+    ws.bufferedAmount = 10 * 1024 * 1024;
+    conn.sendFrame(frame(MediaKind.Video, 2, false, 1));
+    expect(needed).toEqual([[17, 1]]);
+    ws.bufferedAmount = 0;
+    // Layer 1 waits for its keyframe; layer 0's deltas go on.
+    conn.sendFrame(frame(MediaKind.Video, 3, false, 1));
+    conn.sendFrame(frame(MediaKind.Video, 2, false, 0));
+    expect(ws.sent.length).toBe(3);
+    conn.sendFrame(frame(MediaKind.Video, 4, true, 1));
     expect(ws.sent.length).toBe(4);
   });
 });

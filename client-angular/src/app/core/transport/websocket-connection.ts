@@ -1,6 +1,6 @@
 import { ClientMessage, parseControl, parseControlBytes, parseWsMessage, wsControl, wsMessage, WS_MEDIA } from '../protocol/control';
 import { decodeWholeFrame, encodeFrame, MediaFrame, MediaKind } from '../protocol/frame';
-import { Connection, ConnectionEvents, TransportError, UplinkState } from './connection';
+import { Connection, ConnectionEvents, groupKey, TransportError, UplinkState } from './connection';
 
 /** Past this many queued bytes we drop video until its next keyframe (TCP has no way to skip). */
 const VIDEO_BACKLOG_LIMIT = 512 * 1024;
@@ -10,7 +10,7 @@ export class WebSocketConnection implements Connection {
   readonly kind = 'websocket' as const;
   private closedByUs = false;
   private finished = false;
-  /** Tracks whose video we are skipping until a keyframe. */
+  /** Video (track and layer, `groupKey`) we are skipping until a keyframe. */
   private readonly skipping = new Set<number>();
   private drops = 0;
 
@@ -59,12 +59,13 @@ export class WebSocketConnection implements Connection {
   sendFrame(frame: MediaFrame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     if (frame.kind !== MediaKind.Audio) {
-      if (frame.keyframe) this.skipping.delete(frame.trackId);
-      else if (this.skipping.has(frame.trackId)) return;
+      const key = groupKey(frame);
+      if (frame.keyframe) this.skipping.delete(key);
+      else if (this.skipping.has(key)) return;
       if (this.ws.bufferedAmount > VIDEO_BACKLOG_LIMIT) {
         this.drops++;
-        this.skipping.add(frame.trackId);
-        this.events.keyframeNeeded?.(frame.trackId);
+        this.skipping.add(key);
+        this.events.keyframeNeeded?.(frame.trackId, frame.layer);
         return;
       }
     }

@@ -1,7 +1,7 @@
 import { ClientMessage, ControlStreamReader, encodeControlFrame, parseControlBytes } from '../protocol/control';
 import { decodeWholeFrame, encodeFrame, FrameStreamReader, MediaFrame, MediaKind } from '../protocol/frame';
 import { CertHash } from '../api/api.models';
-import { Connection, ConnectionEvents, hexToBytes, TransportError, UplinkState } from './connection';
+import { Connection, ConnectionEvents, groupKey, hexToBytes, TransportError, UplinkState } from './connection';
 
 /** Chromium's datagram limit here is 1211 bytes; stay under it with a margin. */
 const DATAGRAM_LIMIT = 1200;
@@ -18,12 +18,13 @@ interface VideoGroup {
 
 /**
  * The preferred transport. Control = the first bidirectional stream (u32 BE length + JSON),
- * audio = datagrams, video = one unidirectional stream per group of pictures per track.
+ * audio = datagrams, video = one unidirectional stream per group of pictures per track and layer.
  */
 export class WebTransportConnection implements Connection {
   readonly kind = 'webtransport' as const;
   private control!: WritableStreamDefaultWriter<Uint8Array>;
   private datagrams!: WritableStreamDefaultWriter<Uint8Array>;
+  /** By `groupKey` (track and layer). */
   private readonly video = new Map<number, VideoGroup>();
   private closedByUs = false;
   private finished = false;
@@ -131,10 +132,13 @@ export class WebTransportConnection implements Connection {
   }
 
   private sendVideo(frame: MediaFrame, bytes: Uint8Array): void {
-    let g = this.video.get(frame.trackId);
+    // Each layer of a track has its own groups (PROTOCOL.md §3.1, §5.6): a layer-1 keyframe the
+    // publisher makes for the server must not cut layer 0's group short, nor carry its deltas.
+    const key = groupKey(frame);
+    let g = this.video.get(key);
     if (!g) {
       g = { writer: null, chain: Promise.resolve(), queued: 0, skipping: true, groups: 0 };
-      this.video.set(frame.trackId, g);
+      this.video.set(key, g);
     }
     const group = g;
     if (frame.keyframe) {
@@ -145,7 +149,7 @@ export class WebTransportConnection implements Connection {
     if (group.queued > VIDEO_QUEUE_LIMIT && !frame.keyframe) {
       this.drops++;
       group.skipping = true;
-      this.events.keyframeNeeded?.(frame.trackId);
+      this.events.keyframeNeeded?.(frame.trackId, frame.layer);
       return;
     }
     group.queued++;
@@ -167,7 +171,7 @@ export class WebTransportConnection implements Connection {
       .catch(() => {
         // The stream was reset (the server gave up on this group): restart at a keyframe.
         group.writer = null;
-        if (!group.skipping) this.events.keyframeNeeded?.(frame.trackId);
+        if (!group.skipping) this.events.keyframeNeeded?.(frame.trackId, frame.layer);
         group.skipping = true;
       })
       .finally(() => {

@@ -170,7 +170,7 @@ export class RoomService implements OnDestroy {
           control: (m) => this.onControl(m),
           frame: (f) => this.onFrame(f),
           connected: (kind) => this.onConnected(kind),
-          keyframeNeeded: (trackId) => this.publish.requestLocalKeyframe(trackId),
+          keyframeNeeded: (trackId, layer) => this.publish.requestLocalKeyframe(trackId, layer),
           failed: (msg) => {
             this.phase.set('error');
             this.error.set(msg);

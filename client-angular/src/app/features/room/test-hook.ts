@@ -33,7 +33,8 @@ export function installTestHook({ room, transport, capture, publish, playback, p
       participants: room.participants(),
       tracks: room.tracks(),
       firstFrameMs: room.firstFrameMs(),
-      media: { encoded: publish.stats(), remotes: playback.stats(), decodeIn: playback.decodeIn },
+      media: { encoded: publish.stats(), remotes: playback.stats(), decodeIn: playback.decodeIn, producedLayers: publish.producedLayers() },
+      layerChanges: room.layerLog(),
       audio: room
         .tracks()
         .filter((t) => t.kind === 'audio' && t.participant_id !== room.selfId())

@@ -55,7 +55,7 @@ describe('LayerEncoders (publisher-made layers, PROTOCOL §5.6)', () => {
     expect(live().length).toBe(1);
     const e = live()[0];
     expect(e.source).toBe(cam);
-    expect(e.opts).toMatchObject({ trackId: 33, kind: MediaKind.Video, layer: 1, maxWidth: 320, maxHeight: 240, bitrate: 400_000 });
+    expect(e.opts).toMatchObject({ trackId: 33, kind: MediaKind.Video, layer: 1, maxWidth: 320, maxHeight: 240, bitrate: 400_000, keepSize: true });
     e.emit(true);
     e.emit(false);
     expect(frames.map((f) => [f.trackId, f.layer, f.seq, f.keyframe])).toEqual([

@@ -122,9 +122,9 @@ export class LayerEncoders {
     this.running.get(keyOf(trackId, layer))?.enc.requestKeyframe?.();
   }
 
-  /** Layers being made, for diagnostics and tests. */
-  active(): LayerRequest[] {
-    return [...this.running.values()].filter((r) => r.enc !== idle).map((r) => r.req);
+  /** Layers being made and the frames each has encoded so far, for diagnostics and tests. */
+  active(): (LayerRequest & { framesEncoded: number })[] {
+    return [...this.running.values()].filter((r) => r.enc !== idle).map((r) => ({ ...r.req, framesEncoded: r.enc.framesEncoded }));
   }
 
   private start(req: LayerRequest, source: MediaStreamTrack): void {
@@ -138,6 +138,10 @@ export class LayerEncoders {
       maxHeight: req.height || Math.max(16, (source.getSettings().height ?? 480) >> req.layer),
       framerate: this.framerate,
       keyframeIntervalMs: KEYFRAME_MS,
+      // The server told the layer's subscribers this size (layer_changed): the encoder's own
+      // CPU rule (encode-load.ts) must not shrink it. The camera's full layer still follows
+      // the CPU; a half- or quarter-size encode costs a fraction of it.
+      keepSize: true,
     };
     const enc = this.make(source, opts, this.sink, (m) => console.warn(`quicmeet: layer ${req.layer}: ${m}`));
     this.running.set(keyOf(req.trackId, req.layer), { req, enc });

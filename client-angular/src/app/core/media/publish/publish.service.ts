@@ -242,8 +242,8 @@ export class PublishService implements OnDestroy {
     this.layers.stop(trackId, layer);
   }
 
-  /** Layers we make for the server now. */
-  producedLayers(): LayerRequest[] {
+  /** Layers we make for the server now, with the frames each has encoded. */
+  producedLayers(): (LayerRequest & { framesEncoded: number })[] {
     return this.layers.active();
   }
 
