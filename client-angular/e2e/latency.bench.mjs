@@ -6,7 +6,8 @@
 // breakdown. Same machine, so all clocks agree.
 //
 // Run: QUICMEET_BIN=… node e2e/latency.bench.mjs   (scripts/bench-client.sh does it all)
-// Env: QM_BENCH_SECONDS (measurement window, default 15), QM_BENCH_CASES (e.g. "wt:2,ws:4").
+// Env: QM_BENCH_SECONDS (measurement window, default 15), QM_BENCH_CASES (e.g. "wt:2,ws:4"),
+// QM_BENCH_SERVER_ARGS (extra server options for the run).
 import { apiMeeting, apiUser, cleanup, launchBrowser, newPage, roomState, sleep, startServer, waitFor } from './harness.mjs';
 import { installStampingCamera, startStripeReader } from './latency-source.mjs';
 import { childrenOf, cpuWindow } from './cpu-sample.mjs';
@@ -50,6 +51,9 @@ async function runCase(server, { transport, n, query }) {
     const pages = [];
     for (let i = 0; i < n; i++) {
       const p = await newPage(browser, server.base, `p${i}`);
+      // A case may set the window: "wt:4:vw=640x400" (small tiles want a lower layer).
+      const vw = /(?:^|&)vw=(\d+)x(\d+)/.exec(query);
+      if (vw) await p.setViewportSize({ width: Number(vw[1]), height: Number(vw[2]) });
       await p.addInitScript(installStampingCamera, { width: SRC_W, height: SRC_H, fps: SRC_FPS });
       pages.push(p);
     }
@@ -137,6 +141,9 @@ async function runCase(server, { transport, n, query }) {
     // The size the tiles received (the publishers' encoders shrink it when the CPU cannot keep up).
     const sizes = {};
     for (const p of pages) for (const r of (await roomState(p)).media.remotes) if (r.width) sizes[`${r.width}x${r.height} L${r.layer}`] = (sizes[`${r.width}x${r.height} L${r.layer}`] ?? 0) + 1;
+    // Lower layers the publishers make themselves at the end (publisher-made layers, PROTOCOL §5.6).
+    let publisherLayers = 0;
+    for (const p of pages) publisherLayers += (await roomState(p)).media.producedLayers?.length ?? 0;
     const sum = Object.keys(parts).reduce((a, k) => a + pct(parts[k], 50), 0);
     const longCount = longAfter.map((a, i) => a.count - longBefore[i].count);
     const longMs = longAfter.map((a, i) => a.ms - longBefore[i].ms);
@@ -145,6 +152,7 @@ async function runCase(server, { transport, n, query }) {
       n,
       query,
       sizes,
+      publisherLayers,
       samples: g2g.length,
       readFps: fps / elapsed / (n * (n - 1)),
       p50: pct(g2g, 50),
@@ -175,7 +183,9 @@ async function runCase(server, { transport, n, query }) {
 
 // Measures the path through the server; with P2P on, two-person cases would go direct
 // (e2e/bench/p2p-latency.mjs compares the two paths).
-const server = await startServer({ extraArgs: ['--p2p', 'off'] });
+// QM_BENCH_SERVER_ARGS adds server options for the whole run, e.g. "--transcode-saturation-layers 0"
+// (every lower layer a tile wants is made by its publisher's second encoder).
+const server = await startServer({ extraArgs: ['--p2p', 'off', ...(process.env.QM_BENCH_SERVER_ARGS || '').split(/\s+/).filter(Boolean)] });
 const rows = [];
 try {
   for (const c of CASES) {
@@ -191,7 +201,7 @@ console.log(`source ${DEF_W}x${DEF_H}@${DEF_FPS} unless a case says otherwise; $
 console.log('CPU during the long-task window (cores used; the machine has ' + cpus().length + '):');
 for (const r of rows) {
   const other = r.machineBusy * cpus().length - r.browserCores - r.serverCores;
-  console.log(`  ${r.transport}:${r.n}${r.query ? ':' + r.query : ''}: network p50 ${f1(r.networkL0)} ms for the publisher's own layer (${(r.networkL0Share * 100).toFixed(0)} % of frames), ${f1(r.networkTranscoded)} ms for server-made layers; CPU pressure ${r.pressure.join('/')}; server queues ${r.metrics.quicmeet_queue_frames} frames / ${r.metrics.quicmeet_queue_bytes} B, layer switches ${r.metrics.quicmeet_layer_switches_total}, transcoded frames ${r.metrics.quicmeet_transcode_frames_out_total}; load ${r.load1.toFixed(1)}, machine ${(r.machineBusy * 100).toFixed(0)} % busy; browser ${r.browserCores.toFixed(2)}, server ${r.serverCores.toFixed(2)}, everything else ${other.toFixed(2)}`);
+  console.log(`  ${r.transport}:${r.n}${r.query ? ':' + r.query : ''}: network p50 ${f1(r.networkL0)} ms for the publisher's own layer (${(r.networkL0Share * 100).toFixed(0)} % of frames), ${f1(r.networkTranscoded)} ms for lower layers (the server's or, when asked, the publisher's); publishers making layers ${r.publisherLayers}; CPU pressure ${r.pressure.join('/')}; server queues ${r.metrics.quicmeet_queue_frames} frames / ${r.metrics.quicmeet_queue_bytes} B, layer switches ${r.metrics.quicmeet_layer_switches_total}, transcoded frames ${r.metrics.quicmeet_transcode_frames_out_total}; load ${r.load1.toFixed(1)}, machine ${(r.machineBusy * 100).toFixed(0)} % busy; browser ${r.browserCores.toFixed(2)}, server ${r.serverCores.toFixed(2)}, everything else ${other.toFixed(2)}`);
 }
 console.log('| transport | people | g2g p50 | g2g p95 | encode | to main thread | network | jitter buf + to decoder | decode | paint | capture + display | join→first frame p50 / max | long tasks /page/min (ms/min) | samples | received size |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
