@@ -299,7 +299,10 @@ mod tests {
             got.extend(frames);
         }
         assert_eq!(got, sent);
-        assert!(published.len() >= 200 / MAX_FRAMES + 50 * 9_000 / MAX_BYTES + 1);
+        // The small frames fill whole batches by count, the large ones by bytes, and the
+        // oversized one travels alone.
+        let least = 200 / MAX_FRAMES + 50 * 9_000 / MAX_BYTES + 1;
+        assert!(published.len() >= least, "{}", published.len());
     }
 
     #[test]
