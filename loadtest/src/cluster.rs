@@ -174,7 +174,10 @@ pub struct ClusterReport {
     pub added_p50_ms: Option<f64>,
     pub added_p99_ms: Option<f64>,
     /// Cross-node frames and drops from the nodes' `/metrics` (sums over nodes, whole run).
+    /// A frame counts once per node it was sent to.
     pub cross_frames_out: Option<f64>,
+    /// The NATS messages (media batches) that carried them.
+    pub cross_batches_out: Option<f64>,
     pub cross_audio_dropped: Option<f64>,
     pub cross_video_dropped: Option<f64>,
     /// Share of the server CPU that was the NATS server's (cores).
@@ -228,6 +231,7 @@ pub fn report(
         same_node_ms: same_ms,
         cross_node_ms: cross_ms,
         cross_frames_out: m("quicmeet_cluster_frames_out_total"),
+        cross_batches_out: m("quicmeet_cluster_media_messages_out_total"),
         cross_audio_dropped: m("quicmeet_cluster_audio_dropped_total"),
         cross_video_dropped: m("quicmeet_cluster_video_dropped_total"),
         nats_cpu_cores,

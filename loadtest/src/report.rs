@@ -398,7 +398,7 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "cluster latency: same node p50 {:.1} p99 {:.1} ms ({} frames) · across nodes p50 {:.1} p99 {:.1} ms ({} frames) · NATS hop adds p50 {} p99 {} ms · cross-node frames out {} · NATS-hop drops audio {} video {}",
+                "cluster latency: same node p50 {:.1} p99 {:.1} ms ({} frames) · across nodes p50 {:.1} p99 {:.1} ms ({} frames) · NATS hop adds p50 {} p99 {} ms · cross-node frames out {} in {} NATS messages · NATS-hop drops audio {} video {}",
                 c.same_node_ms.p50,
                 c.same_node_ms.p99,
                 c.same_node_ms.count,
@@ -408,6 +408,7 @@ impl Report {
                 c.added_p50_ms.map_or("-".into(), |v| format!("{v:+.1}")),
                 c.added_p99_ms.map_or("-".into(), |v| format!("{v:+.1}")),
                 opt(c.cross_frames_out, 0),
+                opt(c.cross_batches_out, 0),
                 opt(c.cross_audio_dropped, 0),
                 opt(c.cross_video_dropped, 0)
             );

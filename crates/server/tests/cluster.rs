@@ -5,8 +5,11 @@
 //! killed with -9 leaves everyone else's rooms (sections 4–9, tests in `cluster/span.rs`); a
 //! full node sends the next joiner elsewhere (section 8, `cluster/placement.rs`); a node cut
 //! off while its meeting ends ends its room when it is back, and everything recovers after
-//! nats-server restarts (sections 5 and 10, `cluster/faults.rs`).
+//! nats-server restarts (sections 5 and 10, `cluster/faults.rs`); media batches forged on
+//! NATS are refused without harm (section 7, `cluster/batches.rs`).
 
+#[path = "cluster/batches.rs"]
+mod batches;
 mod common;
 #[path = "cluster/faults.rs"]
 mod faults;

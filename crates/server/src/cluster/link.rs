@@ -1,14 +1,20 @@
 //! One room's connection to the other nodes hosting its meeting: a task that subscribes to
-//! the meeting's event, command, keyframe, sync and end subjects and to exactly the media
-//! subjects the room's local subscribers want, hands what arrives to the room actor, and
-//! publishes what the actor sends out.
+//! the meeting's event, command, keyframe, sync and end subjects and to the media batches
+//! other nodes send this node, hands what arrives to the room actor, and publishes what the
+//! actor sends out.
 //!
 //! The actor never waits on NATS: it hands messages to this task through a bounded channel
 //! and media through a [`MediaQueue`] (audio ahead of video, stale audio and overflowing
-//! video dropped and counted per kind, like a slow subscriber's queue). The task ends when the room drops its [`Link`], after publishing what was queued,
+//! video dropped and counted per kind, like a slow subscriber's queue). Media leaves as
+//! [`batch`]es, one NATS message per destination node for whatever was queued together.
+//! The task ends when the room drops its [`Link`], after publishing what was queued,
 //! so a room's last `participant_left` still reaches the others.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Instant,
+};
 
 use bytes::Bytes;
 use futures::{stream::select_all, StreamExt};
@@ -17,6 +23,7 @@ use quicmeet_proto::EncodedFrame;
 use tokio::sync::{mpsc, Notify};
 
 use super::{
+    batch::{self, Batcher, Dests, SHARED},
     media_queue::{Dropped, MediaQueue},
     net::Net,
     subjects::Subjects,
@@ -25,15 +32,19 @@ use super::{
 
 /// Messages the actor queues for other nodes at most (events, commands, requests).
 const OUT_QUEUE: usize = 1024;
-/// Frames published per turn of the link task before it looks at events again.
-const MEDIA_BATCH: usize = 64;
+/// Frames taken off the queue per turn of the link task before it looks at events again.
+const MEDIA_TURN: usize = 256;
 
 /// The room's media for other nodes, shared by the actor (push) and the link task (pop).
 #[derive(Default)]
 struct Outgoing {
-    queue: Mutex<MediaQueue>,
+    queue: Mutex<MediaQueue<Dests>>,
     ready: Notify,
 }
+
+/// The (track, layer) pairs of other nodes' tracks the room wants now; frames of anything
+/// else that arrive are dropped.
+type Interest = Arc<Mutex<HashSet<(u32, u8)>>>;
 
 /// What the room hears from other nodes.
 #[derive(Debug)]
@@ -43,8 +54,12 @@ pub enum Inbound {
     Keyframe(KeyframeAsk),
     Sync(wire::Sync),
     End(End),
-    /// A media frame of another node's track, checked against its subject.
-    Media(EncodedFrame),
+    /// Media frames of node `node`'s tracks, from one batch, each of a track layer the room
+    /// wants.
+    Media {
+        node: String,
+        frames: Vec<EncodedFrame>,
+    },
 }
 
 /// What the room sends to other nodes.
@@ -59,8 +74,12 @@ pub enum Outbound {
         node: String,
         ask: KeyframeAsk,
     },
-    /// The (track, layer) pairs of other nodes' tracks to subscribe to; replaces the last.
-    Interest(Vec<(u32, u8)>),
+    /// The (track, layer) pairs of other nodes' tracks the room wants, and the nodes they
+    /// belong to (whose shared media to subscribe to); replaces the last.
+    Interest {
+        layers: Vec<(u32, u8)>,
+        nodes: Vec<String>,
+    },
     /// Ask every node for its snapshot.
     Sync,
 }
@@ -116,13 +135,19 @@ impl Link {
         }
     }
 
-    /// Queues a frame of one of this room's own tracks for the nodes that want it.
-    pub fn media(&self, frame: EncodedFrame) {
-        let dropped = self
-            .media
-            .queue
-            .lock()
-            .push(frame, std::time::Instant::now());
+    /// Queues frames of this room's own tracks, each for the nodes that want it; the link
+    /// task publishes them together.
+    pub fn media(&self, frames: impl IntoIterator<Item = (EncodedFrame, Dests)>) {
+        let now = Instant::now();
+        let mut dropped = Dropped::default();
+        {
+            let mut q = self.media.queue.lock();
+            for (f, to) in frames {
+                let d = q.push(f, to, now);
+                dropped.audio += d.audio;
+                dropped.video += d.video;
+            }
+        }
         self.net.stats.count_dropped(dropped);
         self.media.ready.notify_one();
     }
@@ -173,29 +198,63 @@ async fn run(
         }
     }
     let mut inbound = select_all(streams);
+    let interest = Interest::default();
+    // One subscription for the frames other nodes send this node alone, whatever the track;
+    // the shared ones follow the interest (below).
+    let _media_in = match subjects.media_to(&me) {
+        Some(subject) => listen(&net, &subjects, subject, &to_room, &interest).await,
+        None => None,
+    };
     // Subscribed first, then ask: every snapshot sent in answer reaches us.
     publish_json(&net, subjects.sync(), &wire::Sync { node: me.clone() }).await;
-    let mut subs: HashMap<(u32, u8), Abort> = HashMap::new();
+    let mut batcher = Batcher::default();
+    let mut batches = Vec::new();
+    // Per node whose media the room wants: the subscription to its shared batches.
+    let mut shared: HashMap<String, Abort> = HashMap::new();
     loop {
         tokio::select! {
             biased;
             m = out.recv() => match m {
-                Some(m) => outbound(&net, &subjects, &to_room, &mut subs, m).await,
-                None => break,
-            },
-            _ = media.ready.notified() => {
-                for _ in 0..MEDIA_BATCH {
-                    let (f, dropped) = media.queue.lock().pop(std::time::Instant::now());
-                    net.stats.count_dropped(dropped);
-                    let Some(f) = f else { break };
-                    let h = f.header();
-                    if let Some(subject) = subjects.media(h.track_id, h.layer) {
-                        let len = f.len();
-                        if client.publish(subject, f.as_bytes().clone()).await.is_ok() {
-                            net.stats.count_out(len);
+                Some(Outbound::Interest { layers, nodes }) => {
+                    *interest.lock() = layers.into_iter().collect();
+                    shared.retain(|n, _| nodes.contains(n));
+                    for node in nodes {
+                        if shared.contains_key(&node) {
+                            continue;
+                        }
+                        let Some(subject) = subjects.media_shared(&node) else {
+                            continue;
+                        };
+                        if let Some(sub) = listen(&net, &subjects, subject, &to_room, &interest).await {
+                            shared.insert(node, sub);
                         }
                     }
                 }
+                Some(m) => outbound(&net, &subjects, m).await,
+                None => break,
+            },
+            _ = media.ready.notified() => {
+                let dropped = batch::drain(
+                    &mut media.queue.lock(),
+                    &mut batcher,
+                    Instant::now(),
+                    MEDIA_TURN,
+                    &mut batches,
+                );
+                net.stats.count_dropped(dropped);
+                for b in batches.drain(..) {
+                    let subject = if b.dest == SHARED {
+                        subjects.media_shared(&me)
+                    } else {
+                        subjects.media(&me, &b.dest)
+                    };
+                    let Some(subject) = subject else { continue };
+                    let len = b.bytes.len();
+                    if client.publish(subject, b.bytes).await.is_ok() {
+                        net.stats.count_out(b.frames, len);
+                    }
+                }
+                batcher.forget_idle();
                 if !media.queue.lock().is_empty() {
                     // Come back for the rest after a look at events and commands.
                     media.ready.notify_one();
@@ -223,13 +282,7 @@ async fn run(
     let _ = client.flush().await;
 }
 
-async fn outbound(
-    net: &Arc<Net>,
-    subjects: &Subjects,
-    to_room: &ToRoom,
-    subs: &mut HashMap<(u32, u8), Abort>,
-    m: Outbound,
-) {
+async fn outbound(net: &Arc<Net>, subjects: &Subjects, m: Outbound) {
     match m {
         Outbound::Event(e) => {
             if let Some(s) = subjects.events(&e.node) {
@@ -256,63 +309,94 @@ async fn outbound(
             )
             .await;
         }
-        Outbound::Interest(want) => {
-            subs.retain(|k, _| want.contains(k));
-            for (track_id, layer) in want {
-                if subs.contains_key(&(track_id, layer)) {
-                    continue;
-                }
-                let Some(subject) = subjects.media(track_id, layer) else {
-                    continue;
-                };
-                match net.client.subscribe(subject).await {
-                    Ok(sub) => {
-                        let task = tokio::spawn(receive_media(
-                            net.clone(),
-                            sub,
-                            to_room.clone(),
-                            track_id,
-                            layer,
-                        ));
-                        subs.insert((track_id, layer), Abort(task));
-                    }
-                    Err(e) => {
-                        tracing::warn!(track_id, layer, error = %e, "media subscription failed")
-                    }
-                }
-            }
+        // Kept by the task itself (its subscriptions and the set its receivers check).
+        Outbound::Interest { .. } => {}
+    }
+}
+
+/// Subscribes to media batches on `subject`, handed to the room by a task of their own
+/// until the returned guard is dropped.
+async fn listen(
+    net: &Arc<Net>,
+    subjects: &Subjects,
+    subject: String,
+    to_room: &ToRoom,
+    interest: &Interest,
+) -> Option<Abort> {
+    match net.client.subscribe(subject.clone()).await {
+        Ok(sub) => Some(Abort(tokio::spawn(receive_media(
+            net.clone(),
+            subjects.clone(),
+            sub,
+            to_room.clone(),
+            interest.clone(),
+        )))),
+        Err(e) => {
+            tracing::warn!(%subject, error = %e, "subscribing failed");
+            None
         }
     }
 }
 
-/// Hands one track layer's frames to the room; a frame whose header disagrees with the
-/// subject it came on is dropped.
+/// Hands the frames other nodes send this room to the room, a batch at a time. A batch from
+/// a subject that is not this node's, or that does not parse, is dropped whole; frames of a
+/// track layer the room does not want (any more) are dropped one by one. The room itself
+/// checks that each frame's track belongs to a participant of the sending node.
 async fn receive_media(
     net: Arc<Net>,
+    subjects: Subjects,
     mut sub: async_nats::Subscriber,
     to_room: ToRoom,
-    track_id: u32,
-    layer: u8,
+    interest: Interest,
 ) {
+    let me = net.node_id.clone();
     while let Some(m) = sub.next().await {
+        let Some(node) = subjects.media_from(m.subject.as_str(), &me) else {
+            net.stats.count_refused_batch();
+            continue;
+        };
         let len = m.payload.len();
-        match EncodedFrame::decode(m.payload) {
-            Ok(f) if f.header().track_id == track_id && f.header().layer == layer => {
-                net.stats.count_in(len);
-                let audio = f.header().kind == quicmeet_proto::MediaKind::Audio;
-                if !to_room(Inbound::Media(f)) {
-                    net.stats.count_dropped(Dropped {
-                        audio: u64::from(audio),
-                        video: u64::from(!audio),
-                    });
+        let mut frames = match batch::split(m.payload) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(node, error = %e, "malformed media batch dropped");
+                net.stats.count_refused_batch();
+                continue;
+            }
+        };
+        net.stats.count_in(frames.len(), len);
+        let mut unwanted = Dropped::default();
+        {
+            let want = interest.lock();
+            frames.retain(|f| {
+                let h = f.header();
+                let keep = want.contains(&(h.track_id, h.layer));
+                if !keep {
+                    count_kind(&mut unwanted, f);
                 }
-            }
-            _ => {
-                net.stats
-                    .dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+                keep
+            });
         }
+        net.stats.count_dropped(unwanted);
+        if frames.is_empty() {
+            continue;
+        }
+        let mut refused = Dropped::default();
+        for f in &frames {
+            count_kind(&mut refused, f);
+        }
+        let node = node.to_owned();
+        if !to_room(Inbound::Media { node, frames }) {
+            net.stats.count_dropped(refused);
+        }
+    }
+}
+
+fn count_kind(d: &mut Dropped, f: &EncodedFrame) {
+    if f.header().kind == quicmeet_proto::MediaKind::Audio {
+        d.audio += 1;
+    } else {
+        d.video += 1;
     }
 }
 

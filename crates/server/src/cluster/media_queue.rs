@@ -25,37 +25,47 @@ pub struct Dropped {
     pub video: u64,
 }
 
-#[derive(Debug, Default)]
-pub struct MediaQueue {
-    audio: VecDeque<(Instant, EncodedFrame)>,
-    video: VecDeque<EncodedFrame>,
+/// Frames waiting, each with `D`: where it goes (the link: the nodes that want it).
+#[derive(Debug)]
+pub struct MediaQueue<D = ()> {
+    audio: VecDeque<(Instant, EncodedFrame, D)>,
+    video: VecDeque<(EncodedFrame, D)>,
 }
 
-impl MediaQueue {
+impl<D> Default for MediaQueue<D> {
+    fn default() -> Self {
+        Self {
+            audio: VecDeque::new(),
+            video: VecDeque::new(),
+        }
+    }
+}
+
+impl<D> MediaQueue<D> {
     /// Queues a frame. Full audio drops its oldest frame (fresh audio is worth more); full
     /// video refuses the newcomer (the receiving room waits for the next keyframe either way).
-    pub fn push(&mut self, frame: EncodedFrame, now: Instant) -> Dropped {
+    pub fn push(&mut self, frame: EncodedFrame, to: D, now: Instant) -> Dropped {
         let mut d = Dropped::default();
         if frame.header().kind == MediaKind::Audio {
             if self.audio.len() >= AUDIO_FRAMES {
                 self.audio.pop_front();
                 d.audio += 1;
             }
-            self.audio.push_back((now, frame));
+            self.audio.push_back((now, frame, to));
         } else if self.video.len() >= VIDEO_FRAMES {
             d.video += 1;
         } else {
-            self.video.push_back(frame);
+            self.video.push_back((frame, to));
         }
         d
     }
 
     /// The next frame to publish: audio first, skipping audio that aged out.
-    pub fn pop(&mut self, now: Instant) -> (Option<EncodedFrame>, Dropped) {
+    pub fn pop(&mut self, now: Instant) -> (Option<(EncodedFrame, D)>, Dropped) {
         let mut d = Dropped::default();
-        while let Some((at, f)) = self.audio.pop_front() {
+        while let Some((at, f, to)) = self.audio.pop_front() {
             if now.duration_since(at) <= AUDIO_MAX_AGE {
-                return (Some(f), d);
+                return (Some((f, to)), d);
             }
             d.audio += 1;
         }
@@ -90,7 +100,7 @@ mod tests {
 
     fn kinds(q: &mut MediaQueue, now: Instant) -> Vec<(MediaKind, u32)> {
         std::iter::from_fn(|| q.pop(now).0)
-            .map(|f| (f.header().kind, f.header().seq))
+            .map(|(f, ())| (f.header().kind, f.header().seq))
             .collect()
     }
 
@@ -98,11 +108,11 @@ mod tests {
     fn audio_leaves_before_video_queued_earlier() {
         let t = Instant::now();
         let mut q = MediaQueue::default();
-        q.push(frame(MediaKind::Video, 1), t);
-        q.push(frame(MediaKind::Video, 2), t);
-        q.push(frame(MediaKind::Audio, 1), t);
-        q.push(frame(MediaKind::Screen, 3), t);
-        q.push(frame(MediaKind::Audio, 2), t);
+        q.push(frame(MediaKind::Video, 1), (), t);
+        q.push(frame(MediaKind::Video, 2), (), t);
+        q.push(frame(MediaKind::Audio, 1), (), t);
+        q.push(frame(MediaKind::Screen, 3), (), t);
+        q.push(frame(MediaKind::Audio, 2), (), t);
         assert_eq!(
             kinds(&mut q, t),
             [
@@ -122,11 +132,11 @@ mod tests {
         let mut q = MediaQueue::default();
         let mut dropped = Dropped::default();
         for i in 0..(VIDEO_FRAMES as u32 * 3) {
-            let d = q.push(frame(MediaKind::Video, i), t);
+            let d = q.push(frame(MediaKind::Video, i), (), t);
             dropped.video += d.video;
             // Audio at a rate the audio queue holds (it is bounded too: next test).
             if i % 20 == 0 {
-                let d = q.push(frame(MediaKind::Audio, i / 20), t);
+                let d = q.push(frame(MediaKind::Audio, i / 20), (), t);
                 dropped.audio += d.audio;
             }
         }
@@ -151,18 +161,22 @@ mod tests {
     fn stale_audio_is_dropped_and_counted_full_audio_keeps_the_freshest() {
         let t = Instant::now();
         let mut q = MediaQueue::default();
-        q.push(frame(MediaKind::Audio, 1), t);
-        q.push(frame(MediaKind::Audio, 2), t + Duration::from_millis(100));
+        q.push(frame(MediaKind::Audio, 1), (), t);
+        q.push(
+            frame(MediaKind::Audio, 2),
+            (),
+            t + Duration::from_millis(100),
+        );
         let (f, d) = q.pop(t + Duration::from_millis(200));
-        assert_eq!(f.unwrap().header().seq, 2);
+        assert_eq!(f.unwrap().0.header().seq, 2);
         assert_eq!(d, Dropped { audio: 1, video: 0 });
 
         let mut q = MediaQueue::default();
         let mut lost = 0;
         for i in 0..AUDIO_FRAMES as u32 + 5 {
-            lost += q.push(frame(MediaKind::Audio, i), t).audio;
+            lost += q.push(frame(MediaKind::Audio, i), (), t).audio;
         }
         assert_eq!(lost, 5);
-        assert_eq!(q.pop(t).0.unwrap().header().seq, 5, "the oldest went");
+        assert_eq!(q.pop(t).0.unwrap().0.header().seq, 5, "the oldest went");
     }
 }

@@ -5,9 +5,10 @@
 //! network code. Here: shared state (section 3), its health (section 10), the shared
 //! login/join counters, where a joiner lands (section 8, [`nodes`]), and the pieces of rooms
 //! spanning nodes (sections 4–9): [`net`] (id blocks, heartbeats, cross-node counters),
-//! [`link`] (one room's NATS subscriptions and publications), [`subjects`], [`wire`]. The
-//! room actor's side is `media/cluster_room.rs`.
+//! [`link`] (one room's NATS subscriptions and publications), [`batch`] (media batches),
+//! [`subjects`], [`wire`]. The room actor's side is `media/cluster_room.rs`.
 
+pub mod batch;
 pub mod link;
 pub mod media_queue;
 pub mod net;
@@ -223,7 +224,7 @@ pub struct ClusterGauges {
     pub nodes: u64,
     pub nats_rtt_us: u64,
     pub kv_put_us: u64,
-    pub cross: [u64; 9],
+    pub cross: [u64; 11],
 }
 
 impl ClusterGauges {
@@ -248,6 +249,8 @@ impl ClusterGauges {
                     s.events_in.load(Relaxed),
                     s.audio_dropped.load(Relaxed),
                     s.video_dropped.load(Relaxed),
+                    s.media_msgs_out.load(Relaxed),
+                    s.media_msgs_in.load(Relaxed),
                 ]
             },
         }
@@ -281,7 +284,7 @@ impl prometheus_client::collector::Collector for ClusterGauges {
             "Last JetStream KV write of this node's directory record (every 2 s).",
             self.kv_put_us as f64 / 1e6,
         )?;
-        const CROSS: [(&str, &str); 9] = [
+        const CROSS: [(&str, &str); 11] = [
             (
                 "quicmeet_cluster_frames_out_total",
                 "Media frames this node published to other nodes.",
@@ -300,7 +303,7 @@ impl prometheus_client::collector::Collector for ClusterGauges {
             ),
             (
                 "quicmeet_cluster_dropped_total",
-                "Cross-node messages dropped (full queues, frames disagreeing with their subject).",
+                "Cross-node media frames and batches dropped (full queues, unwanted or malformed).",
             ),
             (
                 "quicmeet_cluster_events_out_total",
@@ -319,6 +322,14 @@ impl prometheus_client::collector::Collector for ClusterGauges {
                 "quicmeet_cluster_video_dropped_total",
                 "Video and screen frames dropped on the NATS hop (full queue, either way; \
                  also counted in quicmeet_cluster_dropped_total).",
+            ),
+            (
+                "quicmeet_cluster_media_messages_out_total",
+                "NATS messages (media batches) that carried this node's frames to other nodes.",
+            ),
+            (
+                "quicmeet_cluster_media_messages_in_total",
+                "NATS messages (media batches) this node received from other nodes.",
             ),
         ];
         for ((name, help), v) in CROSS.iter().zip(self.cross) {

@@ -42,12 +42,23 @@ pub struct CrossStats {
     /// The media part of `dropped`, by kind (screen counts as video).
     pub audio_dropped: AtomicU64,
     pub video_dropped: AtomicU64,
+    /// NATS messages that carried the media frames (batches), each way.
+    pub media_msgs_out: AtomicU64,
+    pub media_msgs_in: AtomicU64,
 }
 
 impl CrossStats {
-    pub fn count_out(&self, bytes: usize) {
-        self.frames_out.fetch_add(1, Relaxed);
+    /// A media batch of `frames` frames and `bytes` bytes published.
+    pub fn count_out(&self, frames: usize, bytes: usize) {
+        self.media_msgs_out.fetch_add(1, Relaxed);
+        self.frames_out.fetch_add(frames as u64, Relaxed);
         self.bytes_out.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// A received media batch refused whole (malformed, or on a subject not meant for us).
+    pub fn count_refused_batch(&self) {
+        self.media_msgs_in.fetch_add(1, Relaxed);
+        self.dropped.fetch_add(1, Relaxed);
     }
 
     /// Media frames dropped on the way to or from NATS.
@@ -60,8 +71,10 @@ impl CrossStats {
         self.video_dropped.fetch_add(d.video, Relaxed);
     }
 
-    pub fn count_in(&self, bytes: usize) {
-        self.frames_in.fetch_add(1, Relaxed);
+    /// A media batch of `frames` frames and `bytes` bytes received.
+    pub fn count_in(&self, frames: usize, bytes: usize) {
+        self.media_msgs_in.fetch_add(1, Relaxed);
+        self.frames_in.fetch_add(frames as u64, Relaxed);
         self.bytes_in.fetch_add(bytes as u64, Relaxed);
     }
 }

@@ -7,8 +7,6 @@
 //! token outside the grammar is refused here, so a subject can never name another meeting or
 //! widen into a wildcard.
 
-use quicmeet_sfu::MAX_LAYER;
-
 /// True for a node id usable as one subject token: 1–64 of `[a-z0-9-]`.
 pub fn valid_node_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
@@ -72,9 +70,36 @@ impl Subjects {
         format!("{}.end", self.prefix)
     }
 
-    /// One layer of one track. `None` for a layer the SFU does not have.
-    pub fn media(&self, track_id: u32, layer: u8) -> Option<String> {
-        (layer <= MAX_LAYER).then(|| format!("{}.m.{track_id}.{layer}", self.prefix))
+    /// Media batches node `from` sends node `to` alone (frames only `to` asked for).
+    pub fn media(&self, from: &str, to: &str) -> Option<String> {
+        (valid_node_id(from) && valid_node_id(to))
+            .then(|| format!("{}.mb.{from}.{to}", self.prefix))
+    }
+
+    /// Media batches node `from` sends every node that wants any of its media (frames all
+    /// of them asked for).
+    pub fn media_shared(&self, from: &str) -> Option<String> {
+        self.node("ma", from)
+    }
+
+    /// Media batches for node `to` alone, from every node.
+    pub fn media_to(&self, to: &str) -> Option<String> {
+        self.node("mb.*", to)
+    }
+
+    /// The sending node of a media batch that came on `subject` to node `to`; `None` unless
+    /// the subject is [`Subjects::media`]`(from, to)` or [`Subjects::media_shared`]`(from)` of
+    /// this meeting with a valid `from` other than `to`.
+    pub fn media_from<'a>(&self, subject: &'a str, to: &str) -> Option<&'a str> {
+        let rest = subject.strip_prefix(self.prefix.as_str())?;
+        let from = match rest.strip_prefix(".ma.") {
+            Some(from) => from,
+            None => rest
+                .strip_prefix(".mb.")?
+                .strip_suffix(to)?
+                .strip_suffix('.')?,
+        };
+        (valid_node_id(from) && from != to).then_some(from)
     }
 }
 
@@ -103,8 +128,29 @@ mod tests {
             assert!(s.keyframes(bad).is_none(), "{bad:?}");
             assert!(heartbeat(bad).is_none(), "{bad:?}");
         }
-        assert!(s.media(17, 3).is_none());
-        assert!(s.media(17, 255).is_none());
+        for bad in ["node.a", "*", ">", "", "n 1"] {
+            assert!(s.media(bad, "n2").is_none(), "{bad:?}");
+            assert!(s.media("n2", bad).is_none(), "{bad:?}");
+            assert!(s.media_to(bad).is_none(), "{bad:?}");
+            assert!(s.media_shared(bad).is_none(), "{bad:?}");
+        }
+        // Only a media subject of this meeting, for this node, from one valid other node.
+        for bad in [
+            "qm.abc-defg-hij.mb.n2",
+            "qm.abc-defg-hij.mb.n1.n2.n2",
+            "qm.abc-defg-hij.mb.*.n2",
+            "qm.abc-defg-hij.mb..n2",
+            "qm.abc-defg-hij.mb.n2.n2",
+            "qm.abc-defg-hij.ev.n1.n2",
+            "qm.abc-defg-hik.mb.n1.n2",
+            "qm.abc-defg-hij.mb.n1.xn2",
+            "qm.abc-defg-hij.ma.n2",
+            "qm.abc-defg-hij.ma.n1.n3",
+            "qm.abc-defg-hij.ma.*",
+            "qm.abc-defg-hik.ma.n1",
+        ] {
+            assert_eq!(s.media_from(bad, "n2"), None, "{bad:?}");
+        }
     }
 
     #[test]
@@ -114,10 +160,12 @@ mod tests {
         assert_eq!(s.all_events(), "qm.abc-defg-hij.ev.*");
         assert_eq!(s.commands("n2").unwrap(), "qm.abc-defg-hij.cmd.n2");
         assert_eq!(s.keyframes("n2").unwrap(), "qm.abc-defg-hij.kf.n2");
-        assert_eq!(
-            s.media(u32::MAX, 2).unwrap(),
-            "qm.abc-defg-hij.m.4294967295.2"
-        );
+        assert_eq!(s.media("n1", "n2").unwrap(), "qm.abc-defg-hij.mb.n1.n2");
+        assert_eq!(s.media_to("n2").unwrap(), "qm.abc-defg-hij.mb.*.n2");
+        let sent = s.media("node-7", "n2").unwrap();
+        assert_eq!(s.media_from(&sent, "n2"), Some("node-7"));
+        assert_eq!(s.media_shared("n1").unwrap(), "qm.abc-defg-hij.ma.n1");
+        assert_eq!(s.media_from("qm.abc-defg-hij.ma.n1", "n2"), Some("n1"));
         assert_eq!(s.sync(), "qm.abc-defg-hij.sync");
         assert_eq!(s.end(), "qm.abc-defg-hij.end");
         assert_eq!(heartbeat("node-0").unwrap(), "qm.hb.node-0");

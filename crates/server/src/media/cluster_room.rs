@@ -13,6 +13,7 @@ use quicmeet_sfu::{ConnId, Input, Remote};
 
 use super::{cluster_hold::Hold, Actor};
 use crate::cluster::{
+    batch::{destinations, Dests},
     link::{Inbound, Link, Outbound},
     net::NodeChange,
     wire::{Command, End, Envelope, Event, KeyframeAsk, Member, Want},
@@ -31,6 +32,11 @@ pub struct ClusterRoom {
     wants_of: HashMap<String, Vec<Want>>,
     /// The union of `wants_of`, per track.
     remote_wants: HashMap<u32, u8>,
+    /// The nodes that want each (track, layer) of this node's, from `wants_of`.
+    dests: HashMap<(u32, u8), Dests>,
+    /// Frames for other nodes accepted in the actor's current turn, handed to the link
+    /// together at its end ([`ClusterRoom::flush_media`]).
+    media_out: Vec<(EncodedFrame, Dests)>,
     /// What this node last said it wants, and the media subjects it subscribes to.
     my_wants: Vec<Want>,
     /// A room starting here while other nodes hold the meeting: joins wait for their
@@ -52,6 +58,8 @@ impl ClusterRoom {
             mirrors: HashMap::new(),
             wants_of: HashMap::new(),
             remote_wants: HashMap::new(),
+            dests: HashMap::new(),
+            media_out: Vec::new(),
             my_wants: Vec::new(),
         }
     }
@@ -86,11 +94,20 @@ impl ClusterRoom {
     }
 
     /// A frame this room accepted from one of its own publishers or its transcoder: on to
-    /// the nodes that want its layer.
-    pub fn forward_local(&self, frame: &EncodedFrame) {
+    /// the nodes that want its layer, at the end of the actor's turn.
+    pub fn forward_local(&mut self, frame: &EncodedFrame) {
         let h = frame.header();
-        if self.remote_wants(h.track_id) & (1 << h.layer) != 0 {
-            self.link.media(frame.clone());
+        if let Some(to) = self.dests.get(&(h.track_id, h.layer)) {
+            self.media_out.push((frame.clone(), to.clone()));
+        }
+    }
+
+    /// Hands the turn's frames for other nodes to the link, all at once: what one turn
+    /// accepted can leave in one batch per node. A turn is bounded (the actor takes at most
+    /// 65 commands before it settles), so this holds no frame longer than the turn.
+    pub fn flush_media(&mut self) {
+        if !self.media_out.is_empty() {
+            self.link.media(self.media_out.drain(..));
         }
     }
 
@@ -99,6 +116,7 @@ impl ClusterRoom {
         for w in self.wants_of.values().flatten() {
             *self.remote_wants.entry(w.track_id).or_default() |= w.layers;
         }
+        self.dests = destinations(&self.wants_of);
     }
 }
 
@@ -113,15 +131,14 @@ impl Actor {
             return;
         }
         match i {
-            Inbound::Media(f) => {
-                let pid = track::participant_of(f.header().track_id);
-                let conn = self
-                    .cluster
-                    .as_ref()
-                    .and_then(|c| c.mirrors.get(&pid))
-                    .map(|(_, c)| *c);
-                if let Some(conn) = conn {
-                    self.input(Input::Media(conn, f));
+            Inbound::Media { node, frames } => {
+                // One batch; the actor hands its frames out together at the end of the turn.
+                for f in frames {
+                    // Only frames of the sending node's own participants.
+                    let pid = track::participant_of(f.header().track_id);
+                    if let Some(conn) = self.mirror(&node, pid) {
+                        self.input(Input::Media(conn, f));
+                    }
                 }
             }
             Inbound::Event(env) => self.apply_envelope(env),
@@ -490,7 +507,7 @@ impl Actor {
         if wants == c.my_wants {
             return;
         }
-        let interest = wants
+        let layers = wants
             .iter()
             .flat_map(|w| {
                 (0..=quicmeet_sfu::MAX_LAYER)
@@ -498,7 +515,14 @@ impl Actor {
                     .map(move |l| (w.track_id, l))
             })
             .collect();
-        c.link.send(Outbound::Interest(interest));
+        let mut nodes: Vec<String> = wants
+            .iter()
+            .filter_map(|w| c.mirrors.get(&track::participant_of(w.track_id)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        c.link.send(Outbound::Interest { layers, nodes });
         c.my_wants = wants.clone();
         c.publish(Event::Wants { wants });
     }

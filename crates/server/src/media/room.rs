@@ -190,6 +190,9 @@ impl Actor {
     /// After a batch of input: bring the transcoders in line with the wanted layers and
     /// report the room's counters.
     fn settle(&mut self) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.flush_media();
+        }
         self.release_held();
         self.flush_media();
         let version = self.room.layers_version();
@@ -217,7 +220,10 @@ impl Actor {
 
     fn handle(&mut self, cmd: RoomCmd) {
         // Media waits for the end of the batch; anything else must not overtake it.
-        if !matches!(cmd, RoomCmd::Media(..) | RoomCmd::LayerMedia(_)) {
+        if !matches!(
+            cmd,
+            RoomCmd::Media(..) | RoomCmd::LayerMedia(_) | RoomCmd::Cluster(Inbound::Media { .. })
+        ) {
             self.flush_media();
         }
         match cmd {
@@ -342,7 +348,7 @@ impl Actor {
         };
         let before = self.room.stats().frames_in;
         self.input(input);
-        if let (Some(f), Some(c)) = (frame, &self.cluster) {
+        if let (Some(f), Some(c)) = (frame, &mut self.cluster) {
             if self.room.stats().frames_in > before {
                 c.forward_local(&f);
             }

@@ -18,6 +18,12 @@ use super::{public_meeting, Cluster};
 /// Node 0's host over WebTransport and node 1's guest over WebSocket in one meeting, each
 /// having seen the other join.
 pub(super) async fn spanning_meeting(cl: &Cluster) -> (Peer, Peer) {
+    let (_, ann, bob) = spanning_meeting_code(cl).await;
+    (ann, bob)
+}
+
+/// [`spanning_meeting`], with the meeting's code.
+pub(super) async fn spanning_meeting_code(cl: &Cluster) -> (String, Peer, Peer) {
     let host = verified_user(&cl.nodes[0], &cl.outbox(0), "Ann", "ann@acme.test").await;
     let code = public_meeting(cl, &host, 0, "Spanning").await;
     let hj = quicmeet_client::join(&host, &cl.nodes[0].base, &code, &JoinAs::Session)
@@ -49,7 +55,7 @@ pub(super) async fn spanning_meeting(cl: &Cluster) -> (Peer, Peer) {
         })
         .await;
     }
-    (ann, bob)
+    (code, ann, bob)
 }
 
 /// Publishes mic and camera and waits until `other` heard of both tracks.
