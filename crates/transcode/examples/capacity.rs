@@ -121,7 +121,14 @@ fn variants(steps: bool) -> Vec<Variant> {
     bilinear6.layers[0].cpu_used = -6;
     bilinear6.layers[1].cpu_used = -6;
     // Third pass (perf4): more libvpx speeds per layer and the encode breakout, on top of after.
-    for (a, b) in [(-13, -8), (-14, -8), (-15, -8), (-12, -10), (-12, -12), (-12, -16)] {
+    for (a, b) in [
+        (-13, -8),
+        (-14, -8),
+        (-15, -8),
+        (-12, -10),
+        (-12, -12),
+        (-12, -16),
+    ] {
         let mut c = after();
         c.layers[0].cpu_used = a;
         c.layers[1].cpu_used = b;

@@ -13,7 +13,10 @@
 use std::{
     collections::HashMap,
     net::UdpSocket,
-    sync::{atomic::Ordering, Arc},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -224,7 +227,10 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         }
     };
     hub.metrics.sessions_wt.fetch_add(1, Ordering::Relaxed);
-    attached.out.set_direct(Box::new(Datagrams::new(&conn)));
+    let datagrams = Arc::new(DatagramCount::default());
+    attached
+        .out
+        .set_direct(Box::new(Datagrams::new(&conn, datagrams.clone())));
     let stop = CancellationToken::new();
 
     // Whatever else the hello chunk carried belongs to the control stream.
@@ -345,7 +351,13 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         }
     };
 
-    let writer = write_loop(hub.clone(), conn.clone(), attached.clone(), ctl_send);
+    let writer = write_loop(
+        hub.clone(),
+        conn.clone(),
+        attached.clone(),
+        ctl_send,
+        datagrams.clone(),
+    );
     tokio::pin!(writer);
 
     let writer_done = tokio::select! {
@@ -366,7 +378,37 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         VarInt::from_u32(0),
         attached.out.close_reason().unwrap_or("left").as_bytes(),
     );
+    datagrams.report(conn.quic_connection().stats().frame_tx.datagram, &hub);
     drop(attached);
+}
+
+/// Datagrams this session handed to QUIC, and how many of QUIC's drops were already counted.
+///
+/// quinn drops the oldest queued datagrams when its send buffer is full and counts none of
+/// it; what it sent is in its stats (`frame_tx.datagram`). Handed minus sent is what it
+/// dropped (or still holds, a few at most), reported as
+/// `quicmeet_media_dropped_quic_datagrams_total` at every stats tick and at the end.
+#[derive(Default)]
+struct DatagramCount {
+    handed: AtomicU64,
+    reported: AtomicU64,
+}
+
+impl DatagramCount {
+    fn handed(&self) {
+        self.handed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds the drops since the last call to the hub's counter. `sent` is quinn's count.
+    fn report(&self, sent: u64, hub: &MediaHub) {
+        let dropped = self.handed.load(Ordering::Relaxed).saturating_sub(sent);
+        let before = self.reported.fetch_max(dropped, Ordering::Relaxed);
+        if dropped > before {
+            hub.metrics
+                .dropped_quic_datagrams
+                .fetch_add(dropped - before, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Audio straight from the room's fan-out into the session's datagrams. Sent through quinn
@@ -377,16 +419,18 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
 struct Datagrams {
     quic: wtransport::quinn::Connection,
     prefix: SmallVec<[u8; 8]>,
+    count: Arc<DatagramCount>,
 }
 
 impl Datagrams {
-    fn new(conn: &Connection) -> Self {
+    fn new(conn: &Connection, count: Arc<DatagramCount>) -> Self {
         let quarter = conn.session_id().into_u64() >> 2;
         let mut prefix = SmallVec::new();
         put_varint(&mut prefix, quarter);
         Self {
             quic: conn.quic_connection().clone(),
             prefix,
+            count,
         }
     }
 }
@@ -404,7 +448,11 @@ fn put_varint(out: &mut SmallVec<[u8; 8]>, v: u64) {
 impl super::conn::DirectSink for Datagrams {
     fn send(&self, frame: &EncodedFrame, wire: &mut super::conn::WireCache) -> bool {
         let d = wire.framed(&self.prefix, frame.as_bytes());
-        self.quic.send_datagram(d).is_ok()
+        let ok = self.quic.send_datagram(d).is_ok();
+        if ok {
+            self.count.handed();
+        }
+        ok
     }
 }
 
@@ -466,6 +514,7 @@ async fn write_loop(
     conn: Arc<Connection>,
     attached: Arc<Attached>,
     mut ctl_send: wtransport::SendStream,
+    datagrams: Arc<DatagramCount>,
 ) {
     let out = attached.out.clone();
     let mut groups: HashMap<u32, Group> = HashMap::new();
@@ -503,7 +552,7 @@ async fn write_loop(
                         let track = frame.header().track_id;
                         if kind == MediaKind::Audio {
                             match conn.send_datagram(frame.as_bytes()) {
-                                Ok(()) => {}
+                                Ok(()) => datagrams.handed(),
                                 Err(wtransport::error::SendDatagramError::TooLarge) => {
                                     // Rare large audio frames go on a stream of their own.
                                     hub.metrics
@@ -561,7 +610,7 @@ async fn write_loop(
             _ = out.wait() => {}
             // Video the pacer held back may leave now.
             _ = super::sleep_until_paced(paced), if paced.is_some() => {}
-            _ = stats_tick.tick() => attached.report_stats(path_stats(&conn, &out)),
+            _ = stats_tick.tick() => attached.report_stats(path_stats(&conn, &out, &datagrams, &hub)),
             _ = hub.cancel.cancelled() => {
                 if let Ok(b) = quicmeet_proto::wt::encode_control(&ServerMessage::goodbye(
                     "shutdown", "The server is restarting. Reconnect in a moment.")) {
@@ -576,8 +625,15 @@ async fn write_loop(
 }
 
 /// QUIC's view of the subscriber's downlink plus the queue's drain.
-fn path_stats(conn: &Connection, out: &super::ConnOut) -> quicmeet_sfu::bwe::TransportStats {
+/// Also counts the datagrams QUIC dropped since the last tick.
+fn path_stats(
+    conn: &Connection,
+    out: &super::ConnOut,
+    datagrams: &DatagramCount,
+    hub: &MediaHub,
+) -> quicmeet_sfu::bwe::TransportStats {
     let s = conn.quic_connection().stats();
+    datagrams.report(s.frame_tx.datagram, hub);
     quicmeet_sfu::bwe::TransportStats {
         rtt: Some(s.path.rtt),
         cwnd_bytes: Some(s.path.cwnd),
