@@ -194,8 +194,8 @@ impl Collector for MediaMetricsView {
             ),
             (
                 "quicmeet_media_dropped_quic_datagrams_total",
-                "Audio datagrams QUIC dropped from a full send buffer (WebTransport), counted \
-                 from QUIC's own statistics every second and at the session's end.",
+                "Audio datagrams QUIC dropped from a full send buffer or discarded unsent at the \
+                 close (WebTransport), counted from QUIC's own statistics when a session ends.",
                 &m.dropped_quic_datagrams,
             ),
             (

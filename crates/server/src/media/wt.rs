@@ -378,20 +378,21 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         VarInt::from_u32(0),
         attached.out.close_reason().unwrap_or("left").as_bytes(),
     );
-    datagrams.report(conn.quic_connection().stats().frame_tx.datagram, &hub);
+    datagrams.report_closed(conn.quic_connection().stats().frame_tx.datagram, &hub);
     drop(attached);
 }
 
 /// Datagrams this session handed to QUIC, and how many of QUIC's drops were already counted.
 ///
 /// quinn drops the oldest queued datagrams when its send buffer is full and counts none of
-/// it; what it sent is in its stats (`frame_tx.datagram`). Handed minus sent is what it
-/// dropped (or still holds, a few at most), reported as
-/// `quicmeet_media_dropped_quic_datagrams_total` at every stats tick and at the end.
+/// it; what it sent is in its stats (`frame_tx.datagram`). Once the connection is closed,
+/// handed minus sent is what it dropped (or discarded unsent at the close), added to
+/// `quicmeet_media_dropped_quic_datagrams_total` when the session ends. Not while it runs:
+/// then the difference also holds what is merely waiting in QUIC's buffer, and there is no
+/// way to tell how many datagrams that is.
 #[derive(Default)]
 struct DatagramCount {
     handed: AtomicU64,
-    reported: AtomicU64,
 }
 
 impl DatagramCount {
@@ -399,15 +400,12 @@ impl DatagramCount {
         self.handed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Adds the drops since the last call to the hub's counter. `sent` is quinn's count.
-    fn report(&self, sent: u64, hub: &MediaHub) {
+    /// Adds this closed session's drops to the hub's counter. `sent` is quinn's count.
+    fn report_closed(&self, sent: u64, hub: &MediaHub) {
         let dropped = self.handed.load(Ordering::Relaxed).saturating_sub(sent);
-        let before = self.reported.fetch_max(dropped, Ordering::Relaxed);
-        if dropped > before {
-            hub.metrics
-                .dropped_quic_datagrams
-                .fetch_add(dropped - before, Ordering::Relaxed);
-        }
+        hub.metrics
+            .dropped_quic_datagrams
+            .fetch_add(dropped, Ordering::Relaxed);
     }
 }
 
@@ -610,7 +608,7 @@ async fn write_loop(
             _ = out.wait() => {}
             // Video the pacer held back may leave now.
             _ = super::sleep_until_paced(paced), if paced.is_some() => {}
-            _ = stats_tick.tick() => attached.report_stats(path_stats(&conn, &out, &datagrams, &hub)),
+            _ = stats_tick.tick() => attached.report_stats(path_stats(&conn, &out)),
             _ = hub.cancel.cancelled() => {
                 if let Ok(b) = quicmeet_proto::wt::encode_control(&ServerMessage::goodbye(
                     "shutdown", "The server is restarting. Reconnect in a moment.")) {
@@ -625,15 +623,8 @@ async fn write_loop(
 }
 
 /// QUIC's view of the subscriber's downlink plus the queue's drain.
-/// Also counts the datagrams QUIC dropped since the last tick.
-fn path_stats(
-    conn: &Connection,
-    out: &super::ConnOut,
-    datagrams: &DatagramCount,
-    hub: &MediaHub,
-) -> quicmeet_sfu::bwe::TransportStats {
+fn path_stats(conn: &Connection, out: &super::ConnOut) -> quicmeet_sfu::bwe::TransportStats {
     let s = conn.quic_connection().stats();
-    datagrams.report(s.frame_tx.datagram, hub);
     quicmeet_sfu::bwe::TransportStats {
         rtt: Some(s.path.rtt),
         cwnd_bytes: Some(s.path.cwnd),
