@@ -257,6 +257,8 @@ pub(crate) fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report 
             },
             sender_lag_ms: ms(&sh.sender_lag.snapshot()),
             datagrams_expired: sh.datagrams_expired.load(Relaxed),
+            quic_datagrams_dropped_in: sh.quic_datagrams_dropped_in.load(Relaxed),
+            quic_datagrams_dropped_out: sh.quic_datagrams_dropped_out.load(Relaxed),
             bottleneck: vec![],
         },
         timeline: input.timeline,
@@ -310,6 +312,20 @@ fn bottleneck(r: &Report) -> Vec<String> {
         why.push(format!(
             "the tester read {expired} audio datagrams later than {} ms and dropped them (counted as lost)",
             r.args.datagram_max_age_ms
+        ));
+    }
+    let (din, dout) = (
+        r.tester.quic_datagrams_dropped_in,
+        r.tester.quic_datagrams_dropped_out,
+    );
+    if din > 0 {
+        why.push(format!(
+            "QUIC dropped {din} datagrams the tester did not read in time (its receive buffer was full)"
+        ));
+    }
+    if dout > 0 {
+        why.push(format!(
+            "QUIC dropped {dout} audio datagrams the tester's publishers could not send in time"
         ));
     }
     if r.tester.sender_lag_ms.p99 > 50.0 && r.args.impair.is_none() {

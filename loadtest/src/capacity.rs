@@ -61,15 +61,32 @@ pub async fn find_capacity(args: &Args, env: &Env, lib: &Arc<Library>) -> Result
                 .filter(|(k, _)| k.starts_with("quicmeet_media_dropped_"))
                 .fold(0.0, |a, (_, v)| a + v),
             udp_rcvbuf_errors: r.machine.udp_rcvbuf_errors,
+            cpu_us_per_frame: r.server.cpu_us_per_frame,
+            server_quic_dropped: r
+                .server
+                .drops
+                .get("quicmeet_media_dropped_quic_datagrams_total")
+                .copied()
+                .unwrap_or(0.0),
+            tester_quic_dropped_in: r.tester.quic_datagrams_dropped_in,
+            tester_quic_dropped_out: r.tester.quic_datagrams_dropped_out,
             passed: r.passed,
         });
         eprintln!(
-            "  p99 {:.1} ms, loss {:.3}%, server {:.2} cores, tester {:.2} cores, UDP drops {}: {}",
+            "  p99 {:.1} ms, loss {:.3}%, server {:.2} cores ({:.2} µs/frame), tester {:.2} cores, UDP drops {}, QUIC drops server {} tester in/out {}/{}: {}",
             all.latency_ms.p99,
             all.loss_pct,
             r.server.cpu_cores.unwrap_or(0.0),
+            r.server.cpu_us_per_frame.unwrap_or(0.0),
             r.tester.cpu_cores.unwrap_or(0.0),
             r.machine.udp_rcvbuf_errors.unwrap_or(0),
+            r.server
+                .drops
+                .get("quicmeet_media_dropped_quic_datagrams_total")
+                .copied()
+                .unwrap_or(0.0),
+            r.tester.quic_datagrams_dropped_in,
+            r.tester.quic_datagrams_dropped_out,
             if r.passed { "held" } else { "broke" }
         );
         if r.passed {

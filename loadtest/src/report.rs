@@ -150,6 +150,12 @@ pub struct TesterReport {
     /// Audio datagrams this tool read too late and dropped itself
     /// (`--datagram-max-age-ms`).
     pub datagrams_expired: u64,
+    /// Datagrams QUIC received for this tool that it never read (dropped by QUIC's full
+    /// receive buffer: the tool read too slowly). quinn counts none of these itself.
+    pub quic_datagrams_dropped_in: u64,
+    /// Audio datagrams this tool's publishers handed to QUIC that it never sent (dropped by
+    /// QUIC's full send buffer).
+    pub quic_datagrams_dropped_out: u64,
     /// Why this tool may itself have limited the figures (empty: it kept up).
     pub bottleneck: Vec<String>,
 }
@@ -213,6 +219,15 @@ pub struct CapacityStep {
     pub server_drops: f64,
     /// Kernel UDP receive-buffer drops during the step.
     pub udp_rcvbuf_errors: Option<u64>,
+    /// Server CPU per delivered frame (µs).
+    pub cpu_us_per_frame: Option<f64>,
+    /// Audio datagrams the server's QUIC dropped unsent
+    /// (`quicmeet_media_dropped_quic_datagrams_total`; also in `server_drops`).
+    pub server_quic_dropped: f64,
+    /// Datagrams the tester's QUIC received but the tester never read.
+    pub tester_quic_dropped_in: u64,
+    /// Audio datagrams the tester's publishers handed to QUIC that it never sent.
+    pub tester_quic_dropped_out: u64,
     /// Every threshold held.
     pub passed: bool,
 }
@@ -440,15 +455,19 @@ impl Report {
             for st in &cap.steps {
                 let _ = writeln!(
                     s,
-                    "  {:>4} → {:>4} participants  p99 {:>8.1} ms  loss {:>7.3}%  server {} cores  tester {} cores  server drops {}  UDP drops {}  {}",
+                    "  {:>4} → {:>4} participants  p99 {:>8.1} ms  loss {:>7.3}%  server {} cores ({} µs/frame)  tester {} cores  server drops {} (QUIC {})  UDP drops {}  tester QUIC drops in/out {}/{}  {}",
                     st.value,
                     st.participants,
                     st.p99_ms,
                     st.loss_pct,
                     opt(st.server_cpu_cores, 2),
+                    opt(st.cpu_us_per_frame, 2),
                     opt(st.tester_cpu_cores, 2),
                     st.server_drops,
+                    st.server_quic_dropped,
                     st.udp_rcvbuf_errors.map_or("-".to_owned(), |v| v.to_string()),
+                    st.tester_quic_dropped_in,
+                    st.tester_quic_dropped_out,
                     if st.passed { "held" } else { "broke" }
                 );
             }

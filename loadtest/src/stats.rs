@@ -210,6 +210,12 @@ pub struct Shared {
     /// Audio datagrams this tool dropped itself because it read them later than
     /// `--datagram-max-age-ms` (its own backlog, not the server's).
     pub datagrams_expired: AtomicU64,
+    /// Datagrams QUIC received for this tool that it never read (QUIC's receive buffer was
+    /// full and dropped the oldest): this tool's own backlog.
+    pub quic_datagrams_dropped_in: AtomicU64,
+    /// Audio datagrams this tool's publishers handed to QUIC that it never sent (its send
+    /// buffer was full and dropped the oldest).
+    pub quic_datagrams_dropped_out: AtomicU64,
     /// What the impairment lab and the publishers' adaptation recorded.
     pub lab: crate::lab::report::Records,
 }

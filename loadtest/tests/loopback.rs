@@ -149,6 +149,14 @@ async fn counts_match_over_both_transports_against_the_real_server() {
             assert_eq!(*v, 0.0, "{k}");
         }
     }
+    // quinn's own silent drops are counted on both ends, and none happened: every datagram
+    // QUIC took was sent, and every one it received was read.
+    assert!(r
+        .server
+        .drops
+        .contains_key("quicmeet_media_dropped_quic_datagrams_total"));
+    assert_eq!(r.tester.quic_datagrams_dropped_in, 0);
+    assert_eq!(r.tester.quic_datagrams_dropped_out, 0);
     // Chat: every message reaches the 4 participants (the author included).
     assert!(r.chat.sent > 0);
     assert_eq!(r.chat.received, r.chat.sent * 4);

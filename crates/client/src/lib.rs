@@ -224,6 +224,10 @@ pub struct PathStats {
     pub lost_packets: u64,
     /// Packets sent.
     pub sent_packets: u64,
+    /// DATAGRAM frames sent. QUIC drops the oldest unsent datagrams when its send buffer is
+    /// full and does not count them: datagrams handed to it minus this is what it dropped
+    /// (or still holds).
+    pub datagrams_sent: u64,
 }
 
 impl Default for ConnectOptions {
@@ -256,6 +260,8 @@ pub(crate) struct Counters {
     bad_media: AtomicU64,
     media_bytes: AtomicU64,
     datagrams_expired: AtomicU64,
+    /// The QUIC connection under a WebTransport session, for its datagram counts.
+    quic: std::sync::OnceLock<wtransport::quinn::Connection>,
     /// Headers of the latest expired datagrams, for [`ClientReceiver::take_expired`].
     expired: std::sync::Mutex<std::collections::VecDeque<FrameHeader>>,
 }
@@ -304,6 +310,11 @@ pub struct Stats {
     /// Datagrams dropped unread because they were older than
     /// [`ConnectOptions::datagram_max_age`]: this client's own backlog, not the network's.
     pub datagrams_expired: u64,
+    /// DATAGRAM frames QUIC received (WebTransport; 0 on WebSocket). QUIC drops the oldest
+    /// unread ones when its receive buffer is full and does not count them, so this minus
+    /// [`Self::datagrams`] (and any still unread) is what was lost inside this client because
+    /// it read too slowly, not on the network.
+    pub quic_datagrams_received: u64,
 }
 
 /// Where events are delivered.
@@ -629,6 +640,7 @@ impl ClientReceiver {
             bad_media: g(&c.bad_media),
             media_bytes: g(&c.media_bytes),
             datagrams_expired: g(&c.datagrams_expired),
+            quic_datagrams_received: c.quic.get().map_or(0, |q| q.stats().frame_rx.datagram),
         }
     }
 }

@@ -98,6 +98,7 @@ pub(crate) async fn connect(
         .build();
     let endpoint = Endpoint::client(config)?;
     let conn = endpoint.connect(join.webtransport_url_with_token()).await?;
+    let _ = counters.quic.set(conn.quic_connection().clone());
 
     // Datagrams first: audio may follow the welcome immediately.
     tokio::spawn(read_datagrams(
@@ -191,8 +192,10 @@ impl WtSender {
     }
 
     pub(crate) fn path_stats(&self) -> PathStats {
-        let p = self.conn.quic_connection().stats().path;
+        let stats = self.conn.quic_connection().stats();
+        let p = stats.path;
         PathStats {
+            datagrams_sent: stats.frame_tx.datagram,
             rtt: p.rtt,
             min_rtt: p.min_rtt,
             cwnd: p.cwnd,

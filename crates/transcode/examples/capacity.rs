@@ -1,7 +1,7 @@
 //! How many 720p publishers one core can give two lower layers, and at what quality.
 //!
 //! `cargo run --release -p quicmeet-transcode --example capacity [frames] [--rounds N]
-//! [--gop N] [--steps] [--only A,B] [--no-psnr]`
+//! [--gop N] [--steps] [--only A,B] [--alone NAME] [--no-psnr]`
 //!
 //! Runs the transcoder variants interleaved in one process (A, B, A, B, …; `--rounds` times, 5
 //! by default, 3 with `--steps`), because on a shared machine only figures taken side by side
@@ -18,7 +18,8 @@
 //! `after` (today's defaults). `--steps` adds each change on its own on top of `before`, and
 //! what the defaults turned down; `--only A,B` keeps the step variants whose names contain A or
 //! B. `--gop N` sets the source's keyframe interval (30 by default; browsers send far fewer).
-//! `--no-psnr` skips the quality check (for a profiler: only the transcoder runs).
+//! `--no-psnr` skips the quality check (for a profiler: only the transcoder runs); `--alone NAME`
+//! runs only the variant called NAME (the "x" column is then relative to it).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -47,6 +48,7 @@ fn before() -> Config {
         encoder_threads: 1,
         error_resilient: true,
         decoder: DecoderSettings::default(),
+        camera_static_thresh: 1,
     };
     for l in &mut c.layers {
         l.cpu_used = 12;
@@ -118,6 +120,31 @@ fn variants(steps: bool) -> Vec<Variant> {
     let mut bilinear6 = bilinear.clone();
     bilinear6.layers[0].cpu_used = -6;
     bilinear6.layers[1].cpu_used = -6;
+    // Third pass (perf4): more libvpx speeds per layer and the encode breakout, on top of after.
+    for (a, b) in [
+        (-13, -8),
+        (-14, -8),
+        (-15, -8),
+        (-12, -10),
+        (-12, -12),
+        (-12, -16),
+    ] {
+        let mut c = after();
+        c.layers[0].cpu_used = a;
+        c.layers[1].cpu_used = b;
+        v.push(Variant {
+            name: format!("after, cpu-used {a}/{b}"),
+            config: c,
+        });
+    }
+    for t in [100, 300, 1000] {
+        let mut c = after();
+        c.tuning.camera_static_thresh = t;
+        v.push(Variant {
+            name: format!("after, static-thresh {t}"),
+            config: c,
+        });
+    }
     for (name, config) in [
         ("after, 360p at -16", faster),
         ("after + skip loop filter", no_lf),
@@ -236,6 +263,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let (mut frames, mut rounds, mut gop, mut steps) = (150u32, 0usize, 30u32, false);
     let mut only: Vec<String> = Vec::new();
+    let mut alone: Option<String> = None;
     let mut quality_check = true;
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -244,6 +272,11 @@ fn main() {
             "--steps" => steps = true,
             // For profilers: nothing but the transcoder runs.
             "--no-psnr" => quality_check = false,
+            // For profilers: exactly one variant (by its full name).
+            "--alone" => {
+                steps = true;
+                alone = args.next();
+            }
             "--only" => {
                 steps = true;
                 only = args
@@ -289,6 +322,10 @@ fn main() {
                 || v.name == "after"
                 || only.iter().any(|o| v.name.contains(o.as_str()))
         });
+    }
+    if let Some(name) = &alone {
+        vs.retain(|v| &v.name == name);
+        assert!(!vs.is_empty(), "no variant named {name:?}");
     }
     let mut passes: Vec<Vec<Pass>> = vec![Vec::new(); vs.len()];
     let mut quality = vec![[[0.0f64; 2]; 2]; vs.len()];

@@ -116,14 +116,19 @@ pub struct Tuning {
     pub error_resilient: bool,
     /// How the source is decoded.
     pub decoder: vp8::DecoderSettings,
+    /// libvpx `static-thresh` of the camera layers (its "encode breakout": a block whose
+    /// prediction error is below it is coded as a skip). Screen layers always use 100.
+    pub camera_static_thresh: u32,
 }
 
 impl Default for Tuning {
     /// The measured best (BENCHMARKS.md, section 4): cascade on; the 2×2 box filter (exact
     /// 2:1 steps cost a fifth of swscale's bilinear and are sharper: bilinear twice in a
-    /// cascade blurs the 180p layer by 1 dB); one encoder thread; no error resilience; full
-    /// decoding (skipping the decoder's loop filter saved 20 % of the decode but lost 1–1.7 dB,
-    /// because the decoder's pictures drift from the publisher's until the next keyframe).
+    /// cascade blurs the 180p layer by 1 dB); one encoder thread; no error resilience; the
+    /// source decoded in full. Skipping the decoder's loop filter saves 15–20 % of the decode,
+    /// but the decoder's pictures then drift from the publisher's until the next source
+    /// keyframe, and how much depends on the source: measured three times, the layers lost
+    /// 0.2–0.9 dB against the transcoder before issue 15, and once 4.5 dB.
     fn default() -> Self {
         Tuning {
             cascade: true,
@@ -131,6 +136,7 @@ impl Default for Tuning {
             encoder_threads: 1,
             error_resilient: false,
             decoder: vp8::DecoderSettings::default(),
+            camera_static_thresh: 1,
         }
     }
 }
@@ -612,7 +618,7 @@ impl LayerTranscoder {
                     fps: (self.config.fps_hint / l.spec.frame_step.max(1)).max(1),
                     gop: self.config.gop,
                     static_thresh: match self.config.kind {
-                        TrackKind::Camera => 1,
+                        TrackKind::Camera => tuning.camera_static_thresh,
                         TrackKind::Screen => 100,
                     },
                     cpu_used: l.spec.cpu_used,

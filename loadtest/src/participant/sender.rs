@@ -169,9 +169,19 @@ fn sent(ctx: &Ctx, kind: MediaKind, frame: &EncodedFrame, r: Result<(), String>)
 
 /// Send an audio frame: in a datagram when the connection has them (never waiting), on
 /// the connection otherwise.
-async fn send_audio(ctx: &Ctx, conn: &mut ConnTx, dg: Option<&DatagramSender>, f: EncodedFrame) {
+/// `handed` counts the datagrams QUIC took.
+async fn send_audio(
+    ctx: &Ctx,
+    conn: &mut ConnTx,
+    dg: Option<&DatagramSender>,
+    f: EncodedFrame,
+    handed: &mut u64,
+) {
     let r = match dg.map(|d| d.send_frame(&f)) {
-        Some(Ok(())) => Ok(()),
+        Some(Ok(())) => {
+            *handed += 1;
+            Ok(())
+        }
         // Too large for a datagram (or no datagrams): the connection's own path.
         _ => conn.send_frame(&f).await,
     };
@@ -225,6 +235,8 @@ pub(super) async fn run(
         .position(|t| t.kind == MediaKind::Audio)
         .map(|i| tracks.remove(i));
     let dg = conn.datagram_sender();
+    // Audio datagrams handed to QUIC, against what it says it sent at the end.
+    let mut dg_handed = 0u64;
     let stamp_schedule = spec.impaired;
     let adapts = ctx.args.adapt == OnOff::On
         && ctx.lib.video_ladder.len() > 1
@@ -361,7 +373,7 @@ pub(super) async fn run(
             }
             _ = sleep_until(next.into()), if sending => {
                 if let Some(f) = audio.as_mut().and_then(|a| next_frame(a, &ctx, keys, stamp_schedule)) {
-                    send_audio(&ctx, &mut conn, dg.as_ref(), f).await;
+                    send_audio(&ctx, &mut conn, dg.as_ref(), f, &mut dg_handed).await;
                 }
                 if adapts && adapt_due <= Instant::now() {
                     adapt_due += ADAPT_EVERY;
@@ -393,6 +405,7 @@ pub(super) async fn run(
                                     };
                                     if let Some(f) = next_frame(a, &ctx, keys, stamp_schedule) {
                                         let r = d.send_frame(&f).map_err(|e| e.to_string());
+                                        dg_handed += u64::from(r.is_ok());
                                         sent(&ctx, MediaKind::Audio, &f, r);
                                     }
                                 }
@@ -416,6 +429,11 @@ pub(super) async fn run(
     }
     if !stopped {
         record_last(&ctx, &spec, audio.iter().chain(tracks.iter()));
+    }
+    if let Some(p) = conn.path_stats() {
+        // quinn drops the oldest unsent datagrams when its send buffer is full, silently.
+        sh.quic_datagrams_dropped_out
+            .fetch_add(dg_handed.saturating_sub(p.datagrams_sent), Relaxed);
     }
     conn.close().await;
 }

@@ -318,6 +318,12 @@ pub(super) async fn run(
     if let Some(st) = rx.stats() {
         sh.datagrams_expired
             .fetch_add(st.datagrams_expired, Relaxed);
+        // What QUIC received but this tool never read: dropped by QUIC's receive buffer
+        // (the oldest go first when it is full), i.e. this tool read too slowly.
+        sh.quic_datagrams_dropped_in.fetch_add(
+            st.quic_datagrams_received.saturating_sub(st.datagrams),
+            Relaxed,
+        );
     }
     if *ctx.end.borrow() && !matches!(result, End::Done) {
         // Closed while the run was ending: not an error.

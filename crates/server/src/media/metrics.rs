@@ -26,6 +26,8 @@ pub struct MediaMetrics {
     pub dropped_by_room: AtomicU64,
     pub dropped_by_queue: AtomicU64,
     pub dropped_stream_backlog: AtomicU64,
+    /// Audio datagrams QUIC dropped unsent (WebTransport; see `wt::DatagramCount`).
+    pub dropped_quic_datagrams: AtomicU64,
     pub group_resets: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub protocol_errors: AtomicU64,
@@ -129,7 +131,7 @@ impl Collector for MediaMetricsView {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let out = &mut enc;
         let m = &self.m;
-        let counters: [(&str, &str, &AtomicU64); 21] = [
+        let counters: [(&str, &str, &AtomicU64); 22] = [
             (
                 "quicmeet_layer_switches_total",
                 "Layer changes made by the congestion controller.",
@@ -189,6 +191,12 @@ impl Collector for MediaMetricsView {
                 "quicmeet_media_dropped_stream_backlog_total",
                 "Video frames dropped because a WebTransport stream could not keep up.",
                 &m.dropped_stream_backlog,
+            ),
+            (
+                "quicmeet_media_dropped_quic_datagrams_total",
+                "Audio datagrams QUIC dropped from a full send buffer or discarded unsent at the \
+                 close (WebTransport), counted from QUIC's own statistics when a session ends.",
+                &m.dropped_quic_datagrams,
             ),
             (
                 "quicmeet_media_group_resets_total",

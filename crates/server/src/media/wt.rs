@@ -13,7 +13,10 @@
 use std::{
     collections::HashMap,
     net::UdpSocket,
-    sync::{atomic::Ordering, Arc},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -224,7 +227,10 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         }
     };
     hub.metrics.sessions_wt.fetch_add(1, Ordering::Relaxed);
-    attached.out.set_direct(Box::new(Datagrams::new(&conn)));
+    let datagrams = Arc::new(DatagramCount::default());
+    attached
+        .out
+        .set_direct(Box::new(Datagrams::new(&conn, datagrams.clone())));
     let stop = CancellationToken::new();
 
     // Whatever else the hello chunk carried belongs to the control stream.
@@ -345,7 +351,13 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         }
     };
 
-    let writer = write_loop(hub.clone(), conn.clone(), attached.clone(), ctl_send);
+    let writer = write_loop(
+        hub.clone(),
+        conn.clone(),
+        attached.clone(),
+        ctl_send,
+        datagrams.clone(),
+    );
     tokio::pin!(writer);
 
     let writer_done = tokio::select! {
@@ -366,7 +378,35 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         VarInt::from_u32(0),
         attached.out.close_reason().unwrap_or("left").as_bytes(),
     );
+    datagrams.report_closed(conn.quic_connection().stats().frame_tx.datagram, &hub);
     drop(attached);
+}
+
+/// Datagrams this session handed to QUIC, and how many of QUIC's drops were already counted.
+///
+/// quinn drops the oldest queued datagrams when its send buffer is full and counts none of
+/// it; what it sent is in its stats (`frame_tx.datagram`). Once the connection is closed,
+/// handed minus sent is what it dropped (or discarded unsent at the close), added to
+/// `quicmeet_media_dropped_quic_datagrams_total` when the session ends. Not while it runs:
+/// then the difference also holds what is merely waiting in QUIC's buffer, and there is no
+/// way to tell how many datagrams that is.
+#[derive(Default)]
+struct DatagramCount {
+    handed: AtomicU64,
+}
+
+impl DatagramCount {
+    fn handed(&self) {
+        self.handed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds this closed session's drops to the hub's counter. `sent` is quinn's count.
+    fn report_closed(&self, sent: u64, hub: &MediaHub) {
+        let dropped = self.handed.load(Ordering::Relaxed).saturating_sub(sent);
+        hub.metrics
+            .dropped_quic_datagrams
+            .fetch_add(dropped, Ordering::Relaxed);
+    }
 }
 
 /// Audio straight from the room's fan-out into the session's datagrams. Sent through quinn
@@ -377,16 +417,18 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
 struct Datagrams {
     quic: wtransport::quinn::Connection,
     prefix: SmallVec<[u8; 8]>,
+    count: Arc<DatagramCount>,
 }
 
 impl Datagrams {
-    fn new(conn: &Connection) -> Self {
+    fn new(conn: &Connection, count: Arc<DatagramCount>) -> Self {
         let quarter = conn.session_id().into_u64() >> 2;
         let mut prefix = SmallVec::new();
         put_varint(&mut prefix, quarter);
         Self {
             quic: conn.quic_connection().clone(),
             prefix,
+            count,
         }
     }
 }
@@ -404,7 +446,11 @@ fn put_varint(out: &mut SmallVec<[u8; 8]>, v: u64) {
 impl super::conn::DirectSink for Datagrams {
     fn send(&self, frame: &EncodedFrame, wire: &mut super::conn::WireCache) -> bool {
         let d = wire.framed(&self.prefix, frame.as_bytes());
-        self.quic.send_datagram(d).is_ok()
+        let ok = self.quic.send_datagram(d).is_ok();
+        if ok {
+            self.count.handed();
+        }
+        ok
     }
 }
 
@@ -466,6 +512,7 @@ async fn write_loop(
     conn: Arc<Connection>,
     attached: Arc<Attached>,
     mut ctl_send: wtransport::SendStream,
+    datagrams: Arc<DatagramCount>,
 ) {
     let out = attached.out.clone();
     let mut groups: HashMap<u32, Group> = HashMap::new();
@@ -503,7 +550,7 @@ async fn write_loop(
                         let track = frame.header().track_id;
                         if kind == MediaKind::Audio {
                             match conn.send_datagram(frame.as_bytes()) {
-                                Ok(()) => {}
+                                Ok(()) => datagrams.handed(),
                                 Err(wtransport::error::SendDatagramError::TooLarge) => {
                                     // Rare large audio frames go on a stream of their own.
                                     hub.metrics
