@@ -471,8 +471,7 @@ async fn write_loop(
     let mut groups: HashMap<u32, Group> = HashMap::new();
     let mut next_priority: i32 = 0;
     let mut batch: SmallVec<[Popped; WRITE_BATCH]> = SmallVec::new();
-    let mut stats_tick = tokio::time::interval(super::STATS_PERIOD);
-    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stats_tick = super::StatsClock::start();
     loop {
         for track in out.take_resets() {
             if let Some(g) = groups.remove(&track) {
@@ -585,6 +584,7 @@ fn path_stats(conn: &Connection, out: &super::ConnOut) -> quicmeet_sfu::bwe::Tra
         lost_packets: Some(s.path.lost_packets),
         congestion_events: Some(s.path.congestion_events),
         sent_bytes: Some(s.udp_tx.bytes),
+        lost_bytes: Some(s.path.lost_bytes),
         ..out.queue_sample()
     }
 }

@@ -61,9 +61,69 @@ fn a_growing_round_trip_cuts_the_estimate_below_what_was_delivered_and_paces_vid
     p.step(1_000, 180, 0, 0);
     let cut = p.e.bps().unwrap();
     assert!((800_000..=900_000).contains(&cut), "{cut}");
-    // Video is paced at its share of the estimate: the subscriber's audio crosses the same
-    // bottleneck unpaced.
+    // Until the queue has drained, video is paced at half the estimate: at its usual share
+    // the bottleneck would drain at only the remaining 15 % of the link.
+    assert_eq!(p.e.pace_bps(), Some(cut / 2));
+    // Drained (the round trip is back): video is paced at its share of the estimate, as the
+    // subscriber's audio crosses the same bottleneck unpaced.
+    p.step(700, 35, 0, 0);
+    assert_eq!(p.e.bps(), Some(cut));
     assert_eq!(p.e.pace_bps(), Some(cut * 85 / 100));
+}
+
+#[test]
+fn the_drain_ends_after_a_second_even_while_the_round_trip_stays_high() {
+    let mut p = Path::new();
+    p.step(900, 30, 0, 0);
+    p.step(1_000, 180, 0, 0);
+    let cut = p.e.bps().unwrap();
+    assert_eq!(p.e.pace_bps(), Some(cut / 2));
+    // Still queued half a second later: within the cool-down, not a new cut, still draining.
+    p.step(600, 150, 0, 0);
+    assert_eq!(p.e.pace_bps(), Some(cut / 2));
+    // A second after the cut the drain gives way even if the round trip has not come back
+    // (a longer route, or delay the pacer cannot remove); a persisting delay cuts anew.
+    p.step(600, 60, 0, 0);
+    assert_eq!(p.e.pace_bps(), Some(p.e.bps().unwrap() * 85 / 100));
+}
+
+#[test]
+fn samples_faster_than_the_rate_window_measure_rates_over_the_window() {
+    let mut p = Path::new();
+    let t0 = p.t0;
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    // Samples every 100 ms; one 40 kB keyframe left in the 100 ms before the cut, on top of
+    // a steady 800 kbit/s. Over 100 ms that looks like 4 Mbit/s; over the window it is not.
+    let mut drained = 0;
+    p.e.update(at(0), sample(30, 0, 0, 0));
+    for k in 1..=4 {
+        drained += 10_000;
+        p.e.update(at(k * 100), sample(30, drained, 0, 0));
+    }
+    drained += 10_000 + 40_000;
+    p.e.update(at(500), sample(180, drained, 0, 0));
+    let cut = p.e.bps().unwrap();
+    // 80 kB over the last 400 ms is 1.6 Mbit/s: cut to 85 % of that, not of 4 Mbit/s.
+    assert!((1_300_000..=1_400_000).contains(&cut), "{cut}");
+}
+
+#[test]
+fn bytes_the_transport_lost_are_not_counted_as_delivered() {
+    let mut p = Path::new();
+    let sample = |sent: u64, lost: u64, rtt: u64| TransportStats {
+        sent_bytes: Some(sent),
+        lost_bytes: Some(lost),
+        ..super::delay_tests::sample(rtt, sent, 0, 0)
+    };
+    let t0 = p.t0;
+    p.e.update(t0, sample(0, 0, 30));
+    // 2 Mbit/s sent into a 1 Mbit/s link whose queue overflowed: half of it was lost.
+    p.e.update(
+        t0 + Duration::from_millis(500),
+        sample(125_000, 62_500, 230),
+    );
+    let cut = p.e.bps().unwrap();
+    assert!((800_000..=900_000).contains(&cut), "{cut}");
 }
 
 #[test]

@@ -32,6 +32,7 @@
 //! The estimate never goes below [`MIN_BPS`]: a stall delivers nothing for a moment, and an
 //! estimate of zero would never grow back.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// What a transport measured about one subscriber's downlink. Counters are cumulative since
@@ -57,6 +58,9 @@ pub struct TransportStats {
     /// Bytes the transport itself sent so far (QUIC: UDP payload bytes, retransmissions
     /// included). Handed over is not sent: QUIC buffers what its window does not allow yet.
     pub sent_bytes: Option<u64>,
+    /// Of those, bytes the transport declared lost so far: sent but never delivered (a
+    /// bottleneck queue that overflowed).
+    pub lost_bytes: Option<u64>,
     /// Bytes waiting in the subscriber's queue now.
     pub queued_bytes: Option<u64>,
     /// Times the queue's pacer held video back so far: a backlog then is our own doing and
@@ -88,6 +92,17 @@ const CUT_COOLDOWN: Duration = Duration::from_secs(1);
 /// Share of the estimate video is paced at (the rest is the audio's and the overhead's; the
 /// layer policy budgets video below this, so the pacer only smooths its bursts).
 const PACE_SHARE: f64 = 0.85;
+/// Share of the estimate video is paced at right after a cut for queueing delay, until the
+/// round trip is back near its minimum: at 85 % the bottleneck's queue would drain at only
+/// the remaining 15 % of the link, so a full 200 ms queue would delay audio for a second.
+const DRAIN_SHARE: f64 = 0.5;
+/// The drain ends at the latest this long after its cut.
+const DRAIN_MAX: Duration = Duration::from_secs(1);
+/// Rates are measured over at least this long (samples may come faster): a window of a few
+/// video frames says more about their sizes than about the path.
+const RATE_WINDOW: Duration = Duration::from_millis(400);
+/// How many past samples are kept to measure rates over [`RATE_WINDOW`].
+const RATE_SAMPLES: usize = 8;
 /// How fast a calm ceiling grows, per second.
 const PROBE_GROWTH_PER_SEC: f64 = 0.08;
 /// The shortest round trip is the minimum over this window (and the one before it), so a
@@ -103,6 +118,10 @@ const FAILED_TRY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Estimator {
     last: Option<(Instant, TransportStats)>,
+    /// Recent samples, oldest first, to measure rates over [`RATE_WINDOW`].
+    history: VecDeque<(Instant, TransportStats)>,
+    /// Video is paced at [`DRAIN_SHARE`] until the bottleneck's queue has drained.
+    draining: bool,
     /// What the transport says the path allows, bits/s.
     base: Option<f64>,
     /// A limit seen in the queue or in lag, bits/s, and when the subscriber was last not calm.
@@ -156,6 +175,8 @@ impl Default for Estimator {
     fn default() -> Self {
         Estimator {
             last: None,
+            history: VecDeque::new(),
+            draining: false,
             base: None,
             ceiling: None,
             hold: HOLD,
@@ -190,7 +211,12 @@ impl Estimator {
         if self.base.is_some_and(|b| b <= c) {
             return None;
         }
-        Some((c.max(MIN_BPS) * PACE_SHARE) as u64)
+        let share = if self.draining {
+            DRAIN_SHARE
+        } else {
+            PACE_SHARE
+        };
+        Some((c.max(MIN_BPS) * share) as u64)
     }
 
     /// How long a ceiling currently holds before it is lifted.
@@ -208,6 +234,7 @@ impl Estimator {
     pub fn update(&mut self, now: Instant, s: TransportStats) {
         let Some((t0, prev)) = self.last else {
             self.last = Some((now, s));
+            self.history.push_back((now, s));
             self.base = capacity(&s);
             if let Some(r) = s.rtt {
                 self.min_rtt.excess(now, r);
@@ -224,15 +251,21 @@ impl Estimator {
             (Some(a), Some(b)) => Some(a.saturating_sub(b)),
             _ => None,
         };
-        let rate = |b: u64| b as f64 * 8.0 / secs;
-        // What went out: handed to the transport, and no more than the transport sent.
-        let drained = match (
-            delta(s.drained_bytes, prev.drained_bytes).map(rate),
-            delta(s.sent_bytes, prev.sent_bytes).map(rate),
-        ) {
-            (Some(d), Some(sent)) => Some(d.min(sent)),
-            (d, sent) => d.or(sent),
-        };
+        // Rates run from the newest kept sample that is at least a window old.
+        while self.history.len() >= RATE_SAMPLES
+            || self
+                .history
+                .get(1)
+                .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= RATE_WINDOW)
+        {
+            self.history.pop_front();
+        }
+        let drained = self.delivered(now, &s);
+        let long_window = self
+            .history
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= RATE_WINDOW);
+        self.history.push_back((now, s));
         let paced = delta(s.paced, prev.paced).is_some_and(|n| n > 0);
         let backlogged = s.queued_bytes.is_some_and(|q| q >= BACKLOG_BYTES);
         let loss = match (
@@ -244,9 +277,16 @@ impl Estimator {
         };
         let lagged = std::mem::take(&mut self.lagged);
         let heavy_loss = loss > LOSS_CUT;
-        let delayed = s
-            .rtt
-            .is_some_and(|r| self.min_rtt.excess(now, r) > QUEUE_DELAY);
+        let excess = s.rtt.map(|r| self.min_rtt.excess(now, r));
+        let delayed = excess.is_some_and(|x| x > QUEUE_DELAY);
+        if self.draining
+            && (excess.is_none_or(|x| x <= QUEUE_DELAY / 2)
+                || self
+                    .last_cut
+                    .is_none_or(|t| now.saturating_duration_since(t) >= DRAIN_MAX))
+        {
+            self.draining = false;
+        }
 
         self.base = match (self.base, capacity(&s)) {
             (_, None) => None,
@@ -274,6 +314,7 @@ impl Estimator {
             let delivered = drained.unwrap_or(MIN_BPS).max(MIN_BPS);
             let limit = if cut {
                 self.last_cut = Some(now);
+                self.draining = delayed;
                 let factor = (1.0 - loss / 2.0).clamp(0.5, CUT);
                 self.ceiling
                     .map_or(delivered, |(c, _)| c.min(delivered))
@@ -319,10 +360,28 @@ impl Estimator {
                     let grown = c * (1.0 + PROBE_GROWTH_PER_SEC * secs);
                     self.ceiling = Some((grown.max(drained.unwrap_or(0.0)), since));
                 }
-            } else if let Some(d) = drained.filter(|d| *d > c) {
+            } else if let Some(d) = drained.filter(|d| *d > c && long_window) {
                 // Delivered more than the ceiling without backing up: it was too low.
                 self.ceiling = Some((d, since));
             }
+        }
+    }
+
+    /// What went out since the oldest kept sample, bits/s: what the queue handed to the
+    /// transport, and no more than the transport sent and did not lose.
+    fn delivered(&self, now: Instant, s: &TransportStats) -> Option<f64> {
+        let (t0, old) = self.history.front()?;
+        let secs = now.saturating_duration_since(*t0).as_secs_f64();
+        if secs <= 0.0 {
+            return None;
+        }
+        let rate = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?) as f64 * 8.0 / secs);
+        let handed = rate(s.drained_bytes, old.drained_bytes);
+        let sent = rate(s.sent_bytes, old.sent_bytes)
+            .map(|sent| sent - rate(s.lost_bytes, old.lost_bytes).unwrap_or(0.0).min(sent));
+        match (handed, sent) {
+            (Some(d), Some(sent)) => Some(d.min(sent)),
+            (d, sent) => d.or(sent),
         }
     }
 

@@ -317,6 +317,11 @@ impl Bwe {
     /// Looks at `conn` at the next grid point unless it is due earlier already.
     fn schedule(&mut self, conn: ConnId, now: Instant) {
         let at = grid_at_or_after(self.origin, self.config.period, now);
+        self.schedule_at(conn, at);
+    }
+
+    /// Looks at `conn` at `at` unless it is due earlier already.
+    fn schedule_at(&mut self, conn: ConnId, at: Instant) {
         let Some(s) = self.subs.get_mut(&conn) else {
             return;
         };
@@ -344,8 +349,18 @@ impl Bwe {
             Feedback::Stats(stats) => {
                 let before = s.est.bps();
                 s.est.update(now, stats);
-                // Look again while an estimate constrains video, and once when it is lifted.
-                if (before.is_some() || s.est.bps().is_some()) && !s.prefs.is_empty() {
+                let after = s.est.bps();
+                if s.prefs.is_empty() {
+                    return;
+                }
+                if after.is_some_and(|a| a < before.unwrap_or(u64::MAX)) {
+                    // The estimate fell: every moment on layers that do not fit fills the
+                    // bottleneck in front of the audio, so look now, not at the next grid
+                    // point.
+                    self.schedule_at(conn, now);
+                } else if before.is_some() || after.is_some() {
+                    // Look again while an estimate constrains video, and once when it is
+                    // lifted.
                     self.schedule(conn, now);
                 }
             }
@@ -365,9 +380,18 @@ impl Bwe {
             }
             let before = s.down;
             let mut cause = Cause::Congestion;
+            // A look off the grid (the estimate fell) does not add a second lag step
+            // within one period.
+            let lag_due = s
+                .since
+                .is_none_or(|t| now.saturating_duration_since(t) >= config.period);
+            let lag_waits = s.lag > s.seen && !lag_due;
             if s.lag > s.seen {
-                s.down = (s.down + 1).min(max);
-                s.since = Some(now);
+                if lag_due {
+                    s.down = (s.down + 1).min(max);
+                    s.since = Some(now);
+                    s.seen = s.lag;
+                }
             } else if s.down > 0
                 && s.since
                     .is_some_and(|t| now.saturating_duration_since(t) >= config.recover_after)
@@ -376,12 +400,18 @@ impl Bwe {
                 s.since = Some(now);
                 cause = Cause::Recovery;
             }
-            s.seen = s.lag;
             let budgeted = budget(s, &self.tracks, self.speaker_camera, now, max);
-            let recover = (s.down > 0).then(|| {
-                let since = s.since.unwrap_or(now);
-                grid_at_or_after(origin, config.period, since + config.recover_after)
-            });
+            let since = s.since.unwrap_or(now);
+            let recover = if lag_waits {
+                Some(grid_at_or_after(
+                    origin,
+                    config.period,
+                    since + config.period,
+                ))
+            } else {
+                (s.down > 0)
+                    .then(|| grid_at_or_after(origin, config.period, since + config.recover_after))
+            };
             // With an estimate the budget is revisited every period while video flows.
             let periodic = (budgeted && !s.prefs.is_empty())
                 .then(|| grid_at_or_after(origin, config.period, now + config.period));

@@ -317,12 +317,13 @@ fn the_budget_ramps_a_subscription_down_as_the_estimate_falls() {
         s.path(A, 0, 5_000, |_| 10e6).is_empty(),
         "10 Mbit/s carries 720p"
     );
-    // 1 Mbit/s: 0.85 * 1M - 100k = 750k fits the 500k layer, not 1.5M.
+    // 1 Mbit/s: 0.85 * 1M - 100k = 750k fits the 500k layer, not 1.5M. A falling estimate
+    // is acted on at the sample that shows it, not at the next point of the 1 s grid.
     let got = s.path(A, 5_500, 9_000, |_| 1e6);
-    assert_eq!(got, vec![(6_000, 1)]);
+    assert_eq!(got, vec![(5_500, 1)]);
     // 300 kbit/s: only the 150k layer fits.
     let got = s.path(A, 9_500, 12_000, |_| 300e3);
-    assert_eq!(got, vec![(10_000, 2)]);
+    assert_eq!(got, vec![(9_500, 2)]);
 }
 
 #[test]
