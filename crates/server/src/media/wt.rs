@@ -478,6 +478,18 @@ async fn write_loop(
                 g.cancel.cancel();
             }
         }
+        if out.take_flush() {
+            // The path's queue is full and the estimate was cut: what QUIC still buffers of
+            // each video group was handed over at the old rate. Reset the groups so it is
+            // not sent; each track resumes at its next keyframe, on the layer that fits.
+            let tracks: SmallVec<[u32; 8]> = groups.keys().copied().collect();
+            for track in tracks {
+                if let Some(g) = groups.remove(&track) {
+                    g.cancel.cancel();
+                }
+                attached.keyframe_needed(track).await;
+            }
+        }
         loop {
             batch.clear();
             out.pop_batch(&mut batch, WRITE_BATCH);

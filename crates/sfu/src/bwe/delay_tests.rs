@@ -169,12 +169,19 @@ fn a_backlog_the_pacer_made_is_not_taken_for_the_path() {
     p.step(1_000, 30, 0, 0);
     p.step(1_000, 200, 0, 0);
     let cut = p.e.bps().unwrap();
-    // The pacer holds video back and our queue backs up; the path is empty again. What
-    // drained is the pacer's rate, which says nothing new: the estimate stays.
-    for _ in 0..20 {
-        p.step(cut / 1000, 30, 100_000, 1 + p.t);
+    // The pacer holds video back and our queue backs up, so video ages there and lags; the
+    // path is empty again. What drained is the pacer's rate and the lag is the pacer's
+    // doing: neither says anything about the path, so the estimate never falls for them,
+    // and after the calm hold it grows as on any calm path (a try of a better rate).
+    for k in 0..20 {
+        if k % 3 == 0 {
+            p.e.lag();
+        }
+        let pace = p.e.pace_bps().unwrap();
+        p.step(pace / 1000, 30, 100_000, 1 + p.t);
+        assert!(p.e.bps().unwrap() >= cut, "step {k}");
     }
-    assert_eq!(p.e.bps(), Some(cut));
+    assert!(p.e.bps().unwrap() > cut);
     // Without the pacer, the same backlog is the path's own limit.
     let mut q = Path::new();
     q.step(1_000, 30, 0, 0);
@@ -232,4 +239,54 @@ fn a_longer_route_is_learnt_and_not_taken_for_a_queue() {
         "{:?}",
         p.e.bps()
     );
+}
+
+#[test]
+fn samples_every_tenth_of_a_second_do_not_ratchet_a_paced_backlog_down_faster() {
+    // A WebSocket-like subscriber: no pacer count, so a backlog always counts as the path's
+    // limit, and what drains is what the pacer let out (85 % of the estimate). Each new
+    // limit is a step down; they come at most once per rate window, not once per sample.
+    let mut e = Estimator::default();
+    let t0 = Instant::now();
+    let ws = |drained: u64| TransportStats {
+        drained_bytes: Some(drained),
+        queued_bytes: Some(64 * 1024),
+        ..TransportStats::default()
+    };
+    let mut drained = 0u64;
+    e.update(t0, ws(0));
+    let mut first = None;
+    for k in 1..=20u64 {
+        let bps = e.pace_bps().unwrap_or(2_000_000);
+        drained += bps / 8 / 10;
+        e.update(t0 + Duration::from_millis(k * 100), ws(drained));
+        first = first.or(e.bps());
+    }
+    let (first, last) = (first.unwrap(), e.bps().unwrap());
+    // Two seconds: at most five steps of 0.85 (0.44), where one per sample would be 0.04.
+    assert!(
+        last as f64 >= first as f64 * 0.85f64.powi(5) * 0.95,
+        "{first} -> {last}"
+    );
+    assert!(
+        last < first,
+        "a paced backlog still counts as a limit: {first} -> {last}"
+    );
+}
+
+#[test]
+fn only_a_cut_for_queueing_delay_starts_a_drain() {
+    let mut p = Path::new();
+    p.step(900, 30, 0, 0);
+    // Lag alone: a cut, but nothing says the path's queue is full.
+    p.e.lag();
+    p.step(900, 30, 0, 0);
+    assert!(p.e.bps().is_some());
+    assert_eq!(p.e.drains(), 0);
+    // The round trip grows: a drain starts, and the transport should drop what it buffered.
+    p.step(800, 180, 0, 0);
+    assert_eq!(p.e.drains(), 1);
+    // The same queue still draining half a second later is not a second drain.
+    p.step(700, 150, 0, 0);
+    assert_eq!(p.e.drains(), 1);
 }

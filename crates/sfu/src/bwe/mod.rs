@@ -13,7 +13,9 @@
 //! Rules:
 //! - a subscriber is looked at on a fixed grid of [`Config::period`] (1 s), and only when
 //!   something is pending: lag events that arrived since the last look, or a layer it was
-//!   pushed down that may recover. An idle or calm subscriber costs no wake-up;
+//!   pushed down that may recover. An idle or calm subscriber costs no wake-up. A falling
+//!   estimate is looked at at once, off the grid, since layers that no longer fit fill the
+//!   bottleneck in front of the audio; the lag rule still steps at most once per period;
 //! - any lag in a period moves every video subscription of that subscriber one layer down
 //!   (at most to the lowest layer);
 //! - after [`Config::recover_after`] (5 s) without lag it moves up one layer, and again
@@ -461,6 +463,11 @@ impl Bwe {
     /// transport does not see (see [`Estimator::pace_bps`]).
     pub fn pace_bps(&self, conn: ConnId) -> Option<u64> {
         self.subs.get(&conn)?.est.pace_bps()
+    }
+
+    /// How many drains `conn`'s estimate has started (see [`Estimator::drains`]).
+    pub fn drains(&self, conn: ConnId) -> u64 {
+        self.subs.get(&conn).map_or(0, |s| s.est.drains())
     }
 
     /// How many layers below its preferences congestion holds a subscriber now.

@@ -506,3 +506,28 @@ fn a_quic_stall_does_not_leave_the_window_estimate_stuck_at_the_floor() {
         "back to the window after one hold, not after a slow climb: {t} ms"
     );
 }
+
+#[test]
+fn a_look_off_the_grid_does_not_add_a_second_lag_step_within_a_period() {
+    let mut s = Sim::new(Config::default());
+    s.track(17, false, CAM);
+    s.subscribe(A, 17, 0);
+    s.at(500).lag(A);
+    assert_eq!(
+        s.run_until(1_000),
+        vec![(1_000, layer(A, 17, 1, Cause::Congestion))]
+    );
+    // More lag, then the first statistics sample: a new estimate is looked at at once, but
+    // the lag rule has stepped down a period ago only at the next grid point.
+    s.at(1_100).lag(A);
+    let now = s.at(1_200).input(Input::Feedback {
+        conn: A,
+        feedback: Feedback::Stats(quic(10e6, 100, 0)),
+    });
+    assert!(now.is_empty(), "{now:?}");
+    assert_eq!(s.run_until(1_300), vec![]);
+    assert_eq!(
+        s.run_until(2_000),
+        vec![(2_000, layer(A, 17, 2, Cause::Congestion))]
+    );
+}
