@@ -15,7 +15,8 @@
 //!   something is pending: lag events that arrived since the last look, or a layer it was
 //!   pushed down that may recover. An idle or calm subscriber costs no wake-up. A falling
 //!   estimate is looked at at once, off the grid, since layers that no longer fit fill the
-//!   bottleneck in front of the audio; the lag rule still steps at most once per period;
+//!   bottleneck in front of the audio; such a look only budgets, and the lag and recovery
+//!   rules keep to the grid;
 //! - any lag in a period moves every video subscription of that subscriber one layer down
 //!   (at most to the lowest layer);
 //! - after [`Config::recover_after`] (5 s) without lag it moves up one layer, and again
@@ -191,6 +192,8 @@ struct Subscriber {
     est: Estimator,
     /// When the budget last moved this subscriber down.
     budget_down_at: Option<Instant>,
+    /// The next look is off the grid, for a falling estimate.
+    urgent: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -359,6 +362,7 @@ impl Bwe {
                     // The estimate fell: every moment on layers that do not fit fills the
                     // bottleneck in front of the audio, so look now, not at the next grid
                     // point.
+                    s.urgent = true;
                     self.schedule_at(conn, now);
                 } else if before.is_some() || after.is_some() {
                     // Look again while an estimate constrains video, and once when it is
@@ -382,19 +386,16 @@ impl Bwe {
             }
             let before = s.down;
             let mut cause = Cause::Congestion;
-            // A look off the grid (the estimate fell) does not add a second lag step
-            // within one period.
-            let lag_due = s
-                .since
-                .is_none_or(|t| now.saturating_duration_since(t) >= config.period);
-            let lag_waits = s.lag > s.seen && !lag_due;
-            if s.lag > s.seen {
-                if lag_due {
-                    s.down = (s.down + 1).min(max);
-                    s.since = Some(now);
-                    s.seen = s.lag;
-                }
-            } else if s.down > 0
+            // A look off the grid (the estimate fell) only budgets: the lag and recovery
+            // rules keep their pace of one step per grid point.
+            let urgent = std::mem::take(&mut s.urgent);
+            let lag_waits = s.lag > s.seen && urgent;
+            if !urgent && s.lag > s.seen {
+                s.down = (s.down + 1).min(max);
+                s.since = Some(now);
+                s.seen = s.lag;
+            } else if !urgent
+                && s.down > 0
                 && s.since
                     .is_some_and(|t| now.saturating_duration_since(t) >= config.recover_after)
             {
@@ -405,11 +406,7 @@ impl Bwe {
             let budgeted = budget(s, &self.tracks, self.speaker_camera, now, max);
             let since = s.since.unwrap_or(now);
             let recover = if lag_waits {
-                Some(grid_at_or_after(
-                    origin,
-                    config.period,
-                    since + config.period,
-                ))
+                Some(grid_at_or_after(origin, config.period, now))
             } else {
                 (s.down > 0)
                     .then(|| grid_at_or_after(origin, config.period, since + config.recover_after))
