@@ -93,6 +93,10 @@ pub struct ConnOut {
     lagged: Mutex<SmallVec<[u32; 4]>>,
     /// Bytes handed to the transport so far (the drain rate, for the bandwidth estimate).
     drained: AtomicU64,
+    /// Drains of the bandwidth estimate seen so far, and whether the writer must still drop
+    /// the video its transport buffered (see [`ConnOut::note_drains`]).
+    drains_seen: AtomicU64,
+    flush: AtomicBool,
     /// Where fresh audio goes without the writer, once the transport set it.
     direct: OnceLock<Box<dyn DirectSink>>,
 }
@@ -124,6 +128,8 @@ impl ConnOut {
             transport_lag: AtomicU64::new(0),
             lagged: Mutex::new(SmallVec::new()),
             drained: AtomicU64::new(0),
+            drains_seen: AtomicU64::new(0),
+            flush: AtomicBool::new(false),
             direct: OnceLock::new(),
         }
     }
@@ -268,6 +274,22 @@ impl ConnOut {
             drop(q);
             self.notify.notify_one();
         }
+    }
+
+    /// The room's bandwidth estimate has started `drains` drains so far: when that grew, the
+    /// bottleneck's queue is full and the video the transport already buffered (handed over
+    /// before the cut, at the old rate) must go rather than keep it full in front of the
+    /// audio. Wakes the writer, which resets its video streams (see [`ConnOut::take_flush`]).
+    pub fn note_drains(&self, drains: u64) {
+        if self.drains_seen.fetch_max(drains, Ordering::Relaxed) < drains {
+            self.flush.store(true, Ordering::Relaxed);
+            self.notify.notify_one();
+        }
+    }
+
+    /// Whether the writer must drop the video its transport buffered (once per drain).
+    pub fn take_flush(&self) -> bool {
+        self.flush.swap(false, Ordering::Relaxed)
     }
 
     /// When the writer should try again for video the pacer holds back now.

@@ -588,6 +588,45 @@ impl Attached {
 
 /// How often a connection reports its transport statistics to its room.
 pub const STATS_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often it reports them during its first [`STATS_START`]: at the join every
+/// subscription starts on the layer its tile asks for, and on a link that cannot carry
+/// that, the bottleneck fills in front of the audio within a second. A queue is then seen
+/// a tenth of a second after it builds instead of half a second.
+pub const STATS_START_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long a new connection reports at [`STATS_START_PERIOD`].
+pub const STATS_START: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// When a writer samples its transport's statistics: often at the start, then calmly.
+pub struct StatsClock {
+    tick: tokio::time::Interval,
+    fast_until: Option<tokio::time::Instant>,
+}
+
+impl StatsClock {
+    /// A clock for a connection that starts now.
+    pub fn start() -> Self {
+        let now = tokio::time::Instant::now();
+        StatsClock {
+            tick: Self::every(now, STATS_START_PERIOD),
+            fast_until: Some(now + STATS_START),
+        }
+    }
+
+    fn every(start: tokio::time::Instant, period: std::time::Duration) -> tokio::time::Interval {
+        let mut i = tokio::time::interval_at(start, period);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    }
+
+    /// Waits for the next sample (cancel-safe, as `select!` needs).
+    pub async fn tick(&mut self) {
+        let at = self.tick.tick().await;
+        if self.fast_until.is_some_and(|end| at >= end) {
+            self.fast_until = None;
+            self.tick = Self::every(at + STATS_PERIOD, STATS_PERIOD);
+        }
+    }
+}
 
 /// Waits until the pacer lets held-back video leave (`None`: forever; the writers only
 /// poll this branch when there is such a time).

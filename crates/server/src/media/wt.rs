@@ -518,12 +518,23 @@ async fn write_loop(
     let mut groups: HashMap<u32, Group> = HashMap::new();
     let mut next_priority: i32 = 0;
     let mut batch: SmallVec<[Popped; WRITE_BATCH]> = SmallVec::new();
-    let mut stats_tick = tokio::time::interval(super::STATS_PERIOD);
-    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stats_tick = super::StatsClock::start();
     loop {
         for track in out.take_resets() {
             if let Some(g) = groups.remove(&track) {
                 g.cancel.cancel();
+            }
+        }
+        if out.take_flush() {
+            // The path's queue is full and the estimate was cut: what QUIC still buffers of
+            // each video group was handed over at the old rate. Reset the groups so it is
+            // not sent; each track resumes at its next keyframe, on the layer that fits.
+            let tracks: SmallVec<[u32; 8]> = groups.keys().copied().collect();
+            for track in tracks {
+                if let Some(g) = groups.remove(&track) {
+                    g.cancel.cancel();
+                }
+                attached.keyframe_needed(track).await;
             }
         }
         loop {
@@ -632,6 +643,7 @@ fn path_stats(conn: &Connection, out: &super::ConnOut) -> quicmeet_sfu::bwe::Tra
         lost_packets: Some(s.path.lost_packets),
         congestion_events: Some(s.path.congestion_events),
         sent_bytes: Some(s.udp_tx.bytes),
+        lost_bytes: Some(s.path.lost_bytes),
         ..out.queue_sample()
     }
 }

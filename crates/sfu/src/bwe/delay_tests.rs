@@ -61,9 +61,69 @@ fn a_growing_round_trip_cuts_the_estimate_below_what_was_delivered_and_paces_vid
     p.step(1_000, 180, 0, 0);
     let cut = p.e.bps().unwrap();
     assert!((800_000..=900_000).contains(&cut), "{cut}");
-    // Video is paced at its share of the estimate: the subscriber's audio crosses the same
-    // bottleneck unpaced.
+    // Until the queue has drained, video is paced at half the estimate: at its usual share
+    // the bottleneck would drain at only the remaining 15 % of the link.
+    assert_eq!(p.e.pace_bps(), Some(cut / 2));
+    // Drained (the round trip is back): video is paced at its share of the estimate, as the
+    // subscriber's audio crosses the same bottleneck unpaced.
+    p.step(700, 35, 0, 0);
+    assert_eq!(p.e.bps(), Some(cut));
     assert_eq!(p.e.pace_bps(), Some(cut * 85 / 100));
+}
+
+#[test]
+fn the_drain_ends_after_a_second_even_while_the_round_trip_stays_high() {
+    let mut p = Path::new();
+    p.step(900, 30, 0, 0);
+    p.step(1_000, 180, 0, 0);
+    let cut = p.e.bps().unwrap();
+    assert_eq!(p.e.pace_bps(), Some(cut / 2));
+    // Still queued half a second later: within the cool-down, not a new cut, still draining.
+    p.step(600, 150, 0, 0);
+    assert_eq!(p.e.pace_bps(), Some(cut / 2));
+    // A second after the cut the drain gives way even if the round trip has not come back
+    // (a longer route, or delay the pacer cannot remove); a persisting delay cuts anew.
+    p.step(600, 60, 0, 0);
+    assert_eq!(p.e.pace_bps(), Some(p.e.bps().unwrap() * 85 / 100));
+}
+
+#[test]
+fn samples_faster_than_the_rate_window_measure_rates_over_the_window() {
+    let mut p = Path::new();
+    let t0 = p.t0;
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    // Samples every 100 ms; one 40 kB keyframe left in the 100 ms before the cut, on top of
+    // a steady 800 kbit/s. Over 100 ms that looks like 4 Mbit/s; over the window it is not.
+    let mut drained = 0;
+    p.e.update(at(0), sample(30, 0, 0, 0));
+    for k in 1..=4 {
+        drained += 10_000;
+        p.e.update(at(k * 100), sample(30, drained, 0, 0));
+    }
+    drained += 10_000 + 40_000;
+    p.e.update(at(500), sample(180, drained, 0, 0));
+    let cut = p.e.bps().unwrap();
+    // 80 kB over the last 400 ms is 1.6 Mbit/s: cut to 85 % of that, not of 4 Mbit/s.
+    assert!((1_300_000..=1_400_000).contains(&cut), "{cut}");
+}
+
+#[test]
+fn bytes_the_transport_lost_are_not_counted_as_delivered() {
+    let mut p = Path::new();
+    let sample = |sent: u64, lost: u64, rtt: u64| TransportStats {
+        sent_bytes: Some(sent),
+        lost_bytes: Some(lost),
+        ..super::delay_tests::sample(rtt, sent, 0, 0)
+    };
+    let t0 = p.t0;
+    p.e.update(t0, sample(0, 0, 30));
+    // 2 Mbit/s sent into a 1 Mbit/s link whose queue overflowed: half of it was lost.
+    p.e.update(
+        t0 + Duration::from_millis(500),
+        sample(125_000, 62_500, 230),
+    );
+    let cut = p.e.bps().unwrap();
+    assert!((800_000..=900_000).contains(&cut), "{cut}");
 }
 
 #[test]
@@ -109,12 +169,19 @@ fn a_backlog_the_pacer_made_is_not_taken_for_the_path() {
     p.step(1_000, 30, 0, 0);
     p.step(1_000, 200, 0, 0);
     let cut = p.e.bps().unwrap();
-    // The pacer holds video back and our queue backs up; the path is empty again. What
-    // drained is the pacer's rate, which says nothing new: the estimate stays.
-    for _ in 0..20 {
-        p.step(cut / 1000, 30, 100_000, 1 + p.t);
+    // The pacer holds video back and our queue backs up, so video ages there and lags; the
+    // path is empty again. What drained is the pacer's rate and the lag is the pacer's
+    // doing: neither says anything about the path, so the estimate never falls for them,
+    // and after the calm hold it grows as on any calm path (a try of a better rate).
+    for k in 0..20 {
+        if k % 3 == 0 {
+            p.e.lag();
+        }
+        let pace = p.e.pace_bps().unwrap();
+        p.step(pace / 1000, 30, 100_000, 1 + p.t);
+        assert!(p.e.bps().unwrap() >= cut, "step {k}");
     }
-    assert_eq!(p.e.bps(), Some(cut));
+    assert!(p.e.bps().unwrap() > cut);
     // Without the pacer, the same backlog is the path's own limit.
     let mut q = Path::new();
     q.step(1_000, 30, 0, 0);
@@ -172,4 +239,54 @@ fn a_longer_route_is_learnt_and_not_taken_for_a_queue() {
         "{:?}",
         p.e.bps()
     );
+}
+
+#[test]
+fn samples_every_tenth_of_a_second_do_not_ratchet_a_paced_backlog_down_faster() {
+    // A WebSocket-like subscriber: no pacer count, so a backlog always counts as the path's
+    // limit, and what drains is what the pacer let out (85 % of the estimate). Each new
+    // limit is a step down; they come at most once per rate window, not once per sample.
+    let mut e = Estimator::default();
+    let t0 = Instant::now();
+    let ws = |drained: u64| TransportStats {
+        drained_bytes: Some(drained),
+        queued_bytes: Some(64 * 1024),
+        ..TransportStats::default()
+    };
+    let mut drained = 0u64;
+    e.update(t0, ws(0));
+    let mut first = None;
+    for k in 1..=20u64 {
+        let bps = e.pace_bps().unwrap_or(2_000_000);
+        drained += bps / 8 / 10;
+        e.update(t0 + Duration::from_millis(k * 100), ws(drained));
+        first = first.or(e.bps());
+    }
+    let (first, last) = (first.unwrap(), e.bps().unwrap());
+    // Two seconds: at most five steps of 0.85 (0.44), where one per sample would be 0.04.
+    assert!(
+        last as f64 >= first as f64 * 0.85f64.powi(5) * 0.95,
+        "{first} -> {last}"
+    );
+    assert!(
+        last < first,
+        "a paced backlog still counts as a limit: {first} -> {last}"
+    );
+}
+
+#[test]
+fn only_a_cut_for_queueing_delay_starts_a_drain() {
+    let mut p = Path::new();
+    p.step(900, 30, 0, 0);
+    // Lag alone: a cut, but nothing says the path's queue is full.
+    p.e.lag();
+    p.step(900, 30, 0, 0);
+    assert!(p.e.bps().is_some());
+    assert_eq!(p.e.drains(), 0);
+    // The round trip grows: a drain starts, and the transport should drop what it buffered.
+    p.step(800, 180, 0, 0);
+    assert_eq!(p.e.drains(), 1);
+    // The same queue still draining half a second later is not a second drain.
+    p.step(700, 150, 0, 0);
+    assert_eq!(p.e.drains(), 1);
 }

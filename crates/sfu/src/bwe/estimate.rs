@@ -1,7 +1,9 @@
 //! A subscriber's downlink estimate from what its transport reports.
 //!
 //! Inputs are cumulative counters and instantaneous readings ([`TransportStats`]), sampled
-//! by the server every few hundred milliseconds, plus lag events (the fast signal).
+//! by the server every 100 ms during a connection's first seconds and every 500 ms after,
+//! plus lag events (the fast signal). Rates and loss are measured over at least
+//! [`RATE_WINDOW`] whatever the sampling, and a new limit is set at most once per window.
 //!
 //! The estimate is the lower of two parts:
 //! - the **base**: what the transport says the path allows: TCP's own delivery rate
@@ -23,15 +25,20 @@
 //! and so is one that has grown to the base or far past what the subscriber takes.
 //!
 //! While a ceiling holds, the subscriber's video is paced at its share of it
-//! ([`Estimator::pace_bps`]):
+//! ([`Estimator::pace_bps`]), and at half of it right after a cut for queueing delay until
+//! the round trip is back near its minimum (at most [`DRAIN_MAX`]), so the bottleneck's
+//! queue empties in a fraction of a second rather than at the 15 % the usual share leaves:
 //! what the path cannot carry waits in our queue, where audio goes first, not in the
 //! bottleneck's. A backlog that the pacer made says nothing about the path and is not taken
-//! as evidence, when the transport reports the pacer's count ([`TransportStats::paced`]);
-//! without it, a paced backlog holds the ceiling at what drained, which ratchets it down.
+//! as evidence, nor is video that lagged in it; it counts as calm, so the ceiling grows
+//! past a pace that is too low for even the lowest layers. That needs the transport to
+//! report the pacer's count ([`TransportStats::paced`]); without it, a paced backlog holds
+//! the ceiling at what drained, which ratchets it down.
 //!
 //! The estimate never goes below [`MIN_BPS`]: a stall delivers nothing for a moment, and an
 //! estimate of zero would never grow back.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// What a transport measured about one subscriber's downlink. Counters are cumulative since
@@ -57,6 +64,9 @@ pub struct TransportStats {
     /// Bytes the transport itself sent so far (QUIC: UDP payload bytes, retransmissions
     /// included). Handed over is not sent: QUIC buffers what its window does not allow yet.
     pub sent_bytes: Option<u64>,
+    /// Of those, bytes the transport declared lost so far: sent but never delivered (a
+    /// bottleneck queue that overflowed).
+    pub lost_bytes: Option<u64>,
     /// Bytes waiting in the subscriber's queue now.
     pub queued_bytes: Option<u64>,
     /// Times the queue's pacer held video back so far: a backlog then is our own doing and
@@ -88,6 +98,17 @@ const CUT_COOLDOWN: Duration = Duration::from_secs(1);
 /// Share of the estimate video is paced at (the rest is the audio's and the overhead's; the
 /// layer policy budgets video below this, so the pacer only smooths its bursts).
 const PACE_SHARE: f64 = 0.85;
+/// Share of the estimate video is paced at right after a cut for queueing delay, until the
+/// round trip is back near its minimum: at 85 % the bottleneck's queue would drain at only
+/// the remaining 15 % of the link, so a full 200 ms queue would delay audio for a second.
+const DRAIN_SHARE: f64 = 0.5;
+/// The drain ends at the latest this long after its cut.
+const DRAIN_MAX: Duration = Duration::from_secs(1);
+/// Rates are measured over at least this long (samples may come faster): a window of a few
+/// video frames says more about their sizes than about the path.
+const RATE_WINDOW: Duration = Duration::from_millis(400);
+/// How many past samples are kept to measure rates over [`RATE_WINDOW`].
+const RATE_SAMPLES: usize = 8;
 /// How fast a calm ceiling grows, per second.
 const PROBE_GROWTH_PER_SEC: f64 = 0.08;
 /// The shortest round trip is the minimum over this window (and the one before it), so a
@@ -103,6 +124,14 @@ const FAILED_TRY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Estimator {
     last: Option<(Instant, TransportStats)>,
+    /// Recent samples, oldest first, to measure rates over [`RATE_WINDOW`].
+    history: VecDeque<(Instant, TransportStats)>,
+    /// Video is paced at [`DRAIN_SHARE`] until the bottleneck's queue has drained.
+    draining: bool,
+    /// When the ceiling was last set from new evidence.
+    limit_at: Option<Instant>,
+    /// Drains started so far (see [`Estimator::drains`]).
+    drains: u64,
     /// What the transport says the path allows, bits/s.
     base: Option<f64>,
     /// A limit seen in the queue or in lag, bits/s, and when the subscriber was last not calm.
@@ -115,7 +144,7 @@ pub struct Estimator {
     lagged: bool,
     /// The shortest round trip seen lately.
     min_rtt: MinRtt,
-    /// When the ceiling was last cut for lag, loss or delay.
+    /// When the ceiling was last cut for queueing delay.
     last_cut: Option<Instant>,
     /// The ceiling is growing (a try of a better layer is under way).
     growing: bool,
@@ -156,6 +185,10 @@ impl Default for Estimator {
     fn default() -> Self {
         Estimator {
             last: None,
+            history: VecDeque::new(),
+            draining: false,
+            limit_at: None,
+            drains: 0,
             base: None,
             ceiling: None,
             hold: HOLD,
@@ -190,7 +223,19 @@ impl Estimator {
         if self.base.is_some_and(|b| b <= c) {
             return None;
         }
-        Some((c.max(MIN_BPS) * PACE_SHARE) as u64)
+        let share = if self.draining {
+            DRAIN_SHARE
+        } else {
+            PACE_SHARE
+        };
+        Some((c.max(MIN_BPS) * share) as u64)
+    }
+
+    /// How many cuts for queueing delay started a drain so far. A transport that buffers
+    /// video below the pacer (QUIC streams) should drop what it holds when this grows: it
+    /// was handed over at the old rate and would keep the bottleneck full after the cut.
+    pub fn drains(&self) -> u64 {
+        self.drains
     }
 
     /// How long a ceiling currently holds before it is lifted.
@@ -208,6 +253,7 @@ impl Estimator {
     pub fn update(&mut self, now: Instant, s: TransportStats) {
         let Some((t0, prev)) = self.last else {
             self.last = Some((now, s));
+            self.history.push_back((now, s));
             self.base = capacity(&s);
             if let Some(r) = s.rtt {
                 self.min_rtt.excess(now, r);
@@ -224,29 +270,48 @@ impl Estimator {
             (Some(a), Some(b)) => Some(a.saturating_sub(b)),
             _ => None,
         };
-        let rate = |b: u64| b as f64 * 8.0 / secs;
-        // What went out: handed to the transport, and no more than the transport sent.
-        let drained = match (
-            delta(s.drained_bytes, prev.drained_bytes).map(rate),
-            delta(s.sent_bytes, prev.sent_bytes).map(rate),
-        ) {
-            (Some(d), Some(sent)) => Some(d.min(sent)),
-            (d, sent) => d.or(sent),
-        };
-        let paced = delta(s.paced, prev.paced).is_some_and(|n| n > 0);
+        // Rates run from the newest kept sample that is at least a window old.
+        while self.history.len() >= RATE_SAMPLES
+            || self
+                .history
+                .get(1)
+                .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= RATE_WINDOW)
+        {
+            self.history.pop_front();
+        }
+        let drained = self.delivered(now, &s);
+        // Counts are compared over the same window as rates: a tenth of a second holds too
+        // few packets for a loss ratio.
+        let old = self.history.front().map_or(prev, |(_, o)| *o);
+        let long_window = self
+            .history
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= RATE_WINDOW);
+        self.history.push_back((now, s));
+        let paced = delta(s.paced, old.paced).is_some_and(|n| n > 0);
         let backlogged = s.queued_bytes.is_some_and(|q| q >= BACKLOG_BYTES);
         let loss = match (
-            delta(s.lost_packets, prev.lost_packets),
-            delta(s.sent_packets, prev.sent_packets),
+            delta(s.lost_packets, old.lost_packets),
+            delta(s.sent_packets, old.sent_packets),
         ) {
             (Some(l), Some(n)) if n > 0 => l as f64 / n as f64,
             _ => 0.0,
         };
-        let lagged = std::mem::take(&mut self.lagged);
+        // Video that aged in our queue while the pacer held it back lagged because of our
+        // own pace, not the path: the layer policy still steps down for it, but the estimate
+        // is not cut (it would cut the pace, which makes more lag, down to the floor).
+        let lagged = std::mem::take(&mut self.lagged) && !paced;
         let heavy_loss = loss > LOSS_CUT;
-        let delayed = s
-            .rtt
-            .is_some_and(|r| self.min_rtt.excess(now, r) > QUEUE_DELAY);
+        let excess = s.rtt.map(|r| self.min_rtt.excess(now, r));
+        let delayed = excess.is_some_and(|x| x > QUEUE_DELAY);
+        if self.draining
+            && (excess.is_none_or(|x| x <= QUEUE_DELAY / 2)
+                || self
+                    .last_cut
+                    .is_none_or(|t| now.saturating_duration_since(t) >= DRAIN_MAX))
+        {
+            self.draining = false;
+        }
 
         self.base = match (self.base, capacity(&s)) {
             (_, None) => None,
@@ -259,6 +324,17 @@ impl Estimator {
         // backlog the pacer made is ours, not the path's.
         let held_back = backlogged && !paced;
         let cut = lagged || heavy_loss || delayed;
+        if (held_back || cut)
+            && self
+                .limit_at
+                .is_some_and(|t| now.saturating_duration_since(t) < RATE_WINDOW)
+        {
+            // A limit was set less than a window ago: this sample measures mostly the same
+            // bytes, so it is the same evidence, not a new limit. A lag waits for the next.
+            self.lagged |= lagged;
+            self.hold_ceiling(now);
+            return;
+        }
         if cut
             && !lagged
             && !heavy_loss
@@ -273,7 +349,11 @@ impl Estimator {
         if held_back || cut {
             let delivered = drained.unwrap_or(MIN_BPS).max(MIN_BPS);
             let limit = if cut {
-                self.last_cut = Some(now);
+                if delayed {
+                    self.last_cut = Some(now);
+                }
+                self.draining = delayed;
+                self.drains += u64::from(delayed);
                 let factor = (1.0 - loss / 2.0).clamp(0.5, CUT);
                 self.ceiling
                     .map_or(delivered, |(c, _)| c.min(delivered))
@@ -295,13 +375,12 @@ impl Estimator {
             }
             self.growing = false;
             self.ceiling = Some((limit.max(MIN_BPS), now));
+            self.limit_at = Some(now);
             return;
         }
-        if backlogged {
-            // Our own pacing holds video back: not calm, but no news about the path either.
-            self.hold_ceiling(now);
-            return;
-        }
+        // A backlog our own pacer made is calm: the path showed no queue, loss or stall, so
+        // a calm ceiling grows (gradually) even while video waits for it; otherwise a pace
+        // below what the lowest layers need would hold the subscriber there for good.
         if let Some((c, since)) = self.ceiling {
             if now.saturating_duration_since(since) >= self.hold {
                 let stall = c <= MIN_BPS * 1.5;
@@ -319,10 +398,28 @@ impl Estimator {
                     let grown = c * (1.0 + PROBE_GROWTH_PER_SEC * secs);
                     self.ceiling = Some((grown.max(drained.unwrap_or(0.0)), since));
                 }
-            } else if let Some(d) = drained.filter(|d| *d > c) {
+            } else if let Some(d) = drained.filter(|d| *d > c && long_window) {
                 // Delivered more than the ceiling without backing up: it was too low.
                 self.ceiling = Some((d, since));
             }
+        }
+    }
+
+    /// What went out since the oldest kept sample, bits/s: what the queue handed to the
+    /// transport, and no more than the transport sent and did not lose.
+    fn delivered(&self, now: Instant, s: &TransportStats) -> Option<f64> {
+        let (t0, old) = self.history.front()?;
+        let secs = now.saturating_duration_since(*t0).as_secs_f64();
+        if secs <= 0.0 {
+            return None;
+        }
+        let rate = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?) as f64 * 8.0 / secs);
+        let handed = rate(s.drained_bytes, old.drained_bytes);
+        let sent = rate(s.sent_bytes, old.sent_bytes)
+            .map(|sent| sent - rate(s.lost_bytes, old.lost_bytes).unwrap_or(0.0).min(sent));
+        match (handed, sent) {
+            (Some(d), Some(sent)) => Some(d.min(sent)),
+            (d, sent) => d.or(sent),
         }
     }
 

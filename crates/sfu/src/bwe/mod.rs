@@ -13,7 +13,10 @@
 //! Rules:
 //! - a subscriber is looked at on a fixed grid of [`Config::period`] (1 s), and only when
 //!   something is pending: lag events that arrived since the last look, or a layer it was
-//!   pushed down that may recover. An idle or calm subscriber costs no wake-up;
+//!   pushed down that may recover. An idle or calm subscriber costs no wake-up. A falling
+//!   estimate is looked at at once, off the grid, since layers that no longer fit fill the
+//!   bottleneck in front of the audio; such a look only budgets, and the lag and recovery
+//!   rules keep to the grid;
 //! - any lag in a period moves every video subscription of that subscriber one layer down
 //!   (at most to the lowest layer);
 //! - after [`Config::recover_after`] (5 s) without lag it moves up one layer, and again
@@ -189,6 +192,8 @@ struct Subscriber {
     est: Estimator,
     /// When the budget last moved this subscriber down.
     budget_down_at: Option<Instant>,
+    /// The next look is off the grid, for a falling estimate.
+    urgent: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -317,6 +322,11 @@ impl Bwe {
     /// Looks at `conn` at the next grid point unless it is due earlier already.
     fn schedule(&mut self, conn: ConnId, now: Instant) {
         let at = grid_at_or_after(self.origin, self.config.period, now);
+        self.schedule_at(conn, at);
+    }
+
+    /// Looks at `conn` at `at` unless it is due earlier already.
+    fn schedule_at(&mut self, conn: ConnId, at: Instant) {
         let Some(s) = self.subs.get_mut(&conn) else {
             return;
         };
@@ -344,8 +354,19 @@ impl Bwe {
             Feedback::Stats(stats) => {
                 let before = s.est.bps();
                 s.est.update(now, stats);
-                // Look again while an estimate constrains video, and once when it is lifted.
-                if (before.is_some() || s.est.bps().is_some()) && !s.prefs.is_empty() {
+                let after = s.est.bps();
+                if s.prefs.is_empty() {
+                    return;
+                }
+                if after.is_some_and(|a| a < before.unwrap_or(u64::MAX)) {
+                    // The estimate fell: every moment on layers that do not fit fills the
+                    // bottleneck in front of the audio, so look now, not at the next grid
+                    // point.
+                    s.urgent = true;
+                    self.schedule_at(conn, now);
+                } else if before.is_some() || after.is_some() {
+                    // Look again while an estimate constrains video, and once when it is
+                    // lifted.
                     self.schedule(conn, now);
                 }
             }
@@ -365,10 +386,16 @@ impl Bwe {
             }
             let before = s.down;
             let mut cause = Cause::Congestion;
-            if s.lag > s.seen {
+            // A look off the grid (the estimate fell) only budgets: the lag and recovery
+            // rules keep their pace of one step per grid point.
+            let urgent = std::mem::take(&mut s.urgent);
+            let lag_waits = s.lag > s.seen && urgent;
+            if !urgent && s.lag > s.seen {
                 s.down = (s.down + 1).min(max);
                 s.since = Some(now);
-            } else if s.down > 0
+                s.seen = s.lag;
+            } else if !urgent
+                && s.down > 0
                 && s.since
                     .is_some_and(|t| now.saturating_duration_since(t) >= config.recover_after)
             {
@@ -376,12 +403,14 @@ impl Bwe {
                 s.since = Some(now);
                 cause = Cause::Recovery;
             }
-            s.seen = s.lag;
             let budgeted = budget(s, &self.tracks, self.speaker_camera, now, max);
-            let recover = (s.down > 0).then(|| {
-                let since = s.since.unwrap_or(now);
-                grid_at_or_after(origin, config.period, since + config.recover_after)
-            });
+            let since = s.since.unwrap_or(now);
+            let recover = if lag_waits {
+                Some(grid_at_or_after(origin, config.period, now))
+            } else {
+                (s.down > 0)
+                    .then(|| grid_at_or_after(origin, config.period, since + config.recover_after))
+            };
             // With an estimate the budget is revisited every period while video flows.
             let periodic = (budgeted && !s.prefs.is_empty())
                 .then(|| grid_at_or_after(origin, config.period, now + config.period));
@@ -431,6 +460,11 @@ impl Bwe {
     /// transport does not see (see [`Estimator::pace_bps`]).
     pub fn pace_bps(&self, conn: ConnId) -> Option<u64> {
         self.subs.get(&conn)?.est.pace_bps()
+    }
+
+    /// How many drains `conn`'s estimate has started (see [`Estimator::drains`]).
+    pub fn drains(&self, conn: ConnId) -> u64 {
+        self.subs.get(&conn).map_or(0, |s| s.est.drains())
     }
 
     /// How many layers below its preferences congestion holds a subscriber now.

@@ -317,12 +317,13 @@ fn the_budget_ramps_a_subscription_down_as_the_estimate_falls() {
         s.path(A, 0, 5_000, |_| 10e6).is_empty(),
         "10 Mbit/s carries 720p"
     );
-    // 1 Mbit/s: 0.85 * 1M - 100k = 750k fits the 500k layer, not 1.5M.
+    // 1 Mbit/s: 0.85 * 1M - 100k = 750k fits the 500k layer, not 1.5M. A falling estimate
+    // is acted on at the sample that shows it, not at the next point of the 1 s grid.
     let got = s.path(A, 5_500, 9_000, |_| 1e6);
-    assert_eq!(got, vec![(6_000, 1)]);
+    assert_eq!(got, vec![(5_500, 1)]);
     // 300 kbit/s: only the 150k layer fits.
     let got = s.path(A, 9_500, 12_000, |_| 300e3);
-    assert_eq!(got, vec![(10_000, 2)]);
+    assert_eq!(got, vec![(9_500, 2)]);
 }
 
 #[test]
@@ -503,5 +504,30 @@ fn a_quic_stall_does_not_leave_the_window_estimate_stuck_at_the_floor() {
     assert!(
         (6_000..=7_000).contains(&t),
         "back to the window after one hold, not after a slow climb: {t} ms"
+    );
+}
+
+#[test]
+fn a_look_off_the_grid_does_not_add_a_second_lag_step_within_a_period() {
+    let mut s = Sim::new(Config::default());
+    s.track(17, false, CAM);
+    s.subscribe(A, 17, 0);
+    s.at(500).lag(A);
+    assert_eq!(
+        s.run_until(1_000),
+        vec![(1_000, layer(A, 17, 1, Cause::Congestion))]
+    );
+    // More lag, then the first statistics sample: a new estimate is looked at at once, but
+    // the lag rule has stepped down a period ago only at the next grid point.
+    s.at(1_100).lag(A);
+    let now = s.at(1_200).input(Input::Feedback {
+        conn: A,
+        feedback: Feedback::Stats(quic(10e6, 100, 0)),
+    });
+    assert!(now.is_empty(), "{now:?}");
+    assert_eq!(s.run_until(1_300), vec![]);
+    assert_eq!(
+        s.run_until(2_000),
+        vec![(2_000, layer(A, 17, 2, Cause::Congestion))]
     );
 }
