@@ -93,9 +93,9 @@ pub struct ConnOut {
     lagged: Mutex<SmallVec<[u32; 4]>>,
     /// Bytes handed to the transport so far (the drain rate, for the bandwidth estimate).
     drained: AtomicU64,
-    /// Drains of the bandwidth estimate seen so far, and whether the writer must still drop
-    /// the video its transport buffered (see [`ConnOut::note_drains`]).
-    drains_seen: AtomicU64,
+    /// Flushes the bandwidth estimate asked for so far, and whether the writer must still
+    /// drop the video its transport buffered (see [`ConnOut::note_flushes`]).
+    flushes_seen: AtomicU64,
     flush: AtomicBool,
     /// Where fresh audio goes without the writer, once the transport set it.
     direct: OnceLock<Box<dyn DirectSink>>,
@@ -128,7 +128,7 @@ impl ConnOut {
             transport_lag: AtomicU64::new(0),
             lagged: Mutex::new(SmallVec::new()),
             drained: AtomicU64::new(0),
-            drains_seen: AtomicU64::new(0),
+            flushes_seen: AtomicU64::new(0),
             flush: AtomicBool::new(false),
             direct: OnceLock::new(),
         }
@@ -276,12 +276,12 @@ impl ConnOut {
         }
     }
 
-    /// The room's bandwidth estimate has started `drains` drains so far: when that grew, the
-    /// bottleneck's queue is full and the video the transport already buffered (handed over
-    /// before the cut, at the old rate) must go rather than keep it full in front of the
-    /// audio. Wakes the writer, which resets its video streams (see [`ConnOut::take_flush`]).
-    pub fn note_drains(&self, drains: u64) {
-        if self.drains_seen.fetch_max(drains, Ordering::Relaxed) < drains {
+    /// The room's bandwidth estimate has asked for `flushes` flushes so far: when that grew,
+    /// the bottleneck's queue is full and the video the transport already buffered (handed
+    /// over unpaced, before the cut) must go rather than keep it full in front of the audio.
+    /// Wakes the writer, which resets its video streams (see [`ConnOut::take_flush`]).
+    pub fn note_flushes(&self, flushes: u64) {
+        if self.flushes_seen.fetch_max(flushes, Ordering::Relaxed) < flushes {
             self.flush.store(true, Ordering::Relaxed);
             self.notify.notify_one();
         }

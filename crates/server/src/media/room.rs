@@ -285,7 +285,7 @@ impl Actor {
                 });
                 if let Some(out) = self.conns.get(&conn) {
                     out.set_video_pace(self.room.bwe().pace_bps(conn));
-                    out.note_drains(self.room.bwe().drains(conn));
+                    out.note_flushes(self.room.bwe().flushes(conn));
                 }
             }
             RoomCmd::Leave(conn, _) if self.drop_held(conn) => {}

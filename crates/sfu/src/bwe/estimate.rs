@@ -25,10 +25,11 @@
 //! and so is one that has grown to the base or far past what the subscriber takes.
 //!
 //! While a ceiling holds, the subscriber's video is paced at its share of it
-//! ([`Estimator::pace_bps`]), and at half of it right after a cut for queueing delay until
-//! the round trip is back near its minimum (at most [`DRAIN_MAX`]), so the bottleneck's
-//! queue empties in a fraction of a second rather than at the 15 % the usual share leaves:
-//! what the path cannot carry waits in our queue, where audio goes first, not in the
+//! ([`Estimator::pace_bps`]). A cut for queueing delay that finds video unpaced also asks
+//! the transport to drop the video it buffered at the unpaced rate
+//! ([`Estimator::flushes`]), so the bottleneck's queue empties at once rather than at the
+//! 15 % of the link the pace leaves (pacing at half the estimate until the round trip came
+//! back was tried, and did nothing the flush does not do alone): what the path cannot carry waits in our queue, where audio goes first, not in the
 //! bottleneck's. A backlog that the pacer made says nothing about the path and is not taken
 //! as evidence, nor is video that lagged in it; it counts as calm, so the ceiling grows
 //! past a pace that is too low for even the lowest layers. That needs the transport to
@@ -98,12 +99,6 @@ const CUT_COOLDOWN: Duration = Duration::from_secs(1);
 /// Share of the estimate video is paced at (the rest is the audio's and the overhead's; the
 /// layer policy budgets video below this, so the pacer only smooths its bursts).
 const PACE_SHARE: f64 = 0.85;
-/// Share of the estimate video is paced at right after a cut for queueing delay, until the
-/// round trip is back near its minimum: at 85 % the bottleneck's queue would drain at only
-/// the remaining 15 % of the link, so a full 200 ms queue would delay audio for a second.
-const DRAIN_SHARE: f64 = 0.5;
-/// The drain ends at the latest this long after its cut.
-const DRAIN_MAX: Duration = Duration::from_secs(1);
 /// Rates are measured over at least this long (samples may come faster): a window of a few
 /// video frames says more about their sizes than about the path.
 const RATE_WINDOW: Duration = Duration::from_millis(400);
@@ -126,12 +121,10 @@ pub struct Estimator {
     last: Option<(Instant, TransportStats)>,
     /// Recent samples, oldest first, to measure rates over [`RATE_WINDOW`].
     history: VecDeque<(Instant, TransportStats)>,
-    /// Video is paced at [`DRAIN_SHARE`] until the bottleneck's queue has drained.
-    draining: bool,
     /// When the ceiling was last set from new evidence.
     limit_at: Option<Instant>,
-    /// Drains started so far (see [`Estimator::drains`]).
-    drains: u64,
+    /// Flushes asked for so far (see [`Estimator::flushes`]).
+    flushes: u64,
     /// What the transport says the path allows, bits/s.
     base: Option<f64>,
     /// A limit seen in the queue or in lag, bits/s, and when the subscriber was last not calm.
@@ -186,9 +179,8 @@ impl Default for Estimator {
         Estimator {
             last: None,
             history: VecDeque::new(),
-            draining: false,
             limit_at: None,
-            drains: 0,
+            flushes: 0,
             base: None,
             ceiling: None,
             hold: HOLD,
@@ -223,19 +215,16 @@ impl Estimator {
         if self.base.is_some_and(|b| b <= c) {
             return None;
         }
-        let share = if self.draining {
-            DRAIN_SHARE
-        } else {
-            PACE_SHARE
-        };
-        Some((c.max(MIN_BPS) * share) as u64)
+        Some((c.max(MIN_BPS) * PACE_SHARE) as u64)
     }
 
-    /// How many cuts for queueing delay started a drain so far. A transport that buffers
-    /// video below the pacer (QUIC streams) should drop what it holds when this grows: it
-    /// was handed over at the old rate and would keep the bottleneck full after the cut.
-    pub fn drains(&self) -> u64 {
-        self.drains
+    /// How many cuts for queueing delay found video unpaced so far. A transport that
+    /// buffers video below the pacer (QUIC streams) should drop what it holds when this
+    /// grows: it was handed over at the unpaced rate and would keep the bottleneck full
+    /// after the cut. A cut while video was already paced needs no flush: the transport
+    /// was fed at about the path's rate, and dropping its groups would only lose video.
+    pub fn flushes(&self) -> u64 {
+        self.flushes
     }
 
     /// How long a ceiling currently holds before it is lifted.
@@ -302,16 +291,9 @@ impl Estimator {
         // is not cut (it would cut the pace, which makes more lag, down to the floor).
         let lagged = std::mem::take(&mut self.lagged) && !paced;
         let heavy_loss = loss > LOSS_CUT;
-        let excess = s.rtt.map(|r| self.min_rtt.excess(now, r));
-        let delayed = excess.is_some_and(|x| x > QUEUE_DELAY);
-        if self.draining
-            && (excess.is_none_or(|x| x <= QUEUE_DELAY / 2)
-                || self
-                    .last_cut
-                    .is_none_or(|t| now.saturating_duration_since(t) >= DRAIN_MAX))
-        {
-            self.draining = false;
-        }
+        let delayed = s
+            .rtt
+            .is_some_and(|r| self.min_rtt.excess(now, r) > QUEUE_DELAY);
 
         self.base = match (self.base, capacity(&s)) {
             (_, None) => None,
@@ -347,13 +329,13 @@ impl Estimator {
             return;
         }
         if held_back || cut {
+            let was_paced = self.pace_bps().is_some();
             let delivered = drained.unwrap_or(MIN_BPS).max(MIN_BPS);
             let limit = if cut {
                 if delayed {
                     self.last_cut = Some(now);
                 }
-                self.draining = delayed;
-                self.drains += u64::from(delayed);
+                self.flushes += u64::from(delayed && !was_paced);
                 let factor = (1.0 - loss / 2.0).clamp(0.5, CUT);
                 self.ceiling
                     .map_or(delivered, |(c, _)| c.min(delivered))

@@ -462,9 +462,9 @@ impl Bwe {
         self.subs.get(&conn)?.est.pace_bps()
     }
 
-    /// How many drains `conn`'s estimate has started (see [`Estimator::drains`]).
-    pub fn drains(&self, conn: ConnId) -> u64 {
-        self.subs.get(&conn).map_or(0, |s| s.est.drains())
+    /// How many flushes `conn`'s estimate has asked for (see [`Estimator::flushes`]).
+    pub fn flushes(&self, conn: ConnId) -> u64 {
+        self.subs.get(&conn).map_or(0, |s| s.est.flushes())
     }
 
     /// How many layers below its preferences congestion holds a subscriber now.
