@@ -109,7 +109,7 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket, tcp: Option<TcpSocket>) 
     let cancel = hub.cancel.clone();
 
     let writer = async {
-        let mut stats_tick = super::StatsClock::start();
+        let mut stats_tick = super::StatsClock::start(false);
         loop {
             while let Some(item) = out.pop() {
                 // One copy per message: the WebSocket layer needs the type byte and the body

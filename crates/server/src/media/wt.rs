@@ -518,7 +518,7 @@ async fn write_loop(
     let mut groups: HashMap<u32, Group> = HashMap::new();
     let mut next_priority: i32 = 0;
     let mut batch: SmallVec<[Popped; WRITE_BATCH]> = SmallVec::new();
-    let mut stats_tick = super::StatsClock::start();
+    let mut stats_tick = super::StatsClock::start(true);
     loop {
         for track in out.take_resets() {
             if let Some(g) = groups.remove(&track) {
