@@ -254,19 +254,18 @@ fn samples_every_tenth_of_a_second_do_not_ratchet_a_paced_backlog_down_faster() 
 }
 
 #[test]
-fn a_delay_cut_flushes_the_transport_only_when_video_was_unpaced() {
+fn each_delay_cut_flushes_the_transport_once() {
     let mut p = Path::new();
     p.step(900, 30, 0, 0);
-    // The round trip grows while nothing paced video: the transport holds video handed
-    // over at the unpaced rate, and should drop it.
+    // The round trip grows: the transport holds video handed over at the old rate, and
+    // should drop it.
     p.step(1_000, 180, 0, 0);
     assert_eq!(p.e.flushes(), 1);
     // The same queue still draining half a second later is not a second flush.
     p.step(700, 150, 0, 0);
     assert_eq!(p.e.flushes(), 1);
-    // Later the queue builds again while video is paced (a try of a better layer): the
-    // estimate is cut, but the transport was fed at the paced rate, so what it holds is not
-    // dropped.
+    // Later the queue builds again while video is paced (a try of a better layer): a new
+    // cut, and a new flush.
     for _ in 0..4 {
         p.step(700, 32, 0, 0);
     }
@@ -274,7 +273,7 @@ fn a_delay_cut_flushes_the_transport_only_when_video_was_unpaced() {
     assert!(p.e.pace_bps().is_some());
     p.step(800, 150, 0, 0);
     assert!(p.e.bps().unwrap() < before, "cut");
-    assert_eq!(p.e.flushes(), 1);
+    assert_eq!(p.e.flushes(), 2);
 }
 
 #[test]
