@@ -287,7 +287,7 @@ impl ConnOut {
         }
     }
 
-    /// Whether the writer must drop the video its transport buffered (once per drain).
+    /// Whether the writer must drop the video its transport buffered (once per flush the estimate asked for).
     pub fn take_flush(&self) -> bool {
         self.flush.swap(false, Ordering::Relaxed)
     }
