@@ -285,3 +285,24 @@ fn a_lag_cut_does_not_flush_the_transport() {
     assert!(p.e.bps().is_some());
     assert_eq!(p.e.flushes(), 0);
 }
+
+#[test]
+fn losses_declared_just_after_a_cut_for_delay_are_the_same_overflow_not_a_new_limit() {
+    let mut p = Path::new();
+    let t0 = p.t0;
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let lossy = |rtt: u64, drained: u64, sent: u64, lost: u64| TransportStats {
+        sent_packets: Some(sent),
+        lost_packets: Some(lost),
+        ..sample(rtt, drained, 0, 0)
+    };
+    p.e.update(at(0), lossy(30, 0, 0, 0));
+    p.e.update(at(500), lossy(30, 62_500, 100, 0));
+    // The bottleneck's queue grew: a cut for delay.
+    p.e.update(at(1_000), lossy(200, 125_000, 200, 0));
+    let first = p.e.bps().unwrap();
+    // Half a second later QUIC declares what that queue's overflow lost (15 %): packets
+    // sent before the cut, not evidence about the rate after it.
+    p.e.update(at(1_500), lossy(120, 180_000, 300, 15));
+    assert_eq!(p.e.bps(), Some(first));
+}

@@ -35,6 +35,15 @@
 //! report the pacer's count ([`TransportStats::paced`]); without it, a paced backlog holds
 //! the ceiling at what drained, which ratchets it down.
 //!
+//! A subscriber's first video starts under a **start ceiling** ([`START_BPS`], armed by
+//! [`Estimator::start`]), as a TCP connection starts with a small window: a path that is
+//! not known yet is not sent three full layers' keyframes at once, which on a 1 Mbit/s link
+//! queue for more than a second in front of the audio. While calm, the start ceiling grows
+//! to [`START_GROWTH`] times what was delivered, so the layer policy steps up as fast as the
+//! path proves it carries what it takes; the first limit ends the start (the ordinary rules
+//! take over), and a start that stayed calm for [`HOLD`] is lifted, since it was caution, not
+//! evidence.
+//!
 //! The estimate never goes below [`MIN_BPS`]: a stall delivers nothing for a moment, and an
 //! estimate of zero would never grow back.
 
@@ -74,6 +83,12 @@ pub struct TransportStats {
     pub paced: Option<u64>,
 }
 
+/// The ceiling a subscriber's first video starts under: about what three of the lowest
+/// layers and one middle layer take, with their audio.
+pub const START_BPS: f64 = 1_000_000.0;
+/// While the start ceiling is calm it is this many times what was delivered (as a TCP
+/// window doubles per round trip while everything is acknowledged).
+const START_GROWTH: f64 = 2.0;
 /// Loss ratio above which the estimate is cut.
 const LOSS_CUT: f64 = 0.10;
 /// Fastest growth of the base, per second.
@@ -140,6 +155,10 @@ pub struct Estimator {
     last_cut: Option<Instant>,
     /// The ceiling is growing (a try of a better layer is under way).
     growing: bool,
+    /// The ceiling is the start ceiling (see [`Estimator::start`]), not evidence.
+    starting: bool,
+    /// [`Estimator::start`] was called once: a subscriber starts only once.
+    started: bool,
 }
 
 /// A windowed minimum of the round trip: the minimum of the current window and the one
@@ -188,6 +207,8 @@ impl Default for Estimator {
             min_rtt: MinRtt::default(),
             last_cut: None,
             growing: false,
+            starting: false,
+            started: false,
         }
     }
 }
@@ -215,6 +236,27 @@ impl Estimator {
             return None;
         }
         Some((c.max(MIN_BPS) * PACE_SHARE) as u64)
+    }
+
+    /// The subscriber's first video begins: hold it under [`START_BPS`] until the path has
+    /// shown what it carries (see the module docs). Only the first call counts, only once
+    /// the transport has reported a sample (a transport that reports nothing would never
+    /// lift the start), and only while nothing limits the subscriber yet.
+    pub fn start(&mut self, now: Instant) {
+        if self.last.is_none()
+            || std::mem::replace(&mut self.started, true)
+            || self.ceiling.is_some()
+        {
+            return;
+        }
+        let start = self.base.map_or(START_BPS, |b| b.min(START_BPS));
+        self.ceiling = Some((start.max(MIN_BPS), now));
+        self.starting = true;
+    }
+
+    /// Whether the start ceiling still holds.
+    pub fn starting(&self) -> bool {
+        self.starting
     }
 
     /// How many cuts for queueing delay there were so far. A transport that buffers video
@@ -318,12 +360,12 @@ impl Estimator {
         }
         if cut
             && !lagged
-            && !heavy_loss
             && self
                 .last_cut
                 .is_some_and(|t| now.saturating_duration_since(t) < CUT_COOLDOWN)
         {
-            // Still the queue of before the last cut, draining: not a new limit.
+            // Still the queue of before the last cut, draining, or the losses its overflow
+            // caused (QUIC declares them a round trip or more later): not a new limit.
             self.hold_ceiling(now);
             return;
         }
@@ -335,8 +377,16 @@ impl Estimator {
                 }
                 self.flushes += u64::from(delayed);
                 let factor = (1.0 - loss / 2.0).clamp(0.5, CUT);
+                // During the start we chose to send little: what went out is our demand,
+                // not the path's rate, so the cut starts from no less than the start
+                // ceiling (a slower path shows at the next cut, a second later).
+                let basis = if self.starting {
+                    delivered.max(START_BPS)
+                } else {
+                    delivered
+                };
                 self.ceiling
-                    .map_or(delivered, |(c, _)| c.min(delivered))
+                    .map_or(basis, |(c, _)| c.min(basis))
                     .min(self.base.unwrap_or(f64::MAX))
                     * factor
             } else {
@@ -354,6 +404,7 @@ impl Estimator {
                 };
             }
             self.growing = false;
+            self.starting = false;
             self.ceiling = Some((limit.max(MIN_BPS), now));
             self.limit_at = Some(now);
             return;
@@ -361,6 +412,16 @@ impl Estimator {
         // A backlog our own pacer made is calm: the path showed no queue, loss or stall, so
         // a calm ceiling grows (gradually) even while video waits for it; otherwise a pace
         // below what the lowest layers need would hold the subscriber there for good.
+        if let Some((c, since)) = self.ceiling.filter(|_| self.starting) {
+            if now.saturating_duration_since(since) >= HOLD {
+                // Calm since the start: the caution is over.
+                self.ceiling = None;
+                self.starting = false;
+            } else if let Some(d) = drained.filter(|_| long_window) {
+                self.ceiling = Some((c.max(d * START_GROWTH), since));
+            }
+            return;
+        }
         if let Some((c, since)) = self.ceiling {
             if now.saturating_duration_since(since) >= self.hold {
                 let stall = c <= MIN_BPS * 1.5;

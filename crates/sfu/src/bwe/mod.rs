@@ -15,8 +15,9 @@
 //!   something is pending: lag events that arrived since the last look, or a layer it was
 //!   pushed down that may recover. An idle or calm subscriber costs no wake-up. A falling
 //!   estimate is looked at at once, off the grid, since layers that no longer fit fill the
-//!   bottleneck in front of the audio; such a look only budgets, and the lag and recovery
-//!   rules keep to the grid;
+//!   bottleneck in front of the audio, and a subscriber whose start ceiling still climbs is
+//!   looked at every half period; a look off the grid only budgets, and the lag and
+//!   recovery rules keep to the grid;
 //! - any lag in a period moves every video subscription of that subscriber one layer down
 //!   (at most to the lowest layer);
 //! - after [`Config::recover_after`] (5 s) without lag it moves up one layer, and again
@@ -24,7 +25,11 @@
 //! - the layer never exceeds [`Config::max_layer`] (0 when the server makes no lower layers)
 //!   and never goes above what the tile needs ([`choose_layer`]);
 //! - a new choice of the subscriber (subscribe, tile change) is carried out as asked;
-//!   congestion moves it again from the next decision on;
+//!   congestion moves it again from the next decision on. A new subscription, though,
+//!   starts on the best layer that fits what the estimate leaves after the subscriber's
+//!   other subscriptions, and a subscriber's first video starts under the estimator's start
+//!   ceiling, so a join does not send every full layer's keyframe into a path nobody has
+//!   measured; the budget then steps it up as the path proves it carries more;
 //! - when the transport reports statistics, a downlink estimate ([`Estimator`]) sets a video
 //!   budget per subscriber, shared screen shares first, then the active speaker's camera, then
 //!   the rest; a subscription never gets a layer above what its share of the budget fits. It
@@ -56,6 +61,11 @@ const AUDIO_RESERVE_BPS: f64 = 100_000.0;
 const UP_MARGIN: f64 = 1.25;
 /// After the budget moved a subscriber down, it waits this long before moving up again.
 const UP_HOLD: Duration = Duration::from_secs(4);
+/// What each layer of a camera is taken to cost before anything was measured: a 720p
+/// publisher and the transcoder's targets for its two lower layers.
+const NOMINAL_BPS: [f64; LAYERS] = [1_500_000.0, 500_000.0, 150_000.0];
+/// How much of a lower measurement a layer's cost takes per interval, in tenths.
+const RATE_FALL: u64 = 3;
 /// A layer whose rate is unknown is assumed to cost this fraction of the next better one.
 const LAYER_RATIO: u64 = 3;
 
@@ -138,6 +148,17 @@ pub enum Input {
         /// Rate of each layer.
         bps: [u64; LAYERS],
     },
+    /// A video track was published, `pixels` its announced picture size (width × height).
+    /// Until its layers are measured they are taken to cost what such a camera usually
+    /// does.
+    Published {
+        /// The track.
+        track_id: u32,
+        /// Screen share.
+        screen: bool,
+        /// Announced width × height, if any.
+        pixels: Option<u64>,
+    },
     /// The track was unpublished.
     TrackGone(u32),
     /// The active speaker's camera track (budgeted right after screen shares).
@@ -214,7 +235,22 @@ struct TrackRate {
 }
 
 impl TrackRate {
-    /// The cost of `layer`: measured, or derived from the next better measured layer.
+    /// Folds in what each layer cost over the last interval (0: not sent in it, nothing
+    /// learnt). A rise counts at once, a fall slowly: an encoder's first second, or a quiet
+    /// scene, says little about what the layer costs when the picture moves again, and a
+    /// budget spent on a low figure overshoots the path.
+    fn fold(&mut self, measured: [u64; LAYERS]) {
+        for (old, new) in self.bps.iter_mut().zip(measured) {
+            if new >= *old {
+                *old = new;
+            } else if new > 0 {
+                *old = (*old * (10 - RATE_FALL) + new * RATE_FALL) / 10;
+            }
+        }
+    }
+
+    /// The cost of `layer`: measured, or derived from the next better measured layer, or
+    /// (nothing measured yet: the track just started) the nominal cost.
     fn cost(&self, layer: u8) -> f64 {
         let l = layer as usize;
         if let Some(&b) = self.bps.get(l).filter(|b| **b > 0) {
@@ -226,8 +262,22 @@ impl TrackRate {
                 let b = *self.bps.get(k)?;
                 (b > 0).then(|| b / LAYER_RATIO.pow((l - k) as u32))
             })
-            .unwrap_or(0) as f64
+            .map_or_else(|| nominal(layer), |b| b as f64)
     }
+}
+
+/// What a camera of `pixels` (720p when unknown) is taken to cost before anything was
+/// measured: the nominal costs scaled with the picture's area, as the transcoder scales
+/// its targets, and never below a tenth of them.
+fn nominal_for(pixels: Option<u64>) -> [u64; LAYERS] {
+    const HD: f64 = 1280.0 * 720.0;
+    let scale = pixels.map_or(1.0, |p| (p as f64 / HD).clamp(0.1, 1.0));
+    NOMINAL_BPS.map(|b| (b * scale) as u64)
+}
+
+/// What `layer` of a 720p camera is taken to cost before anything was measured.
+fn nominal(layer: u8) -> f64 {
+    NOMINAL_BPS.get(layer as usize).copied().unwrap_or(0.0)
 }
 
 /// The layer policy of one room. See the module docs.
@@ -275,8 +325,17 @@ impl Bwe {
                 // layers that exist); congestion applies again from its next decision.
                 let max = self.config.max_layer.min(MAX_LAYER);
                 let preferred = preferred.min(MAX_LAYER);
-                let layer = preferred.min(max);
                 let s = self.subs.entry(conn).or_default();
+                if self.config.adapt && s.prefs.is_empty() {
+                    s.est.start(now);
+                }
+                let mut layer = preferred.min(max);
+                if self.config.adapt && !s.prefs.iter().any(|p| p.track_id == track_id) {
+                    // A new subscription starts on the best layer its share of the estimate
+                    // fits, not on the full one: its first keyframe must not fill a
+                    // bottleneck the estimate already knows about.
+                    layer = layer.max(first_fit(s, &self.tracks, track_id, layer, max));
+                }
                 let pref = Pref {
                     track_id,
                     preferred,
@@ -310,6 +369,29 @@ impl Bwe {
                 screen,
                 bps,
             } => {
+                // A camera starts from the nominal costs and learns down from them; a screen
+                // share has no typical rate and takes the first measurement.
+                let rate = self.tracks.entry(track_id).or_insert(TrackRate {
+                    screen,
+                    bps: if screen {
+                        [0; LAYERS]
+                    } else {
+                        NOMINAL_BPS.map(|b| b as u64)
+                    },
+                });
+                rate.screen = screen;
+                rate.fold(bps);
+            }
+            Input::Published {
+                track_id,
+                screen,
+                pixels,
+            } => {
+                let bps = if screen {
+                    [0; LAYERS]
+                } else {
+                    nominal_for(pixels)
+                };
                 self.tracks.insert(track_id, TrackRate { screen, bps });
             }
             Input::TrackGone(track_id) => {
@@ -364,6 +446,11 @@ impl Bwe {
                     // point.
                     s.urgent = true;
                     self.schedule_at(conn, now);
+                } else if s.est.starting() {
+                    // A start climbs a step per look: look at the next half period.
+                    let half = self.config.period / 2;
+                    let at = grid_at_or_after(self.origin, half, now);
+                    self.schedule_at(conn, at);
                 } else if before.is_some() || after.is_some() {
                     // Look again while an estimate constrains video, and once when it is
                     // lifted.
@@ -386,9 +473,10 @@ impl Bwe {
             }
             let before = s.down;
             let mut cause = Cause::Congestion;
-            // A look off the grid (the estimate fell) only budgets: the lag and recovery
-            // rules keep their pace of one step per grid point.
-            let urgent = std::mem::take(&mut s.urgent);
+            // A look off the grid (the estimate fell, or a start climbing) only budgets:
+            // the lag and recovery rules keep their pace of one step per grid point.
+            let on_grid = grid_at_or_after(origin, config.period, now) == now;
+            let urgent = std::mem::take(&mut s.urgent) || !on_grid;
             let lag_waits = s.lag > s.seen && urgent;
             if !urgent && s.lag > s.seen {
                 s.down = (s.down + 1).min(max);
@@ -411,9 +499,15 @@ impl Bwe {
                 (s.down > 0)
                     .then(|| grid_at_or_after(origin, config.period, since + config.recover_after))
             };
-            // With an estimate the budget is revisited every period while video flows.
+            // With an estimate the budget is revisited every period while video flows, and
+            // every half period while a start climbs (each look steps a layer up at most).
+            let every = if s.est.starting() {
+                config.period / 2
+            } else {
+                config.period
+            };
             let periodic = (budgeted && !s.prefs.is_empty())
-                .then(|| grid_at_or_after(origin, config.period, now + config.period));
+                .then(|| grid_at_or_after(origin, every, now + every));
             s.due = match (recover, periodic) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -521,9 +615,11 @@ fn budget(
         let cur = p.told.max(floor);
         let fits = |l: u8, margin: f64| rate.cost(l) * margin <= left;
         let layer = if !fits(cur, 1.0) {
-            // Over budget: the best layer that fits now, or the lowest one.
-            went_down = true;
-            (cur..=max).find(|&l| fits(l, 1.0)).unwrap_or(max)
+            // Over budget: the best layer that fits now, or the lowest one. Staying on the
+            // lowest layer is not a move down: it holds no later step up back.
+            let l = (cur..=max).find(|&l| fits(l, 1.0)).unwrap_or(max);
+            went_down |= l > cur;
+            l
         } else if may_rise && cur > floor && fits(cur - 1, UP_MARGIN) {
             // One step up at a time, with margin.
             cur - 1
@@ -537,6 +633,31 @@ fn budget(
         s.budget_down_at = Some(now);
     }
     true
+}
+
+/// The best layer from `from` down that fits what the estimate leaves after the
+/// subscriber's other subscriptions; `from` when there is no estimate.
+fn first_fit(
+    s: &Subscriber,
+    tracks: &HashMap<u32, TrackRate>,
+    track_id: u32,
+    from: u8,
+    max: u8,
+) -> u8 {
+    let Some(bps) = s.est.bps() else {
+        return from;
+    };
+    let cost = |t: u32, l: u8| tracks.get(&t).map_or_else(|| nominal(l), |r| r.cost(l));
+    let left = bps as f64 * VIDEO_SHARE
+        - AUDIO_RESERVE_BPS
+        - s.prefs
+            .iter()
+            .filter(|p| p.track_id != track_id)
+            .map(|p| cost(p.track_id, p.told))
+            .sum::<f64>();
+    (from..=max)
+        .find(|&l| cost(track_id, l) <= left)
+        .unwrap_or(max)
 }
 
 fn target(preferred: u8, down: u8, max: u8) -> u8 {
@@ -554,5 +675,7 @@ fn grid_at_or_after(origin: Instant, period: Duration, t: Instant) -> Instant {
 
 #[cfg(test)]
 mod delay_tests;
+#[cfg(test)]
+mod start_tests;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ use quicmeet_proto::{ClientMessage, MediaKind, MediaPathKind, ServerMessage, Tra
 use super::state::Track;
 use super::types::LAYERS;
 use super::{ConnId, Output, Room};
+use crate::bwe;
 
 impl Room {
     pub(super) fn control(&mut self, now: Instant, from: ConnId, msg: ClientMessage) {
@@ -182,6 +183,17 @@ impl Room {
                 unrequested_told: [false; LAYERS],
             },
         );
+        if kind.is_video() {
+            let pixels = width.zip(height).map(|(w, h)| u64::from(w) * u64::from(h));
+            self.bwe.handle_input(
+                self.now,
+                bwe::Input::Published {
+                    track_id,
+                    screen: kind == MediaKind::Screen,
+                    pixels,
+                },
+            );
+        }
         self.layers_version += 1;
         let local = self.members.get(&from).is_some_and(|m| !m.remote);
         self.announce(

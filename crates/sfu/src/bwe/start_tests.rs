@@ -1,0 +1,270 @@
+//! A subscriber's first video on a simulated bottleneck: the policy and the estimate in a
+//! closed loop. Each 100 ms the subscriber takes what its chosen layers cost, a FIFO link
+//! carries at most its rate and queues the rest (the round trip grows by the queue), and a
+//! flush the estimate asks for empties the queue, as the WebTransport writer's reset does.
+//! Simulated clock and synthetic statistics; nothing reads the real time.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::{Bwe, Config, Feedback, Input, Output, TransportStats};
+use crate::room::ConnId;
+
+const SUB: ConnId = ConnId(7);
+/// Three cameras whose layers cost what the transcoder aims for under a 720p publisher.
+const CAMS: [u32; 3] = [11, 12, 13];
+const COST: [u64; 3] = [1_500_000, 500_000, 150_000];
+const AUDIO_BPS: u64 = 3 * 40_000;
+const BASE_RTT_MS: f64 = 30.0;
+
+struct Link {
+    bwe: Bwe,
+    t0: Instant,
+    /// Layer each camera is forwarded on.
+    layers: HashMap<u32, u8>,
+    /// Bits waiting in the bottleneck.
+    queue_bits: f64,
+    /// Bytes handed over so far.
+    drained: u64,
+    flushes: u64,
+    /// The longest the bottleneck's queue held, ms.
+    worst_queue_ms: f64,
+}
+
+impl Link {
+    fn new() -> Self {
+        let t0 = Instant::now();
+        Link {
+            bwe: Bwe::new(Config::default(), t0),
+            t0,
+            layers: HashMap::new(),
+            queue_bits: 0.0,
+            drained: 0,
+            flushes: 0,
+            worst_queue_ms: 0.0,
+        }
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.t0 + Duration::from_millis(ms)
+    }
+
+    fn apply(&mut self) {
+        while let Some(Output::Layer {
+            track_id, layer, ..
+        }) = self.bwe.poll_output()
+        {
+            self.layers.insert(track_id, layer);
+        }
+    }
+
+    fn sample(&self, link_bps: f64) -> TransportStats {
+        let rtt = BASE_RTT_MS + self.queue_bits / link_bps * 1000.0;
+        TransportStats {
+            rtt: Some(Duration::from_micros((rtt * 1000.0) as u64)),
+            // A window far above the link: only the round trip shows the limit.
+            cwnd_bytes: Some(10_000_000),
+            sent_packets: Some(self.drained / 1200),
+            lost_packets: Some(0),
+            drained_bytes: Some(self.drained),
+            queued_bytes: Some(0),
+            paced: Some(0),
+            ..TransportStats::default()
+        }
+    }
+
+    /// The transport reports a first sample, then the subscriber subscribes to the three
+    /// cameras at their full layer.
+    fn join(&mut self, link_bps: f64) {
+        let s = self.sample(link_bps);
+        self.bwe.handle_input(
+            self.t0,
+            Input::Feedback {
+                conn: SUB,
+                feedback: Feedback::Stats(s),
+            },
+        );
+        for id in CAMS {
+            self.bwe.handle_input(
+                self.t0,
+                Input::Track {
+                    track_id: id,
+                    screen: false,
+                    bps: COST,
+                },
+            );
+            self.bwe.handle_input(
+                self.t0,
+                Input::Subscribe {
+                    conn: SUB,
+                    track_id: id,
+                    preferred: 0,
+                },
+            );
+        }
+        self.apply();
+    }
+
+    /// What the chosen layers cost, with the audio.
+    fn demand(&self) -> u64 {
+        AUDIO_BPS + self.layers.values().map(|l| COST[*l as usize]).sum::<u64>()
+    }
+
+    /// Runs the loop from `from` to `to` ms in 100 ms steps on a link of `link_bps`.
+    fn run(&mut self, from: u64, to: u64, link_bps: f64) {
+        let mut t = from;
+        while t < to {
+            t += 100;
+            let offered = match self.bwe.pace_bps(SUB) {
+                Some(p) => (self.demand() as f64).min(p as f64 + AUDIO_BPS as f64),
+                None => self.demand() as f64,
+            };
+            self.drained += (offered * 0.1 / 8.0) as u64;
+            self.queue_bits = (self.queue_bits + (offered - link_bps) * 0.1).max(0.0);
+            self.worst_queue_ms = self.worst_queue_ms.max(self.queue_bits / link_bps * 1000.0);
+            let s = self.sample(link_bps);
+            let now = self.at(t);
+            self.bwe.handle_input(
+                now,
+                Input::Feedback {
+                    conn: SUB,
+                    feedback: Feedback::Stats(s),
+                },
+            );
+            while let Some(due) = self.bwe.poll_timeout().filter(|d| *d <= now) {
+                self.bwe.handle_timeout(due);
+            }
+            self.apply();
+            let flushes = self.bwe.flushes(SUB);
+            if flushes > self.flushes {
+                self.flushes = flushes;
+                self.queue_bits = 0.0;
+            }
+        }
+    }
+
+    fn sorted_layers(&self) -> Vec<u8> {
+        let mut l: Vec<u8> = self.layers.values().copied().collect();
+        l.sort_unstable();
+        l
+    }
+}
+
+#[test]
+fn a_first_join_starts_below_the_full_layers_and_climbs_to_them_on_a_fast_path() {
+    let mut l = Link::new();
+    l.join(20e6);
+    assert!(
+        l.demand() <= 1_000_000,
+        "the first keyframes fit the start ceiling, not three 720p ones: {:?}",
+        l.sorted_layers()
+    );
+    l.run(0, 6_000, 20e6);
+    assert_eq!(
+        l.sorted_layers(),
+        vec![0, 0, 0],
+        "a path that carries everything gets everything within a few seconds"
+    );
+    assert_eq!(l.flushes, 0, "no queue built on the way up");
+    assert!(
+        !l.bwe.subs[&SUB].est.starting(),
+        "a calm start is lifted, not kept as a limit"
+    );
+}
+
+#[test]
+fn a_first_join_on_a_1_mbit_link_settles_on_layers_that_fit_without_filling_the_queue() {
+    let mut l = Link::new();
+    l.join(1e6);
+    l.run(0, 3_000, 1e6);
+    let settled = l.sorted_layers();
+    // Until the estimate's hold (5 s after the last limit) lets it try a better layer.
+    l.run(3_000, 6_000, 1e6);
+    assert_eq!(l.sorted_layers(), settled, "settled within 3 s");
+    assert!(
+        l.demand() <= 1_000_000,
+        "the settled layers fit the link: {settled:?}"
+    );
+    // Audio waits behind the bottleneck's queue: a join that sent three 720p keyframes'
+    // worth (4.6 Mbit/s into 1 Mbit/s) would hold it for seconds.
+    assert!(
+        l.worst_queue_ms < 150.0,
+        "the queue in front of the audio stayed short: {:.0} ms",
+        l.worst_queue_ms
+    );
+}
+
+#[test]
+fn a_transport_that_reports_nothing_gets_no_start_ceiling() {
+    let mut l = Link::new();
+    for id in CAMS {
+        l.bwe.handle_input(
+            l.t0,
+            Input::Subscribe {
+                conn: SUB,
+                track_id: id,
+                preferred: 0,
+            },
+        );
+    }
+    l.apply();
+    assert_eq!(l.sorted_layers(), vec![0, 0, 0]);
+    assert_eq!(l.bwe.pace_bps(SUB), None);
+}
+
+#[test]
+fn a_queue_seen_during_the_start_cuts_from_the_start_ceiling_not_from_the_little_sent() {
+    use super::estimate::{Estimator, START_BPS};
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let sample = |rtt_ms: u64, drained: u64| TransportStats {
+        rtt: Some(Duration::from_millis(rtt_ms)),
+        cwnd_bytes: Some(10_000_000),
+        drained_bytes: Some(drained),
+        ..TransportStats::default()
+    };
+    let mut e = Estimator::default();
+    e.update(ms(0), sample(30, 0));
+    e.start(ms(0));
+    assert!(e.starting());
+    e.update(ms(500), sample(30, 10_000));
+    // A keyframe burst: 80 ms of queue while only 300 kbit/s went out.
+    e.update(ms(1_000), sample(110, 30_000));
+    assert!(!e.starting(), "a queue ends the start");
+    let bps = e.bps().unwrap() as f64;
+    assert!(
+        bps >= START_BPS * 0.8,
+        "the cut keeps most of the start ceiling: {bps}"
+    );
+    assert!(bps < START_BPS, "but it is a cut: {bps}");
+}
+
+#[test]
+fn a_camera_learns_a_lower_cost_slowly_and_a_higher_one_at_once() {
+    let mut b = Bwe::new(Config::default(), Instant::now());
+    let now = Instant::now();
+    let feed = |b: &mut Bwe, bps: [u64; 3]| {
+        b.handle_input(
+            now,
+            Input::Track {
+                track_id: 1,
+                screen: false,
+                bps,
+            },
+        )
+    };
+    // A camera's first second: the encoder sent far less than it will.
+    feed(&mut b, [300_000, 0, 0]);
+    let first = b.tracks[&1].cost(0);
+    assert!(
+        first > 1_000_000.0,
+        "one low figure is not trusted: {first}"
+    );
+    for _ in 0..10 {
+        feed(&mut b, [300_000, 0, 0]);
+    }
+    let learnt = b.tracks[&1].cost(0);
+    assert!(learnt < 400_000.0, "a steady low rate is learnt: {learnt}");
+    feed(&mut b, [2_000_000, 0, 0]);
+    assert_eq!(b.tracks[&1].cost(0), 2_000_000.0, "a rise counts at once");
+}
