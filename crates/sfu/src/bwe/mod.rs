@@ -602,6 +602,12 @@ fn budget(
         .map(|(i, p)| (rank(p.track_id), p.track_id, i))
         .collect();
     order.sort_unstable();
+    // Every subscription gets at least the lowest layer (there is no lower choice), so
+    // what they cost is set aside first: the ones ranked first spend only what is left,
+    // rather than leaving the rest forced onto the lowest layer over the budget (and over
+    // the pace, where their video would lag).
+    let lowest = |t: u32| tracks.get(&t).copied().unwrap_or_default().cost(max);
+    left -= s.prefs.iter().map(|p| lowest(p.track_id)).sum::<f64>();
     let may_rise = s
         .budget_down_at
         .is_none_or(|t| now.saturating_duration_since(t) >= UP_HOLD);
@@ -611,6 +617,7 @@ fn budget(
             continue;
         };
         let rate = tracks.get(&track_id).copied().unwrap_or_default();
+        left += rate.cost(max);
         let floor = target(p.preferred, s.down, max);
         let cur = p.told.max(floor);
         let fits = |l: u8, margin: f64| rate.cost(l) * margin <= left;
@@ -629,7 +636,9 @@ fn budget(
         p.fit = layer;
         left -= rate.cost(layer);
     }
-    if went_down {
+    // While a start climbs, a move down is a re-ranking under a ceiling that is not a
+    // measured limit: it holds no later step up back.
+    if went_down && !s.est.starting() {
         s.budget_down_at = Some(now);
     }
     true

@@ -531,3 +531,37 @@ fn a_look_off_the_grid_does_not_add_a_second_lag_step_within_a_period() {
         vec![(2_000, layer(A, 17, 2, Cause::Congestion))]
     );
 }
+
+#[test]
+fn the_lowest_layer_of_every_subscription_is_set_aside_before_the_speaker_climbs() {
+    let mut s = Sim::new(Config::default());
+    for t in [17, 33, 49] {
+        s.track(t, false, CAM);
+        s.subscribe(A, t, 0);
+    }
+    s.input(Input::Speaker(Some(33)));
+    // 1 Mbit/s: 0.85 * 1M - 100k = 750k. The speaker's 500k layer would leave 250k for two
+    // cameras that cannot go below 150k each: 800k, over the budget and the pace. So
+    // everyone gets the 150k layer (450k).
+    s.path(A, 0, 6_000, |_| 1e6);
+    let told: Vec<u8> = [17, 33, 49]
+        .iter()
+        .map(|t| {
+            s.bwe.subs[&A]
+                .prefs
+                .iter()
+                .find(|p| p.track_id == *t)
+                .map(|p| p.told)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(told, vec![2, 2, 2]);
+    // 1.3 Mbit/s: 1.005M, of which 450k is set aside: the speaker's 500k layer now fits.
+    s.path(A, 6_500, 20_000, |_| 1.3e6);
+    let speaker = s.bwe.subs[&A]
+        .prefs
+        .iter()
+        .find(|p| p.track_id == 33)
+        .unwrap();
+    assert_eq!(speaker.told, 1);
+}
