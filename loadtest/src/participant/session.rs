@@ -247,13 +247,15 @@ pub(super) async fn run(
                             }
                         }
                         ServerMessage::LayerChanged { track_id, layer, .. } => {
-                            // The same layer again: its source changed (publisher-made layers,
-                            // PROTOCOL §5.6) and it is numbered anew from a keyframe, so the
-                            // stream so far is finished and a new one starts.
-                            if layers.insert(track_id, layer) == Some(layer) {
-                                if let Some(s) = streams.remove(&(track_id, layer)) {
-                                    sh.streams.lock().push(s);
-                                }
+                            // A layer this subscription had before (it moved away and
+                            // back), or the same layer again (its source changed:
+                            // publisher-made layers, PROTOCOL §5.6, numbered anew from a
+                            // keyframe): what was received of it before is finished and a
+                            // new stream starts, so the frames sent on it while this
+                            // subscriber watched another layer are not counted as lost.
+                            layers.insert(track_id, layer);
+                            if let Some(s) = streams.remove(&(track_id, layer)) {
+                                sh.streams.lock().push(s);
                             }
                             sh.lab.layer_switches.lock().push(LayerSwitch {
                                 room: spec.room,
@@ -369,6 +371,12 @@ fn finish(
                 _ => MediaKind::Screen,
             };
             let l = if kind == MediaKind::Audio { 0 } else { layer };
+            // Its frames came on another layer (a subscription may start below the full
+            // one, PROTOCOL §5.8): they were not lost.
+            let elsewhere = layers.contains_key(track) || streams.keys().any(|(t, _)| t == track);
+            if elsewhere && !streams.contains_key(&(*track, l)) {
+                continue;
+            }
             if let (Some(seq), std::collections::hash_map::Entry::Vacant(e)) =
                 (last.get(&(spec.room, *track)), streams.entry((*track, l)))
             {
@@ -381,6 +389,14 @@ fn finish(
             }
         }
         let opened = ctx.gates[spec.room].opened();
+        // Tracks that came on another layer at some point: their layer-0 stream need not
+        // start at the first frame.
+        let layered: std::collections::HashSet<u32> = streams
+            .keys()
+            .filter(|(_, l)| *l != 0)
+            .map(|(t, _)| *t)
+            .chain(layers.keys().copied())
+            .collect();
         for ((track, layer), s) in streams.iter_mut() {
             if *layer != 0 {
                 continue;
@@ -396,10 +412,11 @@ fn finish(
                 }
             }
             // Subscribed before the room's media started: everything from seq 0 was due.
-            let early = subs
-                .get(track)
-                .zip(opened)
-                .is_some_and(|(sub, go)| sub.at <= go);
+            let early = !layered.contains(track)
+                && subs
+                    .get(track)
+                    .zip(opened)
+                    .is_some_and(|(sub, go)| sub.at <= go);
             if early {
                 s.head_lost = u64::from(s.first_seq.unwrap_or(0));
             }

@@ -436,6 +436,11 @@ impl Bwe {
             Feedback::Stats(stats) => {
                 let before = s.est.bps();
                 s.est.update(now, stats);
+                if !s.prefs.is_empty() {
+                    // Subscribed before the transport's first sample: the start begins now
+                    // (a no-op once it has begun).
+                    s.est.start(now);
+                }
                 let after = s.est.bps();
                 if s.prefs.is_empty() {
                     return;

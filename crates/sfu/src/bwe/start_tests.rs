@@ -195,6 +195,37 @@ fn a_first_join_on_a_1_mbit_link_settles_on_layers_that_fit_without_filling_the_
 }
 
 #[test]
+fn a_subscriber_that_subscribed_before_the_first_sample_starts_at_that_sample() {
+    let mut l = Link::new();
+    for id in CAMS {
+        l.bwe.handle_input(
+            l.t0,
+            Input::Track {
+                track_id: id,
+                screen: false,
+                bps: COST,
+            },
+        );
+        l.bwe.handle_input(
+            l.t0,
+            Input::Subscribe {
+                conn: SUB,
+                track_id: id,
+                preferred: 0,
+            },
+        );
+    }
+    l.apply();
+    assert_eq!(l.sorted_layers(), vec![0, 0, 0], "no sample, no start yet");
+    l.run(0, 200, 1e6);
+    assert!(
+        l.demand() <= 1_000_000,
+        "the first sample starts it: {:?}",
+        l.sorted_layers()
+    );
+}
+
+#[test]
 fn a_transport_that_reports_nothing_gets_no_start_ceiling() {
     let mut l = Link::new();
     for id in CAMS {
