@@ -76,9 +76,12 @@ describe('publisher-made layers in the browser', { timeout: 90_000 }, () => {
     const viewer = await newPage(viewBrowser, server.base, 'viewer');
     await apiUser(pub, server, 'Lay Ers', `layers-${Date.now()}@example.com`);
     const code = (await apiMeeting(pub, { title: 'Layers' })).code;
-    // The publisher ignores the machine's CPU pressure (?pressure=off): on a busy machine it
-    // would shrink the camera by itself, and this test is about the layers.
-    await joinMeeting(pub, code, { query: 'transport=wt&pressure=off' });
+    // The publisher's camera keeps its 640x480 on a busy machine: it ignores the machine's CPU
+    // pressure (?pressure=off) and loses frame rate rather than size when its encoder falls
+    // behind (?size=keep). Otherwise it shrinks by itself, the server's lower layers shrink with
+    // it, and the small tile rightly wants the full layer instead (it follows the size that
+    // arrives): then no lower layer is wanted, and this test is about the lower layers.
+    await joinMeeting(pub, code, { query: 'transport=wt&pressure=off&size=keep' });
     await joinMeeting(viewer, code, { guest: { name: 'Vi Ewer', email: 'vi@example.com' }, query: 'transport=wt' });
     const camTrack = (await roomState(pub)).selfId * 16 + 1;
     const remote = () => viewer.evaluate((id) => globalThis.__quicmeet.state().media.remotes.find((r) => r.trackId === id), camTrack);
@@ -87,8 +90,15 @@ describe('publisher-made layers in the browser', { timeout: 90_000 }, () => {
     // From the first picture on, so every change of layer and source is inside the record.
     await viewer.evaluate(recordPainting, camTrack);
 
-    // 1. A large tile: the publisher's own layer, one encoder.
-    await waitFor(viewer, (id) => globalThis.__quicmeet.state().media.remotes.some((r) => r.trackId === id && r.layer === 0 && r.painted > 10), camTrack, 20_000, 'the viewer sees the full layer');
+    // 1. A large tile: the publisher's own layer, one encoder. (On a starved machine the server's
+    // downlink estimate may hold even the large tile on a lower layer from its first seconds
+    // (seen at load 15 on two cores): the pictures moving is what counts here.)
+    try {
+      await waitFor(viewer, (id) => globalThis.__quicmeet.state().media.remotes.some((r) => r.trackId === id && r.painted > 10), camTrack, 20_000, 'the viewer sees the camera');
+    } catch (e) {
+      console.log(await diag(), JSON.stringify((await pub.evaluate(() => globalThis.__quicmeet.state().media.encoded)).camera));
+      throw e;
+    }
     // The CPU figure without the second encoder. (On a starved machine the server's downlink
     // estimate may move even the large tile down, and a lower layer is then asked for early:
     // that window is then not "one encoder", and the figure says so.)
@@ -100,6 +110,7 @@ describe('publisher-made layers in the browser', { timeout: 90_000 }, () => {
 
     // 2. The window shrinks: the tile (about 300 px wide) wants layer 1 of the 640x480 camera.
     // Any lower layer counts as saturation, so the server asks the publisher for it.
+    const resizedAt = Date.now();
     await viewer.setViewportSize({ width: 640, height: 420 });
     try {
       await waitFor(pub, () => globalThis.__quicmeet.state().media.producedLayers.length > 0, undefined, 20_000, 'produce_layer');
@@ -141,7 +152,6 @@ describe('publisher-made layers in the browser', { timeout: 90_000 }, () => {
 
     // 4. No long stall from the first picture, through every change of layer and source.
     const painting = await viewer.evaluate(() => globalThis.__qmPainting.log);
-    const firstLower = changes.find((c) => c.layer >= 1);
     const gaps = painting.slice(1).map((p, i) => p.at - painting[i].at);
     const maxGap = Math.max(...gaps);
     // Layer:size in the order first painted, with how many changes of the count each lasted.
@@ -149,7 +159,9 @@ describe('publisher-made layers in the browser', { timeout: 90_000 }, () => {
     for (const p of painting) counts.set(`${p.layer}:${p.width}x${p.height}`, (counts.get(`${p.layer}:${p.width}x${p.height}`) ?? 0) + 1);
     const sizes = [...counts].map(([k, n]) => `${k} (${n})`);
     console.log(`# viewer painted ${painting.length} changes; sizes ${sizes.join(' → ')}; layer_changed ${changes.map((c) => c.layer).join(',')}; longest gap ${maxGap} ms`);
-    assert.ok(painting[0].at < firstLower.at, 'the record starts before the first lower layer');
+    // Same machine, same wall clock. (A starved machine's downlink estimate may move even the
+    // large tile down before the record starts; the tile's own lower layer comes after this.)
+    assert.ok(painting[0].at < resizedAt, 'the record starts before the window shrinks');
     assert.ok(maxGap < 2000, `the picture kept moving through the changes: longest gap ${maxGap} ms`);
 
     // 5. The small tile goes away (the viewer leaves): nobody watches a lower layer, the server

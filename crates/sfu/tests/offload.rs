@@ -355,6 +355,62 @@ fn newly_wanted_layers_are_asked_for_while_saturated_and_unwanted_ones_stopped()
 }
 
 #[test]
+fn a_subscriber_leaving_for_the_full_layer_mid_handover_keeps_its_frames_until_it_switches() {
+    // The order seen in a browser run: the viewer is on the transcoder's layer 1, the
+    // publisher is asked for it, the viewer asks for the full layer (its size rule), and only
+    // then does the publisher's keyframe come. The layer is still wanted until the viewer has
+    // switched, so it is handed over; it stops in the step that moves the viewer to layer 0,
+    // and the viewer gets frames at every step.
+    let mut s = room(true);
+    watch(&mut s, 2, 1, 0);
+    let outs = s.input(Input::TranscoderLoad(saturated()));
+    assert_eq!(produce_requests(&outs, 1).len(), 1);
+    let outs = s.control(
+        2,
+        ClientMessage::Subscribe {
+            track_id: CAM,
+            max_width: None,
+            max_height: None,
+            layer: Some(0),
+        },
+    );
+    assert!(stops(&outs, 1).is_empty(), "layer 1 is still forwarded");
+    assert_eq!(
+        s.room.subscription_layer(ConnId(2), CAM),
+        Some((0, Some(1)))
+    );
+    let outs = s.input(Input::LayerMedia(layer_frame(1, 1, false)));
+    assert_eq!(
+        media_to(&outs, 2).len(),
+        1,
+        "the transcoder's frames flow on"
+    );
+
+    let outs = s.media(1, layer_frame(1, 900, true));
+    assert_eq!(layer_changes(&outs, 2), vec![1]);
+    assert_eq!(media_to(&outs, 2).len(), 1);
+    assert_eq!(s.room.layer_source(CAM, 1), Some(LayerSource::Publisher));
+    let outs = s.media(1, layer_frame(1, 901, false));
+    assert_eq!(
+        media_to(&outs, 2).len(),
+        1,
+        "the publisher's frames flow on"
+    );
+
+    let outs = s.media(1, layer_frame(0, 50, true));
+    assert_eq!(layer_changes(&outs, 2), vec![0]);
+    assert!(media_to(&outs, 2)[0].header().keyframe);
+    assert_eq!(stops(&outs, 1), vec![1], "nobody wants layer 1 any more");
+    assert_eq!(s.room.layer_source(CAM, 1), Some(LayerSource::Server));
+    assert_eq!(
+        s.room.subscription_layer(ConnId(2), CAM),
+        Some((0, Some(0)))
+    );
+    let outs = s.media(1, layer_frame(0, 51, false));
+    assert_eq!(media_to(&outs, 2).len(), 1);
+}
+
+#[test]
 fn a_publisher_that_did_not_declare_the_capability_is_never_asked() {
     let mut s = room(false);
     watch(&mut s, 2, 1, 0);

@@ -11,6 +11,7 @@ import { MediaFrame, MediaKind, participantOfTrack, Slot, trackIdOf } from '../.
 import { TransportPreference, TransportService } from '../../core/transport/transport.service';
 import { environment } from '../../../environments/environment';
 import { connectionQuality, layersBelow, LossMeter, Quality } from './call-quality';
+import { SentSizes } from './sent-size';
 
 export type RoomPhase = 'idle' | 'joining' | 'lobby' | 'in-room' | 'left' | 'denied' | 'ended' | 'removed' | 'error';
 
@@ -116,7 +117,7 @@ export class RoomService implements OnDestroy {
   /** The subscribe bound we last asked for, per video track. */
   private readonly asked = new Map<number, SubState>();
   /** The size a publisher really sends (layer 0), per video track, when we have seen it. */
-  private readonly sentSize = new Map<number, SubState>();
+  private readonly sentSize = new SentSizes();
   private levelTicks = 0;
   private readonly loss = new LossMeter();
   private ticks = 0;
@@ -470,17 +471,16 @@ export class RoomService implements OnDestroy {
   /**
    * A publisher whose CPU cannot keep up sends a smaller picture than it announced
    * (encode-load.ts), and the server's lower layers are halvings of what it sends. So the layer
-   * that covers a tile follows the size that really arrives: otherwise a tile would get a layer
-   * transcoded down from an already small picture (smaller than the tile, and later).
+   * that covers a tile follows the size that really arrives (sent-size.ts): otherwise a tile
+   * would get a layer transcoded down from an already small picture (smaller than the tile).
    */
   private followSentSizes(): void {
     if (this.p2p.receivingDirect()) return;
+    const now = performance.now();
     for (const r of this.playback.stats()) {
       if (r.layer < 0 || !r.width || !r.height || !this.subscribed.has(r.trackId)) continue;
-      const sent = { w: r.width << r.layer, h: r.height << r.layer };
-      const prev = this.sentSize.get(r.trackId);
-      if (prev && prev.w === sent.w && prev.h === sent.h) continue;
-      this.sentSize.set(r.trackId, sent);
+      const sent = this.sentSize.sample(now, r.trackId, r.layer, r.width, r.height);
+      if (!sent) continue;
       const t = this._tracks().get(r.trackId);
       const tile = this.subscribed.get(r.trackId);
       const asked = this.asked.get(r.trackId);

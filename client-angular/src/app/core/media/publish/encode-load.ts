@@ -12,6 +12,16 @@ import { StepLadder } from './step-ladder';
  * that followed a climb (step-ladder.ts), so a machine at its limit does not flip back and forth.
  */
 
+/**
+ * `?size=keep` on the page URL: the camera keeps its size when its encoder falls behind and loses
+ * frame rate instead, as a screen share does. For tests whose subject needs the camera at the
+ * size it announced on a loaded machine (publisher-made layers: which layer a tile wants follows
+ * the size that arrives); `?pressure=off` is the other CPU rule's switch.
+ */
+export function cameraKeepsSize(): boolean {
+  return typeof location !== 'undefined' && new URLSearchParams(location.search).get('size') === 'keep';
+}
+
 /** Share of the full width and height, from no limit down. */
 export const CPU_SCALES: readonly number[] = [1, 0.75, 0.5];
 

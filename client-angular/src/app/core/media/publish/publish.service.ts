@@ -6,6 +6,7 @@ import { CAMERA, CaptureService, DeviceKind, isLive, SCREEN } from './capture.se
 import { Current, PUBLISH_SLOTS, PublishSlot, reconcile, Step, Wanted } from './reconcile';
 import { LADDER, UplinkController, UplinkStep } from './uplink';
 import { PressureFollow, PressureState, watchCpuPressure } from './cpu-pressure';
+import { cameraKeepsSize } from './encode-load';
 import { SentTiming, VideoPublisher } from './video-publisher';
 import { defaultLayerEncoder, LayerEncoderFactory, LayerEncoders, LayerRequest } from './layer-encoders';
 import type { UplinkState } from '../../transport/connection';
@@ -55,7 +56,7 @@ export const defaultEncoders: EncoderFactory = (slot, track, trackId, sink, onEr
   if (slot === Slot.Microphone || slot === Slot.ScreenAudio) return new AudioPublisher(track, trackId, sink, onError);
   const o = slot === Slot.Camera ? CAMERA : SCREEN;
   const kind = slot === Slot.Camera ? MediaKind.Video : MediaKind.Screen;
-  return new VideoPublisher(track, { trackId, kind, bitrate: o.bitrate, maxWidth: o.width, maxHeight: o.height, framerate: o.framerate, keyframeIntervalMs: KEYFRAME_MS, keepSize: slot === Slot.ScreenVideo }, sink, onError);
+  return new VideoPublisher(track, { trackId, kind, bitrate: o.bitrate, maxWidth: o.width, maxHeight: o.height, framerate: o.framerate, keyframeIntervalMs: KEYFRAME_MS, keepSize: slot === Slot.ScreenVideo || (slot === Slot.Camera && cameraKeepsSize()) }, sink, onError);
 };
 
 /** The encoders PublishService starts; specs replace it with counting fakes. */

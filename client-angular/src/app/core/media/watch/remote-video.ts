@@ -32,7 +32,17 @@ export class RemoteVideo {
   private held: VideoFrame | null = null;
   private lastKeyRequest = 0;
   /** Layer of the group being decoded (-1 before the first keyframe). */
+  private groupLayer = -1;
+  /**
+   * Layer of the picture on the tile (-1 before the first one), set with `width` and `height`
+   * when it is painted: the pair tells the room what the publisher sends (`width << layer`).
+   * The group's layer changes when the new layer's keyframe arrives, a decode earlier than its
+   * size, and read together with the old picture's size it doubles or halves that answer.
+   */
   layer = -1;
+  /** Layer of each frame inside the decoder, in decode order (a decoder outputs in that order). */
+  private readonly decoding: { ts: number; layer: number }[] = [];
+  private heldLayer = -1;
   framesDecoded = 0;
   /** Frames thrown away: before a keyframe, after a gap, when the decoder fell behind. */
   framesDropped = 0;
@@ -68,9 +78,9 @@ export class RemoteVideo {
     // Layers arrive on different streams, so around a layer switch an old-layer delta can land
     // after the new layer's keyframe: once a keyframe picks a layer, other layers' deltas go.
     if (f.keyframe) {
-      this.layer = f.layer;
+      this.groupLayer = f.layer;
       this.waitingForKey = false;
-    } else if (f.layer !== this.layer && this.layer >= 0) {
+    } else if (f.layer !== this.groupLayer && this.groupLayer >= 0) {
       this.framesDropped++;
       return;
     } else if (this.waitingForKey) {
@@ -95,6 +105,8 @@ export class RemoteVideo {
     }
     if (this.pending.size > 30) this.pending.clear();
     this.pending.set(f.captureTsUs, { captureTsUs: f.captureTsUs, layer: f.layer, arrived, decodeStart: wallMs(), decoded: 0, painted: 0 });
+    if (this.decoding.length >= 64) this.decoding.shift();
+    this.decoding.push({ ts: f.captureTsUs, layer: f.layer });
     try {
       dec.decode(new EncodedVideoChunk({ type: f.keyframe ? 'key' : 'delta', timestamp: f.captureTsUs, data: f.payload }));
     } catch {
@@ -122,6 +134,7 @@ export class RemoteVideo {
   private reset(): void {
     if (this.decoder && this.decoder.state !== 'closed') this.decoder.close();
     this.decoder = null;
+    this.decoding.length = 0;
     this.waitingForKey = true;
     this.askForKey();
   }
@@ -150,6 +163,9 @@ export class RemoteVideo {
 
   private onDecoded(frame: VideoFrame): void {
     this.framesDecoded++;
+    // Entries ahead of this frame's are frames that gave no picture (an error, a hidden frame).
+    while (this.decoding.length && this.decoding[0].ts !== frame.timestamp) this.decoding.shift();
+    const layer = this.decoding.shift()?.layer ?? this.groupLayer;
     if (!this.gate.accept('server', performance.now())) {
       frame.close();
       return;
@@ -164,6 +180,7 @@ export class RemoteVideo {
     }
     this.held?.close();
     this.held = frame;
+    this.heldLayer = layer;
     if (this.canvas) this.paint(frame);
   }
 
@@ -178,6 +195,7 @@ export class RemoteVideo {
     if (t && t.captureTsUs === frame.timestamp && !t.painted) t.painted = wallMs();
     this.width = w;
     this.height = h;
+    if (fromServer) this.layer = this.heldLayer;
     this.framesPainted++;
     if (this.firstPaintAt === null) this.firstPaintAt = performance.now();
     if (fromServer) this.latencyMs = Math.max(0, performance.timeOrigin + performance.now() - (frame.timestamp ?? 0) / 1000);
