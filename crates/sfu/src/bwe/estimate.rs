@@ -42,7 +42,8 @@
 //! to [`START_GROWTH`] times what was delivered, so the layer policy steps up as fast as the
 //! path proves it carries what it takes; the first limit ends the start (the ordinary rules
 //! take over), and a start that stayed calm for [`HOLD`] is lifted, since it was caution, not
-//! evidence.
+//! evidence. The start ceiling chooses layers only: video is not paced at it, and a screen
+//! share keeps its layer while it holds (see the layer policy).
 //!
 //! The estimate never goes below [`MIN_BPS`]: a stall delivers nothing for a moment, and an
 //! estimate of zero would never grow back.
@@ -231,6 +232,11 @@ impl Estimator {
     /// (unpaced) crosses the same bottleneck; `None` otherwise, when the transport's own
     /// congestion control paces.
     pub fn pace_bps(&self) -> Option<u64> {
+        if self.starting {
+            // The start ceiling is caution, not a measured limit: it chooses the layers,
+            // and pacing at it would only hold back what the path may well carry.
+            return None;
+        }
         let (c, _) = self.ceiling?;
         if self.base.is_some_and(|b| b <= c) {
             return None;

@@ -330,7 +330,8 @@ impl Bwe {
                     s.est.start(now);
                 }
                 let mut layer = preferred.min(max);
-                if self.config.adapt && !s.prefs.iter().any(|p| p.track_id == track_id) {
+                let screen = self.tracks.get(&track_id).is_some_and(|r| r.screen);
+                if self.config.adapt && !screen && !s.prefs.iter().any(|p| p.track_id == track_id) {
                     // A new subscription starts on the best layer its share of the estimate
                     // fits, not on the full one: its first keyframe must not fill a
                     // bottleneck the estimate already knows about.
@@ -626,7 +627,10 @@ fn budget(
         let floor = target(p.preferred, s.down, max);
         let cur = p.told.max(floor);
         let fits = |l: u8, margin: f64| rate.cost(l) * margin <= left;
-        let layer = if !fits(cur, 1.0) {
+        let layer = if rate.screen && s.est.starting() {
+            // A screen share is read, not watched: the start's caution is for cameras.
+            cur
+        } else if !fits(cur, 1.0) {
             // Over budget: the best layer that fits now, or the lowest one. Staying on the
             // lowest layer is not a move down: it holds no later step up back.
             let l = (cur..=max).find(|&l| fits(l, 1.0)).unwrap_or(max);

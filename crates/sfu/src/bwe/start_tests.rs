@@ -299,3 +299,66 @@ fn a_camera_learns_a_lower_cost_slowly_and_a_higher_one_at_once() {
     feed(&mut b, [2_000_000, 0, 0]);
     assert_eq!(b.tracks[&1].cost(0), 2_000_000.0, "a rise counts at once");
 }
+
+#[test]
+fn a_screen_share_keeps_its_layer_and_nothing_is_paced_during_the_start() {
+    let mut l = Link::new();
+    let s = l.sample(20e6);
+    l.bwe.handle_input(
+        l.t0,
+        Input::Feedback {
+            conn: SUB,
+            feedback: Feedback::Stats(s),
+        },
+    );
+    l.bwe.handle_input(
+        l.t0,
+        Input::Published {
+            track_id: 99,
+            screen: true,
+            pixels: None,
+        },
+    );
+    l.bwe.handle_input(
+        l.t0,
+        Input::Subscribe {
+            conn: SUB,
+            track_id: 99,
+            preferred: 0,
+        },
+    );
+    l.apply();
+    assert_eq!(l.layers[&99], 0, "a screen share starts as asked");
+    // It turns out to cost 6 Mbit/s, far over the start ceiling.
+    l.bwe.handle_input(
+        l.at(300),
+        Input::Track {
+            track_id: 99,
+            screen: true,
+            bps: [6_000_000, 600_000, 250_000],
+        },
+    );
+    let mut looked = false;
+    for ms in [400, 600, 800] {
+        let now = l.at(ms);
+        l.bwe.handle_input(
+            now,
+            Input::Feedback {
+                conn: SUB,
+                feedback: Feedback::Stats(l.sample(20e6)),
+            },
+        );
+        while let Some(due) = l.bwe.poll_timeout().filter(|d| *d <= now) {
+            l.bwe.handle_timeout(due);
+            looked = true;
+        }
+    }
+    assert!(
+        looked,
+        "the policy looked at the subscriber during the start"
+    );
+    l.apply();
+    assert!(l.bwe.subs[&SUB].est.starting());
+    assert_eq!(l.layers[&99], 0, "the start does not move it down");
+    assert_eq!(l.bwe.pace_bps(SUB), None, "the start ceiling paces nothing");
+}
