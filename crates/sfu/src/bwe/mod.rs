@@ -235,6 +235,18 @@ struct TrackRate {
 }
 
 impl TrackRate {
+    /// A track nothing was measured of: a camera of `pixels` (720p when unknown) starts from
+    /// the nominal costs and learns down from them; a screen share has no typical rate and
+    /// takes the first measurement.
+    fn new(screen: bool, pixels: Option<u64>) -> Self {
+        let bps = if screen {
+            [0; LAYERS]
+        } else {
+            nominal_for(pixels)
+        };
+        TrackRate { screen, bps }
+    }
+
     /// Folds in what each layer cost over the last interval (0: not sent in it, nothing
     /// learnt). A rise counts at once, a fall slowly: an encoder's first second, or a quiet
     /// scene, says little about what the layer costs when the picture moves again, and a
@@ -370,16 +382,10 @@ impl Bwe {
                 screen,
                 bps,
             } => {
-                // A camera starts from the nominal costs and learns down from them; a screen
-                // share has no typical rate and takes the first measurement.
-                let rate = self.tracks.entry(track_id).or_insert(TrackRate {
-                    screen,
-                    bps: if screen {
-                        [0; LAYERS]
-                    } else {
-                        NOMINAL_BPS.map(|b| b as u64)
-                    },
-                });
+                let rate = self
+                    .tracks
+                    .entry(track_id)
+                    .or_insert_with(|| TrackRate::new(screen, None));
                 rate.screen = screen;
                 rate.fold(bps);
             }
@@ -388,12 +394,7 @@ impl Bwe {
                 screen,
                 pixels,
             } => {
-                let bps = if screen {
-                    [0; LAYERS]
-                } else {
-                    nominal_for(pixels)
-                };
-                self.tracks.insert(track_id, TrackRate { screen, bps });
+                self.tracks.insert(track_id, TrackRate::new(screen, pixels));
             }
             Input::TrackGone(track_id) => {
                 self.tracks.remove(&track_id);

@@ -73,17 +73,21 @@ impl Link {
         }
     }
 
-    /// The transport reports a first sample, then the subscriber subscribes to the three
-    /// cameras at their full layer.
-    fn join(&mut self, link_bps: f64) {
+    /// The transport reports a sample at `ms`.
+    fn report(&mut self, ms: u64, link_bps: f64) {
         let s = self.sample(link_bps);
         self.bwe.handle_input(
-            self.t0,
+            self.at(ms),
             Input::Feedback {
                 conn: SUB,
                 feedback: Feedback::Stats(s),
             },
         );
+    }
+
+    /// The subscriber subscribes to the three cameras at their full layer, the room
+    /// knowing what their layers cost.
+    fn subscribe_cams(&mut self) {
         for id in CAMS {
             self.bwe.handle_input(
                 self.t0,
@@ -105,6 +109,12 @@ impl Link {
         self.apply();
     }
 
+    /// The transport reports a first sample, then the subscriber subscribes.
+    fn join(&mut self, link_bps: f64) {
+        self.report(0, link_bps);
+        self.subscribe_cams();
+    }
+
     /// What the chosen layers cost, with the audio.
     fn demand(&self) -> u64 {
         AUDIO_BPS + self.layers.values().map(|l| COST[*l as usize]).sum::<u64>()
@@ -122,15 +132,8 @@ impl Link {
             self.drained += (offered * 0.1 / 8.0) as u64;
             self.queue_bits = (self.queue_bits + (offered - link_bps) * 0.1).max(0.0);
             self.worst_queue_ms = self.worst_queue_ms.max(self.queue_bits / link_bps * 1000.0);
-            let s = self.sample(link_bps);
             let now = self.at(t);
-            self.bwe.handle_input(
-                now,
-                Input::Feedback {
-                    conn: SUB,
-                    feedback: Feedback::Stats(s),
-                },
-            );
+            self.report(t, link_bps);
             while let Some(due) = self.bwe.poll_timeout().filter(|d| *d <= now) {
                 self.bwe.handle_timeout(due);
             }
@@ -197,25 +200,7 @@ fn a_first_join_on_a_1_mbit_link_settles_on_layers_that_fit_without_filling_the_
 #[test]
 fn a_subscriber_that_subscribed_before_the_first_sample_starts_at_that_sample() {
     let mut l = Link::new();
-    for id in CAMS {
-        l.bwe.handle_input(
-            l.t0,
-            Input::Track {
-                track_id: id,
-                screen: false,
-                bps: COST,
-            },
-        );
-        l.bwe.handle_input(
-            l.t0,
-            Input::Subscribe {
-                conn: SUB,
-                track_id: id,
-                preferred: 0,
-            },
-        );
-    }
-    l.apply();
+    l.subscribe_cams();
     assert_eq!(l.sorted_layers(), vec![0, 0, 0], "no sample, no start yet");
     l.run(0, 200, 1e6);
     assert!(
@@ -228,17 +213,7 @@ fn a_subscriber_that_subscribed_before_the_first_sample_starts_at_that_sample() 
 #[test]
 fn a_transport_that_reports_nothing_gets_no_start_ceiling() {
     let mut l = Link::new();
-    for id in CAMS {
-        l.bwe.handle_input(
-            l.t0,
-            Input::Subscribe {
-                conn: SUB,
-                track_id: id,
-                preferred: 0,
-            },
-        );
-    }
-    l.apply();
+    l.subscribe_cams();
     assert_eq!(l.sorted_layers(), vec![0, 0, 0]);
     assert_eq!(l.bwe.pace_bps(SUB), None);
 }
@@ -303,14 +278,7 @@ fn a_camera_learns_a_lower_cost_slowly_and_a_higher_one_at_once() {
 #[test]
 fn a_screen_share_keeps_its_layer_and_nothing_is_paced_during_the_start() {
     let mut l = Link::new();
-    let s = l.sample(20e6);
-    l.bwe.handle_input(
-        l.t0,
-        Input::Feedback {
-            conn: SUB,
-            feedback: Feedback::Stats(s),
-        },
-    );
+    l.report(0, 20e6);
     l.bwe.handle_input(
         l.t0,
         Input::Published {
@@ -341,13 +309,7 @@ fn a_screen_share_keeps_its_layer_and_nothing_is_paced_during_the_start() {
     let mut looked = false;
     for ms in [400, 600, 800] {
         let now = l.at(ms);
-        l.bwe.handle_input(
-            now,
-            Input::Feedback {
-                conn: SUB,
-                feedback: Feedback::Stats(l.sample(20e6)),
-            },
-        );
+        l.report(ms, 20e6);
         while let Some(due) = l.bwe.poll_timeout().filter(|d| *d <= now) {
             l.bwe.handle_timeout(due);
             looked = true;
