@@ -200,6 +200,10 @@ pub struct Args {
     /// the server).
     #[arg(long)]
     pub layer: Option<u8>,
+    /// Send no `receiver_report` (the queueing delay each participant measures on its
+    /// audio, which a browser sends): to compare the server's estimate without it.
+    #[arg(long)]
+    pub no_receiver_reports: bool,
 
     /// Join as guests of meetings given with --meeting (no account).
     #[arg(long)]

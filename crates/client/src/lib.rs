@@ -64,6 +64,7 @@
 //! the server sends. The raw hooks on [`ClientSender`] (`raw_*`, `send_control_json`) send
 //! arbitrary bytes on purpose; they exist for tests of the server's input checks.
 
+pub mod delay;
 mod error;
 mod frames;
 mod join;
@@ -79,6 +80,7 @@ use std::time::{Duration, Instant};
 use quicmeet_proto::{ClientMessage, EncodedFrame, FrameHeader, ServerMessage};
 use tokio::sync::mpsc;
 
+pub use delay::DelayMeter;
 pub use error::{ClientError, Result};
 pub use frames::{build_frame, now_us, TrackPublisher};
 pub use join::{join, parse_sha256_hex, JoinAs, JoinInfo, JoinParticipant, JoinStatus};

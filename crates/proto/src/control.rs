@@ -226,6 +226,14 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         peer: Option<u32>,
     },
+    /// The receiver's view of its downlink (PROTOCOL.md §5.6, receiver reports): how long
+    /// its audio has been waiting on the way, above the shortest wait it has seen. No answer.
+    ReceiverReport {
+        /// Queueing delay in milliseconds: over the last report interval, the smallest
+        /// excess of (arrival − capture) over its recent minimum, taken on the remote audio
+        /// track that shows the least (a queue on the receiver's downlink delays all of them).
+        queue_ms: u32,
+    },
 }
 
 /// The two ways a participant's media can travel (`media_path.path`).
@@ -439,6 +447,7 @@ impl ClientMessage {
             ClientMessage::Ping { .. } => "ping",
             ClientMessage::Leave {} => "leave",
             ClientMessage::MediaPath { .. } => "media_path",
+            ClientMessage::ReceiverReport { .. } => "receiver_report",
         }
     }
 }
@@ -482,6 +491,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "ping",
     "leave",
     "media_path",
+    "receiver_report",
 ];
 
 /// Every `type` the server may send.

@@ -345,6 +345,7 @@ fn client_cases() -> Vec<(&'static str, ClientMessage)> {
                 peer: None,
             },
         ),
+        ("receiver_report", ReceiverReport { queue_ms: 87 }),
     ]
 }
 
@@ -598,6 +599,12 @@ fn invalid_control() -> Vec<(&'static str, &'static str, Vec<u8>, &'static str)>
             "media_path_unknown_path",
             "client",
             br#"{"v":1,"type":"media_path","path":"carrier_pigeon"}"#.to_vec(),
+            "invalid_message",
+        ),
+        (
+            "receiver_report_negative",
+            "client",
+            br#"{"v":1,"type":"receiver_report","queue_ms":-5}"#.to_vec(),
             "invalid_message",
         ),
         (

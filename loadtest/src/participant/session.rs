@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quicmeet_client::{now_us, uplink, Event};
+use quicmeet_client::{delay, now_us, uplink, DelayMeter, Event};
 use quicmeet_proto::{track, ClientMessage, MediaKind, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::time::sleep_until;
@@ -168,6 +168,11 @@ pub(super) async fn run(
         }
     }
 
+    // The queueing delay this receiver sees on its audio, reported as a browser does.
+    let mut meter = DelayMeter::default();
+    let reports = !is_relay && !ctx.args.no_receiver_reports;
+    let mut report_tick = tokio::time::interval(Duration::from_micros(delay::REPORT_INTERVAL_US));
+    report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut end_rx = ctx.end.clone();
     let never = Instant::now() + Duration::from_secs(365 * 86_400);
     let churn_deadline = churn_at.unwrap_or(never);
@@ -202,6 +207,9 @@ pub(super) async fn run(
                 match ev {
                     Event::Media(m) => {
                         let h = *m.frame.header();
+                        if h.kind == MediaKind::Audio {
+                            meter.on_audio(h.track_id, h.capture_ts_us, m.received_unix_us);
+                        }
                         let key = (h.track_id, h.layer);
                         let st = streams.entry(key).or_insert_with(|| {
                             StreamStat::new(spec.room, spec.index, h.track_id, h.layer, h.kind)
@@ -304,6 +312,12 @@ pub(super) async fn run(
                     },
                     Event::ProtocolError { code, .. } => sh.error(format!("protocol_{code}")),
                     Event::Closed(_) => break End::Lost("connection_closed".into()),
+                }
+            }
+            _ = report_tick.tick(), if reports => {
+                if let Some(queue_ms) = meter.report(now_us()) {
+                    // Never waits: a full control queue skips a report.
+                    let _ = ctl_tx.try_send(ClientMessage::ReceiverReport { queue_ms });
                 }
             }
             _ = end_rx.changed() => break End::Done,

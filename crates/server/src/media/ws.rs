@@ -3,7 +3,10 @@
 //!
 //! TCP blocks the whole connection when one message is slow, so the writer drains the
 //! subscriber queue control-first, then audio, then video; the queue drops video back to the
-//! next keyframe when it grows (the room then asks the publisher for one).
+//! next keyframe when it grows (the room then asks the publisher for one). The writer keeps
+//! sampling the path's statistics while a send waits for TCP (see [`super::STATS_PERIOD`]):
+//! before, a writer stuck behind a full socket sent no sample for over a second, just when
+//! the estimate needed one.
 
 use std::{sync::Arc, time::Duration};
 
@@ -108,6 +111,26 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket, tcp: Option<TcpSocket>) 
     let out = attached.out.clone();
     let cancel = hub.cancel.clone();
 
+    // The kernel's view of the TCP path, plus the queue's drain while backlogged.
+    // `sending`: taken while a send waits for TCP, when a keyframe's burst backs the queue
+    // up for a moment on any path, so the backlog is left out (on loopback it took the
+    // burst for the path's limit and moved a fast subscriber down a layer).
+    let report_stats = |sending: bool| {
+        let queue = out.queue_sample();
+        let tcp = tcp.and_then(TcpSocket::stats).unwrap_or_default();
+        attached.report_stats(quicmeet_sfu::bwe::TransportStats {
+            drained_bytes: queue.drained_bytes,
+            queued_bytes: if sending { None } else { queue.queued_bytes },
+            // Unlike WebTransport, a backlog the pacer made still counts as the path's
+            // limit here, so the estimate ratchets down while video is held back. Through
+            // the lab's TCP shim (which hides the path's queue from the server's round
+            // trip) reporting the pacer's count raised the capped subscriber's audio median
+            // from 31 to 154 ms (BENCHMARKS §3, third pass), so it is left out until
+            // WebSocket has a delay signal the lab can show.
+            paced: None,
+            ..tcp
+        });
+    };
     let writer = async {
         let mut stats_tick = super::StatsClock::start(false);
         loop {
@@ -118,8 +141,20 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket, tcp: Option<TcpSocket>) 
                     Popped::Control(json) => WsMessage::Control(json).encode(),
                     Popped::Media { frame, .. } => WsMessage::encode_media(&frame),
                 };
-                if sink.send(Message::Binary(msg.into())).await.is_err() {
-                    return;
+                // A send waits while TCP pushes back, which is when the estimate needs its
+                // samples most: keep sampling while it waits.
+                let send = sink.send(Message::Binary(msg.into()));
+                tokio::pin!(send);
+                loop {
+                    tokio::select! {
+                        sent = &mut send => {
+                            if sent.is_err() {
+                                return;
+                            }
+                            break;
+                        }
+                        _ = stats_tick.tick() => report_stats(true),
+                    }
                 }
             }
             attached.report_lagged().await;
@@ -132,24 +167,7 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket, tcp: Option<TcpSocket>) 
                 _ = out.wait() => {}
                 // Video the pacer held back may leave now.
                 _ = super::sleep_until_paced(paced), if paced.is_some() => {}
-                // The kernel's view of the TCP path, plus the queue's drain while backlogged.
-                _ = stats_tick.tick() => {
-                    let queue = out.queue_sample();
-                    let tcp = tcp.and_then(TcpSocket::stats).unwrap_or_default();
-                    attached.report_stats(quicmeet_sfu::bwe::TransportStats {
-                        drained_bytes: queue.drained_bytes,
-                        queued_bytes: queue.queued_bytes,
-                        // Unlike WebTransport, a backlog the pacer made still counts as the
-                        // path's limit here, so the estimate ratchets down while video is
-                        // held back. Through the lab's TCP shim (which hides the path's
-                        // queue from the server's round trip) reporting the pacer's count
-                        // raised the capped subscriber's audio median from 31 to 154 ms
-                        // (BENCHMARKS §3, third pass), so it is left out until WebSocket
-                        // has a delay signal the lab can show.
-                        paced: None,
-                        ..tcp
-                    });
-                }
+                _ = stats_tick.tick() => report_stats(false),
                 _ = cancel.cancelled() => {
                     let _ = sink.send(control_message(&ServerMessage::goodbye(
                         "shutdown", "The server is restarting. Reconnect in a moment."))).await;

@@ -45,6 +45,17 @@
 //! evidence. The start ceiling chooses layers only: video is not paced at it, and a screen
 //! share keeps its layer while it holds (see the layer policy).
 //!
+//! The subscriber itself may report the **queueing delay it sees** on its audio
+//! ([`Estimator::receiver_delay`], `receiver_report`): past a proxy or load balancer that ends
+//! TCP, the server's round trip shows nothing of the queue in front of the subscriber. A
+//! report above [`REPORTED_QUEUE_DELAY`] counts as a grown round trip. Two rules follow how a
+//! queue grows: a cut for delay starts from what the link carried, which while the queue
+//! grew by `g` seconds per second is `1 / (1 + g)` of what went into it (what was handed
+//! over fills buffers before the wire); and a queue that keeps growing by another
+//! [`QUEUE_DELAY`] after a cut is cut again at once, without waiting for the drain. A start
+//! ends (as HyStart ends TCP's slow start) when the receiver reports the first
+//! [`START_CALM_DELAY`] of queue, at what the link carried, instead of doubling into it.
+//!
 //! The estimate never goes below [`MIN_BPS`]: a stall delivers nothing for a moment, and an
 //! estimate of zero would never grow back.
 
@@ -108,6 +119,15 @@ const MAX_HOLD: Duration = Duration::from_secs(40);
 const CUT: f64 = 0.85;
 /// Round trip above the shortest seen that means a queue is building on the path.
 pub const QUEUE_DELAY: Duration = Duration::from_millis(40);
+/// Queueing delay the receiver reports that means a queue is building. Lower than
+/// [`QUEUE_DELAY`]: the receiver measures one way and takes the least delay of each
+/// interval, so its report has no delayed acknowledgements or thread stalls in it.
+pub const REPORTED_QUEUE_DELAY: Duration = Duration::from_millis(25);
+/// Queueing delay the receiver reports above which a start ends (it is not yet a limit).
+/// Only the receiver's report: a TCP round trip on loopback jumps by tens of ms with
+/// delayed acknowledgements, and ending the start on that held a fast WebSocket subscriber
+/// below its full layer.
+const START_CALM_DELAY: Duration = Duration::from_millis(10);
 /// After a cut for queueing delay, the queue needs this long to drain before a delay still
 /// seen means the cut was not enough.
 const CUT_COOLDOWN: Duration = Duration::from_secs(1);
@@ -135,7 +155,9 @@ const FAILED_TRY: Duration = Duration::from_secs(10);
 pub struct Estimator {
     last: Option<(Instant, TransportStats)>,
     /// Recent samples, oldest first, to measure rates over [`RATE_WINDOW`].
-    history: VecDeque<(Instant, TransportStats)>,
+    /// Samples kept to measure rates over [`RATE_WINDOW`], each with the queueing delay
+    /// seen then.
+    history: VecDeque<(Instant, TransportStats, Duration)>,
     /// When the ceiling was last set from new evidence.
     limit_at: Option<Instant>,
     /// Flushes asked for so far (see [`Estimator::flushes`]).
@@ -152,8 +174,12 @@ pub struct Estimator {
     lagged: bool,
     /// The shortest round trip seen lately.
     min_rtt: MinRtt,
+    /// The largest queueing delay the receiver reported since the last sample.
+    reported_delay: Duration,
     /// When the ceiling was last cut for queueing delay.
     last_cut: Option<Instant>,
+    /// The queueing delay that the last cut for delay answered.
+    cut_excess: Duration,
     /// The ceiling is growing (a try of a better layer is under way).
     growing: bool,
     /// The ceiling is the start ceiling (see [`Estimator::start`]), not evidence.
@@ -206,7 +232,9 @@ impl Default for Estimator {
             lifted_at: None,
             lagged: false,
             min_rtt: MinRtt::default(),
+            reported_delay: Duration::ZERO,
             last_cut: None,
+            cut_excess: Duration::ZERO,
             growing: false,
             starting: false,
             started: false,
@@ -291,11 +319,18 @@ impl Estimator {
         self.lagged = true;
     }
 
+    /// The receiver measured `queue` of queueing delay on its downlink (its audio's
+    /// arrival minus capture, above the least seen). The largest report since the last
+    /// sample counts, with that sample, as a round trip grown by as much would.
+    pub fn receiver_delay(&mut self, queue: Duration) {
+        self.reported_delay = self.reported_delay.max(queue);
+    }
+
     /// Folds in one sample.
     pub fn update(&mut self, now: Instant, s: TransportStats) {
         let Some((t0, prev)) = self.last else {
             self.last = Some((now, s));
-            self.history.push_back((now, s));
+            self.history.push_back((now, s, Duration::ZERO));
             self.base = capacity(&s);
             if let Some(r) = s.rtt {
                 self.min_rtt.excess(now, r);
@@ -317,19 +352,18 @@ impl Estimator {
             || self
                 .history
                 .get(1)
-                .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= RATE_WINDOW)
+                .is_some_and(|(t, _, _)| now.saturating_duration_since(*t) >= RATE_WINDOW)
         {
             self.history.pop_front();
         }
         let drained = self.delivered(now, &s);
         // Counts are compared over the same window as rates: a tenth of a second holds too
         // few packets for a loss ratio.
-        let old = self.history.front().map_or(prev, |(_, o)| *o);
+        let old = self.history.front().map_or(prev, |(_, o, _)| *o);
         let long_window = self
             .history
             .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= RATE_WINDOW);
-        self.history.push_back((now, s));
+            .is_some_and(|(t, _, _)| now.saturating_duration_since(*t) >= RATE_WINDOW);
         let paced = delta(s.paced, old.paced).is_some_and(|n| n > 0);
         let backlogged = s.queued_bytes.is_some_and(|q| q >= BACKLOG_BYTES);
         let loss = match (
@@ -344,9 +378,19 @@ impl Estimator {
         // is not cut (it would cut the pace, which makes more lag, down to the floor).
         let lagged = std::mem::take(&mut self.lagged) && !paced;
         let heavy_loss = loss > LOSS_CUT;
-        let delayed = s
+        let reported = std::mem::take(&mut self.reported_delay);
+        let rtt_excess = s
             .rtt
-            .is_some_and(|r| self.min_rtt.excess(now, r) > QUEUE_DELAY);
+            .map_or(Duration::ZERO, |r| self.min_rtt.excess(now, r));
+        let delayed = rtt_excess > QUEUE_DELAY || reported > REPORTED_QUEUE_DELAY;
+        let excess = rtt_excess.max(reported);
+        // Seconds of queue added per second over the rate window: while a queue fills, the
+        // link carries only 1 / (1 + growth) of what went into it.
+        let growth = self.history.front().map_or(0.0, |(t, _, e)| {
+            let window = now.saturating_duration_since(*t).as_secs_f64().max(secs);
+            (excess.saturating_sub(*e).as_secs_f64() / window).min(1.0)
+        });
+        self.history.push_back((now, s, excess));
 
         self.base = match (self.base, capacity(&s)) {
             (_, None) => None,
@@ -370,8 +414,12 @@ impl Estimator {
             self.hold_ceiling(now);
             return;
         }
+        // A queue that grew by as much again since the last cut is not that queue draining:
+        // the cut was not deep enough.
+        let growing = delayed && excess > self.cut_excess + QUEUE_DELAY;
         if cut
             && !lagged
+            && !growing
             && self
                 .last_cut
                 .is_some_and(|t| now.saturating_duration_since(t) < CUT_COOLDOWN)
@@ -384,8 +432,15 @@ impl Estimator {
         if held_back || cut {
             let delivered = drained.unwrap_or(MIN_BPS).max(MIN_BPS);
             let limit = if cut {
+                // What went out while the queue grew is more than the link carried.
+                let delivered = if delayed {
+                    (delivered / (1.0 + growth)).max(MIN_BPS)
+                } else {
+                    delivered
+                };
                 if delayed {
                     self.last_cut = Some(now);
+                    self.cut_excess = excess;
                 }
                 self.flushes += u64::from(delayed);
                 let factor = (1.0 - loss / 2.0).clamp(0.5, CUT);
@@ -430,7 +485,19 @@ impl Estimator {
                 self.ceiling = None;
                 self.starting = false;
             } else if let Some(d) = drained.filter(|_| long_window) {
-                self.ceiling = Some((c.max(d * START_GROWTH), since));
+                if reported > START_CALM_DELAY {
+                    // A queue beginning to build is the path's rate showing (as HyStart
+                    // ends TCP's slow start): what went out then already filled it, so the
+                    // start ends at what the link carried, and twice that would overfill it.
+                    // As for a cut, what went out is our demand, not the path's rate, when
+                    // it is below the start ceiling.
+                    let carried = (d / (1.0 + growth)).max(START_BPS);
+                    self.ceiling = Some((carried.min(c), now));
+                    self.starting = false;
+                    self.limit_at = Some(now);
+                } else {
+                    self.ceiling = Some((c.max(d * START_GROWTH), since));
+                }
             }
             return;
         }
@@ -461,7 +528,7 @@ impl Estimator {
     /// What went out since the oldest kept sample, bits/s: what the queue handed to the
     /// transport, and no more than the transport sent and did not lose.
     fn delivered(&self, now: Instant, s: &TransportStats) -> Option<f64> {
-        let (t0, old) = self.history.front()?;
+        let (t0, old, _) = self.history.front()?;
         let secs = now.saturating_duration_since(*t0).as_secs_f64();
         if secs <= 0.0 {
             return None;

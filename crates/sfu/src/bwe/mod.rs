@@ -107,6 +107,15 @@ pub enum Feedback {
     /// A sample of the transport's statistics (see [`TransportStats`]): feeds the
     /// subscriber's bandwidth estimate, which then budgets its video.
     Stats(TransportStats),
+    /// The subscriber's own report of how long its audio waits on the way above the
+    /// shortest wait it has seen (`receiver_report`, PROTOCOL.md §5.6). It shows a queue
+    /// that the transport's round trip does not: one past a proxy or a load balancer that
+    /// ends the TCP connection. Taken with the next statistics sample, like a round trip
+    /// grown by as much.
+    ReceiverDelay {
+        /// The queueing delay the receiver measured.
+        queue: Duration,
+    },
 }
 
 /// Something the policy must know.
@@ -147,6 +156,10 @@ pub enum Input {
         screen: bool,
         /// Rate of each layer.
         bps: [u64; LAYERS],
+        /// The publisher holds its full layer below its usual rate because nobody watches
+        /// that layer (`track_demand`): what it measures now is not what a subscriber that
+        /// moves to it will take, once the publisher has come back up.
+        full_held: bool,
     },
     /// A video track was published, `pixels` its announced picture size (width × height).
     /// Until its layers are measured they are taken to cost what such a camera usually
@@ -232,6 +245,10 @@ struct Pref {
 struct TrackRate {
     screen: bool,
     bps: [u64; LAYERS],
+    /// What the full layer of such a camera usually costs (0 for a screen share).
+    nominal_full: u64,
+    /// The publisher holds its full layer down (see [`Input::Track`]).
+    full_held: bool,
 }
 
 impl TrackRate {
@@ -244,7 +261,12 @@ impl TrackRate {
         } else {
             nominal_for(pixels)
         };
-        TrackRate { screen, bps }
+        TrackRate {
+            screen,
+            bps,
+            nominal_full: if screen { 0 } else { bps[0] },
+            full_held: false,
+        }
     }
 
     /// Folds in what each layer cost over the last interval (0: not sent in it, nothing
@@ -265,6 +287,10 @@ impl TrackRate {
     /// (nothing measured yet: the track just started) the nominal cost.
     fn cost(&self, layer: u8) -> f64 {
         let l = layer as usize;
+        if l == 0 && self.full_held {
+            // Moving there lifts the hold: the publisher comes back to its usual rate.
+            return self.bps[0].max(self.nominal_full) as f64;
+        }
         if let Some(&b) = self.bps.get(l).filter(|b| **b > 0) {
             return b as f64;
         }
@@ -381,12 +407,14 @@ impl Bwe {
                 track_id,
                 screen,
                 bps,
+                full_held,
             } => {
                 let rate = self
                     .tracks
                     .entry(track_id)
                     .or_insert_with(|| TrackRate::new(screen, None));
                 rate.screen = screen;
+                rate.full_held = full_held;
                 rate.fold(bps);
             }
             Input::Published {
@@ -435,6 +463,7 @@ impl Bwe {
                     self.schedule(conn, now);
                 }
             }
+            Feedback::ReceiverDelay { queue } => s.est.receiver_delay(queue),
             Feedback::Stats(stats) => {
                 let before = s.est.bps();
                 s.est.update(now, stats);

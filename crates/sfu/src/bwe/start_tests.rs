@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::{Bwe, Config, Feedback, Input, Output, TransportStats};
+use super::{Bwe, Config, Estimator, Feedback, Input, Output, TransportStats};
 use crate::room::ConnId;
 
 const SUB: ConnId = ConnId(7);
@@ -95,6 +95,7 @@ impl Link {
                     track_id: id,
                     screen: false,
                     bps: COST,
+                    full_held: false,
                 },
             );
             self.bwe.handle_input(
@@ -220,7 +221,7 @@ fn a_transport_that_reports_nothing_gets_no_start_ceiling() {
 
 #[test]
 fn a_queue_seen_during_the_start_cuts_from_the_start_ceiling_not_from_the_little_sent() {
-    use super::estimate::{Estimator, START_BPS};
+    use super::estimate::START_BPS;
     let t0 = Instant::now();
     let ms = |n: u64| t0 + Duration::from_millis(n);
     let sample = |rtt_ms: u64, drained: u64| TransportStats {
@@ -256,6 +257,7 @@ fn a_camera_learns_a_lower_cost_slowly_and_a_higher_one_at_once() {
                 track_id: 1,
                 screen: false,
                 bps,
+                full_held: false,
             },
         )
     };
@@ -304,6 +306,7 @@ fn a_screen_share_keeps_its_layer_and_nothing_is_paced_during_the_start() {
             track_id: 99,
             screen: true,
             bps: [6_000_000, 600_000, 250_000],
+            full_held: false,
         },
     );
     let mut looked = false;
@@ -323,4 +326,81 @@ fn a_screen_share_keeps_its_layer_and_nothing_is_paced_during_the_start() {
     assert!(l.bwe.subs[&SUB].est.starting());
     assert_eq!(l.layers[&99], 0, "the start does not move it down");
     assert_eq!(l.bwe.pace_bps(SUB), None, "the start ceiling paces nothing");
+}
+
+#[test]
+fn a_queue_beginning_to_build_ends_the_start_at_what_the_link_carried() {
+    use super::estimate::START_BPS;
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    // A WebSocket past a proxy: the round trip shows nothing, the receiver's report does.
+    let sample = |drained: u64| TransportStats {
+        rtt: Some(Duration::from_millis(1)),
+        drained_bytes: Some(drained),
+        ..TransportStats::default()
+    };
+    let mut e = Estimator::default();
+    e.update(ms(0), sample(0));
+    e.start(ms(0));
+    // Calm at 900 kbit/s: the start ceiling grows to twice that.
+    e.update(ms(500), sample(56_250));
+    assert!(e.starting());
+    assert_eq!(e.bps(), Some(1_800_000));
+    // Then 1.2 Mbit/s goes out and the receiver's queue reaches 15 ms over that half second
+    // (not yet a limit, but the link's rate showing): the start ends at what the link
+    // carried, 1.2 Mbit/s / 1.03, instead of growing to 2.4 Mbit/s.
+    e.receiver_delay(Duration::from_millis(15));
+    e.update(ms(1_000), sample(131_250));
+    assert!(!e.starting(), "a building queue ends the start");
+    let bps = e.bps().unwrap();
+    assert!((1_150_000..=1_180_000).contains(&bps), "{bps}");
+    assert_eq!(
+        e.flushes(),
+        0,
+        "nothing to drop yet: it is not a cut for delay"
+    );
+
+    // A subscriber that takes little (small tiles) and sees a little delay (a busy
+    // receiver): what it took is its demand, so its start ends no lower than the start
+    // ceiling.
+    let mut e = Estimator::default();
+    e.update(ms(0), sample(0));
+    e.start(ms(0));
+    e.receiver_delay(Duration::from_millis(15));
+    e.update(ms(500), sample(20_000));
+    assert!(!e.starting());
+    assert_eq!(e.bps(), Some(START_BPS as u64));
+}
+
+#[test]
+fn a_full_layer_the_publisher_holds_down_costs_what_it_will_cost_once_watched() {
+    let now = Instant::now();
+    let mut b = Bwe::new(Config::default(), now);
+    b.handle_input(
+        now,
+        Input::Published {
+            track_id: 1,
+            screen: false,
+            pixels: Some(1280 * 720),
+        },
+    );
+    // Nobody watches the full layer, so the publisher sends it at 400 kbit/s.
+    let feed = |b: &mut Bwe, full_held: bool| {
+        for _ in 0..20 {
+            b.handle_input(
+                now,
+                Input::Track {
+                    track_id: 1,
+                    screen: false,
+                    bps: [400_000, 500_000, 150_000],
+                    full_held,
+                },
+            );
+        }
+    };
+    feed(&mut b, true);
+    assert_eq!(b.tracks[&1].cost(0), 1_500_000.0, "held: the usual cost");
+    // Someone watches it and it still measures 400 kbit/s (a still picture): that is its cost.
+    feed(&mut b, false);
+    assert!(b.tracks[&1].cost(0) < 500_000.0);
 }

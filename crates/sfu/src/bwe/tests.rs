@@ -276,6 +276,7 @@ impl Sim {
             track_id,
             screen,
             bps,
+            full_held: false,
         });
     }
 

@@ -2,7 +2,7 @@
 //! then one small handler per message. Host powers live in `host`, chat in `chat`,
 //! subscriptions in `subscription`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use quicmeet_proto::track::{self, Slot};
 use quicmeet_proto::{ClientMessage, MediaKind, MediaPathKind, ServerMessage, TrackInfo};
@@ -65,6 +65,15 @@ impl Room {
             ClientMessage::EndMeeting {} => self.end_meeting(from),
             ClientMessage::Signal { to, data } => self.relay_signal(from, to, data),
             ClientMessage::MediaPath { path, .. } => self.set_media_path(from, path),
+            ClientMessage::ReceiverReport { queue_ms } => self.bwe.handle_input(
+                now,
+                bwe::Input::Feedback {
+                    conn: from,
+                    feedback: bwe::Feedback::ReceiverDelay {
+                        queue: Duration::from_millis(u64::from(queue_ms)),
+                    },
+                },
+            ),
         }
     }
 

@@ -187,6 +187,8 @@ impl Room {
                     track_id: *id,
                     screen: t.info.kind == quicmeet_proto::MediaKind::Screen,
                     bps,
+                    // `track_demand` told the publisher nobody watches its full layer.
+                    full_held: t.demand != (0, true),
                 },
             );
         }

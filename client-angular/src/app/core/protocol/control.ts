@@ -64,7 +64,8 @@ export type ClientMessage =
   | { type: 'signal'; to: number; data: unknown }
   | { type: 'ping'; t: number }
   | { type: 'leave' }
-  | { type: 'media_path'; path: MediaPathKind; peer?: number };
+  | { type: 'media_path'; path: MediaPathKind; peer?: number }
+  | { type: 'receiver_report'; queue_ms: number };
 
 /** Where a participant's own media travels (PROTOCOL.md §5.12). */
 export type MediaPathKind = 'server' | 'p2p';
@@ -183,6 +184,7 @@ const CLIENT_FIELDS: Record<ClientMessageType, [Record<string, FieldKind | 'medi
   ping: [{ t: 'number' }],
   leave: [{}],
   media_path: [{ path: 'media_path' }, { peer: u }],
+  receiver_report: [{ queue_ms: u }],
 };
 
 function fieldOk(v: unknown, kind: FieldKind | 'media_kind' | 'media_path'): boolean {

@@ -1,8 +1,9 @@
 import { computed, Injectable, signal } from '@angular/core';
 import { JoinAnswer } from '../api/api.models';
 import { ClientMessage, ServerMessage, TransportKind } from '../protocol/control';
-import { FRAME_HEADER_LEN, MediaFrame } from '../protocol/frame';
+import { FRAME_HEADER_LEN, MediaFrame, MediaKind } from '../protocol/frame';
 import { Connection, ConnectionEvents, UplinkState, websocketUrl, withToken } from './connection';
+import { DelayMeter, REPORT_EVERY_MS } from './delay-meter';
 import { WebSocketConnection } from './websocket-connection';
 import { WebTransportConnection } from './webtransport-connection';
 
@@ -70,6 +71,9 @@ export class TransportService {
   private bytesOut = 0;
   private rateAt = 0;
   private rateTimer: ReturnType<typeof setInterval> | undefined;
+  /** Queueing on our downlink, from the remote audio, for `receiver_report`. */
+  private readonly delay = new DelayMeter();
+  private reportTimer: ReturnType<typeof setInterval> | undefined;
 
   private readonly _kind = signal<TransportKind | null>(null);
   private readonly _state = signal<TransportState>('idle');
@@ -118,6 +122,7 @@ export class TransportService {
     this.generation++;
     clearInterval(this.pingTimer);
     clearInterval(this.rateTimer);
+    clearInterval(this.reportTimer);
     const c = this.conn;
     this.conn = null;
     if (c) {
@@ -152,6 +157,7 @@ export class TransportService {
       frame: (f) => {
         if (gen !== this.generation) return;
         this.bytesIn += f.payload.byteLength + FRAME_HEADER_LEN;
+        if (f.kind === MediaKind.Audio) this.delay.onAudio(f.trackId, f.captureTsUs, performance.now() * 1000);
         this.listener?.frame(f);
       },
       closed: (reason, expected) => {
@@ -205,6 +211,12 @@ export class TransportService {
     this.rateAt = performance.now();
     this.bytesIn = this.bytesOut = 0;
     this.rateTimer = setInterval(() => this.measureRates(), 1000);
+    clearInterval(this.reportTimer);
+    this.delay.clear();
+    this.reportTimer = setInterval(() => {
+      const queue = this.delay.report(performance.now() * 1000);
+      if (queue !== null) this.conn?.sendControl({ type: 'receiver_report', queue_ms: queue });
+    }, REPORT_EVERY_MS);
     conn.sendControl({ type: 'ping', t: performance.now() });
     this.listener?.connected(conn.kind);
   }
@@ -219,6 +231,7 @@ export class TransportService {
 
   private async onDrop(reason: string, gen: number): Promise<void> {
     clearInterval(this.pingTimer);
+    clearInterval(this.reportTimer);
     this.conn = null;
     this._lastError.set(reason);
     this._state.set('reconnecting');
