@@ -154,9 +154,8 @@ const FAILED_TRY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Estimator {
     last: Option<(Instant, TransportStats)>,
-    /// Recent samples, oldest first, to measure rates over [`RATE_WINDOW`].
-    /// Samples kept to measure rates over [`RATE_WINDOW`], each with the queueing delay
-    /// seen then.
+    /// Recent samples, oldest first, to measure rates over [`RATE_WINDOW`], each with the
+    /// queueing delay seen then.
     history: VecDeque<(Instant, TransportStats, Duration)>,
     /// When the ceiling was last set from new evidence.
     limit_at: Option<Instant>,
