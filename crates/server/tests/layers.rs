@@ -398,3 +398,75 @@ async fn with_server_layers_off_a_small_tile_still_gets_the_publishers_video() {
     assert!(got[0].frame.header().keyframe);
     let _ = pubt.await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_reports_a_queue_on_its_downlink_moves_down_a_layer() {
+    let m = Meet::start("public", &[], &[]).await;
+    let (cfg, frames) = clip(640, 360, 60);
+    // A WebSocket subscriber that reads everything at once, as past a proxy that ends TCP:
+    // the server's own view of the path shows no queue, only the receiver's report can.
+    let (publisher, cam, mut sub) = publisher_and_subscriber(
+        &m,
+        Transport::WebSocket,
+        ConnectOptions::default(),
+        640,
+        360,
+    )
+    .await;
+    let track = cam.track_id();
+    sub.send(ClientMessage::Subscribe {
+        track_id: track,
+        max_width: None,
+        max_height: None,
+        layer: Some(0),
+    })
+    .await;
+    sub.sync().await;
+    let Peer { tx, .. } = publisher;
+    let pubt = spawn_publisher(tx, cam, cfg, frames, Duration::from_secs(16));
+
+    // Watches for `until`, sending `report` every 200 ms; answers the layer it was moved to.
+    async fn watch(sub: &mut Peer, track: u32, report: Option<u32>, until: Duration) -> Option<u8> {
+        let deadline = Instant::now() + until;
+        while Instant::now() < deadline {
+            if let Some(queue_ms) = report {
+                sub.send(ClientMessage::ReceiverReport { queue_ms }).await;
+            }
+            let tick = Instant::now() + Duration::from_millis(200);
+            while let Ok(ev) = tokio::time::timeout(
+                tick.saturating_duration_since(Instant::now()),
+                sub.rx.recv(),
+            )
+            .await
+            {
+                match ev {
+                    Some(Event::Control(ServerMessage::LayerChanged {
+                        track_id, layer, ..
+                    })) if track_id == track && layer > 0 => return Some(layer),
+                    Some(Event::Control(ServerMessage::Error { code, .. })) => {
+                        panic!("the server refused a message: {code}")
+                    }
+                    Some(Event::Closed(c)) => panic!("closed: {c:?}"),
+                    Some(_) => {}
+                    None => panic!("connection ended"),
+                }
+            }
+        }
+        None
+    }
+
+    // Reports of an empty queue (a few ms of jitter): the full layer stays, past the
+    // subscriber's start (a start that stays calm for 5 s is over).
+    assert_eq!(
+        watch(&mut sub, track, Some(3), Duration::from_secs(6)).await,
+        None
+    );
+    // 150 ms of queue in front of its audio: the estimate is cut until the full layer no
+    // longer fits, and the subscriber moves down.
+    let moved = watch(&mut sub, track, Some(150), Duration::from_secs(8)).await;
+    assert!(
+        moved.is_some(),
+        "a queue the receiver reported never moved it down"
+    );
+    let _ = pubt.await;
+}
