@@ -125,8 +125,9 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket, tcp: Option<TcpSocket>) 
             // limit here, so the estimate ratchets down while video is held back. Through
             // the lab's TCP shim (which hides the path's queue from the server's round
             // trip) reporting the pacer's count raised the capped subscriber's audio median
-            // from 31 to 154 ms (BENCHMARKS §3, third pass), so it is left out until
-            // WebSocket has a delay signal the lab can show.
+            // from 31 to 154 ms (BENCHMARKS §3, third pass), when WebSocket had no delay
+            // signal. Receivers' reports are one now (sixth pass); reporting the count
+            // again has not been measured with them.
             paced: None,
             ..tcp
         });
