@@ -170,7 +170,7 @@ pub(super) async fn run(
 
     // The queueing delay this receiver sees on its audio, reported as a browser does.
     let mut meter = DelayMeter::default();
-    let reports = !is_relay && !ctx.args.no_receiver_reports;
+    let mut reports = !is_relay && !ctx.args.no_receiver_reports;
     let mut report_tick = tokio::time::interval(Duration::from_micros(delay::REPORT_INTERVAL_US));
     report_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut end_rx = ctx.end.clone();
@@ -305,6 +305,12 @@ pub(super) async fn run(
                         ServerMessage::Pong { .. } if !*arrived => {
                             *arrived = true;
                             gate.arrive();
+                        }
+                        // A server older than receiver reports does not know them: stop
+                        // sending them (its strike limit would drop the connection), as a
+                        // browser does. This tool sends no other message it could not know.
+                        ServerMessage::Error { code, .. } if code == "unknown_message" && reports => {
+                            reports = false;
                         }
                         ServerMessage::Error { code, .. } => sh.error(format!("server_error_{code}")),
                         ServerMessage::Goodbye { reason, .. } => break End::Lost(format!("goodbye_{reason}")),

@@ -1,6 +1,7 @@
 import { TestBed } from '@angular/core/testing';
 import { JoinAnswer } from '../api/api.models';
 import { ServerMessage } from '../protocol/control';
+import { encodeFrame, MediaKind } from '../protocol/frame';
 import { TransportListener, TransportService } from './transport.service';
 
 /** A WebSocket stand-in: opens on the next tick, records what is sent, can be dropped. */
@@ -31,6 +32,12 @@ class FakeWebSocket {
   drop() {
     this.readyState = 3;
     this.onclose?.({ code: 1006, reason: '' });
+  }
+  receiveMedia(bytes: Uint8Array) {
+    const data = new Uint8Array(bytes.length + 1);
+    data[0] = 2;
+    data.set(bytes, 1);
+    this.onmessage?.({ data: data.buffer });
   }
   receive(msg: object) {
     const body = new TextEncoder().encode(JSON.stringify({ v: 1, ...msg }));
@@ -87,6 +94,30 @@ describe('TransportService', () => {
 
   it('refuses ?transport=wt when WebTransport is missing', async () => {
     await expect(svc.connect(answer('t1'), listener, { prefer: 'wt', rejoin: async () => answer('t2') })).rejects.toThrow(/WebTransport/);
+  });
+
+  it('reports the queue its audio shows, and stops for a server that does not know the report', async () => {
+    await svc.connect(answer('t1'), listener, { prefer: 'ws', rejoin: async () => answer('t2') });
+    const ws = FakeWebSocket.all[0];
+    let seq = 0;
+    // 300 ms of one remote microphone's 20 ms frames, each 30 ms on the way.
+    const audio = async () => {
+      for (let k = 0; k < 15; k++) {
+        const captureTsUs = Math.floor(performance.now() * 1000) - 30_000;
+        ws.receiveMedia(encodeFrame({ kind: MediaKind.Audio, layer: 0, keyframe: false, trackId: 32, seq: seq++, captureTsUs, payload: new Uint8Array([1, 2, 3]) }));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const reports = () => ws.sentTypes().filter((t) => t === 'receiver_report').length;
+    await audio();
+    expect(reports()).toBeGreaterThan(0);
+    // An older server answers unknown_message: no more reports, and the room does not see
+    // the error.
+    ws.receive({ type: 'error', code: 'unknown_message', message: 'unknown message type' });
+    const before = reports();
+    await audio();
+    expect(reports()).toBe(before);
+    expect(events).not.toContain('control:error');
   });
 
   it('measures RTT from pong and hides pongs from the room', async () => {

@@ -152,6 +152,13 @@ export class TransportService {
           this._rttMs.set(Math.max(0, Math.round(performance.now() - m.t)));
           return;
         }
+        if (m.type === 'error' && m.code === 'unknown_message' && this.reportTimer !== undefined) {
+          // A server older than receiver reports: stop sending them (its strike limit would
+          // drop the connection). The client sends no other message a server could not know.
+          clearInterval(this.reportTimer);
+          this.reportTimer = undefined;
+          return;
+        }
         this.listener?.control(m);
       },
       frame: (f) => {
