@@ -588,10 +588,11 @@ impl Attached {
 
 /// How often a connection reports its transport statistics to its room. A queue that a
 /// subscriber's receiver reports (or a grown round trip) acts with the next sample, so this
-/// is the reaction time to a try of a better layer that overfills the link: at 500 ms the
-/// capped WebSocket subscriber of `down1m` saw 80–110 ms of queue at each try, at 200 ms
-/// 40–65 ms (BENCHMARKS §3, sixth pass). A sample is one `getsockopt` or one look at
-/// QUIC's path statistics and a message to the room.
+/// is the reaction time to a try of a better layer that overfills the link: in traced
+/// `down1m` runs the capped WebSocket subscriber's reported queue peaked at 66–108 ms per
+/// try with 500 ms samples (4 runs) and 39–65 ms with 200 ms (4 runs), two builds a step
+/// apart (BENCHMARKS §3, sixth pass). A sample is one `getsockopt` or one look at QUIC's
+/// path statistics and a message to the room.
 pub const STATS_PERIOD: std::time::Duration = std::time::Duration::from_millis(200);
 /// How often it reports them during its first [`STATS_START`]: at the join every
 /// subscription starts on the layer its tile asks for, and on a link that cannot carry
