@@ -9,6 +9,7 @@
 //! `welcome`; this module holds what the run shares with its participants and the
 //! reconnect/churn loop around sessions.
 
+mod announce;
 mod connection;
 mod sender;
 mod session;

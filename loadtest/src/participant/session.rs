@@ -12,11 +12,12 @@ use quicmeet_proto::{track, ClientMessage, MediaKind, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::time::sleep_until;
 
+use super::announce::Announcements;
 use super::connection::{connect, Joined};
 use super::{sender, Ctx, End, Spec, Target};
 use crate::lab::report::{LayerSwitch, SETTLE_ALLOWANCE};
 use crate::lab::Shims;
-use crate::stats::{kind_index, StreamStat};
+use crate::stats::{kind_index, Shared, StreamStat};
 
 /// Tracks of the room this participant should receive, besides its own.
 fn expected_tracks(ctx: &Ctx, spec: &Spec) -> usize {
@@ -131,8 +132,9 @@ pub(super) async fn run(
     let expected = expected_tracks(ctx, spec);
     let mut subs: HashMap<u32, Sub> = HashMap::new();
     let mut streams: HashMap<(u32, u8), StreamStat> = HashMap::new();
-    // The layer each track arrives on now (after `layer_changed`).
-    let mut layers: HashMap<u32, u8> = HashMap::new();
+    // The layer each track arrives on now (after `layer_changed`), and which announcement
+    // each open video stream belongs to.
+    let mut ann = Announcements::default();
     let mut ping_sent = false;
     let mut first_frame_done = false;
     let connected_at = Instant::now();
@@ -197,12 +199,7 @@ pub(super) async fn run(
             ev = rx.recv() => {
                 let Some(ev) = ev else { break End::Lost("events_ended".into()) };
                 for h in rx.take_expired() {
-                    streams
-                        .entry((h.track_id, h.layer))
-                        .or_insert_with(|| {
-                            StreamStat::new(spec.room, spec.index, h.track_id, h.layer, h.kind)
-                        })
-                        .on_expired(h.seq);
+                    open_stream(&mut streams, &mut ann, spec, &h, &sh).on_expired(h.seq);
                 }
                 match ev {
                     Event::Media(m) => {
@@ -210,10 +207,7 @@ pub(super) async fn run(
                         if h.kind == MediaKind::Audio {
                             meter.on_audio(h.track_id, h.capture_ts_us, m.received_unix_us);
                         }
-                        let key = (h.track_id, h.layer);
-                        let st = streams.entry(key).or_insert_with(|| {
-                            StreamStat::new(spec.room, spec.index, h.track_id, h.layer, h.kind)
-                        });
+                        let st = open_stream(&mut streams, &mut ann, spec, &h, &sh);
                         let sub = subs.get(&h.track_id);
                         let cached = sub.is_some_and(|s| h.capture_ts_us < s.at_us);
                         let transit = m.received_unix_us as i64 - h.capture_ts_us as i64;
@@ -261,9 +255,13 @@ pub(super) async fn run(
                             // keyframe): what was received of it before is finished and a
                             // new stream starts, so the frames sent on it while this
                             // subscriber watched another layer are not counted as lost.
-                            layers.insert(track_id, layer);
-                            if let Some(s) = streams.remove(&(track_id, layer)) {
-                                sh.streams.lock().push(s);
+                            // Over WebTransport its first frames may have come before it
+                            // (`announce`): those stay in the stream it opens.
+                            let open = streams.contains_key(&(track_id, layer));
+                            if ann.on_announce(track_id, layer, open) {
+                                if let Some(s) = streams.remove(&(track_id, layer)) {
+                                    sh.streams.lock().push(s);
+                                }
                             }
                             sh.lab.layer_switches.lock().push(LayerSwitch {
                                 room: spec.room,
@@ -349,7 +347,7 @@ pub(super) async fn run(
     }
     if *ctx.end.borrow() && !matches!(result, End::Done) {
         // Closed while the run was ending: not an error.
-        finish(ctx, spec, streams, subs, &layers, first, true);
+        finish(ctx, spec, streams, subs, ann.layers(), first, true);
         drop(ctl_tx);
         let _ = sender.await;
         sh.connected.fetch_sub(1, Relaxed);
@@ -360,7 +358,7 @@ pub(super) async fn run(
         spec,
         streams,
         subs,
-        &layers,
+        ann.layers(),
         first,
         matches!(result, End::Done),
     );
@@ -368,6 +366,27 @@ pub(super) async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(3), sender).await;
     sh.connected.fetch_sub(1, Relaxed);
     result
+}
+
+/// The open stream a frame with header `h` belongs to: a new one when none is open, or when
+/// the frame begins a new visit to its layer ahead of its `layer_changed` (the old one is
+/// handed to the report).
+fn open_stream<'a>(
+    streams: &'a mut HashMap<(u32, u8), StreamStat>,
+    ann: &mut Announcements,
+    spec: &Spec,
+    h: &quicmeet_proto::FrameHeader,
+    sh: &Shared,
+) -> &'a mut StreamStat {
+    let key = (h.track_id, h.layer);
+    if ann.on_frame(h.track_id, h.layer, h.keyframe, streams.contains_key(&key)) {
+        if let Some(s) = streams.remove(&key) {
+            sh.streams.lock().push(s);
+        }
+    }
+    streams
+        .entry(key)
+        .or_insert_with(|| StreamStat::new(spec.room, spec.index, h.track_id, h.layer, h.kind))
 }
 
 /// Hand the session's streams to the report; at the end of the run, add the frames the
