@@ -199,7 +199,7 @@ pub(super) async fn run(
             ev = rx.recv() => {
                 let Some(ev) = ev else { break End::Lost("events_ended".into()) };
                 for h in rx.take_expired() {
-                    open_stream(&mut streams, &mut ann, spec, &h, &sh).on_expired(h.seq);
+                    open_stream(&mut streams, &mut ann, spec, &h, sh).on_expired(h.seq);
                 }
                 match ev {
                     Event::Media(m) => {
@@ -207,7 +207,7 @@ pub(super) async fn run(
                         if h.kind == MediaKind::Audio {
                             meter.on_audio(h.track_id, h.capture_ts_us, m.received_unix_us);
                         }
-                        let st = open_stream(&mut streams, &mut ann, spec, &h, &sh);
+                        let st = open_stream(&mut streams, &mut ann, spec, &h, sh);
                         let sub = subs.get(&h.track_id);
                         let cached = sub.is_some_and(|s| h.capture_ts_us < s.at_us);
                         let transit = m.received_unix_us as i64 - h.capture_ts_us as i64;
