@@ -64,7 +64,6 @@
 //! the server sends. The raw hooks on [`ClientSender`] (`raw_*`, `send_control_json`) send
 //! arbitrary bytes on purpose; they exist for tests of the server's input checks.
 
-pub mod delay;
 mod error;
 mod frames;
 mod join;
@@ -80,11 +79,11 @@ use std::time::{Duration, Instant};
 use quicmeet_proto::{ClientMessage, EncodedFrame, FrameHeader, ServerMessage};
 use tokio::sync::mpsc;
 
-pub use delay::DelayMeter;
 pub use error::{ClientError, Result};
 pub use frames::{build_frame, now_us, TrackPublisher};
 pub use join::{join, parse_sha256_hex, JoinAs, JoinInfo, JoinParticipant, JoinStatus};
 pub use quicmeet_proto as proto;
+pub use quicmeet_proto::delay::{self, DelayMeter};
 pub use tokio_tungstenite::tungstenite::Message as WsRawMessage;
 
 /// Which media transport to use.
@@ -175,6 +174,8 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// Sent as `hello.client`.
     pub client_name: Option<String>,
+    /// Sent as `hello.uplink_reports`: the caller follows `uplink_report` while it publishes.
+    pub uplink_reports: bool,
     /// WebTransport keep-alive interval (`None`: none).
     pub keep_alive: Option<Duration>,
     /// WebTransport idle timeout.
@@ -238,6 +239,7 @@ impl Default for ConnectOptions {
             event_buffer: 256,
             connect_timeout: Duration::from_secs(10),
             client_name: Some(concat!("quicmeet-client/", env!("CARGO_PKG_VERSION")).into()),
+            uplink_reports: false,
             keep_alive: Some(Duration::from_secs(2)),
             idle_timeout: Duration::from_secs(10),
             receive_window: None,
@@ -345,6 +347,7 @@ pub async fn connect_with(
     let hello = ClientMessage::Hello {
         token: join.token.clone(),
         client: opts.client_name.clone(),
+        uplink_reports: opts.uplink_reports,
     };
     let fut = async {
         let inner = match transport {

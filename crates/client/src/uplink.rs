@@ -11,6 +11,12 @@
 //! - **congested** when the uplink's queueing delay reaches [`Adapter::CONGESTED`] or a tenth
 //!   of the packets are lost: one rung down, at most every [`Adapter::SETTLE`] so each step
 //!   takes effect before the next is judged; a queue four times that deep drops two rungs;
+//!   when the server says what arrived of this publisher's media (`uplink_report`), straight
+//!   down to the rung that fits in [`Adapter::FIT`] of it, so the queue drains;
+//! - **start** ([`Adapter::starting`]): at [`Adapter::START_RUNG`], below full quality as
+//!   WebRTC starts at a few hundred kbit/s, since a camera sent at full rate into an uplink
+//!   that cannot carry it fills the bottleneck in front of its audio before any measure can
+//!   see it; until the first congestion it climbs a rung per [`Adapter::START_HOLD`];
 //! - **clear** when the delay is under [`Adapter::CLEAR`] and loss under 2 %: after being
 //!   clear for the hold time, one rung up;
 //! - a rung that had to be left again soon after climbing to it doubles the hold time (up to
@@ -73,6 +79,9 @@ pub struct Sample {
     pub queue_delay: Duration,
     /// Share of packets lost in the interval (0 when unknown, as on TCP).
     pub loss: f64,
+    /// What the server received of this publisher's media (bit/s, `uplink_report.kbps`),
+    /// when it says.
+    pub delivered_bps: Option<f64>,
 }
 
 /// The publisher's rung choice.
@@ -87,6 +96,10 @@ pub struct Adapter {
     hold: Duration,
     /// When the last climb happened (a fall soon after it means the link cannot carry it).
     climbed_at: Option<Instant>,
+    /// The full rung's video bitrate and the rest of what is sent (audio), bit/s, when known.
+    rates: Option<(f64, f64)>,
+    /// No congestion seen yet: climbs wait [`Self::START_HOLD`] only.
+    starting: bool,
 }
 
 impl Default for Adapter {
@@ -97,7 +110,7 @@ impl Default for Adapter {
 
 impl Adapter {
     /// Queueing delay that counts as congestion.
-    pub const CONGESTED: Duration = Duration::from_millis(100);
+    pub const CONGESTED: Duration = Duration::from_millis(60);
     /// Queueing delay under which the uplink counts as clear.
     pub const CLEAR: Duration = Duration::from_millis(30);
     /// Least time between two steps down.
@@ -108,6 +121,14 @@ impl Adapter {
     pub const MAX_HOLD: Duration = Duration::from_secs(30);
     /// A fall within this time of a climb doubles the hold.
     const FAILED_CLIMB: Duration = Duration::from_secs(5);
+    /// Share of the delivered rate a congested publisher cuts to, audio included: the rest
+    /// drains the queue.
+    pub const FIT: f64 = 0.8;
+    /// Where [`Adapter::starting`] begins: the full size and frame rate at about a third of
+    /// the bitrate.
+    pub const START_RUNG: usize = 2;
+    /// Hold before each climb until the first congestion.
+    pub const START_HOLD: Duration = Duration::from_secs(1);
 
     /// Start at the top rung.
     pub fn new() -> Self {
@@ -118,6 +139,20 @@ impl Adapter {
             clear_since: None,
             hold: Self::MIN_HOLD,
             climbed_at: None,
+            rates: None,
+            starting: false,
+        }
+    }
+
+    /// Start at [`Self::START_RUNG`] and climb quickly until the uplink first shows
+    /// congestion. `full_video_bps` is the top rung's video bitrate and `other_bps` the rest
+    /// (audio), used to fit a cut to what the server says arrived.
+    pub fn starting(full_video_bps: f64, other_bps: f64) -> Self {
+        Adapter {
+            own: Self::START_RUNG,
+            rates: Some((full_video_bps, other_bps)),
+            starting: true,
+            ..Self::new()
         }
     }
 
@@ -166,13 +201,23 @@ impl Adapter {
                 self.hold = (self.hold * 2).min(Self::MAX_HOLD);
             }
             self.climbed_at = None;
+            self.starting = false;
             let steps = if s.queue_delay >= Self::CONGESTED * 4 {
                 2
             } else {
                 1
             };
             let before = self.rung();
-            self.own = (before + steps).min(LADDER.len() - 1);
+            let mut to = before + steps;
+            if let (Some(got), Some((full, other))) = (s.delivered_bps, self.rates) {
+                let fit = got * Self::FIT - other;
+                let by_rate = LADDER
+                    .iter()
+                    .position(|r| r.bitrate * full <= fit)
+                    .unwrap_or(LADDER.len() - 1);
+                to = to.max(by_rate);
+            }
+            self.own = to.min(LADDER.len() - 1);
             self.last_change = Some(now);
             return (self.rung() != before).then(|| self.rung());
         }
@@ -186,7 +231,12 @@ impl Adapter {
             // A long quiet spell: the link has changed, probe at the normal pace again.
             self.hold = Self::MIN_HOLD;
         }
-        if self.own > self.ceiling && quiet >= self.hold {
+        let hold = if self.starting {
+            Self::START_HOLD
+        } else {
+            self.hold
+        };
+        if self.own > self.ceiling && quiet >= hold {
             self.own -= 1;
             self.last_change = Some(now);
             self.climbed_at = Some(now);
@@ -221,7 +271,7 @@ mod tests {
     fn congested() -> Sample {
         Sample {
             queue_delay: ms(180),
-            loss: 0.0,
+            ..Sample::default()
         }
     }
 
@@ -266,7 +316,7 @@ mod tests {
         let mut b = Adapter::new();
         let deep = Sample {
             queue_delay: ms(450),
-            loss: 0.0,
+            ..Sample::default()
         };
         assert_eq!(b.on_sample(t0, deep), Some(2));
         // Heavy loss alone is congestion too.
@@ -274,6 +324,7 @@ mod tests {
         let lossy = Sample {
             queue_delay: ms(5),
             loss: 0.2,
+            ..Sample::default()
         };
         assert_eq!(c.on_sample(t0, lossy), Some(1));
     }
@@ -298,8 +349,8 @@ mod tests {
         let mut a = Adapter::new();
         a.on_sample(t, congested());
         let middling = Sample {
-            queue_delay: ms(60),
-            loss: 0.0,
+            queue_delay: ms(45),
+            ..Sample::default()
         };
         assert!(feed(&mut a, &mut t, middling, 20.0).is_empty());
         assert_eq!(a.rung(), 1);
@@ -345,6 +396,52 @@ mod tests {
         // Lifting the ceiling now keeps what the uplink allows.
         assert_eq!(a.set_ceiling(t2, 0), None);
         assert_eq!(a.rung(), 3);
+    }
+
+    #[test]
+    fn a_congested_uplink_that_says_what_arrived_falls_to_the_rung_that_fits() {
+        let t = Instant::now();
+        // 1.5 Mbit/s video plus 48 kbit/s of audio into a 600 kbit/s uplink: the server got
+        // 600 kbit/s. 0.8 × 600 − 48 = 432 kbit/s of video: rung 3 (375 kbit/s), not
+        // rung 1 as one step would.
+        let mut a = Adapter::new();
+        a.rates = Some((1_500_000.0, 48_000.0));
+        let s = Sample {
+            queue_delay: ms(120),
+            delivered_bps: Some(600_000.0),
+            ..Sample::default()
+        };
+        assert_eq!(a.on_sample(t, s), Some(3));
+        assert!(LADDER[3].bitrate * 1_500_000.0 <= 432_000.0);
+        assert!(LADDER[2].bitrate * 1_500_000.0 > 432_000.0);
+        // A deep queue still takes at least two rungs when the rate would take fewer.
+        let mut b = Adapter::new();
+        b.rates = Some((1_500_000.0, 48_000.0));
+        let deep = Sample {
+            queue_delay: ms(300),
+            delivered_bps: Some(2_000_000.0),
+            ..Sample::default()
+        };
+        assert_eq!(b.on_sample(t, deep), Some(2));
+        // Without rates the report's rate is not used: one step.
+        let mut c = Adapter::new();
+        assert_eq!(c.on_sample(t, s), Some(1));
+    }
+
+    #[test]
+    fn a_start_below_full_quality_climbs_fast_until_the_first_congestion() {
+        let mut t = Instant::now();
+        let mut a = Adapter::starting(1_500_000.0, 48_000.0);
+        assert_eq!(a.rung(), Adapter::START_RUNG);
+        // A clear uplink: full quality within about two seconds.
+        let moves = feed(&mut a, &mut t, clear(), 2.5);
+        assert_eq!(moves, [1, 0]);
+        // After a congestion, climbs wait the normal hold again.
+        let mut b = Adapter::starting(1_500_000.0, 48_000.0);
+        let mut t2 = Instant::now();
+        assert_eq!(b.on_sample(t2, congested()), Some(3));
+        assert!(feed(&mut b, &mut t2, clear(), 2.75).is_empty());
+        assert_eq!(feed(&mut b, &mut t2, clear(), 0.5), [2]);
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub enum ClientMessage {
         /// Free-form client name and version.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<String>,
+        /// The client follows `uplink_report` (PROTOCOL.md §5.6, uplink reports) and wants
+        /// them while it publishes. Omitted when false.
+        #[serde(default, skip_serializing_if = "is_false")]
+        uplink_reports: bool,
     },
     /// Announce a track the client will send frames for.
     Publish {
@@ -403,6 +407,16 @@ pub enum ServerMessage {
         /// As sent.
         data: serde_json::Value,
     },
+    /// To a publisher that asked for them in `hello` (PROTOCOL.md §5.6, uplink reports):
+    /// what the server sees of its uplink, about every 200 ms while its audio arrives.
+    UplinkReport {
+        /// Queueing delay in milliseconds: over the last interval, the smallest excess of
+        /// (arrival at the server − capture) over its recent minimum, on the publisher's audio.
+        queue_ms: u32,
+        /// Media the server received from this connection over the interval, kbit/s
+        /// (frames with their headers).
+        kbps: u32,
+    },
     /// Answer to `ping`.
     Pong {
         /// The ping's `t`.
@@ -515,6 +529,7 @@ pub const SERVER_TYPES: &[&str] = &[
     "produce_layer",
     "stop_layer",
     "layer_changed",
+    "uplink_report",
     "signal",
     "pong",
     "error",
@@ -658,6 +673,7 @@ mod tests {
         let m = ClientMessage::Hello {
             token: "t".into(),
             client: None,
+            uplink_reports: false,
         };
         assert_eq!(
             String::from_utf8(encode(&m)).unwrap(),

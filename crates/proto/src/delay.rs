@@ -1,5 +1,5 @@
-//! The receiver's measure of queueing on its downlink, sent as `receiver_report`
-//! (PROTOCOL.md §5.6).
+//! The measure of queueing behind `receiver_report` (a receiver's downlink) and
+//! `uplink_report` (the server's view of a publisher's uplink), PROTOCOL.md §5.6.
 //!
 //! A queue at the bottleneck delays every packet behind it. The server sees that in its
 //! round trip only when it talks to the receiver end to end; a proxy or load balancer that
@@ -13,6 +13,10 @@
 //! moment's stall of the receiver's own thread (frames read late, then at once) does not
 //! raise the least of them. The report is the least excess over the tracks: a queue on the
 //! receiver's downlink delays all of them, a publisher's congested uplink only its own.
+//!
+//! The server runs the same measure on each publisher's own audio as it arrives: there the
+//! queue is the publisher's uplink, which a browser cannot see itself when a proxy, or its
+//! kernel's TCP send buffer, takes the data at once.
 
 use std::collections::HashMap;
 

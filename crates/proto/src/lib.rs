@@ -10,7 +10,9 @@
 //!   `v` version check and typed errors for unknown types;
 //! - [`wt`]: length-prefixed framing of the WebTransport control stream;
 //! - [`ws`]: the type byte in front of every WebSocket message;
-//! - [`track`]: track ids (`participant_id * 16 + slot`).
+//! - [`track`]: track ids (`participant_id * 16 + slot`);
+//! - [`delay`]: the queueing-delay measure behind `receiver_report` and `uplink_report`
+//!   (arrival − capture over its recent minimum; the caller passes the times in).
 //!
 //! `docs/PROTOCOL.md` is the byte-level specification and `vectors/*.json` are golden test
 //! vectors shared with the TypeScript client; a change to either is a change to the protocol.
@@ -53,6 +55,7 @@
 
 pub mod control;
 pub mod decode;
+pub mod delay;
 pub mod frame;
 pub mod track;
 pub mod ws;

@@ -53,8 +53,13 @@ fn text() -> impl Strategy<Value = String> {
 
 fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
-        (text(), proptest::option::of(text()))
-            .prop_map(|(token, client)| ClientMessage::Hello { token, client }),
+        (text(), proptest::option::of(text()), any::<bool>()).prop_map(
+            |(token, client, uplink_reports)| ClientMessage::Hello {
+                token,
+                client,
+                uplink_reports
+            }
+        ),
         (
             any::<u32>(),
             kind(),
@@ -139,6 +144,8 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
                 height
             }
         ),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(queue_ms, kbps)| ServerMessage::UplinkReport { queue_ms, kbps }),
         (any::<u32>(), text(), text()).prop_map(|(participant_id, name, email)| {
             ServerMessage::Knock {
                 participant_id,

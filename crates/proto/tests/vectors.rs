@@ -228,6 +228,7 @@ fn client_cases() -> Vec<(&'static str, ClientMessage)> {
             Hello {
                 token: "jt_5f2c9a".into(),
                 client: Some("quicmeet-web/0.1".into()),
+                uplink_reports: false,
             },
         ),
         (
@@ -235,6 +236,15 @@ fn client_cases() -> Vec<(&'static str, ClientMessage)> {
             Hello {
                 token: "jt_5f2c9a".into(),
                 client: None,
+                uplink_reports: false,
+            },
+        ),
+        (
+            "hello_uplink_reports",
+            Hello {
+                token: "jt_5f2c9a".into(),
+                client: Some("quicmeet-web/0.1".into()),
+                uplink_reports: true,
             },
         ),
         (
@@ -508,6 +518,13 @@ fn server_cases() -> Vec<(&'static str, ServerMessage)> {
             },
         ),
         (
+            "uplink_report",
+            UplinkReport {
+                queue_ms: 140,
+                kbps: 612,
+            },
+        ),
+        (
             "signal",
             Signal {
                 from: 1,
@@ -599,6 +616,18 @@ fn invalid_control() -> Vec<(&'static str, &'static str, Vec<u8>, &'static str)>
             "media_path_unknown_path",
             "client",
             br#"{"v":1,"type":"media_path","path":"carrier_pigeon"}"#.to_vec(),
+            "invalid_message",
+        ),
+        (
+            "uplink_report_missing_rate",
+            "server",
+            br#"{"v":1,"type":"uplink_report","queue_ms":140}"#.to_vec(),
+            "invalid_message",
+        ),
+        (
+            "hello_uplink_reports_not_a_bool",
+            "client",
+            br#"{"v":1,"type":"hello","token":"jt_5f2c9a","uplink_reports":"yes"}"#.to_vec(),
             "invalid_message",
         ),
         (

@@ -109,6 +109,8 @@ fn options(args: &crate::cli::Args, publisher: bool) -> ConnectOptions {
     ConnectOptions {
         event_buffer: 4096,
         client_name: Some("quicmeet-loadtest".into()),
+        // Against a server that does not know the field it is ignored, and no reports come.
+        uplink_reports: bound_sends,
         datagram_max_age: (args.datagram_max_age_ms > 0)
             .then(|| Duration::from_millis(args.datagram_max_age_ms)),
         datagram_send_buffer: bound_sends.then_some(PUBLISHER_DATAGRAM_BUFFER),

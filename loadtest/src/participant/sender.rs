@@ -39,6 +39,12 @@ const BACKING_UP: Duration = Duration::from_millis(20);
 /// How often a publisher judges its uplink.
 const ADAPT_EVERY: Duration = Duration::from_millis(250);
 
+/// Audio as the uplink carries it: the Opus clip's ~32 kbit/s plus frame, QUIC or TCP and IP
+/// headers, 50 packets a second.
+const AUDIO_ON_THE_WIRE_BPS: f64 = 48_000.0;
+/// How long the server's `uplink_report` counts in the own measure's place.
+const REPORT_FRESH: Duration = Duration::from_millis(600);
+
 /// What the sender measured of its uplink since the last judgement. Lateness against the
 /// schedule is left out on purpose: on a busy machine it measures this tool's CPU, and the
 /// load must not shrink because the tool is slow.
@@ -48,15 +54,37 @@ struct Uplink {
     block: Duration,
     /// The QUIC path's counters at the last judgement.
     prev: Option<quicmeet_client::PathStats>,
+    /// The server's latest `uplink_report`: when it came, queue ms, kbit/s.
+    server: Option<(Instant, u32, u32)>,
 }
 
 impl Uplink {
+    /// What the server said, if recently: its queue and the rate that arrived.
+    fn server_report(&self) -> Option<(Duration, f64)> {
+        self.server
+            .filter(|(at, _, _)| at.elapsed() < REPORT_FRESH)
+            .map(|(_, q, kbps)| {
+                (
+                    Duration::from_millis(u64::from(q)),
+                    f64::from(kbps) * 1000.0,
+                )
+            })
+    }
+
+    /// The interval's sample so far, without ending it: the server's report with what this
+    /// sender saw itself.
+    fn peek(&self) -> Sample {
+        let (queue, delivered) = self.server_report().unzip();
+        Sample {
+            queue_delay: self.block.max(queue.unwrap_or_default()),
+            loss: 0.0,
+            delivered_bps: delivered,
+        }
+    }
+
     /// The interval's sample, and reset for the next one.
     fn sample(&mut self, path: Option<quicmeet_client::PathStats>) -> Sample {
-        let mut s = Sample {
-            queue_delay: self.block,
-            loss: 0.0,
-        };
+        let mut s = self.peek();
         if let Some(p) = path {
             // A longer round trip means a queue somewhere, maybe on the downlink its acks
             // take; it counts only while this publisher's own writes back up too.
@@ -202,7 +230,7 @@ pub(super) async fn run(
     slots: Vec<(u32, MediaKind)>,
     mut ctl: mpsc::Receiver<ClientMessage>,
     keyframes: Arc<[AtomicBool; 3]>,
-    mut ceiling: watch::Receiver<usize>,
+    (mut ceiling, mut reports): (watch::Receiver<usize>, watch::Receiver<Option<(u32, u32)>>),
     (mut layer_mask, layer_keys): (watch::Receiver<u8>, Arc<[AtomicBool; 3]>),
 ) {
     let keys: Keys<'_> = (&keyframes, &layer_keys);
@@ -241,7 +269,12 @@ pub(super) async fn run(
     let adapts = ctx.args.adapt == OnOff::On
         && ctx.lib.video_ladder.len() > 1
         && tracks.iter().any(|t| t.kind == MediaKind::Video);
-    let mut adapter = Adapter::new();
+    // Start below full quality and climb (`Adapter::starting`); a cut fits what the server
+    // says arrived, the audio taken at its clip's rate plus headers.
+    let mut adapter = Adapter::starting(
+        f64::from(ctx.args.video_kbps) * 1000.0,
+        AUDIO_ON_THE_WIRE_BPS,
+    );
     let mut uplink = Uplink::default();
     let mut adapt_due = Instant::now();
     let per_room = ctx.args.per_room().max(1) as f64;
@@ -299,6 +332,9 @@ pub(super) async fn run(
             cause,
         });
     };
+    if adapts {
+        set_rung(&mut tracks, adapter.rung(), "start");
+    }
     if go.borrow().is_some() && !stopped {
         sending = true;
         start_sending(&mut tracks, &mut audio, &mut chat_due, &mut adapt_due);
@@ -361,6 +397,19 @@ pub(super) async fn run(
                     follow_layer_requests(&mut tracks, &ctx, pid, mask);
                 } else {
                     layers_open = false;
+                }
+            }
+            r = reports.changed(), if adapts => {
+                // Judge at once: a report says more than the next tick's own measure.
+                let report = if r.is_ok() { *reports.borrow_and_update() } else { None };
+                if let Some((queue_ms, kbps)) = report {
+                    uplink.server = Some((Instant::now(), queue_ms, kbps));
+                    if sending {
+                        let s = uplink.peek();
+                        if let Some(rung) = adapter.on_sample(Instant::now(), s) {
+                            set_rung(&mut tracks, rung, "uplink");
+                        }
+                    }
                 }
             }
             r = ceiling.changed(), if adapts => {

@@ -96,6 +96,8 @@ pub(super) async fn run(
     let slots = spec.slots(&ctx.args, &ctx.lib);
     // The highest rung the server allows this publisher (0: full quality).
     let (ceiling_tx, ceiling_rx) = tokio::sync::watch::channel(0usize);
+    // The server's latest `uplink_report` (queue ms, kbit/s).
+    let (report_tx, report_rx) = tokio::sync::watch::channel(None::<(u32, u32)>);
     let sender = tokio::spawn(sender::run(
         ctx.clone(),
         spec.clone(),
@@ -104,7 +106,7 @@ pub(super) async fn run(
         slots.clone(),
         ctl_rx,
         keyframes.clone(),
-        ceiling_rx,
+        (ceiling_rx, report_rx),
         (layers_rx, layer_keys.clone()),
     ));
     for (slot, kind) in &slots {
@@ -277,6 +279,10 @@ pub(super) async fn run(
                             if Some(track_id) == track::track_id(pid, track::Slot::Camera) =>
                         {
                             let _ = ceiling_tx.send(uplink::demand_rung(layer, viewers));
+                        }
+                        // What the server sees of this publisher's uplink.
+                        ServerMessage::UplinkReport { queue_ms, kbps } => {
+                            let _ = report_tx.send(Some((queue_ms, kbps)));
                         }
                         ServerMessage::KeyframeRequest { track_id, layer: 0 } => {
                             if let Some(f) = keyframes.get((track_id % 16) as usize) {

@@ -12,6 +12,7 @@ mod fanout;
 mod metrics;
 mod room;
 mod tcp_info;
+mod uplink;
 pub mod ws;
 pub mod wt;
 pub mod xcode;
@@ -100,6 +101,8 @@ pub struct Attached {
     pub out: Arc<ConnOut>,
     room: mpsc::Sender<RoomCmd>,
     hub: Arc<MediaHub>,
+    /// Set when the client asked for `uplink_report` in `hello`.
+    uplink: Option<uplink::UplinkMeter>,
 }
 
 impl MediaHub {
@@ -369,6 +372,7 @@ impl MediaHub {
             out,
             room: tx,
             hub: self.clone(),
+            uplink: None,
         })
     }
 
@@ -393,6 +397,7 @@ impl MediaHub {
                     out: out.clone(),
                     room: tx,
                     hub: self.clone(),
+                    uplink: None,
                 }))
             }
             Err(mpsc::error::TrySendError::Full(_)) => Err(Refusal::new(
@@ -544,6 +549,12 @@ impl MediaHub {
 }
 
 impl Attached {
+    /// Sends this connection `uplink_report` while it publishes audio (it asked in `hello`).
+    pub fn with_uplink_reports(mut self, on: bool) -> Self {
+        self.uplink = on.then(uplink::UplinkMeter::default);
+        self
+    }
+
     /// A control message from the client.
     pub async fn control(&self, msg: quicmeet_proto::ClientMessage) -> bool {
         self.room
@@ -558,6 +569,11 @@ impl Attached {
         let len = frame.len() as u64;
         self.hub.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
         self.hub.metrics.bytes_in.fetch_add(len, Ordering::Relaxed);
+        if let Some(u) = &self.uplink {
+            if let Some(report) = u.on_frame(&frame, uplink::now_us()) {
+                self.out.push_control(report);
+            }
+        }
         if self
             .room
             .try_send(RoomCmd::Media(self.out.id, frame))

@@ -61,10 +61,14 @@ async fn refuse(mut socket: WebSocket, code: &str, message: &str) {
 async fn run(hub: Arc<MediaHub>, mut socket: WebSocket, tcp: Option<TcpSocket>) {
     // The first message must be hello with a join token.
     let first = tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await;
-    let token = match first {
+    let (token, uplink_reports) = match first {
         Ok(Some(Ok(Message::Binary(b)))) => match WsMessage::decode(b) {
             Ok(WsMessage::Control(json)) => match control::decode_client(&json) {
-                Ok(ClientMessage::Hello { token, .. }) => token,
+                Ok(ClientMessage::Hello {
+                    token,
+                    uplink_reports,
+                    ..
+                }) => (token, uplink_reports),
                 Ok(_) => {
                     return refuse(socket, "hello_required", "The first message must be hello.")
                         .await
@@ -101,7 +105,7 @@ async fn run(hub: Arc<MediaHub>, mut socket: WebSocket, tcp: Option<TcpSocket>) 
         }
     };
     let attached = match hub.attach(&grant, Transport::WebSocket).await {
-        Ok(a) => a,
+        Ok(a) => a.with_uplink_reports(uplink_reports),
         Err(r) => return refuse(socket, r.code, &r.message).await,
     };
     hub.metrics

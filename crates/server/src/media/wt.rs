@@ -177,8 +177,12 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         }
         v
     };
-    let token = match hello {
-        Ok(Ok(ClientMessage::Hello { token, .. })) => token,
+    let (token, uplink_reports) = match hello {
+        Ok(Ok(ClientMessage::Hello {
+            token,
+            uplink_reports,
+            ..
+        })) => (token, uplink_reports),
         Ok(Ok(_)) => {
             let _ = ctl_send
                 .write_all(&refuse(
@@ -219,7 +223,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         },
     };
     let attached = match hub.attach(&grant, Transport::WebTransport).await {
-        Ok(a) => Arc::new(a),
+        Ok(a) => Arc::new(a.with_uplink_reports(uplink_reports)),
         Err(r) => {
             let _ = ctl_send.write_all(&refuse(r.code, &r.message)).await;
             conn.close(VarInt::from_u32(2), r.code.as_bytes());

@@ -46,7 +46,7 @@ export interface ChatMessage {
 
 /** Messages the client sends. */
 export type ClientMessage =
-  | { type: 'hello'; token: string; client?: string }
+  | { type: 'hello'; token: string; client?: string; uplink_reports?: boolean }
   | { type: 'publish'; track_id: number; kind: TrackKindName; codec: string; width?: number; height?: number; layers_capable?: boolean }
   | { type: 'unpublish'; track_id: number }
   | { type: 'subscribe'; track_id: number; max_width?: number; max_height?: number; layer?: number }
@@ -99,6 +99,7 @@ export type ServerMessage =
   | { type: 'produce_layer'; track_id: number; layer: number; width: number; height: number; bitrate: number }
   | { type: 'stop_layer'; track_id: number; layer: number }
   | { type: 'layer_changed'; track_id: number; layer: number; width: number; height: number }
+  | { type: 'uplink_report'; queue_ms: number; kbps: number }
   | { type: 'signal'; from: number; data: unknown }
   | { type: 'pong'; t: number }
   | { type: 'error'; code: string; message: string }
@@ -155,6 +156,7 @@ const SERVER_FIELDS: Record<ServerMessageType, Record<string, FieldKind>> = {
   produce_layer: { track_id: u, layer: 'u8', width: u, height: u, bitrate: u },
   stop_layer: { track_id: u, layer: 'u8' },
   layer_changed: { track_id: u, layer: 'u8', width: u, height: u },
+  uplink_report: { queue_ms: u, kbps: u },
   signal: { from: u, data: 'any' },
   pong: { t: 'number' },
   error: { code: str, message: str },
@@ -165,7 +167,7 @@ type ClientMessageType = ClientMessage['type'];
 
 /** Required and optional fields of each client message (crates/proto's ClientMessage). */
 const CLIENT_FIELDS: Record<ClientMessageType, [Record<string, FieldKind | 'media_kind' | 'media_path'>, Record<string, FieldKind>?]> = {
-  hello: [{ token: str }, { client: str }],
+  hello: [{ token: str }, { client: str, uplink_reports: bool }],
   publish: [{ track_id: u, kind: 'media_kind', codec: str }, { width: u, height: u, layers_capable: bool }],
   unpublish: [{ track_id: u }],
   subscribe: [{ track_id: u }, { max_width: u, max_height: u, layer: 'u8' }],

@@ -30,6 +30,13 @@ export interface UplinkState {
    * zero on a congested uplink; the round trip, whose pings wait behind that queue, shows it.
    */
   rttMs?: number | null;
+  /**
+   * The server's `uplink_report` (PROTOCOL §5.6), when one came in the last 600 ms: the queue it
+   * sees in front of our audio, ms, and the media rate that arrived, kbit/s. It sees what the
+   * browser hides: a WebSocket's kernel send buffer and any proxy's queue.
+   */
+  serverQueueMs?: number | null;
+  deliveredKbps?: number | null;
 }
 
 export interface Connection {

@@ -120,6 +120,20 @@ describe('TransportService', () => {
     expect(events).not.toContain('control:error');
   });
 
+  it("asks for uplink reports in hello and hands the server's report to the publisher through uplink()", async () => {
+    await svc.connect(answer('t1'), listener, { prefer: 'ws', rejoin: async () => answer('t2') });
+    const ws = FakeWebSocket.all[0];
+    const hello = JSON.parse(new TextDecoder().decode(ws.sent[0].subarray(1)));
+    expect(hello).toMatchObject({ type: 'hello', token: 't1', uplink_reports: true });
+    expect(svc.uplink().serverQueueMs).toBeNull();
+    ws.receive({ type: 'uplink_report', queue_ms: 140, kbps: 612 });
+    expect(svc.uplink()).toMatchObject({ serverQueueMs: 140, deliveredKbps: 612 });
+    expect(events).not.toContain('control:uplink_report');
+    // A report stands for the uplink only while it is fresh.
+    await new Promise((r) => setTimeout(r, 650));
+    expect(svc.uplink().serverQueueMs).toBeNull();
+  });
+
   it('measures RTT from pong and hides pongs from the room', async () => {
     await svc.connect(answer('t1'), listener, { prefer: 'ws', rejoin: async () => answer('t2') });
     FakeWebSocket.all[0].receive({ type: 'pong', t: performance.now() - 42 });

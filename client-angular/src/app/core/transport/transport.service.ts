@@ -30,6 +30,8 @@ export interface TransportListener {
 // Once a second: the uplink controller reads congestion from the round trip (connection.ts).
 const PING_EVERY_MS = 1000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 8000, 8000];
+/** How long the server's `uplink_report` stands for the uplink (reports come about every 200 ms). */
+const UPLINK_REPORT_FRESH_MS = 600;
 
 /**
  * URLs to try for WebTransport, in order. Chromium resolves "localhost" to ::1 for QUIC without
@@ -74,6 +76,8 @@ export class TransportService {
   /** Queueing on our downlink, from the remote audio, for `receiver_report`. */
   private readonly delay = new DelayMeter();
   private reportTimer: ReturnType<typeof setInterval> | undefined;
+  /** The server's latest `uplink_report` and when it came (performance.now()). */
+  private serverUplink: { queueMs: number; kbps: number; at: number } | null = null;
 
   private readonly _kind = signal<TransportKind | null>(null);
   private readonly _state = signal<TransportState>('idle');
@@ -108,7 +112,9 @@ export class TransportService {
 
   /** The live connection's uplink (nothing queued, nothing dropped while disconnected). */
   uplink(): UplinkState {
-    return this.conn ? { ...this.conn.uplink(), rttMs: this._rttMs() } : { backlogBytes: 0, drops: 0 };
+    if (!this.conn) return { backlogBytes: 0, drops: 0 };
+    const report = this.serverUplink && performance.now() - this.serverUplink.at < UPLINK_REPORT_FRESH_MS ? this.serverUplink : null;
+    return { ...this.conn.uplink(), rttMs: this._rttMs(), serverQueueMs: report?.queueMs ?? null, deliveredKbps: report?.kbps ?? null };
   }
 
   sendFrame(frame: MediaFrame): void {
@@ -150,6 +156,10 @@ export class TransportService {
         if (gen !== this.generation) return;
         if (m.type === 'pong') {
           this._rttMs.set(Math.max(0, Math.round(performance.now() - m.t)));
+          return;
+        }
+        if (m.type === 'uplink_report') {
+          this.serverUplink = { queueMs: m.queue_ms, kbps: m.kbps, at: performance.now() };
           return;
         }
         if (m.type === 'error' && m.code === 'unknown_message' && this.reportTimer !== undefined) {
@@ -211,7 +221,10 @@ export class TransportService {
     this._kind.set(conn.kind);
     this._state.set('connected');
     this._lastError.set(null);
-    conn.sendControl({ type: 'hello', token: answer.token, client: `quicmeet-web/${conn.kind}` });
+    // uplink_reports: the server tells the publisher what it sees of our uplink (an older
+    // server ignores the field and sends none).
+    this.serverUplink = null;
+    conn.sendControl({ type: 'hello', token: answer.token, client: `quicmeet-web/${conn.kind}`, uplink_reports: true });
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => this.conn?.sendControl({ type: 'ping', t: performance.now() }), PING_EVERY_MS);
     clearInterval(this.rateTimer);

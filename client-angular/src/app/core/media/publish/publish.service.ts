@@ -428,16 +428,18 @@ export class PublishService implements OnDestroy {
   private followUplink(): void {
     const session = this.session;
     if (!session) return;
-    const { backlogBytes, drops, rttMs } = session.uplink();
+    const { backlogBytes, drops, rttMs, serverQueueMs, deliveredKbps } = session.uplink();
     const newDrops = drops >= this.lastDrops ? drops - this.lastDrops : drops;
     this.lastDrops = drops;
-    let bitrate = 0;
+    let fullVideoBitrate = 0;
+    let otherBitrate = 0;
     for (const [slot, e] of this.encoders) {
-      if (slot === Slot.Camera) bitrate += CAMERA.bitrate * this.uplinkCtl.step.bitrate;
-      else if (slot === Slot.ScreenVideo) bitrate += SCREEN.bitrate * this.uplinkCtl.step.bitrate;
-      else if (!e.pub.paused) bitrate += 32_000;
+      if (slot === Slot.Camera) fullVideoBitrate += CAMERA.bitrate;
+      else if (slot === Slot.ScreenVideo) fullVideoBitrate += SCREEN.bitrate;
+      else if (!e.pub.paused) otherBitrate += 32_000;
     }
-    const step = this.uplinkCtl.sample({ now: performance.now(), backlogBytes, drops: newDrops, bitrate, rttMs });
+    const bitrate = fullVideoBitrate * this.uplinkCtl.step.bitrate + otherBitrate;
+    const step = this.uplinkCtl.sample({ now: performance.now(), backlogBytes, drops: newDrops, bitrate, rttMs, serverQueueMs, deliveredKbps, fullVideoBitrate, otherBitrate });
     if (!step) return;
     for (const e of this.encoders.values()) e.pub.adapt?.(this.stepFor(e.trackId));
   }

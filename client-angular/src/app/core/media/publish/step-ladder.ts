@@ -50,14 +50,17 @@ export class StepLadder {
     return this.patience;
   }
 
-  /** The signal says too much: one step down if the timing allows. Returns whether it fell. */
-  hot(now: number): boolean {
+  /**
+   * The signal says too much: one step down if the timing allows, or straight to `atLeast` when
+   * that is lower (the uplink, when the server says what its link carried). Returns whether it fell.
+   */
+  hot(now: number, atLeast = 0): boolean {
     this.calmSince = null;
     if (this.current >= this.t.steps) return false;
     if (now - this.lastFall < this.t.fallEveryMs || now - this.lastClimb < this.t.fallAfterClimbMs) return false;
     const from = this.t.backOffFrom === 'climb' ? this.lastClimb : this.lastFall;
     if (now - from < this.patience * 2) this.patience = Math.min(this.t.climbAfterMaxMs, this.patience * 2);
-    this.current++;
+    this.current = Math.min(this.t.steps, Math.max(this.current + 1, atLeast));
     this.lastFall = now;
     return true;
   }

@@ -72,4 +72,32 @@ describe('UplinkController', () => {
     for (let t = 0; t < 20_000; t += 1000) expect(c.sample({ now: t, backlogBytes: 0, drops: 0, bitrate: RATE, rttMs: 300 + (t % 3000 === 0 ? 20 : 0) })).toBeNull();
     expect(c.stepIndex).toBe(0);
   });
+
+  it("follows the server's uplink report, which sees a queue the browser hides, and cuts to what arrived", () => {
+    const c = new UplinkController();
+    // WebSocket into a 600 kbit/s uplink: nothing waits in bufferedAmount (the kernel took it),
+    // the round trip is calm, but the server sees our audio arrive 140 ms late and 600 kbit/s
+    // arriving. 0.8 × 600 − 32 = 448 kbit/s of video: the first step at or under that.
+    const full = 1_500_000;
+    const s = { backlogBytes: 0, drops: 0, bitrate: full + 32_000, rttMs: 3, fullVideoBitrate: full, otherBitrate: 32_000 };
+    expect(c.sample({ now: 0, ...s, serverQueueMs: 0, deliveredKbps: 1530 })).toBeNull();
+    const step = c.sample({ now: 1000, ...s, serverQueueMs: 140, deliveredKbps: 600 });
+    const want = LADDER.findIndex((l) => l.bitrate * full <= 448_000);
+    expect(want).toBeGreaterThan(1);
+    expect(step).toEqual(LADDER[want]);
+    // Under the server's threshold but above its clear level: hold.
+    expect(c.sample({ now: 5000, ...s, serverQueueMs: 45, deliveredKbps: 500 })).toBeNull();
+    expect(c.stepIndex).toBe(want);
+    // A queue the server sees without a rate: one step.
+    const d = new UplinkController();
+    expect(d.sample({ now: 0, ...s, serverQueueMs: 80 })).toEqual(LADDER[1]);
+  });
+
+  it('does not climb while the server still sees a queue', () => {
+    const c = new UplinkController();
+    c.sample({ now: 0, backlogBytes: 0, drops: 0, bitrate: RATE, serverQueueMs: 200 });
+    expect(c.stepIndex).toBe(1);
+    for (let t = 1000; t < 30_000; t += 500) c.sample({ now: t, backlogBytes: 0, drops: 0, bitrate: RATE, serverQueueMs: 40 });
+    expect(c.stepIndex).toBe(1);
+  });
 });

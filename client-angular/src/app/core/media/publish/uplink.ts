@@ -46,12 +46,29 @@ export interface UplinkSample {
   bitrate: number;
   /** The latest control round trip, ms, if known. */
   rttMs?: number | null;
+  /** The server's `uplink_report`, if recent: the queue it sees in front of our audio, ms. */
+  serverQueueMs?: number | null;
+  /** ... and the media rate that arrived from us, kbit/s. */
+  deliveredKbps?: number | null;
+  /** Full-quality video bitrate of what we send, bit/s (to fit a cut to `deliveredKbps`). */
+  fullVideoBitrate?: number;
+  /** What we send besides video (audio), bit/s. */
+  otherBitrate?: number;
 }
 
 /** Backlog that counts as congestion, in seconds of the current bitrate. */
 const HIGH_S = 0.25;
 /** Backlog that counts as clear. */
 const LOW_S = 0.05;
+/**
+ * The server's one-way measure (uplink_report.queue_ms), in seconds, that counts as congestion and
+ * as clear. It sees the queue directly, so it can be held to what the audio can bear, unlike the
+ * backlog above, which also holds a keyframe's burst for a moment on any link.
+ */
+const SERVER_HIGH_S = 0.06;
+const SERVER_LOW_S = 0.03;
+/** Share of what the server says arrived that a congested publisher cuts to, audio included: the rest drains the queue. */
+const FIT = 0.8;
 /** How long the lowest round trip is remembered (the path's own delay, without queueing). */
 const RTT_FLOOR_WINDOW_MS = 60_000;
 
@@ -79,10 +96,19 @@ export class UplinkController {
   /** Feeds one sample; returns the new step when it changed, else null. */
   sample(s: UplinkSample): UplinkStep | null {
     const backlogS = Math.max(s.bitrate > 0 ? (s.backlogBytes * 8) / s.bitrate : 0, this.queueDelayS(s));
-    if (s.drops > 0 || backlogS > HIGH_S) return this.ladder.hot(s.now) ? this.step : null;
-    if (backlogS <= LOW_S) return this.ladder.calm(s.now) ? this.step : null;
+    const serverS = (s.serverQueueMs ?? 0) / 1000;
+    if (s.drops > 0 || backlogS > HIGH_S || serverS > SERVER_HIGH_S) return this.ladder.hot(s.now, this.fittingStep(s)) ? this.step : null;
+    if (backlogS <= LOW_S && serverS <= SERVER_LOW_S) return this.ladder.calm(s.now) ? this.step : null;
     this.ladder.hold();
     return null;
+  }
+
+  /** The first step whose video fits in FIT of what the server says arrived (0 when it does not say). */
+  private fittingStep(s: UplinkSample): number {
+    if (!s.deliveredKbps || !s.fullVideoBitrate) return 0;
+    const fit = s.deliveredKbps * 1000 * FIT - (s.otherBitrate ?? 0);
+    const i = LADDER.findIndex((step) => step.bitrate * s.fullVideoBitrate! <= fit);
+    return i < 0 ? LADDER.length - 1 : i;
   }
 
   /** How far the round trip is above its floor of the last minute, in seconds. */
