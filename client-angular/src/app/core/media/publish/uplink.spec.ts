@@ -88,9 +88,12 @@ describe('UplinkController', () => {
     // Under the server's threshold but above its clear level: hold.
     expect(c.sample({ now: 5000, ...s, serverQueueMs: 45, deliveredKbps: 500 })).toBeNull();
     expect(c.stepIndex).toBe(want);
-    // A queue the server sees without a rate: one step.
+    // A queue the server sees without a rate: one step; a small one (which a page starved of
+    // CPU can also show) with a rate: one step too.
     const d = new UplinkController();
     expect(d.sample({ now: 0, ...s, serverQueueMs: 80 })).toEqual(LADDER[1]);
+    const e = new UplinkController();
+    expect(e.sample({ now: 0, ...s, serverQueueMs: 80, deliveredKbps: 300 })).toEqual(LADDER[1]);
   });
 
   it('does not climb while the server still sees a queue', () => {

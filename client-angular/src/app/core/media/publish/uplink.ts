@@ -97,7 +97,10 @@ export class UplinkController {
   sample(s: UplinkSample): UplinkStep | null {
     const backlogS = Math.max(s.bitrate > 0 ? (s.backlogBytes * 8) / s.bitrate : 0, this.queueDelayS(s));
     const serverS = (s.serverQueueMs ?? 0) / 1000;
-    if (s.drops > 0 || backlogS > HIGH_S || serverS > SERVER_HIGH_S) return this.ladder.hot(s.now, this.fittingStep(s)) ? this.step : null;
+    // A standing queue (twice the threshold) goes straight to what fits; a smaller one, which a
+    // page starved of CPU can also show, one step at a time.
+    const fit = serverS > 2 * SERVER_HIGH_S ? this.fittingStep(s) : 0;
+    if (s.drops > 0 || backlogS > HIGH_S || serverS > SERVER_HIGH_S) return this.ladder.hot(s.now, fit) ? this.step : null;
     if (backlogS <= LOW_S && serverS <= SERVER_LOW_S) return this.ladder.calm(s.now) ? this.step : null;
     this.ladder.hold();
     return null;
