@@ -13,6 +13,10 @@
 //!   takes effect before the next is judged; a queue four times that deep drops two rungs;
 //!   when the server says what arrived of this publisher's media (`uplink_report`), straight
 //!   down to the rung that fits in [`Adapter::FIT`] of it, so the queue drains;
+//! - **what the link carried**: the least rate the server reported in congestion is
+//!   remembered for [`Adapter::MAX_HOLD`] after the last congestion; meanwhile a climb to a
+//!   rung that needs more than [`Adapter::CLIMB_ROOM`] of that rate waits (each such climb would only fill the queue
+//!   in front of the audio again);
 //! - **start** ([`Adapter::starting`]): at [`Adapter::START_RUNG`], below full quality as
 //!   WebRTC starts at a few hundred kbit/s, since a camera sent at full rate into an uplink
 //!   that cannot carry it fills the bottleneck in front of its audio before any measure can
@@ -100,6 +104,9 @@ pub struct Adapter {
     rates: Option<(f64, f64)>,
     /// No congestion seen yet: climbs wait [`Self::START_HOLD`] only.
     starting: bool,
+    /// The least rate the server said arrived in congestion over the last
+    /// [`Self::MAX_HOLD`], and when the last congestion was (bit/s).
+    carried: Option<(f64, Instant)>,
 }
 
 impl Default for Adapter {
@@ -129,6 +136,8 @@ impl Adapter {
     pub const START_RUNG: usize = 2;
     /// Hold before each climb until the first congestion.
     pub const START_HOLD: Duration = Duration::from_secs(1);
+    /// Share of the rate carried at the last congestion a climb may need.
+    pub const CLIMB_ROOM: f64 = 0.95;
 
     /// Start at the top rung.
     pub fn new() -> Self {
@@ -141,6 +150,7 @@ impl Adapter {
             climbed_at: None,
             rates: None,
             starting: false,
+            carried: None,
         }
     }
 
@@ -182,6 +192,16 @@ impl Adapter {
         Some(after)
     }
 
+    /// Whether `rung` needs no more than [`Self::CLIMB_ROOM`] of what the link carried at the
+    /// last congestion (true when that is unknown or older than [`Self::MAX_HOLD`]).
+    fn climb_fits(&self, now: Instant, rung: usize) -> bool {
+        let (Some((full, other)), Some((carried, at))) = (self.rates, self.carried) else {
+            return true;
+        };
+        now.duration_since(at) >= Self::MAX_HOLD
+            || LADDER[rung].bitrate * full + other <= carried * Self::CLIMB_ROOM
+    }
+
     /// Feed one interval's measurements; returns the new rung when it changes.
     pub fn on_sample(&mut self, now: Instant, s: Sample) -> Option<usize> {
         let congested = s.queue_delay >= Self::CONGESTED || s.loss >= 0.10;
@@ -209,6 +229,14 @@ impl Adapter {
             };
             let before = self.rung();
             let mut to = before + steps;
+            if let Some(got) = s.delivered_bps {
+                // The least of a congested spell: the interval after a burst (a recovered
+                // loss, a queue that let go) overstates what the link carries.
+                let fresh = self
+                    .carried
+                    .filter(|(_, at)| now.duration_since(*at) < Self::MAX_HOLD);
+                self.carried = Some((fresh.map_or(got, |(c, _)| c.min(got)), now));
+            }
             if let (Some(got), Some((full, other))) = (s.delivered_bps, self.rates) {
                 let fit = got * Self::FIT - other;
                 let by_rate = LADDER
@@ -237,6 +265,9 @@ impl Adapter {
             self.hold
         };
         if self.own > self.ceiling && quiet >= hold {
+            if !self.climb_fits(now, self.own - 1) {
+                return None;
+            }
             self.own -= 1;
             self.last_change = Some(now);
             self.climbed_at = Some(now);
@@ -442,6 +473,33 @@ mod tests {
         assert_eq!(b.on_sample(t2, congested()), Some(3));
         assert!(feed(&mut b, &mut t2, clear(), 2.75).is_empty());
         assert_eq!(feed(&mut b, &mut t2, clear(), 0.5), [2]);
+    }
+
+    #[test]
+    fn no_climb_above_what_the_link_carried_at_the_last_congestion_for_a_while() {
+        let mut t = Instant::now();
+        let mut a = Adapter::starting(1_500_000.0, 48_000.0);
+        // The start's rung 2 (525 + 48 kbit/s) congests a link that carries 600 kbit/s.
+        let s = Sample {
+            queue_delay: ms(90),
+            delivered_bps: Some(600_000.0),
+            ..Sample::default()
+        };
+        assert_eq!(a.on_sample(t, s), Some(3));
+        // Clear since: the climb back to rung 2 would need 573 kbit/s, over 95 % of 600.
+        assert!(feed(&mut a, &mut t, clear(), 25.0).is_empty());
+        assert_eq!(a.rung(), 3);
+        // Once the memory is older than the longest hold, it probes again.
+        assert_eq!(feed(&mut a, &mut t, clear(), 6.0), [2]);
+        // A link that carried 1 Mbit/s lets it climb to rung 2 at the normal hold.
+        let mut b = Adapter::starting(1_500_000.0, 48_000.0);
+        let mut t2 = Instant::now();
+        let s2 = Sample {
+            delivered_bps: Some(1_000_000.0),
+            ..s
+        };
+        assert_eq!(b.on_sample(t2, s2), Some(3));
+        assert_eq!(feed(&mut b, &mut t2, clear(), 3.25), [2]);
     }
 
     #[test]
