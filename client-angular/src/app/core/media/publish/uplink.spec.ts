@@ -103,4 +103,22 @@ describe('UplinkController', () => {
     for (let t = 1000; t < 30_000; t += 500) c.sample({ now: t, backlogBytes: 0, drops: 0, bitrate: RATE, serverQueueMs: 40 });
     expect(c.stepIndex).toBe(1);
   });
+
+  it('does not climb above what the link carried under a standing queue, until that is old', () => {
+    const full = 1_500_000;
+    const s = { backlogBytes: 0, drops: 0, bitrate: full + 32_000, rttMs: 3, fullVideoBitrate: full, otherBitrate: 32_000 };
+    const c = new UplinkController();
+    // 560 kbit/s arrived under a 200 ms queue: down to the step that fits.
+    c.sample({ now: 0, ...s, serverQueueMs: 200, deliveredKbps: 560 });
+    const settled = c.stepIndex;
+    expect(settled).toBeGreaterThan(1);
+    // Calm for 25 s: the step above needs more than 95 % of 560 kbit/s, so no climb.
+    const above = LADDER[settled - 1].bitrate * full + 32_000;
+    expect(above).toBeGreaterThan(0.95 * 560_000);
+    for (let t = 500; t <= 25_000; t += 500) c.sample({ now: t, ...s, serverQueueMs: 0, deliveredKbps: 400 });
+    expect(c.stepIndex).toBe(settled);
+    // Once that is 30 s old, the calm counts again and it climbs.
+    for (let t = 25_500; t <= 40_000; t += 500) c.sample({ now: t, ...s, serverQueueMs: 0, deliveredKbps: 400 });
+    expect(c.stepIndex).toBeLessThan(settled);
+  });
 });

@@ -69,6 +69,13 @@ const SERVER_HIGH_S = 0.06;
 const SERVER_LOW_S = 0.03;
 /** Share of what the server says arrived that a congested publisher cuts to, audio included: the rest drains the queue. */
 const FIT = 0.8;
+/**
+ * After a standing queue, the least rate the server said arrived meanwhile is what the link
+ * carries: for this long after the last such queue, no climb to a step that needs more than
+ * CLIMB_ROOM of it (each would only fill the queue in front of the audio again).
+ */
+const CARRIED_FOR_MS = 30_000;
+const CLIMB_ROOM = 0.95;
 /** How long the lowest round trip is remembered (the path's own delay, without queueing). */
 const RTT_FLOOR_WINDOW_MS = 60_000;
 
@@ -82,6 +89,8 @@ export class UplinkController {
     climbAfterMaxMs: 30_000,
     backOffFrom: 'fall',
   });
+  /** The least rate (bit/s) the server said arrived under a standing queue, and when the last one was. */
+  private carried: { bps: number; at: number } | null = null;
   /** Round trips of the last minute, for the floor (time, ms). */
   private rtts: { at: number; ms: number }[] = [];
 
@@ -99,11 +108,24 @@ export class UplinkController {
     const serverS = (s.serverQueueMs ?? 0) / 1000;
     // A standing queue (twice the threshold) goes straight to what fits; a smaller one, which a
     // page starved of CPU can also show, one step at a time.
-    const fit = serverS > 2 * SERVER_HIGH_S ? this.fittingStep(s) : 0;
+    const standing = serverS > 2 * SERVER_HIGH_S;
+    if (standing && s.deliveredKbps) {
+      const bps = s.deliveredKbps * 1000;
+      const fresh = this.carried !== null && s.now - this.carried.at < CARRIED_FOR_MS;
+      this.carried = { bps: fresh ? Math.min(this.carried!.bps, bps) : bps, at: s.now };
+    }
+    const fit = standing ? this.fittingStep(s) : 0;
     if (s.drops > 0 || backlogS > HIGH_S || serverS > SERVER_HIGH_S) return this.ladder.hot(s.now, fit) ? this.step : null;
-    if (backlogS <= LOW_S && serverS <= SERVER_LOW_S) return this.ladder.calm(s.now) ? this.step : null;
+    if (backlogS <= LOW_S && serverS <= SERVER_LOW_S && this.climbFits(s)) return this.ladder.calm(s.now) ? this.step : null;
     this.ladder.hold();
     return null;
+  }
+
+  /** Whether the next step up needs no more than CLIMB_ROOM of what the link carried (true when unknown or old). */
+  private climbFits(s: UplinkSample): boolean {
+    const level = this.ladder.level;
+    if (level === 0 || !this.carried || !s.fullVideoBitrate || s.now - this.carried.at >= CARRIED_FOR_MS) return true;
+    return LADDER[level - 1].bitrate * s.fullVideoBitrate + (s.otherBitrate ?? 0) <= CLIMB_ROOM * this.carried.bps;
   }
 
   /** The first step whose video fits in FIT of what the server says arrived (0 when it does not say). */
