@@ -100,8 +100,8 @@ pub struct Adapter {
     hold: Duration,
     /// When the last climb happened (a fall soon after it means the link cannot carry it).
     climbed_at: Option<Instant>,
-    /// The full rung's video bitrate and the rest of what is sent (audio), bit/s, when known.
-    rates: Option<(f64, f64)>,
+    /// What each rung's video sends and the rest of what is sent (audio), bit/s, when known.
+    rates: Option<([f64; LADDER.len()], f64)>,
     /// No congestion seen yet: climbs wait [`Self::START_HOLD`] only.
     starting: bool,
     /// The least rate the server said arrived in congestion over the last
@@ -134,6 +134,9 @@ impl Adapter {
     /// Where [`Adapter::starting`] begins: the full size and frame rate at about a third of
     /// the bitrate.
     pub const START_RUNG: usize = 2;
+    /// What [`Self::starting_measured`] may send at the start, audio included (WebRTC starts
+    /// at a few hundred kbit/s).
+    pub const START_BPS: f64 = 450_000.0;
     /// Hold before each climb until the first congestion.
     pub const START_HOLD: Duration = Duration::from_secs(1);
     /// Share of the rate carried at the last congestion a climb may need.
@@ -160,7 +163,24 @@ impl Adapter {
     pub fn starting(full_video_bps: f64, other_bps: f64) -> Self {
         Adapter {
             own: Self::START_RUNG,
-            rates: Some((full_video_bps, other_bps)),
+            rates: Some((LADDER.map(|r| r.bitrate * full_video_bps), other_bps)),
+            starting: true,
+            ..Self::new()
+        }
+    }
+
+    /// Like [`Self::starting`], for a sender that knows what each rung's video really sends
+    /// (an encoder at its quality floor sends more than it is asked for): cuts and climbs use
+    /// those rates, and it starts at the best rung that sends, with `other_bps`, no more than
+    /// [`Self::START_BPS`] (the lowest rung if none does).
+    pub fn starting_measured(rung_video_bps: [f64; LADDER.len()], other_bps: f64) -> Self {
+        let start = rung_video_bps
+            .iter()
+            .position(|v| v + other_bps <= Self::START_BPS)
+            .unwrap_or(LADDER.len() - 1);
+        Adapter {
+            own: start,
+            rates: Some((rung_video_bps, other_bps)),
             starting: true,
             ..Self::new()
         }
@@ -195,11 +215,11 @@ impl Adapter {
     /// Whether `rung` needs no more than [`Self::CLIMB_ROOM`] of what the link carried at the
     /// last congestion (true when that is unknown or older than [`Self::MAX_HOLD`]).
     fn climb_fits(&self, now: Instant, rung: usize) -> bool {
-        let (Some((full, other)), Some((carried, at))) = (self.rates, self.carried) else {
+        let (Some((rungs, other)), Some((carried, at))) = (self.rates, self.carried) else {
             return true;
         };
         now.duration_since(at) >= Self::MAX_HOLD
-            || LADDER[rung].bitrate * full + other <= carried * Self::CLIMB_ROOM
+            || rungs[rung] + other <= carried * Self::CLIMB_ROOM
     }
 
     /// Feed one interval's measurements; returns the new rung when it changes.
@@ -237,11 +257,11 @@ impl Adapter {
                     .filter(|(_, at)| now.duration_since(*at) < Self::MAX_HOLD);
                 self.carried = Some((fresh.map_or(got, |(c, _)| c.min(got)), now));
             }
-            if let (Some(got), Some((full, other))) = (s.delivered_bps, self.rates) {
+            if let (Some(got), Some((rungs, other))) = (s.delivered_bps, self.rates) {
                 let fit = got * Self::FIT - other;
-                let by_rate = LADDER
+                let by_rate = rungs
                     .iter()
-                    .position(|r| r.bitrate * full <= fit)
+                    .position(|v| *v <= fit)
                     .unwrap_or(LADDER.len() - 1);
                 to = to.max(by_rate);
             }
@@ -436,7 +456,7 @@ mod tests {
         // 600 kbit/s. 0.8 × 600 − 48 = 432 kbit/s of video: rung 3 (375 kbit/s), not
         // rung 1 as one step would.
         let mut a = Adapter::new();
-        a.rates = Some((1_500_000.0, 48_000.0));
+        a.rates = Adapter::starting(1_500_000.0, 48_000.0).rates;
         let s = Sample {
             queue_delay: ms(120),
             delivered_bps: Some(600_000.0),
@@ -447,7 +467,7 @@ mod tests {
         assert!(LADDER[2].bitrate * 1_500_000.0 > 432_000.0);
         // A deep queue still takes at least two rungs when the rate would take fewer.
         let mut b = Adapter::new();
-        b.rates = Some((1_500_000.0, 48_000.0));
+        b.rates = Adapter::starting(1_500_000.0, 48_000.0).rates;
         let deep = Sample {
             queue_delay: ms(300),
             delivered_bps: Some(2_000_000.0),
@@ -500,6 +520,42 @@ mod tests {
         };
         assert_eq!(b.on_sample(t2, s2), Some(3));
         assert_eq!(feed(&mut b, &mut t2, clear(), 3.25), [2]);
+    }
+
+    #[test]
+    fn measured_rates_choose_the_start_the_cut_and_the_climbs() {
+        let t = Instant::now();
+        // Rung 2 asks for 525 kbit/s but sends 640 (an encoder at its quality floor).
+        let rungs = [
+            1_415_000.0,
+            867_000.0,
+            640_000.0,
+            333_000.0,
+            166_000.0,
+            68_000.0,
+        ];
+        let a = Adapter::starting_measured(rungs, 48_000.0);
+        // 640 + 48 > 450: the start is rung 3 (333 + 48).
+        assert_eq!(a.rung(), 3);
+        // A small camera that fits starts at full quality.
+        let small = Adapter::starting_measured(
+            [150_000.0, 90_000.0, 52_000.0, 37_000.0, 18_000.0, 8_000.0],
+            48_000.0,
+        );
+        assert_eq!(small.rung(), 0);
+        // A congestion at 800 kbit/s arrived: 0.8 × 800 − 48 = 592, under what rung 2 sends.
+        let mut b = Adapter::starting_measured(rungs, 48_000.0);
+        b.own = 1;
+        let s = Sample {
+            queue_delay: ms(90),
+            delivered_bps: Some(800_000.0),
+            ..Sample::default()
+        };
+        assert_eq!(
+            b.on_sample(t, s),
+            Some(3),
+            "nominal shares would have kept rung 2"
+        );
     }
 
     #[test]

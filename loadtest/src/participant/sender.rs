@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quicmeet_client::uplink::{Adapter, Sample};
+use quicmeet_client::uplink::{Adapter, Sample, LADDER};
 use quicmeet_client::{now_us, DatagramSender, TrackPublisher};
 use quicmeet_proto::{ClientMessage, EncodedFrame, MediaKind};
 use tokio::sync::{mpsc, watch};
@@ -42,6 +42,8 @@ const ADAPT_EVERY: Duration = Duration::from_millis(250);
 /// Audio as the uplink carries it: the Opus clip's ~32 kbit/s plus frame, QUIC or TCP and IP
 /// headers, 50 packets a second.
 const AUDIO_ON_THE_WIRE_BPS: f64 = 48_000.0;
+/// A media frame's header on the wire (PROTOCOL §1), bits.
+const FRAME_HEADER_BITS: f64 = 28.0 * 8.0;
 /// How long the server's `uplink_report` counts in the own measure's place.
 const REPORT_FRESH: Duration = Duration::from_millis(600);
 
@@ -269,12 +271,24 @@ pub(super) async fn run(
     let adapts = ctx.args.adapt == OnOff::On
         && ctx.lib.video_ladder.len() > 1
         && tracks.iter().any(|t| t.kind == MediaKind::Video);
-    // Start below full quality and climb (`Adapter::starting`); a cut fits what the server
-    // says arrived, the audio taken at its clip's rate plus headers.
-    let mut adapter = Adapter::starting(
-        f64::from(ctx.args.video_kbps) * 1000.0,
-        AUDIO_ON_THE_WIRE_BPS,
-    );
+    // Start low and climb (`Adapter::starting_measured`); a cut fits what the server says
+    // arrived. Each rung counts at what its clip really sends (frame headers included),
+    // the audio at its clip's rate plus headers.
+    let measured: Option<[f64; LADDER.len()]> = ctx
+        .lib
+        .video_ladder
+        .iter()
+        .map(|c| c.kbps() * 1000.0 + FRAME_HEADER_BITS / c.interval.as_secs_f64().max(1e-3))
+        .collect::<Vec<f64>>()
+        .try_into()
+        .ok();
+    let mut adapter = match measured {
+        Some(rungs) => Adapter::starting_measured(rungs, AUDIO_ON_THE_WIRE_BPS),
+        None => Adapter::starting(
+            f64::from(ctx.args.video_kbps) * 1000.0,
+            AUDIO_ON_THE_WIRE_BPS,
+        ),
+    };
     let mut uplink = Uplink::default();
     let mut adapt_due = Instant::now();
     let per_room = ctx.args.per_room().max(1) as f64;
