@@ -43,7 +43,7 @@ const ADAPT_EVERY: Duration = Duration::from_millis(250);
 /// headers, 50 packets a second.
 const AUDIO_ON_THE_WIRE_BPS: f64 = 48_000.0;
 /// A media frame's header on the wire (PROTOCOL §1), bits.
-const FRAME_HEADER_BITS: f64 = 28.0 * 8.0;
+const FRAME_HEADER_BITS: f64 = (quicmeet_proto::frame::HEADER_LEN * 8) as f64;
 /// How long the server's `uplink_report` counts in the own measure's place.
 const REPORT_FRESH: Duration = Duration::from_millis(600);
 

@@ -570,7 +570,7 @@ impl Attached {
         self.hub.metrics.frames_in.fetch_add(1, Ordering::Relaxed);
         self.hub.metrics.bytes_in.fetch_add(len, Ordering::Relaxed);
         if let Some(u) = &self.uplink {
-            if let Some(report) = u.on_frame(&frame, uplink::now_us()) {
+            if let Some(report) = u.on_frame(&frame, uplink::now_us) {
                 self.out.push_control(report);
             }
         }

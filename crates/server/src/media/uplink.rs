@@ -33,16 +33,17 @@ pub struct UplinkMeter {
 }
 
 impl UplinkMeter {
-    /// Accounts a frame that arrived at `now_us`; returns the report to send when an
-    /// interval ended with it. Only audio frames take the lock (50 a second per publisher)
-    /// and end intervals: without audio no reports are sent, and the publisher relies on
-    /// what it measures itself.
-    pub fn on_frame(&self, frame: &EncodedFrame, now_us: u64) -> Option<Bytes> {
+    /// Accounts a frame that arrived now (`now_us` reads the clock, only for audio);
+    /// returns the report to send when an interval ended with it. Only audio frames read
+    /// the clock, take the lock (50 a second per publisher) and end intervals: without audio
+    /// no reports are sent, and the publisher relies on what it measures itself.
+    pub fn on_frame(&self, frame: &EncodedFrame, now_us: impl FnOnce() -> u64) -> Option<Bytes> {
         self.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
         let h = frame.header();
         if h.kind != MediaKind::Audio {
             return None;
         }
+        let now_us = now_us();
         let mut a = self.audio.lock();
         let (meter, since) = &mut *a;
         meter.on_audio(h.track_id, h.capture_ts_us, now_us);
@@ -68,23 +69,12 @@ impl UplinkMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use quicmeet_proto::{Frame, FrameHeader};
+    use quicmeet_client::TrackPublisher;
 
     fn frame(kind: MediaKind, track_id: u32, capture_ts_us: u64, payload: usize) -> EncodedFrame {
-        let header = FrameHeader {
-            kind,
-            layer: 0,
-            keyframe: kind == MediaKind::Audio,
-            track_id,
-            seq: 0,
-            capture_ts_us,
-            audio_level: None,
-            payload_len: 0,
-        };
-        let wire = Frame::new(header, Bytes::from(vec![0u8; payload]))
-            .encode()
-            .unwrap();
-        EncodedFrame::decode(wire.as_bytes().clone()).unwrap()
+        TrackPublisher::new(track_id, kind)
+            .frame_at(kind == MediaKind::Audio, capture_ts_us, &vec![0u8; payload])
+            .unwrap()
     }
 
     fn report(b: &Bytes) -> (u32, u32) {
@@ -108,9 +98,9 @@ mod tests {
             let capture = from_us + k * 20_000;
             let arrive = capture + 30_000 + extra(capture - from_us);
             if video > 0 {
-                m.on_frame(&frame(MediaKind::Video, 17, capture, video), arrive);
+                m.on_frame(&frame(MediaKind::Video, 17, capture, video), || arrive);
             }
-            if let Some(r) = m.on_frame(&frame(MediaKind::Audio, 16, capture, 100), arrive) {
+            if let Some(r) = m.on_frame(&frame(MediaKind::Audio, 16, capture, 100), || arrive) {
                 out.push(report(&r));
             }
         }
@@ -144,14 +134,12 @@ mod tests {
     }
 
     #[test]
-    fn video_alone_sends_no_reports() {
+    fn video_alone_sends_no_reports_and_reads_no_clock() {
         let m = UplinkMeter::default();
         for k in 0..100u64 {
+            let f = frame(MediaKind::Video, 17, k * 33_000, 1_000);
             assert!(m
-                .on_frame(
-                    &frame(MediaKind::Video, 17, k * 33_000, 1_000),
-                    k * 33_000 + 5_000
-                )
+                .on_frame(&f, || unreachable!("a video frame reads the clock"))
                 .is_none());
         }
     }
