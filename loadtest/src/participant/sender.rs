@@ -237,6 +237,8 @@ pub(super) async fn run(
 ) {
     let keys: Keys<'_> = (&keyframes, &layer_keys);
     let mut layers_open = true;
+    // The session's report channel is open (a closed one must not wake the loop again).
+    let mut reports_open = true;
     let sh = &ctx.shared;
     let mut tracks: Vec<Track> = slots
         .iter()
@@ -413,9 +415,10 @@ pub(super) async fn run(
                     layers_open = false;
                 }
             }
-            r = reports.changed(), if adapts => {
+            r = reports.changed(), if adapts && reports_open => {
                 // Judge at once: a report says more than the next tick's own measure.
-                let report = if r.is_ok() { *reports.borrow_and_update() } else { None };
+                reports_open = r.is_ok();
+                let report = if reports_open { *reports.borrow_and_update() } else { None };
                 if let Some((queue_ms, kbps)) = report {
                     uplink.server = Some((Instant::now(), queue_ms, kbps));
                     if sending {
