@@ -10,7 +10,8 @@
 //! Rules:
 //! - **congested** when the uplink's queueing delay reaches [`Adapter::CONGESTED`] or a tenth
 //!   of the packets are lost: one rung down, at most every [`Adapter::SETTLE`] so each step
-//!   takes effect before the next is judged; a queue four times that deep drops two rungs;
+//!   down takes effect before the next is judged (a climb is undone at once: waiting lets the
+//!   queue it fills grow in front of the audio); a queue four times that deep drops two rungs;
 //!   when the server says what arrived of this publisher's media (`uplink_report`), straight
 //!   down to the rung that fits in [`Adapter::FIT`] of it, so the queue drains;
 //! - **what the link carried**: the least rate the server reported in congestion is
@@ -95,11 +96,18 @@ pub struct Adapter {
     own: usize,
     /// The lowest rung the server's demand asks for (0: someone needs full quality).
     ceiling: usize,
-    last_change: Option<Instant>,
+    /// When the rung last went down (a cut, or a lower ceiling): the next cut waits
+    /// [`Self::SETTLE`] for it to take effect. A climb does not start that wait: a climb the
+    /// link cannot carry is undone at the first sign of congestion.
+    last_fall: Option<Instant>,
     clear_since: Option<Instant>,
     hold: Duration,
     /// When the last climb happened (a fall soon after it means the link cannot carry it).
     climbed_at: Option<Instant>,
+    /// The deepest queue seen since the last cut: the data already on its way when a cut
+    /// is judged still deepens the queue for a moment; once a report shows it lower than
+    /// that, the queue is draining and no further cut is needed.
+    peak_since_fall: Duration,
     /// What each rung's video sends and the rest of what is sent (audio), bit/s, when known.
     rates: Option<([f64; LADDER.len()], f64)>,
     /// No congestion seen yet: climbs wait [`Self::START_HOLD`] only.
@@ -141,16 +149,22 @@ impl Adapter {
     pub const START_HOLD: Duration = Duration::from_secs(1);
     /// Share of the rate carried at the last congestion a climb may need.
     pub const CLIMB_ROOM: f64 = 0.95;
+    /// For this long after a climb, a queue of [`Self::CLEAR`] undoes it.
+    pub const PROBE: Duration = Duration::from_secs(2);
+    /// For this long after a cut, a queue that has passed its peak is taken as draining,
+    /// not as a new congestion.
+    pub const DRAIN: Duration = Duration::from_secs(2);
 
     /// Start at the top rung.
     pub fn new() -> Self {
         Adapter {
             own: 0,
             ceiling: 0,
-            last_change: None,
+            last_fall: None,
             clear_since: None,
             hold: Self::MIN_HOLD,
             climbed_at: None,
+            peak_since_fall: Duration::ZERO,
             rates: None,
             starting: false,
             carried: None,
@@ -207,7 +221,9 @@ impl Adapter {
         if after == before {
             return None;
         }
-        self.last_change = Some(now);
+        if after > before {
+            self.last_fall = Some(now);
+        }
         self.clear_since = None;
         Some(after)
     }
@@ -224,11 +240,26 @@ impl Adapter {
 
     /// Feed one interval's measurements; returns the new rung when it changes.
     pub fn on_sample(&mut self, now: Instant, s: Sample) -> Option<usize> {
-        let congested = s.queue_delay >= Self::CONGESTED || s.loss >= 0.10;
+        // Just after a climb, a queue past the clear mark already says the new rung does
+        // not fit: it is undone before that queue reaches the audio's budget.
+        let probing = self
+            .climbed_at
+            .is_some_and(|t| now.duration_since(t) < Self::PROBE);
+        let congested = s.queue_delay >= Self::CONGESTED
+            || s.loss >= 0.10
+            || (probing && s.queue_delay >= Self::CLEAR);
         let clear = s.queue_delay < Self::CLEAR && s.loss < 0.02;
-        let settled = self
-            .last_change
-            .is_none_or(|t| now.duration_since(t) >= Self::SETTLE);
+        let falling = self.last_fall.map(|t| now.duration_since(t));
+        let settled = falling.is_none_or(|d| d >= Self::SETTLE);
+        // A queue below its peak since the last cut is that cut taking effect.
+        let draining = falling.is_some_and(|d| d < Self::DRAIN)
+            && s.queue_delay < self.peak_since_fall
+            && s.loss < 0.10;
+        self.peak_since_fall = self.peak_since_fall.max(s.queue_delay);
+        if congested && draining {
+            self.clear_since = None;
+            return None;
+        }
         if congested {
             self.clear_since = None;
             if !settled || self.rung() + 1 >= LADDER.len() {
@@ -266,7 +297,8 @@ impl Adapter {
                 to = to.max(by_rate);
             }
             self.own = to.min(LADDER.len() - 1);
-            self.last_change = Some(now);
+            self.last_fall = Some(now);
+            self.peak_since_fall = s.queue_delay;
             return (self.rung() != before).then(|| self.rung());
         }
         if !clear {
@@ -289,7 +321,6 @@ impl Adapter {
                 return None;
             }
             self.own -= 1;
-            self.last_change = Some(now);
             self.climbed_at = Some(now);
             self.clear_since = Some(now);
             return Some(self.own);
@@ -520,6 +551,50 @@ mod tests {
         };
         assert_eq!(b.on_sample(t2, s2), Some(3));
         assert_eq!(feed(&mut b, &mut t2, clear(), 3.25), [2]);
+    }
+
+    #[test]
+    fn a_climb_the_link_cannot_carry_is_undone_at_the_first_sign_of_a_queue() {
+        let mut t = Instant::now();
+        let mut a = Adapter::starting(1_500_000.0, 48_000.0);
+        assert_eq!(feed(&mut a, &mut t, clear(), 1.25), [1]);
+        // 100 ms after the climb the server sees a 35 ms queue: not yet congestion for a
+        // rung held a while, but the new rung does not fit. It is undone at once, without
+        // the wait a cut takes before the next cut.
+        t += ms(100);
+        let growing = Sample {
+            queue_delay: ms(35),
+            ..Sample::default()
+        };
+        assert_eq!(a.on_sample(t, growing), Some(2));
+        // The same queue on a rung held past the probe time is no congestion.
+        let mut b = Adapter::new();
+        let mut t2 = Instant::now();
+        assert!(feed(&mut b, &mut t2, growing, 5.0).is_empty());
+        assert_eq!(b.rung(), 0);
+    }
+
+    #[test]
+    fn a_queue_past_its_peak_after_a_cut_is_draining_not_a_new_congestion() {
+        let t = Instant::now();
+        let mut a = Adapter::new();
+        let q = |n| Sample {
+            queue_delay: ms(n),
+            ..Sample::default()
+        };
+        assert_eq!(a.on_sample(t, q(70)), Some(1));
+        // What was already sent deepens the queue for a moment, then it drains: the queue
+        // is still over the congestion mark after the settle time, but falling.
+        assert_eq!(a.on_sample(t + ms(200), q(150)), None);
+        assert_eq!(a.on_sample(t + ms(600), q(120)), None);
+        assert_eq!(a.on_sample(t + ms(800), q(80)), None);
+        assert_eq!(a.rung(), 1);
+        // A queue that grows past its peak again is a new congestion.
+        assert_eq!(a.on_sample(t + ms(1_000), q(160)), Some(2));
+        // Without the first cut's memory, the same falling queue cuts once settled.
+        let mut b = Adapter::new();
+        assert_eq!(b.on_sample(t, q(150)), Some(1));
+        assert_eq!(b.on_sample(t + ms(600), q(150)), Some(2));
     }
 
     #[test]

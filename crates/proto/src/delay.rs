@@ -25,6 +25,12 @@ use std::collections::HashMap;
 pub const BASE_WINDOW_SECS: u64 = 10;
 /// How often a receiver reports (and the interval each report covers), microseconds.
 pub const REPORT_INTERVAL_US: u64 = 200_000;
+/// How often the server reports a publisher's uplink (`uplink_report`), microseconds: half
+/// the receivers' interval, since the least transit of an interval lags a growing queue by up
+/// to the interval, and a publisher that climbed past its uplink must hear of it while the
+/// queue it fills is still short of the audio's budget (five Opus frames still let one late
+/// read not count as a queue).
+pub const UPLINK_REPORT_INTERVAL_US: u64 = 100_000;
 /// Frames a track needs in an interval for its least transit to count (Opus sends 10 in
 /// 200 ms; one or two frames say little about a standing queue).
 const MIN_FRAMES: u32 = 3;

@@ -90,7 +90,8 @@ async fn reports_follow_the_queue(t: Transport) {
     );
 
     // A queue that grows by 250 ms per second on the uplink for 1.2 s. The last report
-    // ends about 1 s in; the least of its interval, 0.8 s in, waited about 200 ms.
+    // ends about 1.1 s in; the least of its 100 ms interval, about 1 s in, waited about
+    // 250 ms.
     let before = asks.log.len();
     talk(&mut asks, 1_200, 200, |t| t / 4).await;
     let grown: Vec<(u32, u32)> = reports(&asks).into_iter().skip(clear.len()).collect();

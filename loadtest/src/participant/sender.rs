@@ -106,6 +106,30 @@ impl Uplink {
     }
 }
 
+/// Takes the server's latest `uplink_report` into `uplink` and judges it at once: a report
+/// says more than the next tick's own measure. Returns the new rung, if any. `open` turns
+/// false when the session's channel closed (a closed one must not wake the loop again).
+fn judge_report(
+    reports: &mut watch::Receiver<Option<(u32, u32)>>,
+    changed: Result<(), watch::error::RecvError>,
+    open: &mut bool,
+    uplink: &mut Uplink,
+    adapter: &mut Adapter,
+    sending: bool,
+) -> Option<usize> {
+    *open = changed.is_ok();
+    let (queue_ms, kbps) = if *open {
+        (*reports.borrow_and_update())?
+    } else {
+        return None;
+    };
+    uplink.server = Some((Instant::now(), queue_ms, kbps));
+    if !sending {
+        return None;
+    }
+    adapter.on_sample(Instant::now(), uplink.peek())
+}
+
 /// The track's next frame if it is due, advancing its schedule. An impaired publisher stamps
 /// the frame with its scheduled capture time, so time spent waiting for its own uplink counts
 /// in the latency, as it would for a camera; others stamp the send time, so the tool's own
@@ -416,17 +440,9 @@ pub(super) async fn run(
                 }
             }
             r = reports.changed(), if adapts && reports_open => {
-                // Judge at once: a report says more than the next tick's own measure.
-                reports_open = r.is_ok();
-                let report = if reports_open { *reports.borrow_and_update() } else { None };
-                if let Some((queue_ms, kbps)) = report {
-                    uplink.server = Some((Instant::now(), queue_ms, kbps));
-                    if sending {
-                        let s = uplink.peek();
-                        if let Some(rung) = adapter.on_sample(Instant::now(), s) {
-                            set_rung(&mut tracks, rung, "uplink");
-                        }
-                    }
+                let judged = judge_report(&mut reports, r, &mut reports_open, &mut uplink, &mut adapter, sending);
+                if let Some(rung) = judged {
+                    set_rung(&mut tracks, rung, "uplink");
                 }
             }
             r = ceiling.changed(), if adapts => {
@@ -448,6 +464,8 @@ pub(super) async fn run(
                         set_rung(&mut tracks, rung, "uplink");
                     }
                 }
+                // A rung judged while a video write waited, applied after this round's frames.
+                let mut pending_rung = None;
                 for t in tracks.iter_mut() {
                     let Some(frame) = next_frame(t, &ctx, keys, stamp_schedule) else {
                         continue;
@@ -465,6 +483,12 @@ pub(super) async fn run(
                             };
                             tokio::select! {
                                 r = &mut write => break r,
+                                // A write that waits is when the uplink backs up: what the
+                                // server says of it is judged at once, not after the write.
+                                r = reports.changed(), if adapts && reports_open => {
+                                    let judged = judge_report(&mut reports, r, &mut reports_open, &mut uplink, &mut adapter, true);
+                                    pending_rung = judged.or(pending_rung);
+                                }
                                 _ = sleep_until(audio_due.into()) => {
                                     let (Some(a), Some(d)) = (audio.as_mut(), dg.as_ref()) else {
                                         continue;
@@ -480,6 +504,9 @@ pub(super) async fn run(
                     };
                     uplink.block = uplink.block.max(started.elapsed());
                     sent(&ctx, t.kind, &frame, r);
+                }
+                if let Some(rung) = pending_rung {
+                    set_rung(&mut tracks, rung, "uplink");
                 }
                 if let Some(e) = chat_every {
                     if chat_due <= Instant::now() {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use quicmeet_proto::delay::{DelayMeter, REPORT_INTERVAL_US};
+use quicmeet_proto::delay::{DelayMeter, UPLINK_REPORT_INTERVAL_US};
 use quicmeet_proto::{control, EncodedFrame, MediaKind, ServerMessage};
 
 /// This server's clock in Unix microseconds, as the frames' capture times are.
@@ -52,7 +52,7 @@ impl UplinkMeter {
             return None;
         }
         let elapsed = now_us.saturating_sub(*since);
-        if elapsed < REPORT_INTERVAL_US {
+        if elapsed < UPLINK_REPORT_INTERVAL_US {
             return None;
         }
         *since = now_us;
@@ -124,7 +124,7 @@ mod tests {
     fn a_queue_on_the_uplink_shows_in_the_reports() {
         let m = UplinkMeter::default();
         // Two clear seconds, then a queue that grows by 100 ms per second: the last report,
-        // 1.8 s into it, has the least of its interval at 1.6 s.
+        // about 1.9 s into it, has the least of its 100 ms interval at about 1.8 s.
         let r = run(&m, 1_000_000_000, 4_000, 1_000, |t| {
             t.saturating_sub(2_000_000) / 10
         });

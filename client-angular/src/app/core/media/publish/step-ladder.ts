@@ -45,6 +45,11 @@ export class StepLadder {
     return this.current;
   }
 
+  /** How long ago the last climb was, ms (Infinity before the first). */
+  sinceClimb(now: number): number {
+    return now - this.lastClimb;
+  }
+
   /** The calm needed before the next climb, ms. */
   get climbAfterMs(): number {
     return this.patience;

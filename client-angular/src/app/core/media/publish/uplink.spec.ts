@@ -96,6 +96,22 @@ describe('UplinkController', () => {
     expect(e.sample({ now: 0, ...s, serverQueueMs: 80, deliveredKbps: 300 })).toEqual(LADDER[1]);
   });
 
+  it('undoes a climb at once when the server sees a queue start soon after it', () => {
+    const c = new UplinkController();
+    const s = { backlogBytes: 0, drops: 0, bitrate: RATE };
+    c.sample({ now: 0, ...s, serverQueueMs: 200 });
+    expect(c.stepIndex).toBe(1);
+    let t = 0;
+    while (c.stepIndex > 0) c.sample({ now: (t += 500), ...s, serverQueueMs: 0 });
+    // 300 ms after the climb a 40 ms queue: under the mark for a step held a while, but this
+    // step did not fit.
+    expect(c.sample({ now: t + 300, ...s, serverQueueMs: 40 })).toEqual(LADDER[1]);
+    // The same queue long after a climb holds.
+    const d = new UplinkController();
+    for (let u = 0; u < 10_000; u += 500) expect(d.sample({ now: u, ...s, serverQueueMs: 40 })).toBeNull();
+    expect(d.stepIndex).toBe(0);
+  });
+
   it('does not climb while the server still sees a queue', () => {
     const c = new UplinkController();
     c.sample({ now: 0, backlogBytes: 0, drops: 0, bitrate: RATE, serverQueueMs: 200 });

@@ -67,6 +67,11 @@ const LOW_S = 0.05;
  */
 const SERVER_HIGH_S = 0.06;
 const SERVER_LOW_S = 0.03;
+/**
+ * For this long after a climb, a server queue past the clear mark already says the new step does
+ * not fit: it is undone before that queue reaches what the audio can bear.
+ */
+const PROBE_MS = 2000;
 /** Share of what the server says arrived that a congested publisher cuts to, audio included: the rest drains the queue. */
 const FIT = 0.8;
 /**
@@ -115,7 +120,8 @@ export class UplinkController {
       this.carried = { bps: fresh ? Math.min(this.carried!.bps, bps) : bps, at: s.now };
     }
     const fit = standing ? this.fittingStep(s) : 0;
-    if (s.drops > 0 || backlogS > HIGH_S || serverS > SERVER_HIGH_S) return this.ladder.hot(s.now, fit) ? this.step : null;
+    const probeFailed = serverS > SERVER_LOW_S && this.ladder.sinceClimb(s.now) < PROBE_MS;
+    if (s.drops > 0 || backlogS > HIGH_S || serverS > SERVER_HIGH_S || probeFailed) return this.ladder.hot(s.now, fit) ? this.step : null;
     if (backlogS <= LOW_S && serverS <= SERVER_LOW_S && this.climbFits(s)) return this.ladder.calm(s.now) ? this.step : null;
     this.ladder.hold();
     return null;
