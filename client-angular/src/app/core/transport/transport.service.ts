@@ -30,7 +30,7 @@ export interface TransportListener {
 // Once a second: the uplink controller reads congestion from the round trip (connection.ts).
 const PING_EVERY_MS = 1000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 8000, 8000];
-/** How long the server's `uplink_report` stands for the uplink (reports come about every 200 ms). */
+/** How long the server's `uplink_report` stands for the uplink (reports come about every 100 ms). */
 const UPLINK_REPORT_FRESH_MS = 600;
 
 /**
