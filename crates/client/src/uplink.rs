@@ -223,6 +223,7 @@ impl Adapter {
         }
         if after > before {
             self.last_fall = Some(now);
+            self.peak_since_fall = Duration::ZERO;
         }
         self.clear_since = None;
         Some(after)
@@ -591,6 +592,13 @@ mod tests {
         assert_eq!(a.rung(), 1);
         // A queue that grows past its peak again is a new congestion.
         assert_eq!(a.on_sample(t + ms(1_000), q(160)), Some(2));
+        // A lower ceiling from the server is a fall too, but it has seen no queue yet: an
+        // old spell's peak does not make a new congestion look like draining.
+        let mut c = Adapter::new();
+        assert_eq!(c.on_sample(t, q(150)), Some(1));
+        let later = t + ms(5_000);
+        assert_eq!(c.set_ceiling(later, 3), Some(3));
+        assert_eq!(c.on_sample(later + ms(600), q(100)), Some(4));
         // Without the first cut's memory, the same falling queue cuts once settled.
         let mut b = Adapter::new();
         assert_eq!(b.on_sample(t, q(150)), Some(1));
