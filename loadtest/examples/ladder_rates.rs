@@ -1,6 +1,7 @@
 //! What each rung of the publishers' adaptation ladder really sends: the camera clip the load
 //! tester makes for each rung (`quicmeet_client::uplink::LADDER`, as `--adapt on` does),
-//! encoded with the same realtime settings, against the bitrate the rung asks for.
+//! encoded with the same realtime settings (and, as there, without the encoder's first
+//! second), against the bitrate the rung asks for.
 //!
 //! `cargo run --release -p quicmeet-loadtest --example ladder_rates [WIDTH HEIGHT FPS KBPS]`
 //! (default 1280 720 30 1500, the lab's 720p camera).
@@ -25,11 +26,13 @@ fn main() {
             width: even(w),
             height: even(h),
             fps: f,
-            frames: f * 3,
+            // A warm-up second the tester leaves out (`media.rs`), then three.
+            frames: f * 4,
             keyframe_interval: f,
             bitrate_bps: (f64::from(kbps) * 1000.0 * r.bitrate).round() as u32,
         };
-        let frames = clip::vp8(&cfg).expect("VP8 clip");
+        let mut frames = clip::vp8(&cfg).expect("VP8 clip");
+        frames.drain(..f as usize);
         let bytes: usize = frames.iter().map(|x| x.data.len()).sum();
         let keys: Vec<usize> = frames
             .iter()

@@ -62,9 +62,14 @@ pub struct Library {
 }
 
 fn vp8(width: u32, height: u32, fps: u32, kbps: u32, keyframe_secs: f64) -> Result<Arc<Clip>> {
-    vp8_groups(width, height, fps, kbps, keyframe_secs, 3)
+    vp8_groups(width, height, fps, kbps, keyframe_secs, 3, false)
 }
 
+/// A clip of at most `max_groups` groups of pictures. With `warm_up`, one more group is
+/// encoded first and left out: an encoder's first frames follow its start-up, not the
+/// bitrate (at 720p libvpx sends the same 3–4 KB frames whatever it was asked for), and a
+/// publisher that moves to a rung's clip mid-call must send what that rung sends once
+/// running, as a real encoder told a new bitrate does.
 fn vp8_groups(
     width: u32,
     height: u32,
@@ -72,17 +77,19 @@ fn vp8_groups(
     kbps: u32,
     keyframe_secs: f64,
     max_groups: u32,
+    warm_up: bool,
 ) -> Result<Arc<Clip>> {
     let fps = fps.clamp(1, 120);
     let interval = ((keyframe_secs * f64::from(fps)).round() as u32).max(1);
     // At most three groups of pictures, at most ~6 s of video: enough variety, bounded
     // start-up.
     let groups = (180 / interval).clamp(1, max_groups.max(1));
+    let skip = if warm_up { interval as usize } else { 0 };
     let cfg = ClipConfig {
         width,
         height,
         fps,
-        frames: interval * groups,
+        frames: interval * groups + skip as u32,
         keyframe_interval: interval,
         bitrate_bps: kbps.saturating_mul(1000).max(20_000),
     };
@@ -90,6 +97,7 @@ fn vp8_groups(
     Ok(Arc::new(Clip {
         frames: frames
             .into_iter()
+            .skip(skip)
             .map(|f| ClipFrame {
                 data: Bytes::from(f.data),
                 keyframe: f.keyframe,
@@ -112,7 +120,8 @@ impl Library {
         if let (Some(v), Some((w, h)), OnOff::On) = (&video, args.video_res.size(), args.adapt) {
             video_ladder.push(v.clone());
             for r in &quicmeet_client::uplink::LADDER[1..] {
-                // Even sizes, as VP8 wants; one group each keeps start-up short.
+                // Even sizes, as VP8 wants; one group each (after the encoder's warm-up)
+                // keeps start-up short.
                 let even = |x: u32| (x / r.scale_divisor).max(16) & !1;
                 video_ladder.push(vp8_groups(
                     even(w),
@@ -121,6 +130,7 @@ impl Library {
                     (f64::from(args.video_kbps) * r.bitrate).round() as u32,
                     args.keyframe_secs,
                     1,
+                    true,
                 )?);
             }
         }
@@ -232,6 +242,14 @@ mod tests {
             interval: Duration::from_millis(33),
             size: None,
         })
+    }
+
+    #[test]
+    fn a_warmed_up_clip_is_one_group_that_starts_on_a_keyframe() {
+        let c = vp8_groups(160, 120, 10, 100, 1.0, 1, true).unwrap();
+        assert_eq!(c.frames.len(), 10);
+        assert!(c.frames[0].keyframe);
+        assert!(c.frames[1..].iter().all(|f| !f.keyframe));
     }
 
     #[test]
