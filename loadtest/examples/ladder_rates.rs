@@ -1,13 +1,16 @@
 //! What each rung of the publishers' adaptation ladder really sends: the camera clip the load
-//! tester makes for each rung (`quicmeet_client::uplink::LADDER`, as `--adapt on` does),
-//! encoded with the same realtime settings (and, as there, without the encoder's first
-//! second), against the bitrate the rung asks for.
+//! tester makes for each rung (`quicmeet_client::uplink::LADDER`, as `--adapt on` does, by
+//! the same function: one group of pictures after the encoder's warm-up group), against the
+//! bitrate the rung asks for.
 //!
 //! `cargo run --release -p quicmeet-loadtest --example ladder_rates [WIDTH HEIGHT FPS KBPS]`
 //! (default 1280 720 30 1500, the lab's 720p camera).
 
 use quicmeet_client::uplink::LADDER;
-use quicmeet_testkit::clip::{self, ClipConfig};
+use quicmeet_loadtest::media::ladder_clip;
+
+/// The load tester's default keyframe interval (`--keyframe-secs`).
+const KEYFRAME_SECS: f64 = 2.0;
 
 fn main() {
     let a: Vec<u32> = std::env::args()
@@ -20,31 +23,21 @@ fn main() {
     };
     println!("rung  size       fps  asks kbit/s  sends kbit/s  keyframes (bytes)");
     for (i, r) in LADDER.iter().enumerate() {
-        let even = |x: u32| (x / r.scale_divisor).max(16) & !1;
-        let f = (fps / r.fps_divisor).max(1);
-        let cfg = ClipConfig {
-            width: even(w),
-            height: even(h),
-            fps: f,
-            // A warm-up second the tester leaves out (`media.rs`), then three.
-            frames: f * 4,
-            keyframe_interval: f,
-            bitrate_bps: (f64::from(kbps) * 1000.0 * r.bitrate).round() as u32,
-        };
-        let mut frames = clip::vp8(&cfg).expect("VP8 clip");
-        frames.drain(..f as usize);
-        let bytes: usize = frames.iter().map(|x| x.data.len()).sum();
-        let keys: Vec<usize> = frames
+        // The clip the tester's publishers send at this rung (the top rung included, made
+        // the same way here so every row is measured alike).
+        let clip = ladder_clip(w, h, fps, kbps, KEYFRAME_SECS, r).expect("VP8 clip");
+        let (cw, ch) = clip.size.unwrap_or_default();
+        let keys: Vec<usize> = clip
+            .frames
             .iter()
             .filter(|x| x.keyframe)
             .map(|x| x.data.len())
             .collect();
         println!(
-            "{i:>4}  {:>4}x{:<4}  {f:>3}  {:>11}  {:>12}  {keys:?}",
-            cfg.width,
-            cfg.height,
-            cfg.bitrate_bps / 1000,
-            bytes * 8 / 3 / 1000
+            "{i:>4}  {cw:>4}x{ch:<4}  {:>3}  {:>11}  {:>12.0}  {keys:?}",
+            (1.0 / clip.interval.as_secs_f64()).round(),
+            (f64::from(kbps) * r.bitrate).round(),
+            clip.kbps()
         );
     }
 }

@@ -93,19 +93,49 @@ fn vp8_groups(
         keyframe_interval: interval,
         bitrate_bps: kbps.saturating_mul(1000).max(20_000),
     };
-    let frames = clip::vp8(&cfg)?;
+    let frames = clip::vp8(&cfg)?
+        .into_iter()
+        .map(|f| ClipFrame {
+            data: Bytes::from(f.data),
+            keyframe: f.keyframe,
+        })
+        .collect();
     Ok(Arc::new(Clip {
-        frames: frames
-            .into_iter()
-            .skip(skip)
-            .map(|f| ClipFrame {
-                data: Bytes::from(f.data),
-                keyframe: f.keyframe,
-            })
-            .collect(),
+        frames: without_warm_up(frames, skip),
         interval: Duration::from_secs_f64(1.0 / f64::from(fps)),
         size: Some((width, height)),
     }))
+}
+
+/// `frames` without the first `skip` (the warm-up group), starting on the keyframe that
+/// follows it.
+fn without_warm_up(mut frames: Vec<ClipFrame>, skip: usize) -> Vec<ClipFrame> {
+    frames.drain(..skip.min(frames.len()));
+    frames
+}
+
+/// The camera clip a publisher sends at `rung` of its adaptation ladder
+/// ([`quicmeet_client::uplink::LADDER`]), for a camera of `width`×`height` at `fps` and
+/// `kbps`: the rung's share of each, even sizes as VP8 wants, one group of pictures after
+/// the encoder's warm-up group (which is left out).
+pub fn ladder_clip(
+    width: u32,
+    height: u32,
+    fps: u32,
+    kbps: u32,
+    keyframe_secs: f64,
+    rung: &quicmeet_client::uplink::Rung,
+) -> Result<Arc<Clip>> {
+    let even = |x: u32| (x / rung.scale_divisor).max(16) & !1;
+    vp8_groups(
+        even(width),
+        even(height),
+        (fps / rung.fps_divisor).max(1),
+        (f64::from(kbps) * rung.bitrate).round() as u32,
+        keyframe_secs,
+        1,
+        true,
+    )
 }
 
 impl Library {
@@ -119,18 +149,15 @@ impl Library {
         let mut video_ladder = vec![];
         if let (Some(v), Some((w, h)), OnOff::On) = (&video, args.video_res.size(), args.adapt) {
             video_ladder.push(v.clone());
+            // One group each (after the encoder's warm-up) keeps start-up short.
             for r in &quicmeet_client::uplink::LADDER[1..] {
-                // Even sizes, as VP8 wants; one group each (after the encoder's warm-up)
-                // keeps start-up short.
-                let even = |x: u32| (x / r.scale_divisor).max(16) & !1;
-                video_ladder.push(vp8_groups(
-                    even(w),
-                    even(h),
-                    (args.fps / r.fps_divisor).max(1),
-                    (f64::from(args.video_kbps) * r.bitrate).round() as u32,
+                video_ladder.push(ladder_clip(
+                    w,
+                    h,
+                    args.fps,
+                    args.video_kbps,
                     args.keyframe_secs,
-                    1,
-                    true,
+                    r,
                 )?);
             }
         }
@@ -242,6 +269,25 @@ mod tests {
             interval: Duration::from_millis(33),
             size: None,
         })
+    }
+
+    #[test]
+    fn the_warm_up_group_is_left_out_and_the_clip_starts_on_the_next_keyframe() {
+        let frames = |keys: &[bool]| -> Vec<ClipFrame> {
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| ClipFrame {
+                    data: Bytes::from(vec![i as u8]),
+                    keyframe: *k,
+                })
+                .collect()
+        };
+        let kept = without_warm_up(frames(&[true, false, false, true, false, false]), 3);
+        let ids: Vec<u8> = kept.iter().map(|f| f.data[0]).collect();
+        assert_eq!(ids, [3, 4, 5]);
+        assert!(kept[0].keyframe);
+        // Nothing to leave out: the clip is unchanged.
+        assert_eq!(without_warm_up(frames(&[true, false]), 0).len(), 2);
     }
 
     #[test]
