@@ -5,6 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use quicmeet_proto::wt::encode_control;
 use quicmeet_proto::{ClientMessage, ControlStreamDecoder, Decoded, EncodedFrame, StreamDecoder};
 use wtransport::config::QuicTransportConfig;
@@ -257,8 +259,8 @@ fn close_info(e: &ConnectionError) -> CloseInfo {
     }
 }
 
-fn datagram_event(d: &wtransport::datagram::Datagram, counters: &Counters) -> Option<Event> {
-    match EncodedFrame::decode(d.payload()) {
+fn datagram_event(payload: bytes::Bytes, counters: &Counters) -> Option<Event> {
+    match EncodedFrame::decode(payload) {
         Ok(frame) => {
             Counters::add(&counters.datagrams, 1);
             Counters::add(&counters.media_bytes, frame.len() as u64);
@@ -271,17 +273,73 @@ fn datagram_event(d: &wtransport::datagram::Datagram, counters: &Counters) -> Op
     }
 }
 
+/// The session's datagrams, read straight from QUIC.
+///
+/// wtransport hands each datagram from QUIC to the session through its own driver task and
+/// a one-slot channel: two task wake-ups per datagram. A client short of CPU, with hundreds
+/// of tasks in the run queue, then took each audio datagram a full turn of the queue late, and
+/// in a 40-person meeting read a fifth of what arrived (QUIC dropped the rest from its full
+/// receive buffer). Reading QUIC here takes every waiting datagram in one wake-up. wtransport's
+/// driver cannot be told to stop reading, so what it takes is read from it too: nothing is
+/// lost, those few just take the longer way.
+struct Datagrams {
+    conn: Connection,
+    quic: quinn::Connection,
+    session: u64,
+    /// Read from QUIC but not yet taken.
+    ready: VecDeque<bytes::Bytes>,
+}
+
+impl Datagrams {
+    fn new(conn: Connection) -> Self {
+        Self {
+            quic: conn.quic_connection().clone(),
+            session: conn.session_id().into_u64(),
+            conn,
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// Keeps the payload of a datagram of this session (the header is the session's id).
+    fn keep(&mut self, d: bytes::Bytes) {
+        if let Some((session, n)) = quicmeet_proto::wt::datagram_session(&d) {
+            if session == self.session {
+                self.ready.push_back(d.slice(n..));
+            }
+        }
+    }
+
+    /// The next datagram's payload; `None` once the connection is closed. Cancel-safe.
+    async fn next(&mut self) -> Option<bytes::Bytes> {
+        if let Some(d) = self.ready.pop_front() {
+            return Some(d);
+        }
+        tokio::select! {
+            d = self.quic.read_datagram() => {
+                self.keep(d.ok()?);
+                // Everything else already waiting, in the same wake-up.
+                while let Some(Ok(d)) = self.quic.read_datagram().now_or_never() {
+                    self.keep(d);
+                }
+            }
+            d = self.conn.receive_datagram() => self.ready.push_back(d.ok()?.payload()),
+        }
+        self.ready.pop_front()
+    }
+}
+
 async fn read_datagrams(
     conn: Connection,
     tx: EventTx,
     counters: Arc<Counters>,
     max_age: Option<Duration>,
 ) {
+    let mut datagrams = Datagrams::new(conn);
     let Some(max_age) = max_age else {
         // Every datagram is delivered: when the caller stops reading, QUIC's receive buffer
         // fills and drops them.
-        while let Ok(d) = conn.receive_datagram().await {
-            if let Some(ev) = datagram_event(&d, &counters) {
+        while let Some(d) = datagrams.next().await {
+            if let Some(ev) = datagram_event(d, &counters) {
                 if tx.send(ev).await.is_err() {
                     return;
                 }
@@ -298,9 +356,9 @@ async fn read_datagrams(
     };
     loop {
         tokio::select! {
-            d = conn.receive_datagram() => {
-                let Ok(d) = d else { return };
-                if let Some(ev) = datagram_event(&d, &counters) {
+            d = datagrams.next() => {
+                let Some(d) = d else { return };
+                if let Some(ev) = datagram_event(d, &counters) {
                     if pending.len() >= MAX_PENDING_DATAGRAMS {
                         if let Some(old) = pending.pop_front() {
                             counters.expire(&old);

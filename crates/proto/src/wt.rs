@@ -11,6 +11,48 @@ use serde::Serialize;
 use crate::control::{self, ClientMessage, ControlError, ServerMessage, MAX_CONTROL_LEN};
 use crate::decode::Decoded;
 
+/// The header of a WebTransport datagram on the wire (HTTP/3 datagrams, RFC 9297): the
+/// quarter stream id of the session's CONNECT stream as a QUIC variable-length integer
+/// (RFC 9000 §16), then the payload (one frame). Returns the bytes and how many are used.
+pub fn datagram_header(session_stream_id: u64) -> ([u8; 8], usize) {
+    let v = session_stream_id >> 2;
+    let mut out = [0u8; 8];
+    let n = match v {
+        0..=0x3f => {
+            out[0] = v as u8;
+            1
+        }
+        0x40..=0x3fff => {
+            out[..2].copy_from_slice(&(v as u16 | 0x4000).to_be_bytes());
+            2
+        }
+        0x4000..=0x3fff_ffff => {
+            out[..4].copy_from_slice(&(v as u32 | 0x8000_0000).to_be_bytes());
+            4
+        }
+        _ => {
+            out.copy_from_slice(
+                &((v & 0x3fff_ffff_ffff_ffff) | 0xc000_0000_0000_0000).to_be_bytes(),
+            );
+            8
+        }
+    };
+    (out, n)
+}
+
+/// Reads a WebTransport datagram's header (see [`datagram_header`]): the session's stream id
+/// and where the payload starts. `None` when the datagram is too short for its header.
+pub fn datagram_session(d: &[u8]) -> Option<(u64, usize)> {
+    let first = *d.first()?;
+    let n = 1usize << (first >> 6);
+    let b = d.get(..n)?;
+    let mut v = u64::from(first & 0x3f);
+    for x in &b[1..] {
+        v = (v << 8) | u64::from(*x);
+    }
+    Some((v << 2, n))
+}
+
 /// Length of the prefix in front of each control message.
 pub const LEN_PREFIX: usize = 4;
 
@@ -109,6 +151,36 @@ impl ControlStreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datagram_header_is_the_quarter_stream_id_as_a_quic_varint() {
+        // RFC 9000 appendix A.1's examples, as quarter stream ids.
+        for (quarter, want) in [
+            (0u64, &[0x00u8][..]),
+            (37, &[0x25]),
+            (15_293, &[0x7b, 0xbd]),
+            (494_878_333, &[0x9d, 0x7f, 0x3e, 0x7d]),
+            (
+                151_288_809_941_952_652,
+                &[0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c],
+            ),
+        ] {
+            let (h, n) = datagram_header(quarter << 2);
+            assert_eq!(&h[..n], want, "{quarter}");
+            let mut d = h[..n].to_vec();
+            d.extend_from_slice(b"frame");
+            assert_eq!(datagram_session(&d), Some((quarter << 2, n)), "{quarter}");
+        }
+    }
+
+    #[test]
+    fn a_datagram_too_short_for_its_header_is_refused() {
+        assert_eq!(datagram_session(&[]), None);
+        assert_eq!(datagram_session(&[0x7b]), None);
+        assert_eq!(datagram_session(&[0x9d, 0x7f, 0x3e]), None);
+        // A header and nothing else is a session's empty datagram.
+        assert_eq!(datagram_session(&[0x25]), Some((37 << 2, 1)));
+    }
 
     #[test]
     fn frames_split_anywhere() {

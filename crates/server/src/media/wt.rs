@@ -426,24 +426,13 @@ struct Datagrams {
 
 impl Datagrams {
     fn new(conn: &Connection, count: Arc<DatagramCount>) -> Self {
-        let quarter = conn.session_id().into_u64() >> 2;
-        let mut prefix = SmallVec::new();
-        put_varint(&mut prefix, quarter);
+        let (header, n) = quicmeet_proto::wt::datagram_header(conn.session_id().into_u64());
+        let prefix = SmallVec::from_slice(&header[..n]);
         Self {
             quic: conn.quic_connection().clone(),
             prefix,
             count,
         }
-    }
-}
-
-/// QUIC's variable-length integer (RFC 9000 §16), for values below 2^62.
-fn put_varint(out: &mut SmallVec<[u8; 8]>, v: u64) {
-    match v {
-        0..=0x3f => out.push(v as u8),
-        0x40..=0x3fff => out.extend_from_slice(&(v as u16 | 0x4000).to_be_bytes()),
-        0x4000..=0x3fff_ffff => out.extend_from_slice(&(v as u32 | 0x8000_0000).to_be_bytes()),
-        _ => out.extend_from_slice(&(v | 0xc000_0000_0000_0000).to_be_bytes()),
     }
 }
 
@@ -665,25 +654,6 @@ impl Attached {
 #[cfg(test)]
 mod tests {
     use super::token_from_path;
-
-    #[test]
-    fn datagram_prefix_is_a_quic_varint() {
-        // RFC 9000 appendix A.1's examples.
-        for (v, want) in [
-            (0u64, &[0x00u8][..]),
-            (37, &[0x25]),
-            (15_293, &[0x7b, 0xbd]),
-            (494_878_333, &[0x9d, 0x7f, 0x3e, 0x7d]),
-            (
-                151_288_809_941_952_652,
-                &[0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c],
-            ),
-        ] {
-            let mut b = smallvec::SmallVec::new();
-            super::put_varint(&mut b, v);
-            assert_eq!(b.as_slice(), want, "{v}");
-        }
-    }
 
     #[test]
     fn token_is_read_from_the_wt_path_only() {
