@@ -311,18 +311,17 @@ impl Datagrams {
 
     /// The next datagram's payload; `None` once the connection is closed. Cancel-safe.
     async fn next(&mut self) -> Option<bytes::Bytes> {
-        if let Some(d) = self.ready.pop_front() {
-            return Some(d);
-        }
-        tokio::select! {
-            d = self.quic.read_datagram() => {
-                self.keep(d.ok()?);
-                // Everything else already waiting, in the same wake-up.
-                while let Some(Ok(d)) = self.quic.read_datagram().now_or_never() {
-                    self.keep(d);
+        while self.ready.is_empty() {
+            tokio::select! {
+                d = self.quic.read_datagram() => {
+                    self.keep(d.ok()?);
+                    // Everything else already waiting, in the same wake-up.
+                    while let Some(Ok(d)) = self.quic.read_datagram().now_or_never() {
+                        self.keep(d);
+                    }
                 }
+                d = self.conn.receive_datagram() => self.ready.push_back(d.ok()?.payload()),
             }
-            d = self.conn.receive_datagram() => self.ready.push_back(d.ok()?.payload()),
         }
         self.ready.pop_front()
     }

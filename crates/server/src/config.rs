@@ -115,6 +115,14 @@ pub struct Config {
     #[arg(long, env = "QUICMEET_TRANSCODE_WORKERS", default_value_t = transcode_workers_default())]
     pub transcode_workers: usize,
 
+    /// Nice value of the transcoder's threads (0 to 19). Forwarding audio and video must not
+    /// wait for lower layers: above 0 the transcoder only gets the CPU forwarding leaves, and
+    /// on a machine without enough of it the pool drops input, counts as saturated and asks
+    /// capable publishers to make their lower layers themselves. 0 gives it equal footing.
+    #[arg(long, env = "QUICMEET_TRANSCODE_NICE", default_value_t = 10,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub transcode_nice: i32,
+
     /// Treat the transcoder pool as saturated when it would make more than this many lower
     /// layers at once (all meetings together), as it is when it drops input: publishers that
     /// declared `layers_capable` are then asked to make their wanted lower layers themselves
@@ -307,6 +315,9 @@ mod tests {
             std::thread::available_parallelism().map_or(1, |n| n.get()),
             "one transcoder worker per core"
         );
+        assert_eq!(c.transcode_nice, 10, "forwarding comes before layers");
+        assert!(Config::try_parse_from(["quicmeet", "--transcode-nice", "20"]).is_err());
+        assert!(Config::try_parse_from(["quicmeet", "--transcode-nice", "-1"]).is_err());
     }
 
     #[test]

@@ -196,6 +196,7 @@ impl Server {
             media::MediaConfig {
                 max_participants: config.max_participants,
                 transcode_workers: config.transcode_workers,
+                transcode_nice: config.transcode_nice,
                 transcode_saturation_layers: config.transcode_saturation_layers,
             },
             cancel.child_token(),

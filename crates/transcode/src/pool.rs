@@ -36,6 +36,11 @@ pub struct PoolConfig {
     /// While a track waits for a source keyframe, repeat [`PoolEvent::SourceKeyframeNeeded`]
     /// this often.
     pub keyframe_request_interval: Duration,
+    /// The workers' nice value (0 to 19; 0 leaves their priority alone). Above 0 the
+    /// workers only get CPU that more urgent threads (a server's forwarding) leave, and when
+    /// that is not enough their queues drop input, which is the pool's saturation signal.
+    /// FFmpeg's own threads, started from a worker, inherit it. Linux only.
+    pub nice: i32,
 }
 
 impl Default for PoolConfig {
@@ -46,6 +51,7 @@ impl Default for PoolConfig {
             queue_per_track: 4,
             tick_interval: Duration::from_millis(250),
             keyframe_request_interval: Duration::from_secs(1),
+            nice: 0,
         }
     }
 }
@@ -131,6 +137,25 @@ impl Shared {
     }
 }
 
+/// Sets the calling thread's nice value (Linux keeps one per thread). A failure only costs
+/// the priority, so it is logged and the worker runs on.
+#[allow(unsafe_code)]
+fn set_thread_nice(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority have no memory effects; the id is this thread's.
+        let r = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice.clamp(-20, 19))
+        };
+        if r != 0 {
+            tracing::warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower the transcoder's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 /// The worker pool. Dropping it stops and joins the workers.
 pub struct Pool {
     config: PoolConfig,
@@ -182,9 +207,13 @@ impl Pool {
             let (w_shared, w_metrics, w_sink) = (shared.clone(), metrics.clone(), sink.clone());
             let tick = config.tick_interval.max(Duration::from_millis(1));
             let key_interval = config.keyframe_request_interval;
+            let nice = config.nice;
             let handle = std::thread::Builder::new()
                 .name(format!("qm-transcode-{i}"))
                 .spawn(move || {
+                    if nice != 0 {
+                        set_thread_nice(nice);
+                    }
                     // Built on its thread: FFmpeg scaler contexts are not `Send`.
                     Worker {
                         shared: w_shared,
@@ -551,5 +580,55 @@ impl Worker {
             slot.last_key_request = Some(now);
             (self.sink)(PoolEvent::SourceKeyframeNeeded { track_id: id });
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// Nice values of this process's threads named `qm-transcode-*`.
+    fn worker_nices() -> Vec<i32> {
+        let mut out = vec![];
+        for e in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let dir = e.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if !comm.starts_with("qm-transcode-") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            // Fields after "(comm)" start with the state (field 3); nice is field 19.
+            if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+                if let Some(n) = rest.split_whitespace().nth(16) {
+                    out.push(n.parse().unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn workers_run_at_the_configured_nice_value() {
+        let (pool, _rx) = Pool::with_channel(PoolConfig {
+            workers: 2,
+            nice: 7,
+            ..PoolConfig::default()
+        })
+        .unwrap();
+        // Other tests' pools (nice 0) may run in this process at the same time.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let niced = worker_nices().iter().filter(|n| **n == 7).count();
+            if niced >= 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "workers at nice 7: {niced} of 2 ({:?})",
+                worker_nices()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(pool);
     }
 }

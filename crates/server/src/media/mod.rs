@@ -77,6 +77,8 @@ pub struct MediaConfig {
     pub max_participants: usize,
     /// Worker threads making lower video layers; 0 turns server-side layers off.
     pub transcode_workers: usize,
+    /// Nice value of the transcoder's threads (forwarding comes first).
+    pub transcode_nice: i32,
     /// More lower layers than this at once count as a saturated transcoder pool.
     pub transcode_saturation_layers: Option<u32>,
 }
@@ -108,7 +110,7 @@ pub struct Attached {
 impl MediaHub {
     pub fn new(store: Store, config: MediaConfig, cancel: CancellationToken) -> Arc<Self> {
         let transcoders = if config.transcode_workers > 0 {
-            match xcode::Transcoders::new(config.transcode_workers) {
+            match xcode::Transcoders::new(config.transcode_workers, config.transcode_nice) {
                 Ok(t) => Some(Arc::new(t)),
                 Err(e) => {
                     tracing::error!(error = %e, "server-side layers are off");

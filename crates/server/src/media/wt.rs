@@ -21,6 +21,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures::FutureExt;
 use quicmeet_proto::{
     control, wt::ControlStreamDecoder, ClientMessage, Decoded, EncodedFrame, MediaKind,
     ServerMessage, StreamDecoder,
@@ -301,8 +302,9 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         let hub = hub.clone();
         async move {
             let mut strikes = Strikes::default();
-            while let Ok(d) = conn.receive_datagram().await {
-                match EncodedFrame::decode(d.payload()) {
+            let mut incoming = IncomingDatagrams::new(&conn);
+            while let Some(d) = incoming.next().await {
+                match EncodedFrame::decode(d) {
                     Ok(f) => attached.media(f),
                     Err(e) => {
                         hub.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
@@ -384,6 +386,54 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     );
     datagrams.report_closed(conn.quic_connection().stats().frame_tx.datagram, &hub);
     drop(attached);
+}
+
+/// A publisher's audio datagrams, read from QUIC itself rather than through wtransport's
+/// driver task, which hands them on one at a time through a one-slot channel (a second task
+/// wake-up per frame, each a turn of the run queue late when the server is busy). Every
+/// datagram already waiting is taken in the same wake-up. The driver still reads some; those
+/// are taken from it, so none is lost.
+struct IncomingDatagrams {
+    conn: Connection,
+    quic: wtransport::quinn::Connection,
+    session: u64,
+    ready: std::collections::VecDeque<Bytes>,
+}
+
+impl IncomingDatagrams {
+    fn new(conn: &Connection) -> Self {
+        Self {
+            conn: conn.clone(),
+            quic: conn.quic_connection().clone(),
+            session: conn.session_id().into_u64(),
+            ready: Default::default(),
+        }
+    }
+
+    /// Keeps the payload of a datagram of this session; others are dropped, as wtransport
+    /// drops them.
+    fn keep(&mut self, d: Bytes) {
+        match quicmeet_proto::wt::datagram_session(&d) {
+            Some((session, n)) if session == self.session => self.ready.push_back(d.slice(n..)),
+            _ => {}
+        }
+    }
+
+    /// The next datagram's payload; `None` once the connection is closed.
+    async fn next(&mut self) -> Option<Bytes> {
+        while self.ready.is_empty() {
+            tokio::select! {
+                d = self.quic.read_datagram() => {
+                    self.keep(d.ok()?);
+                    while let Some(Ok(d)) = self.quic.read_datagram().now_or_never() {
+                        self.keep(d);
+                    }
+                }
+                d = self.conn.receive_datagram() => self.ready.push_back(d.ok()?.payload()),
+            }
+        }
+        self.ready.pop_front()
+    }
 }
 
 /// Datagrams this session handed to QUIC, and how many of QUIC's drops were already counted.

@@ -64,7 +64,8 @@ impl Drop for TrackTranscoder {
 }
 
 impl Transcoders {
-    pub fn new(workers: usize) -> anyhow::Result<Self> {
+    /// Starts the pool with `workers` threads at nice value `nice`.
+    pub fn new(workers: usize, nice: i32) -> anyhow::Result<Self> {
         let routes: Arc<Mutex<HashMap<u32, Route>>> = Arc::default();
         let r2 = routes.clone();
         let sink = move |ev: PoolEvent| match ev {
@@ -100,6 +101,7 @@ impl Transcoders {
         let workers = workers.max(1);
         let config = PoolConfig {
             workers,
+            nice,
             ..PoolConfig::default()
         };
         let pool = Pool::new(config, sink)
