@@ -105,6 +105,9 @@ pub struct Group {
     pub settled_at_s: Option<f64>,
     /// The lowest layer (highest index) any of these streams was moved to.
     pub lowest_layer: u8,
+    /// Those `layer_changed` messages in the order they came, to see where each stream
+    /// settled and whether a later one was a try of a better layer.
+    pub switches: Vec<LayerSwitch>,
 }
 
 /// The lab's section of the report.
@@ -198,6 +201,7 @@ pub fn build(
             layer_switches: mine.len() as u64,
             settled_at_s: last.values().copied().reduce(f64::max),
             lowest_layer: mine.iter().map(|w| w.layer).max().unwrap_or(0),
+            switches: mine.iter().map(|w| (*w).clone()).collect(),
         });
     };
     group("impaired receivers", &|s| impaired_rx(s));

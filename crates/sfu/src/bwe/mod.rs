@@ -33,7 +33,8 @@
 //! - when the transport reports statistics, a downlink estimate ([`Estimator`]) sets a video
 //!   budget per subscriber, shared screen shares first, then the active speaker's camera, then
 //!   the rest; a subscription never gets a layer above what its share of the budget fits. It
-//!   steps up one layer at a time with margin and a hold after a step down. While nothing the
+//!   steps up one layer at a time with margin and a hold after a step down, one subscription
+//!   per look and at least [`UP_SPACING`] after its last step up. While nothing the
 //!   transport sees limits the subscriber (no estimate), only the rules above apply.
 //!
 //! Feedback is an open set ([`Feedback`] is `#[non_exhaustive]`): transport statistics are
@@ -61,6 +62,12 @@ const AUDIO_RESERVE_BPS: f64 = 100_000.0;
 const UP_MARGIN: f64 = 1.25;
 /// After the budget moved a subscriber down, it waits this long before moving up again.
 const UP_HOLD: Duration = Duration::from_secs(4);
+/// A subscriber's next step up waits this long after its last one, so each step shows
+/// whether the path carries it (its queue, in the transport's samples and the receiver's
+/// reports) before another adds to it: a 1 Mbit/s subscriber whose start stepped two or
+/// three cameras up half a second apart filled its 200 ms queue before the first step's
+/// queue was seen, and its audio waited behind it.
+const UP_SPACING: Duration = Duration::from_millis(1000);
 /// What each layer of a camera is taken to cost before anything was measured: a 720p
 /// publisher and the transcoder's targets for its two lower layers.
 const NOMINAL_BPS: [f64; LAYERS] = [1_500_000.0, 500_000.0, 150_000.0];
@@ -226,6 +233,8 @@ struct Subscriber {
     est: Estimator,
     /// When the budget last moved this subscriber down.
     budget_down_at: Option<Instant>,
+    /// When the budget last moved one of this subscriber's subscriptions up.
+    rose_at: Option<Instant>,
     /// The next look is off the grid, for a falling estimate.
     urgent: bool,
 }
@@ -644,9 +653,11 @@ fn budget(
     // the pace, where their video would lag).
     let lowest = |t: u32| tracks.get(&t).copied().unwrap_or_default().cost(max);
     left -= s.prefs.iter().map(|p| lowest(p.track_id)).sum::<f64>();
-    let may_rise = s
+    let mut may_rise = s
         .budget_down_at
-        .is_none_or(|t| now.saturating_duration_since(t) >= UP_HOLD);
+        .is_none_or(|t| now.saturating_duration_since(t) >= UP_HOLD)
+        && s.rose_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= UP_SPACING);
     let mut went_down = false;
     for (_, track_id, i) in order {
         let Some(p) = s.prefs.get_mut(i) else {
@@ -667,7 +678,9 @@ fn budget(
             went_down |= l > cur;
             l
         } else if may_rise && cur > floor && fits(cur - 1, UP_MARGIN) {
-            // One step up at a time, with margin.
+            // One step up at a time, with margin, for one subscription per look.
+            may_rise = false;
+            s.rose_at = Some(now);
             cur - 1
         } else {
             cur

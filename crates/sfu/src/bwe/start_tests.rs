@@ -404,3 +404,32 @@ fn a_full_layer_the_publisher_holds_down_costs_what_it_will_cost_once_watched() 
     feed(&mut b, false);
     assert!(b.tracks[&1].cost(0) < 500_000.0);
 }
+
+#[test]
+fn steps_up_come_one_subscription_at_a_time_a_second_apart() {
+    let mut l = Link::new();
+    l.join(20e6);
+    let mut before = l.layers.clone();
+    let mut rises: Vec<u64> = vec![];
+    for t in (0..8_000).step_by(100) {
+        l.run(t, t + 100, 20e6);
+        let up = l
+            .layers
+            .iter()
+            .filter(|(id, layer)| before.get(*id).is_some_and(|b| *layer < b))
+            .count();
+        assert!(up <= 1, "{up} cameras stepped up at once at {t} ms");
+        if up == 1 {
+            rises.push(t);
+        }
+        before = l.layers.clone();
+    }
+    assert_eq!(l.sorted_layers(), vec![0, 0, 0], "rises at {rises:?} ms");
+    for w in rises.windows(2) {
+        assert!(
+            w[1] - w[0] >= 1_000,
+            "a step up {} ms after the one before: {rises:?}",
+            w[1] - w[0]
+        );
+    }
+}
