@@ -34,7 +34,7 @@
 //!   budget per subscriber, shared screen shares first, then the active speaker's camera, then
 //!   the rest; a subscription never gets a layer above what its share of the budget fits. It
 //!   steps up one layer at a time with margin and a hold after a step down, one subscription
-//!   per look and at least [`UP_SPACING`] after its last step up. While nothing the
+//!   per look and at least a second (`UP_SPACING`) after its last step up. While nothing the
 //!   transport sees limits the subscriber (no estimate), only the rules above apply.
 //!
 //! Feedback is an open set ([`Feedback`] is `#[non_exhaustive]`): transport statistics are
