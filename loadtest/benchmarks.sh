@@ -3,7 +3,7 @@
 # 10 steps of 10 s of media; fixed: 20 s), each wrapped in a timeout.
 #
 #   cargo build --release -p quicmeet-loadtest -p quicmeet-server
-#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|audio-path|publayers|cluster]...
+#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|past|audio-path|publayers|cluster]...
 #
 # lab: the impairment lab's figures (issue 10), both transports, 20 s each. QM=/path/to/quicmeet
 # picks the server binary (to compare two builds); LT likewise the load tester.
@@ -16,6 +16,10 @@
 # starts them: --nodes 3; needs Debian's nats-server), interleaved: one meeting split over the
 # nodes (cross-node latency, CPU per delivered frame), three meetings one per node, and a
 # meeting larger than a node's capacity (--max-node-participants) spread over three.
+# past: issue 10's past-capacity series: 720p all-to-all meetings of PAST_N publishers (default
+# "32 36 40 44 48 56"), no impairment, relay / WebTransport / WebSocket interleaved per size,
+# then one table of audio p50/p99 and loss per size (the goal: audio p99 < 150 ms as long as
+# the relay's is).
 # publayers: issue 15's saturated-transcoder meeting (PUBLAYERS_N 720p publishers, default 16,
 # two layer-1 subscribers, 2 transcoder workers), without and with publisher-made layers,
 # interleaved twice.
@@ -130,6 +134,29 @@ for f in sys.argv[1:]:
           f"stop_layer sent {d.get('quicmeet_stop_layer_total', 0):.0f} · "
           f"server {r['server']['cpu_cores'] or 0:.2f} cores, tester {r['tester']['cpu_cores'] or 0:.2f} · "
           f"load {m.get('load_start')} → {m.get('load_end')}")
+PY
+    ;;
+  past)
+    for n in ${PAST_N:-32 36 40 44 48 56}; do
+      P="--rooms 1 --publishers-per-room $n --subscribers-per-room 0 $V720 --duration 10"
+      run past$n-relay --target relay $P
+      run past$n-wt --spawn-server "$QM" --transport wt $P
+      run past$n-ws --spawn-server "$QM" --transport ws $P
+    done
+    python3 - past*-*.json <<'PY'
+import json, sys
+rows = {}
+for f in sys.argv[1:]:
+    r = json.load(open(f))
+    n, target = f.removeprefix("past").removesuffix(".json").split("-")
+    a = next(k for k in r["kinds"] if k["kind"] == "audio")
+    v = next(k for k in r["kinds"] if k["kind"] == "video")
+    rows.setdefault(int(n), {})[target] = (
+        f"{a['latency_ms']['p50']:.0f}/{a['latency_ms']['p99']:.0f} ms {a['loss_pct']:.1f} %"
+        f" (video p99 {v['latency_ms']['p99']:.0f} ms)")
+print("N  | " + " | ".join(f"{t:<38}" for t in ("relay", "wt", "ws")))
+for n in sorted(rows):
+    print(f"{n:<3}| " + " | ".join(f"{rows[n].get(t, '-'):<38}" for t in ("relay", "wt", "ws")))
 PY
     ;;
   lab-kernel)
