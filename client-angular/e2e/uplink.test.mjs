@@ -70,6 +70,10 @@ describe('publisher on a capped link', { timeout: 120_000 }, () => {
       if (guest) {
         await p.fill('#gname', guest.name);
         await p.fill('#gemail', guest.email);
+        // The viewer only watches: a second camera encoder (and its decoder in the publisher's
+        // page) would take the CPU the two browsers share, and a starved viewer's estimate
+        // moves its subscription down and up again, which is not what this test is about.
+        await p.click('.prejoin button[aria-label="Turn off camera"]');
       }
       await p.click('.join-btn:not([disabled])');
       try {
@@ -86,14 +90,25 @@ describe('publisher on a capped link', { timeout: 120_000 }, () => {
 
     // 1. Full window: the full layer is wanted, the camera runs at its full bitrate. A new
     // subscription may start below the layer its tile asks for and climb as its link proves
-    // it carries more (PROTOCOL §5.6); on a machine busy with two browsers that takes a while.
+    // it carries more (PROTOCOL §5.6). The publisher's demand is 0 before the first track_demand too, so wait for the viewer's
+    // own subscription to be on the full layer first. On a machine busy with two browsers the
+    // viewer's own estimate may still move it down for a while (its receiver reports see the
+    // late timers as queue), and that is not what this test is about: the full layer's rate is
+    // measured over a stretch in which the full layer stayed wanted, tried up to four times.
     const t0 = Date.now();
-    await waitFor(pub, () => globalThis.__quicmeet.state().media.encoded.camera.demandStep === 0, undefined, 20_000, 'track_demand for the full layer');
-    console.log(`# the viewer's full layer wanted ${Date.now() - t0} ms after its first 20 pictures`);
-    await sleep(2000);
-    const full = await rates(pub, 5000);
-    const before1 = await camera(pub);
-    assert.equal(before1.camera.demandStep, 0, `full layer still wanted: ${JSON.stringify(before1.camera)}`);
+    let full;
+    let before1;
+    for (let attempt = 1; ; attempt++) {
+      await waitFor(viewer, (id) => globalThis.__quicmeet.state().media.remotes.find((r) => r.trackId === id)?.layer === 0, camTrack, 40_000, 'the viewer on the full layer');
+      await waitFor(pub, () => globalThis.__quicmeet.state().media.encoded.camera.demandStep === 0, undefined, 10_000, 'track_demand for the full layer');
+      console.log(`# the viewer's full layer wanted ${Date.now() - t0} ms after its first 20 pictures (attempt ${attempt})`);
+      await sleep(2000);
+      const wantedBefore = (await camera(pub)).camera.demandStep === 0;
+      full = await rates(pub, 5000);
+      before1 = await camera(pub);
+      if (wantedBefore && before1.camera.demandStep === 0) break;
+      assert.ok(attempt < 4, `full layer still wanted: ${JSON.stringify(before1.camera)}`);
+    }
 
     // A small window: the viewer's tile needs a lower layer, the server sends track_demand.
     await viewer.setViewportSize({ width: 360, height: 240 });
