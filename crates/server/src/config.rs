@@ -317,7 +317,10 @@ mod tests {
             std::thread::available_parallelism().map_or(1, |n| n.get()),
             "one transcoder worker per core"
         );
-        assert_eq!(c.transcode_nice, 0, "the transcoder's priority is left alone");
+        assert_eq!(
+            c.transcode_nice, 0,
+            "the transcoder's priority is left alone"
+        );
         let c = Config::parse_from(["quicmeet", "--transcode-nice", "10"]);
         assert_eq!(c.transcode_nice, 10);
         assert!(Config::try_parse_from(["quicmeet", "--transcode-nice", "20"]).is_err());
