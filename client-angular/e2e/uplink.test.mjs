@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { apiMeeting, apiUser, cleanup, launchBrowser, newPage, roomState, sleep, startServer, waitFor } from './harness.mjs';
 import { startUdpShaper } from './udp-shaper.mjs';
 
-describe('publisher on a capped link', { timeout: 120_000 }, () => {
+describe('publisher on a capped link', { timeout: 600_000 }, () => {
   let server;
   let browser;
   let shaper;
