@@ -123,8 +123,13 @@ describe('publisher on a capped link', { timeout: 600_000 }, () => {
     // full 800 kbit/s, so the drop on the link is what the picture used above 280), and the link
     // carries less.
     assert.ok(low.camera * 8 <= lowered.camera.bitrate * 1.25, `the camera keeps to its lower target: ${kbit(low.camera)} kbit/s for ${lowered.camera.bitrate / 1000}`);
-    assert.ok(low.camera < full.camera, `the camera sends less: ${kbit(full.camera)} → ${kbit(low.camera)} kbit/s`);
-    assert.ok(low.link < full.link, `the link carries less: ${kbit(full.link)} → ${kbit(low.link)} kbit/s`);
+    // The lower target only binds when the picture used more than it: a CPU-starved browser's
+    // fake camera may use less than 280 kbit/s even at the full target, and then there is
+    // nothing to cut (the target itself came down, checked above).
+    if (full.camera * 8 > lowered.camera.bitrate * 1.25) {
+      assert.ok(low.camera < full.camera, `the camera sends less: ${kbit(full.camera)} → ${kbit(low.camera)} kbit/s`);
+      assert.ok(low.link < full.link, `the link carries less: ${kbit(full.link)} → ${kbit(low.link)} kbit/s`);
+    }
 
     // The window grows back: the full layer is wanted again.
     await viewer.setViewportSize({ width: 1280, height: 800 });
