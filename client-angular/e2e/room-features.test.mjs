@@ -150,10 +150,11 @@ describe('room features', { timeout: 300_000 }, () => {
     await join(host, code, { transport: 'wt' });
     await join(guest, code, { guest: { name: 'Qi Quality', email: 'qi@example.com' }, transport: 'ws' });
     await expectLiveCanvas(host, `${REMOTE_TILE} canvas`);
-    // On loopback nothing is lost and the round trip is short: every tile says "good". A starved
-    // machine (two browsers and a debug server on two cores in CI) can hold a tile on "fair" for a
-    // while (a late ping, or video a layer down until the estimate climbs back), so the wait is
-    // long, and a failure says what the indicator was fed.
+    // On loopback nothing is lost and the round trip is short: every tile says "good", from the
+    // start (the server's climb to the full layer in the first seconds is not held against the
+    // connection). A starved machine (two browsers and a debug server on two cores in CI) can
+    // hold a tile on "fair" for a while (a late ping, or video still a layer down after the
+    // start), so the wait is long, and a failure says what the indicator was fed.
     for (const p of [host, guest]) {
       try {
         await waitFor(p, () => {

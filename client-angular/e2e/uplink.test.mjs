@@ -101,7 +101,17 @@ describe('publisher on a capped link', { timeout: 600_000 }, () => {
     let before1;
     for (let attempt = 1; ; attempt++) {
       await waitFor(viewer, (id) => globalThis.__quicmeet.state().media.remotes.find((r) => r.trackId === id)?.layer === 0, camTrack, 90_000, 'the viewer on the full layer');
-      await waitFor(pub, () => globalThis.__quicmeet.state().media.encoded.camera.demandStep === 0, undefined, 10_000, 'track_demand for the full layer');
+      try {
+        await waitFor(pub, () => globalThis.__quicmeet.state().media.encoded.camera.demandStep === 0, undefined, 10_000, 'track_demand for the full layer');
+      } catch (e) {
+        // The viewer left the full layer before its demand reached the publisher: a join's
+        // first pictures come on the full layer and the start ceiling then moves them down
+        // (CI saw 3 pictures on layer 0, then layer 2), so wait for its climb back.
+        const layers = (await roomState(viewer)).layerChanges.map((l) => l.layer).join(',');
+        console.log(`# attempt ${attempt}: no full-layer demand within 10 s (viewer's layer_changed ${layers})`);
+        assert.ok(attempt < 6, e.message);
+        continue;
+      }
       console.log(`# the viewer's full layer wanted ${Date.now() - t0} ms after its first 20 pictures (attempt ${attempt})`);
       await sleep(2000);
       const wantedBefore = (await camera(pub)).camera.demandStep === 0;

@@ -14,6 +14,13 @@ describe('connectionQuality', () => {
     expect(connectionQuality({ rttMs: 20, loss: 0.2, layerDrop: 0 })).toBe('poor');
     expect(connectionQuality({ rttMs: 20, loss: 0, layerDrop: 2 })).toBe('poor');
   });
+  it('does not blame the connection for the server climbing to our layers at the start of a call', () => {
+    expect(connectionQuality({ rttMs: 20, loss: 0, layerDrop: 2, rampingUp: true })).toBe('good');
+    expect(connectionQuality({ rttMs: 20, loss: 0, layerDrop: 2, rampingUp: false })).toBe('poor');
+    // Round trip and loss count from the first second.
+    expect(connectionQuality({ rttMs: 500, loss: 0, layerDrop: 2, rampingUp: true })).toBe('poor');
+    expect(connectionQuality({ rttMs: 20, loss: 0.05, layerDrop: 1, rampingUp: true })).toBe('fair');
+  });
   it('is unknown before the first round trip', () => {
     expect(connectionQuality({ rttMs: null, loss: 0, layerDrop: 0 })).toBe('unknown');
   });

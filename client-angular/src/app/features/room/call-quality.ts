@@ -13,11 +13,26 @@ export interface QualityInput {
   loss: number | null;
   /** How many layers (halvings) below the one we subscribed to their video arrives. */
   layerDrop: number;
+  /**
+   * Our first video started less than {@link START_RAMP_MS} ago: the server is still
+   * climbing to the layers we asked for, so a layer below says nothing about the connection.
+   */
+  rampingUp?: boolean;
 }
 
-export function connectionQuality({ rttMs, loss, layerDrop }: QualityInput): Quality {
+/**
+ * How long after our first video subscription a layer below the one we asked for is the
+ * server's start, not the connection. The server starts a subscriber's first video under a
+ * start ceiling and steps it up as the path proves it carries more: 8–11 s to the full
+ * layers on a clean path (BENCHMARKS §3, ninth pass). Calling that "unstable" would greet
+ * every call with a warning; round trip and loss still count from the first second.
+ */
+export const START_RAMP_MS = 15_000;
+
+export function connectionQuality({ rttMs, loss, layerDrop: drop, rampingUp = false }: QualityInput): Quality {
   if (rttMs === null) return 'unknown';
   const l = loss ?? 0;
+  const layerDrop = rampingUp ? 0 : drop;
   if (rttMs >= 400 || l >= 0.1 || layerDrop >= 2) return 'poor';
   if (rttMs >= 150 || l >= 0.03 || layerDrop >= 1) return 'fair';
   return 'good';

@@ -10,7 +10,7 @@ import { ChatMessage, MAX_CHAT_CHARS, Participant, ServerMessage, Track, Transpo
 import { MediaFrame, MediaKind, participantOfTrack, Slot, trackIdOf } from '../../core/protocol/frame';
 import { TransportPreference, TransportService } from '../../core/transport/transport.service';
 import { environment } from '../../../environments/environment';
-import { connectionQuality, layersBelow, LossMeter, Quality } from './call-quality';
+import { connectionQuality, layersBelow, LossMeter, Quality, START_RAMP_MS } from './call-quality';
 import { SentSizes } from './sent-size';
 
 export type RoomPhase = 'idle' | 'joining' | 'lobby' | 'in-room' | 'left' | 'denied' | 'ended' | 'removed' | 'error';
@@ -116,6 +116,8 @@ export class RoomService implements OnDestroy {
   private readonly receivedLayer = new Map<number, { layer: number; width: number; height: number }>();
   /** The subscribe bound we last asked for, per video track. */
   private readonly asked = new Map<number, SubState>();
+  /** When this connection's first video subscription went out (null: none yet). */
+  private firstVideoAt: number | null = null;
   /** The size a publisher really sends (layer 0), per video track, when we have seen it. */
   private readonly sentSize = new SentSizes();
   private levelTicks = 0;
@@ -409,6 +411,7 @@ export class RoomService implements OnDestroy {
     this.rawLevels.clear();
     this.loss.clear();
     this.asked.clear();
+    this.firstVideoAt = null;
     this.sentSize.clear();
     this.selfId.set(m.participant_id);
     this.role.set(m.role);
@@ -458,6 +461,7 @@ export class RoomService implements OnDestroy {
     this.transport.send({ type: 'subscribe', track_id: trackId, max_width: bound.w, max_height: bound.h });
     this.subscribed.set(trackId, tile);
     this.asked.set(trackId, bound);
+    this.firstVideoAt ??= performance.now();
   }
 
   private onFrame(f: MediaFrame): void {
@@ -511,6 +515,7 @@ export class RoomService implements OnDestroy {
     const rttMs = this.transport.rttMs();
     const video = new Map(this.playback.stats().map((v) => [v.trackId, v]));
     const out: Record<number, Quality> = {};
+    const rampingUp = this.firstVideoAt !== null && now - this.firstVideoAt < START_RAMP_MS;
     for (const p of this.participants()) {
       if (p.id === this.selfId()) {
         out[p.id] = connectionQuality({ rttMs, loss: null, layerDrop: 0 });
@@ -519,7 +524,7 @@ export class RoomService implements OnDestroy {
       const cam = trackIdOf(p.id, Slot.Camera);
       const v = video.get(cam);
       const asked = this.asked.get(cam);
-      out[p.id] = connectionQuality({ rttMs, loss: this.loss.loss(trackIdOf(p.id, Slot.Microphone), now), layerDrop: v && asked ? layersBelow(asked.h, v.height) : 0 });
+      out[p.id] = connectionQuality({ rttMs, loss: this.loss.loss(trackIdOf(p.id, Slot.Microphone), now), layerDrop: v && asked ? layersBelow(asked.h, v.height) : 0, rampingUp });
     }
     this.quality.set(out);
   }
@@ -591,6 +596,7 @@ export class RoomService implements OnDestroy {
     this.rawLevels.clear();
     this.loss.clear();
     this.asked.clear();
+    this.firstVideoAt = null;
     this.sentSize.clear();
     this.levels.set({});
   }
