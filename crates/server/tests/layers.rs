@@ -401,18 +401,33 @@ async fn with_server_layers_off_a_small_tile_still_gets_the_publishers_video() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_reports_a_queue_on_its_downlink_moves_down_a_layer() {
-    let m = Meet::start("public", &[], &[]).await;
-    let (cfg, frames) = clip(640, 360, 60);
     // A WebSocket subscriber that reads everything at once, as past a proxy that ends TCP:
     // the server's own view of the path shows no queue, only the receiver's report can.
-    let (publisher, cam, mut sub) = publisher_and_subscriber(
-        &m,
-        Transport::WebSocket,
-        ConnectOptions::default(),
-        640,
-        360,
-    )
-    .await;
+    let moved = reported_queue(Transport::WebSocket, Duration::from_secs(8)).await;
+    assert!(
+        moved.is_some(),
+        "a queue the receiver reported never moved it down"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webtransport_subscriber_is_estimated_from_quic_not_from_its_reports() {
+    // QUIC's round trip is end to end: a report of a queue that QUIC does not see is the
+    // receiver's own lateness (a busy browser), and it does not move the subscriber down.
+    assert_eq!(
+        reported_queue(Transport::WebTransport, Duration::from_secs(8)).await,
+        None,
+        "a WebTransport subscriber was moved down by its own reports on a clean path"
+    );
+}
+
+/// A subscriber over `transport` on loopback that reports an empty queue past its start, then
+/// 150 ms of queue for `then`: the layer it was moved down to, if any.
+async fn reported_queue(transport: Transport, then: Duration) -> Option<u8> {
+    let m = Meet::start("public", &[], &[]).await;
+    let (cfg, frames) = clip(640, 360, 60);
+    let (publisher, cam, mut sub) =
+        publisher_and_subscriber(&m, transport, ConnectOptions::default(), 640, 360).await;
     let track = cam.track_id();
     sub.send(ClientMessage::Subscribe {
         track_id: track,
@@ -461,12 +476,10 @@ async fn a_subscriber_that_reports_a_queue_on_its_downlink_moves_down_a_layer() 
         watch(&mut sub, track, Some(3), Duration::from_secs(6)).await,
         None
     );
-    // 150 ms of queue in front of its audio: the estimate is cut until the full layer no
-    // longer fits, and the subscriber moves down.
-    let moved = watch(&mut sub, track, Some(150), Duration::from_secs(8)).await;
-    assert!(
-        moved.is_some(),
-        "a queue the receiver reported never moved it down"
-    );
+    // 150 ms of queue in front of its audio: over WebSocket the estimate is cut until the
+    // full layer no longer fits, and the subscriber moves down.
+    let moved = watch(&mut sub, track, Some(150), then).await;
+    pubt.abort();
     let _ = pubt.await;
+    moved
 }
