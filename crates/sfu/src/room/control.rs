@@ -74,9 +74,10 @@ impl Room {
     /// server's round trip. QUIC is end to end: its round trip and losses already show a
     /// WebTransport subscriber's queue, and what the report adds there is the receiver's own
     /// lateness. On a busy machine (two browsers on two cores) a browser's reports were 10–15
-    /// ms on average with peaks of 40–80 ms on loopback with no queue at all, and they held a
+    /// ms on average with peaks up to 80 ms on loopback with no queue at all, and they held a
     /// two-person call on the 120×90 layer; without them it stayed on the full layer at the
-    /// same latency, and the capped lab receiver's audio was no later (BENCHMARKS §3).
+    /// same latency, and the capped lab receiver's audio was no later (BENCHMARKS, "A quiet
+    /// machine, and receiver reports over WebTransport").
     fn receiver_report(&mut self, now: Instant, from: ConnId, queue_ms: u32) {
         if self
             .members

@@ -24,8 +24,9 @@ export interface QualityInput {
  * How long after our first video subscription a layer below the one we asked for is the
  * server's start, not the connection. The server starts a subscriber's first video under a
  * start ceiling and steps it up as the path proves it carries more: 8–11 s to the full
- * layers on a clean path (BENCHMARKS §3, ninth pass). Calling that "unstable" would greet
- * every call with a warning; round trip and loss still count from the first second.
+ * layers on a clean path (BENCHMARKS, real networks, ninth pass). Calling that "unstable"
+ * would greet every call with a warning; round trip and loss still count from the first
+ * second.
  */
 export const START_RAMP_MS = 15_000;
 
