@@ -1,8 +1,8 @@
 import { TestBed } from '@angular/core/testing';
-import { JoinAnswer } from '../api/api.models';
+import { ApiError, JoinAnswer } from '../api/api.models';
 import { ServerMessage } from '../protocol/control';
 import { encodeFrame, MediaKind } from '../protocol/frame';
-import { TransportListener, TransportService } from './transport.service';
+import { finalRefusal, TransportListener, TransportService } from './transport.service';
 
 /** A WebSocket stand-in: opens on the next tick, records what is sent, can be dropped. */
 class FakeWebSocket {
@@ -66,7 +66,7 @@ describe('TransportService', () => {
     control: (m: ServerMessage) => events.push(`control:${m.type}`),
     frame: () => events.push('frame'),
     connected: (k) => events.push(`connected:${k}`),
-    failed: (m) => events.push(`failed:${m}`),
+    failed: (m, code) => events.push(code ? `failed:${code}:${m}` : `failed:${m}`),
   };
 
   beforeEach(() => {
@@ -156,6 +156,51 @@ describe('TransportService', () => {
     expect(FakeWebSocket.all[1].url).toContain('token=fresh');
     expect(svc.state()).toBe('connected');
     expect(events).toEqual(['connected:websocket', 'connected:websocket']);
+  });
+
+  it('stops reconnecting when the rejoin is refused for good, and says why', async () => {
+    vi.useFakeTimers();
+    // The host ended the meeting and our goodbye was lost with the connection.
+    const rejoin = vi.fn(async (): Promise<JoinAnswer> => {
+      throw new ApiError(410, 'meeting_ended', 'The host ended this meeting.');
+    });
+    const p = svc.connect(answer('t1'), listener, { prefer: 'ws', rejoin });
+    await vi.advanceTimersByTimeAsync(1);
+    await p;
+    FakeWebSocket.all[0].drop();
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(rejoin).toHaveBeenCalledTimes(1);
+    expect(svc.state()).toBe('closed');
+    expect(events).toEqual(['connected:websocket', 'failed:meeting_ended:The host ended this meeting.']);
+  });
+
+  it('keeps trying through a server error or a lost network, and rejoins when it answers', async () => {
+    vi.useFakeTimers();
+    let calls = 0;
+    const rejoin = vi.fn(async (): Promise<JoinAnswer> => {
+      calls++;
+      if (calls === 1) throw new ApiError(503, 'unavailable', 'restarting');
+      if (calls === 2) throw new TypeError('Failed to fetch');
+      return answer('fresh');
+    });
+    const p = svc.connect(answer('t1'), listener, { prefer: 'ws', rejoin });
+    await vi.advanceTimersByTimeAsync(1);
+    await p;
+    FakeWebSocket.all[0].drop();
+    await vi.advanceTimersByTimeAsync(4_000);
+    expect(rejoin).toHaveBeenCalledTimes(3);
+    expect(svc.state()).toBe('connected');
+  });
+
+  it('tells a refusal for good from one worth retrying', () => {
+    expect(finalRefusal(new ApiError(410, 'meeting_ended', 'ended'))).toBe('meeting_ended');
+    expect(finalRefusal(new ApiError(403, 'removed', 'removed'))).toBe('removed');
+    expect(finalRefusal(new ApiError(404, '', 'gone'))).toBe('http_404');
+    expect(finalRefusal(new ApiError(429, 'rate_limited', 'slow down'))).toBeNull();
+    expect(finalRefusal(new ApiError(408, 'timeout', 'timeout'))).toBeNull();
+    expect(finalRefusal(new ApiError(502, 'bad_gateway', 'x'))).toBeNull();
+    expect(finalRefusal(new TypeError('Failed to fetch'))).toBeNull();
+    expect(finalRefusal(undefined)).toBeNull();
   });
 
   it('does not reconnect after leaving on purpose', async () => {

@@ -21,8 +21,11 @@ export interface TransportListener {
   frame(frame: MediaFrame): void;
   /** A fresh connection is up (first time or after a reconnect): send hello-dependent state. */
   connected(kind: TransportKind): void;
-  /** Gave up: the connection is gone for good. */
-  failed(message: string): void;
+  /**
+   * Gave up: the connection is gone for good. `code` is the server's reason when a rejoin was
+   * refused for good (e.g. `meeting_ended`: the host ended the meeting while we were away).
+   */
+  failed(message: string, code?: string): void;
   /** The transport dropped our video to the next keyframe: ask the encoder for one now. */
   keyframeNeeded?(trackId: number, layer: number): void;
 }
@@ -264,10 +267,29 @@ export class TransportService {
         return;
       } catch (e) {
         this._lastError.set((e as Error).message);
+        const refusal = finalRefusal(e);
+        if (refusal && gen === this.generation) {
+          // The server answered and said no (the meeting ended, we were removed, the meeting
+          // is gone): asking again cannot help. This is also how a client whose `goodbye`
+          // was lost with its connection learns that the host ended the meeting.
+          this._state.set('closed');
+          this.listener?.failed((e as Error).message, refusal);
+          return;
+        }
       }
     }
     if (gen !== this.generation) return;
     this._state.set('closed');
     this.listener?.failed(`Lost the connection to the meeting (${reason}).`);
   }
+}
+
+/**
+ * The server's code when a rejoin was refused for good: an API answer in 4xx other than a
+ * timeout or a rate limit. Network errors and 5xx are worth retrying; they give null.
+ */
+export function finalRefusal(e: unknown): string | null {
+  const { status, code } = (e ?? {}) as { status?: unknown; code?: unknown };
+  if (typeof status !== 'number' || status < 400 || status >= 500 || status === 408 || status === 429) return null;
+  return typeof code === 'string' && code ? code : `http_${status}`;
 }

@@ -174,7 +174,15 @@ export class RoomService implements OnDestroy {
           frame: (f) => this.onFrame(f),
           connected: (kind) => this.onConnected(kind),
           keyframeNeeded: (trackId, layer) => this.publish.requestLocalKeyframe(trackId, layer),
-          failed: (msg) => {
+          failed: (msg, code) => {
+            if (code === 'meeting_ended') {
+              // Our goodbye was lost with the connection; the rejoin says what it said.
+              this.transport.disconnect('goodbye');
+              this.teardown();
+              this.phase.set('ended');
+              this.error.set(msg);
+              return;
+            }
             this.phase.set('error');
             this.error.set(msg);
           },
