@@ -143,13 +143,18 @@ describe('TransportService', () => {
     expect(events).toContain('control:lobby');
   });
 
-  it('reconnects after a drop with a fresh token from rejoin', async () => {
+  /** Connected over WebSocket on fake timers, then the connection drops. */
+  async function connectThenDrop(rejoin: () => Promise<JoinAnswer>): Promise<void> {
     vi.useFakeTimers();
-    const rejoin = vi.fn(async () => answer('fresh'));
     const p = svc.connect(answer('t1'), listener, { prefer: 'ws', rejoin });
     await vi.advanceTimersByTimeAsync(1);
     await p;
     FakeWebSocket.all[0].drop();
+  }
+
+  it('reconnects after a drop with a fresh token from rejoin', async () => {
+    const rejoin = vi.fn(async () => answer('fresh'));
+    await connectThenDrop(rejoin);
     expect(svc.state()).toBe('reconnecting');
     await vi.advanceTimersByTimeAsync(600);
     expect(rejoin).toHaveBeenCalledTimes(1);
@@ -159,15 +164,11 @@ describe('TransportService', () => {
   });
 
   it('stops reconnecting when the rejoin is refused for good, and says why', async () => {
-    vi.useFakeTimers();
     // The host ended the meeting and our goodbye was lost with the connection.
     const rejoin = vi.fn(async (): Promise<JoinAnswer> => {
       throw new ApiError(410, 'meeting_ended', 'The host ended this meeting.');
     });
-    const p = svc.connect(answer('t1'), listener, { prefer: 'ws', rejoin });
-    await vi.advanceTimersByTimeAsync(1);
-    await p;
-    FakeWebSocket.all[0].drop();
+    await connectThenDrop(rejoin);
     await vi.advanceTimersByTimeAsync(20_000);
     expect(rejoin).toHaveBeenCalledTimes(1);
     expect(svc.state()).toBe('closed');
@@ -175,18 +176,14 @@ describe('TransportService', () => {
   });
 
   it('keeps trying through a server error or a lost network, and rejoins when it answers', async () => {
-    vi.useFakeTimers();
     let calls = 0;
     const rejoin = vi.fn(async (): Promise<JoinAnswer> => {
       calls++;
       if (calls === 1) throw new ApiError(503, 'unavailable', 'restarting');
-      if (calls === 2) throw new TypeError('Failed to fetch');
+      if (calls === 2) throw new ApiError(0, 'network', 'Cannot reach the server.');
       return answer('fresh');
     });
-    const p = svc.connect(answer('t1'), listener, { prefer: 'ws', rejoin });
-    await vi.advanceTimersByTimeAsync(1);
-    await p;
-    FakeWebSocket.all[0].drop();
+    await connectThenDrop(rejoin);
     await vi.advanceTimersByTimeAsync(4_000);
     expect(rejoin).toHaveBeenCalledTimes(3);
     expect(svc.state()).toBe('connected');

@@ -1,5 +1,5 @@
 import { computed, Injectable, signal } from '@angular/core';
-import { JoinAnswer } from '../api/api.models';
+import { ApiError, JoinAnswer } from '../api/api.models';
 import { ClientMessage, ServerMessage, TransportKind } from '../protocol/control';
 import { FRAME_HEADER_LEN, MediaFrame, MediaKind } from '../protocol/frame';
 import { Connection, ConnectionEvents, UplinkState, websocketUrl, withToken } from './connection';
@@ -289,7 +289,8 @@ export class TransportService {
  * timeout or a rate limit. Network errors and 5xx are worth retrying; they give null.
  */
 export function finalRefusal(e: unknown): string | null {
-  const { status, code } = (e ?? {}) as { status?: unknown; code?: unknown };
-  if (typeof status !== 'number' || status < 400 || status >= 500 || status === 408 || status === 429) return null;
-  return typeof code === 'string' && code ? code : `http_${status}`;
+  if (!(e instanceof ApiError)) return null;
+  const { status, code } = e;
+  if (status < 400 || status >= 500 || status === 408 || status === 429) return null;
+  return code || `http_${status}`;
 }

@@ -177,10 +177,7 @@ export class RoomService implements OnDestroy {
           failed: (msg, code) => {
             if (code === 'meeting_ended') {
               // Our goodbye was lost with the connection; the rejoin says what it said.
-              this.transport.disconnect('goodbye');
-              this.teardown();
-              this.phase.set('ended');
-              this.error.set(msg);
+              this.closedBy('ended', msg);
               return;
             }
             this.phase.set('error');
@@ -397,12 +394,7 @@ export class RoomService implements OnDestroy {
           this.transport.reconnect(m.reason);
           break;
         }
-        this.transport.disconnect('goodbye');
-        this.teardown();
-        // ended/removed close the meeting for us; anything else (a refused token, a full room,
-        // flood) is an error the pre-join page shows so the user can try again.
-        this.phase.set(m.reason === 'ended' ? 'ended' : m.reason === 'removed' ? 'removed' : 'error');
-        this.error.set(m.message || null);
+        this.closedBy(m.reason, m.message || null);
         break;
       default:
         break;
@@ -589,6 +581,18 @@ export class RoomService implements OnDestroy {
     const name = this._participants().get(pid)?.name ?? '';
     this.reactions.update((r) => [...r, { key, participant_id: pid, name, emoji }]);
     setTimeout(() => this.reactions.update((r) => r.filter((x) => x.key !== key)), 4000);
+  }
+
+  /**
+   * The server closed the meeting for us (`goodbye`, or a rejoin refused because it ended):
+   * ended/removed end it; anything else (a refused token, a full room, flood) is an error the
+   * pre-join page shows so the user can try again.
+   */
+  private closedBy(reason: string, message: string | null): void {
+    this.transport.disconnect('goodbye');
+    this.teardown();
+    this.phase.set(reason === 'ended' ? 'ended' : reason === 'removed' ? 'removed' : 'error');
+    this.error.set(message);
   }
 
   private teardown(): void {
