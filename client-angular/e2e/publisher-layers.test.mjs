@@ -86,7 +86,8 @@ describe('publisher-made layers in the browser', { timeout: 90_000 }, () => {
     const camTrack = (await roomState(pub)).selfId * 16 + 1;
     const remote = () => viewer.evaluate((id) => globalThis.__quicmeet.state().media.remotes.find((r) => r.trackId === id), camTrack);
     const produced = () => pub.evaluate(() => globalThis.__quicmeet.state().media.producedLayers);
-    const diag = async () => JSON.stringify({ produced: await produced(), remote: await remote(), changes: (await roomState(viewer)).layerChanges, logs: [...pub.qmLog, ...viewer.qmLog].slice(-10) });
+    // What the publisher sends (uplink step, encoded size) and what the viewer gets.
+    const diag = async () => JSON.stringify({ produced: await produced(), sending: await pub.evaluate(() => { const e = globalThis.__quicmeet.state().media.encoded; return { uplink: e.uplink, camera: e.camera }; }), remote: await remote(), changes: (await roomState(viewer)).layerChanges, logs: [...pub.qmLog, ...viewer.qmLog].slice(-10) });
     // From the first picture on, so every change of layer and source is inside the record.
     await viewer.evaluate(recordPainting, camTrack);
 

@@ -13,8 +13,8 @@ import { StepLadder } from './step-ladder';
  */
 
 /**
- * `?size=keep` on the page URL: the camera keeps its size when its encoder falls behind and loses
- * frame rate instead, as a screen share does. For tests whose subject needs the camera at the
+ * `?size=keep` on the page URL: the camera keeps its size when its encoder falls behind or the
+ * uplink steps down, and loses frame rate and sharpness instead, as a screen share does. For tests whose subject needs the camera at the
  * size it announced on a loaded machine (publisher-made layers: which layer a tile wants follows
  * the size that arrives); `?pressure=off` is the other CPU rule's switch.
  */

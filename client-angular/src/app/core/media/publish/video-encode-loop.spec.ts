@@ -20,7 +20,7 @@ class FakeEncoder {
   static last: FakeEncoder;
   state = 'unconfigured';
   encodeQueueSize = 0;
-  config: { width: number; height: number } | null = null;
+  config: { width: number; height: number; bitrate?: number; framerate?: number } | null = null;
   keys: boolean[] = [];
   /** Held: outputs wait for flush(), as a busy codec thread's do. */
   static hold = false;
@@ -28,7 +28,7 @@ class FakeEncoder {
   constructor(private readonly init: { output: (c: unknown) => void }) {
     FakeEncoder.last = this;
   }
-  configure(c: { width: number; height: number }) {
+  configure(c: { width: number; height: number; bitrate?: number; framerate?: number }) {
     this.config = c;
     this.state = 'configured';
   }
@@ -140,5 +140,17 @@ describe('VideoEncodeLoop', () => {
     };
     expect(sizes(opts)).toEqual([640, 480, 320]);
     expect(sizes({ ...opts, keepSize: true })).toEqual([640]);
+  });
+
+  it('halves the camera on the uplink\'s half-size step; a kept size takes only its bitrate and frame rate', () => {
+    const run = (keepSize: boolean) => {
+      const loop = new VideoEncodeLoop({ ...opts, keepSize }, () => undefined, () => undefined);
+      loop.adapt({ bitrate: 0.25, framerate: 15, scale: 0.5 });
+      loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+      const c = FakeEncoder.last.config!;
+      return [c.width, c.height, c.bitrate, c.framerate];
+    };
+    expect(run(false)).toEqual([320, 240, opts.bitrate * 0.25, 15]);
+    expect(run(true)).toEqual([640, 480, opts.bitrate * 0.25, 15]);
   });
 });

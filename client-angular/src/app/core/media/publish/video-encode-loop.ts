@@ -21,8 +21,10 @@ export interface EncodeOptions {
   framerate: number;
   keyframeIntervalMs: number;
   /**
-   * Keep the size when the CPU cannot keep up (a screen: its text must stay readable). Frames
-   * that come while the encoder is busy are still dropped, so it loses frame rate instead.
+   * Keep the size whatever happens (a screen: its text must stay readable). When the CPU cannot
+   * keep up, frames that come while the encoder is busy are still dropped; when the uplink steps
+   * down, its bitrate and frame rate still apply. So it loses frame rate and sharpness, never
+   * pixels.
    */
   keepSize?: boolean;
 }
@@ -87,8 +89,8 @@ export class VideoEncodeLoop {
       if (fps < this.opts.framerate && now - this.lastFrameAt < 1000 / fps - 5) return;
       const a = this.adaptation;
       this.fps = fps;
-      // The smaller of the sizes the uplink and the CPU allow.
-      const sc = this.opts.keepSize ? a.scale : Math.min(a.scale, this.load.scale);
+      // The smaller of the sizes the uplink and the CPU allow, unless the size is kept.
+      const sc = this.opts.keepSize ? 1 : Math.min(a.scale, this.load.scale);
       const { w, h } = fit(frame.displayWidth, frame.displayHeight, this.opts.maxWidth * sc, this.opts.maxHeight * sc);
       this.ensureEncoder(w, h);
       const enc = this.encoder;
