@@ -1,7 +1,7 @@
 //! How many 720p publishers one core can give two lower layers, and at what quality.
 //!
 //! `cargo run --release -p quicmeet-transcode --example capacity [frames] [--rounds N]
-//! [--gop N] [--steps] [--only A,B] [--alone NAME] [--no-psnr]`
+//! [--gop N] [--steps] [--only A,B] [--alone NAME] [--no-psnr] [--scene pattern|camera]`
 //!
 //! Runs the transcoder variants interleaved in one process (A, B, A, B, …; `--rounds` times, 5
 //! by default, 3 with `--steps`), because on a shared machine only figures taken side by side
@@ -19,13 +19,16 @@
 //! what the defaults turned down; `--only A,B` keeps the step variants whose names contain A or
 //! B. `--gop N` sets the source's keyframe interval (30 by default; browsers send far fewer).
 //! `--no-psnr` skips the quality check (for a profiler: only the transcoder runs); `--alone NAME`
-//! runs only the variant called NAME (the "x" column is then relative to it).
+//! runs only the variant called NAME (the "x" column is then relative to it). `--scene camera`
+//! transcodes a webcam-like scene (a still room, a person who moves and talks, sensor noise)
+//! instead of the moving test pattern, the worst case where every pixel changes every frame;
+//! its layers' PSNR is then measured against the scene without the noise.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use quicmeet_transcode::layers::Config;
-use quicmeet_transcode::testsrc::{self, ClipConfig, EncodedFrame};
+use quicmeet_transcode::testsrc::{self, ClipConfig, EncodedFrame, Scene};
 use quicmeet_transcode::{
     psnr_y, DecoderSettings, LayerTranscoder, ScaleFilter, TrackKind, Tuning, Vp8Decoder,
 };
@@ -48,10 +51,10 @@ fn before() -> Config {
         encoder_threads: 1,
         error_resilient: true,
         decoder: DecoderSettings::default(),
-        camera_static_thresh: 1,
     };
     for l in &mut c.layers {
         l.cpu_used = 12;
+        l.static_thresh = 1;
     }
     c
 }
@@ -105,6 +108,14 @@ fn variants(steps: bool) -> Vec<Variant> {
     }));
     // What the defaults turned down: a faster 360p speed, the decoder's loop filter.
     let after = || Config::new(TrackKind::Camera);
+    // Today's defaults without the encode breakout (the defaults until the fourth pass).
+    let no_breakout = || {
+        let mut c = after();
+        for l in &mut c.layers {
+            l.static_thresh = 1;
+        }
+        c
+    };
     let mut faster = after();
     faster.layers[0].cpu_used = -16;
     let mut no_lf = after();
@@ -137,11 +148,26 @@ fn variants(steps: bool) -> Vec<Variant> {
             config: c,
         });
     }
-    for t in [100, 300, 1000] {
-        let mut c = after();
-        c.tuning.camera_static_thresh = t;
+    // Third and fourth passes: the encode breakout (static-thresh) per layer, on top of after
+    // without it; "no breakout" is after as it was before the fourth pass.
+    for (a, b) in [
+        (1, 1),
+        (100, 100),
+        (1000, 1000),
+        (2000, 1000),
+        (2000, 2000),
+        (3000, 1000),
+        (5000, 5000),
+    ] {
+        let mut c = no_breakout();
+        c.layers[0].static_thresh = a;
+        c.layers[1].static_thresh = b;
         v.push(Variant {
-            name: format!("after, static-thresh {t}"),
+            name: if (a, b) == (1, 1) {
+                "no breakout".into()
+            } else {
+                format!("static-thresh {a}/{b}")
+            },
             config: c,
         });
     }
@@ -231,17 +257,22 @@ fn run(config: &Config, clip: &[EncodedFrame], keep: bool) -> (Pass, Vec<Stream>
     (pass, kept)
 }
 
-/// Mean Y-PSNR of a decoded layer stream against the uncompressed pattern scaled with Lanczos
-/// and, second, with bilinear (the reference of the tests). The stream is decoded from its first
+/// Mean Y-PSNR of a decoded layer stream against the uncompressed scene (the camera scene
+/// without its sensor noise) scaled with Lanczos and, second, with bilinear (the reference of the tests). The stream is decoded from its first
 /// frame (a keyframe); every frame counts.
-fn psnr(frames: &Stream, index_of: &HashMap<u64, u32>, (w, h): (u32, u32)) -> [f64; 2] {
+fn psnr(
+    frames: &Stream,
+    scene: Scene,
+    index_of: &HashMap<u64, u32>,
+    (w, h): (u32, u32),
+) -> [f64; 2] {
     let mut dec = Vp8Decoder::new().unwrap();
     let (mut sum, mut n) = ([0.0; 2], 0);
     for (pts, data) in frames {
         let Ok(Some(pic)) = dec.decode(data) else {
             continue;
         };
-        let source = testsrc::pattern(1280, 720, index_of[pts]);
+        let source = scene.reference(1280, 720, index_of[pts]);
         for (k, filter) in [ScaleFilter::Lanczos, ScaleFilter::Bilinear]
             .into_iter()
             .enumerate()
@@ -265,11 +296,19 @@ fn main() {
     let mut only: Vec<String> = Vec::new();
     let mut alone: Option<String> = None;
     let mut quality_check = true;
+    let mut scene = Scene::Pattern;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--gop" => gop = args.next().and_then(|v| v.parse().ok()).unwrap_or(30),
             "--steps" => steps = true,
+            "--scene" => {
+                scene = match args.next().as_deref() {
+                    Some("camera") => Scene::Camera,
+                    Some("pattern") => Scene::Pattern,
+                    other => panic!("--scene pattern|camera, not {other:?}"),
+                }
+            }
             // For profilers: nothing but the transcoder runs.
             "--no-psnr" => quality_check = false,
             // For profilers: exactly one variant (by its full name).
@@ -299,7 +338,7 @@ fn main() {
         keyframe_interval: gop.max(1),
         ..ClipConfig::hd(frames.max(WARM_UP as u32 + 30))
     };
-    let clip = testsrc::vp8_clip(&cfg).expect("clip");
+    let clip = testsrc::vp8_clip_of(&cfg, scene).expect("clip");
     let index_of: HashMap<u64, u32> = (0..cfg.frames).map(|i| (cfg.pts_us(i), i)).collect();
 
     // Idle cost: a publisher whose lower layers nobody watches.
@@ -336,15 +375,19 @@ fn main() {
             passes[k].push(pass);
             if check {
                 quality[k] = [
-                    psnr(&kept[0], &index_of, (640, 360)),
-                    psnr(&kept[1], &index_of, (320, 180)),
+                    psnr(&kept[0], scene, &index_of, (640, 360)),
+                    psnr(&kept[1], scene, &index_of, (320, 180)),
                 ];
             }
         }
     }
 
     println!(
-        "720p30 source, {} frames measured per pass (keyframe every {gop}), {} rounds interleaved",
+        "720p30 {} source, {} frames measured per pass (keyframe every {gop}), {} rounds interleaved",
+        match scene {
+            Scene::Pattern => "test-pattern",
+            Scene::Camera => "camera-like",
+        },
         clip.len() - WARM_UP,
         rounds.max(1)
     );

@@ -52,6 +52,11 @@ pub struct LayerSpec {
     /// fastest); positive ones make libvpx pick its own speed from a time budget, which
     /// wastes CPU on small pictures and varies with machine load (see [`vp8::CPU_USED`]).
     pub cpu_used: i32,
+    /// libvpx `static-thresh` of this layer's encoder (its "encode breakout"): a macroblock whose
+    /// inter prediction leaves a luma error (sum of squared differences over its 256 pixels)
+    /// below it, and a chroma error below half of it, is coded with no residual and no further
+    /// mode search. 1 leaves only libvpx's own floor (the quantizer's step squared / 16).
+    pub static_thresh: u32,
 }
 
 /// Reference area for [`LayerSpec::bitrate_bps`].
@@ -64,6 +69,14 @@ const MIN_SIDE: u32 = 16;
 /// each layer within 1 dB PSNR of the old time-budget mode on the 720p test pattern (the 180p
 /// layer is cheap and bit-starved at 150 kbit/s, so it keeps a slower, better search).
 const CAMERA_CPU_USED: [i32; 2] = [-12, -8];
+/// libvpx encode breakout of the camera layers (source / 2, source / 4). A camera's picture is
+/// mostly a still background under sensor noise: below these thresholds a macroblock costs
+/// almost nothing. Chosen on the camera-like scene with `examples/capacity.rs --scene camera`
+/// (BENCHMARKS.md section 4, fourth pass): an error of 2000 over 256 pixels is an RMS error
+/// under 3 levels; the 180p layer's macroblocks cover four times the picture, so it takes half.
+const CAMERA_STATIC_THRESH: [u32; 2] = [2000, 1000];
+/// Encode breakout of the screen layers.
+const SCREEN_STATIC_THRESH: u32 = 100;
 /// libvpx `cpu-used` of the screen layers: unchanged (time-budget mode), because no screen
 /// content has been measured yet; they run at a third of the frame rate or less.
 const SCREEN_CPU_USED: i32 = vp8::CPU_USED;
@@ -116,9 +129,6 @@ pub struct Tuning {
     pub error_resilient: bool,
     /// How the source is decoded.
     pub decoder: vp8::DecoderSettings,
-    /// libvpx `static-thresh` of the camera layers (its "encode breakout": a block whose
-    /// prediction error is below it is coded as a skip). Screen layers always use 100.
-    pub camera_static_thresh: u32,
 }
 
 impl Default for Tuning {
@@ -136,7 +146,6 @@ impl Default for Tuning {
             encoder_threads: 1,
             error_resilient: false,
             decoder: vp8::DecoderSettings::default(),
-            camera_static_thresh: 1,
         }
     }
 }
@@ -157,6 +166,7 @@ impl LayerSpec {
                     frame_step: 1,
                     bitrate_bps: 500_000,
                     cpu_used: CAMERA_CPU_USED[0],
+                    static_thresh: CAMERA_STATIC_THRESH[0],
                 },
                 LayerSpec {
                     layer: 2,
@@ -164,6 +174,7 @@ impl LayerSpec {
                     frame_step: 1,
                     bitrate_bps: 150_000,
                     cpu_used: CAMERA_CPU_USED[1],
+                    static_thresh: CAMERA_STATIC_THRESH[1],
                 },
             ],
             TrackKind::Screen => vec![
@@ -173,6 +184,7 @@ impl LayerSpec {
                     frame_step: 3,
                     bitrate_bps: 600_000,
                     cpu_used: SCREEN_CPU_USED,
+                    static_thresh: SCREEN_STATIC_THRESH,
                 },
                 LayerSpec {
                     layer: 2,
@@ -180,6 +192,7 @@ impl LayerSpec {
                     frame_step: 6,
                     bitrate_bps: 250_000,
                     cpu_used: SCREEN_CPU_USED,
+                    static_thresh: SCREEN_STATIC_THRESH,
                 },
             ],
         }
@@ -617,10 +630,7 @@ impl LayerTranscoder {
                     bitrate_bps: l.spec.bitrate_for(w, h),
                     fps: (self.config.fps_hint / l.spec.frame_step.max(1)).max(1),
                     gop: self.config.gop,
-                    static_thresh: match self.config.kind {
-                        TrackKind::Camera => tuning.camera_static_thresh,
-                        TrackKind::Screen => 100,
-                    },
+                    static_thresh: l.spec.static_thresh,
                     cpu_used: l.spec.cpu_used,
                     threads: tuning.encoder_threads,
                     error_resilient: tuning.error_resilient,

@@ -1,4 +1,5 @@
-//! Deterministic test material: a moving VP8 test pattern and Opus sine tones.
+//! Deterministic test material: a moving VP8 test pattern, a webcam-like scene and Opus sine
+//! tones.
 //!
 //! Used by this crate's tests and benches, by the server's tests and by the load tester, so it
 //! is part of the public API. Everything is generated in memory; same config, same bytes.
@@ -116,8 +117,254 @@ pub fn pattern(width: u32, height: u32, index: u32) -> Picture {
     Picture(f)
 }
 
+/// What a test clip shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scene {
+    /// [`pattern`]: every pixel changes every frame, the encoders' worst case.
+    #[default]
+    Pattern,
+    /// [`camera`]: what a webcam sends in a meeting, a still room with a person who sways,
+    /// talks and blinks, under sensor noise.
+    Camera,
+}
+
+impl Scene {
+    /// Frame `index` of this scene.
+    pub fn picture(self, width: u32, height: u32, index: u32) -> Picture {
+        match self {
+            Scene::Pattern => pattern(width, height, index),
+            Scene::Camera => camera(width, height, index),
+        }
+    }
+
+    /// What a layer's quality is measured against: the picture without its sensor noise.
+    pub fn reference(self, width: u32, height: u32, index: u32) -> Picture {
+        match self {
+            Scene::Pattern => pattern(width, height, index),
+            Scene::Camera => camera_noiseless(width, height, index),
+        }
+    }
+}
+
+/// A 32-bit integer hash (for textures and noise that are the same on every run).
+fn mix(x: u32, y: u32, t: u32) -> u32 {
+    let mut v =
+        x.wrapping_mul(0x9E37_79B1) ^ y.wrapping_mul(0x85EB_CA77) ^ t.wrapping_mul(0xC2B2_AE3D);
+    v ^= v >> 15;
+    v = v.wrapping_mul(0x2C1B_3C6D);
+    v ^ (v >> 12)
+}
+
+/// An axis-aligned ellipse, in pixels of the full-size picture.
+#[derive(Clone, Copy)]
+struct Ellipse {
+    cx: i64,
+    cy: i64,
+    rx: i64,
+    ry: i64,
+}
+
+impl Ellipse {
+    fn contains(&self, x: i64, y: i64) -> bool {
+        let (dx, dy) = (x - self.cx, y - self.cy);
+        dx * dx * self.ry * self.ry + dy * dy * self.rx * self.rx
+            <= self.rx * self.rx * self.ry * self.ry
+    }
+}
+
+/// The parts of [`camera`]'s picture: (base luma, U, V, texture that moves with the part).
+#[derive(Clone, Copy)]
+struct Surface {
+    luma: i32,
+    u: u8,
+    v: u8,
+    /// The texture's origin: a part's texture moves with it.
+    origin: (i64, i64),
+    /// The texture's amplitude (± this many levels).
+    grain: i32,
+}
+
+/// Where the person is in frame `index`, and what their face shows.
+struct Person {
+    head: Ellipse,
+    body: Ellipse,
+    eyes: [Ellipse; 2],
+    mouth: Ellipse,
+    blink: bool,
+}
+
+impl Person {
+    fn at(w: i64, h: i64, index: u32) -> Self {
+        let t = f64::from(index);
+        let tau = std::f64::consts::TAU;
+        // A slow sway (about 3 s) and a smaller nod (about 1.2 s).
+        let cx = w / 2 + ((w / 32) as f64 * (tau * t / 100.0).sin()) as i64;
+        let cy = h * 42 / 100 + ((h / 72) as f64 * (tau * t / 37.0).sin()) as i64;
+        let (rx, ry) = (w * 9 / 100, h * 22 / 100);
+        // Talking: the mouth opens and closes about three times a second.
+        let open = (tau * t / 9.0).sin().abs();
+        let eye = |side: i64| Ellipse {
+            cx: cx + side * rx * 2 / 5,
+            cy: cy - ry * 3 / 20,
+            rx: (rx / 8).max(1),
+            ry: (ry / 14).max(1),
+        };
+        Person {
+            head: Ellipse { cx, cy, rx, ry },
+            body: Ellipse {
+                cx,
+                cy: h * 105 / 100,
+                rx: w / 4,
+                ry: h * 2 / 5,
+            },
+            eyes: [eye(-1), eye(1)],
+            mouth: Ellipse {
+                cx,
+                cy: cy + ry * 9 / 20,
+                rx: (rx * 7 / 20).max(1),
+                ry: ((ry as f64) * (0.03 + 0.08 * open)) as i64 + 1,
+            },
+            // Four frames closed every three seconds.
+            blink: index % 90 < 4,
+        }
+    }
+
+    /// What the camera sees at full-size pixel (x, y).
+    fn surface(&self, w: i64, h: i64, x: i64, y: i64) -> Surface {
+        let origin = (self.head.cx, self.head.cy);
+        if self.head.contains(x, y) {
+            if self.mouth.contains(x, y) {
+                return Surface {
+                    luma: 70,
+                    u: 120,
+                    v: 150,
+                    origin,
+                    grain: 2,
+                };
+            }
+            if !self.blink && self.eyes.iter().any(|e| e.contains(x, y)) {
+                return Surface {
+                    luma: 40,
+                    u: 128,
+                    v: 128,
+                    origin,
+                    grain: 2,
+                };
+            }
+            return Surface {
+                luma: 150,
+                u: 110,
+                v: 152,
+                origin,
+                grain: 4,
+            };
+        }
+        if self.body.contains(x, y) {
+            return Surface {
+                luma: 60,
+                u: 140,
+                v: 118,
+                origin: (self.body.cx, self.body.cy),
+                grain: 5,
+            };
+        }
+        // The room: a window on the left, a bookshelf on the right, a wall with a gradient.
+        let (u, v) = (x * 100 / w, y * 100 / h);
+        if (6..30).contains(&u) && (10..50).contains(&v) {
+            let bar =
+                (x - w * 18 / 100).abs() < w / 200 + 1 || (y - h * 30 / 100).abs() < h / 120 + 1;
+            return Surface {
+                luma: if bar { 120 } else { 205 },
+                u: 128,
+                v: 126,
+                origin: (0, 0),
+                grain: 2,
+            };
+        }
+        if (72..95).contains(&u) && (15..85).contains(&v) {
+            let shelf = (y * 10 / h) % 2 == 0 && (y * 40 / h) % 4 == 0;
+            let spine = (mix((x / (w / 100).max(1)) as u32, 7, 0) % 90) as i32;
+            return Surface {
+                luma: if shelf { 50 } else { 60 + spine },
+                u: 112 + (spine / 8) as u8,
+                v: 138,
+                origin: (0, 0),
+                grain: 6,
+            };
+        }
+        Surface {
+            luma: 95 + (y * 40 / h) as i32,
+            u: 122,
+            v: 132,
+            origin: (0, 0),
+            grain: 3,
+        }
+    }
+}
+
+/// Frame `index` of a webcam-like scene as a YUV420P picture: a still room (a wall, a window, a
+/// bookshelf, each with a fixed texture), a person who sways, nods, talks and blinks (their
+/// texture moves with them), and sensor noise of about ±2 levels on every luma pixel, new each
+/// frame. What a meeting's camera sends: most of the picture is still but never identical.
+pub fn camera(width: u32, height: u32, index: u32) -> Picture {
+    camera_scene(width, height, index, true)
+}
+
+/// [`camera`] without its sensor noise: the scene a viewer wants to see, the reference to
+/// measure a layer's quality against (no encoder keeps random noise at these bitrates).
+pub fn camera_noiseless(width: u32, height: u32, index: u32) -> Picture {
+    camera_scene(width, height, index, false)
+}
+
+fn camera_scene(width: u32, height: u32, index: u32, noisy: bool) -> Picture {
+    init();
+    let mut f = frame::Video::new(Pixel::YUV420P, width, height);
+    let (w, h) = (i64::from(width), i64::from(height));
+    let person = Person::at(w, h, index);
+    {
+        let stride = f.stride(0);
+        let y = f.data_mut(0);
+        for row in 0..h {
+            let line = &mut y[row as usize * stride..][..w as usize];
+            for (col, px) in line.iter_mut().enumerate() {
+                let s = person.surface(w, h, col as i64, row);
+                let (tx, ty) = (col as i64 - s.origin.0, row - s.origin.1);
+                let grain = (mix(tx as u32 / 2, ty as u32 / 2, 0) % (2 * s.grain as u32 + 1))
+                    as i32
+                    - s.grain;
+                let noise = if noisy {
+                    (mix(col as u32, row as u32, index + 1) % 5) as i32 - 2
+                } else {
+                    0
+                };
+                *px = (s.luma + grain + noise).clamp(16, 235) as u8;
+            }
+        }
+    }
+    for plane in [1usize, 2] {
+        let (pw, ph) = (
+            f.plane_width(plane) as usize,
+            f.plane_height(plane) as usize,
+        );
+        let stride = f.stride(plane);
+        let data = f.data_mut(plane);
+        for row in 0..ph {
+            for col in 0..pw {
+                let s = person.surface(w, h, col as i64 * 2, row as i64 * 2);
+                data[row * stride + col] = if plane == 1 { s.u } else { s.v };
+            }
+        }
+    }
+    Picture(f)
+}
+
 /// Encode `config.frames` frames of [`pattern`] with realtime libvpx VP8.
 pub fn vp8_clip(config: &ClipConfig) -> Result<Vec<EncodedFrame>> {
+    vp8_clip_of(config, Scene::Pattern)
+}
+
+/// Encode `config.frames` frames of `scene` with realtime libvpx VP8.
+pub fn vp8_clip_of(config: &ClipConfig, scene: Scene) -> Result<Vec<EncodedFrame>> {
     if config.width < 2 || config.height < 2 || config.fps == 0 {
         return Err(Error::InvalidConfig(format!("bad clip config {config:?}")));
     }
@@ -131,7 +378,7 @@ pub fn vp8_clip(config: &ClipConfig) -> Result<Vec<EncodedFrame>> {
     )?;
     let mut out = Vec::with_capacity(config.frames as usize);
     for i in 0..config.frames {
-        let mut pic = pattern(config.width, config.height, i);
+        let mut pic = scene.picture(config.width, config.height, i);
         out.extend(enc.encode(&mut pic, config.pts_us(i), i % interval == 0)?);
     }
     Ok(out)
@@ -221,6 +468,43 @@ mod tests {
         let b = pattern(64, 48, 1);
         assert_ne!(a.luma(), b.luma());
         assert_eq!(crate::psnr_y(&a, &a), Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn the_camera_scene_is_mostly_still_but_never_identical() {
+        let (w, h) = (320u32, 180u32);
+        let a = camera(w, h, 10);
+        let b = camera(w, h, 11);
+        let (la, lb) = (a.luma(), b.luma());
+        assert_eq!(
+            camera(w, h, 10).luma(),
+            la,
+            "the same frame twice is the same picture"
+        );
+        let diffs: Vec<i32> = la
+            .iter()
+            .zip(&lb)
+            .map(|(x, y)| i32::from(*x) - i32::from(*y))
+            .collect();
+        let changed = diffs.iter().filter(|d| **d != 0).count();
+        let moved = diffs.iter().filter(|d| d.abs() > 4).count();
+        // Noise touches most pixels; only the person (under a third of the picture) moves.
+        assert!(
+            changed > diffs.len() / 2,
+            "sensor noise: {changed} of {}",
+            diffs.len()
+        );
+        assert!(
+            moved > 0 && moved < diffs.len() / 3,
+            "moving part: {moved} of {}",
+            diffs.len()
+        );
+        // The mouth talks: its frames differ more than the noise alone would.
+        let psnr = crate::psnr_y(&a, &b).unwrap();
+        assert!(
+            psnr > 25.0 && psnr < 50.0,
+            "consecutive frames: {psnr:.1} dB"
+        );
     }
 
     #[test]
