@@ -7,7 +7,8 @@
 //! (default 1280 720 30 1500, the lab's 720p camera).
 
 use quicmeet_client::uplink::LADDER;
-use quicmeet_loadtest::media::ladder_clip;
+use quicmeet_loadtest::media::{ladder_clip, ClipSpec};
+use quicmeet_testkit::clip::Scene;
 
 /// The load tester's default keyframe interval (`--keyframe-secs`).
 const KEYFRAME_SECS: f64 = 2.0;
@@ -25,7 +26,15 @@ fn main() {
     for (i, r) in LADDER.iter().enumerate() {
         // The clip the tester's publishers send at this rung (the top rung included, made
         // the same way here so every row is measured alike).
-        let clip = ladder_clip(w, h, fps, kbps, KEYFRAME_SECS, r).expect("VP8 clip");
+        let top = ClipSpec {
+            width: w,
+            height: h,
+            fps,
+            kbps,
+            keyframe_secs: KEYFRAME_SECS,
+            scene: Scene::Pattern,
+        };
+        let clip = ladder_clip(top, r).expect("VP8 clip");
         let (cw, ch) = clip.size.unwrap_or_default();
         let keys: Vec<usize> = clip
             .frames

@@ -161,6 +161,8 @@ pub(crate) fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report 
                 || k.starts_with("quicmeet_media_keyframe_requests")
                 // The transcoder's dropped input and publisher-made layers (issue 15).
                 || k.starts_with("quicmeet_transcode_frames_")
+                // The transcoder's time decoding, scaling and encoding (its workers' clocks).
+                || (k.starts_with("quicmeet_transcode_") && k.ends_with("_seconds_total"))
                 || k.starts_with("quicmeet_produce_layer")
                 || k.starts_with("quicmeet_stop_layer")
                 || k.starts_with("quicmeet_publisher_layers")

@@ -50,6 +50,26 @@ pub enum TransportArg {
     Mix,
 }
 
+/// What the publishers' camera clip shows (`--video-scene`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoScene {
+    /// The moving test pattern: every pixel changes every frame.
+    Pattern,
+    /// A webcam-like scene: a still room, a person who moves and talks, sensor noise.
+    Camera,
+}
+
+impl VideoScene {
+    /// The test scene that makes the clip.
+    pub fn scene(self) -> quicmeet_testkit::clip::Scene {
+        match self {
+            VideoScene::Pattern => quicmeet_testkit::clip::Scene::Pattern,
+            VideoScene::Camera => quicmeet_testkit::clip::Scene::Camera,
+        }
+    }
+}
+
 /// Video resolution of the publishers' camera track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -168,6 +188,11 @@ pub struct Args {
     /// Camera resolution (`none` for audio-only).
     #[arg(long, value_enum, default_value = "360p")]
     pub video_res: Res,
+    /// What the camera shows: `pattern`, the moving test pattern where every pixel changes
+    /// every frame (the encoders' and the transcoder's worst case), or `camera`, a webcam-like
+    /// scene (a still room, a person who moves and talks, sensor noise).
+    #[arg(long, value_enum, default_value = "pattern")]
+    pub video_scene: VideoScene,
     /// Camera bitrate in kbit/s.
     #[arg(long, default_value_t = 600)]
     pub video_kbps: u32,

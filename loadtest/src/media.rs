@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::Bytes;
-use quicmeet_testkit::clip::{self, ClipConfig};
+use quicmeet_testkit::clip::{self, ClipConfig, Scene};
 
 use crate::cli::{Args, OnOff};
 
@@ -61,8 +61,25 @@ pub struct Library {
     pub video_layers: [Option<Arc<Clip>>; 3],
 }
 
-fn vp8(width: u32, height: u32, fps: u32, kbps: u32, keyframe_secs: f64) -> Result<Arc<Clip>> {
-    vp8_groups(width, height, fps, kbps, keyframe_secs, 3, false)
+/// What a VP8 clip is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct ClipSpec {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Target bitrate, kbit/s.
+    pub kbps: u32,
+    /// Seconds between keyframes.
+    pub keyframe_secs: f64,
+    /// What the picture shows.
+    pub scene: Scene,
+}
+
+fn vp8(spec: ClipSpec) -> Result<Arc<Clip>> {
+    vp8_groups(spec, 3, false)
 }
 
 /// A clip of at most `max_groups` groups of pictures. With `warm_up`, one more group is
@@ -70,15 +87,15 @@ fn vp8(width: u32, height: u32, fps: u32, kbps: u32, keyframe_secs: f64) -> Resu
 /// bitrate (at 720p libvpx sends the same 3–4 KB frames whatever it was asked for), and a
 /// publisher that moves to a rung's clip mid-call must send what that rung sends once
 /// running, as a real encoder told a new bitrate does.
-fn vp8_groups(
-    width: u32,
-    height: u32,
-    fps: u32,
-    kbps: u32,
-    keyframe_secs: f64,
-    max_groups: u32,
-    warm_up: bool,
-) -> Result<Arc<Clip>> {
+fn vp8_groups(spec: ClipSpec, max_groups: u32, warm_up: bool) -> Result<Arc<Clip>> {
+    let ClipSpec {
+        width,
+        height,
+        fps,
+        kbps,
+        keyframe_secs,
+        scene,
+    } = spec;
     let fps = fps.clamp(1, 120);
     let interval = ((keyframe_secs * f64::from(fps)).round() as u32).max(1);
     // At most three groups of pictures, at most ~6 s of video: enough variety, bounded
@@ -93,7 +110,7 @@ fn vp8_groups(
         keyframe_interval: interval,
         bitrate_bps: kbps.saturating_mul(1000).max(20_000),
     };
-    let frames = clip::vp8(&cfg)?
+    let frames = clip::vp8_of(&cfg, scene)?
         .into_iter()
         .map(|f| ClipFrame {
             data: Bytes::from(f.data),
@@ -118,66 +135,66 @@ fn without_warm_up(mut frames: Vec<ClipFrame>, skip: usize) -> Vec<ClipFrame> {
 /// ([`quicmeet_client::uplink::LADDER`]), for a camera of `width`×`height` at `fps` and
 /// `kbps`: the rung's share of each, even sizes as VP8 wants, one group of pictures after
 /// the encoder's warm-up group (which is left out).
-pub fn ladder_clip(
-    width: u32,
-    height: u32,
-    fps: u32,
-    kbps: u32,
-    keyframe_secs: f64,
-    rung: &quicmeet_client::uplink::Rung,
-) -> Result<Arc<Clip>> {
+pub fn ladder_clip(top: ClipSpec, rung: &quicmeet_client::uplink::Rung) -> Result<Arc<Clip>> {
     let even = |x: u32| (x / rung.scale_divisor).max(16) & !1;
-    vp8_groups(
-        even(width),
-        even(height),
-        (fps / rung.fps_divisor).max(1),
-        (f64::from(kbps) * rung.bitrate).round() as u32,
-        keyframe_secs,
-        1,
-        true,
-    )
+    let spec = ClipSpec {
+        width: even(top.width),
+        height: even(top.height),
+        fps: (top.fps / rung.fps_divisor).max(1),
+        kbps: (f64::from(top.kbps) * rung.bitrate).round() as u32,
+        ..top
+    };
+    vp8_groups(spec, 1, true)
 }
 
 impl Library {
     /// Encode what `args` asks for.
     pub fn build(args: &Args) -> Result<Library> {
         let t = Instant::now();
-        let video = match args.video_res.size() {
-            Some((w, h)) => Some(vp8(w, h, args.fps, args.video_kbps, args.keyframe_secs)?),
+        let camera = args.video_res.size().map(|(width, height)| ClipSpec {
+            width,
+            height,
+            fps: args.fps,
+            kbps: args.video_kbps,
+            keyframe_secs: args.keyframe_secs,
+            scene: args.video_scene.scene(),
+        });
+        let video = match camera {
+            Some(spec) => Some(vp8(spec)?),
             None => None,
         };
         let mut video_ladder = vec![];
-        if let (Some(v), Some((w, h)), OnOff::On) = (&video, args.video_res.size(), args.adapt) {
+        if let (Some(v), Some(top), OnOff::On) = (&video, camera, args.adapt) {
             video_ladder.push(v.clone());
             // One group each (after the encoder's warm-up) keeps start-up short.
             for r in &quicmeet_client::uplink::LADDER[1..] {
-                video_ladder.push(ladder_clip(
-                    w,
-                    h,
-                    args.fps,
-                    args.video_kbps,
-                    args.keyframe_secs,
-                    r,
-                )?);
+                video_ladder.push(ladder_clip(top, r)?);
             }
         }
         let mut video_layers: [Option<Arc<Clip>>; 3] = Default::default();
-        if let (Some((w, h)), OnOff::On) = (args.video_res.size(), args.publisher_layers) {
+        if let (Some(top), OnOff::On) = (camera, args.publisher_layers) {
             // The server's own targets for these layers are about a third and an eighth of a
             // 720p camera's bitrate.
             for (layer, share) in [(1usize, 3u32), (2, 8)] {
                 let even = |x: u32| (x >> layer).max(16) & !1;
-                video_layers[layer] = Some(vp8(
-                    even(w),
-                    even(h),
-                    args.fps,
-                    (args.video_kbps / share).max(50),
-                    args.keyframe_secs,
-                )?);
+                video_layers[layer] = Some(vp8(ClipSpec {
+                    width: even(top.width),
+                    height: even(top.height),
+                    kbps: (top.kbps / share).max(50),
+                    ..top
+                })?);
             }
         }
+        // A screen share is the test pattern at 5 fps (no scene of a screen exists yet).
         let screen = if args.screen {
-            Some(vp8(1280, 720, 5, 800, 3.0)?)
+            Some(vp8(ClipSpec {
+                width: 1280,
+                height: 720,
+                fps: 5,
+                kbps: 800,
+                keyframe_secs: 3.0,
+                scene: Scene::Pattern,
+            })?)
         } else {
             None
         };
@@ -291,8 +308,36 @@ mod tests {
     }
 
     #[test]
+    fn the_camera_scene_reaches_the_clip() {
+        let spec = |scene| ClipSpec {
+            width: 160,
+            height: 120,
+            fps: 10,
+            kbps: 100,
+            keyframe_secs: 1.0,
+            scene,
+        };
+        let pattern = vp8(spec(Scene::Pattern)).unwrap();
+        let camera = vp8(spec(Scene::Camera)).unwrap();
+        assert!(camera.frames[0].keyframe);
+        assert_eq!(camera.frames.len(), pattern.frames.len());
+        assert_ne!(
+            camera.frames[0].data, pattern.frames[0].data,
+            "a different picture"
+        );
+    }
+
+    #[test]
     fn a_warmed_up_clip_is_one_group_that_starts_on_a_keyframe() {
-        let c = vp8_groups(160, 120, 10, 100, 1.0, 1, true).unwrap();
+        let spec = ClipSpec {
+            width: 160,
+            height: 120,
+            fps: 10,
+            kbps: 100,
+            keyframe_secs: 1.0,
+            scene: Scene::Pattern,
+        };
+        let c = vp8_groups(spec, 1, true).unwrap();
         assert_eq!(c.frames.len(), 10);
         assert!(c.frames[0].keyframe);
         assert!(c.frames[1..].iter().all(|f| !f.keyframe));

@@ -305,7 +305,7 @@ impl Report {
         let a = &self.args;
         let _ = writeln!(
             s,
-            "\nquicmeet-loadtest {} → {}  ({} rooms × {} publishers + {} subscribers, {:?}, video {:?} {} kbit/s {} fps, audio {:?}{})",
+            "\nquicmeet-loadtest {} → {}  ({} rooms × {} publishers + {} subscribers, {:?}, video {:?} {:?} {} kbit/s {} fps, audio {:?}{})",
             self.version,
             self.target,
             a.rooms,
@@ -313,6 +313,7 @@ impl Report {
             a.subscribers_per_room,
             a.transport,
             a.video_res,
+            a.video_scene,
             a.video_kbps,
             a.fps,
             a.audio,

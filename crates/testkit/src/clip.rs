@@ -1,16 +1,22 @@
-//! Real test media: VP8 of a moving pattern and Opus of a tone, encoded by libvpx and
+//! Real test media: VP8 of a moving pattern or of a webcam-like scene and Opus of a tone, encoded by libvpx and
 //! libopus through `quicmeet-transcode`, checked to be something a decoder can start on.
 
-pub use quicmeet_transcode::testsrc::{ClipConfig, EncodedFrame};
+pub use quicmeet_transcode::testsrc::{ClipConfig, EncodedFrame, Scene};
 
 use crate::{Error, Result};
 
 /// The tone of [`opus`], in Hz.
 pub const TONE_HZ: f32 = 440.0;
 
-/// A VP8 clip as `cfg` asks; it is not empty and starts with a keyframe.
+/// A VP8 clip of the moving test pattern as `cfg` asks; it is not empty and starts with a
+/// keyframe.
 pub fn vp8(cfg: &ClipConfig) -> Result<Vec<EncodedFrame>> {
-    let frames = quicmeet_transcode::testsrc::vp8_clip(cfg).map_err(|e| {
+    vp8_of(cfg, Scene::Pattern)
+}
+
+/// A VP8 clip of `scene` as `cfg` asks; it is not empty and starts with a keyframe.
+pub fn vp8_of(cfg: &ClipConfig, scene: Scene) -> Result<Vec<EncodedFrame>> {
+    let frames = quicmeet_transcode::testsrc::vp8_clip_of(cfg, scene).map_err(|e| {
         Error::Media(format!(
             "encoding the VP8 clip {}x{}: {e}",
             cfg.width, cfg.height
