@@ -96,25 +96,35 @@ pub fn pattern(width: u32, height: u32, index: u32) -> Picture {
             }
         }
     }
-    for (plane, speed) in [(1usize, 1usize), (2, 2)] {
-        let (pw, ph) = (
+    fill_chroma(&mut f, |plane, col, row, (pw, ph)| {
+        let v = if plane == 1 {
+            (col * 96 / pw.max(1) + t) % 96
+        } else {
+            (row * 96 / ph.max(1) + t * 2) % 96
+        };
+        (80 + v) as u8
+    });
+    Picture(f)
+}
+
+/// Sets every pixel of the U (1) and V (2) planes to `value(plane, col, row, (width, height))`.
+fn fill_chroma(
+    f: &mut frame::Video,
+    mut value: impl FnMut(usize, usize, usize, (usize, usize)) -> u8,
+) {
+    for plane in [1usize, 2] {
+        let size = (
             f.plane_width(plane) as usize,
             f.plane_height(plane) as usize,
         );
         let stride = f.stride(plane);
         let data = f.data_mut(plane);
-        for row in 0..ph {
-            for col in 0..pw {
-                let v = if plane == 1 {
-                    (col * 96 / pw.max(1) + t * speed) % 96
-                } else {
-                    (row * 96 / ph.max(1) + t * speed) % 96
-                };
-                data[row * stride + col] = (80 + v) as u8;
+        for row in 0..size.1 {
+            for col in 0..size.0 {
+                data[row * stride + col] = value(plane, col, row, size);
             }
         }
     }
-    Picture(f)
 }
 
 /// What a test clip shows.
@@ -341,20 +351,14 @@ fn camera_scene(width: u32, height: u32, index: u32, noisy: bool) -> Picture {
             }
         }
     }
-    for plane in [1usize, 2] {
-        let (pw, ph) = (
-            f.plane_width(plane) as usize,
-            f.plane_height(plane) as usize,
-        );
-        let stride = f.stride(plane);
-        let data = f.data_mut(plane);
-        for row in 0..ph {
-            for col in 0..pw {
-                let s = person.surface(w, h, col as i64 * 2, row as i64 * 2);
-                data[row * stride + col] = if plane == 1 { s.u } else { s.v };
-            }
+    fill_chroma(&mut f, |plane, col, row, _| {
+        let s = person.surface(w, h, col as i64 * 2, row as i64 * 2);
+        if plane == 1 {
+            s.u
+        } else {
+            s.v
         }
-    }
+    });
     Picture(f)
 }
 
