@@ -22,7 +22,8 @@
 # the relay's is).
 # publayers: issue 15's saturated-transcoder meeting (PUBLAYERS_N 720p publishers, default 16,
 # two layer-1 subscribers, 2 transcoder workers), without and with publisher-made layers,
-# interleaved twice.
+# interleaved twice. PUBLAYERS_SCENE=camera sends the webcam-like scene instead of the test
+# pattern (the transcoder's worst case).
 set -u
 OUT=${1:?usage: benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel]...}
 shift
@@ -107,7 +108,7 @@ for what in "$@"; do
     # Issue 15: a meeting where transcoding saturates: 720p publishers, small-tile subscribers
     # on layer 1, the transcoder pool on 2 workers; without and with publisher-made layers
     # (the publishers declare layers_capable and send the layer themselves when asked).
-    P="--rooms 1 --publishers-per-room ${PUBLAYERS_N:-16} --subscribers-per-room 2 --publishers-watch off --layer 1 $V720 --duration 20 --server-arg=--transcode-workers=2"
+    P="--rooms 1 --publishers-per-room ${PUBLAYERS_N:-16} --subscribers-per-room 2 --publishers-watch off --layer 1 $V720 --video-scene ${PUBLAYERS_SCENE:-pattern} --duration 20 --server-arg=--transcode-workers=2"
     for round in 1 2; do
       run publayers-off-$round --spawn-server "$QM" --transport wt $P
       run publayers-on-$round --spawn-server "$QM" --transport wt $P --publisher-layers on
