@@ -148,6 +148,16 @@ fn variants(steps: bool) -> Vec<Variant> {
             config: c,
         });
     }
+    // Fourth pass: faster speeds on top of the breakout.
+    for (a, b) in [(-14, -8), (-12, -12), (-14, -12), (-16, -12)] {
+        let mut c = after();
+        c.layers[0].cpu_used = a;
+        c.layers[1].cpu_used = b;
+        v.push(Variant {
+            name: format!("after + cpu-used {a}/{b}"),
+            config: c,
+        });
+    }
     // Third and fourth passes: the encode breakout (static-thresh) per layer, on top of after
     // without it; "no breakout" is after as it was before the fourth pass.
     for (a, b) in [
