@@ -623,3 +623,69 @@ fn pool_drops_idle_encoders_after_the_linger() {
     }
     assert_eq!(pool.metrics().snapshot().active_encoders, 0);
 }
+
+/// The encode breakout of the camera layers (a macroblock that barely changed is skipped)
+/// keeps their quality on what a camera sends: within 1 dB of the same layers with it off,
+/// against the webcam-like scene without its sensor noise. Quality, not speed: the CPU it
+/// saves is measured by `examples/capacity.rs --scene camera` (BENCHMARKS.md section 4).
+#[test]
+fn the_encode_breakout_keeps_a_cameras_layers_within_1_db() {
+    quiet();
+    let cfg = ClipConfig {
+        width: 640,
+        height: 360,
+        fps: 30,
+        frames: 60,
+        keyframe_interval: 60,
+        bitrate_bps: 800_000,
+    };
+    let clip = testsrc::vp8_clip_of(&cfg, testsrc::Scene::Camera).unwrap();
+    let now = Instant::now();
+    let run = |breakout: bool| {
+        let mut config = Config::new(TrackKind::Camera);
+        assert!(
+            config.layers.iter().all(|l| l.static_thresh > 1),
+            "on by default"
+        );
+        if !breakout {
+            for l in &mut config.layers {
+                l.static_thresh = 1;
+            }
+        }
+        let mut t = LayerTranscoder::new(config).unwrap();
+        t.set_active(1, true, now).unwrap();
+        t.set_active(2, true, now).unwrap();
+        let mut out = Vec::new();
+        for f in &clip {
+            out.extend(t.push(&f.data, f.pts_us, f.keyframe, now).unwrap());
+        }
+        [1u8, 2].map(|layer| {
+            let frames = of_layer(&out, layer);
+            assert_eq!(frames.len(), clip.len(), "layer {layer} has every frame");
+            let mut dec = Vp8Decoder::new().unwrap();
+            let mut sum = 0.0;
+            for f in &frames {
+                let pic = dec.decode(&f.data).unwrap().expect("a picture");
+                let i = clip.iter().position(|c| c.pts_us == f.pts_us).unwrap() as u32;
+                let reference = testsrc::camera_noiseless(cfg.width, cfg.height, i)
+                    .scaled(f.width, f.height)
+                    .unwrap();
+                sum += psnr_y(&pic, &reference).unwrap();
+            }
+            sum / frames.len() as f64
+        })
+    };
+    let on = run(true);
+    let off = run(false);
+    eprintln!("camera scene PSNR with the breakout {on:.2?} dB, without {off:.2?} dB");
+    for k in 0..2 {
+        assert!(
+            on[k] > off[k] - 1.0,
+            "layer {}: {:.2} dB with the breakout, {:.2} without",
+            k + 1,
+            on[k],
+            off[k]
+        );
+        assert!(on[k] > 30.0, "layer {} at {:.2} dB", k + 1, on[k]);
+    }
+}
