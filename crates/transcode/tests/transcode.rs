@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use quicmeet_transcode::layers::Config;
-use quicmeet_transcode::testsrc::{self, ClipConfig, EncodedFrame};
+use quicmeet_transcode::testsrc::{self, ClipConfig, EncodedFrame, Scene};
 use quicmeet_transcode::{
     psnr_y, Error, LayerFrame, LayerTranscoder, Pool, PoolConfig, PoolEvent, Submit, TrackKind,
     Vp8Decoder,
@@ -99,16 +99,23 @@ fn layer2_from_720p_is_320x180_and_close_to_the_scaled_source() {
     assert!(worst > PSNR_FLOOR_DB - 3.0, "worst PSNR {worst:.1} dB");
 }
 
-/// Mean Y-PSNR of a decoded layer against the source pattern scaled to the layer's size;
-/// checks every frame decodes to that size on the way.
-fn layer_psnr(frames: &[&LayerFrame], cfg: &ClipConfig, clip: &[EncodedFrame]) -> f64 {
+/// Mean Y-PSNR of a decoded layer against the clip's scene (its reference picture: the camera
+/// scene without its noise) scaled to the layer's size; checks every frame decodes to that size
+/// on the way.
+fn layer_psnr(
+    frames: &[&LayerFrame],
+    cfg: &ClipConfig,
+    clip: &[EncodedFrame],
+    scene: Scene,
+) -> f64 {
     let mut dec = Vp8Decoder::new().unwrap();
     let mut sum = 0.0;
     for f in frames {
         let pic = dec.decode(&f.data).unwrap().expect("a picture");
         assert_eq!((pic.width(), pic.height()), (f.width, f.height));
         let i = clip.iter().position(|c| c.pts_us == f.pts_us).unwrap() as u32;
-        let reference = testsrc::pattern(cfg.width, cfg.height, i)
+        let reference = scene
+            .reference(cfg.width, cfg.height, i)
             .scaled(f.width, f.height)
             .unwrap();
         sum += psnr_y(&pic, &reference).unwrap();
@@ -166,7 +173,10 @@ fn both_camera_layers_are_valid_vp8_with_keyframes_where_asked_and_keep_their_qu
                 "the VP8 header agrees with the keyframe flag"
             );
         }
-        psnr.push((layer_psnr(&l1, &cfg, clip), layer_psnr(&l2, &cfg, clip)));
+        psnr.push((
+            layer_psnr(&l1, &cfg, clip, Scene::Pattern),
+            layer_psnr(&l2, &cfg, clip, Scene::Pattern),
+        ));
     }
     let [(c360, c180), (d360, d180)] = <[(f64, f64); 2]>::try_from(psnr).unwrap();
     eprintln!("PSNR 360p {c360:.2} dB, 180p {c180:.2} dB (180p from 720p: {d180:.2} dB)");
@@ -639,7 +649,7 @@ fn the_encode_breakout_keeps_a_cameras_layers_within_1_db() {
         keyframe_interval: 60,
         bitrate_bps: 800_000,
     };
-    let clip = testsrc::vp8_clip_of(&cfg, testsrc::Scene::Camera).unwrap();
+    let clip = testsrc::vp8_clip_of(&cfg, Scene::Camera).unwrap();
     let now = Instant::now();
     let run = |breakout: bool| {
         let mut config = Config::new(TrackKind::Camera);
@@ -662,17 +672,7 @@ fn the_encode_breakout_keeps_a_cameras_layers_within_1_db() {
         [1u8, 2].map(|layer| {
             let frames = of_layer(&out, layer);
             assert_eq!(frames.len(), clip.len(), "layer {layer} has every frame");
-            let mut dec = Vp8Decoder::new().unwrap();
-            let mut sum = 0.0;
-            for f in &frames {
-                let pic = dec.decode(&f.data).unwrap().expect("a picture");
-                let i = clip.iter().position(|c| c.pts_us == f.pts_us).unwrap() as u32;
-                let reference = testsrc::camera_noiseless(cfg.width, cfg.height, i)
-                    .scaled(f.width, f.height)
-                    .unwrap();
-                sum += psnr_y(&pic, &reference).unwrap();
-            }
-            sum / frames.len() as f64
+            layer_psnr(&frames, &cfg, &clip, Scene::Camera)
         })
     };
     let on = run(true);
