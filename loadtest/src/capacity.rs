@@ -70,6 +70,7 @@ pub async fn find_capacity(args: &Args, env: &Env, lib: &Arc<Library>) -> Result
                 .unwrap_or(0.0),
             tester_quic_dropped_in: r.tester.quic_datagrams_dropped_in,
             tester_quic_dropped_out: r.tester.quic_datagrams_dropped_out,
+            throttled_s: r.machine.throttled.as_ref().map(|t| t.seconds),
             passed: r.passed,
         });
         eprintln!(
@@ -89,6 +90,12 @@ pub async fn find_capacity(args: &Args, env: &Env, lib: &Arc<Library>) -> Result
             r.tester.quic_datagrams_dropped_out,
             if r.passed { "held" } else { "broke" }
         );
+        if let Some(t) = &r.machine.throttled {
+            eprintln!(
+                "  the capped servers waited for their quota {} times, {:.2} s in all",
+                t.times, t.seconds
+            );
+        }
         if r.passed {
             good = Some((v, r));
         } else {

@@ -156,6 +156,13 @@ pub struct Args {
     /// --server-arg=--max-node-participants=K yourself there.
     #[arg(long, default_value_t = 1, requires = "spawn_server", value_parser = clap::value_parser!(u16).range(1..=16))]
     pub nodes: u16,
+    /// With --spawn-server (or --target relay): cap the spawned server, and each node with
+    /// --nodes, at this many cores with a cgroup CPU quota (10 ms period), as if each ran on
+    /// a machine of that size; the load tester and NATS keep the rest of this host. Compares
+    /// one node with N nodes at the same per-node size on one machine. Needs root or a
+    /// delegated cgroup.
+    #[arg(long, value_name = "CORES")]
+    pub node_cpus: Option<f64>,
     /// Extra arguments for the spawned server (repeatable), e.g. --server-arg=--max-participants=200.
     #[arg(long, allow_hyphen_values = true)]
     pub server_arg: Vec<String>,

@@ -21,6 +21,7 @@ pub mod build;
 pub mod capacity;
 pub mod cli;
 pub mod cluster;
+pub mod cpucap;
 pub mod hist;
 pub mod lab;
 pub mod media;

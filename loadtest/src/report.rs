@@ -54,6 +54,20 @@ pub struct Machine {
     /// UDP datagrams the kernel dropped during the run because a socket's receive buffer
     /// was full (`/proc/net/snmp` `Udp: RcvbufErrors`, whole network namespace).
     pub udp_rcvbuf_errors: Option<u64>,
+    /// `--node-cpus`: the cores each spawned server process was capped at.
+    pub node_cpus: Option<f64>,
+    /// `--node-cpus`: how often, and how long in all, the capped processes waited for their
+    /// quota during the run (summed over nodes).
+    pub throttled: Option<Throttled>,
+}
+
+/// Waits of CPU-capped processes for their quota.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Throttled {
+    /// Quota periods in which a process ran out of its share and waited.
+    pub times: u64,
+    /// Their total wait, in seconds.
+    pub seconds: f64,
 }
 
 impl Machine {
@@ -229,6 +243,8 @@ pub struct CapacityStep {
     /// Audio datagrams the tester's publishers handed to QUIC that it never sent.
     pub tester_quic_dropped_out: u64,
     /// Every threshold held.
+    /// `--node-cpus`: seconds the capped servers waited for their quota in this step.
+    pub throttled_s: Option<f64>,
     pub passed: bool,
 }
 
@@ -329,6 +345,16 @@ impl Report {
             opt1(m.load_end),
             m.udp_rcvbuf_errors.map_or("-".to_owned(), |v| v.to_string())
         );
+        if let Some(c) = m.node_cpus {
+            let _ = writeln!(
+                s,
+                "each server process capped at {c} cores (cgroup quota per 10 ms){}",
+                m.throttled.as_ref().map_or(String::new(), |t| format!(
+                    " · waited for its quota {} times, {:.2} s in all",
+                    t.times, t.seconds
+                ))
+            );
+        }
         let j = &self.join;
         let _ = writeln!(
             s,

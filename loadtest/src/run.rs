@@ -50,6 +50,27 @@ pub struct Env {
     pub http: reqwest::Client,
 }
 
+impl Env {
+    /// `--node-cpus`: times the capped processes waited for their quota, and for how long,
+    /// summed over every node (or the one server).
+    pub fn throttled(&self) -> Option<(u64, std::time::Duration)> {
+        let caps: Vec<_> = self
+            .spawned
+            .iter()
+            .chain(self.cluster.iter().flat_map(|c| c.nodes.iter()))
+            .filter_map(|s| s.cap.as_ref())
+            .collect();
+        if caps.is_empty() {
+            return None;
+        }
+        caps.iter()
+            .try_fold((0, std::time::Duration::ZERO), |(n, t), c| {
+                let (n1, t1) = c.throttled()?;
+                Some((n + n1, t + t1))
+            })
+    }
+}
+
 fn check_loopback(url: &str) -> Result<()> {
     let host = url
         .split("://")
@@ -94,14 +115,23 @@ pub async fn prepare(args: &Args) -> Result<Env> {
                     .context("the relay did not give its certificate hash")?,
             )?;
             env.pid = Some(s.pid);
+            let mut s = s;
+            if let Some(c) = args.node_cpus {
+                s.cap_cpu("relay", c)?;
+            }
             env.spawned = Some(s);
             env.relay = Some((addr, hash));
         }
         TargetArg::Quicmeet => {
             let mut outbox = args.outbox.clone();
             let base = if let (Some(bin), true) = (&args.spawn_server, args.nodes > 1) {
-                let c =
+                let mut c =
                     crate::cluster::spawn(bin, &args.server_arg, args.nodes.into(), args.total())?;
+                if let Some(cores) = args.node_cpus {
+                    for (i, n) in c.nodes.iter_mut().enumerate() {
+                        n.cap_cpu(&format!("node-{i}"), cores)?;
+                    }
+                }
                 let http_of = |s: &Spawned| {
                     s.fields
                         .get("http")
@@ -123,7 +153,10 @@ pub async fn prepare(args: &Args) -> Result<Env> {
                 env.cluster = Some(c);
                 base
             } else if let Some(bin) = &args.spawn_server {
-                let s = server::spawn_quicmeet(bin, &args.server_arg, args.per_room() + 10)?;
+                let mut s = server::spawn_quicmeet(bin, &args.server_arg, args.per_room() + 10)?;
+                if let Some(cores) = args.node_cpus {
+                    s.cap_cpu("server", cores)?;
+                }
                 let http_addr = s
                     .fields
                     .get("http")
@@ -171,6 +204,7 @@ pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
     let started_at = chrono::Utc::now().to_rfc3339();
     let load_start = crate::report::Machine::load_now();
     let udp0 = crate::report::Machine::udp_rcvbuf_errors();
+    let throttled0 = env.throttled();
     let total = args.total();
     if total == 0 {
         bail!("nothing to do: no participants");
@@ -381,6 +415,13 @@ pub async fn run_once(args: &Args, env: &Env, lib: Library) -> Result<Report> {
         udp_rcvbuf_errors: crate::report::Machine::udp_rcvbuf_errors()
             .zip(udp0)
             .map(|(b, a)| b.saturating_sub(a)),
+        node_cpus: args.node_cpus,
+        throttled: env.throttled().zip(throttled0).map(|((n1, t1), (n0, t0))| {
+            crate::report::Throttled {
+                times: n1.saturating_sub(n0),
+                seconds: t1.saturating_sub(t0).as_secs_f64(),
+            }
+        }),
     };
     evaluate(args, &mut report);
     Ok(report)

@@ -19,6 +19,17 @@ pub struct Spawned {
     pub fields: std::collections::BTreeMap<String, String>,
     /// Data directory the tool created (removed on drop).
     pub data_dir: Option<PathBuf>,
+    /// `--node-cpus`: its CPU quota (the cgroup is removed after the process, on drop).
+    pub cap: Option<crate::cpucap::CpuCap>,
+}
+
+impl Spawned {
+    /// Limits the process to `cores` (`--node-cpus`) in its own cgroup named after `role`.
+    pub fn cap_cpu(&mut self, role: &str, cores: f64) -> Result<()> {
+        let name = format!("quicmeet-loadtest-{}-{role}", std::process::id());
+        self.cap = Some(crate::cpucap::CpuCap::new(&name, self.pid, cores)?);
+        Ok(())
+    }
 }
 
 impl Drop for Spawned {
@@ -57,6 +68,7 @@ fn spawn_ready(mut cmd: Command, prefix: &str, data_dir: Option<PathBuf>) -> Res
         child: ready.child,
         fields: ready.fields,
         data_dir,
+        cap: None,
     })
 }
 

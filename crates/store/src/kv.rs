@@ -5,6 +5,8 @@
 //! the token's SHA-256, never the token. Uniqueness uses `create`, single use uses
 //! `delete_expect_revision`, read-modify-write uses `update(…, revision)` in a bounded loop.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, PoisonError, Weak};
 use std::time::Duration;
 
 use async_nats::{
@@ -228,6 +230,10 @@ async fn modify<R>(
     key: &str,
     mut f: impl FnMut(Option<&[u8]>) -> StoreResult<(Option<Vec<u8>>, R)> + Send,
 ) -> StoreResult<R> {
+    // Writers of this key in this process take turns here, so only other nodes can make a
+    // compare-and-set lose: a burst on one node costs one round trip per writer instead of
+    // a storm of lost races.
+    let _turn = local_turn(&kv.name, key).await;
     for round in 0..CAS_ROUNDS {
         let cur = current(kv, key).await?;
         let (new, out) = f(cur.value.as_deref())?;
@@ -245,13 +251,41 @@ async fn modify<R>(
     Err(StoreError::Contended(format!("{}/{key}", kv.name)))
 }
 
-/// A random wait below `(round + 1)` ms (the clock's nanoseconds are random enough to
-/// break lockstep; this is not a secret).
+/// A random wait below `2^round` ms, at most 64 ms (the clock's nanoseconds are random
+/// enough to break lockstep; this is not a secret). Sixteen rounds wait at most about 0.8 s
+/// in all, time for a few dozen nodes to take their turns on one key.
 fn backoff(round: usize) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    Duration::from_micros(u64::from(nanos) % (1000 * (round as u64 + 1)))
+    let cap_us = 1000u64 << round.min(6);
+    Duration::from_micros(u64::from(nanos) % cap_us)
+}
+
+/// One async mutex per `bucket/key` with a read-modify-write in flight in this process.
+type TurnTable = HashMap<String, Weak<tokio::sync::Mutex<()>>>;
+
+static TURNS: LazyLock<std::sync::Mutex<TurnTable>> = LazyLock::new(Default::default);
+
+/// Waits for this process's turn to modify `bucket/key`. The table holds only weak entries;
+/// the dead ones are swept once it grows past a few hundred.
+async fn local_turn(bucket: &str, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    let lock = {
+        let mut t = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
+        if t.len() >= 256 {
+            t.retain(|_, w| w.strong_count() > 0);
+        }
+        let name = format!("{bucket}/{key}");
+        match t.get(&name).and_then(Weak::upgrade) {
+            Some(l) => l,
+            None => {
+                let l = Arc::new(tokio::sync::Mutex::new(()));
+                t.insert(name, Arc::downgrade(&l));
+                l
+            }
+        }
+    };
+    lock.lock_owned().await
 }
 
 /// Adds one to the decimal counter under `key` (compare-and-set, so racing nodes each get

@@ -291,6 +291,33 @@ async fn rate_counters_are_shared_and_per_key(a: &Store, b: &Store) {
     );
 }
 
+/// Everyone behind one office NAT joins the all-hands at the same minute: every join passes
+/// through the same per-address counter, on two nodes at once. Each one must be counted once,
+/// and none refused because the counter was busy.
+async fn a_burst_on_one_rate_counter_is_counted_not_refused(a: &Store, b: &Store) {
+    let now = Utc::now();
+    let burst = futures::future::join_all((0..96).map(|i| {
+        let s = if i % 2 == 0 { a } else { b };
+        s.rate_check("join-ip", "203.0.113.7", now, 1000)
+    }))
+    .await;
+    for (i, r) in burst.iter().enumerate() {
+        assert!(
+            matches!(r, Ok(RateDecision::Allowed)),
+            "join {i} of the burst: {r:?}"
+        );
+    }
+    // 96 counted: the 97th is still within a limit of 97, the 98th is not.
+    assert!(matches!(
+        a.rate_check("join-ip", "203.0.113.7", now, 97).await,
+        Ok(RateDecision::Allowed)
+    ));
+    assert!(matches!(
+        b.rate_check("join-ip", "203.0.113.7", now, 97).await,
+        Ok(RateDecision::Limited { .. })
+    ));
+}
+
 async fn purge_drops_only_expired_records(a: &Store, b: &Store) {
     let now = Utc::now();
     let mut old = grant(now);
@@ -350,6 +377,7 @@ suite!(
     chat_history_returns_the_latest_messages_in_order,
     chat_keeps_what_welcome_replays,
     rate_counters_are_shared_and_per_key,
+    a_burst_on_one_rate_counter_is_counted_not_refused,
     purge_drops_only_expired_records,
 );
 
