@@ -122,4 +122,44 @@ mod tests {
         // The kernel refuses less than 1 ms.
         assert_eq!(quota_us(0.01), 1_000);
     }
+
+    /// A process that would use a whole core gets a tenth of one, the kernel says it waited,
+    /// and the cgroup is gone afterwards. (Needs a writable cgroup: CI runs as root.)
+    #[test]
+    fn a_capped_busy_loop_gets_its_share_and_no_more() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let name = format!("quicmeet-loadtest-test-{}", std::process::id());
+        let cap = CpuCap::new(&name, child.id(), 0.1).expect("a writable cgroup CPU controller");
+        let ticks = |pid: u32| -> u64 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            let f: Vec<&str> = stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .collect();
+            f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+        };
+        let t0 = ticks(child.id());
+        std::thread::sleep(Duration::from_millis(1500));
+        let used = ticks(child.id()) - t0;
+        let (times, waited) = cap.throttled().expect("cpu.stat");
+        let _ = child.kill();
+        let _ = child.wait();
+        let dir = cap.dir.clone();
+        drop(cap);
+        // 1.5 s at 0.1 cores is 15 ticks of 10 ms; uncapped it would be 150.
+        assert!(
+            used <= 40,
+            "the loop used {used} ticks in 1.5 s at 0.1 cores"
+        );
+        assert!(
+            times > 50 && waited > Duration::from_millis(500),
+            "{times} waits, {waited:?}"
+        );
+        assert!(!dir.exists(), "{} was not removed", dir.display());
+    }
 }

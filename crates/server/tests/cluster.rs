@@ -343,7 +343,9 @@ async fn losing_nats_refuses_joins_clearly_and_recovers_when_it_returns() {
 }
 
 /// Asks node `via` to let a guest into `code` until the answer's media node is `want`
-/// (the directory refreshes every 2 s); returns that answer.
+/// (the directory refreshes every 2 s); returns that answer. Each answer counts as a joiner
+/// placed on its node until a record written a second later (docs/CLUSTER.md section 8), so
+/// asks are 3.5 s apart: closer, each unanswered ask would hold the meeting for the next.
 pub(crate) async fn join_lands_on(cl: &Cluster, via: usize, code: &str, want: usize) -> JoinInfo {
     let quic_port = format!(":{}/wt", cl.nodes[want].quic.port());
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -371,7 +373,7 @@ pub(crate) async fn join_lands_on(cl: &Cluster, via: usize, code: &str, want: us
             Instant::now() < deadline,
             "joining {code} via node {via} never pointed at node {want}: {j:?}"
         );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
     }
 }
 
@@ -426,7 +428,9 @@ async fn joiners_land_on_the_node_holding_their_meeting_new_meetings_on_the_leas
     let j = join_lands_on(&cl, 1, &codes[0], 0).await;
     // The answer from node 1 carries node 0's certificate hash: WebTransport to node 0 works.
     let mut first = Peer::join("First", &j, Transport::WebTransport).await;
-    // Node 0 now holds meeting one and is busier: a new meeting goes to node 1 ...
+    // Node 0 now holds meeting one and is busier (once its record says so): a new meeting
+    // goes to node 1 ...
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     let j2 = join_lands_on(&cl, 0, &codes[1], 1).await;
     let mut second = Peer::join("Second", &j2, Transport::WebSocket).await;
     // ... while meeting one stays on node 0, asked through either node.

@@ -18,6 +18,9 @@ pub const ADVERTISE_EVERY: Duration = Duration::from_secs(2);
 pub const STALE_AFTER_MS: i64 = 6_000;
 /// The bucket forgets records of vanished nodes after this.
 pub const RECORD_MAX_AGE: Duration = Duration::from_secs(30);
+/// Time a joiner has, after its join answer, to connect before a node's record is trusted to
+/// include it (join answers to connections take 20–300 ms on a busy node).
+pub const CONNECT_GRACE_MS: i64 = 1_000;
 /// Placements this node remembers at most (a burst of joins beyond it is judged on the
 /// records alone until the next refresh).
 const MAX_PENDING: usize = 4096;
@@ -55,12 +58,14 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// Whether `n`'s record cannot include this placement yet: it was written before the
-    /// answer went out. (A joiner placed just before a record was written and connected just
-    /// after is in neither for one refresh, which errs towards filling a node a little past
-    /// its capacity rather than splitting a meeting early.)
+    /// Whether `n`'s record may not include this placement yet: it was written before the
+    /// joiner had [`CONNECT_GRACE_MS`] to connect. A record written between the answer and
+    /// the connection counts neither the joiner nor its meeting; forgetting the placement
+    /// then made a burst of joins pile onto that node and split meetings that had just been
+    /// placed. A joiner who connected quickly is counted twice until the next refresh, which
+    /// errs towards spreading new meetings, never towards splitting one.
     fn unseen_by(&self, n: &NodeRecord) -> bool {
-        self.node == n.id && self.at_ms >= n.at_ms
+        self.node == n.id && n.at_ms < self.at_ms + CONNECT_GRACE_MS
     }
 }
 
@@ -275,5 +280,49 @@ mod tests {
         assert_eq!(dir.choose(code, 12_700).unwrap().id, "b");
         assert_eq!(dir.holders(code, "a", 12_800), ["b"]);
         assert!(dir.holders("new-meet-ing", "a", 12_800).is_empty());
+    }
+
+    #[test]
+    fn a_record_written_before_the_joiners_connected_does_not_undo_their_placements() {
+        let dir = Directory::default();
+        dir.replace(vec![node("a", 0, &[], 10_000), node("b", 0, &[], 10_000)]);
+        // Four meetings of two, joined in one burst: each meeting on one node, two per node.
+        let codes = [
+            "aaa-aaaa-aaa",
+            "bbb-bbbb-bbb",
+            "ccc-cccc-ccc",
+            "ddd-dddd-ddd",
+        ];
+        let first: Vec<String> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| dir.choose(c, 10_100 + i as i64).unwrap().id)
+            .collect();
+        assert_eq!(first, ["a", "b", "a", "b"]);
+        // Both nodes rewrite their records 200 ms later, before anyone has connected.
+        dir.replace(vec![node("a", 0, &[], 10_300), node("b", 0, &[], 10_300)]);
+        // The second joiner of each meeting (in the other order) still goes where the first
+        // went.
+        for (c, want) in codes.iter().zip(&first).rev() {
+            assert_eq!(&dir.choose(c, 10_400).unwrap().id, want, "{c}");
+        }
+        // And a fifth meeting still sees two nodes with four joiners each: the lowest id.
+        assert_eq!(dir.choose("eee-eeee-eee", 10_500).unwrap().id, "a");
+        assert_eq!(dir.choose("fff-ffff-fff", 10_500).unwrap().id, "b");
+        // Records written after the grace include the connections: the placements go.
+        let holding = |n: &str| -> Vec<&str> {
+            codes
+                .iter()
+                .chain(&["eee-eeee-eee", "fff-ffff-fff"])
+                .zip(first.iter().chain(&["a".to_owned(), "b".to_owned()]))
+                .filter(|(_, w)| *w == n)
+                .map(|(c, _)| *c)
+                .collect()
+        };
+        dir.replace(vec![
+            node("a", 5, &holding("a"), 12_000),
+            node("b", 5, &holding("b"), 12_000),
+        ]);
+        assert!(dir.inner.read().placed.is_empty());
     }
 }
