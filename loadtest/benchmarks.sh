@@ -3,7 +3,7 @@
 # 10 steps of 10 s of media; fixed: 20 s), each wrapped in a timeout.
 #
 #   cargo build --release -p quicmeet-loadtest -p quicmeet-server
-#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|past|audio-path|publayers|cluster]...
+#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|past|audio-path|publayers|cluster|cluster-capped]...
 #
 # lab: the impairment lab's figures (issue 10), both transports, 20 s each. QM=/path/to/quicmeet
 # picks the server binary (to compare two builds); LT likewise the load tester.
@@ -16,6 +16,8 @@
 # starts them: --nodes 3; needs Debian's nats-server), interleaved: one meeting split over the
 # nodes (cross-node latency, CPU per delivered frame), three meetings one per node, and a
 # meeting larger than a node's capacity (--max-node-participants) spread over three.
+# cluster-capped: issue 13's capacity goal on one host: one node and three nodes, each capped
+# at NODE_CPUS cores (--node-cpus, cgroups, needs root), the most meetings of 4 each carries.
 # past: issue 10's past-capacity series: 720p all-to-all meetings of PAST_N publishers (default
 # "32 36 40 44 48 56"), no impairment, relay / WebTransport / WebSocket interleaved per size,
 # then one table of audio p50/p99 and loss per size (the goal: audio p99 < 150 ms as long as
@@ -103,6 +105,21 @@ for what in "$@"; do
     # A meeting of 24 (6 publishers, 18 viewers) on nodes that each carry 10: 10/10/4.
     run clu-big24-1node --spawn-server "$QM" --transport wt $BIG
     run clu-big24-3nodes --spawn-server "$QM" --nodes 3 --server-arg=--max-node-participants=10 --transport wt $BIG
+    ;;
+  cluster-capped)
+    # Three small machines against one, emulated: every node in its own cgroup capped at
+    # NODE_CPUS cores (default 0.25), the tester and nats-server on the rest. Meetings of 4
+    # (360p + audio, everyone watches everyone) starting one after another over 3 s; the
+    # largest number of meetings with p99 < 150 ms and no loss, one node then three, ROUNDS
+    # times (default 2). Needs root (cgroups).
+    NC=${NODE_CPUS:-0.25}
+    M4="--publishers-per-room 4 --subscribers-per-room 0 --video-res 360p --video-kbps 600 --fps 30 --duration 10 --ramp 3"
+    RCAP="--max-p99-ms 150 --max-loss 0 --find-capacity --capacity-dim rooms --capacity-max 40 --node-cpus $NC"
+    for round in $(seq 1 "${ROUNDS:-2}"); do
+      run capped-1node-$round --spawn-server "$QM" --transport wt --rooms 2 $M4 $RCAP
+      run capped-3nodes-$round --spawn-server "$QM" --nodes 3 --server-arg=--max-node-participants=10000 \
+        --transport wt --rooms 6 $M4 $RCAP
+    done
     ;;
   publayers)
     # Issue 15: a meeting where transcoding saturates: 720p publishers, small-tile subscribers

@@ -762,7 +762,7 @@ pub async fn join(
         .inc(if lobby { "waiting" } else { "ready" });
     // In a cluster the media endpoints are those of the node this meeting lands on
     // (docs/CLUSTER.md section 8); alone, this node's own.
-    let node = crate::cluster::media_node(&state, &m.code);
+    let node = crate::cluster::media_node(&state, &m.code, &token);
     let cert_hashes = node
         .cert_sha256_hex
         .map(|h| {

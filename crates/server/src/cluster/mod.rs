@@ -85,6 +85,7 @@ impl Cluster {
 
 /// This node's record as it is now.
 fn own_record(state: &SharedState, id: &str) -> NodeRecord {
+    let now = chrono::Utc::now().timestamp_millis();
     NodeRecord {
         id: id.to_owned(),
         wt_url: state.wt_url.clone(),
@@ -93,7 +94,12 @@ fn own_record(state: &SharedState, id: &str) -> NodeRecord {
         participants: state.media.connection_count() as u64,
         capacity: state.config.max_node_participants,
         meetings: state.media.room_codes(),
-        at_ms: chrono::Utc::now().timestamp_millis(),
+        at_ms: now,
+        joined: state
+            .cluster
+            .as_ref()
+            .map(|c| c.net.directory.recently_joined(now))
+            .unwrap_or_default(),
     }
 }
 
@@ -192,20 +198,21 @@ async fn advertise_round(state: &SharedState, c: &Cluster) -> anyhow::Result<()>
             }
         }
     }
+    let now = own.at_ms;
     all.push(own);
-    c.net.directory.replace(all);
+    c.net.directory.replace(all, now);
     Ok(())
 }
 
-/// The media endpoints a joiner of `code` gets: the chosen node's WebTransport URL and
-/// certificate hash and its WebSocket URL. On a single node, or with an empty directory,
-/// this node's own.
-pub fn media_node(state: &SharedState, code: &str) -> NodeRecord {
+/// The media endpoints a joiner of `code` with join token `token` gets: the chosen node's
+/// WebTransport URL and certificate hash and its WebSocket URL. On a single node, or with an
+/// empty directory, this node's own.
+pub fn media_node(state: &SharedState, code: &str, token: &str) -> NodeRecord {
     let now = chrono::Utc::now().timestamp_millis();
     let chosen = state
         .cluster
         .as_ref()
-        .and_then(|c| c.net.directory.choose(code, now));
+        .and_then(|c| c.net.directory.choose(code, nodes::joiner_id(token), now));
     chosen.unwrap_or_else(|| {
         own_record(
             state,

@@ -18,9 +18,14 @@ pub const ADVERTISE_EVERY: Duration = Duration::from_secs(2);
 pub const STALE_AFTER_MS: i64 = 6_000;
 /// The bucket forgets records of vanished nodes after this.
 pub const RECORD_MAX_AGE: Duration = Duration::from_secs(30);
-/// Time a joiner has, after its join answer, to connect before a node's record is trusted to
-/// include it (join answers to connections take 20–300 ms on a busy node).
-pub const CONNECT_GRACE_MS: i64 = 1_000;
+/// A joiner placed on a node who has not connected within this is not coming: the placement
+/// stops counting (join answers to connections take 20–300 ms on a busy node).
+pub const PLACEMENT_TTL_MS: i64 = 10_000;
+/// How long a node's record lists a joiner it accepted ([`NodeRecord::joined`]): past the
+/// placement's own life and a refresh, so every placing node sees it once.
+pub const JOINED_KEEP_MS: i64 = PLACEMENT_TTL_MS + 4_000;
+/// Joiners a record lists at most (a burst beyond it is counted by the placements' expiry).
+const MAX_JOINED: usize = 1024;
 /// Placements this node remembers at most (a burst of joins beyond it is judged on the
 /// records alone until the next refresh).
 const MAX_PENDING: usize = 4096;
@@ -45,27 +50,41 @@ pub struct NodeRecord {
     pub meetings: Vec<String>,
     /// When the record was written (Unix ms).
     pub at_ms: i64,
+    /// Joiners whose connections the node accepted in the last [`JOINED_KEEP_MS`], by
+    /// [`joiner_id`]: a placing node forgets exactly the placements a record already counts.
+    /// Absent in records of nodes that predate it (their placements then expire).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined: Vec<String>,
 }
 
-/// A join answer this node handed out, pointing at `node` for meeting `code`, at `at_ms`.
-/// Records are up to [`ADVERTISE_EVERY`] old, so without these a burst of joins would all
-/// see the same counts and overfill one node.
+/// A joiner's name in the directory: the first 6 bytes of the SHA-256 of their join token, in
+/// hex. Both the node that answers the join and the node the joiner connects to can compute
+/// it, and it says nothing usable about the token.
+pub fn joiner_id(token: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    hex::encode(&d.as_ref()[..6])
+}
+
+/// A join answer this node handed out, pointing `joiner` at `node` for meeting `code`, at
+/// `at_ms`. Records are up to [`ADVERTISE_EVERY`] old, so without these a burst of joins would
+/// all see the same counts and overfill one node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Placement {
     pub node: String,
     pub code: String,
     pub at_ms: i64,
+    pub joiner: String,
 }
 
 impl Placement {
-    /// Whether `n`'s record may not include this placement yet: it was written before the
-    /// joiner had [`CONNECT_GRACE_MS`] to connect. A record written between the answer and
-    /// the connection counts neither the joiner nor its meeting; forgetting the placement
-    /// then made a burst of joins pile onto that node and split meetings that had just been
-    /// placed. A joiner who connected quickly is counted twice until the next refresh, which
-    /// errs towards spreading new meetings, never towards splitting one.
-    fn unseen_by(&self, n: &NodeRecord) -> bool {
-        self.node == n.id && n.at_ms < self.at_ms + CONNECT_GRACE_MS
+    /// Whether this placement still counts on `n`: `n`'s record does not list the joiner as
+    /// connected (so its `participants` does not include them) and the joiner may still
+    /// come. Counting until the record *names* the joiner is exact: a record written between
+    /// the answer and the connection counts neither, one written after counts the joiner once.
+    fn pending_on(&self, n: &NodeRecord, now_ms: i64) -> bool {
+        self.node == n.id
+            && now_ms - self.at_ms < PLACEMENT_TTL_MS
+            && !n.joined.contains(&self.joiner)
     }
 }
 
@@ -83,12 +102,15 @@ pub fn choose<'a>(
     code: &str,
     now_ms: i64,
 ) -> Option<&'a NodeRecord> {
-    let load =
-        |n: &NodeRecord| n.participants + placed.iter().filter(|p| p.unseen_by(n)).count() as u64;
+    let load = |n: &NodeRecord| {
+        n.participants + placed.iter().filter(|p| p.pending_on(n, now_ms)).count() as u64
+    };
     let full = |n: &NodeRecord| n.capacity.is_some_and(|c| load(n) >= c);
     let holds = |n: &NodeRecord| {
         n.meetings.iter().any(|m| m == code)
-            || placed.iter().any(|p| p.code == code && p.unseen_by(n))
+            || placed
+                .iter()
+                .any(|p| p.code == code && p.pending_on(n, now_ms))
     };
     let live = || {
         nodes
@@ -114,19 +136,23 @@ pub struct Directory {
 struct View {
     nodes: Vec<NodeRecord>,
     placed: Vec<Placement>,
+    /// Joiners who connected here, oldest first, with when.
+    joined: std::collections::VecDeque<(i64, String)>,
 }
 
 impl Directory {
-    /// A fresh reading of the bucket: placements the new records already include are
-    /// forgotten.
-    pub fn replace(&self, nodes: Vec<NodeRecord>) {
+    /// A fresh reading of the bucket: placements the new records count, and expired ones,
+    /// are forgotten.
+    pub fn replace(&self, nodes: Vec<NodeRecord>, now_ms: i64) {
         let mut v = self.inner.write();
-        v.placed.retain(|p| nodes.iter().any(|n| p.unseen_by(n)));
+        v.placed
+            .retain(|p| nodes.iter().any(|n| p.pending_on(n, now_ms)));
         v.nodes = nodes;
     }
 
-    /// The record of the node a joiner of `code` should use; remembers the placement.
-    pub fn choose(&self, code: &str, now_ms: i64) -> Option<NodeRecord> {
+    /// The record of the node `joiner` (see [`joiner_id`]) of `code` should use; remembers
+    /// the placement.
+    pub fn choose(&self, code: &str, joiner: String, now_ms: i64) -> Option<NodeRecord> {
         let mut v = self.inner.write();
         let chosen = choose(&v.nodes, &v.placed, code, now_ms).cloned()?;
         if v.placed.len() >= MAX_PENDING {
@@ -136,8 +162,31 @@ impl Directory {
             node: chosen.id.clone(),
             code: code.to_owned(),
             at_ms: now_ms,
+            joiner,
         });
         Some(chosen)
+    }
+
+    /// A joiner connected to this node: its next records list them.
+    pub fn note_joined(&self, joiner: String, now_ms: i64) {
+        let mut v = self.inner.write();
+        if v.joined.len() >= MAX_JOINED {
+            v.joined.pop_front();
+        }
+        v.joined.push_back((now_ms, joiner));
+    }
+
+    /// The joiners this node's record lists now.
+    pub fn recently_joined(&self, now_ms: i64) -> Vec<String> {
+        let mut v = self.inner.write();
+        while v
+            .joined
+            .front()
+            .is_some_and(|(at, _)| now_ms - at >= JOINED_KEEP_MS)
+        {
+            v.joined.pop_front();
+        }
+        v.joined.iter().map(|(_, j)| j.clone()).collect()
     }
 
     /// Other live nodes than `me` that hold a room for `code`, or that this node recently
@@ -151,7 +200,9 @@ impl Directory {
             .filter(|n| n.id != me && now_ms - n.at_ms <= STALE_AFTER_MS)
             .filter(|n| {
                 n.meetings.iter().any(|m| m == code)
-                    || v.placed.iter().any(|p| p.code == code && p.unseen_by(n))
+                    || v.placed
+                        .iter()
+                        .any(|p| p.code == code && p.pending_on(n, now_ms))
             })
             .map(|n| n.id.clone())
             .collect();
@@ -184,6 +235,7 @@ mod tests {
             capacity: None,
             meetings: meetings.iter().map(|s| s.to_string()).collect(),
             at_ms,
+            joined: vec![],
         }
     }
 
@@ -252,40 +304,71 @@ mod tests {
         assert_eq!(choose(&all, &[], code, 10_000).unwrap().id, "b");
     }
 
+    /// A record written at `at_ms` that names `joined` as connected.
+    fn rec(n: NodeRecord, at_ms: i64, joined: &[&str]) -> NodeRecord {
+        NodeRecord {
+            at_ms,
+            joined: joined.iter().map(|s| s.to_string()).collect(),
+            ..n
+        }
+    }
+
+    fn pending(dir: &Directory) -> Vec<String> {
+        dir.inner
+            .read()
+            .placed
+            .iter()
+            .map(|p| p.joiner.clone())
+            .collect()
+    }
+
     #[test]
-    fn joiners_placed_since_the_last_refresh_count_until_a_record_includes_them() {
+    fn placements_count_until_the_nodes_record_names_the_joiner_or_they_expire() {
         let code = "abc-defg-hij";
         let dir = Directory::default();
-        dir.replace(vec![capped("a", 0, 2, &[]), capped("b", 0, 2, &[])]);
+        dir.replace(vec![capped("a", 0, 2, &[]), capped("b", 0, 2, &[])], 10_000);
         // A burst of five joiners within one refresh: two on a (the first makes a hold the
         // meeting), then b, which holds it from then on.
         let got: Vec<String> = (0..5)
-            .map(|i| dir.choose(code, 10_100 + i).unwrap().id)
+            .map(|i| dir.choose(code, format!("j{i}"), 10_100 + i).unwrap().id)
             .collect();
         assert_eq!(got, ["a", "a", "b", "b", "a"]);
-        // The next records include the connections: the placements are forgotten.
-        // (One of a's joiners never connected.)
-        let at = |n: NodeRecord| NodeRecord { at_ms: 12_000, ..n };
-        dir.replace(vec![
-            at(capped("a", 1, 2, &[code])),
-            at(capped("b", 2, 2, &[code])),
-        ]);
-        assert!(dir.inner.read().placed.is_empty());
-        assert_eq!(dir.choose(code, 12_500).unwrap().id, "a");
-        assert_eq!(
-            dir.choose(code, 12_600).unwrap().id,
-            "a",
-            "all full: least loaded"
+        // a's next record names j0 only (j1 and j4 have not connected yet); b's names both.
+        dir.replace(
+            vec![
+                rec(capped("a", 1, 2, &[code]), 12_000, &["j0"]),
+                rec(capped("b", 2, 2, &[code]), 12_000, &["j2", "j3"]),
+            ],
+            12_000,
         );
-        assert_eq!(dir.choose(code, 12_700).unwrap().id, "b");
-        assert_eq!(dir.holders(code, "a", 12_800), ["b"]);
-        assert!(dir.holders("new-meet-ing", "a", 12_800).is_empty());
+        assert_eq!(pending(&dir), ["j1", "j4"]);
+        // Both full (a: one connected and two on their way): the least loaded.
+        assert_eq!(dir.choose(code, "j5".into(), 12_500).unwrap().id, "b");
+        // j1 and j4 never came: ten seconds after their answers they stop counting.
+        dir.replace(
+            vec![
+                rec(capped("a", 1, 2, &[code]), 20_000, &["j0"]),
+                rec(capped("b", 3, 2, &[code]), 20_000, &["j2", "j3", "j5"]),
+            ],
+            20_200,
+        );
+        assert!(pending(&dir).is_empty());
+        assert_eq!(
+            dir.choose(code, "j6".into(), 20_300).unwrap().id,
+            "a",
+            "a has room again"
+        );
+        assert_eq!(dir.holders(code, "a", 20_400), ["b"]);
+        assert!(dir.holders("new-meet-ing", "a", 20_400).is_empty());
     }
 
     #[test]
     fn a_record_written_before_the_joiners_connected_does_not_undo_their_placements() {
         let dir = Directory::default();
-        dir.replace(vec![node("a", 0, &[], 10_000), node("b", 0, &[], 10_000)]);
+        dir.replace(
+            vec![node("a", 0, &[], 10_000), node("b", 0, &[], 10_000)],
+            10_000,
+        );
         // Four meetings of two, joined in one burst: each meeting on one node, two per node.
         let codes = [
             "aaa-aaaa-aaa",
@@ -296,33 +379,71 @@ mod tests {
         let first: Vec<String> = codes
             .iter()
             .enumerate()
-            .map(|(i, c)| dir.choose(c, 10_100 + i as i64).unwrap().id)
+            .map(|(i, c)| {
+                dir.choose(c, format!("{c}/1"), 10_100 + i as i64)
+                    .unwrap()
+                    .id
+            })
             .collect();
         assert_eq!(first, ["a", "b", "a", "b"]);
         // Both nodes rewrite their records 200 ms later, before anyone has connected.
-        dir.replace(vec![node("a", 0, &[], 10_300), node("b", 0, &[], 10_300)]);
+        dir.replace(
+            vec![node("a", 0, &[], 10_300), node("b", 0, &[], 10_300)],
+            10_300,
+        );
         // The second joiner of each meeting (in the other order) still goes where the first
         // went.
         for (c, want) in codes.iter().zip(&first).rev() {
-            assert_eq!(&dir.choose(c, 10_400).unwrap().id, want, "{c}");
+            assert_eq!(
+                &dir.choose(c, format!("{c}/2"), 10_400).unwrap().id,
+                want,
+                "{c}"
+            );
         }
-        // And a fifth meeting still sees two nodes with four joiners each: the lowest id.
-        assert_eq!(dir.choose("eee-eeee-eee", 10_500).unwrap().id, "a");
-        assert_eq!(dir.choose("fff-ffff-fff", 10_500).unwrap().id, "b");
-        // Records written after the grace include the connections: the placements go.
-        let holding = |n: &str| -> Vec<&str> {
+        // And a fifth and sixth meeting see two nodes with four joiners each.
+        assert_eq!(
+            dir.choose("eee-eeee-eee", "e".into(), 10_500).unwrap().id,
+            "a"
+        );
+        assert_eq!(
+            dir.choose("fff-ffff-fff", "f".into(), 10_500).unwrap().id,
+            "b"
+        );
+        // Records that name every joiner as connected count them: the placements go.
+        let on = |n: &str| -> Vec<String> {
             codes
                 .iter()
-                .chain(&["eee-eeee-eee", "fff-ffff-fff"])
-                .zip(first.iter().chain(&["a".to_owned(), "b".to_owned()]))
+                .zip(&first)
                 .filter(|(_, w)| *w == n)
-                .map(|(c, _)| *c)
+                .flat_map(|(c, _)| [format!("{c}/1"), format!("{c}/2")])
+                .chain([if n == "a" { "e" } else { "f" }.to_owned()])
                 .collect()
         };
-        dir.replace(vec![
-            node("a", 5, &holding("a"), 12_000),
-            node("b", 5, &holding("b"), 12_000),
-        ]);
-        assert!(dir.inner.read().placed.is_empty());
+        let (on_a, on_b) = (on("a"), on("b"));
+        fn names(v: &[String]) -> Vec<&str> {
+            v.iter().map(String::as_str).collect()
+        }
+        dir.replace(
+            vec![
+                rec(node("a", 5, &[], 12_000), 12_000, &names(&on_a)),
+                rec(node("b", 5, &[], 12_000), 12_000, &names(&on_b)),
+            ],
+            12_000,
+        );
+        assert!(pending(&dir).is_empty());
+    }
+
+    #[test]
+    fn a_node_lists_its_joiners_for_a_while_and_a_joiner_id_hides_the_token() {
+        let dir = Directory::default();
+        dir.note_joined("x".into(), 1_000);
+        dir.note_joined("y".into(), 5_000);
+        assert_eq!(dir.recently_joined(6_000), ["x", "y"]);
+        assert_eq!(dir.recently_joined(1_000 + JOINED_KEEP_MS), ["y"]);
+        let id = joiner_id("a-join-token");
+        assert_eq!(id.len(), 12);
+        assert_eq!(id, joiner_id("a-join-token"));
+        assert_ne!(id, joiner_id("another-token"));
+        assert!(!id.contains("token"));
     }
 }

@@ -194,7 +194,17 @@ impl MediaHub {
             Ok(Some(m)) if m.ended_at.is_some() && grant.role != JoinRole::Host => Err(
                 Refusal::new("meeting_ended", "The host ended this meeting."),
             ),
-            Ok(Some(m)) if !m.cancelled => Ok(grant),
+            Ok(Some(m)) if !m.cancelled => {
+                // The directory's next record of this node names the joiner, so the node that
+                // placed them here stops counting them separately (docs/CLUSTER.md §8).
+                if let Some(net) = self.cluster() {
+                    net.directory.note_joined(
+                        crate::cluster::nodes::joiner_id(token),
+                        Utc::now().timestamp_millis(),
+                    );
+                }
+                Ok(grant)
+            }
             Ok(Some(_)) => Err(Refusal::new(
                 "meeting_cancelled",
                 "This meeting was cancelled.",
