@@ -17,7 +17,8 @@
 # nodes (cross-node latency, CPU per delivered frame), three meetings one per node, and a
 # meeting larger than a node's capacity (--max-node-participants) spread over three.
 # cluster-capped: issue 13's capacity goal on one host: one node and three nodes, each capped
-# at NODE_CPUS cores (--node-cpus, cgroups, needs root), the most meetings of 4 each carries.
+# at NODE_CPUS cores (--node-cpus, cgroups, needs root), the most meetings of 4 each carries,
+# and the largest audience of one 4-publisher meeting, alone and split over three.
 # past: issue 10's past-capacity series: 720p all-to-all meetings of PAST_N publishers (default
 # "32 36 40 44 48 56"), no impairment, relay / WebTransport / WebSocket interleaved per size,
 # then one table of audio p50/p99 and loss per size (the goal: audio p99 < 150 ms as long as
@@ -120,6 +121,12 @@ for what in "$@"; do
       run capped-3nodes-$round --spawn-server "$QM" --nodes 3 --server-arg=--max-node-participants=10000 \
         --transport wt --rooms 6 $M4 $RCAP
     done
+    # One meeting larger than a node: 4 publishers and a growing audience, split over the
+    # three nodes (each step a fresh cluster whose nodes take a third of it each).
+    W="--rooms 1 --publishers-per-room 4 --video-res 360p --video-kbps 600 --fps 30 --duration 10 --ramp 3"
+    SCAP="--max-p99-ms 150 --max-loss 0 --find-capacity --capacity-dim subscribers --capacity-max 300 --node-cpus $NC"
+    run capped-split-1node --spawn-server "$QM" --transport wt $W --subscribers-per-room 16 $SCAP
+    run capped-split-3nodes --spawn-server "$QM" --nodes 3 --transport wt $W --subscribers-per-room 64 $SCAP
     ;;
   publayers)
     # Issue 15: a meeting where transcoding saturates: 720p publishers, small-tile subscribers

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::{Args, CapacityDim};
 use crate::media::Library;
 use crate::report::{CapacityReport, CapacityStep, Report};
-use crate::run::{clone_lib, run_once, Env};
+use crate::run::{clone_lib, prepare, run_once, Env};
 
 fn with_value(args: &Args, dim: CapacityDim, v: usize) -> Args {
     let mut a = args.clone();
@@ -25,7 +25,17 @@ fn with_value(args: &Args, dim: CapacityDim, v: usize) -> Args {
 
 /// Search for the largest load that passes the thresholds, at most 10 runs; the report is
 /// that run's, with every step in `capacity`.
-pub async fn find_capacity(args: &Args, env: &Env, lib: &Arc<Library>) -> Result<Report> {
+///
+/// With `--nodes N` and no `--max-node-participants` of the caller's, each step gets a fresh
+/// cluster sized for it (every node takes a third of the step's participants before the
+/// placement rule looks elsewhere), so one meeting spreads over the nodes at every size.
+pub async fn find_capacity(args: &Args, env: Env, lib: &Arc<Library>) -> Result<Report> {
+    let fresh_cluster_per_step = args.nodes > 1
+        && !args
+            .server_arg
+            .iter()
+            .any(|a| a.starts_with("--max-node-participants"));
+    let mut env = Some(env);
     if args.max_p99_ms.is_none() && args.max_loss.is_none() {
         bail!("--find-capacity needs --max-p99-ms and/or --max-loss");
     }
@@ -43,6 +53,13 @@ pub async fn find_capacity(args: &Args, env: &Env, lib: &Arc<Library>) -> Result
     for _ in 0..10 {
         let a = with_value(args, dim, v);
         eprintln!("find-capacity: {dim:?} = {v} ({} participants)", a.total());
+        if fresh_cluster_per_step && !steps.is_empty() {
+            // The old cluster goes first: its processes and cgroups are gone before the new
+            // one starts.
+            drop(env.take());
+            env = Some(prepare(&a).await.context("restarting the cluster")?);
+        }
+        let env = env.as_ref().context("no target")?;
         let r = run_once(&a, env, clone_lib(lib))
             .await
             .with_context(|| format!("capacity step {v}"))?;
@@ -71,6 +88,7 @@ pub async fn find_capacity(args: &Args, env: &Env, lib: &Arc<Library>) -> Result
             tester_quic_dropped_in: r.tester.quic_datagrams_dropped_in,
             tester_quic_dropped_out: r.tester.quic_datagrams_dropped_out,
             throttled_s: r.machine.throttled.as_ref().map(|t| t.seconds),
+            joins_failed: r.join.failed,
             passed: r.passed,
         });
         eprintln!(
@@ -90,6 +108,12 @@ pub async fn find_capacity(args: &Args, env: &Env, lib: &Arc<Library>) -> Result
             r.tester.quic_datagrams_dropped_out,
             if r.passed { "held" } else { "broke" }
         );
+        if r.join.failed > 0 || !r.errors.is_empty() {
+            eprintln!(
+                "  joins failed {} of {} · errors {:?}",
+                r.join.failed, r.join.planned, r.errors
+            );
+        }
         if let Some(t) = &r.machine.throttled {
             eprintln!(
                 "  the capped servers waited for their quota {} times, {:.2} s in all",
@@ -131,6 +155,11 @@ pub async fn find_capacity(args: &Args, env: &Env, lib: &Arc<Library>) -> Result
         Some((_, r)) => r,
         None => {
             let a = with_value(args, dim, 1);
+            if fresh_cluster_per_step {
+                drop(env.take());
+                env = Some(prepare(&a).await.context("restarting the cluster")?);
+            }
+            let env = env.as_ref().context("no target")?;
             let mut r = run_once(&a, env, clone_lib(lib)).await?;
             r.passed = false;
             r

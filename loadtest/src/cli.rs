@@ -152,8 +152,8 @@ pub struct Args {
     /// connections (`--max-node-participants`, unless given with --server-arg) before the
     /// placement rule sends further joiners elsewhere, so one meeting spreads over the nodes.
     /// Joins go through the first node; CPU and `/metrics` are summed over all nodes and NATS.
-    /// With --find-capacity the nodes are started once, sized for the first step: set
-    /// --server-arg=--max-node-participants=K yourself there.
+    /// With --find-capacity every step starts a fresh cluster sized for it, unless
+    /// --server-arg=--max-node-participants=K is given (then the nodes start once).
     #[arg(long, default_value_t = 1, requires = "spawn_server", value_parser = clap::value_parser!(u16).range(1..=16))]
     pub nodes: u16,
     /// With --spawn-server (or --target relay): cap the spawned server, and each node with

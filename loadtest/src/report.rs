@@ -245,6 +245,8 @@ pub struct CapacityStep {
     /// Every threshold held.
     /// `--node-cpus`: seconds the capped servers waited for their quota in this step.
     pub throttled_s: Option<f64>,
+    /// Joins that failed in this step (any failure breaks the step).
+    pub joins_failed: u64,
     pub passed: bool,
 }
 
@@ -482,7 +484,7 @@ impl Report {
             for st in &cap.steps {
                 let _ = writeln!(
                     s,
-                    "  {:>4} → {:>4} participants  p99 {:>8.1} ms  loss {:>7.3}%  server {} cores ({} µs/frame)  tester {} cores  server drops {} (QUIC {})  UDP drops {}  tester QUIC drops in/out {}/{}  {}",
+                    "  {:>4} → {:>4} participants  p99 {:>8.1} ms  loss {:>7.3}%  server {} cores ({} µs/frame)  tester {} cores  server drops {} (QUIC {})  UDP drops {}  tester QUIC drops in/out {}/{}{}  {}",
                     st.value,
                     st.participants,
                     st.p99_ms,
@@ -495,6 +497,11 @@ impl Report {
                     st.udp_rcvbuf_errors.map_or("-".to_owned(), |v| v.to_string()),
                     st.tester_quic_dropped_in,
                     st.tester_quic_dropped_out,
+                    if st.joins_failed > 0 {
+                        format!("  joins failed {}", st.joins_failed)
+                    } else {
+                        String::new()
+                    },
                     if st.passed { "held" } else { "broke" }
                 );
             }

@@ -457,9 +457,7 @@ pub async fn run_inner(args: &Args) -> Result<Report> {
     if !args.find_capacity {
         return run_once(args, &env, clone_lib(&lib)).await;
     }
-    let report = crate::capacity::find_capacity(args, &env, &lib).await;
-    drop(env);
-    report
+    crate::capacity::find_capacity(args, env, &lib).await
 }
 
 /// A library sharing `lib`'s clips.

@@ -157,7 +157,7 @@ pub(super) async fn connect(
             let (tx, mut rx) = quicmeet_client::connect_with(spec.transport, &join, &opts)
                 .await
                 .map_err(|e| {
-                    tracing::debug!(error = %e, "connect failed");
+                    tracing::warn!(error = %e, transport = spec.transport.as_str(), "connect failed");
                     format!("connect_{}", spec.transport.as_str())
                 })?;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -218,7 +218,7 @@ pub(super) async fn connect(
             let (tx, rx) = relay::connect(addr, *hash, spec.room as u32, spec.watches)
                 .await
                 .map_err(|e| {
-                    tracing::debug!(error = %e, "relay connect failed");
+                    tracing::warn!(error = %e, "relay connect failed");
                     "connect_relay".to_owned()
                 })?;
             let connect_us = t0.elapsed().as_micros() as u64;
