@@ -88,12 +88,35 @@ impl Placement {
     }
 }
 
+/// The placements of `placed` that still count on `n`.
+fn pending_on<'p>(
+    placed: &'p [Placement],
+    n: &'p NodeRecord,
+    now_ms: i64,
+) -> impl Iterator<Item = &'p Placement> + 'p {
+    placed.iter().filter(move |p| p.pending_on(n, now_ms))
+}
+
+/// What a meeting that has just started on a node is expected to grow to, when the live
+/// records hold no meeting to average: a small team meeting.
+pub const DEFAULT_MEETING_SIZE: f64 = 4.0;
+/// A new meeting never counts as more than this many people, however large the cluster's
+/// meetings are on average (one town hall must not make every new meeting count as 200).
+pub const MAX_EXPECTED_MEETING_SIZE: f64 = 16.0;
+
 /// The placement rule, over live records and the placements made since they were written:
 ///
 /// 1. a node that holds a room for `code` (or was just given one of its joiners) and is not
 ///    full: the lowest id, should several;
-/// 2. otherwise the node with the fewest participants among those not full (ties: lowest id);
+/// 2. otherwise the node with the least expected load among those not full (ties: lowest id):
+///    its participants, plus for each meeting this node has just started there (placements
+///    its record does not count yet, for a meeting it does not list) the larger of the
+///    joiners placed and the cluster's average meeting size. A meeting whose first joiner has
+///    just arrived will have more, so when many meetings start at once they are spread by
+///    what they will weigh, not by their first joiner;
 /// 3. when every node is full, the one with the fewest participants.
+///
+/// "Full" counts only placed and connected joiners.
 ///
 /// `None` when no record is live.
 pub fn choose<'a>(
@@ -102,26 +125,52 @@ pub fn choose<'a>(
     code: &str,
     now_ms: i64,
 ) -> Option<&'a NodeRecord> {
-    let load = |n: &NodeRecord| {
-        n.participants + placed.iter().filter(|p| p.pending_on(n, now_ms)).count() as u64
-    };
-    let full = |n: &NodeRecord| n.capacity.is_some_and(|c| load(n) >= c);
-    let holds = |n: &NodeRecord| {
-        n.meetings.iter().any(|m| m == code)
-            || placed
-                .iter()
-                .any(|p| p.code == code && p.pending_on(n, now_ms))
-    };
     let live = || {
         nodes
             .iter()
             .filter(move |n| now_ms - n.at_ms <= STALE_AFTER_MS)
     };
+    let load = |n: &NodeRecord| n.participants + pending_on(placed, n, now_ms).count() as u64;
+    let full = |n: &NodeRecord| n.capacity.is_some_and(|c| load(n) >= c);
+    let holds = |n: &NodeRecord| {
+        n.meetings.iter().any(|m| m == code)
+            || pending_on(placed, n, now_ms).any(|p| p.code == code)
+    };
+    let (people, meetings) = live().fold((0u64, 0usize), |(p, m), n| {
+        (p + n.participants, m + n.meetings.len())
+    });
+    let typical = if meetings == 0 {
+        DEFAULT_MEETING_SIZE
+    } else {
+        (people as f64 / meetings as f64).clamp(1.0, MAX_EXPECTED_MEETING_SIZE)
+    };
+    // Participants, plus what this node sent there since: meetings the record lists count
+    // their joiners, meetings new to the node count at least `typical`.
+    let expected = |n: &NodeRecord| -> f64 {
+        let mut new: Vec<(&str, u64)> = vec![];
+        let mut known = 0u64;
+        for p in pending_on(placed, n, now_ms) {
+            if n.meetings.contains(&p.code) {
+                known += 1;
+            } else if let Some(e) = new.iter_mut().find(|(c, _)| *c == p.code) {
+                e.1 += 1;
+            } else {
+                new.push((&p.code, 1));
+            }
+        }
+        let young: f64 = new.iter().map(|(_, k)| (*k as f64).max(typical)).sum();
+        (n.participants + known) as f64 + young
+    };
+    let least_expected = |a: &&NodeRecord, b: &&NodeRecord| {
+        expected(a)
+            .total_cmp(&expected(b))
+            .then_with(|| a.id.cmp(&b.id))
+    };
     let least_loaded = |a: &&NodeRecord, b: &&NodeRecord| (load(a), &a.id).cmp(&(load(b), &b.id));
     live()
         .filter(|n| holds(n) && !full(n))
         .min_by(|a, b| a.id.cmp(&b.id))
-        .or_else(|| live().filter(|n| !full(n)).min_by(least_loaded))
+        .or_else(|| live().filter(|n| !full(n)).min_by(least_expected))
         .or_else(|| live().min_by(least_loaded))
 }
 
@@ -431,6 +480,47 @@ mod tests {
             12_000,
         );
         assert!(pending(&dir).is_empty());
+    }
+
+    #[test]
+    fn meetings_that_start_together_are_spread_by_what_they_will_weigh() {
+        let dir = Directory::default();
+        dir.replace(
+            vec![
+                node("a", 0, &[], 10_000),
+                node("b", 0, &[], 10_000),
+                node("c", 0, &[], 10_000),
+            ],
+            10_000,
+        );
+        let mut per_node: std::collections::BTreeMap<String, u32> = Default::default();
+        let mut join = |code: &str, who: &str| {
+            let n = dir
+                .choose(code, format!("{code}/{who}"), 10_100)
+                .unwrap()
+                .id;
+            *per_node.entry(n).or_default() += 1;
+        };
+        // Meeting 1 fills up at once; then five meetings each get their first joiner before
+        // any gets its second. Counted by first joiners alone, a looks busiest and b and c
+        // take all five (4 / 12 / 8 in the end); counted by what a new meeting will weigh,
+        // each node gets two meetings.
+        for w in 0..4 {
+            join("m1", &w.to_string());
+        }
+        for m in ["m2", "m3", "m4", "m5", "m6"] {
+            join(m, "0");
+        }
+        for m in ["m2", "m3", "m4", "m5", "m6"] {
+            for w in 1..4 {
+                join(m, &w.to_string());
+            }
+        }
+        assert_eq!(
+            per_node.values().copied().collect::<Vec<_>>(),
+            [8, 8, 8],
+            "{per_node:?}"
+        );
     }
 
     #[test]
