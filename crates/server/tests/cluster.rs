@@ -344,8 +344,9 @@ async fn losing_nats_refuses_joins_clearly_and_recovers_when_it_returns() {
 
 /// Asks node `via` to let a guest into `code` until the answer's media node is `want`
 /// (the directory refreshes every 2 s); returns that answer. Each answer counts as a joiner
-/// placed on its node until a record written a second later (docs/CLUSTER.md section 8), so
-/// asks are 3.5 s apart: closer, each unanswered ask would hold the meeting for the next.
+/// placed on its node until that node's record names them or for 10 s (docs/CLUSTER.md
+/// section 8), and so holds the meeting there: callers let the directory catch up before
+/// asking, so that the first ask lands, and asks are 3.5 s apart to keep unanswered ones few.
 pub(crate) async fn join_lands_on(cl: &Cluster, via: usize, code: &str, want: usize) -> JoinInfo {
     let quic_port = format!(":{}/wt", cl.nodes[want].quic.port());
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -6,7 +6,7 @@
 //! `delete_expect_revision`, read-modify-write uses `update(…, revision)` in a bounded loop.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, PoisonError, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use async_nats::{
@@ -50,6 +50,8 @@ pub struct KvStore {
     join: kv::Store,
     chat: kv::Store,
     limits: kv::Store,
+    /// This node's turns on keys for read-modify-writes.
+    turns: Turns,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -97,6 +99,7 @@ impl KvStore {
             join: b("join", JOIN_MAX_AGE).await?,
             chat: b("chat", none).await?,
             limits: b("limits", LIMITS_MAX_AGE).await?,
+            turns: Turns::default(),
             client,
         })
     }
@@ -226,14 +229,15 @@ async fn compare_and_set(
 /// Read-modify-write under compare-and-set. `f` gets the current value and returns the new
 /// one (None: leave it) and the result.
 async fn modify<R>(
+    turns: &Turns,
     kv: &kv::Store,
     key: &str,
     mut f: impl FnMut(Option<&[u8]>) -> StoreResult<(Option<Vec<u8>>, R)> + Send,
 ) -> StoreResult<R> {
-    // Writers of this key in this process take turns here, so only other nodes can make a
+    // Writers of this key on this node take turns here, so only other nodes can make a
     // compare-and-set lose: a burst on one node costs one round trip per writer instead of
     // a storm of lost races.
-    let _turn = local_turn(&kv.name, key).await;
+    let _turn = turns.take(&kv.name, key).await;
     for round in 0..CAS_ROUNDS {
         let cur = current(kv, key).await?;
         let (new, out) = f(cur.value.as_deref())?;
@@ -262,36 +266,40 @@ fn backoff(round: usize) -> Duration {
     Duration::from_micros(u64::from(nanos) % cap_us)
 }
 
-/// One async mutex per `bucket/key` with a read-modify-write in flight in this process.
-type TurnTable = HashMap<String, Weak<tokio::sync::Mutex<()>>>;
+/// Turns on keys for one node's read-modify-writes: one async mutex per `bucket/key` with a
+/// write in flight. Each node (each [`KvStore`], and any other owner of buckets) has its own,
+/// so writers on one node queue while different nodes still race, as they must, through
+/// compare-and-set. The table holds only weak entries; the dead ones are swept once it grows
+/// past a few hundred.
+#[derive(Default)]
+pub struct Turns(std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>);
 
-static TURNS: LazyLock<std::sync::Mutex<TurnTable>> = LazyLock::new(Default::default);
-
-/// Waits for this process's turn to modify `bucket/key`. The table holds only weak entries;
-/// the dead ones are swept once it grows past a few hundred.
-async fn local_turn(bucket: &str, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
-    let lock = {
-        let mut t = TURNS.lock().unwrap_or_else(PoisonError::into_inner);
-        if t.len() >= 256 {
-            t.retain(|_, w| w.strong_count() > 0);
-        }
-        let name = format!("{bucket}/{key}");
-        match t.get(&name).and_then(Weak::upgrade) {
-            Some(l) => l,
-            None => {
-                let l = Arc::new(tokio::sync::Mutex::new(()));
-                t.insert(name, Arc::downgrade(&l));
-                l
+impl Turns {
+    /// Waits for this node's turn to modify `bucket/key`.
+    async fn take(&self, bucket: &str, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut t = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if t.len() >= 256 {
+                t.retain(|_, w| w.strong_count() > 0);
             }
-        }
-    };
-    lock.lock_owned().await
+            let name = format!("{bucket}/{key}");
+            match t.get(&name).and_then(Weak::upgrade) {
+                Some(l) => l,
+                None => {
+                    let l = Arc::new(tokio::sync::Mutex::new(()));
+                    t.insert(name, Arc::downgrade(&l));
+                    l
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
 }
 
 /// Adds one to the decimal counter under `key` (compare-and-set, so racing nodes each get
 /// their own value) and returns the new value; a missing counter counts from 0.
-pub async fn increment(kv: &kv::Store, key: &str) -> StoreResult<u64> {
-    modify(kv, key, |cur| {
+pub async fn increment(turns: &Turns, kv: &kv::Store, key: &str) -> StoreResult<u64> {
+    modify(turns, kv, key, |cur| {
         let n = match cur {
             Some(b) => std::str::from_utf8(b)
                 .ok()
@@ -319,8 +327,14 @@ async fn take(kv: &kv::Store, key: &str) -> StoreResult<Option<bytes::Bytes>> {
 }
 
 /// Adds or removes `code` in a JSON list of meeting codes.
-async fn index_edit(kv: &kv::Store, key: &str, code: &str, add: bool) -> StoreResult<()> {
-    modify(kv, key, |cur| {
+async fn index_edit(
+    turns: &Turns,
+    kv: &kv::Store,
+    key: &str,
+    code: &str,
+    add: bool,
+) -> StoreResult<()> {
+    modify(turns, kv, key, |cur| {
         let mut codes: Vec<String> = cur.map(dec).transpose()?.unwrap_or_default();
         let had = codes.iter().any(|c| c == code);
         if add == had {
@@ -454,7 +468,7 @@ impl Backend for KvStore {
         self.ready()?;
         let taken_value = take(&self.verify, &token_key(token)).await?;
         let rec = taken(taken_value, now, |t: &TokenRecord| t.expires_at)?;
-        modify(&self.users, &hex_key(&rec.user_id), |cur| {
+        modify(&self.turns, &self.users, &hex_key(&rec.user_id), |cur| {
             let mut user: User = cur.map(dec).transpose()?.ok_or(StoreError::TokenInvalid)?;
             user.verified = true;
             Ok((Some(enc(&user)?), user))
@@ -500,9 +514,17 @@ impl Backend for KvStore {
             }
             Err(e) => return Err(unavailable(e)),
         }
-        index_edit(&self.by_host, &hex_key(&m.host_id), &m.code, true).await?;
+        index_edit(
+            &self.turns,
+            &self.by_host,
+            &hex_key(&m.host_id),
+            &m.code,
+            true,
+        )
+        .await?;
         for inv in &m.invitees {
             index_edit(
+                &self.turns,
                 &self.by_invitee,
                 &hex_key(&normalize_email(inv)),
                 &m.code,
@@ -521,10 +543,24 @@ impl Backend for KvStore {
         let norm = |v: &[String]| v.iter().map(|e| normalize_email(e)).collect::<Vec<_>>();
         let (before, after) = (norm(&old.invitees), norm(&new.invitees));
         for inv in before.iter().filter(|e| !after.contains(e)) {
-            index_edit(&self.by_invitee, &hex_key(inv), &old.code, false).await?;
+            index_edit(
+                &self.turns,
+                &self.by_invitee,
+                &hex_key(inv),
+                &old.code,
+                false,
+            )
+            .await?;
         }
         for inv in after.iter().filter(|e| !before.contains(e)) {
-            index_edit(&self.by_invitee, &hex_key(inv), &new.code, true).await?;
+            index_edit(
+                &self.turns,
+                &self.by_invitee,
+                &hex_key(inv),
+                &new.code,
+                true,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -590,7 +626,7 @@ impl Backend for KvStore {
 
     async fn append_chat(&self, code: &str, rec: &ChatRecord) -> StoreResult<()> {
         self.ready()?;
-        modify(&self.chat, &hex_key(code), |cur| {
+        modify(&self.turns, &self.chat, &hex_key(code), |cur| {
             let mut list: Vec<ChatRecord> = cur.map(dec).transpose()?.unwrap_or_default();
             // Ids increase within a meeting; keep the list sorted even if appends race.
             let at = list.partition_point(|c| c.id < rec.id);
@@ -633,7 +669,7 @@ impl Backend for KvStore {
         self.ready()?;
         let (minute, retry_after_secs) = rate_window(now);
         let k = format!("{}.{}.{minute}", hex_key(scope), hex_key(key));
-        let count = modify(&self.limits, &k, |cur| {
+        let count = modify(&self.turns, &self.limits, &k, |cur| {
             let n: u32 = cur
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .and_then(|s| s.parse().ok())

@@ -103,6 +103,8 @@ pub struct Net {
     pub client: async_nats::Client,
     pub stats: Arc<CrossStats>,
     ids: kv::Store,
+    /// This node's turns on the shared counters of `ids`.
+    id_turns: quicmeet_store::kv::Turns,
     /// Last heartbeat per node, and whether it counts as alive.
     heard: Mutex<HashMap<String, (Instant, bool)>>,
 }
@@ -121,6 +123,7 @@ impl Net {
             client,
             stats: Arc::new(CrossStats::default()),
             ids,
+            id_turns: Default::default(),
             heard: Mutex::new(HashMap::new()),
         }))
     }
@@ -128,7 +131,7 @@ impl Net {
     /// Takes the next block of participant ids of meeting `code` from the shared counter
     /// (compare-and-set: two nodes never get the same block).
     pub async fn reserve_ids(&self, code: &str) -> anyhow::Result<IdBlock> {
-        let n = quicmeet_store::kv::increment(&self.ids, code).await?;
+        let n = quicmeet_store::kv::increment(&self.id_turns, &self.ids, code).await?;
         let max_blocks = (u32::MAX / 16 - 1) / ID_BLOCK;
         let k = u32::try_from(n - 1)
             .ok()
