@@ -6,6 +6,9 @@
 # Env: QM_BENCH_SECONDS (latency window per case, default 15), QM_BENCH_CASES ("wt:2,ws:4";
 #      a case may name a page query to compare client variants in one run: "wt:2,wt:2:workers=on"),
 #      QM_JOINS (joins in the long form, default 100).
+#      The default cases include "wt:4:bots=2": 4 people of whom 2 are simulated by the load tester
+#      (quicmeet-loadtest next to QUICMEET_BIN, or QM_LOADTEST_BIN), so each browser does a
+#      4-person call's work without two more browsers on the same cores.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

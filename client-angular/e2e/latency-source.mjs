@@ -59,10 +59,11 @@ export function installStampingCamera({ width = 640, height = 480, fps = 30 } = 
 }
 
 /**
- * Starts reading stripes back from every remote camera tile; samples accumulate in
+ * Starts reading stripes back from every remote camera tile (of the participants in `only`, when
+ * given: simulated participants send no stripe); samples accumulate in
  * globalThis.__qmG2g: { trackId, g2g, readAt, captureTsUs, paintedAt }.
  */
-export function startStripeReader() {
+export function startStripeReader(only = null) {
   const BITS = 32;
   globalThis.__qmG2g = [];
   const last = new Map();
@@ -96,6 +97,7 @@ export function startStripeReader() {
     for (const c of document.querySelectorAll('.tile[data-self="false"] canvas')) {
       const tile = c.closest('.tile');
       const pid = Number(tile?.getAttribute('data-participant-id'));
+      if (only && !only.includes(pid)) continue;
       const stamp = read(c);
       if (stamp === null) continue;
       if (last.get(pid) === stamp) continue;
