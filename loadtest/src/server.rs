@@ -91,9 +91,15 @@ pub fn spawn_quicmeet(bin: &Path, extra: &[String], max_participants: usize) -> 
         "--join-rate-per-min",
         "1000000",
     ])
-    .arg("--max-participants")
-    .arg(max_participants.max(100).to_string())
     .args(extra);
+    // A limit given with --server-arg wins (the server refuses the option twice).
+    let given = extra
+        .iter()
+        .any(|a| a == "--max-participants" || a.starts_with("--max-participants="));
+    if !given {
+        cmd.arg("--max-participants")
+            .arg(max_participants.max(100).to_string());
+    }
     spawn_ready(cmd, process::QUICMEET_READY, Some(dir))
 }
 

@@ -246,3 +246,67 @@ async fn counts_match_across_a_cluster_with_the_meeting_split_over_its_nodes() {
     assert!(c.cross_frames_out.is_some_and(|n| n > 0.0), "{}", r.table());
     assert!(c.nats_cpu_cores.is_some(), "NATS CPU sampled");
 }
+
+/// A publisher that cannot join (the meeting is full) does not hold up the others: the
+/// meeting's media starts without waiting for its tracks, and everyone who joined sees the
+/// others. Before, the rest waited for the missing tracks until the room's start timeout
+/// (20 s), so a short run measured nothing at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_cannot_join_does_not_hold_up_the_meeting() {
+    let bin = quicmeet_bin();
+    let spawn = bin.to_str().unwrap().to_owned();
+    let a = Cli::try_parse_from([
+        "quicmeet-loadtest",
+        "--spawn-server",
+        &spawn,
+        "--server-arg=--max-participants=3",
+        "--transport",
+        "wt",
+        "--rooms",
+        "1",
+        "--publishers-per-room",
+        "4",
+        "--subscribers-per-room",
+        "0",
+        "--video-res",
+        "180p",
+        "--video-kbps",
+        "150",
+        "--fps",
+        "15",
+        "--keyframe-secs",
+        "1",
+        "--duration",
+        "3",
+        "--max-join-fail",
+        "50",
+        "--quiet",
+    ])
+    .unwrap()
+    .args;
+    let r = quicmeet_loadtest::run::run(&a).await.unwrap();
+    assert_eq!((r.join.joined, r.join.failed), (3, 1), "{}", r.table());
+    // Each of the three hears and sees the two others from the gate on: every frame sent
+    // reaches both of the others.
+    for k in r
+        .kinds
+        .iter()
+        .filter(|k| k.kind == "audio" || k.kind == "video")
+    {
+        assert!(
+            k.frames_sent > 20,
+            "{}: too few frames sent\n{}",
+            k.kind,
+            r.table()
+        );
+        assert_eq!(k.streams, 3 * 2, "{} streams\n{}", k.kind, r.table());
+        assert_eq!(
+            k.frames_sent * 2,
+            k.frames_received + k.frames_lost,
+            "{}\n{}",
+            k.kind,
+            r.table()
+        );
+    }
+    assert_eq!(r.join.first_frame_ms.count, 3, "{}", r.table());
+}

@@ -53,6 +53,8 @@ pub struct Gate {
     n: usize,
     arrived: AtomicUsize,
     tx: watch::Sender<Option<Instant>>,
+    /// Tracks of publishers that gave up joining: the others stop waiting for them.
+    missing: watch::Sender<usize>,
     /// Open anyway at this time.
     pub deadline: Instant,
 }
@@ -64,6 +66,7 @@ impl Gate {
             n,
             arrived: AtomicUsize::new(0),
             tx: watch::channel(None).0,
+            missing: watch::channel(0).0,
             deadline,
         }
     }
@@ -73,6 +76,16 @@ impl Gate {
         if self.arrived.fetch_add(1, Relaxed) + 1 >= self.n {
             self.open();
         }
+    }
+
+    /// A publisher of this meeting gave up joining: nobody waits for its `tracks` any more.
+    pub fn give_up(&self, tracks: usize) {
+        self.missing.send_modify(|m| *m += tracks);
+    }
+
+    /// Tracks that will never come (their publishers gave up joining), and their changes.
+    pub(crate) fn missing(&self) -> watch::Receiver<usize> {
+        self.missing.subscribe()
     }
 
     /// Start media now (idempotent).
@@ -264,10 +277,14 @@ pub async fn participant(ctx: Arc<Ctx>, spec: Spec, start: Instant) {
     if let Some(s) = &shims {
         ctx.shared.lab.add_links(s.stats());
     }
-    if !arrived {
-        ctx.gates[spec.room].arrive();
-    }
     if !ever_joined {
         ctx.shared.join_failed.fetch_add(1, Relaxed);
+        if spec.publisher {
+            // Before arriving, so the last ones waiting for its tracks open the gate at once.
+            ctx.gates[spec.room].give_up(spec.slots(&ctx.args, &ctx.lib).len());
+        }
+    }
+    if !arrived {
+        ctx.gates[spec.room].arrive();
     }
 }

@@ -74,6 +74,9 @@ pub(super) async fn run(
     }
     let gate = &ctx.gates[spec.room];
     let mut go = gate.subscribe();
+    // Tracks of this meeting's publishers that gave up joining: not waited for.
+    let mut missing = gate.missing();
+    let mut watch_missing = true;
     // Seconds since the room's media started (negative before).
     let since_start = |g: Option<Instant>| {
         g.map_or(0.0, |g| {
@@ -183,7 +186,8 @@ pub(super) async fn run(
     let result = loop {
         // Ready for media: every expected track subscribed; a ping's pong then proves the
         // server processed the subscriptions (control messages are handled in order).
-        if !*arrived && !ping_sent && subs.len() >= expected {
+        let gone = *missing.borrow_and_update();
+        if !*arrived && !ping_sent && subs.len() + gone >= expected {
             if is_relay {
                 *arrived = true;
                 gate.arrive();
@@ -323,6 +327,11 @@ pub(super) async fn run(
                     Event::ProtocolError { code, .. } => sh.error(format!("protocol_{code}")),
                     Event::Closed(_) => break End::Lost("connection_closed".into()),
                 }
+            }
+            // A publisher gave up joining: check again whether everything that will come came.
+            r = missing.changed(), if !*arrived && watch_missing => {
+                // Err: the gate's sender is gone (only as the run ends); stop watching it.
+                watch_missing = r.is_ok();
             }
             _ = report_tick.tick(), if reports => {
                 if let Some(queue_ms) = meter.report(now_us()) {
