@@ -176,4 +176,49 @@ describe('PublishService and produce_layer', () => {
     expect(made[0].stopped).toBe(true);
     expect(publish.producedLayers()).toEqual([]);
   });
+
+  it('holds the layers it makes while the CPU is critical and resumes them once it is fair again', () => {
+    // The browser's Compute Pressure observer, driven by hand.
+    let report: (records: { state: string }[]) => void = () => undefined;
+    vi.stubGlobal(
+      'PressureObserver',
+      class {
+        constructor(cb: (records: { state: string }[]) => void) {
+          report = cb;
+        }
+        observe(): Promise<void> {
+          return Promise.resolve();
+        }
+        disconnect(): void {
+          /* nothing to stop */
+        }
+      },
+    );
+    const pressure = (state: string) => report([{ state }]);
+    const { publish, made, session } = setup();
+    publish.bind(session);
+    publish.produceLayer({ trackId: 33, layer: 1, width: 320, height: 240, bitrate: 400_000 });
+    expect(made.length).toBe(1);
+    pressure('critical');
+    expect(made[0].stopped).toBe(true);
+    expect(publish.producedLayers()).toEqual([]);
+    // A layer asked for while critical is remembered, not started.
+    publish.produceLayer({ trackId: 33, layer: 2, width: 160, height: 120, bitrate: 150_000 });
+    expect(made.length).toBe(1);
+    // Serious is not enough to resume (no flapping between the two).
+    pressure('serious');
+    expect(made.length).toBe(1);
+    pressure('fair');
+    expect(made.length).toBe(3);
+    expect(made.slice(1).every((e) => !e.stopped)).toBe(true);
+    expect(publish.producedLayers().map((r) => r.layer).sort()).toEqual([1, 2]);
+    // Serious after fair holds nothing.
+    pressure('serious');
+    expect(made.slice(1).every((e) => !e.stopped)).toBe(true);
+    // stop_layer while held forgets the request.
+    pressure('critical');
+    publish.stopLayer(33, 2);
+    pressure('nominal');
+    expect(publish.producedLayers().map((r) => r.layer)).toEqual([1]);
+  });
 });

@@ -139,8 +139,16 @@ export class PublishService implements OnDestroy {
   }, HEALTH_EVERY_MS);
   private readonly pressure = new PressureFollow();
   private pressureState: PressureState = 'nominal';
+  /**
+   * Layers the server asked us to make are held (their encoders stopped, the requests kept)
+   * while this machine's CPU is critical, and resume once it is back to nominal or fair: a
+   * second encoder on a starved machine would slow our own call, and the server keeps sending
+   * its own frames of the layer until ours arrive (PROTOCOL §5.6), so nobody loses a picture.
+   */
+  private layersHeld = false;
   private readonly stopPressure = watchCpuPressure((state) => {
     this.pressureState = state;
+    this.followLayerPressure();
     this.followPressure();
   });
   private uplinkCtl = new UplinkController();
@@ -214,7 +222,7 @@ export class PublishService implements OnDestroy {
     for (const [slot, e] of this.encoders) this.applyPause(slot, e.pub);
     // A direct call needs no server layers; coming back, they resume with a keyframe.
     const cam = this.encoders.get(Slot.Camera);
-    if (cam) this.layers.restart(cam.trackId, on ? null : this.sourceOf(Slot.Camera));
+    if (cam) this.layers.restart(cam.trackId, this.layerSource());
   }
 
   private applyPause(slot: PublishSlot, pub: SlotEncoder): void {
@@ -235,7 +243,7 @@ export class PublishService implements OnDestroy {
   produceLayer(req: LayerRequest): void {
     const cam = this.encoders.get(Slot.Camera);
     if (!cam || cam.trackId !== req.trackId) return;
-    this.layers.produce(req, this.suspended ? null : this.sourceOf(Slot.Camera));
+    this.layers.produce(req, this.layerSource());
   }
 
   /** `stop_layer`: the server makes the layer again (or nobody watches it). */
@@ -381,7 +389,21 @@ export class PublishService implements OnDestroy {
     this.starts[slot]++;
     pub.start();
     // Layers we make follow the camera to its new source.
-    if (slot === Slot.Camera) this.layers.restart(trackId, this.suspended ? null : track);
+    if (slot === Slot.Camera) this.layers.restart(trackId, this.suspended || this.layersHeld ? null : track);
+  }
+
+  /** What the layers we make encode from: nothing while suspended or held for the CPU. */
+  private layerSource(): MediaStreamTrack | null {
+    return this.suspended || this.layersHeld ? null : this.sourceOf(Slot.Camera);
+  }
+
+  /** Holds our layers at critical CPU pressure; resumes them at nominal or fair (not serious: no flapping). */
+  private followLayerPressure(): void {
+    const held = this.pressureState === 'critical' ? true : this.pressureState === 'serious' ? this.layersHeld : false;
+    if (held === this.layersHeld) return;
+    this.layersHeld = held;
+    const cam = this.encoders.get(Slot.Camera);
+    if (cam) this.layers.restart(cam.trackId, this.layerSource());
   }
 
   private sourceOf(slot: PublishSlot): MediaStreamTrack | null {
