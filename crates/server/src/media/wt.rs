@@ -57,6 +57,17 @@ const RECEIVE_WINDOW: u32 = 1024 * 1024;
 const WRITE_BATCH: usize = 16;
 /// Application error code used when a lagging group's stream is reset.
 const RESET_LAGGING: u32 = 0x10;
+/// How long a closing connection waits for the peer to acknowledge the end of its control
+/// stream (and so its `goodbye`) before the session is closed anyway.
+const GOODBYE_ACK_WAIT: Duration = Duration::from_secs(2);
+
+/// Ends the control stream and waits, at most [`GOODBYE_ACK_WAIT`], for the peer to acknowledge
+/// everything on it. Unbounded, a peer that stopped reading its control stream (flow control
+/// then holds the last bytes back) would keep a connection the room already let go open for
+/// as long as QUIC keeps it alive, and that participant would never learn it had to leave.
+async fn finish_control(ctl_send: &mut wtransport::SendStream) {
+    let _ = tokio::time::timeout(GOODBYE_ACK_WAIT, ctl_send.finish()).await;
+}
 
 fn server_config(socket: UdpSocket, cert: &SharedCert) -> anyhow::Result<ServerConfig> {
     // The certificate comes from the shared resolver, so a renewed or reloaded certificate
@@ -216,7 +227,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
                     .refused_connections
                     .fetch_add(1, Ordering::Relaxed);
                 let _ = ctl_send.write_all(&refuse(r.code, &r.message)).await;
-                let _ = ctl_send.finish().await;
+                finish_control(&mut ctl_send).await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 conn.close(VarInt::from_u32(2), r.code.as_bytes());
                 return;
@@ -592,10 +603,30 @@ async fn write_loop(
                         let Ok(framed) = quicmeet_proto::wt::frame_control_json(&json) else {
                             continue;
                         };
-                        if ctl_send.write_all(&framed).await.is_err() {
+                        let closing = out.is_closing();
+                        if closing {
+                            // The connection is going (its goodbye is among these messages):
+                            // video QUIC still holds for it must not stand in front of the
+                            // goodbye, in the send buffer or in the peer's flow control.
+                            for (_, g) in groups.drain() {
+                                g.cancel.cancel();
+                            }
+                        }
+                        let write = ctl_send.write_all(&framed);
+                        let written = if closing {
+                            matches!(
+                                tokio::time::timeout(GOODBYE_ACK_WAIT, write).await,
+                                Ok(Ok(()))
+                            )
+                        } else {
+                            write.await.is_ok()
+                        };
+                        if !written {
                             return;
                         }
                     }
+                    // Nothing more of a connection that is going.
+                    Popped::Media { .. } if out.is_closing() => {}
                     Popped::Media {
                         frame,
                         starts_group,
@@ -654,7 +685,7 @@ async fn write_loop(
         }
         attached.report_lagged().await;
         if out.is_closing() {
-            let _ = ctl_send.finish().await;
+            finish_control(&mut ctl_send).await;
             return;
         }
         let paced = out.paced_until();
@@ -666,9 +697,9 @@ async fn write_loop(
             _ = hub.cancel.cancelled() => {
                 if let Ok(b) = quicmeet_proto::wt::encode_control(&ServerMessage::goodbye(
                     "shutdown", "The server is restarting. Reconnect in a moment.")) {
-                    let _ = ctl_send.write_all(&b).await;
+                    let _ = tokio::time::timeout(GOODBYE_ACK_WAIT, ctl_send.write_all(&b)).await;
                 }
-                let _ = ctl_send.finish().await;
+                finish_control(&mut ctl_send).await;
                 out.close("shutdown");
                 return;
             }
