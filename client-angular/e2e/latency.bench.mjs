@@ -14,6 +14,7 @@ import { installStampingCamera, startStripeReader } from './latency-source.mjs';
 import { childrenOf, cpuWindow } from './cpu-sample.mjs';
 import { cpus, loadavg } from 'node:os';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 const SECONDS = Number(process.env.QM_BENCH_SECONDS || 15);
@@ -59,6 +60,9 @@ function loadtestBin() {
 async function startBots(server, code, k, transport, seconds) {
   const base = server.base.replace('localhost', '127.0.0.1');
   const args = ['--server', base, '--meeting', code, '--guest', '--rooms', '1', '--publishers-per-room', String(k), '--subscribers-per-room', '0', '--transport', transport, '--video-res', '360p', '--video-kbps', '600', '--fps', '30', '--video-scene', 'camera', '--duration', String(seconds), '--ramp', '0'];
+  if (!existsSync(loadtestBin())) {
+    throw new Error(`"bots=" cases need the load tester: ${loadtestBin()} does not exist (cargo build -p quicmeet-loadtest, or set QM_LOADTEST_BIN)`);
+  }
   const child = spawn(loadtestBin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
