@@ -230,6 +230,8 @@ async function runCase(server, { transport, n, query }) {
     if (botRun) {
       botRun.kill();
       await botRun.stop();
+      // What the simulated participants saw, when asked (or to tell why they never showed up).
+      if (process.env.QM_BENCH_DEBUG) console.log(botRun.output());
     }
   }
 }

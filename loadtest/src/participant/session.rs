@@ -186,8 +186,8 @@ pub(super) async fn run(
     let result = loop {
         // Ready for media: every expected track subscribed; a ping's pong then proves the
         // server processed the subscriptions (control messages are handled in order).
-        let gone = *missing.borrow_and_update();
-        if !*arrived && !ping_sent && subs.len() + gone >= expected {
+        // (The watch is read only until this participant has arrived, not per frame.)
+        if !*arrived && !ping_sent && subs.len() + *missing.borrow_and_update() >= expected {
             if is_relay {
                 *arrived = true;
                 gate.arrive();

@@ -597,13 +597,17 @@ async fn write_loop(
             if batch.is_empty() {
                 break;
             }
+            // Read once per batch, not per frame. The room queues the goodbye and then closes,
+            // so a batch popped between the two writes that goodbye as an ordinary (unbounded)
+            // message; the window is the room's next few instructions, and the close then takes
+            // effect from the next batch.
+            let closing = out.is_closing();
             for item in batch.drain(..) {
                 match item {
                     Popped::Control(json) => {
                         let Ok(framed) = quicmeet_proto::wt::frame_control_json(&json) else {
                             continue;
                         };
-                        let closing = out.is_closing();
                         if closing {
                             // The connection is going (its goodbye is among these messages):
                             // video QUIC still holds for it must not stand in front of the
@@ -626,7 +630,7 @@ async fn write_loop(
                         }
                     }
                     // Nothing more of a connection that is going.
-                    Popped::Media { .. } if out.is_closing() => {}
+                    Popped::Media { .. } if closing => {}
                     Popped::Media {
                         frame,
                         starts_group,
