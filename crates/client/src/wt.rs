@@ -101,6 +101,9 @@ pub(crate) async fn connect(
     let endpoint = Endpoint::client(config)?;
     let conn = endpoint.connect(join.webtransport_url_with_token()).await?;
     let _ = counters.quic.set(conn.quic_connection().clone());
+    // `Datagrams` reads them from QUIC; wtransport's driver task would otherwise be woken for
+    // every incoming datagram as well (our patch of wtransport, third_party/README.md).
+    conn.application_reads_datagrams();
 
     // Datagrams first: audio may follow the welcome immediately.
     tokio::spawn(read_datagrams(

@@ -88,6 +88,7 @@ pub use queue::{
     ControlOverflow, Popped, Pushed, QueueConfig, QueueEvent, QueueStats, SubscriberQueue,
 };
 pub use room::{
-    ConnId, Input, Join, LayerSource, MediaDrops, OffloadConfig, Output, Recipients, Remote, Room,
-    RoomConfig, RoomStats, RosterEntry, SfuError, TranscoderLoad, MAX_LAYER,
+    ConnId, ConnIdHash, ConnIdHasher, ConnMap, Input, Join, LayerSource, MediaDrops, OffloadConfig,
+    Output, Recipients, Remote, Room, RoomConfig, RoomStats, RosterEntry, SfuError, TranscoderLoad,
+    MAX_LAYER,
 };

@@ -20,7 +20,7 @@ use quicmeet_proto::{
 };
 use quicmeet_sfu::{
     bwe::{Feedback, TransportStats},
-    ConnId, Input, Join, MediaDrops, Output, Room, RoomConfig, RoomStats, TranscoderLoad,
+    ConnId, ConnMap, Input, Join, MediaDrops, Output, Room, RoomConfig, RoomStats, TranscoderLoad,
 };
 use quicmeet_store::ChatRecord;
 use smallvec::SmallVec;
@@ -71,7 +71,7 @@ struct Actor {
     hub: Arc<MediaHub>,
     code: String,
     room: Room,
-    conns: HashMap<ConnId, Arc<ConnOut>>,
+    conns: ConnMap<Arc<ConnOut>>,
     feedback: Vec<Input>,
     /// Media of the current batch, handed to each subscriber back to back when it ends.
     fanout: Fanout,
@@ -104,7 +104,7 @@ pub async fn run(
         room: Room::new(config, Instant::now(), wall_ms, history),
         hub: hub.clone(),
         code: code.clone(),
-        conns: HashMap::new(),
+        conns: ConnMap::default(),
         feedback: Vec::new(),
         fanout: Fanout::default(),
         tx,
@@ -161,8 +161,9 @@ pub async fn run(
             break;
         }
         // Mirrors of other nodes' participants do not keep a room alive here.
-        if actor.room.local_count() == 0
-            && actor.conns.is_empty()
+        // Connections first: counting the room's own members walks them all, every turn.
+        if actor.conns.is_empty()
+            && actor.room.local_count() == 0
             && !actor.holding()
             && hub.retire_room(&code, generation, &rx)
         {

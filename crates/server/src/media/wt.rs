@@ -145,6 +145,9 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     let Ok(conn) = request.accept().await else {
         return;
     };
+    // Incoming datagrams are read from QUIC by `IncomingDatagrams`, not by wtransport's driver
+    // task, which would otherwise be woken (and re-poll all it waits on) for every one.
+    conn.application_reads_datagrams();
     let conn = Arc::new(conn);
 
     // The client's first bidirectional stream is the control stream; hello comes first.
@@ -307,11 +310,13 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         }
     };
 
+    // A task of its own: it wakes for every incoming audio frame, and in the select below it
+    // made every such wake-up poll the control reader, the stream acceptor and the writer too.
     let datagram_reader = {
         let attached = attached.clone();
         let conn = conn.clone();
         let hub = hub.clone();
-        async move {
+        AbortOnDrop(tokio::spawn(async move {
             let mut strikes = Strikes::default();
             let mut incoming = IncomingDatagrams::new(&conn);
             while let Some(d) = incoming.next().await {
@@ -329,7 +334,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
                     }
                 }
             }
-        }
+        }))
     };
 
     let stream_reader = {
@@ -399,16 +404,41 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     drop(attached);
 }
 
+/// A spawned task that is aborted when this handle is dropped; awaiting it waits for the task
+/// to end.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::future::Future for AbortOnDrop {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
 /// A publisher's audio datagrams, read from QUIC itself rather than through wtransport's
 /// driver task, which hands them on one at a time through a one-slot channel (a second task
 /// wake-up per frame, each a turn of the run queue late when the server is busy). Every
-/// datagram already waiting is taken in the same wake-up. The driver still reads some; those
-/// are taken from it, so none is lost.
+/// datagram already waiting is taken in the same wake-up. The session tells the driver to
+/// stop reading datagrams as soon as it is accepted (our patch of wtransport,
+/// `third_party/README.md`); any it took before that are taken from it, so none is lost.
 struct IncomingDatagrams {
     conn: Connection,
     quic: wtransport::quinn::Connection,
     session: u64,
     ready: std::collections::VecDeque<Bytes>,
+    /// The driver stopped reading datagrams and what it read was taken: from then on only
+    /// QUIC is read, so a wake-up no longer also polls the driver's channel.
+    handed_over: bool,
 }
 
 impl IncomingDatagrams {
@@ -418,6 +448,7 @@ impl IncomingDatagrams {
             quic: conn.quic_connection().clone(),
             session: conn.session_id().into_u64(),
             ready: Default::default(),
+            handed_over: false,
         }
     }
 
@@ -433,14 +464,25 @@ impl IncomingDatagrams {
     /// The next datagram's payload; `None` once the connection is closed.
     async fn next(&mut self) -> Option<Bytes> {
         while self.ready.is_empty() {
-            tokio::select! {
-                d = self.quic.read_datagram() => {
-                    self.keep(d.ok()?);
-                    while let Some(Ok(d)) = self.quic.read_datagram().now_or_never() {
-                        self.keep(d);
+            if self.handed_over {
+                let d = self.quic.read_datagram().await.ok()?;
+                self.keep(d);
+            } else {
+                if self.conn.datagram_handover_complete() {
+                    // Whatever the driver read is in its channel by now; nothing follows it.
+                    self.handed_over = true;
+                    while let Some(Ok(d)) = self.conn.receive_datagram().now_or_never() {
+                        self.ready.push_back(d.payload());
                     }
+                    continue;
                 }
-                d = self.conn.receive_datagram() => self.ready.push_back(d.ok()?.payload()),
+                tokio::select! {
+                    d = self.quic.read_datagram() => self.keep(d.ok()?),
+                    d = self.conn.receive_datagram() => self.ready.push_back(d.ok()?.payload()),
+                }
+            }
+            while let Some(Ok(d)) = self.quic.read_datagram().now_or_never() {
+                self.keep(d);
             }
         }
         self.ready.pop_front()

@@ -51,7 +51,7 @@ use smallvec::SmallVec;
 pub use estimate::{Estimator, TransportStats, MIN_BPS};
 pub use tile::choose_layer;
 
-use crate::room::{ConnId, MAX_LAYER};
+use crate::room::{ConnId, ConnMap, MAX_LAYER};
 
 const LAYERS: usize = MAX_LAYER as usize + 1;
 /// Share of the estimate given to video (the rest is headroom for audio, control, overhead).
@@ -333,7 +333,7 @@ pub struct Bwe {
     config: Config,
     /// Start of the grid on which subscribers are looked at.
     origin: Instant,
-    subs: HashMap<ConnId, Subscriber>,
+    subs: ConnMap<Subscriber>,
     tracks: HashMap<u32, TrackRate>,
     speaker_camera: Option<u32>,
     outputs: VecDeque<Output>,
@@ -347,7 +347,7 @@ impl Bwe {
         Bwe {
             config,
             origin: now,
-            subs: HashMap::new(),
+            subs: ConnMap::default(),
             tracks: HashMap::new(),
             speaker_camera: None,
             outputs: VecDeque::new(),

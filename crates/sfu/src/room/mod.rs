@@ -25,7 +25,7 @@ mod subscription;
 mod timer;
 mod types;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use quicmeet_proto::{ChatMessage, Role, ServerMessage, TrackInfo};
@@ -36,8 +36,8 @@ use timer::{Timer, TimerTable};
 
 pub use offload::{LayerSource, OffloadConfig, TranscoderLoad};
 pub use types::{
-    ConnId, Input, Join, MediaDrops, Output, Recipients, Remote, RoomConfig, RoomStats,
-    RosterEntry, SfuError, MAX_LAYER,
+    ConnId, ConnIdHash, ConnIdHasher, ConnMap, Input, Join, MediaDrops, Output, Recipients, Remote,
+    RoomConfig, RoomStats, RosterEntry, SfuError, MAX_LAYER,
 };
 
 /// One meeting's SFU state. See the crate docs for the protocol it implements.
@@ -46,7 +46,7 @@ pub struct Room {
     config: RoomConfig,
     created: Instant,
     wall_ms_at_created: u64,
-    members: HashMap<ConnId, Member>,
+    members: ConnMap<Member>,
     by_pid: BTreeMap<u32, ConnId>,
     next_pid: u32,
     tracks: BTreeMap<u32, Track>,
@@ -89,7 +89,7 @@ impl Room {
         Room {
             created: now,
             wall_ms_at_created: wall_clock_ms,
-            members: HashMap::new(),
+            members: ConnMap::default(),
             by_pid: BTreeMap::new(),
             next_pid: config.participant_ids.start.max(1),
             tracks: BTreeMap::new(),

@@ -19,6 +19,37 @@ pub(crate) const LAYERS: usize = MAX_LAYER as usize + 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
+/// A map keyed by connection, for the maps the media path looks up per frame and per
+/// subscriber. Connection ids are the server's own counter, never chosen by a client, so
+/// they need no flood-proof hash: one multiplication (Fibonacci hashing) spreads them, where
+/// the default SipHash took a visible share of an audio-only meeting's profile.
+pub type ConnMap<V> = std::collections::HashMap<ConnId, V, ConnIdHash>;
+
+/// Builds [`ConnIdHasher`]s.
+pub type ConnIdHash = std::hash::BuildHasherDefault<ConnIdHasher>;
+
+/// The hasher of [`ConnMap`]: a [`ConnId`] is one `u64`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ConnIdHasher(u64);
+
+impl std::hash::Hasher for ConnIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+}
+
 /// Room settings. `Default` gives production values.
 #[derive(Debug, Clone)]
 pub struct RoomConfig {
