@@ -3,7 +3,7 @@
 # 10 steps of 10 s of media; fixed: 20 s), each wrapped in a timeout.
 #
 #   cargo build --release -p quicmeet-loadtest -p quicmeet-server
-#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|past|audio-path|publayers|cluster|cluster-capped]...
+#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|past|audio-path|audio-pinned|publayers|cluster|cluster-capped]...
 #
 # lab: the impairment lab's figures (issue 10), both transports, 20 s each. QM=/path/to/quicmeet
 # picks the server binary (to compare two builds); LT likewise the load tester.
@@ -12,6 +12,12 @@
 # audio-path: issue 15's comparison, interleaved on a shared machine: QM_BEFORE (a server
 # binary built from an older commit, required) and QM against the relay, same tester, for the
 # audio-only capacity and µs per frame in fixed audio-only and 720p meetings.
+# audio-pinned: issue 15's per-frame ratio with the tester on CPU 0 and the server under test
+# (QuicMeet, QM_BEFORE if given, or the relay) moved to CPU 1 with all its threads as soon as
+# it starts: AUDIO_PINNED_ROUNDS rounds (default 8) of a 48-participant everyone-talks meeting
+# over WebTransport, 10 s each, order reversed every other round; then each round's µs per
+# delivered frame, the ratios to the relay and their medians (BENCHMARKS §5, sixth and seventh
+# passes). Needs 2 CPUs and taskset (util-linux).
 # cluster: issue 13's figures, one node against three nodes and a nats-server (the tester
 # starts them: --nodes 3; needs Debian's nats-server), interleaved: one meeting split over the
 # nodes (cross-node latency, CPU per delivered frame), three meetings one per node, and a
@@ -38,7 +44,8 @@ run() {
   name=$1; shift
   echo "=== $name $(date -u +%T) load $(cut -d' ' -f1 /proc/loadavg)"
   echo "+ quicmeet-loadtest $*"
-  timeout 900 "$LT" "$@" --quiet --report-json "$name.json" --report-html "$name.html" 2>&1 \
+  # RUN_PREFIX: a command the tester runs under (audio-pinned: taskset).
+  timeout 900 ${RUN_PREFIX:-} "$LT" "$@" --quiet --report-json "$name.json" --report-html "$name.html" 2>&1 \
     | grep -v "libvpx\|libopus"
   echo "rc=${PIPESTATUS[0]}"
 }
@@ -127,6 +134,52 @@ for what in "$@"; do
     SCAP="--max-p99-ms 150 --max-loss 0 --find-capacity --capacity-dim subscribers --capacity-max 300 --node-cpus $NC"
     run capped-split-1node --spawn-server "$QM" --transport wt $W --subscribers-per-room 16 $SCAP
     run capped-split-3nodes --spawn-server "$QM" --nodes 3 --transport wt $W --subscribers-per-room 64 $SCAP
+    ;;
+  audio-pinned)
+    [ "$(nproc)" -ge 2 ] || { echo "audio-pinned needs 2 CPUs"; continue; }
+    A="--rooms 1 --subscribers-per-room 0 --video-res none --publishers-per-room 48 --duration 10"
+    # The server under test: a spawned QuicMeet (its data dir names the tester) or the relay.
+    ( while sleep 0.05; do
+        for p in $(pgrep -f -- "--data-dir /tmp/quicmeet-loadtest-|quicmeet-loadtest relay"); do
+          taskset -a -p -c 1 "$p" >/dev/null 2>&1
+        done
+      done ) &
+    PIN=$!
+    pinned() { RUN_PREFIX="taskset -c 0" run "$@"; }
+    for round in $(seq 1 "${AUDIO_PINNED_ROUNDS:-8}"); do
+      order="qm before relay"; [ $((round % 2)) = 0 ] && order="relay before qm"
+      for w in $order; do
+        case $w in
+        qm) pinned pin-qm-$round --spawn-server "$QM" --transport wt $A ;;
+        before) [ -n "${QM_BEFORE:-}" ] && pinned pin-before-$round --spawn-server "$QM_BEFORE" --transport wt $A ;;
+        relay) pinned pin-relay-$round --target relay $A ;;
+        esac
+      done
+    done
+    kill $PIN 2>/dev/null
+    python3 - <<'PY'
+import glob, json, os, statistics
+def us(name):
+    try:
+        return json.load(open(name))["server"]["cpu_us_per_frame"]
+    except (OSError, KeyError, ValueError):
+        return None
+ratios = {"qm": [], "before": []}
+for f in sorted(glob.glob("pin-relay-*.json"), key=lambda f: int(f.split("-")[-1][:-5])):
+    n = f.split("-")[-1][:-5]
+    r = us(f)
+    row = [f"round {n}: relay {r:.2f} µs" if r else f"round {n}: relay -"]
+    for w in ("qm", "before"):
+        v = us(f"pin-{w}-{n}.json")
+        if v and r:
+            ratios[w].append(v / r)
+            row.append(f"{w} {v:.2f} µs ({v / r:.2f}x)")
+    print(" · ".join(row))
+for w, v in ratios.items():
+    if v:
+        print(f"{w} / relay: median {statistics.median(v):.2f}x over {len(v)} rounds, "
+              f"{sum(x <= 1.3 for x in v)} at or under 1.3x")
+PY
     ;;
   publayers)
     # Issue 15: a meeting where transcoding saturates: 720p publishers, small-tile subscribers
