@@ -17,6 +17,7 @@ pub mod media;
 pub mod metrics;
 pub mod ratelimit;
 mod serve;
+mod task;
 mod web;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};

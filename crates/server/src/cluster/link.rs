@@ -16,6 +16,7 @@ use std::{
     time::Instant,
 };
 
+use crate::task::AbortOnDrop;
 use bytes::Bytes;
 use futures::{stream::select_all, StreamExt};
 use parking_lot::Mutex;
@@ -155,15 +156,6 @@ impl Link {
 
 type ToRoom = Arc<dyn Fn(Inbound) -> bool + Send + Sync>;
 
-/// Aborts a media subscription's task when dropped.
-struct Abort(tokio::task::JoinHandle<()>);
-
-impl Drop for Abort {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 #[derive(Clone, Copy)]
 enum Kind {
     Event,
@@ -210,7 +202,8 @@ async fn run(
     let mut batcher = Batcher::default();
     let mut batches = Vec::new();
     // Per node whose media the room wants: the subscription to its shared batches.
-    let mut shared: HashMap<String, Abort> = HashMap::new();
+    // Dropping a subscription's handle aborts its task.
+    let mut shared: HashMap<String, AbortOnDrop> = HashMap::new();
     loop {
         tokio::select! {
             biased;
@@ -322,9 +315,9 @@ async fn listen(
     subject: String,
     to_room: &ToRoom,
     interest: &Interest,
-) -> Option<Abort> {
+) -> Option<AbortOnDrop> {
     match net.client.subscribe(subject.clone()).await {
-        Ok(sub) => Some(Abort(tokio::spawn(receive_media(
+        Ok(sub) => Some(AbortOnDrop(tokio::spawn(receive_media(
             net.clone(),
             subjects.clone(),
             sub,

@@ -34,6 +34,7 @@ use wtransport::{endpoint::IncomingSession, Connection, Endpoint, ServerConfig, 
 
 use super::{conn::Strikes, room::RoomCmd, Attached, MediaHub, Transport};
 use crate::certs::SharedCert;
+use crate::task::AbortOnDrop;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames a group stream may have waiting before the subscriber counts as lagging
@@ -316,7 +317,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         let attached = attached.clone();
         let conn = conn.clone();
         let hub = hub.clone();
-        AbortOnDrop(tokio::spawn(async move {
+        AbortOnDrop::spawn(async move {
             let mut strikes = Strikes::default();
             let mut incoming = IncomingDatagrams::new(&conn);
             while let Some(d) = incoming.next().await {
@@ -334,7 +335,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
                     }
                 }
             }
-        }))
+        })
     };
 
     let stream_reader = {
@@ -402,27 +403,6 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     );
     datagrams.report_closed(conn.quic_connection().stats().frame_tx.datagram, &hub);
     drop(attached);
-}
-
-/// A spawned task that is aborted when this handle is dropped; awaiting it waits for the task
-/// to end.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl std::future::Future for AbortOnDrop {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
-    }
 }
 
 /// A publisher's audio datagrams, read from QUIC itself rather than through wtransport's
