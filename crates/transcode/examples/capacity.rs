@@ -51,6 +51,8 @@ fn before() -> Config {
         encoder_threads: 1,
         error_resilient: true,
         decoder: DecoderSettings::default(),
+        profiles: Vec::new(),
+        last_ref_only: false,
     };
     for l in &mut c.layers {
         l.cpu_used = 12;
@@ -178,6 +180,44 @@ fn variants(steps: bool) -> Vec<Variant> {
             } else {
                 format!("static-thresh {a}/{b}")
             },
+            config: c,
+        });
+    }
+    // Sixth pass: VP8 profiles (simple loop filter, bilinear prediction) and last-frame-only
+    // prediction in the layer encoders, on top of after.
+    for p in [[1, 1], [0, 1], [1, 0], [2, 2], [3, 3]] {
+        let mut c = after();
+        c.tuning.profiles = p.to_vec();
+        v.push(Variant {
+            name: format!("after, profile {}/{}", p[0], p[1]),
+            config: c,
+        });
+    }
+    let mut last_only = after();
+    last_only.tuning.last_ref_only = true;
+    v.push(Variant {
+        name: "after, last ref only".into(),
+        config: last_only,
+    });
+    for p in [0u8, 1, 2] {
+        for (a, b) in [(-12, -12), (-14, -8), (-14, -12), (-16, -8), (-16, -12)] {
+            let mut c = after();
+            c.tuning.last_ref_only = true;
+            c.tuning.profiles = vec![p, p];
+            c.layers[0].cpu_used = a;
+            c.layers[1].cpu_used = b;
+            v.push(Variant {
+                name: format!("grid p{p} {a}/{b}"),
+                config: c,
+            });
+        }
+    }
+    for p in [1u8, 2] {
+        let mut c = after();
+        c.tuning.last_ref_only = true;
+        c.tuning.profiles = vec![p, p];
+        v.push(Variant {
+            name: format!("after, profile {p}/{p} + last ref only"),
             config: c,
         });
     }

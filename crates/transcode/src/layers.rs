@@ -129,6 +129,12 @@ pub struct Tuning {
     pub error_resilient: bool,
     /// How the source is decoded.
     pub decoder: vp8::DecoderSettings,
+    /// VP8 profile of each layer encoder, in the order of the layers (missing = 0). Measured
+    /// in BENCHMARKS.md section 4, sixth pass, and left at 0.
+    pub profiles: Vec<u8>,
+    /// Layer encoders predict from the last frame only (no golden or altref search). Measured
+    /// there too, and left off.
+    pub last_ref_only: bool,
 }
 
 impl Default for Tuning {
@@ -146,6 +152,8 @@ impl Default for Tuning {
             encoder_threads: 1,
             error_resilient: false,
             decoder: vp8::DecoderSettings::default(),
+            profiles: Vec::new(),
+            last_ref_only: false,
         }
     }
 }
@@ -634,6 +642,8 @@ impl LayerTranscoder {
                     cpu_used: l.spec.cpu_used,
                     threads: tuning.encoder_threads,
                     error_resilient: tuning.error_resilient,
+                    profile: tuning.profiles.get(i).copied().unwrap_or(0),
+                    last_ref_only: tuning.last_ref_only,
                 };
                 match open_layer_encoder(&settings, &self.metrics) {
                     Ok(enc) => l.encoder = Some(enc),
@@ -733,10 +743,17 @@ fn pair_mut<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
 
 fn open_layer_encoder(settings: &EncoderSettings, metrics: &Arc<Metrics>) -> Result<LayerEncoder> {
     let encoder = vp8::open_encoder(settings)?;
+    let mut scaled = frame::Video::new(Pixel::YUV420P, settings.width, settings.height);
+    if settings.last_ref_only {
+        // libvpxenc reads per-frame encode flags from the frame's "vp8-flags" metadata.
+        let mut d = ffmpeg_next::Dictionary::new();
+        d.set("vp8-flags", &((1u32 << 17) | (1u32 << 21)).to_string());
+        scaled.set_metadata(d);
+    }
     Ok(LayerEncoder {
         encoder,
         scaler: None,
-        scaled: frame::Video::new(Pixel::YUV420P, settings.width, settings.height),
+        scaled,
         width: settings.width,
         height: settings.height,
         last_pts: i64::MIN,

@@ -52,6 +52,12 @@ pub(crate) struct EncoderSettings {
     pub threads: usize,
     /// libvpx `error-resilient`.
     pub error_resilient: bool,
+    /// VP8 profile (the bitstream's version, RFC 6386 section 9.1), 0–3: above 0, motion
+    /// compensation uses the bilinear filter instead of the six-tap one (3: whole pixels only)
+    /// and the loop filter is simpler. 0 is what browsers send.
+    pub profile: u8,
+    /// Predict inter frames from the last frame only (no golden or altref search).
+    pub last_ref_only: bool,
 }
 
 /// The realtime libvpx options, as FFmpeg names them. Kept apart so a test can prove FFmpeg
@@ -73,6 +79,10 @@ pub(crate) fn realtime_options(s: &EncoderSettings) -> Dictionary<'static> {
     d.set("bufsize", &s.bitrate_bps.to_string());
     d.set("qmin", "4");
     d.set("qmax", "56");
+    if s.profile != 0 {
+        // AVCodecContext's own option; libvpxenc copies it into `g_profile`.
+        d.set("profile", &s.profile.to_string());
+    }
     d
 }
 
@@ -152,6 +162,8 @@ impl Vp8Encoder {
             cpu_used: CPU_USED,
             threads: 1,
             error_resilient: true,
+            profile: 0,
+            last_ref_only: false,
         })?;
         Ok(Vp8Encoder {
             enc,
@@ -430,6 +442,8 @@ mod tests {
             cpu_used: -12,
             threads: 1,
             error_resilient: false,
+            profile: 1,
+            last_ref_only: false,
         }
     }
 
