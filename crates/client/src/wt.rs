@@ -5,10 +5,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
-
 use quicmeet_proto::wt::encode_control;
 use quicmeet_proto::{ClientMessage, ControlStreamDecoder, Decoded, EncodedFrame, StreamDecoder};
+use quicmeet_wt::SessionDatagrams;
 use wtransport::config::QuicTransportConfig;
 
 /// Bytes of received datagrams QUIC keeps until the reader takes them, when the caller asks
@@ -101,13 +100,11 @@ pub(crate) async fn connect(
     let endpoint = Endpoint::client(config)?;
     let conn = endpoint.connect(join.webtransport_url_with_token()).await?;
     let _ = counters.quic.set(conn.quic_connection().clone());
-    // `Datagrams` reads them from QUIC; wtransport's driver task would otherwise be woken for
-    // every incoming datagram as well (our patch of wtransport, third_party/README.md).
-    conn.application_reads_datagrams();
-
-    // Datagrams first: audio may follow the welcome immediately.
+    // Datagrams are read from QUIC by `SessionDatagrams`; wtransport's driver task would
+    // otherwise be woken for every incoming one as well (our patch of wtransport,
+    // third_party/README.md). Taken over first: audio may follow the welcome immediately.
     tokio::spawn(read_datagrams(
-        conn.clone(),
+        SessionDatagrams::take_over(&conn),
         tx.clone(),
         counters.clone(),
         opts.datagram_max_age,
@@ -276,67 +273,12 @@ fn datagram_event(payload: bytes::Bytes, counters: &Counters) -> Option<Event> {
     }
 }
 
-/// The session's datagrams, read straight from QUIC.
-///
-/// wtransport hands each datagram from QUIC to the session through its own driver task and
-/// a one-slot channel: two task wake-ups per datagram. A client short of CPU, with hundreds
-/// of tasks in the run queue, then took each audio datagram a full turn of the queue late, and
-/// in a 40-person meeting read a fifth of what arrived (QUIC dropped the rest from its full
-/// receive buffer). Reading QUIC here takes every waiting datagram in one wake-up. wtransport's
-/// driver cannot be told to stop reading, so what it takes is read from it too: nothing is
-/// lost, those few just take the longer way.
-struct Datagrams {
-    conn: Connection,
-    quic: quinn::Connection,
-    session: u64,
-    /// Read from QUIC but not yet taken.
-    ready: VecDeque<bytes::Bytes>,
-}
-
-impl Datagrams {
-    fn new(conn: Connection) -> Self {
-        Self {
-            quic: conn.quic_connection().clone(),
-            session: conn.session_id().into_u64(),
-            conn,
-            ready: VecDeque::new(),
-        }
-    }
-
-    /// Keeps the payload of a datagram of this session (the header is the session's id).
-    fn keep(&mut self, d: bytes::Bytes) {
-        if let Some((session, n)) = quicmeet_proto::wt::datagram_session(&d) {
-            if session == self.session {
-                self.ready.push_back(d.slice(n..));
-            }
-        }
-    }
-
-    /// The next datagram's payload; `None` once the connection is closed. Cancel-safe.
-    async fn next(&mut self) -> Option<bytes::Bytes> {
-        while self.ready.is_empty() {
-            tokio::select! {
-                d = self.quic.read_datagram() => {
-                    self.keep(d.ok()?);
-                    // Everything else already waiting, in the same wake-up.
-                    while let Some(Ok(d)) = self.quic.read_datagram().now_or_never() {
-                        self.keep(d);
-                    }
-                }
-                d = self.conn.receive_datagram() => self.ready.push_back(d.ok()?.payload()),
-            }
-        }
-        self.ready.pop_front()
-    }
-}
-
 async fn read_datagrams(
-    conn: Connection,
+    mut datagrams: SessionDatagrams,
     tx: EventTx,
     counters: Arc<Counters>,
     max_age: Option<Duration>,
 ) {
-    let mut datagrams = Datagrams::new(conn);
     let Some(max_age) = max_age else {
         // Every datagram is delivered: when the caller stops reading, QUIC's receive buffer
         // fills and drops them.

@@ -21,12 +21,12 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures::FutureExt;
 use quicmeet_proto::{
     control, wt::ControlStreamDecoder, ClientMessage, Decoded, EncodedFrame, MediaKind,
     ServerMessage, StreamDecoder,
 };
 use quicmeet_sfu::Popped;
+use quicmeet_wt::SessionDatagrams;
 use smallvec::SmallVec;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -146,9 +146,9 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     let Ok(conn) = request.accept().await else {
         return;
     };
-    // Incoming datagrams are read from QUIC by `IncomingDatagrams`, not by wtransport's driver
+    // Incoming datagrams are read from QUIC by `SessionDatagrams`, not by wtransport's driver
     // task, which would otherwise be woken (and re-poll all it waits on) for every one.
-    conn.application_reads_datagrams();
+    let incoming = SessionDatagrams::take_over(&conn);
     let conn = Arc::new(conn);
 
     // The client's first bidirectional stream is the control stream; hello comes first.
@@ -315,11 +315,10 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     // made every such wake-up poll the control reader, the stream acceptor and the writer too.
     let datagram_reader = {
         let attached = attached.clone();
-        let conn = conn.clone();
         let hub = hub.clone();
+        let mut incoming = incoming;
         AbortOnDrop::spawn(async move {
             let mut strikes = Strikes::default();
-            let mut incoming = IncomingDatagrams::new(&conn);
             while let Some(d) = incoming.next().await {
                 match EncodedFrame::decode(d) {
                     Ok(f) => attached.media(f),
@@ -403,70 +402,6 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     );
     datagrams.report_closed(conn.quic_connection().stats().frame_tx.datagram, &hub);
     drop(attached);
-}
-
-/// A publisher's audio datagrams, read from QUIC itself rather than through wtransport's
-/// driver task, which hands them on one at a time through a one-slot channel (a second task
-/// wake-up per frame, each a turn of the run queue late when the server is busy). Every
-/// datagram already waiting is taken in the same wake-up. The session tells the driver to
-/// stop reading datagrams as soon as it is accepted (our patch of wtransport,
-/// `third_party/README.md`); any it took before that are taken from it, so none is lost.
-struct IncomingDatagrams {
-    conn: Connection,
-    quic: wtransport::quinn::Connection,
-    session: u64,
-    ready: std::collections::VecDeque<Bytes>,
-    /// The driver stopped reading datagrams and what it read was taken: from then on only
-    /// QUIC is read, so a wake-up no longer also polls the driver's channel.
-    handed_over: bool,
-}
-
-impl IncomingDatagrams {
-    fn new(conn: &Connection) -> Self {
-        Self {
-            conn: conn.clone(),
-            quic: conn.quic_connection().clone(),
-            session: conn.session_id().into_u64(),
-            ready: Default::default(),
-            handed_over: false,
-        }
-    }
-
-    /// Keeps the payload of a datagram of this session; others are dropped, as wtransport
-    /// drops them.
-    fn keep(&mut self, d: Bytes) {
-        match quicmeet_proto::wt::datagram_session(&d) {
-            Some((session, n)) if session == self.session => self.ready.push_back(d.slice(n..)),
-            _ => {}
-        }
-    }
-
-    /// The next datagram's payload; `None` once the connection is closed.
-    async fn next(&mut self) -> Option<Bytes> {
-        while self.ready.is_empty() {
-            if self.handed_over {
-                let d = self.quic.read_datagram().await.ok()?;
-                self.keep(d);
-            } else {
-                if self.conn.datagram_handover_complete() {
-                    // Whatever the driver read is in its channel by now; nothing follows it.
-                    self.handed_over = true;
-                    while let Some(Ok(d)) = self.conn.receive_datagram().now_or_never() {
-                        self.ready.push_back(d.payload());
-                    }
-                    continue;
-                }
-                tokio::select! {
-                    d = self.quic.read_datagram() => self.keep(d.ok()?),
-                    d = self.conn.receive_datagram() => self.ready.push_back(d.ok()?.payload()),
-                }
-            }
-            while let Some(Ok(d)) = self.quic.read_datagram().now_or_never() {
-                self.keep(d);
-            }
-        }
-        self.ready.pop_front()
-    }
 }
 
 /// Datagrams this session handed to QUIC, and how many of QUIC's drops were already counted.
