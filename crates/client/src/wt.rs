@@ -5,9 +5,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use quicmeet_proto::wt::encode_control;
 use quicmeet_proto::{ClientMessage, ControlStreamDecoder, Decoded, EncodedFrame, StreamDecoder};
 use quicmeet_wt::SessionDatagrams;
+use tokio::sync::mpsc;
 use wtransport::config::QuicTransportConfig;
 
 /// Bytes of received datagrams QUIC keeps until the reader takes them, when the caller asks
@@ -298,27 +301,45 @@ async fn read_datagrams(
         Event::Media(m) => m.received_at.elapsed() <= max_age,
         _ => true,
     };
+    // Each wake-up takes every datagram already read and hands over as many events as the
+    // channel has room for: one datagram per turn of the `select!` cost this client more CPU
+    // than the relay's client in the same meeting.
+    let admit = |ev: Event, pending: &mut VecDeque<Event>| {
+        if pending.len() >= MAX_PENDING_DATAGRAMS {
+            if let Some(old) = pending.pop_front() {
+                counters.expire(&old);
+            }
+        }
+        pending.push_back(ev);
+    };
     loop {
         tokio::select! {
             d = datagrams.next() => {
                 let Some(d) = d else { return };
                 if let Some(ev) = datagram_event(d, &counters) {
-                    if pending.len() >= MAX_PENDING_DATAGRAMS {
-                        if let Some(old) = pending.pop_front() {
-                            counters.expire(&old);
-                        }
+                    admit(ev, &mut pending);
+                }
+                while let Some(d) = datagrams.next().now_or_never() {
+                    let Some(d) = d else { return };
+                    if let Some(ev) = datagram_event(d, &counters) {
+                        admit(ev, &mut pending);
                     }
-                    pending.push_back(ev);
                 }
             }
             permit = tx.reserve(), if !pending.is_empty() => {
-                let Ok(permit) = permit else { return };
+                let Ok(mut permit) = permit else { return };
+                // The first fresh event takes this permit, the next ones whatever room is left.
                 while let Some(ev) = pending.pop_front() {
-                    if fresh(&ev) {
-                        permit.send(ev);
-                        break;
+                    if !fresh(&ev) {
+                        counters.expire(&ev);
+                        continue;
                     }
-                    counters.expire(&ev);
+                    permit.send(ev);
+                    match tx.try_reserve() {
+                        Ok(p) => permit = p,
+                        Err(mpsc::error::TrySendError::Full(())) => break,
+                        Err(mpsc::error::TrySendError::Closed(())) => return,
+                    }
                 }
             }
         }
