@@ -44,9 +44,14 @@ const GROUP_BACKLOG: usize = 16;
 /// past this, group streams back up and stale groups are reset instead of queued.
 const SEND_WINDOW: u64 = 256 * 1024;
 /// Bytes of outgoing datagrams QUIC may buffer. QUIC sends datagrams before stream data, so
-/// this only fills when the path cannot carry even the audio; then the oldest datagrams are
-/// dropped (audio that waited in the subscriber's queue too long never gets here). It must
-/// still hold one burst of fresh audio that the writer hands over at once after a stall.
+/// this only fills when the path cannot carry even the audio, or when the connection's task
+/// runs late on a busy server; then the oldest datagrams are dropped (audio that waited in the
+/// subscriber's queue too long never gets here). It must still hold one burst of fresh audio
+/// that the writer hands over at once after a stall. A byte bound, not a time bound: about
+/// 55 ms of a 48-person meeting's audio. 64 KiB let the audio-only meeting grow as large as
+/// the relay's without a server drop, but on a lossy link (`lossy2`) it let stale audio wait:
+/// audio p99 84 ms median and 143–223 ms in two runs of five, against 69–73 ms here
+/// (BENCHMARKS.md section 5, eighth pass).
 const DATAGRAM_SEND_BUFFER: usize = 16 * 1024;
 /// What one publisher may have in flight towards the server on one stream, and on all its
 /// streams together: bounds how far a publisher's video can run ahead of what the server
