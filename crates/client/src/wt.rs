@@ -319,10 +319,16 @@ async fn read_datagrams(
                 if let Some(ev) = datagram_event(d, &counters) {
                     admit(ev, &mut pending);
                 }
-                while let Some(d) = datagrams.next().now_or_never() {
-                    let Some(d) = d else { return };
-                    if let Some(ev) = datagram_event(d, &counters) {
-                        admit(ev, &mut pending);
+                // At most a queue's worth, so a flood cannot keep this turn from handing over.
+                for _ in 0..MAX_PENDING_DATAGRAMS {
+                    match datagrams.next().now_or_never() {
+                        Some(Some(d)) => {
+                            if let Some(ev) = datagram_event(d, &counters) {
+                                admit(ev, &mut pending);
+                            }
+                        }
+                        Some(None) => return,
+                        None => break,
                     }
                 }
             }

@@ -153,7 +153,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     };
     // Incoming datagrams are read from QUIC by `SessionDatagrams`, not by wtransport's driver
     // task, which would otherwise be woken (and re-poll all it waits on) for every one.
-    let incoming = SessionDatagrams::take_over(&conn);
+    let incoming_datagrams = SessionDatagrams::take_over(&conn);
     let conn = Arc::new(conn);
 
     // The client's first bidirectional stream is the control stream; hello comes first.
@@ -321,7 +321,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
     let datagram_reader = {
         let attached = attached.clone();
         let hub = hub.clone();
-        let mut incoming = incoming;
+        let mut incoming = incoming_datagrams;
         AbortOnDrop::spawn(async move {
             let mut strikes = Strikes::default();
             while let Some(d) = incoming.next().await {
