@@ -74,7 +74,11 @@ impl SessionDatagrams {
                 if self.conn.datagram_handover_complete() {
                     // Whatever the driver read is in its channel by now; nothing follows it.
                     self.handed_over = true;
-                    while let Some(Ok(d)) = self.conn.receive_datagram().now_or_never() {
+                    // `unconstrained`: with the task's cooperative budget spent, tokio's channel
+                    // would say "not ready" although the datagram is there, and it would be lost.
+                    while let Some(Ok(d)) =
+                        tokio::task::unconstrained(self.conn.receive_datagram()).now_or_never()
+                    {
                         self.ready.push_back(d.payload());
                     }
                     continue;

@@ -101,3 +101,43 @@ async fn nothing_is_lost_or_reordered_at_the_handover() {
         .expect("the reader ends when the session closes");
     assert!(end.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drivers_last_datagram_survives_a_spent_task_budget() {
+    let (client, server, _endpoints) = session().await;
+    // The driver takes the first into its channel; the rest wait in QUIC.
+    for i in 0..4 {
+        client.send_datagram(payload(i)).expect("send");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut reader = SessionDatagrams::take_over(&server);
+    // Let the driver finish its turn and stop reading datagrams.
+    for _ in 0..100 {
+        if server.datagram_handover_complete() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(server.datagram_handover_complete());
+    // Spend this task's cooperative budget, as a busy reader task would have, then read in
+    // the same poll: the datagram in the driver's channel must still be taken.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u8>();
+    for _ in 0..1000 {
+        tx.send(0).unwrap();
+    }
+    let mut spent = 0;
+    while let Some(Some(_)) = futures::FutureExt::now_or_never(rx.recv()) {
+        spent += 1;
+    }
+    assert!(spent < 1000, "the budget was never spent ({spent} reads)");
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let d = tokio::time::timeout(Duration::from_secs(5), reader.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {got:?} arrived"))
+            .expect("connection open");
+        got.push(u32::from_be_bytes(d[..4].try_into().unwrap()));
+    }
+    got.sort_unstable();
+    assert_eq!(got, vec![0, 1, 2, 3]);
+}
