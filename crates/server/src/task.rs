@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 /// A spawned task that belongs to whoever holds this handle: dropping the handle aborts the
 /// task, and awaiting it waits for the task to end (a panic or an abort counts as the end).
-pub(crate) struct AbortOnDrop(pub(crate) JoinHandle<()>);
+pub(crate) struct AbortOnDrop(JoinHandle<()>);
 
 impl AbortOnDrop {
     /// Spawns `task` on the current runtime.

@@ -132,8 +132,8 @@ pub struct Tuning {
     /// VP8 profile of each layer encoder, in the order of the layers (missing = 0). Measured
     /// in BENCHMARKS.md section 4, sixth pass, and left at 0.
     pub profiles: Vec<u8>,
-    /// Layer encoders predict from the last frame only (no golden or altref search). Measured
-    /// there too, and left off.
+    /// Layer encoders predict from the last frame only (no golden or altref search; scaled
+    /// layers only). Measured there too, and left off.
     pub last_ref_only: bool,
 }
 
@@ -741,13 +741,22 @@ fn pair_mut<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
     }
 }
 
+/// libvpx's `vp8cx.h`: do not predict from the golden frame, nor from the altref frame.
+const VP8_EFLAG_NO_REF_GF: u32 = 1 << 17;
+const VP8_EFLAG_NO_REF_ARF: u32 = 1 << 21;
+
 fn open_layer_encoder(settings: &EncoderSettings, metrics: &Arc<Metrics>) -> Result<LayerEncoder> {
     let encoder = vp8::open_encoder(settings)?;
     let mut scaled = frame::Video::new(Pixel::YUV420P, settings.width, settings.height);
     if settings.last_ref_only {
-        // libvpxenc reads per-frame encode flags from the frame's "vp8-flags" metadata.
+        // libvpxenc reads per-frame encode flags from the frame's "vp8-flags" metadata. Set
+        // once on the layer's own picture, so it applies to layers that are scaled (every
+        // camera layer), not to a full-size screen layer encoded from the source frame.
         let mut d = ffmpeg_next::Dictionary::new();
-        d.set("vp8-flags", &((1u32 << 17) | (1u32 << 21)).to_string());
+        d.set(
+            "vp8-flags",
+            &(VP8_EFLAG_NO_REF_GF | VP8_EFLAG_NO_REF_ARF).to_string(),
+        );
         scaled.set_metadata(d);
     }
     Ok(LayerEncoder {

@@ -442,6 +442,7 @@ mod tests {
             cpu_used: -12,
             threads: 1,
             error_resilient: false,
+            // Not the default: so the option test below also proves FFmpeg takes `profile`.
             profile: 1,
             last_ref_only: false,
         }

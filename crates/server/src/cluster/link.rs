@@ -317,13 +317,13 @@ async fn listen(
     interest: &Interest,
 ) -> Option<AbortOnDrop> {
     match net.client.subscribe(subject.clone()).await {
-        Ok(sub) => Some(AbortOnDrop(tokio::spawn(receive_media(
+        Ok(sub) => Some(AbortOnDrop::spawn(receive_media(
             net.clone(),
             subjects.clone(),
             sub,
             to_room.clone(),
             interest.clone(),
-        )))),
+        ))),
         Err(e) => {
             tracing::warn!(%subject, error = %e, "subscribing failed");
             None
