@@ -7,37 +7,36 @@ use wtransport_proto::error::ErrorCode;
 use wtransport_proto::frame::FrameKind;
 use wtransport_proto::varint::VarInt;
 
+use super::resumable::ResumableFrames;
 use super::session::StreamSession;
 use super::ProtoReadError;
 use crate::driver::DriverError;
 use crate::error::ApplicationClose;
-use std::future::pending;
 
 pub struct ConnectStream {
-    stream: Option<StreamSession>,
+    // QuicMeet patch: read through `ResumableFrames`, since `run` is cancelled on every turn
+    // of the driver's loop.
+    stream: ResumableFrames<StreamSession>,
 }
 
 impl ConnectStream {
     pub fn empty() -> Self {
-        Self { stream: None }
+        Self {
+            stream: ResumableFrames::empty(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.stream.is_none()
+        self.stream.is_empty()
     }
 
     pub fn set_stream(&mut self, stream: StreamSession) {
-        self.stream = Some(stream);
+        self.stream.set_stream(stream);
     }
 
     pub async fn run(&mut self) -> DriverError {
-        let stream = match self.stream.as_mut() {
-            Some(stream) => stream,
-            None => pending().await,
-        };
-
         loop {
-            return match stream.read_frame().await {
+            return match self.stream.read_frame().await {
                 Ok(frame) => {
                     if !matches!(frame.kind(), FrameKind::Data) {
                         debug!("Skipping non-data frame of kind {:?}", frame.kind());
@@ -74,7 +73,7 @@ impl ConnectStream {
                     // reset right away to avoid receiving additional data which requires resetting with ErrorCode::Message.
                     self.stream
                         .take()
-                        .unwrap()
+                        .expect("the read has completed")
                         .reset(ErrorCode::NoError.to_code());
 
                     DriverError::ApplicationClosed(ApplicationClose::new(

@@ -585,4 +585,5 @@ impl From<quinn::ReadError> for StreamReadError {
 
 pub mod connect;
 pub mod qpack;
+pub mod resumable;
 pub mod settings;

@@ -1,3 +1,4 @@
+use crate::driver::streams::resumable::ResumableFrames;
 use crate::driver::streams::unilocal::StreamUniLocalH3;
 use crate::driver::streams::uniremote::StreamUniRemoteH3;
 use crate::driver::streams::ProtoReadError;
@@ -76,25 +77,27 @@ impl LocalSettingsStream {
 }
 
 pub struct RemoteSettingsStream {
-    stream: Option<StreamUniRemoteH3>,
+    // QuicMeet patch: read through `ResumableFrames`, since `run` is cancelled on every turn
+    // of the driver's loop.
+    stream: ResumableFrames<StreamUniRemoteH3>,
     settings: watch::Sender<Option<Settings>>,
 }
 
 impl RemoteSettingsStream {
     pub fn empty() -> Self {
         Self {
-            stream: None,
+            stream: ResumableFrames::empty(),
             settings: watch::channel(None).0,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.stream.is_none()
+        self.stream.is_empty()
     }
 
     pub fn set_stream(&mut self, stream: StreamUniRemoteH3) {
         assert!(matches!(stream.kind(), StreamKind::Control));
-        self.stream = Some(stream);
+        self.stream.set_stream(stream);
     }
 
     pub fn subscribe(&self) -> RemoteSettingsWatcher {
@@ -125,12 +128,8 @@ impl RemoteSettingsStream {
         }
     }
 
-    async fn read_frame<'a>(&mut self) -> Result<Frame<'a>, DriverError> {
-        let Some(stream) = self.stream.as_mut() else {
-            return pending().await;
-        };
-
-        match stream.read_frame().await {
+    async fn read_frame(&mut self) -> Result<Frame<'static>, DriverError> {
+        match self.stream.read_frame().await {
             Ok(frame) => Ok(frame),
             Err(ProtoReadError::H3(error_code)) => Err(DriverError::Proto(error_code)),
             Err(ProtoReadError::IO(io_error)) => match io_error {
