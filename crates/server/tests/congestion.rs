@@ -252,3 +252,139 @@ async fn a_stalled_subscriber_does_not_hurt_the_others_and_recovers() {
     );
     ptx.close().await.ok();
 }
+
+/// A subscriber whose application stalls, as a browser tab does when its main thread is busy:
+/// with an age bound on datagrams (what browsers do, `ConnectOptions::datagram_max_age`) it
+/// gets fresh audio the moment it reads again and is told which frames it dropped; without
+/// one it plays the backlog, hundreds of milliseconds late. Both read through a 4-event
+/// buffer, so what waits is in QUIC or in the client's own queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_age_bound_gives_a_stalled_reader_fresh_audio_not_a_backlog() {
+    let _serial = SERIAL.lock().await;
+    let m = Meet::start("public", &[], &[]).await;
+    let mut p = Peer::join("Pub", &m.join_host().await, WT).await;
+    let mut mic = p.publish(Slot::Mic).await;
+    let mic_id = mic.track_id();
+
+    const MAX_AGE_MS: u64 = 100;
+    let bounded = ConnectOptions {
+        event_buffer: 4,
+        datagram_max_age: Some(Duration::from_millis(MAX_AGE_MS)),
+        ..ConnectOptions::default()
+    };
+    let unbounded = ConnectOptions {
+        event_buffer: 4,
+        ..ConnectOptions::default()
+    };
+    let mut subs = vec![];
+    for (name, o) in [("Bounded", bounded), ("Unbounded", unbounded)] {
+        let mut s = Peer::connect_with(name, &m.join_guest(&m.code, name).await, WT, o).await;
+        s.welcome().await;
+        s.subscribe(mic_id).await;
+        subs.push(s);
+    }
+
+    let t0 = Instant::now();
+    let at = move |ms: u64| t0 + Duration::from_millis(ms);
+    let (stall_ms, resume_ms, end_ms) = (600u64, 1_400u64, 2_400u64);
+
+    let Peer { tx: mut ptx, .. } = p;
+    let publisher = tokio::spawn(async move {
+        mic.set_audio_level(Some(25));
+        let mut sent = vec![];
+        let start = tokio::time::Instant::now();
+        for i in 0..end_ms / 20 {
+            tokio::time::sleep_until(start + Duration::from_millis(20 * i)).await;
+            let f = mic.frame(false, &[0x11; 100]).unwrap();
+            sent.push(f.header().seq);
+            ptx.send_frame(&f).await.unwrap();
+        }
+        (sent, ptx)
+    });
+
+    // Each reader: (seq, ms from capture to the application, read after the stall).
+    let mut readers = vec![];
+    for s in subs {
+        readers.push(tokio::spawn(async move {
+            let Peer {
+                mut rx, name, tx, ..
+            } = s;
+            let mut got = vec![];
+            let mut stalled = false;
+            let deadline = at(end_ms + 500);
+            loop {
+                if !stalled && Instant::now() >= at(stall_ms) {
+                    stalled = true;
+                    tokio::time::sleep_until(at(resume_ms).into()).await;
+                }
+                let wake = if stalled { deadline } else { at(stall_ms) };
+                match tokio::time::timeout_at(wake.into(), rx.recv()).await {
+                    Ok(Some(Event::Media(ev))) if ev.frame.header().kind == MediaKind::Audio => {
+                        let age_ms = quicmeet_client::now_us()
+                            .saturating_sub(ev.frame.header().capture_ts_us)
+                            as f64
+                            / 1000.0;
+                        got.push((ev.frame.header().seq, age_ms, stalled));
+                    }
+                    Ok(Some(Event::Closed(c))) => panic!("{name} was disconnected: {c:?}"),
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("{name}: connection ended"),
+                    Err(_) if Instant::now() >= deadline => break,
+                    Err(_) => {}
+                }
+            }
+            let expired: Vec<u32> = rx.take_expired().iter().map(|h| h.seq).collect();
+            (name, got, expired, tx)
+        }));
+    }
+    let (sent, ptx) = publisher.await.unwrap();
+    let mut results = vec![];
+    for r in readers {
+        results.push(r.await.unwrap());
+    }
+
+    let stall_frames = (resume_ms - stall_ms) / 20;
+    for (name, got, expired, _) in &results {
+        let after: Vec<f64> = got.iter().filter(|g| g.2).map(|g| g.1).collect();
+        let first_after = after.first().copied().unwrap_or(f64::NAN);
+        let oldest_after = after.iter().copied().fold(0.0, f64::max);
+        let delivered: std::collections::HashSet<u32> = got.iter().map(|g| g.0).collect();
+        let missing = sent
+            .iter()
+            .filter(|s| !delivered.contains(s) && !expired.contains(s))
+            .count();
+        eprintln!(
+            "FIGURE {name}: {} of {} audio frames delivered, {} expired, {missing} unaccounted; after the stall: first {first_after:.1} ms old, oldest {oldest_after:.1} ms",
+            delivered.len(),
+            sent.len(),
+            expired.len()
+        );
+        assert!(!after.is_empty(), "{name}: no audio after the stall");
+        if name == "Bounded" {
+            // Every frame it plays is within the bound (plus the way from the publisher), the
+            // ones it dropped are reported, and nothing else is missing.
+            assert!(
+                oldest_after <= (MAX_AGE_MS + 100) as f64,
+                "{name}: played audio {oldest_after:.1} ms old after the stall"
+            );
+            assert!(
+                expired.len() as u64 >= stall_frames / 2,
+                "{name}: only {} frames expired over a {stall_frames}-frame stall",
+                expired.len()
+            );
+            assert!(
+                missing <= 2,
+                "{name}: {missing} frames neither delivered nor reported expired"
+            );
+        } else {
+            // The contrast: without a bound the stall's backlog plays late and nothing is
+            // reported expired.
+            assert!(
+                oldest_after >= 400.0,
+                "{name}: the backlog was only {oldest_after:.1} ms old"
+            );
+            assert!(expired.is_empty(), "{name}: expired {expired:?}");
+        }
+    }
+    ptx.close().await.ok();
+}
