@@ -3,7 +3,7 @@
 # 10 steps of 10 s of media; fixed: 20 s), each wrapped in a timeout.
 #
 #   cargo build --release -p quicmeet-loadtest -p quicmeet-server
-#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|past|audio-path|audio-pinned|publayers|cluster|cluster-capped]...
+#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|past|audio-path|audio-pinned|publayers|temporal|cluster|cluster-capped]...
 #
 # lab: the impairment lab's figures (issue 10), both transports, 20 s each. QM=/path/to/quicmeet
 # picks the server binary (to compare two builds); LT likewise the load tester.
@@ -33,6 +33,8 @@
 # two layer-1 subscribers, 2 transcoder workers), without and with publisher-made layers,
 # interleaved twice. PUBLAYERS_SCENE=camera sends the webcam-like scene instead of the test
 # pattern (the transcoder's worst case).
+# temporal: the same meeting without publisher layers, the publishers' camera in one temporal
+# layer and then in two (--video-temporal-layers 2, L1T2 as browsers send it), interleaved twice.
 set -u
 OUT=${1:?usage: benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel]...}
 shift
@@ -40,6 +42,33 @@ mkdir -p "$OUT" && cd "$OUT" || exit 2
 R=${CARGO_TARGET_DIR:-$(dirname "$0")/../target}/release
 LT=${LT:-$R/quicmeet-loadtest}
 QM=${QM:-$R/quicmeet}
+# One line per saturated-transcoder run: the transcoder's dropped input and decoded frames, what
+# layer-1 subscribers got, server CPU.
+publayers_summary() {
+  python3 - "$@" <<'PY'
+import json, sys
+for f in sys.argv[1:]:
+    r = json.load(open(f))
+    v = next(k for k in r["kinds"] if k["kind"] == "video")
+    d = r["server"]["drops"]
+    dropped = d.get("quicmeet_transcode_frames_dropped_total", 0)
+    fed = d.get("quicmeet_transcode_frames_in_total", 0)
+    decoded = d.get("quicmeet_transcode_frames_decoded_total", 0)
+    w = r["server"]["window_s"] or 1
+    a = r["args"]
+    # Subscriber x publisher pairs: a layer whose source changed counts as two streams.
+    pairs = a["rooms"] * a["publishers_per_room"] * a["subscribers_per_room"]
+    m = r["machine"]
+    print(f"{f}: transcoder dropped {dropped:.0f} of {dropped + fed:.0f} source frames "
+          f"({100 * dropped / max(1, dropped + fed):.1f} %), decoded {decoded:.0f} · {pairs} layer-1 subscriptions got "
+          f"{v['frames_received'] / max(1, pairs) / w:.1f} fps each, seq loss {v['loss_pct']:.2f} %, "
+          f"latency p50 {v['latency_ms']['p50']:.1f} / p99 {v['latency_ms']['p99']:.1f} ms · "
+          f"layers taken over {d.get('quicmeet_publisher_layers_started_total', 0):.0f}, "
+          f"stop_layer sent {d.get('quicmeet_stop_layer_total', 0):.0f} · "
+          f"server {r['server']['cpu_cores'] or 0:.2f} cores, tester {r['tester']['cpu_cores'] or 0:.2f} · "
+          f"load {m.get('load_start')} → {m.get('load_end')}")
+PY
+}
 run() {
   name=$1; shift
   echo "=== $name $(date -u +%T) load $(cut -d' ' -f1 /proc/loadavg)"
@@ -190,29 +219,18 @@ PY
       run publayers-off-$round --spawn-server "$QM" --transport wt $P
       run publayers-on-$round --spawn-server "$QM" --transport wt $P --publisher-layers on
     done
-    # One line per run: the transcoder's dropped input, what layer-1 subscribers got, server CPU.
-    python3 - publayers-*.json <<'PY'
-import json, sys
-for f in sys.argv[1:]:
-    r = json.load(open(f))
-    v = next(k for k in r["kinds"] if k["kind"] == "video")
-    d = r["server"]["drops"]
-    dropped = d.get("quicmeet_transcode_frames_dropped_total", 0)
-    fed = d.get("quicmeet_transcode_frames_in_total", 0)
-    w = r["server"]["window_s"] or 1
-    a = r["args"]
-    # Subscriber x publisher pairs: a layer whose source changed counts as two streams.
-    pairs = a["rooms"] * a["publishers_per_room"] * a["subscribers_per_room"]
-    m = r["machine"]
-    print(f"{f}: transcoder dropped {dropped:.0f} of {dropped + fed:.0f} source frames "
-          f"({100 * dropped / max(1, dropped + fed):.1f} %) · {pairs} layer-1 subscriptions got "
-          f"{v['frames_received'] / max(1, pairs) / w:.1f} fps each, seq loss {v['loss_pct']:.2f} %, "
-          f"latency p50 {v['latency_ms']['p50']:.1f} / p99 {v['latency_ms']['p99']:.1f} ms · "
-          f"layers taken over {d.get('quicmeet_publisher_layers_started_total', 0):.0f}, "
-          f"stop_layer sent {d.get('quicmeet_stop_layer_total', 0):.0f} · "
-          f"server {r['server']['cpu_cores'] or 0:.2f} cores, tester {r['tester']['cpu_cores'] or 0:.2f} · "
-          f"load {m.get('load_start')} → {m.get('load_end')}")
-PY
+    publayers_summary publayers-*.json
+    ;;
+  temporal)
+    # Issue 15, seventh pass: the same saturated-transcoder meeting, publishers sending one
+    # temporal layer and then two (L1T2, as the browser client sends its camera), no publisher
+    # layers; interleaved twice.
+    P="--rooms 1 --publishers-per-room ${PUBLAYERS_N:-16} --subscribers-per-room 2 --publishers-watch off --layer 1 $V720 --video-scene ${PUBLAYERS_SCENE:-pattern} --duration 20 --server-arg=--transcode-workers=2"
+    for round in 1 2; do
+      run temporal-t1-$round --spawn-server "$QM" --transport wt $P --video-temporal-layers 1
+      run temporal-t2-$round --spawn-server "$QM" --transport wt $P --video-temporal-layers 2
+    done
+    publayers_summary temporal-*.json
     ;;
   past)
     for n in ${PAST_N:-32 36 40 44 48 56}; do

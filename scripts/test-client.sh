@@ -54,7 +54,7 @@ else
   echo "== browser tests skipped: no Chromium at ${CHROME_BIN:-/usr/bin/chromium}"
 fi
 if [ -n "${QUICMEET_BIN:-}" ]; then
-  e2e_files+=(e2e/meeting.test.mjs e2e/http3.test.mjs e2e/p2p.test.mjs e2e/joins.test.mjs e2e/room-features.test.mjs e2e/uplink.test.mjs e2e/publisher-layers.test.mjs)
+  e2e_files+=(e2e/meeting.test.mjs e2e/http3.test.mjs e2e/p2p.test.mjs e2e/joins.test.mjs e2e/room-features.test.mjs e2e/uplink.test.mjs e2e/publisher-layers.test.mjs e2e/temporal-layers.test.mjs)
 else
   echo "== e2e against the server skipped (set QUICMEET_BIN to a quicmeet server binary to run them)"
 fi

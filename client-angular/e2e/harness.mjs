@@ -311,6 +311,22 @@ export async function apiMeeting(page, body) {
   return (await r.json()).meeting;
 }
 
+/** A Prometheus counter from the server's /metrics, summed over labels. */
+export async function metric(server, name) {
+  const text = await (await fetch(`${server.base}/metrics`)).text();
+  let sum = 0;
+  let found = false;
+  for (const line of text.split('\n')) {
+    const m = line.match(/^([a-z_]+)(?:\{[^}]*\})? ([0-9.e+-]+)$/);
+    if (m && m[1] === name) {
+      sum += Number(m[2]);
+      found = true;
+    }
+  }
+  if (!found) throw new Error(`${name} missing from /metrics`);
+  return sum;
+}
+
 export async function cleanup(...fns) {
   for (const f of fns) {
     try {

@@ -14,24 +14,8 @@
 // It also prints the publisher's CPU with and without the second encoder (a figure, not a check).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { apiMeeting, apiUser, cleanup, joinMeeting, launchBrowser, newPage, roomState, sleep, startServer, waitFor } from './harness.mjs';
+import { apiMeeting, apiUser, cleanup, joinMeeting, launchBrowser, metric, newPage, roomState, sleep, startServer, waitFor } from './harness.mjs';
 import { childrenOf, cpuWindow } from './cpu-sample.mjs';
-
-/** A Prometheus counter from the server's /metrics, summed over labels. */
-async function metric(server, name) {
-  const text = await (await fetch(`${server.base}/metrics`)).text();
-  let sum = 0;
-  let found = false;
-  for (const line of text.split('\n')) {
-    const m = line.match(/^([a-z_]+)(?:\{[^}]*\})? ([0-9.e+-]+)$/);
-    if (m && m[1] === name) {
-      sum += Number(m[2]);
-      found = true;
-    }
-  }
-  if (!found) throw new Error(`${name} missing from /metrics`);
-  return sum;
-}
 
 /**
  * Records, in the viewer's page, every change of the remote camera's painted count with the

@@ -33,6 +33,7 @@ fn main() {
             kbps,
             keyframe_secs: KEYFRAME_SECS,
             scene: Scene::Pattern,
+            temporal_layers: 1,
         };
         let clip = ladder_clip(top, r).expect("VP8 clip");
         let (cw, ch) = clip.size.unwrap_or_default();

@@ -200,6 +200,11 @@ pub struct Args {
     /// scene (a still room, a person who moves and talks, sensor noise).
     #[arg(long, value_enum, default_value = "pattern")]
     pub video_scene: VideoScene,
+    /// Temporal layers in the camera clip: 1, or 2 as the browser client sends its camera
+    /// (`L1T2`: every other frame is referred to by none, so the server makes lower layers from
+    /// the base layer alone, at half the frame rate and half the CPU).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub video_temporal_layers: u8,
     /// Camera bitrate in kbit/s.
     #[arg(long, default_value_t = 600)]
     pub video_kbps: u32,

@@ -76,6 +76,9 @@ pub struct ClipSpec {
     pub keyframe_secs: f64,
     /// What the picture shows.
     pub scene: Scene,
+    /// Temporal layers, 1 or 2 (`L1T2`, as browsers send the camera: every other frame is
+    /// referred to by none).
+    pub temporal_layers: u8,
 }
 
 fn vp8(spec: ClipSpec) -> Result<Arc<Clip>> {
@@ -95,6 +98,7 @@ fn vp8_groups(spec: ClipSpec, max_groups: u32, warm_up: bool) -> Result<Arc<Clip
         kbps,
         keyframe_secs,
         scene,
+        temporal_layers,
     } = spec;
     let fps = fps.clamp(1, 120);
     let interval = ((keyframe_secs * f64::from(fps)).round() as u32).max(1);
@@ -110,13 +114,17 @@ fn vp8_groups(spec: ClipSpec, max_groups: u32, warm_up: bool) -> Result<Arc<Clip
         keyframe_interval: interval,
         bitrate_bps: kbps.saturating_mul(1000).max(20_000),
     };
-    let frames = clip::vp8_of(&cfg, scene)?
-        .into_iter()
-        .map(|f| ClipFrame {
-            data: Bytes::from(f.data),
-            keyframe: f.keyframe,
-        })
-        .collect();
+    let frames = if temporal_layers >= 2 {
+        clip::vp8_two_temporal_layers_of(&cfg, scene)?
+    } else {
+        clip::vp8_of(&cfg, scene)?
+    }
+    .into_iter()
+    .map(|f| ClipFrame {
+        data: Bytes::from(f.data),
+        keyframe: f.keyframe,
+    })
+    .collect();
     Ok(Arc::new(Clip {
         frames: without_warm_up(frames, skip),
         interval: Duration::from_secs_f64(1.0 / f64::from(fps)),
@@ -158,6 +166,7 @@ impl Library {
             kbps: args.video_kbps,
             keyframe_secs: args.keyframe_secs,
             scene: args.video_scene.scene(),
+            temporal_layers: args.video_temporal_layers,
         });
         let video = match camera {
             Some(spec) => Some(vp8(spec)?),
@@ -181,6 +190,8 @@ impl Library {
                     width: even(top.width),
                     height: even(top.height),
                     kbps: (top.kbps / share).max(50),
+                    // Forwarded as they are: the server decodes none of them.
+                    temporal_layers: 1,
                     ..top
                 })?);
             }
@@ -194,6 +205,7 @@ impl Library {
                 kbps: 800,
                 keyframe_secs: 3.0,
                 scene: Scene::Pattern,
+                temporal_layers: 1,
             })?)
         } else {
             None
@@ -316,6 +328,7 @@ mod tests {
             kbps: 100,
             keyframe_secs: 1.0,
             scene,
+            temporal_layers: 1,
         };
         let pattern = vp8(spec(Scene::Pattern)).unwrap();
         let camera = vp8(spec(Scene::Camera)).unwrap();
@@ -336,6 +349,7 @@ mod tests {
             kbps: 100,
             keyframe_secs: 1.0,
             scene: Scene::Pattern,
+            temporal_layers: 1,
         };
         let c = vp8_groups(spec, 1, true).unwrap();
         assert_eq!(c.frames.len(), 10);

@@ -16,7 +16,23 @@ pub fn vp8(cfg: &ClipConfig) -> Result<Vec<EncodedFrame>> {
 
 /// A VP8 clip of `scene` as `cfg` asks; it is not empty and starts with a keyframe.
 pub fn vp8_of(cfg: &ClipConfig, scene: Scene) -> Result<Vec<EncodedFrame>> {
-    let frames = quicmeet_transcode::testsrc::vp8_clip_of(cfg, scene).map_err(|e| {
+    checked(cfg, quicmeet_transcode::testsrc::vp8_clip_of(cfg, scene))
+}
+
+/// As [`vp8_of`], in two temporal layers (WebCodecs' `L1T2`, as the browser client sends its
+/// camera).
+pub fn vp8_two_temporal_layers_of(cfg: &ClipConfig, scene: Scene) -> Result<Vec<EncodedFrame>> {
+    checked(
+        cfg,
+        quicmeet_transcode::testsrc::vp8_clip_two_temporal_layers(cfg, scene),
+    )
+}
+
+fn checked(
+    cfg: &ClipConfig,
+    frames: quicmeet_transcode::Result<Vec<EncodedFrame>>,
+) -> Result<Vec<EncodedFrame>> {
+    let frames = frames.map_err(|e| {
         Error::Media(format!(
             "encoding the VP8 clip {}x{}: {e}",
             cfg.width, cfg.height

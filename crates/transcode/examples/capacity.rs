@@ -1,7 +1,8 @@
 //! How many 720p publishers one core can give two lower layers, and at what quality.
 //!
 //! `cargo run --release -p quicmeet-transcode --example capacity [frames] [--rounds N]
-//! [--gop N] [--steps] [--only A,B] [--alone NAME] [--no-psnr] [--scene pattern|camera]`
+//! [--gop N] [--steps] [--only A,B] [--alone NAME] [--no-psnr] [--scene pattern|camera]
+//! [--temporal]`
 //!
 //! Runs the transcoder variants interleaved in one process (A, B, A, B, …; `--rounds` times, 5
 //! by default, 3 with `--steps`), because on a shared machine only figures taken side by side
@@ -22,7 +23,11 @@
 //! runs only the variant called NAME (the "x" column is then relative to it). `--scene camera`
 //! transcodes a webcam-like scene (a still room, a person who moves and talks, sensor noise)
 //! instead of the moving test pattern, the worst case where every pixel changes every frame;
-//! its layers' PSNR is then measured against the scene without the noise.
+//! its layers' PSNR is then measured against the scene without the noise. `--temporal` makes
+//! the source with two temporal layers (WebCodecs' `L1T2`: every other frame is referred to by
+//! none); `after` then decodes every frame, and `after, base layer only` (today's default)
+//! decodes the base layer alone and so makes the lower layers at 15 fps (its PSNR counts the
+//! frames it makes).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -347,6 +352,7 @@ fn main() {
     let mut alone: Option<String> = None;
     let mut quality_check = true;
     let mut scene = Scene::Pattern;
+    let mut temporal = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -359,6 +365,9 @@ fn main() {
                     other => panic!("--scene pattern|camera, not {other:?}"),
                 }
             }
+            // The publisher sends two temporal layers (L1T2); adds the variant that decodes
+            // the base layer only.
+            "--temporal" => temporal = true,
             // For profilers: nothing but the transcoder runs.
             "--no-psnr" => quality_check = false,
             // For profilers: exactly one variant (by its full name).
@@ -388,7 +397,11 @@ fn main() {
         keyframe_interval: gop.max(1),
         ..ClipConfig::hd(frames.max(WARM_UP as u32 + 30))
     };
-    let clip = testsrc::vp8_clip_of(&cfg, scene).expect("clip");
+    let clip = if temporal {
+        testsrc::vp8_clip_two_temporal_layers(&cfg, scene).expect("clip")
+    } else {
+        testsrc::vp8_clip_of(&cfg, scene).expect("clip")
+    };
     let index_of: HashMap<u64, u32> = (0..cfg.frames).map(|i| (cfg.pts_us(i), i)).collect();
 
     // Idle cost: a publisher whose lower layers nobody watches.
@@ -405,6 +418,24 @@ fn main() {
         rounds = if steps { 3 } else { 5 };
     }
     let mut vs = variants(steps);
+    if temporal {
+        let mut base = vs
+            .iter()
+            .find(|v| v.name == "after")
+            .expect("after")
+            .config
+            .clone();
+        base.tuning.decoder.skip_nonref = true;
+        vs.push(Variant {
+            name: "after, base layer only".into(),
+            config: base,
+        });
+        // `after` itself (today's defaults) skips non-reference frames too: here it decodes
+        // every frame, as it did before the seventh pass.
+        for v in vs.iter_mut().filter(|v| v.name == "after") {
+            v.config.tuning.decoder.skip_nonref = false;
+        }
+    }
     if !only.is_empty() {
         vs.retain(|v| {
             v.name == "before"

@@ -369,11 +369,27 @@ pub fn vp8_clip(config: &ClipConfig) -> Result<Vec<EncodedFrame>> {
 
 /// Encode `config.frames` frames of `scene` with realtime libvpx VP8.
 pub fn vp8_clip_of(config: &ClipConfig, scene: Scene) -> Result<Vec<EncodedFrame>> {
+    vp8_clip_with(config, scene, Vp8Encoder::new)
+}
+
+/// As [`vp8_clip_of`], with two temporal layers (see [`Vp8Encoder::with_two_temporal_layers`]).
+pub fn vp8_clip_two_temporal_layers(
+    config: &ClipConfig,
+    scene: Scene,
+) -> Result<Vec<EncodedFrame>> {
+    vp8_clip_with(config, scene, Vp8Encoder::with_two_temporal_layers)
+}
+
+fn vp8_clip_with(
+    config: &ClipConfig,
+    scene: Scene,
+    open: fn(u32, u32, u32, u32, u32) -> Result<Vp8Encoder>,
+) -> Result<Vec<EncodedFrame>> {
     if config.width < 2 || config.height < 2 || config.fps == 0 {
         return Err(Error::InvalidConfig(format!("bad clip config {config:?}")));
     }
     let interval = config.keyframe_interval.max(1);
-    let mut enc = Vp8Encoder::new(
+    let mut enc = open(
         config.width,
         config.height,
         config.bitrate_bps,

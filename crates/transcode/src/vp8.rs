@@ -152,7 +152,31 @@ impl Vp8Encoder {
     /// Open a `width`×`height` encoder at `bitrate_bps`, nominal `fps`, with libvpx's own
     /// keyframes at most every `gop` frames.
     pub fn new(width: u32, height: u32, bitrate_bps: u32, fps: u32, gop: u32) -> Result<Self> {
-        let enc = open_encoder(&EncoderSettings {
+        Self::open(width, height, bitrate_bps, fps, gop, false)
+    }
+
+    /// As [`Self::new`], with two temporal layers as WebCodecs' `L1T2` makes them: every other
+    /// frame is a base-layer frame, and the frames between refer to the base layer only and are
+    /// referred to by none (libvpx's two-layer pattern; the base layer gets 60 % of the rate).
+    pub fn with_two_temporal_layers(
+        width: u32,
+        height: u32,
+        bitrate_bps: u32,
+        fps: u32,
+        gop: u32,
+    ) -> Result<Self> {
+        Self::open(width, height, bitrate_bps, fps, gop, true)
+    }
+
+    fn open(
+        width: u32,
+        height: u32,
+        bitrate_bps: u32,
+        fps: u32,
+        gop: u32,
+        two_temporal_layers: bool,
+    ) -> Result<Self> {
+        let settings = EncoderSettings {
             width,
             height,
             bitrate_bps,
@@ -164,7 +188,20 @@ impl Vp8Encoder {
             error_resilient: true,
             profile: 0,
             last_ref_only: false,
-        })?;
+        };
+        let mut options = realtime_options(&settings);
+        if two_temporal_layers {
+            let kbps = (bitrate_bps / 1000).max(2);
+            options.set(
+                "ts-parameters",
+                &format!(
+                    "ts_number_layers=2:ts_target_bitrate={},{kbps}:ts_rate_decimator=2,1:\
+                     ts_periodicity=2:ts_layer_id=0,1:ts_layering_mode=2",
+                    kbps * 3 / 5
+                ),
+            );
+        }
+        let enc = open_encoder_with(&settings, options)?;
         Ok(Vp8Encoder {
             enc,
             width,
@@ -311,6 +348,11 @@ pub struct DecoderSettings {
     /// Skip the in-loop deblocking filter. Faster, but the decoder's references then differ
     /// from the publisher's and the error grows until the next source keyframe.
     pub skip_loop_filter: bool,
+    /// Skip frames no later frame refers to (FFmpeg's `skip_frame = nonref`): with a publisher
+    /// that sends two temporal layers, only the base layer (every other frame) is decoded, so
+    /// the layers made from it run at half the frame rate. No picture comes out for a skipped
+    /// frame; the references stay exact.
+    pub skip_nonref: bool,
 }
 
 impl Default for DecoderSettings {
@@ -319,6 +361,7 @@ impl Default for DecoderSettings {
         DecoderSettings {
             threads: 1,
             skip_loop_filter: false,
+            skip_nonref: false,
         }
     }
 }
@@ -355,6 +398,9 @@ impl Vp8Decoder {
         let mut dec = ctx.decoder().video()?;
         if settings.skip_loop_filter {
             dec.skip_loop_filter(ffmpeg_next::Discard::All);
+        }
+        if settings.skip_nonref {
+            dec.skip_frame(ffmpeg_next::Discard::NonReference);
         }
         Ok(Vp8Decoder {
             dec,

@@ -634,6 +634,22 @@ fn pool_drops_idle_encoders_after_the_linger() {
     assert_eq!(pool.metrics().snapshot().active_encoders, 0);
 }
 
+/// A transcoder of `config` making layers 1 and 2 of every frame of `clip`, and what it made.
+fn both_layers_of(
+    config: Config,
+    clip: &[EncodedFrame],
+    now: Instant,
+) -> (LayerTranscoder, Vec<LayerFrame>) {
+    let mut t = LayerTranscoder::new(config).unwrap();
+    t.set_active(1, true, now).unwrap();
+    t.set_active(2, true, now).unwrap();
+    let mut out = Vec::new();
+    for f in clip {
+        out.extend(t.push(&f.data, f.pts_us, f.keyframe, now).unwrap());
+    }
+    (t, out)
+}
+
 /// The encode breakout of the camera layers (a macroblock that barely changed is skipped)
 /// keeps their quality on what a camera sends: within 1 dB of the same layers with it off,
 /// against the webcam-like scene without its sensor noise. Quality, not speed: the CPU it
@@ -662,13 +678,7 @@ fn the_encode_breakout_keeps_a_cameras_layers_within_1_db() {
                 l.static_thresh = 1;
             }
         }
-        let mut t = LayerTranscoder::new(config).unwrap();
-        t.set_active(1, true, now).unwrap();
-        t.set_active(2, true, now).unwrap();
-        let mut out = Vec::new();
-        for f in &clip {
-            out.extend(t.push(&f.data, f.pts_us, f.keyframe, now).unwrap());
-        }
+        let (_, out) = both_layers_of(config, &clip, now);
         [1u8, 2].map(|layer| {
             let frames = of_layer(&out, layer);
             assert_eq!(frames.len(), clip.len(), "layer {layer} has every frame");
@@ -687,5 +697,75 @@ fn the_encode_breakout_keeps_a_cameras_layers_within_1_db() {
             off[k]
         );
         assert!(on[k] > 30.0, "layer {} at {:.2} dB", k + 1, on[k]);
+    }
+}
+
+/// A publisher that sends two temporal layers (WebCodecs' `L1T2`) lets the transcoder decode
+/// the base layer only: every other frame is skipped unread, the lower layers come out at half
+/// the frame rate from exact references (no drift: their quality holds), and every frame still
+/// decodes for a subscriber of the full layer.
+#[test]
+fn with_two_temporal_layers_the_base_layer_alone_makes_half_rate_layers_without_drift() {
+    quiet();
+    let cfg = ClipConfig {
+        width: 640,
+        height: 360,
+        fps: 30,
+        frames: 90,
+        keyframe_interval: 90,
+        bitrate_bps: 800_000,
+    };
+    let clip = testsrc::vp8_clip_two_temporal_layers(&cfg, Scene::Camera).unwrap();
+    assert_eq!(clip.len(), cfg.frames as usize);
+
+    // The full layer: every frame decodes.
+    let mut full = Vp8Decoder::new().unwrap();
+    let pictures = clip
+        .iter()
+        .filter(|f| full.decode(&f.data).unwrap().is_some())
+        .count();
+    assert_eq!(
+        pictures,
+        clip.len(),
+        "every frame decodes for the full layer"
+    );
+
+    let now = Instant::now();
+    let run = |skip_nonref: bool| {
+        let mut config = Config::new(TrackKind::Camera);
+        assert!(config.tuning.decoder.skip_nonref, "on by default");
+        config.tuning.decoder.skip_nonref = skip_nonref;
+        let (t, out) = both_layers_of(config, &clip, now);
+        let decoded = t.metrics().snapshot().frames_decoded;
+        let layers = [1u8, 2].map(|layer| {
+            let frames = of_layer(&out, layer);
+            (
+                frames.len(),
+                layer_psnr(&frames, &cfg, &clip, Scene::Camera),
+            )
+        });
+        (decoded, layers)
+    };
+    let (all_decoded, all) = run(false);
+    let (base_decoded, base) = run(true);
+    eprintln!(
+        "every frame: {all_decoded} decoded, layers {all:?}; base layer only: {base_decoded} decoded, layers {base:?}"
+    );
+    assert_eq!(all_decoded, clip.len() as u64);
+    assert_eq!(
+        base_decoded,
+        clip.len().div_ceil(2) as u64,
+        "every other frame decoded"
+    );
+    for k in 0..2 {
+        assert_eq!(all[k].0, clip.len(), "layer {}: every frame", k + 1);
+        assert_eq!(base[k].0, clip.len().div_ceil(2), "layer {}: half", k + 1);
+        assert!(
+            base[k].1 > all[k].1 - 1.0,
+            "layer {}: {:.2} dB from the base layer, {:.2} dB from every frame",
+            k + 1,
+            base[k].1,
+            all[k].1
+        );
     }
 }

@@ -294,11 +294,17 @@ impl Collector for MediaMetricsView {
             self.conns.max_queue_bytes,
         )?;
         if let Some(t) = &self.transcode {
-            let rows: [(&str, &str, u64, &str); 10] = [
+            let rows: [(&str, &str, u64, &str); 11] = [
                 (
                     "quicmeet_transcode_frames_in_total",
                     "Source frames given to transcoders.",
                     t.frames_in,
+                    "counter",
+                ),
+                (
+                    "quicmeet_transcode_frames_decoded_total",
+                    "Source frames decoded (frames no later frame refers to are skipped).",
+                    t.frames_decoded,
                     "counter",
                 ),
                 (

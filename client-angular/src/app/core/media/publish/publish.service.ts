@@ -56,7 +56,7 @@ export const defaultEncoders: EncoderFactory = (slot, track, trackId, sink, onEr
   if (slot === Slot.Microphone || slot === Slot.ScreenAudio) return new AudioPublisher(track, trackId, sink, onError);
   const o = slot === Slot.Camera ? CAMERA : SCREEN;
   const kind = slot === Slot.Camera ? MediaKind.Video : MediaKind.Screen;
-  return new VideoPublisher(track, { trackId, kind, bitrate: o.bitrate, maxWidth: o.width, maxHeight: o.height, framerate: o.framerate, keyframeIntervalMs: KEYFRAME_MS, keepSize: slot === Slot.ScreenVideo || (slot === Slot.Camera && cameraKeepsSize()) }, sink, onError);
+  return new VideoPublisher(track, { trackId, kind, bitrate: o.bitrate, maxWidth: o.width, maxHeight: o.height, framerate: o.framerate, keyframeIntervalMs: KEYFRAME_MS, keepSize: slot === Slot.ScreenVideo || (slot === Slot.Camera && cameraKeepsSize()), temporalLayers: slot === Slot.Camera ? 2 : 1 }, sink, onError);
 };
 
 /** The encoders PublishService starts; specs replace it with counting fakes. */

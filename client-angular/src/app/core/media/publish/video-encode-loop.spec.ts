@@ -20,7 +20,14 @@ class FakeEncoder {
   static last: FakeEncoder;
   state = 'unconfigured';
   encodeQueueSize = 0;
-  config: { width: number; height: number; bitrate?: number; framerate?: number } | null = null;
+  config: { width: number; height: number; bitrate?: number; framerate?: number; scalabilityMode?: string } | null = null;
+  /** What isConfigSupported answers for `L1T2`, and the configs it was asked about. */
+  static l1t2 = true;
+  static probed: { scalabilityMode?: string }[] = [];
+  static isConfigSupported(c: { scalabilityMode?: string }) {
+    FakeEncoder.probed.push(c);
+    return Promise.resolve({ supported: c.scalabilityMode !== 'L1T2' || FakeEncoder.l1t2, config: c });
+  }
   keys: boolean[] = [];
   /** Held: outputs wait for flush(), as a busy codec thread's do. */
   static hold = false;
@@ -53,6 +60,8 @@ describe('VideoEncodeLoop', () => {
   });
   afterEach(() => {
     FakeEncoder.hold = false;
+    FakeEncoder.l1t2 = true;
+    FakeEncoder.probed = [];
     vi.unstubAllGlobals();
     vi.restoreAllMocks();
   });
@@ -84,6 +93,39 @@ describe('VideoEncodeLoop', () => {
     expect(frames.every((f) => f.closed)).toBe(true);
     expect(out[0].timestamp).toBe(Math.round((performance.timeOrigin + 1000) * 1000));
     expect(Array.from(out[0].data)).toEqual([1, 2, 3]);
+  });
+
+  it('encodes two temporal layers when asked and the browser can, one otherwise', async () => {
+    const run = async (temporalLayers: 1 | 2 | undefined, supported: boolean) => {
+      FakeEncoder.l1t2 = supported;
+      FakeEncoder.probed = [];
+      const out: EncodedChunkOut[] = [];
+      const loop = new VideoEncodeLoop({ ...opts, temporalLayers }, (c) => out.push(c), () => undefined);
+      await Promise.resolve();
+      await Promise.resolve();
+      loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+      now += 33;
+      loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+      return { mode: FakeEncoder.last.config?.scalabilityMode, layers: loop.temporalLayers, probes: FakeEncoder.probed.length, keys: out.map((c) => c.keyframe) };
+    };
+    expect(await run(2, true)).toEqual({ mode: 'L1T2', layers: 2, probes: 1, keys: [true, false] });
+    expect(await run(2, false)).toEqual({ mode: undefined, layers: 1, probes: 1, keys: [true, false] });
+    expect(await run(undefined, true)).toEqual({ mode: undefined, layers: 1, probes: 0, keys: [true, false] });
+  });
+
+  it('switches to two temporal layers with a keyframe when the answer comes after the first frame', async () => {
+    const out: EncodedChunkOut[] = [];
+    const loop = new VideoEncodeLoop({ ...opts, temporalLayers: 2 }, (c) => out.push(c), () => undefined);
+    loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+    expect(FakeEncoder.last.config?.scalabilityMode).toBeUndefined();
+    await Promise.resolve();
+    await Promise.resolve();
+    now += 33;
+    loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+    now += 33;
+    loop.push(new FakeFrame(640, 480) as unknown as VideoFrame);
+    expect(FakeEncoder.last.config?.scalabilityMode).toBe('L1T2');
+    expect(out.map((c) => c.keyframe)).toEqual([true, true, false]);
   });
 
   it('drops frames while the encoder is behind', () => {

@@ -27,6 +27,13 @@ export interface EncodeOptions {
    * pixels.
    */
   keepSize?: boolean;
+  /**
+   * 2: encode two temporal layers (WebCodecs' `L1T2`) where the browser can. Every other frame
+   * is then referred to by no later frame, so the server makes this track's lower layers from
+   * the base layer alone, at half the frame rate and half the CPU (BENCHMARKS.md §4, seventh
+   * pass); subscribers of the full layer still get every frame.
+   */
+  temporalLayers?: 1 | 2;
 }
 
 export interface EncodedChunkOut {
@@ -65,11 +72,34 @@ export class VideoEncodeLoop {
    */
   paused = false;
 
+  /** `L1T2` asked for and supported here (see EncodeOptions.temporalLayers). */
+  temporalLayers: 1 | 2 = 1;
+
   constructor(
     private readonly opts: EncodeOptions,
     private readonly emit: (c: EncodedChunkOut) => void,
     private readonly onError: (message: string) => void,
-  ) {}
+  ) {
+    if (opts.temporalLayers === 2) void this.probeTemporalLayers();
+  }
+
+  /**
+   * Asks the browser whether it encodes `L1T2`. Until it answers the encoder runs with one
+   * layer; a yes reconfigures it at the next frame (with a keyframe), and the camera's first
+   * frame usually comes after the answer.
+   */
+  private async probeTemporalLayers(): Promise<void> {
+    if (typeof VideoEncoder === 'undefined' || typeof VideoEncoder.isConfigSupported !== 'function') return;
+    try {
+      const probe = { ...this.config(this.opts.maxWidth, this.opts.maxHeight, this.opts.bitrate), scalabilityMode: 'L1T2' };
+      const { supported } = await VideoEncoder.isConfigSupported(probe);
+      if (!supported || this.closed) return;
+      this.temporalLayers = 2;
+      this.configured = '';
+    } catch {
+      // Not supported: one layer.
+    }
+  }
 
   requestKeyframe(): void {
     this.forceKey = true;
@@ -176,7 +206,9 @@ export class VideoEncodeLoop {
   }
 
   private config(w: number, h: number, bitrate: number): VideoEncoderConfig {
-    return { codec: 'vp8', width: w, height: h, bitrate, framerate: Math.min(this.opts.framerate, this.adaptation.framerate), latencyMode: 'realtime', bitrateMode: 'variable' };
+    const config: VideoEncoderConfig = { codec: 'vp8', width: w, height: h, bitrate, framerate: Math.min(this.opts.framerate, this.adaptation.framerate), latencyMode: 'realtime', bitrateMode: 'variable' };
+    if (this.temporalLayers === 2) config.scalabilityMode = 'L1T2';
+    return config;
   }
 
   private onChunk(chunk: EncodedVideoChunk): void {

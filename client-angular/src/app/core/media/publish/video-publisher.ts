@@ -67,6 +67,7 @@ export class VideoPublisher {
       framerate: this.opts.framerate,
       keyframeIntervalMs: this.opts.keyframeIntervalMs,
       keepSize: this.opts.keepSize,
+      temporalLayers: this.opts.temporalLayers,
     };
     if (typeof MediaStreamTrackProcessor !== 'function') {
       this.loop = new VideoEncodeLoop(encodeOpts, (c) => this.onChunk(c), this.onError);
