@@ -10,8 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use tokio::sync::Semaphore;
-use wtransport::{ClientConfig, Endpoint, Identity, ServerConfig};
+use wtransport::{ClientConfig, Endpoint};
 
 const SLOW: Duration = Duration::from_secs(5);
 
@@ -26,16 +29,12 @@ async fn main() {
     let total: usize = args.next().map_or(2000, |a| a.parse().expect("TOTAL"));
     let at_once: usize = args.next().map_or(32, |a| a.parse().expect("AT_ONCE"));
 
-    let identity = Identity::self_signed(["localhost"]).expect("identity");
-    let hash = identity.certificate_chain().as_slice()[0].hash();
-    let server = Endpoint::server(
-        ServerConfig::builder()
-            .with_bind_address("127.0.0.1:0".parse().unwrap())
-            .with_identity(identity)
-            .build(),
-    )
-    .expect("server endpoint");
-    let port = server.local_addr().unwrap().port();
+    let common::LoopbackServer {
+        endpoint: server,
+        port,
+        cert_hash: hash,
+        ..
+    } = common::loopback_server();
     let server_refusals = Arc::new(std::sync::Mutex::new(BTreeMap::<String, usize>::new()));
     let refusals = server_refusals.clone();
     tokio::spawn(async move {

@@ -13,7 +13,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wtransport::{Endpoint, Identity, ServerConfig};
+mod common;
+
 use wtransport_proto::bytes::BufferWriter;
 use wtransport_proto::frame::Frame;
 use wtransport_proto::session::SessionRequest;
@@ -64,16 +65,12 @@ async fn settle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settings_frame_split_around_a_new_stream_still_opens_a_session() {
-    let identity = Identity::self_signed(["localhost"]).expect("self-signed identity");
-    let cert = identity.certificate_chain().as_slice()[0].der().to_vec();
-    let server = Endpoint::server(
-        ServerConfig::builder()
-            .with_bind_address("127.0.0.1:0".parse().unwrap())
-            .with_identity(identity)
-            .build(),
-    )
-    .expect("server endpoint");
-    let port = server.local_addr().unwrap().port();
+    let common::LoopbackServer {
+        endpoint: server,
+        port,
+        cert_der: cert,
+        ..
+    } = common::loopback_server();
     let accept = tokio::spawn(async move {
         let request = server.accept().await.await?;
         assert_eq!(request.path(), "/split");

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+mod common;
+
 use quicmeet_wt::SessionDatagrams;
-use wtransport::{ClientConfig, Endpoint, Identity, ServerConfig};
+use wtransport::{ClientConfig, Endpoint};
 
 const EARLY: u32 = 40;
 const LATE: u32 = 200;
@@ -19,16 +21,12 @@ async fn session() -> (
         Endpoint<wtransport::endpoint::endpoint_side::Client>,
     ),
 ) {
-    let identity = Identity::self_signed(["localhost"]).expect("self-signed identity");
-    let hash = identity.certificate_chain().as_slice()[0].hash();
-    let server = Endpoint::server(
-        ServerConfig::builder()
-            .with_bind_address("127.0.0.1:0".parse().unwrap())
-            .with_identity(identity)
-            .build(),
-    )
-    .expect("server endpoint");
-    let port = server.local_addr().unwrap().port();
+    let common::LoopbackServer {
+        endpoint: server,
+        port,
+        cert_hash: hash,
+        ..
+    } = common::loopback_server();
     let accept = tokio::spawn(async move {
         let request = server.accept().await.await.expect("session request");
         let conn = request.accept().await.expect("session");
