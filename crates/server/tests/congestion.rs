@@ -388,3 +388,163 @@ async fn an_age_bound_gives_a_stalled_reader_fresh_audio_not_a_backlog() {
     }
     ptx.close().await.ok();
 }
+
+/// A UDP relay on loopback between one client and `server` that can black the path out (both
+/// directions dropped), as a Wi-Fi hand-over or a tunnel does. Returns its address and the
+/// switch; the relay task ends with the test's runtime.
+async fn outage_relay(
+    server: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let front = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let back = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    back.connect(server).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let out = std::sync::Arc::new(AtomicBool::new(false));
+    let dark = out.clone();
+    tokio::spawn(async move {
+        let (mut up, mut down) = (vec![0u8; 65536], vec![0u8; 65536]);
+        let mut client = None;
+        loop {
+            tokio::select! {
+                r = front.recv_from(&mut up) => {
+                    let Ok((n, from)) = r else { break };
+                    client = Some(from);
+                    if !dark.load(Ordering::Relaxed) {
+                        let _ = back.send(&up[..n]).await;
+                    }
+                }
+                r = back.recv(&mut down) => {
+                    let Ok(n) = r else { break };
+                    if let (Some(to), false) = (client, dark.load(Ordering::Relaxed)) {
+                        let _ = front.send_to(&down[..n], to).await;
+                    }
+                }
+            }
+        }
+    });
+    (addr, out)
+}
+
+/// A listener whose path goes dark for a second, then comes back: the server's QUIC drops the
+/// audio that waited longer than its age limit (100 ms) instead of sending the outage's
+/// backlog, so the listener hears live audio again as soon as the path carries it, and
+/// `quicmeet_media_quic_datagrams_expired_total` counts what was dropped. With only a byte
+/// bound on QUIC's datagram buffer (as before), the whole second of audio (under 7 KB) waited
+/// and arrived about a second late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_a_listener_hears_live_audio_not_the_backlog() {
+    use std::sync::atomic::Ordering;
+    let _serial = SERIAL.lock().await;
+    let m = Meet::start("public", &[], &[]).await;
+    let mut p = Peer::join("Pub", &m.join_host().await, WT).await;
+    let mut mic = p.publish(Slot::Mic).await;
+    let mic_id = mic.track_id();
+
+    let mut join = m.join_guest(&m.code, "Listener").await;
+    let server_port: u16 = join
+        .webtransport_url
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a port in the WebTransport URL");
+    let (relay, dark) = outage_relay(([127, 0, 0, 1], server_port).into()).await;
+    join.webtransport_url = join
+        .webtransport_url
+        .replace(&format!(":{server_port}/"), &format!(":{}/", relay.port()));
+    // No age bound on the listener's side: what it receives is what the server sent.
+    let mut l = Peer::connect_with("Listener", &join, WT, ConnectOptions::default()).await;
+    l.welcome().await;
+    l.subscribe(mic_id).await;
+
+    // 400-byte frames (Opus at its highest rates, ~20 KB/s with QUIC's overhead) fill QUIC's
+    // initial congestion window in about 0.7 s of outage; only then does audio wait in QUIC
+    // (before that it is sent into the dark and lost).
+    let (dark_ms, light_ms, end_ms) = (800u64, 2_000u64, 4_000u64);
+    let Peer { tx: mut ptx, .. } = p;
+    let publisher = tokio::spawn(async move {
+        mic.set_audio_level(Some(25));
+        let start = tokio::time::Instant::now();
+        for i in 0..end_ms / 20 {
+            tokio::time::sleep_until(start + Duration::from_millis(20 * i)).await;
+            let f = mic.frame(false, &[0x22; 400]).unwrap();
+            ptx.send_frame(&f).await.unwrap();
+        }
+        ptx
+    });
+    let t0 = Instant::now();
+    let switch = tokio::spawn(async move {
+        tokio::time::sleep_until((t0 + Duration::from_millis(dark_ms)).into()).await;
+        dark.store(true, Ordering::Relaxed);
+        tokio::time::sleep_until((t0 + Duration::from_millis(light_ms)).into()).await;
+        dark.store(false, Ordering::Relaxed);
+    });
+
+    // (ms since t0 when read, age in ms)
+    let mut got = vec![];
+    let deadline = t0 + Duration::from_millis(end_ms + 500);
+    while let Ok(ev) = tokio::time::timeout_at(deadline.into(), l.rx.recv()).await {
+        match ev {
+            Some(Event::Media(ev)) if ev.frame.header().kind == MediaKind::Audio => {
+                let age = quicmeet_client::now_us().saturating_sub(ev.frame.header().capture_ts_us)
+                    as f64
+                    / 1000.0;
+                got.push((t0.elapsed().as_secs_f64() * 1000.0, age));
+            }
+            Some(Event::Closed(c)) => panic!("the listener was disconnected: {c:?}"),
+            Some(_) => {}
+            None => panic!("the listener's connection ended"),
+        }
+    }
+    switch.await.unwrap();
+    let ptx = publisher.await.unwrap();
+
+    let before: Vec<f64> = got
+        .iter()
+        .filter(|g| g.0 < dark_ms as f64)
+        .map(|g| g.1)
+        .collect();
+    let after: Vec<&(f64, f64)> = got.iter().filter(|g| g.0 >= light_ms as f64).collect();
+    let oldest_after = after.iter().map(|g| g.1).fold(0.0, f64::max);
+    let first_after = after.first().map(|g| (g.0, g.1));
+    let live_again = after.iter().filter(|g| g.1 < 60.0).count();
+    eprintln!(
+        "FIGURE outage: {} audio frames before it, {} after ({} under 60 ms old); after: first read at {:?} (ms, age ms), oldest {oldest_after:.1} ms",
+        before.len(),
+        after.len(),
+        live_again,
+        first_after,
+    );
+    assert!(before.len() >= 20, "too little audio before the outage");
+    assert!(
+        live_again >= 40,
+        "the listener did not get live audio back after the outage"
+    );
+    assert!(
+        oldest_after <= 250.0,
+        "after the outage the listener got audio {oldest_after:.1} ms old: the backlog was sent"
+    );
+
+    // The listener leaves; its session's drops are counted as it ends.
+    let Peer { tx, rx, .. } = l;
+    tx.close().await.ok();
+    drop(rx);
+    let mut expired = 0.0;
+    for _ in 0..50 {
+        expired = meet::metric(&m, "quicmeet_media_quic_datagrams_expired_total").await;
+        if expired > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("FIGURE outage: {expired} datagrams expired in the server's QUIC");
+    assert!(
+        expired >= 20.0,
+        "only {expired} datagrams counted expired over a {}-frame outage",
+        (light_ms - dark_ms) / 20
+    );
+    ptx.close().await.ok();
+}

@@ -28,6 +28,8 @@ pub struct MediaMetrics {
     pub dropped_stream_backlog: AtomicU64,
     /// Audio datagrams QUIC dropped unsent (WebTransport; see `wt::DatagramCount`).
     pub dropped_quic_datagrams: AtomicU64,
+    /// Of those, the ones QUIC dropped because they waited past `wt::DATAGRAM_MAX_AGE`.
+    pub expired_quic_datagrams: AtomicU64,
     pub group_resets: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub protocol_errors: AtomicU64,
@@ -131,7 +133,7 @@ impl Collector for MediaMetricsView {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let out = &mut enc;
         let m = &self.m;
-        let counters: [(&str, &str, &AtomicU64); 22] = [
+        let counters: [(&str, &str, &AtomicU64); 23] = [
             (
                 "quicmeet_layer_switches_total",
                 "Layer changes made by the congestion controller.",
@@ -197,6 +199,12 @@ impl Collector for MediaMetricsView {
                 "Audio datagrams QUIC dropped from a full send buffer or discarded unsent at the \
                  close (WebTransport), counted from QUIC's own statistics when a session ends.",
                 &m.dropped_quic_datagrams,
+            ),
+            (
+                "quicmeet_media_quic_datagrams_expired_total",
+                "Of the dropped QUIC datagrams, those that waited in QUIC longer than the age \
+                 limit (100 ms) and were discarded unsent: audio too late to be worth sending.",
+                &m.expired_quic_datagrams,
             ),
             (
                 "quicmeet_media_group_resets_total",

@@ -43,16 +43,20 @@ const GROUP_BACKLOG: usize = 16;
 /// Bytes QUIC may hold unacknowledged per connection (about 1 s of 720p video at 2 Mbit/s):
 /// past this, group streams back up and stale groups are reset instead of queued.
 const SEND_WINDOW: u64 = 256 * 1024;
-/// Bytes of outgoing datagrams QUIC may buffer. QUIC sends datagrams before stream data, so
-/// this only fills when the path cannot carry even the audio, or when the connection's task
-/// runs late on a busy server; then the oldest datagrams are dropped (audio that waited in the
-/// subscriber's queue too long never gets here). It must still hold one burst of fresh audio
-/// that the writer hands over at once after a stall. A byte bound, not a time bound: about
-/// 55 ms of a 48-person meeting's audio. 64 KiB let the audio-only meeting grow as large as
-/// the relay's without a server drop, but on a lossy link (`lossy2`) it let stale audio wait:
-/// audio p99 84 ms median and 143–223 ms in two runs of five, against 69–73 ms here
-/// (BENCHMARKS.md section 5, eighth pass).
-const DATAGRAM_SEND_BUFFER: usize = 16 * 1024;
+/// Longest an audio datagram may wait inside QUIC to be sent. QUIC sends datagrams before
+/// stream data, so they wait only when the path cannot carry even the audio (a congestion
+/// window shrunk by loss, an outage) or when the connection's task runs late on a busy server.
+/// Past this age QUIC drops them unsent (our patch to quinn-proto, third_party/README.md):
+/// audio that late is worth less than the fresh audio queued behind it, which a listener
+/// then hears at once instead of after the backlog. 100 ms, as the Rust client's receive
+/// bound; a saturated machine runs a connection's task 40–50 ms late, well within it.
+const DATAGRAM_MAX_AGE: Duration = Duration::from_millis(100);
+/// Bytes of outgoing datagrams QUIC may buffer: a memory bound only, since
+/// [`DATAGRAM_MAX_AGE`] bounds the wait. About 0.4 s of a 64-person meeting's audio (each
+/// listener gets 63 streams of about 100-byte frames at 50 per second). When it was the only
+/// bound it had to be small (16 KiB) to keep audio fresh on a lossy link, and then a busy
+/// server overflowed it in large meetings (BENCHMARKS.md section 5, eighth and ninth passes).
+const DATAGRAM_SEND_BUFFER: usize = 128 * 1024;
 /// What one publisher may have in flight towards the server on one stream, and on all its
 /// streams together: bounds how far a publisher's video can run ahead of what the server
 /// reads, so a capped uplink backs up in the publisher (which can adapt) instead of
@@ -85,6 +89,7 @@ fn server_config(socket: UdpSocket, cert: &SharedCert) -> anyhow::Result<ServerC
     // delivering seconds-old video. Stale audio datagrams are dropped rather than queued.
     transport.send_window(SEND_WINDOW);
     transport.datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
+    transport.datagram_send_max_age(Some(DATAGRAM_MAX_AGE));
     transport.stream_receive_window(wtransport::quinn::VarInt::from_u32(STREAM_RECEIVE_WINDOW));
     transport.receive_window(wtransport::quinn::VarInt::from_u32(RECEIVE_WINDOW));
     Ok(ServerConfig::builder()
@@ -405,7 +410,7 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
         VarInt::from_u32(0),
         attached.out.close_reason().unwrap_or("left").as_bytes(),
     );
-    datagrams.report_closed(conn.quic_connection().stats().frame_tx.datagram, &hub);
+    datagrams.report_closed(conn.quic_connection().stats(), &hub);
     drop(attached);
 }
 
@@ -413,10 +418,12 @@ async fn session(hub: Arc<MediaHub>, incoming: IncomingSession) {
 ///
 /// quinn drops the oldest queued datagrams when its send buffer is full and counts none of
 /// it; what it sent is in its stats (`frame_tx.datagram`). Once the connection is closed,
-/// handed minus sent is what it dropped (or discarded unsent at the close), added to
-/// `quicmeet_media_dropped_quic_datagrams_total` when the session ends. Not while it runs:
-/// then the difference also holds what is merely waiting in QUIC's buffer, and there is no
-/// way to tell how many datagrams that is.
+/// handed minus sent is what it dropped (past [`DATAGRAM_MAX_AGE`], from a full buffer, or
+/// unsent at the close), added to `quicmeet_media_dropped_quic_datagrams_total` when the
+/// session ends; those past the age limit, which quinn does count, also go to
+/// `quicmeet_media_quic_datagrams_expired_total`. Not while it runs: then the difference also
+/// holds what is merely waiting in QUIC's buffer, and there is no way to tell how many
+/// datagrams that is.
 #[derive(Default)]
 struct DatagramCount {
     handed: AtomicU64,
@@ -427,12 +434,16 @@ impl DatagramCount {
         self.handed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Adds this closed session's drops to the hub's counter. `sent` is quinn's count.
-    fn report_closed(&self, sent: u64, hub: &MediaHub) {
+    /// Adds this closed session's drops to the hub's counters, from quinn's final statistics.
+    fn report_closed(&self, stats: wtransport::quinn::ConnectionStats, hub: &MediaHub) {
+        let sent = stats.frame_tx.datagram;
         let dropped = self.handed.load(Ordering::Relaxed).saturating_sub(sent);
         hub.metrics
             .dropped_quic_datagrams
             .fetch_add(dropped, Ordering::Relaxed);
+        hub.metrics
+            .expired_quic_datagrams
+            .fetch_add(stats.expired_datagrams, Ordering::Relaxed);
     }
 }
 
