@@ -1,6 +1,8 @@
 // Two temporal layers from a real browser, end to end against the real server. Chromium encodes
-// the camera with WebCodecs' `L1T2` (every other frame is referred to by none); the server's
-// transcoder decodes only the base layer to make the lower layers. What a user relies on:
+// the camera with WebCodecs' `L1T2` (every other frame is referred to by none); a busy server's
+// transcoder decodes only the base layer to make the lower layers. The server here runs with
+// `--transcode-temporal base-layer`, which is what it does when busy (an idle one decodes every
+// frame; the pool's policy is tested in crates/transcode). What a user relies on:
 // - a viewer whose tile wants a lower layer gets it, moving, at its size;
 // - the server decodes about half the camera's frames to make it (the CPU the change saves);
 // - a viewer of the full layer still gets every frame (checked in meeting.test.mjs, unchanged).
@@ -15,7 +17,7 @@ describe('two temporal layers from the browser', { timeout: 90_000 }, () => {
 
   before(async () => {
     // Two people would talk directly with P2P on; layers are the server path's.
-    server = await startServer({ extraArgs: ['--p2p', 'off'] });
+    server = await startServer({ extraArgs: ['--p2p', 'off', '--transcode-temporal', 'base-layer'] });
     browser = await launchBrowser();
   });
 

@@ -125,6 +125,14 @@ pub struct Config {
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub transcode_nice: i32,
 
+    /// Which frames of a publisher that sends two temporal layers (browsers' cameras do) the
+    /// transcoder decodes to make its lower layers: `every-frame` (lower layers at the
+    /// publisher's frame rate), `base-layer` (at half of it, for half the CPU) or `when-busy`
+    /// (the default: every frame while a worker has room, the base layer only while it is
+    /// busy or its queues drop input).
+    #[arg(long, env = "QUICMEET_TRANSCODE_TEMPORAL", default_value = "when-busy")]
+    pub transcode_temporal: quicmeet_transcode::pool::TemporalPolicy,
+
     /// Treat the transcoder pool as saturated when it would make more than this many lower
     /// layers at once (all meetings together), as it is when it drops input: publishers that
     /// declared `layers_capable` are then asked to make their wanted lower layers themselves
@@ -325,6 +333,16 @@ mod tests {
         assert_eq!(c.transcode_nice, 10);
         assert!(Config::try_parse_from(["quicmeet", "--transcode-nice", "20"]).is_err());
         assert!(Config::try_parse_from(["quicmeet", "--transcode-nice", "-1"]).is_err());
+        use quicmeet_transcode::pool::TemporalPolicy;
+        assert_eq!(
+            Config::parse_from(["quicmeet"]).transcode_temporal,
+            TemporalPolicy::WhenBusy,
+            "every frame while the transcoder has room"
+        );
+        let c = Config::parse_from(["quicmeet", "--transcode-temporal", "base-layer"]);
+        assert_eq!(c.transcode_temporal, TemporalPolicy::BaseLayer);
+        let e = Config::try_parse_from(["quicmeet", "--transcode-temporal", "half"]).unwrap_err();
+        assert!(e.to_string().contains("every-frame, base-layer or when-busy"), "{e}");
     }
 
     #[test]

@@ -198,6 +198,7 @@ impl Server {
                 max_participants: config.max_participants,
                 transcode_workers: config.transcode_workers,
                 transcode_nice: config.transcode_nice,
+                transcode_temporal: config.transcode_temporal,
                 transcode_saturation_layers: config.transcode_saturation_layers,
             },
             cancel.child_token(),

@@ -412,6 +412,23 @@ impl LayerTranscoder {
         })
     }
 
+    /// Decode only the frames later frames refer to (with a publisher that sends two temporal
+    /// layers: its base layer, every other frame), or every frame again. Takes effect from the
+    /// next source frame, without a keyframe; a decoder opened later starts this way too. The
+    /// lower layers follow the decoded frame rate. A [`crate::Pool`] sets this for its
+    /// transcoders from its [`crate::pool::TemporalPolicy`].
+    pub fn set_base_layer_only(&mut self, on: bool) {
+        self.config.tuning.decoder.skip_nonref = on;
+        if let Some(d) = self.decoder.as_mut() {
+            d.set_skip_nonref(on);
+        }
+    }
+
+    /// Whether only the base temporal layer is decoded (see [`Self::set_base_layer_only`]).
+    pub fn base_layer_only(&self) -> bool {
+        self.config.tuning.decoder.skip_nonref
+    }
+
     /// The counters this transcoder reports into.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics

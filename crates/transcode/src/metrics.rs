@@ -63,6 +63,11 @@ metrics! {
     queued_frames,
     /// Panics caught by the pool (the track's transcoder is rebuilt).
     panics,
+    /// Gauge: pool workers decoding only their publishers' base temporal layer now
+    /// ([`crate::pool::TemporalPolicy::WhenBusy`] found them busy).
+    workers_base_layer_only,
+    /// Times a pool worker switched between every frame and the base layer only.
+    temporal_switches,
 }
 
 impl Metrics {

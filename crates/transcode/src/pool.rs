@@ -9,10 +9,19 @@
 //!
 //! Control messages (`set_active`, `request_keyframe`) are never dropped and stay in order with
 //! the frames. Time comes from `Instant::now()` here: this is the I/O edge of the crate.
+//!
+//! Publishers that send two temporal layers (`L1T2`) let a worker halve its work by decoding
+//! only their base layer; the lower layers then come at half the frame rate. With
+//! [`TemporalPolicy::WhenBusy`] (the default) each worker does that only while it is busy: it
+//! measures the share of wall time it spends transcoding over every
+//! [`PoolConfig::load_window`], goes to the base layer when that share passes
+//! [`BUSY_ABOVE`] or a queue dropped input, and back to every frame once it has stayed under
+//! [`ROOM_BELOW`] for [`CALM_WINDOWS`] windows in a row (decoding every frame again about
+//! doubles the share, so it then stays under the first threshold).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -41,6 +50,81 @@ pub struct PoolConfig {
     /// that is not enough their queues drop input, which is the pool's saturation signal.
     /// FFmpeg's own threads, started from a worker, inherit it. Linux only.
     pub nice: i32,
+    /// Which frames of a two-temporal-layer publisher the workers decode. Overrides each
+    /// transcoder's [`crate::layers::Tuning`] (`decoder.skip_nonref`).
+    pub temporal: TemporalPolicy,
+    /// The window over which [`TemporalPolicy::WhenBusy`] measures a worker's load.
+    pub load_window: Duration,
+}
+
+/// Which frames of a publisher that sends two temporal layers the pool decodes. A publisher
+/// with one temporal layer is decoded in full whatever the policy: all its frames are
+/// references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemporalPolicy {
+    /// Every frame: lower layers at the publisher's frame rate, at full cost.
+    EveryFrame,
+    /// Only the base layer: lower layers at half the frame rate, at about half the cost.
+    BaseLayer,
+    /// Every frame while the worker has room, the base layer only while it is busy (see the
+    /// [module docs](self)).
+    WhenBusy,
+}
+
+impl std::str::FromStr for TemporalPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "every-frame" => Ok(TemporalPolicy::EveryFrame),
+            "base-layer" => Ok(TemporalPolicy::BaseLayer),
+            "when-busy" => Ok(TemporalPolicy::WhenBusy),
+            _ => Err(format!(
+                "unknown temporal policy {s:?} (every-frame, base-layer or when-busy)"
+            )),
+        }
+    }
+}
+
+/// [`TemporalPolicy::WhenBusy`]: a worker busier than this share of a window (or whose queues
+/// dropped input in it) decodes only the base layer.
+pub const BUSY_ABOVE: f64 = 0.85;
+/// [`TemporalPolicy::WhenBusy`]: a worker on the base layer that stays under this share for
+/// [`CALM_WINDOWS`] windows decodes every frame again.
+pub const ROOM_BELOW: f64 = 0.40;
+/// See [`ROOM_BELOW`].
+pub const CALM_WINDOWS: u32 = 3;
+
+/// The state of [`TemporalPolicy::WhenBusy`] for one worker.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct LoadPolicy {
+    base_only: bool,
+    calm: u32,
+}
+
+impl LoadPolicy {
+    /// One window ended with the worker busy for `busy` of it (0..1); `dropped` if its queues
+    /// dropped input. Returns true when the worker should switch.
+    fn window(&mut self, busy: f64, dropped: bool) -> bool {
+        if !self.base_only {
+            if dropped || busy > BUSY_ABOVE {
+                self.base_only = true;
+                self.calm = 0;
+                return true;
+            }
+            return false;
+        }
+        if dropped || busy >= ROOM_BELOW {
+            self.calm = 0;
+            return false;
+        }
+        self.calm += 1;
+        if self.calm >= CALM_WINDOWS {
+            self.base_only = false;
+            self.calm = 0;
+            return true;
+        }
+        false
+    }
 }
 
 impl Default for PoolConfig {
@@ -52,6 +136,8 @@ impl Default for PoolConfig {
             tick_interval: Duration::from_millis(250),
             keyframe_request_interval: Duration::from_secs(1),
             nice: 0,
+            temporal: TemporalPolicy::WhenBusy,
+            load_window: Duration::from_secs(1),
         }
     }
 }
@@ -115,6 +201,8 @@ struct Shared {
     state: Mutex<WorkerState>,
     cv: Condvar,
     tracks: AtomicUsize,
+    /// A queue of this worker's dropped input since the worker last looked.
+    dropped: AtomicBool,
 }
 
 impl Shared {
@@ -203,11 +291,13 @@ impl Pool {
                 state: Mutex::new(WorkerState::default()),
                 cv: Condvar::new(),
                 tracks: AtomicUsize::new(0),
+                dropped: AtomicBool::new(false),
             });
             let (w_shared, w_metrics, w_sink) = (shared.clone(), metrics.clone(), sink.clone());
             let tick = config.tick_interval.max(Duration::from_millis(1));
             let key_interval = config.keyframe_request_interval;
             let nice = config.nice;
+            let (temporal, load_window) = (config.temporal, config.load_window.max(tick));
             let handle = std::thread::Builder::new()
                 .name(format!("qm-transcode-{i}"))
                 .spawn(move || {
@@ -215,14 +305,15 @@ impl Pool {
                         set_thread_nice(nice);
                     }
                     // Built on its thread: FFmpeg scaler contexts are not `Send`.
-                    Worker {
-                        shared: w_shared,
-                        metrics: w_metrics,
-                        sink: w_sink,
+                    Worker::new(
+                        w_shared,
+                        w_metrics,
+                        w_sink,
                         tick,
                         key_interval,
-                        slots: HashMap::new(),
-                    }
+                        temporal,
+                        load_window,
+                    )
                     .run()
                 })
                 .map_err(|e| Error::InvalidConfig(format!("cannot spawn worker: {e}")))?;
@@ -350,12 +441,14 @@ impl Track {
                 q.media = 0;
                 Metrics::add(&self.metrics.frames_dropped, flushed);
                 Metrics::sub(&self.metrics.queued_frames, flushed);
+                self.shared.dropped.store(true, Ordering::Relaxed);
             }
         } else if q.dropping || q.media >= self.capacity {
             let started_dropping = !q.dropping;
             q.dropping = true;
             drop(st);
             Metrics::add(&self.metrics.frames_dropped, 1);
+            self.shared.dropped.store(true, Ordering::Relaxed);
             if started_dropping {
                 (self.sink)(PoolEvent::SourceKeyframeNeeded { track_id: self.id });
             }
@@ -419,9 +512,90 @@ struct Worker {
     tick: Duration,
     key_interval: Duration,
     slots: HashMap<u32, Slot>,
+    temporal: TemporalPolicy,
+    load: LoadPolicy,
+    load_window: Duration,
+    window_start: Instant,
+    /// Time spent on jobs since `window_start`.
+    busy: Duration,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if self.load.base_only {
+            Metrics::sub(&self.metrics.workers_base_layer_only, 1);
+        }
+    }
 }
 
 impl Worker {
+    fn new(
+        shared: Arc<Shared>,
+        metrics: Arc<Metrics>,
+        sink: Sink,
+        tick: Duration,
+        key_interval: Duration,
+        temporal: TemporalPolicy,
+        load_window: Duration,
+    ) -> Self {
+        let base_only = temporal == TemporalPolicy::BaseLayer;
+        if base_only {
+            Metrics::add(&metrics.workers_base_layer_only, 1);
+        }
+        Worker {
+            shared,
+            metrics,
+            sink,
+            tick,
+            key_interval,
+            slots: HashMap::new(),
+            temporal,
+            load: LoadPolicy { base_only, calm: 0 },
+            load_window,
+            window_start: Instant::now(),
+            busy: Duration::ZERO,
+        }
+    }
+
+    /// A new (or rebuilt) transcoder decodes what this worker decodes now.
+    fn new_transcoder(&self, config: layers::Config) -> Result<LayerTranscoder> {
+        let mut t = LayerTranscoder::with_metrics(config, self.metrics.clone())?;
+        t.set_base_layer_only(self.load.base_only);
+        Ok(t)
+    }
+
+    /// Close a load window when it is due and switch between every frame and the base layer
+    /// when [`TemporalPolicy::WhenBusy`] says so.
+    fn measure_load(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed < self.load_window {
+            return;
+        }
+        let busy = self.busy.as_secs_f64() / elapsed.as_secs_f64();
+        let dropped = self.shared.dropped.swap(false, Ordering::Relaxed);
+        self.window_start = now;
+        self.busy = Duration::ZERO;
+        if self.temporal != TemporalPolicy::WhenBusy || !self.load.window(busy, dropped) {
+            return;
+        }
+        let base_only = self.load.base_only;
+        if base_only {
+            Metrics::add(&self.metrics.workers_base_layer_only, 1);
+        } else {
+            Metrics::sub(&self.metrics.workers_base_layer_only, 1);
+        }
+        Metrics::add(&self.metrics.temporal_switches, 1);
+        tracing::debug!(
+            busy = format_args!("{:.0}%", busy * 100.0),
+            dropped,
+            base_only,
+            "transcoder worker switches temporal layers"
+        );
+        for slot in self.slots.values_mut() {
+            slot.transcoder.set_base_layer_only(base_only);
+        }
+    }
+
     fn run(mut self) {
         let mut last_tick = Instant::now();
         loop {
@@ -450,7 +624,7 @@ impl Worker {
                 self.slots.remove(&id);
             }
             for (id, config) in added {
-                match LayerTranscoder::with_metrics(config.clone(), self.metrics.clone()) {
+                match self.new_transcoder(config.clone()) {
                     Ok(transcoder) => {
                         self.slots.insert(
                             id,
@@ -466,8 +640,11 @@ impl Worker {
                 }
             }
             if let Some((id, job)) = job {
+                let t0 = Instant::now();
                 self.run_job(id, job);
+                self.busy += t0.elapsed();
             }
+            self.measure_load(Instant::now());
             if last_tick.elapsed() >= self.tick {
                 let now = Instant::now();
                 last_tick = now;
@@ -546,7 +723,14 @@ impl Worker {
             Err(_) => {
                 Metrics::add(&self.metrics.panics, 1);
                 tracing::error!(track = id, "transcoder panicked; rebuilding it");
-                match LayerTranscoder::with_metrics(slot.config.clone(), self.metrics.clone()) {
+                let rebuilt =
+                    LayerTranscoder::with_metrics(slot.config.clone(), self.metrics.clone()).map(
+                        |mut t| {
+                            t.set_base_layer_only(self.load.base_only);
+                            t
+                        },
+                    );
+                match rebuilt {
                     Ok(mut t) => {
                         for &layer in &slot.active {
                             let _ = t.set_active(layer, true, now);
@@ -605,6 +789,26 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_busy_worker_goes_to_the_base_layer_and_comes_back_only_with_room_to_spare() {
+        let mut p = LoadPolicy::default();
+        assert!(!p.window(0.80, false), "80 % busy: still every frame");
+        assert!(p.window(0.90, false), "90 % busy: base layer");
+        assert!(p.base_only);
+        // Half the work now; 45 % would be 90 % again on every frame.
+        assert!(!p.window(0.45, false));
+        assert!(!p.window(0.30, false));
+        assert!(!p.window(0.30, false));
+        assert!(!p.window(0.30, true), "a drop resets the calm windows");
+        for _ in 0..CALM_WINDOWS - 1 {
+            assert!(!p.window(0.30, false));
+        }
+        assert!(p.window(0.30, false), "calm long enough: every frame again");
+        assert!(!p.base_only);
+        assert!(p.window(0.10, true), "a queue that drops switches at once");
+        assert!(p.base_only);
     }
 
     #[test]

@@ -409,6 +409,16 @@ impl Vp8Decoder {
         })
     }
 
+    /// Skip (or decode again) frames no later frame refers to, from the next frame on. The
+    /// decoder stays open and its references stay exact either way, so no keyframe is needed.
+    pub fn set_skip_nonref(&mut self, skip: bool) {
+        self.dec.skip_frame(if skip {
+            ffmpeg_next::Discard::NonReference
+        } else {
+            ffmpeg_next::Discard::Default
+        });
+    }
+
     /// Decode one VP8 frame. `Ok(None)` if the decoder produced no picture for it.
     pub fn decode(&mut self, data: &[u8]) -> Result<Option<Picture>> {
         Ok(self

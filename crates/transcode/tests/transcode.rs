@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use quicmeet_transcode::layers::Config;
+use quicmeet_transcode::pool::TemporalPolicy;
 use quicmeet_transcode::testsrc::{self, ClipConfig, EncodedFrame, Scene};
 use quicmeet_transcode::{
     psnr_y, Error, LayerFrame, LayerTranscoder, Pool, PoolConfig, PoolEvent, Submit, TrackKind,
@@ -766,6 +767,181 @@ fn with_two_temporal_layers_the_base_layer_alone_makes_half_rate_layers_without_
             k + 1,
             base[k].1,
             all[k].1
+        );
+    }
+}
+
+/// Pushes `clip` into `track` with its timestamps moved `round` clip-lengths on, paced at
+/// `pace` per frame (unpaced: as fast as the caller can).
+fn push_clip(
+    track: &quicmeet_transcode::Track,
+    clip: &[EncodedFrame],
+    round: u64,
+    pace: Option<Duration>,
+) {
+    let span = clip.last().map_or(0, |f| f.pts_us) + 33_333;
+    for f in clip {
+        track.push(f.data.clone().into(), f.pts_us + round * span, f.keyframe);
+        if let Some(p) = pace {
+            std::thread::sleep(p);
+        }
+    }
+}
+
+/// Waits (at most 5 s) until `ok` holds for the pool's counters; returns the last snapshot.
+fn wait_for_pool(
+    pool: &Pool,
+    ok: impl Fn(&quicmeet_transcode::MetricsSnapshot) -> bool,
+) -> quicmeet_transcode::MetricsSnapshot {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = pool.metrics().snapshot();
+        if ok(&s) || Instant::now() >= deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The pool's default policy (`TemporalPolicy::WhenBusy`) with publishers that send two
+/// temporal layers: a worker with room decodes every frame, so small tiles get the full frame
+/// rate; a worker that falls behind (its queues drop input) decodes the base layer only, half
+/// the work; and once the load is gone it decodes every frame again.
+#[test]
+fn a_pool_worker_decodes_every_frame_with_room_and_the_base_layer_only_when_busy() {
+    quiet();
+    let cfg = ClipConfig {
+        width: 640,
+        height: 360,
+        fps: 30,
+        frames: 60,
+        keyframe_interval: 30,
+        bitrate_bps: 800_000,
+    };
+    let clip = testsrc::vp8_clip_two_temporal_layers(&cfg, Scene::Camera).unwrap();
+    let (pool, _rx) = Pool::with_channel(PoolConfig {
+        workers: 1,
+        queue_per_track: 4,
+        load_window: Duration::from_millis(100),
+        ..PoolConfig::default()
+    })
+    .unwrap();
+    let tracks: Vec<_> = (0..6u32)
+        .map(|i| {
+            let t = pool.add_track(i, Config::new(TrackKind::Camera)).unwrap();
+            t.set_active(1, true);
+            t
+        })
+        .collect();
+    let idle = |s: &quicmeet_transcode::MetricsSnapshot| s.queued_frames == 0;
+    let frame_time = Some(Duration::from_millis(33));
+
+    // 1. One publisher at 30 fps: the worker has room and decodes every frame.
+    let a = pool.metrics().snapshot();
+    push_clip(&tracks[0], &clip, 0, frame_time);
+    let b = wait_for_pool(&pool, idle);
+    let (fed, decoded) = (
+        b.frames_in - a.frames_in,
+        b.frames_decoded - a.frames_decoded,
+    );
+    eprintln!("with room: {decoded} of {fed} frames decoded; {b:?}");
+    assert_eq!(fed, clip.len() as u64);
+    assert_eq!(decoded, fed, "with room, every frame is decoded");
+    assert_eq!(b.workers_base_layer_only, 0);
+
+    // 2. Six publishers pushing as fast as they can: the queues drop input and the worker
+    //    goes to the base layer.
+    let mut round = 1;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.metrics().snapshot().workers_base_layer_only == 0 && Instant::now() < deadline {
+        for t in &tracks {
+            push_clip(t, &clip, round, None);
+        }
+        round += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let c = pool.metrics().snapshot();
+    assert_eq!(
+        c.workers_base_layer_only, 1,
+        "busy worker on the base layer: {c:?}"
+    );
+    assert!(c.frames_dropped > 0);
+    // Still busy: it skips the frames no later frame refers to. (What reaches it after a drop
+    // starts at a keyframe, which is always decoded, so the share is over a half here; the
+    // exact half is in the next test.)
+    for t in &tracks {
+        push_clip(t, &clip, round, None);
+    }
+    let d = wait_for_pool(&pool, idle);
+    let (fed, decoded) = (
+        d.frames_in - c.frames_in,
+        d.frames_decoded - c.frames_decoded,
+    );
+    eprintln!("busy: {decoded} of {fed} frames decoded; {d:?}");
+    assert!(fed >= 12, "only {fed} frames reached the worker");
+    assert!(
+        decoded < fed,
+        "busy worker decoded all {fed} frames it was fed"
+    );
+
+    // 3. The load is gone: after a few calm windows it decodes every frame again.
+    let e = wait_for_pool(&pool, |s| s.workers_base_layer_only == 0);
+    assert_eq!(
+        e.workers_base_layer_only, 0,
+        "still on the base layer: {e:?}"
+    );
+    assert!(e.temporal_switches >= 2);
+    let e = pool.metrics().snapshot();
+    push_clip(&tracks[0], &clip, round + 1, frame_time);
+    let f = wait_for_pool(&pool, idle);
+    let (fed, decoded) = (
+        f.frames_in - e.frames_in,
+        f.frames_decoded - e.frames_decoded,
+    );
+    eprintln!("room again: {decoded} of {fed} frames decoded");
+    assert_eq!(decoded, fed, "every frame decoded again");
+    assert_eq!(fed, clip.len() as u64);
+}
+
+/// `TemporalPolicy::BaseLayer` decodes exactly the base layer, busy or not (the server's
+/// `--transcode-temporal base-layer`), and `EveryFrame` every frame.
+#[test]
+fn a_fixed_temporal_policy_holds_whatever_the_load() {
+    quiet();
+    let cfg = ClipConfig {
+        width: 320,
+        height: 180,
+        fps: 30,
+        frames: 40,
+        keyframe_interval: 40,
+        bitrate_bps: 300_000,
+    };
+    let clip = testsrc::vp8_clip_two_temporal_layers(&cfg, Scene::Camera).unwrap();
+    for (policy, want) in [
+        (TemporalPolicy::BaseLayer, clip.len().div_ceil(2)),
+        (TemporalPolicy::EveryFrame, clip.len()),
+    ] {
+        let (pool, _rx) = Pool::with_channel(PoolConfig {
+            workers: 1,
+            queue_per_track: clip.len(),
+            temporal: policy,
+            load_window: Duration::from_millis(100),
+            ..PoolConfig::default()
+        })
+        .unwrap();
+        let t = pool.add_track(1, Config::new(TrackKind::Camera)).unwrap();
+        t.set_active(1, true);
+        // Unpaced into a queue that holds it all: the worker is busy, and nothing drops.
+        push_clip(&t, &clip, 0, None);
+        let s = wait_for_pool(&pool, |s| s.queued_frames == 0);
+        eprintln!("{policy:?}: {s:?}");
+        assert_eq!(s.frames_dropped, 0);
+        assert_eq!(s.frames_in, clip.len() as u64);
+        assert_eq!(s.frames_decoded, want as u64, "{policy:?}");
+        assert_eq!(s.temporal_switches, 0, "{policy:?} never switches");
+        assert_eq!(
+            s.workers_base_layer_only,
+            u64::from(policy == TemporalPolicy::BaseLayer)
         );
     }
 }

@@ -302,7 +302,7 @@ impl Collector for MediaMetricsView {
             self.conns.max_queue_bytes,
         )?;
         if let Some(t) = &self.transcode {
-            let rows: [(&str, &str, u64, &str); 11] = [
+            let rows: [(&str, &str, u64, &str); 13] = [
                 (
                     "quicmeet_transcode_frames_in_total",
                     "Source frames given to transcoders.",
@@ -311,7 +311,7 @@ impl Collector for MediaMetricsView {
                 ),
                 (
                     "quicmeet_transcode_frames_decoded_total",
-                    "Source frames decoded (frames no later frame refers to are skipped).",
+                    "Source frames decoded (while a worker is busy, frames no later frame refers to are skipped).",
                     t.frames_decoded,
                     "counter",
                 ),
@@ -361,6 +361,20 @@ impl Collector for MediaMetricsView {
                     "quicmeet_transcode_encoders_created_total",
                     "Layer encoders started.",
                     t.encoders_created,
+                    "counter",
+                ),
+                (
+                    "quicmeet_transcode_workers_base_layer_only",
+                    "Transcoder workers decoding only the base temporal layer of their \
+                     publishers now (busy; lower layers at half the frame rate).",
+                    t.workers_base_layer_only,
+                    "gauge",
+                ),
+                (
+                    "quicmeet_transcode_temporal_switches_total",
+                    "Times a transcoder worker switched between every frame and the base \
+                     temporal layer only.",
+                    t.temporal_switches,
                     "counter",
                 ),
                 (

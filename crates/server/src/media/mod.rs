@@ -79,6 +79,8 @@ pub struct MediaConfig {
     pub transcode_workers: usize,
     /// Nice value of the transcoder's threads (forwarding comes first).
     pub transcode_nice: i32,
+    /// Which frames of a two-temporal-layer publisher the transcoder decodes.
+    pub transcode_temporal: quicmeet_transcode::pool::TemporalPolicy,
     /// More lower layers than this at once count as a saturated transcoder pool.
     pub transcode_saturation_layers: Option<u32>,
 }
@@ -110,7 +112,11 @@ pub struct Attached {
 impl MediaHub {
     pub fn new(store: Store, config: MediaConfig, cancel: CancellationToken) -> Arc<Self> {
         let transcoders = if config.transcode_workers > 0 {
-            match xcode::Transcoders::new(config.transcode_workers, config.transcode_nice) {
+            match xcode::Transcoders::new(
+                config.transcode_workers,
+                config.transcode_nice,
+                config.transcode_temporal,
+            ) {
                 Ok(t) => Some(Arc::new(t)),
                 Err(e) => {
                     tracing::error!(error = %e, "server-side layers are off");

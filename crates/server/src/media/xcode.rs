@@ -64,8 +64,13 @@ impl Drop for TrackTranscoder {
 }
 
 impl Transcoders {
-    /// Starts the pool with `workers` threads at nice value `nice`.
-    pub fn new(workers: usize, nice: i32) -> anyhow::Result<Self> {
+    /// Starts the pool with `workers` threads at nice value `nice`, decoding what `temporal`
+    /// says of two-temporal-layer publishers.
+    pub fn new(
+        workers: usize,
+        nice: i32,
+        temporal: quicmeet_transcode::pool::TemporalPolicy,
+    ) -> anyhow::Result<Self> {
         let routes: Arc<Mutex<HashMap<u32, Route>>> = Arc::default();
         let r2 = routes.clone();
         let sink = move |ev: PoolEvent| match ev {
@@ -102,6 +107,7 @@ impl Transcoders {
         let config = PoolConfig {
             workers,
             nice,
+            temporal,
             ..PoolConfig::default()
         };
         let pool = Pool::new(config, sink)
