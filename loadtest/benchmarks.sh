@@ -3,7 +3,7 @@
 # 10 steps of 10 s of media; fixed: 20 s), each wrapped in a timeout.
 #
 #   cargo build --release -p quicmeet-loadtest -p quicmeet-server
-#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|past|audio-path|audio-pinned|publayers|temporal|cluster|cluster-capped]...
+#   loadtest/benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel|past|audio-path|audio-pinned|publayers|temporal|temporal-policy|cluster|cluster-capped]...
 #
 # lab: the impairment lab's figures (issue 10), both transports, 20 s each. QM=/path/to/quicmeet
 # picks the server binary (to compare two builds); LT likewise the load tester.
@@ -35,6 +35,8 @@
 # pattern (the transcoder's worst case).
 # temporal: the same meeting without publisher layers, the publishers' camera in one temporal
 # layer and then in two (--video-temporal-layers 2, L1T2 as browsers send it), interleaved twice.
+# temporal-policy: L1T2 publishers, the transcoder's --transcode-temporal base-layer against
+# when-busy, in a meeting the workers carry and one that saturates them.
 set -u
 OUT=${1:?usage: benchmarks.sh OUT_DIR [cap|audio|fixed|lab|lab-kernel]...}
 shift
@@ -63,6 +65,7 @@ for f in sys.argv[1:]:
           f"({100 * dropped / max(1, dropped + fed):.1f} %), decoded {decoded:.0f} · {pairs} layer-1 subscriptions got "
           f"{v['frames_received'] / max(1, pairs) / w:.1f} fps each, seq loss {v['loss_pct']:.2f} %, "
           f"latency p50 {v['latency_ms']['p50']:.1f} / p99 {v['latency_ms']['p99']:.1f} ms · "
+          f"temporal switches {d.get('quicmeet_transcode_temporal_switches_total', 0):.0f} · "
           f"layers taken over {d.get('quicmeet_publisher_layers_started_total', 0):.0f}, "
           f"stop_layer sent {d.get('quicmeet_stop_layer_total', 0):.0f} · "
           f"server {r['server']['cpu_cores'] or 0:.2f} cores, tester {r['tester']['cpu_cores'] or 0:.2f} · "
@@ -231,6 +234,20 @@ PY
       run temporal-t2-$round --spawn-server "$QM" --transport wt $P --video-temporal-layers 2
     done
     publayers_summary temporal-*.json
+    ;;
+  temporal-policy)
+    # Issue 15: publishers in two temporal layers (L1T2), the pool's policy fixed to the base
+    # layer against when-busy (every frame while a worker has room), at a meeting size the two
+    # workers carry on every frame (TPOLICY_LIGHT, default 8) and one that saturates them
+    # (TPOLICY_HEAVY, default 24); interleaved twice.
+    for n in ${TPOLICY_LIGHT:-8} ${TPOLICY_HEAVY:-24}; do
+      P="--rooms 1 --publishers-per-room $n --subscribers-per-room 2 --publishers-watch off --layer 1 $V720 --video-scene ${PUBLAYERS_SCENE:-pattern} --duration 20 --server-arg=--transcode-workers=2 --video-temporal-layers 2"
+      for round in 1 2; do
+        run tpolicy$n-base-$round --spawn-server "$QM" --transport wt $P --server-arg=--transcode-temporal=base-layer
+        run tpolicy$n-busy-$round --spawn-server "$QM" --transport wt $P --server-arg=--transcode-temporal=when-busy
+      done
+    done
+    publayers_summary tpolicy*.json
     ;;
   past)
     for n in ${PAST_N:-32 36 40 44 48 56}; do

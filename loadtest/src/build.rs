@@ -166,6 +166,10 @@ pub(crate) fn build_report(args: &Args, ctx: &Ctx, input: BuildInput) -> Report 
                 || k.starts_with("quicmeet_produce_layer")
                 || k.starts_with("quicmeet_stop_layer")
                 || k.starts_with("quicmeet_publisher_layers")
+                // Audio the server's QUIC dropped for waiting past its age limit, and the
+                // transcoder's switches between every frame and the base temporal layer.
+                || k == "quicmeet_media_quic_datagrams_expired_total"
+                || k == "quicmeet_transcode_temporal_switches_total"
             {
                 drops.insert(k.clone(), v - a.get(k).copied().unwrap_or(0.0));
             }

@@ -342,7 +342,11 @@ mod tests {
         let c = Config::parse_from(["quicmeet", "--transcode-temporal", "base-layer"]);
         assert_eq!(c.transcode_temporal, TemporalPolicy::BaseLayer);
         let e = Config::try_parse_from(["quicmeet", "--transcode-temporal", "half"]).unwrap_err();
-        assert!(e.to_string().contains("every-frame, base-layer or when-busy"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("every-frame, base-layer or when-busy"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -430,7 +430,7 @@ async fn outage_relay(
 }
 
 /// A listener whose path goes dark for a second, then comes back: the server's QUIC drops the
-/// audio that waited longer than its age limit (100 ms) instead of sending the outage's
+/// audio that waited longer than its age limit (150 ms) instead of sending the outage's
 /// backlog, so the listener hears live audio again as soon as the path carries it, and
 /// `quicmeet_media_quic_datagrams_expired_total` counts what was dropped. With only a byte
 /// bound on QUIC's datagram buffer (as before), the whole second of audio (under 7 KB) waited

@@ -80,6 +80,16 @@ impl Hist {
         self.h.len()
     }
 
+    /// Samples above `v` (µs), to the histogram's resolution: values in the bucket that holds
+    /// `v` count as not above it.
+    pub fn count_above(&self, v: u64) -> u64 {
+        if v >= self.max {
+            return 0;
+        }
+        let from = self.h.highest_equivalent(v).saturating_add(1);
+        self.h.count_between(from, self.max)
+    }
+
     /// Add another histogram's samples.
     pub fn merge(&mut self, other: &Hist) {
         if other.count() == 0 {
@@ -177,6 +187,19 @@ mod tests {
         }
         let ps = p.summary();
         assert!(ps.p50 >= 5_000 && ps.p50 <= 5_005, "{ps:?}");
+    }
+
+    #[test]
+    fn count_above_counts_the_late_samples() {
+        let mut h = Hist::new();
+        for v in [10_000u64, 149_000, 151_000, 200_000, 2_000_000] {
+            h.record(v);
+        }
+        assert_eq!(h.count_above(150_000), 3);
+        assert_eq!(h.count_above(0), 5);
+        assert_eq!(h.count_above(2_000_000), 0);
+        assert_eq!(h.count_above(5_000_000), 0);
+        assert_eq!(Hist::new().count_above(1), 0);
     }
 
     #[test]

@@ -88,7 +88,22 @@ pub struct Figures {
     pub p99_ms: f64,
     /// Latency p99 of frames after the settle allowance (ms).
     pub settled_p99_ms: f64,
+    /// Frames received later than the kind's deadline ([`AUDIO_DEADLINE`],
+    /// [`VIDEO_DEADLINE`]) after capture, in percent of the frames sent: what a player that
+    /// keeps conversation latency skips or plays as a stall.
+    pub late_pct: f64,
+    /// Lost and late together, in percent of the frames sent: the share a user does not get in
+    /// time. A server that drops stale media (instead of delivering it late) moves frames from
+    /// late to lost; this sum is the fair comparison.
+    pub lost_or_late_pct: f64,
 }
+
+/// Audio later than this after capture is late: the one-way delay past which a conversation
+/// suffers (ITU-T G.114), and past the browser client's largest jitter buffer (120 ms) plus
+/// the way there.
+pub const AUDIO_DEADLINE: Duration = Duration::from_millis(150);
+/// Video later than this after capture is late (G.114's upper bound for interactive use).
+pub const VIDEO_DEADLINE: Duration = Duration::from_millis(400);
 
 /// One group of streams.
 #[derive(Debug, Clone, Serialize)]
@@ -133,7 +148,7 @@ pub struct LabReport {
     pub rung_changes: Vec<RungChange>,
 }
 
-fn figures<'a>(streams: impl Iterator<Item = &'a StreamStat>) -> Figures {
+fn figures<'a>(streams: impl Iterator<Item = &'a StreamStat>, deadline: Duration) -> Figures {
     let mut f = Figures::default();
     let (mut lat, mut settled) = (Hist::default(), Hist::default());
     for s in streams {
@@ -153,6 +168,11 @@ fn figures<'a>(streams: impl Iterator<Item = &'a StreamStat>) -> Figures {
     f.p50_ms = a.p50 as f64 / 1000.0;
     f.p99_ms = a.p99 as f64 / 1000.0;
     f.settled_p99_ms = b.p99 as f64 / 1000.0;
+    if n > 0 {
+        let late = lat.count_above(deadline.as_micros() as u64);
+        f.late_pct = late as f64 * 100.0 / n as f64;
+        f.lost_or_late_pct = (late + f.lost) as f64 * 100.0 / n as f64;
+    }
     f
 }
 
@@ -191,12 +211,14 @@ pub fn build(
                     .iter()
                     .copied()
                     .filter(|s| s.kind == MediaKind::Audio),
+                AUDIO_DEADLINE,
             ),
             video: figures(
                 members
                     .iter()
                     .copied()
                     .filter(|s| s.kind == MediaKind::Video),
+                VIDEO_DEADLINE,
             ),
             layer_switches: mine.len() as u64,
             settled_at_s: last.values().copied().reduce(f64::max),
@@ -249,10 +271,11 @@ impl LabReport {
         );
         let _ = writeln!(
             s,
-            "  {:<27} {:>15} {:>7} {:>15} {:>7} {:>12} {:>8} {:>6} {:>9}",
+            "  {:<27} {:>15} {:>7} {:>11} {:>15} {:>7} {:>12} {:>8} {:>6} {:>9}",
             "group",
             "audio p50/p99",
             "loss%",
+            "lost+late%",
             "video p50/p99",
             "loss%",
             "video p99>3s",
@@ -263,10 +286,11 @@ impl LabReport {
         for g in &self.groups {
             let _ = writeln!(
                 s,
-                "  {:<27} {:>15} {:>7.2} {:>15} {:>7.2} {:>12.1} {:>8} {:>6} {:>9}",
+                "  {:<27} {:>15} {:>7.2} {:>11.2} {:>15} {:>7.2} {:>12.1} {:>8} {:>6} {:>9}",
                 g.name,
                 format!("{:.1}/{:.1}", g.audio.p50_ms, g.audio.p99_ms),
                 g.audio.loss_pct,
+                g.audio.lost_or_late_pct,
                 format!("{:.1}/{:.1}", g.video.p50_ms, g.video.p99_ms),
                 g.video.loss_pct,
                 g.video.settled_p99_ms,

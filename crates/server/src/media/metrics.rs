@@ -203,7 +203,7 @@ impl Collector for MediaMetricsView {
             (
                 "quicmeet_media_quic_datagrams_expired_total",
                 "Of the dropped QUIC datagrams, those that waited in QUIC longer than the age \
-                 limit (100 ms) and were discarded unsent: audio too late to be worth sending.",
+                 limit (150 ms) and were discarded unsent: audio too late to be worth sending.",
                 &m.expired_quic_datagrams,
             ),
             (

@@ -48,9 +48,12 @@ const SEND_WINDOW: u64 = 256 * 1024;
 /// window shrunk by loss, an outage) or when the connection's task runs late on a busy server.
 /// Past this age QUIC drops them unsent (our patch to quinn-proto, third_party/README.md):
 /// audio that late is worth less than the fresh audio queued behind it, which a listener
-/// then hears at once instead of after the backlog. 100 ms, as the Rust client's receive
-/// bound; a saturated machine runs a connection's task 40–50 ms late, well within it.
-const DATAGRAM_MAX_AGE: Duration = Duration::from_millis(100);
+/// then hears at once instead of after the backlog. 150 ms, the receive bound of browsers and
+/// of the Rust client (`quicmeet_client::DATAGRAM_MAX_AGE`). 100 ms also cut into ordinary
+/// loss recovery on a bursty link: it dropped audio that would have come in time, and lost
+/// more than 16 KiB did in some runs (BENCHMARKS.md section 5, ninth pass). A saturated
+/// machine runs a connection's task 40–50 ms late, well within either.
+const DATAGRAM_MAX_AGE: Duration = Duration::from_millis(150);
 /// Bytes of outgoing datagrams QUIC may buffer: a memory bound only, since
 /// [`DATAGRAM_MAX_AGE`] bounds the wait. About 0.4 s of a 64-person meeting's audio (each
 /// listener gets 63 streams of about 100-byte frames at 50 per second). When it was the only
