@@ -788,6 +788,22 @@ fn push_clip(
     }
 }
 
+/// A pool of one worker with `queue` frames per track, deciding on temporal layers by
+/// `policy` over 100 ms windows.
+fn one_worker_pool(
+    queue: usize,
+    policy: TemporalPolicy,
+) -> (Pool, std::sync::mpsc::Receiver<PoolEvent>) {
+    Pool::with_channel(PoolConfig {
+        workers: 1,
+        queue_per_track: queue,
+        temporal: policy,
+        load_window: Duration::from_millis(100),
+        ..PoolConfig::default()
+    })
+    .unwrap()
+}
+
 /// Waits (at most 5 s) until `ok` holds for the pool's counters; returns the last snapshot.
 fn wait_for_pool(
     pool: &Pool,
@@ -819,13 +835,7 @@ fn a_pool_worker_decodes_every_frame_with_room_and_the_base_layer_only_when_busy
         bitrate_bps: 800_000,
     };
     let clip = testsrc::vp8_clip_two_temporal_layers(&cfg, Scene::Camera).unwrap();
-    let (pool, _rx) = Pool::with_channel(PoolConfig {
-        workers: 1,
-        queue_per_track: 4,
-        load_window: Duration::from_millis(100),
-        ..PoolConfig::default()
-    })
-    .unwrap();
+    let (pool, _rx) = one_worker_pool(4, TemporalPolicy::WhenBusy);
     let tracks: Vec<_> = (0..6u32)
         .map(|i| {
             let t = pool.add_track(i, Config::new(TrackKind::Camera)).unwrap();
@@ -921,14 +931,7 @@ fn a_fixed_temporal_policy_holds_whatever_the_load() {
         (TemporalPolicy::BaseLayer, clip.len().div_ceil(2)),
         (TemporalPolicy::EveryFrame, clip.len()),
     ] {
-        let (pool, _rx) = Pool::with_channel(PoolConfig {
-            workers: 1,
-            queue_per_track: clip.len(),
-            temporal: policy,
-            load_window: Duration::from_millis(100),
-            ..PoolConfig::default()
-        })
-        .unwrap();
+        let (pool, _rx) = one_worker_pool(clip.len(), policy);
         let t = pool.add_track(1, Config::new(TrackKind::Camera)).unwrap();
         t.set_active(1, true);
         // Unpaced into a queue that holds it all: the worker is busy, and nothing drops.
