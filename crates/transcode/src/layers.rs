@@ -424,11 +424,6 @@ impl LayerTranscoder {
         }
     }
 
-    /// Whether only the base temporal layer is decoded (see [`Self::set_base_layer_only`]).
-    pub fn base_layer_only(&self) -> bool {
-        self.config.tuning.decoder.skip_nonref
-    }
-
     /// The counters this transcoder reports into.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics

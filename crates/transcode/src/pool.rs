@@ -557,10 +557,14 @@ impl Worker {
         }
     }
 
-    /// A new (or rebuilt) transcoder decodes what this worker decodes now.
-    fn new_transcoder(&self, config: layers::Config) -> Result<LayerTranscoder> {
-        let mut t = LayerTranscoder::with_metrics(config, self.metrics.clone())?;
-        t.set_base_layer_only(self.load.base_only);
+    /// A new (or rebuilt) transcoder, decoding what its worker decodes now (`base_only`).
+    fn new_transcoder(
+        config: layers::Config,
+        metrics: &Arc<Metrics>,
+        base_only: bool,
+    ) -> Result<LayerTranscoder> {
+        let mut t = LayerTranscoder::with_metrics(config, metrics.clone())?;
+        t.set_base_layer_only(base_only);
         Ok(t)
     }
 
@@ -624,7 +628,7 @@ impl Worker {
                 self.slots.remove(&id);
             }
             for (id, config) in added {
-                match self.new_transcoder(config.clone()) {
+                match Self::new_transcoder(config.clone(), &self.metrics, self.load.base_only) {
                     Ok(transcoder) => {
                         self.slots.insert(
                             id,
@@ -723,14 +727,8 @@ impl Worker {
             Err(_) => {
                 Metrics::add(&self.metrics.panics, 1);
                 tracing::error!(track = id, "transcoder panicked; rebuilding it");
-                let rebuilt =
-                    LayerTranscoder::with_metrics(slot.config.clone(), self.metrics.clone()).map(
-                        |mut t| {
-                            t.set_base_layer_only(self.load.base_only);
-                            t
-                        },
-                    );
-                match rebuilt {
+                match Self::new_transcoder(slot.config.clone(), &self.metrics, self.load.base_only)
+                {
                     Ok(mut t) => {
                         for &layer in &slot.active {
                             let _ = t.set_active(layer, true, now);

@@ -53,6 +53,18 @@ fn small_clip(width: u32, height: u32, frames: u32) -> Vec<EncodedFrame> {
     .unwrap()
 }
 
+/// A 640x360, 30 fps, 800 kbit/s clip of `frames` frames, a keyframe every `keyframe_interval`.
+fn clip_360p(frames: u32, keyframe_interval: u32) -> ClipConfig {
+    ClipConfig {
+        width: 640,
+        height: 360,
+        fps: 30,
+        frames,
+        keyframe_interval,
+        bitrate_bps: 800_000,
+    }
+}
+
 fn of_layer(frames: &[LayerFrame], layer: u8) -> Vec<&LayerFrame> {
     frames.iter().filter(|f| f.layer == layer).collect()
 }
@@ -658,14 +670,7 @@ fn both_layers_of(
 #[test]
 fn the_encode_breakout_keeps_a_cameras_layers_within_1_db() {
     quiet();
-    let cfg = ClipConfig {
-        width: 640,
-        height: 360,
-        fps: 30,
-        frames: 60,
-        keyframe_interval: 60,
-        bitrate_bps: 800_000,
-    };
+    let cfg = clip_360p(60, 60);
     let clip = testsrc::vp8_clip_of(&cfg, Scene::Camera).unwrap();
     let now = Instant::now();
     let run = |breakout: bool| {
@@ -708,14 +713,7 @@ fn the_encode_breakout_keeps_a_cameras_layers_within_1_db() {
 #[test]
 fn with_two_temporal_layers_the_base_layer_alone_makes_half_rate_layers_without_drift() {
     quiet();
-    let cfg = ClipConfig {
-        width: 640,
-        height: 360,
-        fps: 30,
-        frames: 90,
-        keyframe_interval: 90,
-        bitrate_bps: 800_000,
-    };
+    let cfg = clip_360p(90, 90);
     let clip = testsrc::vp8_clip_two_temporal_layers(&cfg, Scene::Camera).unwrap();
     assert_eq!(clip.len(), cfg.frames as usize);
 
@@ -826,14 +824,7 @@ fn wait_for_pool(
 #[test]
 fn a_pool_worker_decodes_every_frame_with_room_and_the_base_layer_only_when_busy() {
     quiet();
-    let cfg = ClipConfig {
-        width: 640,
-        height: 360,
-        fps: 30,
-        frames: 60,
-        keyframe_interval: 30,
-        bitrate_bps: 800_000,
-    };
+    let cfg = clip_360p(60, 30);
     let clip = testsrc::vp8_clip_two_temporal_layers(&cfg, Scene::Camera).unwrap();
     let (pool, _rx) = one_worker_pool(4, TemporalPolicy::WhenBusy);
     let tracks: Vec<_> = (0..6u32)
